@@ -1,0 +1,67 @@
+//! The Barong REST API on the REST listener, one module per Barong namespace. Every route is
+//! served under `/api/v2/barong/...` (the public path behind a gateway) and `/api/v2/...`
+//! (Barong's own mount point, for proxies that strip `/barong`).
+
+pub mod error;
+pub mod params;
+mod public;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tower_http::trace::TraceLayer;
+
+use crate::domain::password::PasswordPolicy;
+use crate::store::Store;
+
+pub use error::ApiError;
+
+/// What every handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub password_policy: Arc<PasswordPolicy>,
+    /// The body of `GET configs`, computed once from the settings.
+    pub public_configs: Arc<Value>,
+    /// Build information answered by `GET version`.
+    pub version: Arc<Value>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_size: usize,
+    /// How long a readiness check waits for the database.
+    pub ready_timeout: Duration,
+}
+
+/// The complete REST router, both mount points, with Barong's 404 for everything else.
+pub fn router(state: ApiState) -> Router {
+    let namespaces = Router::new()
+        .nest("/identity", public::routes("identity"))
+        .nest(
+            "/public",
+            public::routes("public").merge(public::health_routes()),
+        );
+    Router::new()
+        .nest("/api/v2/barong", namespaces.clone())
+        .nest("/api/v2", namespaces)
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(route_not_found)
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state)
+}
+
+/// Barong answers an unknown path, or a known path with the wrong method, with 404.
+async fn route_not_found() -> Response {
+    ApiError::route_not_found().into_response()
+}
+
+/// One span per request; the method and path only (queries may carry tokens).
+fn request_span(request: &Request) -> tracing::Span {
+    tracing::info_span!(
+        "rest",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}

@@ -1,0 +1,313 @@
+//! Request parameters as Grape sees them: the query string merged with a JSON, form-urlencoded
+//! or multipart body into one map, then validated per endpoint with Barong's generated error
+//! keys (`<module>.<resource>.missing_<param>`, `..._empty_<param>`, `invalid`).
+
+use axum::body::Body;
+use axum::extract::{FromRef, FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde_json::{Map, Value};
+
+use super::ApiState;
+use super::error::ApiError;
+
+/// The merged parameters of one request.
+#[derive(Debug, Default, Clone)]
+pub struct Params(pub Map<String, Value>);
+
+impl<S> FromRequest<S> for Params
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = ApiState::from_ref(state).max_body_size;
+        let mut params = Map::new();
+        if let Some(query) = request.uri().query() {
+            merge_pairs(&mut params, form_urlencoded::parse(query.as_bytes()));
+        }
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let body = request.into_body();
+        if content_type.starts_with("multipart/form-data") {
+            read_multipart(&mut params, body, &content_type, limit).await?;
+        } else {
+            let bytes = read_body(body, limit).await?;
+            if content_type.starts_with("application/json") && !bytes.is_empty() {
+                merge_json(&mut params, &bytes)?;
+            } else if content_type.starts_with("application/x-www-form-urlencoded") {
+                merge_pairs(&mut params, form_urlencoded::parse(&bytes));
+            }
+        }
+        Ok(Params(params))
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| body_too_large())
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request.body_too_large")
+}
+
+fn malformed_body() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "request.malformed_body")
+}
+
+/// A JSON object body merges its keys; any other JSON value is refused as malformed.
+fn merge_json(params: &mut Map<String, Value>, bytes: &[u8]) -> Result<(), ApiError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(object)) => {
+            params.extend(object);
+            Ok(())
+        }
+        _ => Err(malformed_body()),
+    }
+}
+
+/// Form pairs: `key[]` collects an array, `key[sub]` an object, as Rack parses them.
+fn merge_pairs<'a>(
+    params: &mut Map<String, Value>,
+    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) {
+    for (key, value) in pairs {
+        insert_field(params, &key, Value::String(value.into_owned()));
+    }
+}
+
+fn insert_field(params: &mut Map<String, Value>, key: &str, value: Value) {
+    if let Some(name) = key.strip_suffix("[]") {
+        let entry = params
+            .entry(name.to_owned())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        match entry {
+            Value::Array(items) => items.push(value),
+            other => *other = Value::Array(vec![value]),
+        }
+    } else if let Some((name, rest)) = key.split_once('[')
+        && let Some(sub) = rest.strip_suffix(']')
+        && !sub.is_empty()
+    {
+        let entry = params
+            .entry(name.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        if let Value::Object(object) = entry {
+            object.insert(sub.to_owned(), value);
+        }
+    } else {
+        params.insert(key.to_owned(), value);
+    }
+}
+
+/// Multipart text fields become strings; file fields become `{"filename", "content_type",
+/// "size"}` descriptions (uploads are streamed to storage by the endpoints that take them).
+async fn read_multipart(
+    params: &mut Map<String, Value>,
+    body: Body,
+    content_type: &str,
+    limit: usize,
+) -> Result<(), ApiError> {
+    let boundary = multer::parse_boundary(content_type).map_err(|_| malformed_body())?;
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit as u64));
+    let mut multipart =
+        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => return Ok(()),
+            Err(multer::Error::StreamSizeExceeded { .. }) => return Err(body_too_large()),
+            Err(_) => return Err(malformed_body()),
+        };
+        let Some(name) = field.name().map(str::to_owned) else {
+            continue;
+        };
+        let file_name = field.file_name().map(str::to_owned);
+        let mime = field.content_type().map(|m| m.to_string());
+        let bytes = field.bytes().await.map_err(|e| match e {
+            multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+                body_too_large()
+            }
+            _ => malformed_body(),
+        })?;
+        let value = match file_name {
+            Some(filename) => serde_json::json!({
+                "filename": filename,
+                "content_type": mime,
+                "size": bytes.len(),
+            }),
+            None => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        };
+        insert_field(params, &name, value);
+    }
+}
+
+/// Validates declared parameters in declaration order, collecting Barong's keys.
+pub struct Validator<'a> {
+    scope: &'a str,
+    params: &'a Params,
+    errors: Vec<String>,
+}
+
+impl<'a> Validator<'a> {
+    /// `scope` is `<module>.<resource>`, e.g. `identity.user`.
+    pub fn new(scope: &'a str, params: &'a Params) -> Self {
+        Self {
+            scope,
+            params,
+            errors: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, key: String) {
+        if !self.errors.contains(&key) {
+            self.errors.push(key);
+        }
+    }
+
+    /// A required parameter of any type; only its presence is checked.
+    pub fn required_any(&mut self, name: &str) -> Option<&'a Value> {
+        let value = self.params.0.get(name);
+        if value.is_none() {
+            self.push(format!("{}.missing_{name}", self.scope));
+        }
+        value
+    }
+
+    /// A required, not-blank string: missing gives `missing_` and `empty_`, blank gives `empty_`,
+    /// a non-scalar gives `invalid`.
+    pub fn required_string(&mut self, name: &str) -> Option<String> {
+        let raw = self.params.0.get(name);
+        if raw.is_none() {
+            self.push(format!("{}.missing_{name}", self.scope));
+        }
+        self.present_string(name, raw)
+    }
+
+    /// An optional string that must not be blank when given.
+    pub fn optional_nonblank_string(&mut self, name: &str) -> Option<String> {
+        let raw = self.params.0.get(name)?;
+        self.present_string(name, Some(raw))
+    }
+
+    /// An optional string, blank allowed; a non-scalar gives `invalid`.
+    pub fn optional_string(&mut self, name: &str) -> Option<String> {
+        match self.params.0.get(name)? {
+            Value::Null => None,
+            value => {
+                let coerced = coerce_string(value);
+                if coerced.is_none() {
+                    self.push("invalid".into());
+                }
+                coerced
+            }
+        }
+    }
+
+    fn present_string(&mut self, name: &str, raw: Option<&Value>) -> Option<String> {
+        let coerced = raw.and_then(coerce_string);
+        if raw.is_some_and(|v| !v.is_null()) && coerced.is_none() {
+            self.push("invalid".into());
+            return None;
+        }
+        match coerced {
+            Some(text) if !text.trim().is_empty() => Some(text),
+            _ => {
+                self.push(format!("{}.empty_{name}", self.scope));
+                None
+            }
+        }
+    }
+
+    /// The collected errors as a 422, or Ok when there were none.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::unprocessable(self.errors))
+        }
+    }
+}
+
+/// Grape's String coercion: strings as they are, numbers and booleans as their text,
+/// arrays and objects refused.
+pub fn coerce_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(value: Value) -> Params {
+        match value {
+            Value::Object(map) => Params(map),
+            _ => Params::default(),
+        }
+    }
+
+    #[test]
+    fn missing_required_strings_give_missing_and_empty_in_order() {
+        let p = params(json!({}));
+        let mut v = Validator::new("identity.user", &p);
+        v.required_string("email");
+        v.required_string("password");
+        let err = v.finish().expect_err("invalid");
+        assert_eq!(
+            err.body,
+            super::super::error::ErrorBody::Keys(vec![
+                "identity.user.missing_email".into(),
+                "identity.user.empty_email".into(),
+                "identity.user.missing_password".into(),
+                "identity.user.empty_password".into(),
+            ])
+        );
+    }
+
+    #[test]
+    fn blank_and_wrong_types() {
+        let p = params(json!({"email": "  ", "password": {"a": 1}, "username": 5}));
+        let mut v = Validator::new("identity.user", &p);
+        v.required_string("email");
+        v.required_string("password");
+        assert_eq!(v.optional_string("username").as_deref(), Some("5"));
+        let err = v.finish().expect_err("invalid");
+        assert_eq!(
+            err.body,
+            super::super::error::ErrorBody::Keys(vec![
+                "identity.user.empty_email".into(),
+                "invalid".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn form_brackets_build_arrays_and_objects() {
+        let mut map = Map::new();
+        merge_pairs(
+            &mut map,
+            form_urlencoded::parse(b"a[]=1&a[]=2&c[x]=y&plain=%20v"),
+        );
+        assert_eq!(
+            Value::Object(map),
+            json!({"a": ["1", "2"], "c": {"x": "y"}, "plain": " v"})
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! Pass and block path rules in Barong's `authz_rules.yml` format.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Barong's default rules, used when `BARONG_AUTHZ_RULES_FILE` is unset.
+pub const DEFAULT_RULES: &str = include_str!("../../config/authz_rules.yml");
+
+/// Path-prefix rules, matched with a plain `starts_with` as Barong does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    pub pass: Vec<String>,
+    pub block: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    rules: RuleLists,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RuleLists {
+    #[serde(default)]
+    pass: Option<Vec<String>>,
+    #[serde(default)]
+    block: Option<Vec<String>>,
+}
+
+/// Why a rules file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid authz rules: {0}")]
+pub struct RulesError(pub String);
+
+impl Rules {
+    /// Parses the YAML text (`rules: {pass: [...], block: [...]}`).
+    pub fn parse(text: &str) -> Result<Self, RulesError> {
+        let file: RulesFile =
+            serde_yaml_ng::from_str(text).map_err(|e| RulesError(e.to_string()))?;
+        Ok(Self {
+            pass: file.rules.pass.unwrap_or_default(),
+            block: file.rules.block.unwrap_or_default(),
+        })
+    }
+
+    /// Reads the file at `path`, or the built-in defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<Self, RulesError> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| RulesError(format!("{}: {e}", path.display())))?;
+                Self::parse(&text)
+            }
+            None => Self::parse(DEFAULT_RULES),
+        }
+    }
+
+    /// True when `path` starts with a block prefix.
+    pub fn is_blocked(&self, path: &str) -> bool {
+        self.block
+            .iter()
+            .any(|prefix| path.starts_with(prefix.as_str()))
+    }
+
+    /// True when `path` starts with a pass prefix.
+    pub fn is_public(&self, path: &str) -> bool {
+        self.pass
+            .iter()
+            .any(|prefix| path.starts_with(prefix.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pass_identity_and_block_management() {
+        let rules = Rules::load(None).expect("defaults");
+        assert!(rules.is_public("api/v2/barong/identity/sessions"));
+        assert!(rules.is_public("api/v2/peatio/public/markets"));
+        assert!(rules.is_blocked("api/v2/barong/management/users"));
+        assert!(!rules.is_public("api/v2/barong/resource/users/me"));
+        assert!(!rules.is_blocked("api/v2/barong/resource/users/me"));
+    }
+
+    #[test]
+    fn empty_lists_and_bad_files() {
+        let rules = Rules::parse("rules:\n  pass:\n").expect("empty pass");
+        assert!(rules.pass.is_empty() && rules.block.is_empty());
+        assert!(Rules::parse("nope: 1").is_err());
+    }
+}

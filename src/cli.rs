@@ -1,0 +1,190 @@
+//! The `barong` command line: `serve`, `migrate`, `seed`, `keys generate`, `config`.
+//!
+//! Exit codes: 0 success, 1 runtime failure (database unreachable, port taken), 2 invalid
+//! settings or arguments. Failures print one line, never a backtrace.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, LogFormat};
+use crate::crypto::keys::{self, KeyAlgorithm};
+use crate::server;
+
+/// A Barong-compatible auth gateway: authz sidecar for Envoy/nginx and the Barong REST API.
+#[derive(Debug, Parser)]
+#[command(name = "barong", version, about)]
+pub struct Cli {
+    /// TOML file with settings (keys as the env names, lower-case, without `BARONG_`);
+    /// environment variables win over it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the authz and REST listeners (migrates and seeds an empty database first).
+    Serve {
+        /// Do not apply pending migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load levels, permissions, restrictions and users from a seeds.yml (idempotent).
+    Seed {
+        /// Seeds file in Barong's format; default BARONG_SEEDS_FILE or the built-in seeds.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the effective configuration (secrets redacted); non-zero exit when invalid.
+    Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new JWT signing private key (PKCS#8 PEM).
+    Generate {
+        /// Signature algorithm of the key.
+        #[arg(long, value_enum, default_value = "RS256")]
+        algorithm: AlgorithmArg,
+        /// Where to write the key (must not exist).
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+}
+
+/// `--algorithm` values, spelled as JOSE spells them.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AlgorithmArg {
+    #[value(name = "RS256")]
+    Rs256,
+    #[value(name = "ES256")]
+    Es256,
+    #[value(name = "EdDSA")]
+    EdDsa,
+}
+
+impl From<AlgorithmArg> for KeyAlgorithm {
+    fn from(arg: AlgorithmArg) -> Self {
+        match arg {
+            AlgorithmArg::Rs256 => KeyAlgorithm::Rs256,
+            AlgorithmArg::Es256 => KeyAlgorithm::Es256,
+            AlgorithmArg::EdDsa => KeyAlgorithm::EdDsa,
+        }
+    }
+}
+
+/// Parses the command line, runs the command, and turns the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Keys {
+        command: KeysCommand::Generate { algorithm, out },
+    } = &cli.command
+    {
+        return generate_key((*algorithm).into(), out);
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("barong: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config = cli.command {
+        for (name, value) in config.describe() {
+            println!("{name}={value}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("barong: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "barong failed");
+            eprintln!("barong: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), server::ServeError> {
+    match command {
+        Command::Serve { no_migrate } => server::serve(config, !no_migrate).await,
+        Command::Migrate => {
+            let started = std::time::Instant::now();
+            let store = server::open_store(&config).await?;
+            let applied = store.migrate().await?;
+            println!(
+                "applied {} migration(s) {:?} in {} ms",
+                applied.len(),
+                applied,
+                started.elapsed().as_millis()
+            );
+            Ok(())
+        }
+        Command::Seed { file } => {
+            let started = std::time::Instant::now();
+            let store = server::open_store(&config).await?;
+            store.migrate().await?;
+            let report = server::seed(&config, store.as_ref(), file.as_deref()).await?;
+            println!(
+                "seeded levels={} permissions={} restrictions={} users={} in {} ms",
+                report.levels,
+                report.permissions,
+                report.restrictions,
+                report.users,
+                started.elapsed().as_millis()
+            );
+            Ok(())
+        }
+        Command::Keys { .. } | Command::Config => Ok(()),
+    }
+}
+
+fn generate_key(algorithm: KeyAlgorithm, out: &std::path::Path) -> ExitCode {
+    let result = keys::generate_private_key_pem(algorithm)
+        .and_then(|pem| keys::write_secret_file(out, &pem));
+    match result {
+        Ok(()) => {
+            println!(
+                "wrote {} private key to {}",
+                algorithm.name(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("barong: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Text logs by default, JSON with `BARONG_LOG_FORMAT=json`; `RUST_LOG` filters (default info).
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

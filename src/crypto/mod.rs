@@ -1,0 +1,12 @@
+//! Keys and cryptography: JWT signing keys (generated, loaded, provisioned for development) and
+//! the symmetric key that encrypts secrets at rest.
+
+pub mod keys;
+pub mod password_hash;
+
+pub use keys::{KeyAlgorithm, KeyError, SigningKey};
+
+/// Makes aws-lc-rs the process-wide rustls provider (idempotent; a second call is a no-op).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

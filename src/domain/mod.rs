@@ -1,0 +1,9 @@
+//! Plain types and rules of Barong's domain: users, labels, levels, permissions, restrictions.
+//! Nothing here does I/O; storage and HTTP build on these types.
+
+mod access;
+pub mod password;
+mod user;
+
+pub use access::{Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction};
+pub use user::{NewLabel, NewUser, User, generate_uid};

@@ -1,0 +1,5 @@
+//! The `barong` binary: everything lives in the library; see `cli`.
+
+fn main() -> std::process::ExitCode {
+    barong::cli::main()
+}

@@ -1,0 +1,281 @@
+//! `barong serve`: opens the store, provisions keys, then runs the authz and REST listeners
+//! until SIGTERM/SIGINT, when both stop accepting, finish in-flight requests and return.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::authz::{self, AuthzState, Rules};
+use crate::config::{CaptchaType, Config};
+use crate::crypto::keys::{self, EncryptionKey, KeyAlgorithm, SigningKey};
+use crate::domain::password::PasswordPolicy;
+use crate::seed::{DEFAULT_SEEDS, Seeds};
+use crate::store::{self, Store, StoreOptions};
+
+/// Why the server could not start or stopped with an error; printed as one line by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Keys(#[from] keys::KeyError),
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Seed(#[from] crate::seed::SeedError),
+    #[error("{0}")]
+    Rules(#[from] authz::rules::RulesError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Keys the server signs and encrypts with.
+pub struct Keys {
+    pub signing: SigningKey,
+    pub encryption: EncryptionKey,
+}
+
+/// The signing algorithm chosen by `BARONG_JWT_ALGORITHM`.
+pub fn key_algorithm(config: &Config) -> KeyAlgorithm {
+    match config.jwt_algorithm {
+        crate::config::JwtAlgorithm::Rs256 => KeyAlgorithm::Rs256,
+        crate::config::JwtAlgorithm::Es256 => KeyAlgorithm::Es256,
+        crate::config::JwtAlgorithm::EdDsa => KeyAlgorithm::EdDsa,
+    }
+}
+
+/// Loads the configured keys; outside production, generates missing ones into the data dir.
+pub fn load_keys(config: &Config) -> Result<Keys, ServeError> {
+    let algorithm = key_algorithm(config);
+    let signing = match &config.jwt_private_key_path {
+        Some(path) => SigningKey::load(path, algorithm)?,
+        None => {
+            let (key, generated) = keys::ensure_dev_signing_key(&config.data_dir, algorithm)?;
+            let path = keys::dev_signing_key_path(&config.data_dir, algorithm);
+            if generated {
+                tracing::warn!(path = %path.display(), "JWT_PRIVATE_KEY_PATH unset: generated a development signing key");
+            } else {
+                tracing::warn!(path = %path.display(), "JWT_PRIVATE_KEY_PATH unset: using the development signing key");
+            }
+            key
+        }
+    };
+    let encryption = match &config.encryption_key {
+        Some(secret) => EncryptionKey::parse(secret.expose())
+            .ok_or_else(|| ServeError::Invalid("invalid BARONG_ENCRYPTION_KEY".into()))?,
+        None => {
+            let (key, generated) = keys::ensure_dev_encryption_key(&config.data_dir)?;
+            let verb = if generated { "generated" } else { "using" };
+            tracing::warn!(dir = %config.data_dir.display(), "BARONG_ENCRYPTION_KEY unset: {verb} the development encryption key");
+            key
+        }
+    };
+    Ok(Keys {
+        signing,
+        encryption,
+    })
+}
+
+/// Opens the configured store.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    let options = StoreOptions {
+        url: config.database_url.clone(),
+        pool_size: config.db_pool_size as usize,
+        connect_timeout: Duration::from_millis(config.db_connect_timeout),
+    };
+    Ok(store::open(&options).await?)
+}
+
+/// Loads the seeds file (or the built-in defaults) and inserts what is missing.
+pub async fn seed(
+    config: &Config,
+    store: &dyn Store,
+    file: Option<&Path>,
+) -> Result<crate::seed::SeedReport, ServeError> {
+    let seeds = match file.or(config.seeds_file.as_deref()) {
+        Some(path) => Seeds::from_file(path)?,
+        None => Seeds::parse(DEFAULT_SEEDS)?,
+    };
+    Ok(seeds.apply(store, &config.uid_prefix).await?)
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
+    let started = Instant::now();
+    let _keys = load_keys(&config)?;
+    let store = open_store(&config).await?;
+    if migrate {
+        let applied = store.migrate().await?;
+        tracing::info!(?applied, "migrations applied");
+    }
+    if store.is_unseeded().await? {
+        let report = seed(&config, store.as_ref(), None).await?;
+        tracing::info!(?report, "empty database: default seeds loaded");
+    }
+    let api_state = api_state(&config, store.clone())?;
+    let authz_state = Arc::new(AuthzState {
+        rules: Rules::load(config.authz_rules_file.as_deref())?,
+    });
+
+    let authz_listener = bind(config.authz_addr).await?;
+    let api_listener = bind(config.api_addr).await?;
+    tracing::info!(
+        authz = %authz_listener.local_addr().map_err(|e| ServeError::Invalid(e.to_string()))?,
+        api = %api_listener.local_addr().map_err(|e| ServeError::Invalid(e.to_string()))?,
+        backend = ?store.backend(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "barong listening"
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    let authz_task = tokio::spawn(serve_authz(authz_listener, authz_state, shutdown.clone()));
+    let api_router = api::router(api_state);
+    let api_shutdown = shutdown.clone();
+    let api_task = tokio::spawn(async move {
+        axum::serve(api_listener, api_router)
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+            .await
+    });
+    let (authz_result, api_result) = tokio::join!(authz_task, api_task);
+    if let Ok(Err(error)) = api_result {
+        tracing::error!(%error, "REST listener failed");
+    }
+    if authz_result.is_err() {
+        tracing::error!("authz listener task failed");
+    }
+    tracing::info!("barong stopped");
+    Ok(())
+}
+
+/// The REST state from the settings: policy compiled once, `configs` body rendered once.
+pub fn api_state(config: &Config, store: Arc<dyn Store>) -> Result<ApiState, ServeError> {
+    let policy = PasswordPolicy::new(
+        &config.password_regexp,
+        config.password_min_entropy as f64,
+        config.password_use_dictionary,
+    )
+    .map_err(|e| ServeError::Invalid(format!("invalid BARONG_PASSWORD_REGEXP: {e}")))?;
+    Ok(ApiState {
+        store,
+        password_policy: Arc::new(policy),
+        public_configs: Arc::new(public_configs(config)),
+        version: Arc::new(version_info()),
+        max_body_size: config.max_body_size as usize,
+        ready_timeout: Duration::from_millis(config.db_connect_timeout),
+    })
+}
+
+/// The body of `GET configs`, null entries omitted as Barong omits them.
+fn public_configs(config: &Config) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert(
+        "session_expire_time".into(),
+        json!(config.session_expire_time),
+    );
+    body.insert("captcha_type".into(), json!(config.captcha.as_str()));
+    if config.captcha == CaptchaType::Recaptcha {
+        body.insert("captcha_id".into(), json!(config.recaptcha_site_key));
+    }
+    body.insert(
+        "phone_verification_type".into(),
+        json!(config.phone_verification.as_str()),
+    );
+    body.insert(
+        "password_min_entropy".into(),
+        json!(config.password_min_entropy),
+    );
+    body.insert(
+        "password_regexp".into(),
+        json!(format!("(?-mix:{})", config.password_regexp)),
+    );
+    Value::Object(body)
+}
+
+/// Barong's `version` fields; the API level we implement is Barong 2.7.0.
+fn version_info() -> Value {
+    json!({
+        "git_tag": "2.7.0",
+        "git_sha": option_env!("BARONG_GIT_SHA").unwrap_or("unknown"),
+        "build_date": option_env!("BARONG_BUILD_DATE").unwrap_or("1970-01-01T00:00:00.000+00:00"),
+        "version": "2.7.0",
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// The authz accept loop: plain hyper, HTTP/1.1 and h2c, graceful on shutdown.
+async fn serve_authz(listener: TcpListener, state: Arc<AuthzState>, shutdown: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "authz accept failed");
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let service =
+            hyper::service::service_fn(move |request| authz::handle(state.clone(), request));
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "authz connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("authz connections still open after 30 s; closing them");
+    }
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+async fn wait_for_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received: finishing in-flight requests");
+    token.cancel();
+}

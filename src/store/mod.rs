@@ -1,0 +1,106 @@
+//! Storage: one [`Store`] trait that the rest of the server talks to, with an embedded SQLite
+//! implementation (the zero-setup default) and a PostgreSQL one (production, several instances).
+//!
+//! The trait speaks in domain types; SQL stays inside the two implementations. Both run the same
+//! test suite (`tests/storage.rs`), so a behaviour that differs between them is a bug.
+
+mod migrate;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    Level, NewLevel, NewPermission, NewRestriction, NewUser, Permission, Restriction, User,
+};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// What can go wrong below the domain: the HTTP layer maps these to Barong's keys in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (connect refused, pool timeout): callers answer 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A unique constraint refused the write; carries the column (or constraint) that clashed.
+    #[error("conflict on {0}")]
+    Conflict(String),
+    /// A migration failed; the message names the file.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Anything else the driver reported.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// Shorthand used by every store method.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which implementation is behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open a store: the URL from `BARONG_DATABASE_URL` plus pool limits.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: String,
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+}
+
+/// The persistence interface of the server.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is (for logs and `barong config`).
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations from `sql/<backend>/`; returns the versions it applied.
+    /// Safe to run twice and from two processes at once.
+    async fn migrate(&self) -> StoreResult<Vec<String>>;
+
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// True when no level and no permission exists yet: the signal to load the default seeds.
+    async fn is_unseeded(&self) -> StoreResult<bool>;
+
+    /// Inserts a level unless one with the same key and value exists; true when inserted.
+    async fn insert_level_if_absent(&self, level: &NewLevel) -> StoreResult<bool>;
+    async fn list_levels(&self) -> StoreResult<Vec<Level>>;
+
+    /// Inserts a permission unless an identical (role, verb, path, action) exists.
+    async fn insert_permission_if_absent(&self, p: &NewPermission) -> StoreResult<bool>;
+    async fn list_permissions(&self) -> StoreResult<Vec<Permission>>;
+
+    /// Inserts a restriction unless an identical (category, scope, value, state) exists.
+    async fn insert_restriction_if_absent(&self, r: &NewRestriction) -> StoreResult<bool>;
+    async fn list_restrictions(&self) -> StoreResult<Vec<Restriction>>;
+
+    /// Creates a user together with its private labels, in one transaction.
+    /// A clash on e-mail, uid or username is [`StoreError::Conflict`] naming the column.
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User>;
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn find_user_by_uid(&self, uid: &str) -> StoreResult<Option<User>>;
+    async fn count_users(&self) -> StoreResult<i64>;
+}
+
+/// Opens the store named by `options.url` (`sqlite://PATH` or `postgres://...`).
+pub async fn open(options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
+    let url = options.url.as_str();
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(SqliteStore::open(path, options).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(options).await?))
+    } else {
+        Err(StoreError::Backend(
+            "BARONG_DATABASE_URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}

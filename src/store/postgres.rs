@@ -1,0 +1,333 @@
+//! PostgreSQL: the production backend, and the one several instances share.
+//! `tokio-postgres` behind a `deadpool-postgres` pool; TLS through rustls when the URL's
+//! `sslmode` asks for it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
+use crate::domain::{
+    Level, NewLevel, NewPermission, NewRestriction, NewUser, Permission, Restriction, User,
+};
+
+/// The PostgreSQL implementation of [`Store`].
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connects (once, to fail fast with a clear message when the server is unreachable).
+    pub async fn open(options: &StoreOptions) -> StoreResult<Self> {
+        let mut config: tokio_postgres::Config = options
+            .url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        config.connect_timeout(options.connect_timeout);
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        // TLS only when the URL demands it (`sslmode=require`): `prefer`, the driver's default,
+        // would otherwise fail on servers with self-signed certificates instead of falling back.
+        let manager = if config.get_ssl_mode() == SslMode::Require {
+            crate::crypto::install_tls_provider();
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::with_webpki_roots();
+            Manager::from_config(config, tls, manager_config)
+        } else {
+            Manager::from_config(config, NoTls, manager_config)
+        };
+        let timeout = Some(options.connect_timeout);
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(Some(Duration::from_secs(2)))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let store = Self { pool };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => map_error(e),
+            other => StoreError::Unavailable(other.to_string()),
+        })
+    }
+}
+
+/// The most useful line of a driver error: the server's message when there is one.
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
+    }
+}
+
+/// Maps driver errors: unique violations name their column (from the detail
+/// `Key (email)=(...) already exists.`), lost connections are `Unavailable`.
+fn map_error(error: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = error.as_db_error() {
+        if db.code() == &SqlState::UNIQUE_VIOLATION {
+            let column = db
+                .detail()
+                .and_then(|d| d.strip_prefix("Key ("))
+                .and_then(|d| d.split(")=").next())
+                .map(|c| c.trim_start_matches("lower(").trim_end_matches("::text"))
+                .unwrap_or("unknown");
+            return StoreError::Conflict(column.to_owned());
+        }
+        return StoreError::Backend(db.message().to_owned());
+    }
+    if error.is_closed() || std::error::Error::source(&error).is_some() {
+        return StoreError::Unavailable(describe(&error));
+    }
+    StoreError::Backend(describe(&error))
+}
+
+fn user_from_row(row: &Row) -> User {
+    User {
+        id: row.get("id"),
+        uid: row.get("uid"),
+        username: row.get("username"),
+        email: row.get("email"),
+        password_digest: row.get("password_digest"),
+        role: row.get("role"),
+        data: row.get("data"),
+        level: row.get("level"),
+        otp: row.get("otp"),
+        state: row.get("state"),
+        referral_id: row.get("referral_id"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+fn permission_from_row(row: &Row) -> Permission {
+    Permission {
+        id: row.get("id"),
+        role: row.get("role"),
+        verb: row.get("verb"),
+        path: row.get("path"),
+        action: row.get("action"),
+        topic: row.get("topic"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+fn restriction_from_row(row: &Row) -> Restriction {
+    Restriction {
+        id: row.get("id"),
+        category: row.get("category"),
+        scope: row.get("scope"),
+        value: row.get("value"),
+        code: row.get("code"),
+        state: row.get("state"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+const USER_COLUMNS: &str = "id, uid, username, email, password_digest, role, data, level, otp, \
+     state, referral_id, created_at, updated_at";
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> StoreResult<Vec<String>> {
+        let mut client = self.client().await?;
+        migrate::apply_postgres(&mut client).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn is_unseeded(&self) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM levels) + (SELECT COUNT(*) FROM permissions)",
+                &[],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.get::<_, i64>(0) == 0)
+    }
+
+    async fn insert_level_if_absent(&self, level: &NewLevel) -> StoreResult<bool> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO levels (id, key, value, description)
+                 SELECT $1, $2, $3, $4
+                 WHERE NOT EXISTS (SELECT 1 FROM levels WHERE key = $2 AND value = $3)
+                   AND NOT EXISTS (SELECT 1 FROM levels WHERE id = $1)",
+                &[&level.id, &level.key, &level.value, &level.description],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(map_error)
+    }
+
+    async fn list_levels(&self) -> StoreResult<Vec<Level>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, key, value, description FROM levels ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| Level {
+                id: r.get(0),
+                key: r.get(1),
+                value: r.get(2),
+                description: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn insert_permission_if_absent(&self, p: &NewPermission) -> StoreResult<bool> {
+        let p = p.clone().normalized();
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO permissions (role, verb, path, action, topic)
+                 SELECT $1, $2, $3, $4, $5
+                 WHERE NOT EXISTS (SELECT 1 FROM permissions
+                     WHERE role = $1 AND verb = $2 AND path = $3 AND action = $4)",
+                &[&p.role, &p.verb, &p.path, &p.action, &p.topic],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(map_error)
+    }
+
+    async fn list_permissions(&self) -> StoreResult<Vec<Permission>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT * FROM permissions ORDER BY id", &[])
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(permission_from_row).collect())
+    }
+
+    async fn insert_restriction_if_absent(&self, r: &NewRestriction) -> StoreResult<bool> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO restrictions (category, scope, value, code, state)
+                 SELECT $1, $2, $3, $4, $5
+                 WHERE NOT EXISTS (SELECT 1 FROM restrictions
+                     WHERE category = $1 AND scope = $2 AND value = $3 AND state = $5)",
+                &[
+                    &r.category,
+                    &r.scope,
+                    &r.value,
+                    &r.effective_code(),
+                    &r.state,
+                ],
+            )
+            .await
+            .map(|n| n > 0)
+            .map_err(map_error)
+    }
+
+    async fn list_restrictions(&self) -> StoreResult<Vec<Restriction>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT * FROM restrictions ORDER BY id", &[])
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(restriction_from_row).collect())
+    }
+
+    async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO users (uid, username, email, password_digest, role, data, level,
+                         otp, state, referral_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {USER_COLUMNS}"
+                ),
+                &[
+                    &user.uid,
+                    &user.username,
+                    &user.email,
+                    &user.password_digest,
+                    &user.role,
+                    &user.data,
+                    &user.level,
+                    &user.otp,
+                    &user.state,
+                    &user.referral_id,
+                ],
+            )
+            .await
+            .map_err(map_error)?;
+        let created = user_from_row(&row);
+        for label in &user.labels {
+            tx.execute(
+                "INSERT INTO labels (user_id, key, value, scope) VALUES ($1, $2, $3, $4)",
+                &[&created.id, &label.key, &label.value, &label.scope],
+            )
+            .await
+            .map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(created)
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1)"),
+                &[&email],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    async fn find_user_by_uid(&self, uid: &str) -> StoreResult<Option<User>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE uid = $1"),
+                &[&uid],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT COUNT(*) FROM users", &[])
+            .await
+            .map_err(map_error)?;
+        Ok(row.get(0))
+    }
+}

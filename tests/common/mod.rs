@@ -1,0 +1,265 @@
+//! Test harness: fresh databases on both backends and the real `barong` binary on free
+//! loopback ports, talked to over real sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use barong::store::{self, Store, StoreOptions};
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs one async test body once per backend: `both_backends!(name)` expects
+/// `async fn name(backend: Backend)` in scope and generates `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
+/// The PostgreSQL server the tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("BARONG_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, empty database (a temp SQLite file, or a new PostgreSQL database dropped on drop).
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match backend {
+            Backend::Sqlite => TestDb {
+                backend,
+                url: format!("sqlite://{}", dir.path().join("barong.db").display()),
+                dir,
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let name = format!(
+                    "barong_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    rand_suffix()
+                );
+                pg_admin(&format!("CREATE DATABASE {name}")).await;
+                let admin = postgres_admin_url();
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                TestDb {
+                    backend,
+                    url: format!("{base}/{name}"),
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// Opens the store through the library, as the server does.
+    pub async fn open(&self) -> Arc<dyn Store> {
+        store::open(&StoreOptions {
+            url: self.url.clone(),
+            pool_size: 4,
+            connect_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("open {:?}: {e}", self.backend))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Drop runs outside async; a short-lived runtime on its own thread does the DROP.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(pg_admin(&format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos % 100_000
+}
+
+/// Runs one statement on the admin database; PostgreSQL must be reachable (never skipped).
+pub async fn pg_admin(sql: &str) {
+    let url = postgres_admin_url();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {url} for the tests: {e}"));
+    let task = tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    drop(client);
+    let _ = task.await;
+}
+
+/// The `barong` binary built by cargo for these tests.
+pub fn barong_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_barong"))
+}
+
+/// A `barong` command with a clean environment: only what the test sets, plus PATH.
+pub fn barong_command(data_dir: &Path, db_url: &str) -> Command {
+    let mut command = Command::new(barong_bin());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BARONG_DATA_DIR", data_dir)
+        .env("BARONG_DATABASE_URL", db_url)
+        .env("BARONG_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+    command
+}
+
+/// A running `barong serve`, killed on drop.
+pub struct TestServer {
+    child: Option<Child>,
+    pub api: String,
+    pub authz: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    /// Starts `barong serve` on free ports with `env` on top of the defaults.
+    pub fn start(data_dir: &Path, db_url: &str, env: &[(&str, &str)]) -> TestServer {
+        let mut command = barong_command(data_dir, db_url);
+        command
+            .env("BARONG_AUTHZ_ADDR", "127.0.0.1:0")
+            .env("BARONG_API_ADDR", "127.0.0.1:0")
+            .args(["serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn barong");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addrs) = listening_addrs(&line) {
+                    let _ = tx.send(addrs);
+                }
+                sink.lock().expect("logs").push(line);
+            }
+        });
+        let (authz, api) = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addrs) => addrs,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("barong did not start: {:?}", logs.lock().expect("logs"));
+            }
+        };
+        TestServer {
+            child: Some(child),
+            api: format!("http://{api}"),
+            authz: format!("http://{authz}"),
+            logs,
+        }
+    }
+
+    /// `GET`/`POST`... URL of a REST path (`/api/v2/...`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("barong did not stop after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every log line so far, joined.
+    pub fn log_text(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Picks the listener addresses out of the JSON "barong listening" log line.
+fn listening_addrs(line: &str) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = value.get("fields")?;
+    if fields.get("message")?.as_str()? != "barong listening" {
+        return None;
+    }
+    Some((
+        fields.get("authz")?.as_str()?.to_owned(),
+        fields.get("api")?.as_str()?.to_owned(),
+    ))
+}
+
+/// An HTTP client that keeps cookies, like a browser.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}

@@ -1,0 +1,255 @@
+//! Storage tests: the same suite against SQLite and PostgreSQL, through the `Store` trait.
+
+mod common;
+
+use std::sync::Arc;
+
+use barong::domain::{NewLabel, NewLevel, NewPermission, NewRestriction, NewUser};
+use barong::seed::{DEFAULT_SEEDS, Seeds};
+use barong::store::{Store, StoreError};
+use common::{Backend, TestDb};
+
+async fn migrated(db: &TestDb) -> Arc<dyn Store> {
+    let store = db.open().await;
+    store.migrate().await.expect("migrate");
+    store
+}
+
+fn new_user(uid: &str, email: &str, username: Option<&str>) -> NewUser {
+    NewUser {
+        uid: uid.into(),
+        username: username.map(Into::into),
+        email: email.into(),
+        password_digest: "$argon2id$placeholder".into(),
+        role: "member".into(),
+        data: Some(r#"{"language":"en"}"#.into()),
+        level: 1,
+        otp: false,
+        state: "pending".into(),
+        referral_id: None,
+        labels: vec![NewLabel {
+            key: "email".into(),
+            value: "verified".into(),
+            scope: "private".into(),
+        }],
+    }
+}
+
+async fn migrations_apply_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.open().await;
+    let first = store.migrate().await.expect("first");
+    assert_eq!(first, ["0001_schema"]);
+    let second = store.migrate().await.expect("second");
+    assert!(second.is_empty(), "second run applied {second:?}");
+}
+
+async fn concurrent_migrations_do_not_collide(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    // Two independent pools stand for two processes starting at once.
+    let (a, b) = (db.open().await, db.open().await);
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    let mut applied = ra.expect("a").len() + rb.expect("b").len();
+    applied += a.migrate().await.expect("again").len();
+    assert_eq!(applied, 1, "the schema migration ran exactly once");
+    assert_eq!(a.count_users().await.expect("count"), 0);
+}
+
+async fn users_round_trip_and_conflicts_name_the_column(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let created = store
+        .create_user(&new_user(
+            "ID0000000001",
+            "alice@example.com",
+            Some("alice"),
+        ))
+        .await
+        .expect("create");
+    assert!(created.id > 0);
+    assert_eq!(created.state, "pending");
+    assert!(!created.otp);
+
+    let by_uid = store.find_user_by_uid("ID0000000001").await.expect("uid");
+    assert_eq!(by_uid.as_ref(), Some(&created));
+    let by_email = store
+        .find_user_by_email("ALICE@example.com")
+        .await
+        .expect("email");
+    assert_eq!(by_email.map(|u| u.uid), Some("ID0000000001".into()));
+    assert!(
+        store
+            .find_user_by_uid("ID404")
+            .await
+            .expect("none")
+            .is_none()
+    );
+
+    let clash = |uid: &str, email: &str, name: Option<&str>| new_user(uid, email, name);
+    for (user, column) in [
+        (clash("ID0000000002", "alice@example.com", None), "email"),
+        (clash("ID0000000001", "bob@example.com", None), "uid"),
+        (
+            clash("ID0000000003", "carol@example.com", Some("alice")),
+            "username",
+        ),
+    ] {
+        match store.create_user(&user).await {
+            Err(StoreError::Conflict(found)) => assert_eq!(found, column),
+            other => panic!("expected a conflict on {column}, got {other:?}"),
+        }
+    }
+    // Users without a username do not clash with each other.
+    store
+        .create_user(&clash("ID0000000004", "d@example.com", None))
+        .await
+        .expect("d");
+    store
+        .create_user(&clash("ID0000000005", "e@example.com", None))
+        .await
+        .expect("e");
+    assert_eq!(store.count_users().await.expect("count"), 3);
+}
+
+async fn seeds_load_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    assert!(store.is_unseeded().await.expect("unseeded"));
+    let seeds = Seeds::parse(DEFAULT_SEEDS).expect("parse");
+    let first = seeds.apply(store.as_ref(), "ID").await.expect("first");
+    assert_eq!(first.levels, 3);
+    assert_eq!(first.permissions, seeds.permissions.len());
+    assert_eq!(first.restrictions, 6);
+    let second = seeds.apply(store.as_ref(), "ID").await.expect("second");
+    assert_eq!(second, Default::default(), "a second load inserts nothing");
+    assert!(!store.is_unseeded().await.expect("seeded"));
+
+    let levels = store.list_levels().await.expect("levels");
+    let pairs: Vec<_> = levels
+        .iter()
+        .map(|l| (l.id, l.key.as_str(), l.value.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            (1, "email", "verified"),
+            (2, "phone", "verified"),
+            (3, "document", "verified")
+        ]
+    );
+    let restrictions = store.list_restrictions().await.expect("restrictions");
+    let codes: Vec<_> = restrictions
+        .iter()
+        .map(|r| (r.category.as_str(), r.code))
+        .collect();
+    assert!(codes.contains(&("maintenance", 471)));
+    assert!(codes.contains(&("blacklist", 433)));
+    assert!(
+        codes.contains(&("whitelist", 423)),
+        "whitelist gets the scope default: {codes:?}"
+    );
+}
+
+async fn seeds_with_users_get_level_labels(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let yaml = "levels:\n  - {key: email, value: verified}\n  - {key: phone, value: verified}\n\
+                permissions:\n  - {role: admin, verb: all, path: api/v2, action: accept}\n\
+                users:\n  - {email: admin@barong.io, password: Tecohvi0, role: admin, state: active, level: 2}\n";
+    let seeds = Seeds::parse(yaml).expect("parse");
+    let report = seeds.apply(store.as_ref(), "ID").await.expect("apply");
+    assert_eq!((report.levels, report.permissions, report.users), (2, 1, 1));
+    let again = seeds.apply(store.as_ref(), "ID").await.expect("again");
+    assert_eq!(again.users, 0);
+    let admin = store
+        .find_user_by_email("admin@barong.io")
+        .await
+        .expect("find")
+        .expect("admin");
+    assert_eq!(
+        (admin.role.as_str(), admin.state.as_str(), admin.level),
+        ("admin", "active", 2)
+    );
+    assert!(admin.uid.starts_with("ID") && admin.uid.len() == 12);
+    assert!(admin.password_digest.starts_with("$argon2id$"));
+    let permissions = store.list_permissions().await.expect("permissions");
+    assert_eq!(
+        (permissions[0].verb.as_str(), permissions[0].action.as_str()),
+        ("ALL", "ACCEPT")
+    );
+}
+
+async fn rows_are_deduplicated_as_barong_seeds_them(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let level = NewLevel {
+        id: 1,
+        key: "email".into(),
+        value: "verified".into(),
+        description: None,
+    };
+    assert!(store.insert_level_if_absent(&level).await.expect("level"));
+    assert!(
+        !store
+            .insert_level_if_absent(&level)
+            .await
+            .expect("level again")
+    );
+    let permission = NewPermission {
+        role: "member".into(),
+        verb: "get".into(),
+        path: "api/v2/x".into(),
+        action: "accept".into(),
+        topic: None,
+    };
+    assert!(
+        store
+            .insert_permission_if_absent(&permission)
+            .await
+            .expect("p")
+    );
+    assert!(
+        !store
+            .insert_permission_if_absent(&permission)
+            .await
+            .expect("p again")
+    );
+    let restriction = NewRestriction {
+        category: "blacklist".into(),
+        scope: "ip".into(),
+        value: "10.0.0.1".into(),
+        code: None,
+        state: "enabled".into(),
+    };
+    assert!(
+        store
+            .insert_restriction_if_absent(&restriction)
+            .await
+            .expect("r")
+    );
+    assert!(
+        !store
+            .insert_restriction_if_absent(&restriction)
+            .await
+            .expect("r again")
+    );
+    let disabled = NewRestriction {
+        state: "disabled".into(),
+        ..restriction
+    };
+    assert!(
+        store
+            .insert_restriction_if_absent(&disabled)
+            .await
+            .expect("other state")
+    );
+}
+
+both_backends!(
+    migrations_apply_once,
+    concurrent_migrations_do_not_collide,
+    users_round_trip_and_conflicts_name_the_column,
+    seeds_load_once,
+    seeds_with_users_get_level_labels,
+    rows_are_deduplicated_as_barong_seeds_them,
+);
