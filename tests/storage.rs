@@ -4,7 +4,9 @@ mod common;
 
 use std::sync::Arc;
 
-use barong::domain::{NewLabel, NewLevel, NewPermission, NewRestriction, NewUser};
+use barong::domain::{
+    NewLabel, NewLevel, NewPermission, NewRestriction, NewSession, NewUser, session_key,
+};
 use barong::seed::{DEFAULT_SEEDS, Seeds};
 use barong::store::{Store, StoreError};
 use common::{Backend, TestDb};
@@ -245,7 +247,90 @@ async fn rows_are_deduplicated_as_barong_seeds_them(backend: Backend) {
     );
 }
 
+async fn sessions_open_find_extend_and_revoke(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let alice = store
+        .create_user(&new_user("ID00000000A1", "a@x.io", None))
+        .await
+        .expect("a");
+    let session = |cookie: &str, expire_at: i64| NewSession {
+        id: session_key(cookie),
+        user_id: alice.id,
+        uid: alice.uid.clone(),
+        user_ip: "10.1.2.3".into(),
+        user_agent: Some("Mozilla/5.0".into()),
+        csrf_token: "0123456789abcdef0123".into(),
+        expire_at,
+    };
+    for cookie in ["one", "two", "three"] {
+        store
+            .create_session(&session(cookie, 1_000))
+            .await
+            .expect("create");
+    }
+    let found = store
+        .find_session(&session_key("one"))
+        .await
+        .expect("find")
+        .expect("one");
+    assert_eq!(
+        (found.uid.as_str(), found.expire_at),
+        (alice.uid.as_str(), 1_000)
+    );
+    assert_eq!(found.user_agent.as_deref(), Some("Mozilla/5.0"));
+    assert!(
+        store
+            .find_session(&session_key("nope"))
+            .await
+            .expect("none")
+            .is_none()
+    );
+
+    // Sliding expiry moves forward only.
+    store
+        .extend_sessions(&[(session_key("one"), 2_000), (session_key("two"), 500)])
+        .await
+        .expect("extend");
+    let one = store
+        .find_session(&session_key("one"))
+        .await
+        .expect("one")
+        .expect("one");
+    let two = store
+        .find_session(&session_key("two"))
+        .await
+        .expect("two")
+        .expect("two");
+    assert_eq!((one.expire_at, two.expire_at), (2_000, 1_000));
+    store.extend_sessions(&[]).await.expect("empty batch");
+
+    assert!(
+        store
+            .delete_session(&session_key("three"))
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_session(&session_key("three"))
+            .await
+            .expect("again")
+    );
+    let revoked = store
+        .delete_user_sessions(alice.id, Some(&session_key("one")))
+        .await
+        .expect("revoke others");
+    assert_eq!(revoked, [session_key("two")]);
+    let rest = store
+        .delete_user_sessions(alice.id, None)
+        .await
+        .expect("revoke all");
+    assert_eq!(rest, [session_key("one")]);
+}
+
 both_backends!(
+    sessions_open_find_extend_and_revoke,
     migrations_apply_once,
     concurrent_migrations_do_not_collide,
     users_round_trip_and_conflicts_name_the_column,

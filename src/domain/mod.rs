@@ -3,7 +3,9 @@
 
 mod access;
 pub mod password;
+mod session;
 mod user;
 
 pub use access::{Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction};
+pub use session::{NewSession, Session, session_key};
 pub use user::{NewLabel, NewUser, User, generate_uid};

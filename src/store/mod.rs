@@ -14,7 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Level, NewLevel, NewPermission, NewRestriction, NewUser, Permission, Restriction, User,
+    Level, NewLevel, NewPermission, NewRestriction, NewSession, NewUser, Permission, Restriction,
+    Session, User,
 };
 
 pub use postgres::PostgresStore;
@@ -89,6 +90,23 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn find_user_by_uid(&self, uid: &str) -> StoreResult<Option<User>>;
     async fn count_users(&self) -> StoreResult<i64>;
+
+    // ---- sessions -------------------------------------------------------------------------
+    /// Stores a new session (its id is already the hash of the cookie value).
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    async fn find_session(&self, id: &str) -> StoreResult<Option<Session>>;
+    /// Deletes one session; true when it existed.
+    async fn delete_session(&self, id: &str) -> StoreResult<bool>;
+    /// Deletes every session of a user except `keep`; returns the deleted ids so caches can
+    /// forget them.
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>>;
+    /// Pushes sliding expiries forward in one batch (the write-behind of the authz path);
+    /// an expiry never moves backwards.
+    async fn extend_sessions(&self, expiries: &[(String, i64)]) -> StoreResult<()>;
 }
 
 /// Opens the store named by `options.url` (`sqlite://PATH` or `postgres://...`).

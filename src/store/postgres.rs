@@ -12,7 +12,8 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
 use crate::domain::{
-    Level, NewLevel, NewPermission, NewRestriction, NewUser, Permission, Restriction, User,
+    Level, NewLevel, NewPermission, NewRestriction, NewSession, NewUser, Permission, Restriction,
+    Session, User,
 };
 
 /// The PostgreSQL implementation of [`Store`].
@@ -107,6 +108,20 @@ fn user_from_row(row: &Row) -> User {
         otp: row.get("otp"),
         state: row.get("state"),
         referral_id: row.get("referral_id"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+fn session_from_row(row: &Row) -> Session {
+    Session {
+        id: row.get("id"),
+        user_id: row.get("user_id"),
+        uid: row.get("uid"),
+        user_ip: row.get("user_ip"),
+        user_agent: row.get("user_agent"),
+        csrf_token: row.get("csrf_token"),
+        expire_at: row.get("expire_at"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     }
@@ -329,5 +344,71 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(row.get(0))
+    }
+
+    async fn create_session(&self, s: &NewSession) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token, expire_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&s.id, &s.user_id, &s.uid, &s.user_ip, &s.user_agent, &s.csrf_token, &s.expire_at],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, id: &str) -> StoreResult<Option<Session>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT * FROM sessions WHERE id = $1", &[&id])
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(session_from_row))
+    }
+
+    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM sessions WHERE id = $1", &[&id])
+            .await
+            .map_err(map_error)?;
+        Ok(n > 0)
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id",
+                &[&user_id, &keep.unwrap_or("")],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn extend_sessions(&self, expiries: &[(String, i64)]) -> StoreResult<()> {
+        if expiries.is_empty() {
+            return Ok(());
+        }
+        let (ids, times): (Vec<&str>, Vec<i64>) =
+            expiries.iter().map(|(id, t)| (id.as_str(), *t)).unzip();
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE sessions AS s SET expire_at = v.expire_at, updated_at = now()
+                 FROM unnest($1::text[], $2::bigint[]) AS v(id, expire_at)
+                 WHERE s.id = v.id AND s.expire_at < v.expire_at",
+                &[&ids, &times],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
     }
 }

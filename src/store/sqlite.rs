@@ -11,7 +11,8 @@ use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 
 use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
 use crate::domain::{
-    Level, NewLevel, NewPermission, NewRestriction, NewUser, Permission, Restriction, User,
+    Level, NewLevel, NewPermission, NewRestriction, NewSession, NewUser, Permission, Restriction,
+    Session, User,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -119,6 +120,20 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         otp: row.get("otp")?,
         state: row.get("state")?,
         referral_id: row.get("referral_id")?,
+        created_at: timestamp(row, "created_at")?,
+        updated_at: timestamp(row, "updated_at")?,
+    })
+}
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: row.get("id")?,
+        user_id: row.get("user_id")?,
+        uid: row.get("uid")?,
+        user_ip: row.get("user_ip")?,
+        user_agent: row.get("user_agent")?,
+        csrf_token: row.get("csrf_token")?,
+        expire_at: row.get("expire_at")?,
         created_at: timestamp(row, "created_at")?,
         updated_at: timestamp(row, "updated_at")?,
     })
@@ -340,5 +355,85 @@ impl Store for SqliteStore {
     async fn count_users(&self) -> StoreResult<i64> {
         self.with_conn(|c| c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0)))
             .await
+    }
+
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+        let s = session.clone();
+        self.with_conn(move |c| {
+            let now = now_text();
+            c.execute(
+                "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token,
+                     expire_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                params![
+                    s.id,
+                    s.user_id,
+                    s.uid,
+                    s.user_ip,
+                    s.user_agent,
+                    s.csrf_token,
+                    s.expire_at,
+                    now
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn find_session(&self, id: &str) -> StoreResult<Option<Session>> {
+        let id = id.to_owned();
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT * FROM sessions WHERE id = ?1",
+                [id],
+                session_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.with_conn(move |c| {
+            c.execute("DELETE FROM sessions WHERE id = ?1", [id])
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let keep = keep.unwrap_or("").to_owned();
+        self.with_conn(move |c| {
+            let mut stmt =
+                c.prepare("DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2 RETURNING id")?;
+            stmt.query_map(params![user_id, keep], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn extend_sessions(&self, expiries: &[(String, i64)]) -> StoreResult<()> {
+        let expiries = expiries.to_vec();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            {
+                let now = now_text();
+                let mut stmt = tx.prepare(
+                    "UPDATE sessions SET expire_at = ?2, updated_at = ?3
+                     WHERE id = ?1 AND expire_at < ?2",
+                )?;
+                for (id, expire_at) in &expiries {
+                    stmt.execute(params![id, expire_at, now])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
     }
 }
