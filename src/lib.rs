@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod invalidation;
 pub mod seed;
 pub mod server;
 pub mod store;

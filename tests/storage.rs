@@ -5,7 +5,8 @@ mod common;
 use std::sync::Arc;
 
 use barong::domain::{
-    NewLabel, NewLevel, NewPermission, NewRestriction, NewSession, NewUser, session_key,
+    NewActivity, NewLabel, NewLevel, NewPermission, NewRestriction, NewSession, NewUser,
+    session_key,
 };
 use barong::seed::{DEFAULT_SEEDS, Seeds};
 use barong::store::{Store, StoreError};
@@ -329,7 +330,41 @@ async fn sessions_open_find_extend_and_revoke(backend: Backend) {
     assert_eq!(rest, [session_key("one")]);
 }
 
+async fn activities_are_batched_and_invalid_rows_dropped(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let alice = store
+        .create_user(&new_user("ID00000000B1", "b@x.io", None))
+        .await
+        .expect("b");
+    let activity = |category: &str, target: Option<&str>, agent: &str| NewActivity {
+        user_id: alice.id,
+        target_uid: target.map(Into::into),
+        category: category.into(),
+        user_ip: "10.0.0.1".into(),
+        user_ip_country: None,
+        user_agent: agent.into(),
+        topic: "session".into(),
+        action: "login".into(),
+        result: "succeed".into(),
+        data: None,
+    };
+    let batch = [
+        activity("user", None, "Mozilla/5.0"),
+        activity("admin", Some("ID00000000B1"), "Mozilla/5.0"),
+        activity("admin", Some("ID_UNKNOWN"), "Mozilla/5.0"),
+        activity("user", Some("ID00000000B1"), "Mozilla/5.0"),
+        activity("user", None, ""),
+    ];
+    assert_eq!(store.insert_activities(&batch).await.expect("insert"), 2);
+    let stored = store.list_user_activities(alice.id).await.expect("list");
+    assert_eq!(stored.len(), 2);
+    assert!(stored[0].id > stored[1].id, "newest first");
+    assert_eq!(stored[0].category, "admin");
+}
+
 both_backends!(
+    activities_are_batched_and_invalid_rows_dropped,
     sessions_open_find_extend_and_revoke,
     migrations_apply_once,
     concurrent_migrations_do_not_collide,

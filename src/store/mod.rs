@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Level, NewLevel, NewPermission, NewRestriction, NewSession, NewUser, Permission, Restriction,
-    Session, User,
+    Activity, Level, NewActivity, NewLevel, NewPermission, NewRestriction, NewSession, NewUser,
+    Permission, Restriction, Session, User,
 };
 
 pub use postgres::PostgresStore;
@@ -107,6 +107,13 @@ pub trait Store: Send + Sync + 'static {
     /// Pushes sliding expiries forward in one batch (the write-behind of the authz path);
     /// an expiry never moves backwards.
     async fn extend_sessions(&self, expiries: &[(String, i64)]) -> StoreResult<()>;
+
+    // ---- activities ------------------------------------------------------------------------
+    /// Inserts a batch of activities in one transaction, skipping invalid rows (Barong drops
+    /// them silently) and rows whose `target_uid` names no user; returns how many were stored.
+    async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize>;
+    /// A user's activities, newest first (filters are applied by the caller's query builder).
+    async fn list_user_activities(&self, user_id: i64) -> StoreResult<Vec<Activity>>;
 }
 
 /// Opens the store named by `options.url` (`sqlite://PATH` or `postgres://...`).

@@ -12,8 +12,8 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
 use crate::domain::{
-    Level, NewLevel, NewPermission, NewRestriction, NewSession, NewUser, Permission, Restriction,
-    Session, User,
+    Activity, Level, NewActivity, NewLevel, NewPermission, NewRestriction, NewSession, NewUser,
+    Permission, Restriction, Session, User,
 };
 
 /// The PostgreSQL implementation of [`Store`].
@@ -124,6 +124,23 @@ fn session_from_row(row: &Row) -> Session {
         expire_at: row.get("expire_at"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
+    }
+}
+
+fn activity_from_row(row: &Row) -> Activity {
+    Activity {
+        id: row.get("id"),
+        user_id: row.get("user_id"),
+        target_uid: row.get("target_uid"),
+        category: row.get("category"),
+        user_ip: row.get("user_ip"),
+        user_ip_country: row.get("user_ip_country"),
+        user_agent: row.get("user_agent"),
+        topic: row.get("topic"),
+        action: row.get("action"),
+        result: row.get("result"),
+        data: row.get("data"),
+        created_at: row.get("created_at"),
     }
 }
 
@@ -410,5 +427,59 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(())
+    }
+
+    async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize> {
+        let valid: Vec<&NewActivity> = activities.iter().filter(|a| a.is_valid()).collect();
+        if valid.is_empty() {
+            return Ok(0);
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO activities (user_id, target_uid, category, user_ip, user_ip_country,
+                     user_agent, topic, action, result, data)
+                 SELECT $1, $2::text, $3, $4, $5, $6, $7, $8, $9, $10
+                 WHERE $2::text IS NULL OR $2::text = ''
+                    OR EXISTS (SELECT 1 FROM users WHERE uid = $2::text)",
+            )
+            .await
+            .map_err(map_error)?;
+        let mut stored = 0;
+        for a in valid {
+            stored += tx
+                .execute(
+                    &stmt,
+                    &[
+                        &a.user_id,
+                        &a.target_uid,
+                        &a.category,
+                        &a.user_ip,
+                        &a.user_ip_country,
+                        &a.user_agent,
+                        &a.topic,
+                        &a.action,
+                        &a.result,
+                        &a.data,
+                    ],
+                )
+                .await
+                .map_err(map_error)? as usize;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(stored)
+    }
+
+    async fn list_user_activities(&self, user_id: i64) -> StoreResult<Vec<Activity>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM activities WHERE user_id = $1 ORDER BY id DESC",
+                &[&user_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(activity_from_row).collect())
     }
 }

@@ -11,8 +11,8 @@ use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 
 use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
 use crate::domain::{
-    Level, NewLevel, NewPermission, NewRestriction, NewSession, NewUser, Permission, Restriction,
-    Session, User,
+    Activity, Level, NewActivity, NewLevel, NewPermission, NewRestriction, NewSession, NewUser,
+    Permission, Restriction, Session, User,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -136,6 +136,23 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
         expire_at: row.get("expire_at")?,
         created_at: timestamp(row, "created_at")?,
         updated_at: timestamp(row, "updated_at")?,
+    })
+}
+
+fn activity_from_row(row: &Row<'_>) -> rusqlite::Result<Activity> {
+    Ok(Activity {
+        id: row.get("id")?,
+        user_id: row.get("user_id")?,
+        target_uid: row.get("target_uid")?,
+        category: row.get("category")?,
+        user_ip: row.get("user_ip")?,
+        user_ip_country: row.get("user_ip_country")?,
+        user_agent: row.get("user_agent")?,
+        topic: row.get("topic")?,
+        action: row.get("action")?,
+        result: row.get("result")?,
+        data: row.get("data")?,
+        created_at: timestamp(row, "created_at")?,
     })
 }
 
@@ -433,6 +450,57 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()
+        })
+        .await
+    }
+
+    async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize> {
+        let valid: Vec<NewActivity> = activities
+            .iter()
+            .filter(|a| a.is_valid())
+            .cloned()
+            .collect();
+        if valid.is_empty() {
+            return Ok(0);
+        }
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let mut stored = 0;
+            {
+                let now = now_text();
+                let mut stmt = tx.prepare(
+                    "INSERT INTO activities (user_id, target_uid, category, user_ip,
+                         user_ip_country, user_agent, topic, action, result, data, created_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+                     WHERE ?2 IS NULL OR ?2 = '' OR EXISTS (SELECT 1 FROM users WHERE uid = ?2)",
+                )?;
+                for a in &valid {
+                    stored += stmt.execute(params![
+                        a.user_id,
+                        a.target_uid,
+                        a.category,
+                        a.user_ip,
+                        a.user_ip_country,
+                        a.user_agent,
+                        a.topic,
+                        a.action,
+                        a.result,
+                        a.data,
+                        now
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(stored)
+        })
+        .await
+    }
+
+    async fn list_user_activities(&self, user_id: i64) -> StoreResult<Vec<Activity>> {
+        self.with_conn(move |c| {
+            let mut stmt =
+                c.prepare("SELECT * FROM activities WHERE user_id = ?1 ORDER BY id DESC")?;
+            stmt.query_map([user_id], activity_from_row)?.collect()
         })
         .await
     }
