@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod password_hash;
+pub mod tokens;
 
 pub use keys::{KeyAlgorithm, KeyError, SigningKey};
 

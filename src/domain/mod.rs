@@ -3,11 +3,20 @@
 
 mod access;
 mod activity;
+pub mod client_ip;
+mod label;
+mod mail;
 pub mod password;
 mod session;
 mod user;
 
 pub use access::{Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction};
 pub use activity::{Activity, NewActivity};
+pub use client_ip::client_ip;
+pub use label::{Label, StateRules, derive_level, derive_state};
+pub use mail::{NewMail, OutboxMail};
 pub use session::{NewSession, Session, session_key};
-pub use user::{NewLabel, NewUser, User, generate_uid};
+pub use user::{
+    NewLabel, NewUser, User, UserInput, data_is_valid, email_is_valid, generate_uid, user_language,
+    validate_user,
+};
