@@ -114,7 +114,7 @@ pub async fn seed(
 /// Runs the server until a shutdown signal.
 pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     let started = Instant::now();
-    let _keys = load_keys(&config)?;
+    let keys = load_keys(&config)?;
     let store = open_store(&config).await?;
     if migrate {
         let applied = store.migrate().await?;
@@ -124,7 +124,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         let report = seed(&config, store.as_ref(), None).await?;
         tracing::info!(?report, "empty database: default seeds loaded");
     }
-    let api_state = api_state(&config, store.clone())?;
+    let api_state = api_state(&config, store.clone(), &keys)?;
     let authz_state = Arc::new(AuthzState {
         rules: Rules::load(config.authz_rules_file.as_deref())?,
     });
@@ -141,13 +141,22 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    let _mail = crate::mail::spawn_worker(
+        &config,
+        store.clone(),
+        api_state.mail_wakeup.clone(),
+        shutdown.clone(),
+    );
     let authz_task = tokio::spawn(serve_authz(authz_listener, authz_state, shutdown.clone()));
     let api_router = api::router(api_state);
     let api_shutdown = shutdown.clone();
     let api_task = tokio::spawn(async move {
-        axum::serve(api_listener, api_router)
-            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-            .await
+        axum::serve(
+            api_listener,
+            api_router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+        .await
     });
     let (authz_result, api_result) = tokio::join!(authz_task, api_task);
     if let Ok(Err(error)) = api_result {
@@ -161,7 +170,11 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
 }
 
 /// The REST state from the settings: policy compiled once, `configs` body rendered once.
-pub fn api_state(config: &Config, store: Arc<dyn Store>) -> Result<ApiState, ServeError> {
+pub fn api_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    keys: &Keys,
+) -> Result<ApiState, ServeError> {
     let policy = PasswordPolicy::new(
         &config.password_regexp,
         config.password_min_entropy as f64,
@@ -175,6 +188,18 @@ pub fn api_state(config: &Config, store: Arc<dyn Store>) -> Result<ApiState, Ser
         version: Arc::new(version_info()),
         max_body_size: config.max_body_size as usize,
         ready_timeout: Duration::from_millis(config.db_connect_timeout),
+        config: Arc::new(config.clone()),
+        invalidation: crate::invalidation::InvalidationBus::new(),
+        tokens: Arc::new(
+            crate::crypto::tokens::TokenSigner::new(&keys.signing, config.jwt_expire_time as i64)
+                .map_err(|e| ServeError::Invalid(e.to_string()))?,
+        ),
+        captcha: Arc::new(crate::captcha::Captcha::from_config(config)),
+        mail_wakeup: Arc::new(tokio::sync::Notify::new()),
+        state_rules: Arc::new(crate::domain::StateRules {
+            activation_requirements: config.barong_yml.activation_requirements.clone(),
+            state_triggers: config.barong_yml.state_triggers.clone(),
+        }),
     })
 }
 

@@ -84,6 +84,10 @@ pub struct UserInput<'a> {
     /// Already lower-cased, as Barong lower-cases before validation.
     pub username: Option<&'a str>,
     pub data: Option<&'a str>,
+    /// Another user already has this e-mail.
+    pub email_taken: bool,
+    /// Another user already has this username.
+    pub username_taken: bool,
 }
 
 /// The most characters `data` may hold.
@@ -113,6 +117,9 @@ pub fn validate_user(input: &UserInput<'_>, policy: &PasswordPolicy) -> Vec<Stri
     } else if !email_is_valid(input.email) {
         add("email.invalid");
     }
+    if input.email_taken {
+        add("email.taken");
+    }
     if let Some(username) = input.username {
         let len = username.chars().count();
         if len < 4 {
@@ -123,6 +130,9 @@ pub fn validate_user(input: &UserInput<'_>, policy: &PasswordPolicy) -> Vec<Stri
         }
         if username.is_empty() || !username.bytes().all(|b| b.is_ascii_alphanumeric()) {
             add("username.invalid");
+        }
+        if input.username_taken {
+            add("username.taken");
         }
     }
     if input.password.is_empty() {
@@ -203,6 +213,7 @@ mod tests {
             password: "Password1",
             username: None,
             data: None,
+            ..Default::default()
         };
         assert_eq!(
             validate_user(&input, &policy),
@@ -213,6 +224,7 @@ mod tests {
             password: "Tecohvi0",
             username: Some(""),
             data: Some("[1]"),
+            ..Default::default()
         };
         assert_eq!(
             validate_user(&input, &policy),
