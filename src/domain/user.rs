@@ -241,6 +241,7 @@ mod tests {
                     password: "Tecohvi0",
                     username: Some("alice1"),
                     data: Some(r#"{"language":"ru"}"#),
+                    ..Default::default()
                 },
                 &policy
             )

@@ -91,7 +91,7 @@ fn session_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String>
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(k, v)| *k == name && !v.is_empty())
         .map(|(_, v)| v.trim_matches('"').to_owned())
-        .last()
+        .next_back()
 }
 
 /// An API error with one key.
