@@ -987,6 +987,16 @@ async fn login_states_bcrypt_and_tokens(backend: Backend) {
         StatusCode::CREATED,
         json!(201),
     );
+    // A signature that does not match the token's contents.
+    let parts: Vec<&str> = fresh_token.split('.').collect();
+    let other_signature = reset_token.rsplit('.').next().expect("signature");
+    let forged = format!("{}.{}.{other_signature}", parts[0], parts[1]);
+    expect(
+        &api.post("/users/email/confirm_code", json!({ "token": forged }))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        errors(&["jwt.decode_and_verify.raised"]),
+    );
     // Tokens expire (BARONG_JWT_EXPIRE_TIME=3 here).
     tokio::time::sleep(Duration::from_secs(4)).await;
     expect(
