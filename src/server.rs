@@ -129,6 +129,8 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         rules: Rules::load(config.authz_rules_file.as_deref())?,
     });
 
+    let shutdown = CancellationToken::new();
+    let signals = wait_for_signal(shutdown.clone());
     let authz_listener = bind(config.authz_addr).await?;
     let api_listener = bind(config.api_addr).await?;
     tracing::info!(
@@ -139,8 +141,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         "barong listening"
     );
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(wait_for_signal(shutdown.clone()));
+    tokio::spawn(signals);
     let _mail = crate::mail::spawn_worker(
         &config,
         store.clone(),
@@ -281,26 +282,33 @@ async fn serve_authz(listener: TcpListener, state: Arc<AuthzState>, shutdown: Ca
     }
 }
 
-/// Cancels `token` on SIGTERM or SIGINT.
-async fn wait_for_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Cancels `token` on SIGTERM or SIGINT. The handlers are installed before this returns (not at
+/// the future's first poll), so a signal sent right after "barong listening" is not lost.
+fn wait_for_signal(token: CancellationToken) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Some(mut term), Some(mut int)) => {
                 tokio::select! {
-                    _ = ctrl_c => {},
                     _ = term.recv() => {},
+                    _ = int.recv() => {},
                 }
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received: finishing in-flight requests");
+        token.cancel();
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received: finishing in-flight requests");
-    token.cancel();
 }
