@@ -673,6 +673,15 @@ async fn bad_input_answers_barong_keys(backend: Backend) {
         .await;
     assert_eq!(sneaky.status, StatusCode::CREATED, "{}", sneaky.body);
     assert_eq!(sneaky.body["data"], "{\"q\":\"' OR 1=1 --\"}");
+    // Surrounding whitespace is not part of the address.
+    let spaced = api.sign_up("  spaced@barong.test ", json!({})).await;
+    assert_eq!(spaced.status, StatusCode::CREATED, "{}", spaced.body);
+    assert_eq!(spaced.body["email"], "spaced@barong.test");
+    expect(
+        &api.sign_up("spaced@barong.test", json!({})).await,
+        unprocessable,
+        errors(&["email.taken"]),
+    );
     // Unicode addresses are accepted and kept as given.
     let unicode = api.sign_up("юзер@пример.рф", json!({})).await;
     assert_eq!(unicode.status, StatusCode::CREATED, "{}", unicode.body);
