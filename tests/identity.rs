@@ -1303,6 +1303,105 @@ async fn whitelink_access(backend: Backend) {
     assert_eq!(whitelisted, ["203.0.113.7", "198.51.100.1"]);
 }
 
+// ---- tokens signed with the server's key but wrong in one claim --------------------------------
+
+/// Signs `claims` with the development key the server generated into its data directory.
+fn sign_with_server_key(db: &TestDb, claims: &Value) -> String {
+    let pem = std::fs::read(db.dir.path().join("jwt-rs256.pem")).expect("dev key");
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("rsa key");
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        claims,
+        &key,
+    )
+    .expect("sign")
+}
+
+async fn crafted_tokens_answer_barong_suffixes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = start_server(&db, &[]);
+    let api = Api::new(&server);
+    let now = chrono::Utc::now().timestamp();
+    let base = json!({
+        "iat": now, "exp": now + 600, "sub": "confirmation", "iss": "barong",
+        "aud": ["peatio", "barong"], "jti": "0123456789abcdef0123",
+        "email": "nobody@barong.test", "uid": "ID0000000000",
+    });
+    let with = |name: &str, value: Value| {
+        let mut claims = base.clone();
+        if value.is_null() {
+            claims.as_object_mut().expect("object").remove(name);
+        } else {
+            claims[name] = value;
+        }
+        claims
+    };
+    let cases = [
+        (
+            with("nbf", json!(now + 600)),
+            "jwt.decode_and_verify.reached",
+        ),
+        (
+            with("iss", json!("someone")),
+            "jwt.decode_and_verify.someone",
+        ),
+        (with("iss", Value::Null), "jwt.decode_and_verify.<none>"),
+        (with("iat", json!(now + 600)), "jwt.decode_and_verify.iat"),
+        (with("jti", Value::Null), "jwt.decode_and_verify.jti"),
+        (
+            with("aud", json!(["applogic"])),
+            "jwt.decode_and_verify.[\"applogic\"]",
+        ),
+        (with("exp", json!(now - 1)), "jwt.decode_and_verify.expired"),
+        // exp is checked before iss.
+        (
+            with("exp", json!(now - 1))
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o.insert("iss".into(), json!("x"));
+                    Value::Object(o)
+                })
+                .expect("claims"),
+            "jwt.decode_and_verify.expired",
+        ),
+        (base.clone(), "identity.user.active_or_doesnt_exist"),
+    ];
+    for (claims, key) in cases {
+        let token = sign_with_server_key(&db, &claims);
+        expect(
+            &api.post("/users/email/confirm_code", json!({ "token": token }))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            errors(&[key]),
+        );
+    }
+    // Another algorithm than the server's.
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &base,
+        &jsonwebtoken::EncodingKey::from_secret(b"secret"),
+    )
+    .expect("hs256");
+    expect(
+        &api.post("/users/email/confirm_code", json!({ "token": hs }))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        errors(&["jwt.decode_and_verify.algorithm"]),
+    );
+    // A valid reset token for an e-mail nobody has.
+    let reset = sign_with_server_key(&db, &with("sub", json!("reset")));
+    expect(
+        &api.post(
+            "/users/password/confirm_code",
+            json!({ "reset_password_token": reset, "password": PASSWORD, "confirm_password": PASSWORD }),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        errors(&["record.not_found"]),
+    );
+}
+
 both_backends!(
     user_lifecycle,
     mail_survives_smtp_outage_and_restart,
@@ -1312,4 +1411,5 @@ both_backends!(
     recaptcha_is_verified_with_the_provider,
     geetest_is_verified_with_the_provider,
     whitelink_access,
+    crafted_tokens_answer_barong_suffixes,
 );
