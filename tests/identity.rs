@@ -1352,6 +1352,15 @@ async fn crafted_tokens_answer_barong_suffixes(backend: Backend) {
             with("aud", json!(["applogic"])),
             "jwt.decode_and_verify.[\"applogic\"]",
         ),
+        (
+            with("aud", json!(["a", "b"])),
+            "jwt.decode_and_verify.\"b\"]",
+        ),
+        (
+            with("aud", json!("applogic")),
+            "jwt.decode_and_verify.applogic",
+        ),
+        (with("aud", Value::Null), "jwt.decode_and_verify.<none>"),
         (with("exp", json!(now - 1)), "jwt.decode_and_verify.expired"),
         // exp is checked before iss.
         (
