@@ -673,6 +673,12 @@ async fn bad_input_answers_barong_keys(backend: Backend) {
         .await;
     assert_eq!(sneaky.status, StatusCode::CREATED, "{}", sneaky.body);
     assert_eq!(sneaky.body["data"], "{\"q\":\"' OR 1=1 --\"}");
+    // A blank `data` is no data.
+    let blank = api
+        .sign_up("blank-data@barong.test", json!({ "data": "" }))
+        .await;
+    assert_eq!(blank.status, StatusCode::CREATED, "{}", blank.body);
+    assert_eq!(blank.body["data"], Value::Null);
     // Surrounding whitespace is not part of the address.
     let spaced = api.sign_up("  spaced@barong.test ", json!({})).await;
     assert_eq!(spaced.status, StatusCode::CREATED, "{}", spaced.body);

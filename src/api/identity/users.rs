@@ -68,7 +68,8 @@ pub async fn create(
     let username = v.optional_string("username");
     let refid = v.optional_string("refid");
     let captcha = v.optional_string_or_object("captcha_response", "invalid");
-    let data = v.optional_string("data");
+    // A blank `data` is no data (Barong validates it only when present).
+    let data = v.optional_string("data").filter(|d| !d.trim().is_empty());
     v.finish()?;
     let email = email.unwrap_or_default().trim().to_owned();
     let password = password.unwrap_or_default();
