@@ -1417,6 +1417,70 @@ async fn crafted_tokens_answer_barong_suffixes(backend: Backend) {
     );
 }
 
+// ---- the client IP of sessions and activities ---------------------------------------------------
+
+async fn client_ip_follows_barong(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = start_server(&db, &[("BARONG_GATEWAY", "akamai".into())]);
+    let api = Api::new(&server);
+    let store = db.open().await;
+    let sign_up = |email: &str, headers: &[(&'static str, &'static str)]| {
+        let mut request = api
+            .http
+            .post(format!("{}/users", api.base))
+            .json(&json!({ "email": email, "password": PASSWORD }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+    };
+    let cases: [(&str, &[(&'static str, &'static str)], &str); 4] = [
+        ("ip1@barong.test", &[], "127.0.0.1"),
+        (
+            "ip2@barong.test",
+            &[("X-Forwarded-For", "198.51.100.4, 10.0.0.2")],
+            "198.51.100.4",
+        ),
+        (
+            "ip3@barong.test",
+            &[
+                ("X-Forwarded-For", "198.51.100.4"),
+                ("True-Client-IP", "203.0.113.5"),
+            ],
+            "203.0.113.5",
+        ),
+        (
+            "ip4@barong.test",
+            &[("X-Forwarded-For", "192.168.0.9")],
+            "127.0.0.1",
+        ),
+    ];
+    for (email, headers, expected) in cases {
+        let answer = api.send(sign_up(email, headers), None).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        let cookie = answer.cookie.expect("cookie");
+        let session = store
+            .find_session(&barong::domain::session_key(&cookie))
+            .await
+            .expect("find")
+            .expect("session row");
+        assert_eq!(session.user_ip, expected, "{email}");
+        assert_eq!(session.user_agent.as_deref(), Some(UA));
+        assert!(session.expire_at > chrono::Utc::now().timestamp() + 1700);
+        let user = store
+            .find_user_by_email(email)
+            .await
+            .expect("f")
+            .expect("u");
+        assert!(
+            user.password_digest.starts_with("$argon2id$"),
+            "argon2id for new hashes"
+        );
+        let activity = &store.list_user_activities(user.id).await.expect("a")[0];
+        assert_eq!(activity.user_ip, expected);
+    }
+}
+
 both_backends!(
     user_lifecycle,
     mail_survives_smtp_outage_and_restart,
@@ -1427,4 +1491,5 @@ both_backends!(
     geetest_is_verified_with_the_provider,
     whitelink_access,
     crafted_tokens_answer_barong_suffixes,
+    client_ip_follows_barong,
 );
