@@ -1434,7 +1434,8 @@ async fn client_ip_follows_barong(backend: Backend) {
         }
         request
     };
-    let cases: [(&str, &[(&'static str, &'static str)], &str); 4] = [
+    type Headers = &'static [(&'static str, &'static str)];
+    let cases: [(&str, Headers, &str); 4] = [
         ("ip1@barong.test", &[], "127.0.0.1"),
         (
             "ip2@barong.test",
