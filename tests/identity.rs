@@ -1482,6 +1482,51 @@ async fn client_ip_follows_barong(backend: Backend) {
     }
 }
 
+// ---- mail refused by the relay is not retried forever ---------------------------------------------
+
+async fn refused_mail_is_given_up(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sink = SmtpSink::start(free_port(), &db.dir.path().join("mail"));
+    let server = start_server(&db, &smtp_env(sink.port).await);
+    let api = Api::new(&server);
+    assert_eq!(
+        api.sign_up("first@barong.test", json!({})).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.sign_up("reject@barong.test", json!({})).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.sign_up("accept@barong.test", json!({})).await.status,
+        StatusCode::CREATED
+    );
+    sink.wait_for("accept@barong.test", "Registration Confirmation")
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log_text().contains("mail refused permanently") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // With a 1 s backoff a transient failure would be retried several times by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        server
+            .log_text()
+            .matches("mail refused permanently")
+            .count(),
+        1
+    );
+    assert_eq!(
+        db.open().await.count_unsent_mails().await.expect("count"),
+        1
+    );
+}
+
 both_backends!(
     user_lifecycle,
     mail_survives_smtp_outage_and_restart,
@@ -1493,4 +1538,5 @@ both_backends!(
     whitelink_access,
     crafted_tokens_answer_barong_suffixes,
     client_ip_follows_barong,
+    refused_mail_is_given_up,
 );

@@ -171,6 +171,13 @@ async fn deliver(
                 tracing::warn!(id = mail.id, %error, "mail sent but not marked; it may be sent again");
             }
         }
+        Err(error) if error.is_permanent() => {
+            // 5xx: the relay refuses this mail (unknown mailbox, policy); retrying cannot help.
+            tracing::error!(id = mail.id, %error, "mail refused permanently; giving up on it");
+            let _ = store
+                .mark_mail_failed(mail.id, &error.to_string(), NEVER_SECS)
+                .await;
+        }
         Err(error) => {
             let delay = retry_delay(mail.attempts, settings.backoff, settings.max_backoff);
             tracing::warn!(
