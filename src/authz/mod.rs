@@ -70,9 +70,18 @@ fn allow_public() -> Response<Full<Bytes>> {
     response
 }
 
-/// Barong's authz error body: exactly one key.
+/// Barong's authz error body (exactly one key), repeated in two headers for nginx: its
+/// `auth_request` turns any status but 401/403 into a 500 and drops the body, so the shipped
+/// config restores both from `X-Barong-Status` and `X-Barong-Error`.
 fn deny(status: StatusCode, key: &'static str) -> Response<Full<Bytes>> {
-    json_response(status, &format!(r#"{{"errors":["{key}"]}}"#))
+    let body = format!(r#"{{"errors":["{key}"]}}"#);
+    let mut response = json_response(status, &body);
+    let headers = response.headers_mut();
+    headers.insert("x-barong-status", HeaderValue::from(status.as_u16()));
+    if let Ok(value) = HeaderValue::from_str(&body) {
+        headers.insert("x-barong-error", value);
+    }
+    response
 }
 
 fn json_response(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
