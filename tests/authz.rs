@@ -856,6 +856,136 @@ async fn tokens_for_each_signing_algorithm(backend: Backend) {
     }
 }
 
+/// Two instances on one PostgreSQL database: a session destroyed on one is refused by the
+/// other as soon as the NOTIFY arrives (well inside the TTL bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_invalidations() {
+    let f = fixture(Backend::Postgres, &[("BARONG_AUTHZ_CACHE_TTL", "60")], &[]).await;
+    let other = TestServer::start(
+        f._db.dir.path(),
+        &f._db.url,
+        &[
+            ("BARONG_ENCRYPTION_KEY", ENCRYPTION_KEY),
+            ("BARONG_AUTHZ_CACHE_TTL", "60"),
+        ],
+    );
+    let user = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (cookie, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    let ask_other = || async {
+        let response = f
+            .http
+            .get(format!("{}/api/v2/auth/{PRIVATE}", other.authz))
+            .header("cookie", format!("_barong_session={cookie}"))
+            .header("user-agent", AGENT)
+            .send()
+            .await
+            .expect("other");
+        response.status()
+    };
+    assert_eq!(
+        f.with_cookie("GET", PRIVATE, &cookie, &[]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        ask_other().await,
+        StatusCode::OK,
+        "cached on the second instance too"
+    );
+    // A request from another agent makes the first instance destroy the session.
+    let cookie_header = format!("_barong_session={cookie}");
+    f.ask(
+        "GET",
+        PRIVATE,
+        &[("cookie", &cookie_header), ("user-agent", "stolen/1.0")],
+    )
+    .await
+    .assert_denied(401, "authz.client_session_mismatch");
+    let took = eventually(Duration::from_secs(5), || async {
+        ask_other().await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(
+        took < Duration::from_secs(2),
+        "relayed in {took:?}, TTL is 60 s"
+    );
+}
+
+/// With PostgreSQL gone: cached sessions keep being answered, uncached ones fail closed at once
+/// with 503, readiness says 503, and everything recovers when the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_fails_closed_and_recovers() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.open().await;
+    store.migrate().await.expect("migrate");
+    Seeds::parse(DEFAULT_SEEDS)
+        .expect("seeds")
+        .apply(store.as_ref(), "ID")
+        .await
+        .expect("seed");
+    let proxy = common::TcpProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
+    let server = TestServer::start(
+        db.dir.path(),
+        &db.url_via(proxy.port),
+        &[
+            ("BARONG_ENCRYPTION_KEY", ENCRYPTION_KEY),
+            ("BARONG_DB_CONNECT_TIMEOUT", "500"),
+            ("BARONG_AUTHZ_CACHE_TTL", "30"),
+        ],
+    );
+    let f = Fixture {
+        _db: db,
+        store,
+        server,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client"),
+    };
+    let user = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (warm, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    let (cold, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    assert_eq!(
+        f.with_cookie("GET", PRIVATE, &warm, &[]).await.status,
+        StatusCode::OK
+    );
+
+    proxy.cut();
+    assert_eq!(
+        f.with_cookie("GET", PRIVATE, &warm, &[]).await.status,
+        StatusCode::OK,
+        "cached"
+    );
+    let started = Instant::now();
+    f.with_cookie("GET", PRIVATE, &cold, &[])
+        .await
+        .assert_denied(503, "authz.unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "failed closed in {:?}",
+        started.elapsed()
+    );
+    let ready = f
+        .http
+        .get(f.server.url("/api/v2/barong/public/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let alive = f
+        .http
+        .get(f.server.url("/api/v2/barong/public/health/alive"))
+        .send()
+        .await
+        .expect("alive");
+    assert_eq!(alive.status(), StatusCode::OK);
+
+    proxy.restore().await;
+    eventually(Duration::from_secs(10), || async {
+        f.with_cookie("GET", PRIVATE, &cold, &[]).await.status == StatusCode::OK
+    })
+    .await;
+}
+
 both_backends!(
     session_allows_with_a_token_verified_by_jwks,
     missing_and_unknown_sessions,
