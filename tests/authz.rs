@@ -330,6 +330,18 @@ async fn missing_and_unknown_sessions(backend: Backend) {
     f.ask("GET", "api/v2/barong/management/users/get", &[])
         .await
         .assert_denied(401, "authz.permission_denied");
+    // The REST listener answers decisions too, as Barong's API port does.
+    let on_rest = f
+        .http
+        .get(format!("{}/api/v2/auth/{PRIVATE}", f.server.api))
+        .send()
+        .await
+        .expect("rest");
+    assert_eq!(on_rest.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        on_rest.text().await.expect("body"),
+        r#"{"errors":["authz.invalid_session"]}"#
+    );
     // Other paths of the listener.
     let other = f
         .http
