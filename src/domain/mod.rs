@@ -3,6 +3,7 @@
 
 mod access;
 mod activity;
+mod api_key;
 pub mod client_ip;
 mod label;
 mod mail;
@@ -12,6 +13,10 @@ mod user;
 
 pub use access::{Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction};
 pub use activity::{Activity, NewActivity};
+pub use api_key::{
+    ApiKey, KeyHolder, NewApiKey, NewServiceAccount, ServiceAccount, scope_from_column,
+    scope_to_column,
+};
 pub use client_ip::client_ip;
 pub use label::{Label, StateRules, derive_level, derive_state};
 pub use mail::{NewMail, OutboxMail};
