@@ -133,9 +133,11 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         tracing::info!(?report, "empty database: default seeds loaded");
     }
     let bus = InvalidationBus::new();
-    let api_state = api_state(&config, store.clone(), &keys, bus.clone())?;
+    let signer = Arc::new(JwtSigner::new(&keys.signing)?);
+    let api_state = api_state(&config, store.clone(), &keys, &signer, bus.clone())?;
     let shutdown = CancellationToken::new();
-    let (authz_state, writers) = build_authz(&config, &keys, store.clone(), bus.clone()).await?;
+    let (authz_state, writers) =
+        build_authz(&config, &keys, signer.clone(), store.clone(), bus.clone()).await?;
     let maintain = tokio::spawn(
         authz_state
             .caches
@@ -217,10 +219,10 @@ fn with_authz_routes(router: axum::Router, authz: Arc<Authz>) -> axum::Router {
 async fn build_authz(
     config: &Config,
     keys: &Keys,
+    signer: Arc<JwtSigner>,
     store: Arc<dyn Store>,
     bus: InvalidationBus,
 ) -> Result<(Arc<Authz>, Vec<tokio::task::JoinHandle<()>>), ServeError> {
-    let signer = Arc::new(JwtSigner::new(&keys.signing)?);
     let encryptor = Arc::new(Encryptor::new(&keys.encryption));
     let ttl = Duration::from_secs(config.authz_cache_ttl);
     let caches = Caches::new(store.clone(), encryptor, ttl).await?;
@@ -274,8 +276,17 @@ pub fn api_state(
     config: &Config,
     store: Arc<dyn Store>,
     keys: &Keys,
+    signer: &JwtSigner,
     invalidation: InvalidationBus,
 ) -> Result<ApiState, ServeError> {
+    let audience = if config.jwt_audience.is_empty() {
+        vec!["peatio".into(), "barong".into()]
+    } else {
+        config.jwt_audience.clone()
+    };
+    let issuer = config.jwt_issuer.clone().unwrap_or_else(|| "barong".into());
+    let leeway = config.jwt_default_leeway.unwrap_or(5);
+    let bearer = crate::crypto::jws::JwtVerifier::new(signer, &issuer, &audience, leeway)?;
     let policy = PasswordPolicy::new(
         &config.password_regexp,
         config.password_min_entropy as f64,
@@ -297,6 +308,7 @@ pub fn api_state(
         ),
         captcha: Arc::new(crate::captcha::Captcha::from_config(config)),
         mail_wakeup: Arc::new(tokio::sync::Notify::new()),
+        bearer: Arc::new(bearer),
         state_rules: Arc::new(crate::domain::StateRules {
             activation_requirements: config.barong_yml.activation_requirements.clone(),
             state_triggers: config.barong_yml.state_triggers.clone(),
