@@ -2,10 +2,13 @@
 //! served under `/api/v2/barong/...` (the public path behind a gateway) and `/api/v2/...`
 //! (Barong's own mount point, for proxies that strip `/barong`).
 
+pub mod auth;
+mod entities;
 pub mod error;
 mod identity;
 pub mod params;
 mod public;
+mod resource;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +52,8 @@ pub struct ApiState {
     pub captcha: Arc<Captcha>,
     /// Wakes the mail worker after a mail was queued.
     pub mail_wakeup: Arc<tokio::sync::Notify>,
+    /// Verifies the bearer tokens of resource and admin requests (see `auth::CurrentUser`).
+    pub bearer: Arc<crate::crypto::jws::JwtVerifier>,
     /// `activation_requirements` and `state_triggers` of `barong.yml`.
     pub state_rules: Arc<StateRules>,
 }
@@ -63,7 +68,8 @@ pub fn router(state: ApiState) -> Router {
         .nest(
             "/public",
             public::routes("public").merge(public::health_routes()),
-        );
+        )
+        .nest("/resource", resource::routes());
     Router::new()
         .nest("/api/v2/barong", namespaces.clone())
         .nest("/api/v2", namespaces)

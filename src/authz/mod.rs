@@ -302,8 +302,7 @@ impl Authz {
     }
 
     /// Barong destroys a session whose agent, network or expiry do not match. The row is
-    /// deleted before the answer (and before the cache forgets it), so the next request cannot
-    /// load the session again in between.
+    /// deleted before the deny is answered, so a follow-up request cannot reload it.
     async fn destroy_session(&self, id: &str) {
         if let Err(error) = self.store.delete_session(id).await {
             tracing::warn!(%error, "mismatched session not deleted");

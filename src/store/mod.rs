@@ -14,10 +14,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Activity, ApiKey, Level, NewActivity, NewApiKey, NewLevel, NewPermission, NewRestriction,
-    NewServiceAccount, NewSession, NewUser, Permission, Restriction, ServiceAccount, Session, User,
+    Activity, ApiKey, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail, NewPermission,
+    NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission, Restriction,
+    ServiceAccount, Session, StateRules, User,
 };
-use crate::domain::{Label, NewMail, OutboxMail, StateRules};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -12,11 +12,11 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
 use crate::domain::{
-    Activity, ApiKey, KeyHolder, Level, NewActivity, NewApiKey, NewLevel, NewPermission,
-    NewRestriction, NewServiceAccount, NewSession, NewUser, Permission, Restriction,
-    ServiceAccount, Session, User, scope_from_column, scope_to_column,
+    Activity, ApiKey, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail,
+    NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
+    Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
+    scope_from_column, scope_to_column,
 };
-use crate::domain::{Label, NewMail, OutboxMail, StateRules, derive_level, derive_state};
 
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
