@@ -673,6 +673,21 @@ async fn bad_input_answers_barong_keys(backend: Backend) {
         .await;
     assert_eq!(sneaky.status, StatusCode::CREATED, "{}", sneaky.body);
     assert_eq!(sneaky.body["data"], "{\"q\":\"' OR 1=1 --\"}");
+    // A blank `data` is no data.
+    let blank = api
+        .sign_up("blank-data@barong.test", json!({ "data": "" }))
+        .await;
+    assert_eq!(blank.status, StatusCode::CREATED, "{}", blank.body);
+    assert_eq!(blank.body["data"], Value::Null);
+    // Surrounding whitespace is not part of the address.
+    let spaced = api.sign_up("  spaced@barong.test ", json!({})).await;
+    assert_eq!(spaced.status, StatusCode::CREATED, "{}", spaced.body);
+    assert_eq!(spaced.body["email"], "spaced@barong.test");
+    expect(
+        &api.sign_up("spaced@barong.test", json!({})).await,
+        unprocessable,
+        errors(&["email.taken"]),
+    );
     // Unicode addresses are accepted and kept as given.
     let unicode = api.sign_up("юзер@пример.рф", json!({})).await;
     assert_eq!(unicode.status, StatusCode::CREATED, "{}", unicode.body);
@@ -780,6 +795,21 @@ async fn bad_input_answers_barong_keys(backend: Backend) {
         errors(&["jwt.decode_and_verify.segments"]),
     );
 
+    // Barong's own mount point serves the same endpoints.
+    let own = api
+        .http
+        .post(server.url("/api/v2/identity/users"))
+        .json(&json!({}));
+    expect(
+        &api.send(own, None).await,
+        unprocessable,
+        errors(&[
+            "identity.user.missing_email",
+            "identity.user.empty_email",
+            "identity.user.missing_password",
+            "identity.user.empty_password",
+        ]),
+    );
     // Unknown routes and methods keep Barong's 404.
     let get_sessions = api.get("/sessions").await;
     expect(
@@ -796,7 +826,6 @@ async fn login_states_bcrypt_and_tokens(backend: Backend) {
     let sink = SmtpSink::start(free_port(), &db.dir.path().join("mail"));
     let mut env = smtp_env(sink.port).await;
     env.push(("BARONG_FIRST_REGISTRATION_SUPERADMIN", "false".into()));
-    env.push(("BARONG_JWT_EXPIRE_TIME", "3".into()));
     let server = start_server(&db, &env);
     let api = Api::new(&server);
     let store = db.open().await;
@@ -997,15 +1026,7 @@ async fn login_states_bcrypt_and_tokens(backend: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY,
         errors(&["jwt.decode_and_verify.raised"]),
     );
-    // Tokens expire (BARONG_JWT_EXPIRE_TIME=3 here).
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    expect(
-        &api.post("/users/email/confirm_code", json!({ "token": fresh_token }))
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        errors(&["jwt.decode_and_verify.expired"]),
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
         !sink
             .mails()
@@ -1294,6 +1315,279 @@ async fn whitelink_access(backend: Backend) {
     assert_eq!(whitelisted, ["203.0.113.7", "198.51.100.1"]);
 }
 
+// ---- tokens signed with the server's key but wrong in one claim --------------------------------
+
+/// Signs `claims` with the development key the server generated into its data directory.
+fn sign_with_server_key(db: &TestDb, claims: &Value) -> String {
+    let pem = std::fs::read(db.dir.path().join("jwt-rs256.pem")).expect("dev key");
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("rsa key");
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        claims,
+        &key,
+    )
+    .expect("sign")
+}
+
+async fn crafted_tokens_answer_barong_suffixes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = start_server(&db, &[]);
+    let api = Api::new(&server);
+    let now = chrono::Utc::now().timestamp();
+    let base = json!({
+        "iat": now, "exp": now + 600, "sub": "confirmation", "iss": "barong",
+        "aud": ["peatio", "barong"], "jti": "0123456789abcdef0123",
+        "email": "nobody@barong.test", "uid": "ID0000000000",
+    });
+    let with = |name: &str, value: Value| {
+        let mut claims = base.clone();
+        if value.is_null() {
+            claims.as_object_mut().expect("object").remove(name);
+        } else {
+            claims[name] = value;
+        }
+        claims
+    };
+    let cases = [
+        (
+            with("nbf", json!(now + 600)),
+            "jwt.decode_and_verify.reached",
+        ),
+        (
+            with("iss", json!("someone")),
+            "jwt.decode_and_verify.someone",
+        ),
+        (with("iss", Value::Null), "jwt.decode_and_verify.<none>"),
+        (with("iat", json!(now + 600)), "jwt.decode_and_verify.iat"),
+        (with("jti", Value::Null), "jwt.decode_and_verify.jti"),
+        (
+            with("aud", json!(["applogic"])),
+            "jwt.decode_and_verify.[\"applogic\"]",
+        ),
+        (
+            with("aud", json!(["a", "b"])),
+            "jwt.decode_and_verify.\"b\"]",
+        ),
+        (
+            with("aud", json!("applogic")),
+            "jwt.decode_and_verify.applogic",
+        ),
+        (with("aud", Value::Null), "jwt.decode_and_verify.<none>"),
+        (with("exp", json!(now - 1)), "jwt.decode_and_verify.expired"),
+        // exp is checked before iss.
+        (
+            with("exp", json!(now - 1))
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o.insert("iss".into(), json!("x"));
+                    Value::Object(o)
+                })
+                .expect("claims"),
+            "jwt.decode_and_verify.expired",
+        ),
+        (base.clone(), "identity.user.active_or_doesnt_exist"),
+    ];
+    for (claims, key) in cases {
+        let token = sign_with_server_key(&db, &claims);
+        expect(
+            &api.post("/users/email/confirm_code", json!({ "token": token }))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            errors(&[key]),
+        );
+    }
+    // Another algorithm than the server's.
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &base,
+        &jsonwebtoken::EncodingKey::from_secret(b"secret"),
+    )
+    .expect("hs256");
+    expect(
+        &api.post("/users/email/confirm_code", json!({ "token": hs }))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        errors(&["jwt.decode_and_verify.algorithm"]),
+    );
+    // A valid reset token for an e-mail nobody has.
+    let reset = sign_with_server_key(&db, &with("sub", json!("reset")));
+    expect(
+        &api.post(
+            "/users/password/confirm_code",
+            json!({ "reset_password_token": reset, "password": PASSWORD, "confirm_password": PASSWORD }),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        errors(&["record.not_found"]),
+    );
+}
+
+// ---- the client IP of sessions and activities ---------------------------------------------------
+
+async fn client_ip_follows_barong(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = start_server(&db, &[("BARONG_GATEWAY", "akamai".into())]);
+    let api = Api::new(&server);
+    let store = db.open().await;
+    let sign_up = |email: &str, headers: &[(&'static str, &'static str)]| {
+        let mut request = api
+            .http
+            .post(format!("{}/users", api.base))
+            .json(&json!({ "email": email, "password": PASSWORD }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+    };
+    type Headers = &'static [(&'static str, &'static str)];
+    let cases: [(&str, Headers, &str); 4] = [
+        ("ip1@barong.test", &[], "127.0.0.1"),
+        (
+            "ip2@barong.test",
+            &[("X-Forwarded-For", "198.51.100.4, 10.0.0.2")],
+            "198.51.100.4",
+        ),
+        (
+            "ip3@barong.test",
+            &[
+                ("X-Forwarded-For", "198.51.100.4"),
+                ("True-Client-IP", "203.0.113.5"),
+            ],
+            "203.0.113.5",
+        ),
+        (
+            "ip4@barong.test",
+            &[("X-Forwarded-For", "192.168.0.9")],
+            "127.0.0.1",
+        ),
+    ];
+    for (email, headers, expected) in cases {
+        let answer = api.send(sign_up(email, headers), None).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        let cookie = answer.cookie.expect("cookie");
+        let session = store
+            .find_session(&barong::domain::session_key(&cookie))
+            .await
+            .expect("find")
+            .expect("session row");
+        assert_eq!(session.user_ip, expected, "{email}");
+        assert_eq!(session.user_agent.as_deref(), Some(UA));
+        assert!(session.expire_at > chrono::Utc::now().timestamp() + 1700);
+        let user = store
+            .find_user_by_email(email)
+            .await
+            .expect("f")
+            .expect("u");
+        assert!(
+            user.password_digest.starts_with("$argon2id$"),
+            "argon2id for new hashes"
+        );
+        let activity = &store.list_user_activities(user.id).await.expect("a")[0];
+        assert_eq!(activity.user_ip, expected);
+    }
+}
+
+// ---- mail refused by the relay is not retried forever ---------------------------------------------
+
+async fn refused_mail_is_given_up(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sink = SmtpSink::start(free_port(), &db.dir.path().join("mail"));
+    let server = start_server(&db, &smtp_env(sink.port).await);
+    let api = Api::new(&server);
+    assert_eq!(
+        api.sign_up("first@barong.test", json!({})).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.sign_up("reject@barong.test", json!({})).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.sign_up("accept@barong.test", json!({})).await.status,
+        StatusCode::CREATED
+    );
+    sink.wait_for("accept@barong.test", "Registration Confirmation")
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log_text().contains("mail refused permanently") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // With a 1 s backoff a transient failure would be retried several times by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        server
+            .log_text()
+            .matches("mail refused permanently")
+            .count(),
+        1
+    );
+    assert_eq!(
+        db.open().await.count_unsent_mails().await.expect("count"),
+        1
+    );
+}
+
+// ---- issued tokens expire ---------------------------------------------------------------------
+
+async fn issued_tokens_expire(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sink = SmtpSink::start(free_port(), &db.dir.path().join("mail"));
+    let mut env = smtp_env(sink.port).await;
+    env.push(("BARONG_JWT_EXPIRE_TIME", "2".into()));
+    let server = start_server(&db, &env);
+    let api = Api::new(&server);
+    assert_eq!(
+        api.sign_up("first@barong.test", json!({})).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.sign_up("slow@barong.test", json!({})).await.status,
+        StatusCode::CREATED
+    );
+    let mail = sink
+        .wait_for("slow@barong.test", "Registration Confirmation")
+        .await;
+    let token = token_in(&mail.body, "confirmation_token");
+    expect(
+        &api.post(
+            "/users/password/generate_code",
+            json!({ "email": "slow@barong.test" }),
+        )
+        .await,
+        StatusCode::CREATED,
+        json!(201),
+    );
+    let reset = token_in(
+        &sink
+            .wait_for("slow@barong.test", "Password Reset")
+            .await
+            .body,
+        "reset_token",
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    expect(
+        &api.post("/users/email/confirm_code", json!({ "token": token }))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        errors(&["jwt.decode_and_verify.expired"]),
+    );
+    expect(
+        &api.post(
+            "/users/password/confirm_code",
+            json!({ "reset_password_token": reset, "password": PASSWORD, "confirm_password": PASSWORD }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        errors(&["jwt.decode_and_verify.expired"]),
+    );
+}
+
 both_backends!(
     user_lifecycle,
     mail_survives_smtp_outage_and_restart,
@@ -1303,4 +1597,8 @@ both_backends!(
     recaptcha_is_verified_with_the_provider,
     geetest_is_verified_with_the_provider,
     whitelink_access,
+    crafted_tokens_answer_barong_suffixes,
+    client_ip_follows_barong,
+    refused_mail_is_given_up,
+    issued_tokens_expire,
 );

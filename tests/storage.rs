@@ -615,9 +615,25 @@ async fn whitelink_tokens_expire(backend: Backend) {
     assert!(!store.whitelink_token_valid("t3", now).await.expect("t3"));
 }
 
+async fn first_user_without_superadmin_permission_stays_member(backend: Backend) {
+    // Barong's quirk: no `superadmin` permission row, no role change; the label still activates.
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let rules = barong::domain::StateRules::default();
+    let first = store
+        .register_user(&plain_user("ID0000000001", "a@x.io"), true, None, &rules)
+        .await
+        .expect("first");
+    assert_eq!(
+        (first.role.as_str(), first.state.as_str(), first.level),
+        ("member", "active", 0)
+    );
+}
+
 both_backends!(
     register_first_superadmin_then_queue_mail,
     confirm_email_and_reset_password_are_single_use,
     mail_outbox_claims_retries_and_sends_once,
     whitelink_tokens_expire,
+    first_user_without_superadmin_permission_stays_member,
 );

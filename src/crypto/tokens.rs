@@ -170,7 +170,20 @@ impl TokenSigner {
             _ => false,
         };
         if !audience_ok {
-            let received = claims.get("aud").map(Value::to_string).unwrap_or_default();
+            // Ruby interpolates the received value: a string as is, an array as `["a", "b"]`.
+            let received = match claims.get("aud") {
+                None | Some(Value::Null) => "<none>".to_owned(),
+                Some(Value::String(a)) => a.clone(),
+                Some(Value::Array(items)) => format!(
+                    "[{}]",
+                    items
+                        .iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(other) => other.to_string(),
+            };
             return Err(fail(last_word(&received)));
         }
         match claims.get("sub").and_then(Value::as_str) {

@@ -28,6 +28,10 @@ pub use templates::MailSettings;
 const CLAIM_LEASE_SECS: i64 = 120;
 /// Mails claimed per round.
 const BATCH: i64 = 20;
+/// Delivered mails are kept this long (for support questions), then deleted.
+const SENT_RETENTION_SECS: i64 = 30 * 24 * 3600;
+/// How often the worker deletes old delivered mails.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Retry delay for a mail that can never be sent (bad address): effectively never.
 const NEVER_SECS: i64 = 10 * 365 * 24 * 3600;
 
@@ -119,9 +123,18 @@ async fn run_worker(
         tracing::error!(sender = %settings.sender, "invalid BARONG_SENDER_EMAIL/NAME; mail stays queued");
         return;
     };
+    let mut last_purge: Option<tokio::time::Instant> = None;
     loop {
         if shutdown.is_cancelled() {
             break;
+        }
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(tokio::time::Instant::now());
+            match store.purge_sent_mails(SENT_RETENTION_SECS).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "old delivered mails purged"),
+                Err(error) => tracing::warn!(%error, "cannot purge delivered mails"),
+            }
         }
         let mails = match store.claim_mails(BATCH, CLAIM_LEASE_SECS).await {
             Ok(mails) => mails,
@@ -170,6 +183,13 @@ async fn deliver(
             if let Err(error) = store.mark_mail_sent(mail.id).await {
                 tracing::warn!(id = mail.id, %error, "mail sent but not marked; it may be sent again");
             }
+        }
+        Err(error) if error.is_permanent() => {
+            // 5xx: the relay refuses this mail (unknown mailbox, policy); retrying cannot help.
+            tracing::error!(id = mail.id, %error, "mail refused permanently; giving up on it");
+            let _ = store
+                .mark_mail_failed(mail.id, &error.to_string(), NEVER_SECS)
+                .await;
         }
         Err(error) => {
             let delay = retry_delay(mail.attempts, settings.backoff, settings.max_backoff);

@@ -208,6 +208,8 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_mail_sent(&self, id: i64) -> StoreResult<()>;
     /// Records a failed delivery and when to try again.
     async fn mark_mail_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()>;
+    /// Deletes mails delivered more than `older_than_secs` ago; returns how many.
+    async fn purge_sent_mails(&self, older_than_secs: i64) -> StoreResult<u64>;
     /// Counts mails not delivered yet.
     async fn count_unsent_mails(&self) -> StoreResult<i64>;
     /// Stores an active whitelink token until `expires_at`.

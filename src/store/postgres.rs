@@ -1077,6 +1077,18 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn purge_sent_mails(&self, older_than_secs: i64) -> StoreResult<u64> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM mail_outbox WHERE sent_at IS NOT NULL
+                     AND sent_at < now() - make_interval(secs => $1::bigint)",
+                &[&older_than_secs],
+            )
+            .await
+            .map_err(map_error)
+    }
+
     async fn count_unsent_mails(&self) -> StoreResult<i64> {
         let client = self.client().await?;
         let row = client

@@ -1026,6 +1026,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn purge_sent_mails(&self, older_than_secs: i64) -> StoreResult<u64> {
+        self.with_conn(move |c| {
+            c.execute(
+                "DELETE FROM mail_outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
+                [text_in(-older_than_secs)],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn count_unsent_mails(&self) -> StoreResult<i64> {
         self.with_conn(|c| {
             c.query_row(

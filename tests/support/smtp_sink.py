@@ -22,6 +22,13 @@ class Sink:
         self.count = 0
         self.lock = threading.Lock()
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # Addresses starting with "reject" are refused permanently, like an unknown mailbox.
+        if address.startswith("reject"):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=policy.default)
         part = message.get_body(preferencelist=("html", "plain"))

@@ -177,19 +177,22 @@ pub(crate) async fn open_session(
     })
 }
 
-/// `name=value; Path=/; HttpOnly; SameSite=Lax[; Secure]`; `expire` clears the cookie.
+/// The session cookie as this server sets it; `expire` clears it.
 pub(crate) fn cookie_attributes(state: &ApiState, value: &str, expire: bool) -> String {
-    let mut text = format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax",
-        state.config.session_name
+    let secure = !matches!(
+        state.config.env,
+        Environment::Development | Environment::Test
     );
+    session_cookie_header(&state.config.session_name, value, expire, secure)
+}
+
+/// `name=value; Path=/; HttpOnly; SameSite=Lax[; Max-Age=0; Expires=...][; Secure]`.
+pub fn session_cookie_header(name: &str, value: &str, expire: bool, secure: bool) -> String {
+    let mut text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if expire {
         text.push_str("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
     }
-    if !matches!(
-        state.config.env,
-        Environment::Development | Environment::Test
-    ) {
+    if secure {
         text.push_str("; Secure");
     }
     text
@@ -200,5 +203,38 @@ pub(crate) fn mail_settings(state: &ApiState) -> crate::mail::MailSettings {
     crate::mail::MailSettings {
         domain: state.config.domain.clone(),
         logo: state.config.smtp_logo_link.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_attributes_and_lookup() {
+        assert_eq!(
+            session_cookie_header("_barong_session", "ab", false, true),
+            "_barong_session=ab; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            session_cookie_header("s", "", true, false),
+            "s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        let mut headers = axum::http::HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; _barong_session=x1"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("_barong_session=x2; b=2"),
+        );
+        assert_eq!(
+            session_cookie(&headers, "_barong_session").as_deref(),
+            Some("x2")
+        );
+        assert_eq!(session_cookie(&headers, "other"), None);
+        let empty = axum::http::HeaderMap::new();
+        assert_eq!(session_cookie(&empty, "_barong_session"), None);
     }
 }

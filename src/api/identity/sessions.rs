@@ -17,6 +17,11 @@ use crate::crypto::password_hash::{self, Verification};
 use crate::domain::{session_key, user_language};
 use crate::invalidation::Invalidation;
 
+/// An argon2id digest of nothing in particular, checked against when the e-mail is unknown.
+static DUMMY_DIGEST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    password_hash::hash_password("not a password of anyone").unwrap_or_default()
+});
+
 fn as_text(value: Option<&Value>) -> String {
     value
         .map(|v| coerce_string(v).unwrap_or_else(|| v.to_string()))
@@ -46,6 +51,12 @@ pub async fn create(
     let (email, password) = (as_text(email.as_ref()), as_text(password.as_ref()));
     let invalid = || error(StatusCode::UNAUTHORIZED, "identity.session.invalid_params");
     let Some(user) = state.store.find_user_by_email(&email).await? else {
+        // Spend the time a password check takes, so the answer time does not tell whether
+        // the e-mail is registered.
+        let _ = tokio::task::spawn_blocking(move || {
+            password_hash::verify_password(&password, &DUMMY_DIGEST)
+        })
+        .await;
         return Err(invalid());
     };
     let refused = match user.state.as_str() {

@@ -68,9 +68,11 @@ pub async fn create(
     let username = v.optional_string("username");
     let refid = v.optional_string("refid");
     let captcha = v.optional_string_or_object("captcha_response", "invalid");
-    let data = v.optional_string("data");
+    // A blank `data` is no data (Barong validates it only when present).
+    let data = v.optional_string("data").filter(|d| !d.trim().is_empty());
     v.finish()?;
-    let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
+    let email = email.unwrap_or_default().trim().to_owned();
+    let password = password.unwrap_or_default();
     state
         .captcha
         .verify("user_create", captcha.as_ref())
@@ -108,7 +110,6 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::unprocessable(errors));
     }
-    let email = email.trim().to_owned();
     let digest = hash(password).await?;
     let language = user_language(data.as_deref(), &state.config.default_language);
 
