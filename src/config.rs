@@ -512,6 +512,9 @@ settings! {
     authz_tls_key_path: Option<PathBuf> = "BARONG_AUTHZ_TLS_KEY_PATH", "", parse_existing_file;
     /// `BARONG_AUTHZ_CLIENT_CA_PATH` (unset): authz listener requires client certificates from this CA.
     authz_client_ca_path: Option<PathBuf> = "BARONG_AUTHZ_CLIENT_CA_PATH", "", parse_existing_file;
+    /// `BARONG_TLS_RELOAD_INTERVAL` (`2` s): how often the TLS files are checked for changes;
+    /// `0` reloads them on SIGHUP only.
+    tls_reload_interval: u64 = "BARONG_TLS_RELOAD_INTERVAL", "2";
 
     // ---- Barong: general ----------------------------------------------------------------------
     /// `BARONG_APP_NAME` (`Barong`): TOTP issuer; Twilio Verify service name.

@@ -151,7 +151,9 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         shutdown.clone(),
     ));
 
-    tokio::spawn(tls::watch(https.reloaders(), shutdown.clone()));
+    let poll =
+        (config.tls_reload_interval > 0).then(|| Duration::from_secs(config.tls_reload_interval));
+    tokio::spawn(tls::watch(https.reloaders(), poll, shutdown.clone()));
     let authz_listener = bind(config.authz_addr).await?;
     let api_listener = bind(config.api_addr).await?;
     tracing::info!(

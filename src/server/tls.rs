@@ -20,9 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
-/// How often the files are compared with what was last loaded.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
-
 /// The protocol versions offered: TLS 1.3 and 1.2, nothing older.
 pub static PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
@@ -208,9 +205,13 @@ impl ListenersTls {
     }
 }
 
-/// Reloads every listener's TLS when its files change (checked every [`POLL_INTERVAL`]) and on
+/// Reloads every listener's TLS when its files change (checked every `poll`, if any) and on
 /// SIGHUP, until `shutdown`.
-pub async fn watch(reloaders: Vec<Arc<TlsReloader>>, shutdown: CancellationToken) {
+pub async fn watch(
+    reloaders: Vec<Arc<TlsReloader>>,
+    poll: Option<Duration>,
+    shutdown: CancellationToken,
+) {
     if reloaders.is_empty() {
         return;
     }
@@ -222,10 +223,18 @@ pub async fn watch(reloaders: Vec<Arc<TlsReloader>>, shutdown: CancellationToken
             None
         }
     };
-    let mut ticks = tokio::time::interval(POLL_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
+    let mut ticks = poll.map(|every| {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
     loop {
+        let tick = async {
+            match ticks.as_mut() {
+                Some(ticks) => ticks.tick().await,
+                None => std::future::pending().await,
+            }
+        };
         #[cfg(unix)]
         let hup = async {
             match hangup.as_mut() {
@@ -237,7 +246,7 @@ pub async fn watch(reloaders: Vec<Arc<TlsReloader>>, shutdown: CancellationToken
         let hup = std::future::pending::<Option<()>>();
         let force = tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticks.tick() => false,
+            _ = tick => false,
             _ = hup => {
                 tracing::info!("SIGHUP: reloading TLS certificates");
                 true
