@@ -206,23 +206,41 @@ impl ListenersTls {
 }
 
 /// Reloads every listener's TLS when its files change (checked every `poll`, if any) and on
-/// SIGHUP, until `shutdown`.
-pub async fn watch(
+/// SIGHUP, until `shutdown`. The SIGHUP handler is in place when this returns, before the
+/// future runs.
+pub fn watch(
     reloaders: Vec<Arc<TlsReloader>>,
     poll: Option<Duration>,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let hangup = if reloaders.is_empty() {
+        None
+    } else {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP: TLS reloads on file changes only");
+                None
+            }
+        }
+    };
+    #[cfg(unix)]
+    let future = run_watch(reloaders, poll, hangup, shutdown);
+    #[cfg(not(unix))]
+    let future = run_watch(reloaders, poll, shutdown);
+    future
+}
+
+async fn run_watch(
+    reloaders: Vec<Arc<TlsReloader>>,
+    poll: Option<Duration>,
+    #[cfg(unix)] mut hangup: Option<tokio::signal::unix::Signal>,
     shutdown: CancellationToken,
 ) {
     if reloaders.is_empty() {
         return;
     }
-    #[cfg(unix)]
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => Some(signal),
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGHUP: TLS reloads on file changes only");
-            None
-        }
-    };
     let mut ticks = poll.map(|every| {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
