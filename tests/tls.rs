@@ -1,7 +1,8 @@
 //! HTTPS on both listeners against the real server (SQLite only: TLS does not depend on the
 //! storage backend): certificates made by rcgen, clients from reqwest and raw rustls, TLS 1.2+
-//! only, mTLS on the authz listener, certificates reloaded on file change and on SIGHUP, bad
-//! files refused at start and kept out at reload.
+//! only, mTLS on the authz listener, a per-listener certificate, certificates reloaded on file
+//! change and on SIGHUP, bad files refused at start and kept out at reload, a silent client
+//! dropped after the handshake timeout.
 
 mod common;
 
@@ -683,4 +684,29 @@ async fn unusable_tls_files_stop_the_server_with_one_line() {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_handshake_is_dropped() {
+    let ca = Ca::new("CA");
+    let files = Files::new();
+    let (cert, key) = files.pair("server", &ca.server());
+    let (_db, _store, server) = start(&[
+        ("BARONG_TLS_CERT_PATH", &cert),
+        ("BARONG_TLS_KEY_PATH", &key),
+    ])
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(host_port(&server.authz))
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let mut buffer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(20), silent.read_to_end(&mut buffer)).await;
+    assert!(closed.is_ok(), "still open after 20 s");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "closed after {waited:?}"
+    );
 }
