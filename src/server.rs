@@ -154,6 +154,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     let poll =
         (config.tls_reload_interval > 0).then(|| Duration::from_secs(config.tls_reload_interval));
     tokio::spawn(tls::watch(https.reloaders(), poll, shutdown.clone()));
+    tokio::spawn(wait_for_signal(shutdown.clone()));
     let authz_listener = bind(config.authz_addr).await?;
     let api_listener = bind(config.api_addr).await?;
     tracing::info!(
@@ -166,7 +167,6 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         "barong listening"
     );
 
-    tokio::spawn(wait_for_signal(shutdown.clone()));
     let api_router = with_authz_routes(api::router(api_state), authz_state.clone());
     let authz_task = tokio::spawn(serve_connections(
         "authz",
@@ -338,26 +338,44 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Cancels `token` on SIGTERM or SIGINT.
-async fn wait_for_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Cancels `token` on SIGTERM or SIGINT. The handlers are installed when this returns (before
+/// the listeners announce themselves), so an early SIGTERM is a graceful stop, never the
+/// default kill.
+fn wait_for_signal(token: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
+            match signals {
+                (None, None) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+                (term, int) => {
+                    tokio::select! {
+                        () = recv(term) => {},
+                        () = recv(int) => {},
+                    }
+                }
             }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received: finishing in-flight requests");
+        token.cancel();
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received: finishing in-flight requests");
-    token.cancel();
 }
