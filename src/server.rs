@@ -135,10 +135,12 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         let report = seed(&config, store.as_ref(), None).await?;
         tracing::info!(?report, "empty database: default seeds loaded");
     }
-    let api_state = api_state(&config, store.clone())?;
     let bus = InvalidationBus::new();
+    let signer = Arc::new(JwtSigner::new(&keys.signing)?);
+    let api_state = api_state(&config, store.clone(), &keys, &signer, bus.clone())?;
     let shutdown = CancellationToken::new();
-    let (authz_state, writers) = build_authz(&config, &keys, store.clone(), bus.clone()).await?;
+    let (authz_state, writers) =
+        build_authz(&config, &keys, signer.clone(), store.clone(), bus.clone()).await?;
     let maintain = tokio::spawn(
         authz_state
             .caches
@@ -154,7 +156,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     let poll =
         (config.tls_reload_interval > 0).then(|| Duration::from_secs(config.tls_reload_interval));
     tokio::spawn(tls::watch(https.reloaders(), poll, shutdown.clone()));
-    tokio::spawn(wait_for_signal(shutdown.clone()));
+    spawn_signal_handler(shutdown.clone())?;
     let authz_listener = bind(config.authz_addr).await?;
     let api_listener = bind(config.api_addr).await?;
     tracing::info!(
@@ -167,6 +169,12 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         "barong listening"
     );
 
+    let _mail = crate::mail::spawn_worker(
+        &config,
+        store.clone(),
+        api_state.mail_wakeup.clone(),
+        shutdown.clone(),
+    );
     let api_router = with_authz_routes(api::router(api_state), authz_state.clone());
     let authz_task = tokio::spawn(serve_connections(
         "authz",
@@ -226,10 +234,10 @@ fn with_authz_routes(router: axum::Router, authz: Arc<Authz>) -> axum::Router {
 async fn build_authz(
     config: &Config,
     keys: &Keys,
+    signer: Arc<JwtSigner>,
     store: Arc<dyn Store>,
     bus: InvalidationBus,
 ) -> Result<(Arc<Authz>, Vec<tokio::task::JoinHandle<()>>), ServeError> {
-    let signer = Arc::new(JwtSigner::new(&keys.signing)?);
     let encryptor = Arc::new(Encryptor::new(&keys.encryption));
     let ttl = Duration::from_secs(config.authz_cache_ttl);
     let caches = Caches::new(store.clone(), encryptor, ttl).await?;
@@ -279,7 +287,21 @@ async fn build_authz(
 }
 
 /// The REST state from the settings: policy compiled once, `configs` body rendered once.
-pub fn api_state(config: &Config, store: Arc<dyn Store>) -> Result<ApiState, ServeError> {
+pub fn api_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    keys: &Keys,
+    signer: &JwtSigner,
+    invalidation: InvalidationBus,
+) -> Result<ApiState, ServeError> {
+    let audience = if config.jwt_audience.is_empty() {
+        vec!["peatio".into(), "barong".into()]
+    } else {
+        config.jwt_audience.clone()
+    };
+    let issuer = config.jwt_issuer.clone().unwrap_or_else(|| "barong".into());
+    let leeway = config.jwt_default_leeway.unwrap_or(5);
+    let bearer = crate::crypto::jws::JwtVerifier::new(signer, &issuer, &audience, leeway)?;
     let policy = PasswordPolicy::new(
         &config.password_regexp,
         config.password_min_entropy as f64,
@@ -293,6 +315,19 @@ pub fn api_state(config: &Config, store: Arc<dyn Store>) -> Result<ApiState, Ser
         version: Arc::new(version_info()),
         max_body_size: config.max_body_size as usize,
         ready_timeout: Duration::from_millis(config.db_connect_timeout),
+        config: Arc::new(config.clone()),
+        invalidation,
+        tokens: Arc::new(
+            crate::crypto::tokens::TokenSigner::new(&keys.signing, config.jwt_expire_time as i64)
+                .map_err(|e| ServeError::Invalid(e.to_string()))?,
+        ),
+        captcha: Arc::new(crate::captcha::Captcha::from_config(config)),
+        mail_wakeup: Arc::new(tokio::sync::Notify::new()),
+        bearer: Arc::new(bearer),
+        state_rules: Arc::new(crate::domain::StateRules {
+            activation_requirements: config.barong_yml.activation_requirements.clone(),
+            state_triggers: config.barong_yml.state_triggers.clone(),
+        }),
     })
 }
 
@@ -338,44 +373,30 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Cancels `token` on SIGTERM or SIGINT. The handlers are installed when this returns (before
-/// the listeners announce themselves), so an early SIGTERM is a graceful stop, never the
-/// default kill.
-fn wait_for_signal(token: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+/// Registers SIGTERM and SIGINT handlers now (before the listeners announce themselves, so a
+/// signal sent right after start-up is not lost) and cancels `token` when one arrives.
+fn spawn_signal_handler(token: CancellationToken) -> Result<(), ServeError> {
     #[cfg(unix)]
-    let signals = {
+    {
         use tokio::signal::unix::{SignalKind, signal};
-        (
-            signal(SignalKind::terminate()).ok(),
-            signal(SignalKind::interrupt()).ok(),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        {
-            async fn recv(signal: Option<tokio::signal::unix::Signal>) {
-                match signal {
-                    Some(mut signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
+        let register = |kind| {
+            signal(kind).map_err(|e| ServeError::Invalid(format!("cannot handle signals: {e}")))
+        };
+        let mut term = register(SignalKind::terminate())?;
+        let mut int = register(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            match signals {
-                (None, None) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-                (term, int) => {
-                    tokio::select! {
-                        () = recv(term) => {},
-                        () = recv(int) => {},
-                    }
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutdown signal received: finishing in-flight requests");
-        token.cancel();
+            tracing::info!("shutdown signal received: finishing in-flight requests");
+            token.cancel();
+        });
     }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        token.cancel();
+    });
+    Ok(())
 }
