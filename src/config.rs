@@ -498,12 +498,23 @@ settings! {
     uploads_url: String = "BARONG_UPLOADS_URL", Dflt::Derived(default_uploads_url), parse_uploads_url;
     /// `BARONG_LOG_FORMAT` (`text`, `json` when `BARONG_ENV=production`).
     log_format: LogFormat = "BARONG_LOG_FORMAT", Dflt::Derived(default_log_format);
-    /// `BARONG_TLS_CERT_PATH` (unset: plain HTTP): PEM certificate chain for both listeners.
+    /// `BARONG_TLS_CERT_PATH` (unset: plain HTTP): PEM certificate chain (leaf first) for both
+    /// listeners, served over rustls, TLS 1.2 and 1.3; reloaded when the file changes or on SIGHUP.
     tls_cert_path: Option<PathBuf> = "BARONG_TLS_CERT_PATH", "", parse_existing_file;
-    /// `BARONG_TLS_KEY_PATH` (unset): PEM private key matching `tls_cert_path`.
+    /// `BARONG_TLS_KEY_PATH` (unset): PEM private key (PKCS#8, PKCS#1 or SEC1) matching
+    /// `tls_cert_path`.
     tls_key_path: Option<PathBuf> = "BARONG_TLS_KEY_PATH", "", parse_existing_file;
+    /// `BARONG_AUTHZ_TLS_CERT_PATH` (unset: `BARONG_TLS_CERT_PATH`): a certificate chain for the
+    /// authz listener only (e.g. from the internal CA the proxy trusts).
+    authz_tls_cert_path: Option<PathBuf> = "BARONG_AUTHZ_TLS_CERT_PATH", "", parse_existing_file;
+    /// `BARONG_AUTHZ_TLS_KEY_PATH` (unset: `BARONG_TLS_KEY_PATH`): the key of
+    /// `authz_tls_cert_path`.
+    authz_tls_key_path: Option<PathBuf> = "BARONG_AUTHZ_TLS_KEY_PATH", "", parse_existing_file;
     /// `BARONG_AUTHZ_CLIENT_CA_PATH` (unset): authz listener requires client certificates from this CA.
     authz_client_ca_path: Option<PathBuf> = "BARONG_AUTHZ_CLIENT_CA_PATH", "", parse_existing_file;
+    /// `BARONG_TLS_RELOAD_INTERVAL` (`2` s): how often the TLS files are checked for changes;
+    /// `0` reloads them on SIGHUP only.
+    tls_reload_interval: u64 = "BARONG_TLS_RELOAD_INTERVAL", "2";
 
     // ---- Barong: general ----------------------------------------------------------------------
     /// `BARONG_APP_NAME` (`Barong`): TOTP issuer; Twilio Verify service name.
@@ -823,16 +834,32 @@ impl Config {
     /// A certificate without its key (or the reverse) cannot serve HTTPS; client certificates
     /// (mTLS) are only asked for over HTTPS.
     fn check_tls(&self) -> Result<(), ConfigError> {
-        let cert = self.tls_cert_path.is_some();
-        if cert && self.tls_key_path.is_none() {
-            let why = "required when BARONG_TLS_CERT_PATH is set";
-            return Err(ConfigError::missing("BARONG_TLS_KEY_PATH", why));
+        let pairs = [
+            (
+                &self.tls_cert_path,
+                "BARONG_TLS_CERT_PATH",
+                &self.tls_key_path,
+                "BARONG_TLS_KEY_PATH",
+            ),
+            (
+                &self.authz_tls_cert_path,
+                "BARONG_AUTHZ_TLS_CERT_PATH",
+                &self.authz_tls_key_path,
+                "BARONG_AUTHZ_TLS_KEY_PATH",
+            ),
+        ];
+        for (cert, cert_name, key, key_name) in pairs {
+            if cert.is_some() && key.is_none() {
+                let why = format!("required when {cert_name} is set");
+                return Err(ConfigError::missing(key_name, &why));
+            }
+            if cert.is_none() && key.is_some() {
+                let why = format!("required when {key_name} is set");
+                return Err(ConfigError::missing(cert_name, &why));
+            }
         }
-        if !cert && self.tls_key_path.is_some() {
-            let why = "required when BARONG_TLS_KEY_PATH is set";
-            return Err(ConfigError::missing("BARONG_TLS_CERT_PATH", why));
-        }
-        if !cert && self.authz_client_ca_path.is_some() {
+        let authz_tls = self.tls_cert_path.is_some() || self.authz_tls_cert_path.is_some();
+        if !authz_tls && self.authz_client_ca_path.is_some() {
             let why = "required when BARONG_AUTHZ_CLIENT_CA_PATH is set";
             return Err(ConfigError::missing("BARONG_TLS_CERT_PATH", why));
         }
@@ -1732,6 +1759,20 @@ mod tests {
             ("BARONG_AUTHZ_CLIENT_CA_PATH", file.path()),
         ];
         assert!(load(&both).unwrap().tls_cert_path.is_some());
+        let e = error(&[("BARONG_AUTHZ_TLS_CERT_PATH", file.path())]);
+        assert_eq!(
+            e.message,
+            "missing BARONG_AUTHZ_TLS_KEY_PATH: required when BARONG_AUTHZ_TLS_CERT_PATH is set"
+        );
+        let e = error(&[("BARONG_AUTHZ_TLS_KEY_PATH", file.path())]);
+        assert_eq!(e.setting, "BARONG_AUTHZ_TLS_CERT_PATH");
+        let authz_only = [
+            ("BARONG_AUTHZ_TLS_CERT_PATH", file.path()),
+            ("BARONG_AUTHZ_TLS_KEY_PATH", file.path()),
+            ("BARONG_AUTHZ_CLIENT_CA_PATH", file.path()),
+        ];
+        let c = load(&authz_only).unwrap();
+        assert!(c.tls_cert_path.is_none() && c.authz_tls_cert_path.is_some());
     }
 
     #[test]

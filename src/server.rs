@@ -6,9 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +25,11 @@ use crate::domain::password::PasswordPolicy;
 use crate::invalidation::{self, InvalidationBus};
 use crate::seed::{DEFAULT_SEEDS, Seeds};
 use crate::store::{self, Store, StoreOptions};
+
+pub mod listen;
+pub mod tls;
+
+use listen::serve_connections;
 
 /// Why the server could not start or stopped with an error; printed as one line by `main`.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,7 @@ pub async fn seed(
 pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     let started = Instant::now();
     let keys = load_keys(&config)?;
+    let https = tls::ListenersTls::load(&config).map_err(|e| ServeError::Invalid(e.to_string()))?;
     let store = open_store(&config).await?;
     if migrate {
         let applied = store.migrate().await?;
@@ -150,6 +153,9 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         shutdown.clone(),
     ));
 
+    let poll =
+        (config.tls_reload_interval > 0).then(|| Duration::from_secs(config.tls_reload_interval));
+    tokio::spawn(tls::watch(https.reloaders(), poll, shutdown.clone()));
     spawn_signal_handler(shutdown.clone())?;
     let authz_listener = bind(config.authz_addr).await?;
     let api_listener = bind(config.api_addr).await?;
@@ -157,6 +163,8 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         authz = %authz_listener.local_addr().map_err(|e| ServeError::Invalid(e.to_string()))?,
         api = %api_listener.local_addr().map_err(|e| ServeError::Invalid(e.to_string()))?,
         backend = ?store.backend(),
+        authz_tls = https.authz.is_some(),
+        api_tls = https.api.is_some(),
         startup_ms = started.elapsed().as_millis() as u64,
         "barong listening"
     );
@@ -168,19 +176,26 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         shutdown.clone(),
     );
     let api_router = with_authz_routes(api::router(api_state), authz_state.clone());
-    let authz_task = tokio::spawn(serve_authz(authz_listener, authz_state, shutdown.clone()));
-    let api_shutdown = shutdown.clone();
-    let api_task = tokio::spawn(async move {
-        axum::serve(
-            api_listener,
-            api_router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-        .await
-    });
+    let authz_task = tokio::spawn(serve_connections(
+        "authz",
+        authz_listener,
+        https.authz,
+        move |peer| {
+            let state = authz_state.clone();
+            hyper::service::service_fn(move |request| authz::handle(state.clone(), peer, request))
+        },
+        shutdown.clone(),
+    ));
+    let api_task = tokio::spawn(serve_connections(
+        "rest",
+        api_listener,
+        https.api,
+        move |peer| listen::router_service(api_router.clone(), peer),
+        shutdown.clone(),
+    ));
     let (authz_result, api_result) = tokio::join!(authz_task, api_task);
-    if let Ok(Err(error)) = api_result {
-        tracing::error!(%error, "REST listener failed");
+    if api_result.is_err() {
+        tracing::error!("REST listener task failed");
     }
     if authz_result.is_err() {
         tracing::error!("authz listener task failed");
@@ -356,43 +371,6 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })
-}
-
-/// The authz accept loop: plain hyper, HTTP/1.1 and h2c, graceful on shutdown.
-async fn serve_authz(listener: TcpListener, state: Arc<Authz>, shutdown: CancellationToken) {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!(%error, "authz accept failed");
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let service =
-            hyper::service::service_fn(move |request| authz::handle(state.clone(), peer, request));
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "authz connection closed with an error");
-            }
-        });
-    }
-    drop(listener);
-    drop(state);
-    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("authz connections still open after 30 s; closing them");
-    }
 }
 
 /// Registers SIGTERM and SIGINT handlers now (before the listeners announce themselves, so a

@@ -1,0 +1,158 @@
+//! The accept loop both listeners run: plain TCP or TLS (rustls, with a handshake timeout),
+//! HTTP/1.1 and HTTP/2 (ALPN `h2`, or h2c by preface), graceful on shutdown.
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::{self, HttpServerConnExec};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::tls::TlsReloader;
+
+/// A client that has not finished its TLS handshake by then is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long in-flight requests may run on after shutdown before their connections are closed.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Accepts on `listener` until `shutdown`, serving each connection with `service_for(peer)`,
+/// over TLS when `tls` is given; then waits (at most [`DRAIN_TIMEOUT`]) for open connections to
+/// finish their requests.
+pub async fn serve_connections<F, S, B>(
+    name: &'static str,
+    listener: TcpListener,
+    tls: Option<Arc<TlsReloader>>,
+    service_for: F,
+    shutdown: CancellationToken,
+) where
+    F: Fn(SocketAddr) -> S,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    TokioExecutor: HttpServerConnExec<S::Future, B>,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(listener = name, %error, "accept failed");
+                    // Out of file descriptors and the like: do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service_for(peer);
+        // Subscribed before any shutdown signal this connection could miss.
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        match &tls {
+            None => {
+                tokio::spawn(serve_io(
+                    name,
+                    builder,
+                    TokioIo::new(stream),
+                    service,
+                    watcher,
+                ));
+            }
+            Some(tls) => {
+                let acceptor = tls.acceptor();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                tracing::debug!(listener = name, %peer, %error, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(listener = name, %peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        () = shutdown.cancelled() => return,
+                    };
+                    serve_io(name, builder, TokioIo::new(stream), service, watcher).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = name,
+            "connections still open after {} s; closing them",
+            DRAIN_TIMEOUT.as_secs()
+        );
+    }
+}
+
+async fn serve_io<I, S, B>(
+    name: &'static str,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    io: I,
+    service: S,
+    watcher: Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    TokioExecutor: HttpServerConnExec<S::Future, B>,
+{
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    if let Err(error) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(listener = name, %error, "connection closed with an error");
+    }
+}
+
+/// The REST router as a per-connection hyper service that hands `ConnectInfo<SocketAddr>` to
+/// the handlers, as `into_make_service_with_connect_info` does.
+pub fn router_service(
+    router: axum::Router,
+    peer: SocketAddr,
+) -> impl Service<
+    Request<Incoming>,
+    Response = Response<axum::body::Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<axum::body::Body>, Infallible>> + Send + 'static,
+> + Send
++ 'static {
+    use tower::ServiceExt;
+    let service = router.map_request(move |mut request: Request<Incoming>| {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        request
+    });
+    hyper_util::service::TowerToHyperService::new(service)
+}
