@@ -472,6 +472,21 @@ settings! {
     api_addr: SocketAddr = "BARONG_API_ADDR", "127.0.0.1:8001";
     /// `BARONG_MAX_BODY_SIZE` (`1048576` bytes): largest accepted request body.
     max_body_size: u64 = "BARONG_MAX_BODY_SIZE", "1048576", parse_positive_u64;
+    /// `BARONG_AUTHZ_CACHE_TTL` (`10` s): longest time a cached session, user, API key,
+    /// permission or restriction may be served on an instance that missed an invalidation.
+    authz_cache_ttl: u64 = "BARONG_AUTHZ_CACHE_TTL", "10", parse_positive_u64;
+    /// `BARONG_SESSION_WRITE_BEHIND` (`30` s): the sliding session expiry is written to the
+    /// database at most once per session per this interval (a crash loses at most this much).
+    session_write_behind: u64 = "BARONG_SESSION_WRITE_BEHIND", "30", parse_positive_u64;
+    /// `BARONG_JWT_REUSE_TIME` (`30` s): a minted JWT is reused for the same principal and claims
+    /// for this long (capped at a tenth of `BARONG_JWT_EXPIRE_TIME`); `0` signs every time.
+    jwt_reuse_time: u64 = "BARONG_JWT_REUSE_TIME", "30";
+    /// `BARONG_APIKEY_REPLAY_PROTECTION` (`false`, Barong's behaviour): refuse a
+    /// (kid, nonce, signature) seen before inside the nonce window.
+    apikey_replay_protection: bool = "BARONG_APIKEY_REPLAY_PROTECTION", "false";
+    /// `BARONG_APIKEY_FUTURE_SKEW` (`1000` ms): with replay protection on, how far in the future
+    /// a nonce may be.
+    apikey_future_skew: u64 = "BARONG_APIKEY_FUTURE_SKEW", "1000";
     /// `JWT_PRIVATE_KEY_PATH` (unset: a key is generated into the data dir outside production).
     jwt_private_key_path: Option<PathBuf> = "JWT_PRIVATE_KEY_PATH", "", parse_existing_file;
     /// `BARONG_JWT_ALGORITHM` (`RS256`): algorithm of the signing key.

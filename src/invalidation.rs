@@ -1,11 +1,17 @@
 //! Cache invalidation: what changed in the database that a cache on some instance may hold.
 //!
-//! Writers publish an [`Invalidation`] after their transaction commits; every cache subscribes.
-//! Inside one process this is a broadcast channel (effective at once). Across instances sharing
-//! PostgreSQL it is relayed through `LISTEN/NOTIFY` (see `store::postgres`), with cache TTLs as
-//! the floor when a notification is missed.
+//! Writers call [`InvalidationBus::publish`] after their transaction commits. Caches of this
+//! process see it at once; [`relay`] forwards it to the other instances sharing PostgreSQL with
+//! `NOTIFY` and applies theirs (received with `LISTEN`) locally. A missed notification (a
+//! dropped LISTEN connection) is covered by the cache TTLs, the documented upper bound.
 
-use tokio::sync::broadcast;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
 
 /// One change that makes cached data stale.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +56,12 @@ impl Invalidation {
 /// The in-process bus. Cheap to clone.
 #[derive(Clone)]
 pub struct InvalidationBus {
-    sender: broadcast::Sender<Invalidation>,
+    /// Everything to apply here: local changes and those relayed from other instances.
+    applied: broadcast::Sender<Invalidation>,
+    /// Local changes only: what the relay announces to other instances.
+    local: broadcast::Sender<Invalidation>,
+    /// Distinguishes our own notifications from other instances' on the shared channel.
+    instance: Arc<str>,
 }
 
 impl Default for InvalidationBus {
@@ -61,19 +72,96 @@ impl Default for InvalidationBus {
 
 impl InvalidationBus {
     pub fn new() -> Self {
-        let (sender, _) = broadcast::channel(4096);
-        Self { sender }
+        let (applied, _) = broadcast::channel(4096);
+        let (local, _) = broadcast::channel(4096);
+        let instance = hex::encode(rand::random::<[u8; 8]>());
+        Self {
+            applied,
+            local,
+            instance: instance.into(),
+        }
     }
 
-    /// Tells every subscriber in this process (and, through the relay, other instances).
+    /// Announces a committed change: applied here at once, relayed to other instances.
     pub fn publish(&self, invalidation: Invalidation) {
-        // No subscriber yet is fine: nothing is cached then.
-        let _ = self.sender.send(invalidation);
+        // No subscriber is fine: nothing is cached then.
+        let _ = self.local.send(invalidation.clone());
+        let _ = self.applied.send(invalidation);
     }
 
-    /// A receiver of everything published from now on.
+    /// A receiver of every invalidation to apply from now on (local and relayed).
     pub fn subscribe(&self) -> broadcast::Receiver<Invalidation> {
-        self.sender.subscribe()
+        self.applied.subscribe()
+    }
+}
+
+/// Relays invalidations between instances through the store until `shutdown`.
+/// With SQLite (one process) there is nothing to relay and this returns at once.
+pub async fn relay(store: Arc<dyn Store>, bus: InvalidationBus, shutdown: CancellationToken) {
+    if store.backend() == crate::store::Backend::Sqlite {
+        return;
+    }
+    let announce = tokio::spawn(announce(store.clone(), bus.clone(), shutdown.clone()));
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        let (sink, mut incoming) = mpsc::channel::<String>(1024);
+        let listener = store.listen_invalidations(sink);
+        tokio::pin!(listener);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                result = &mut listener => {
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "invalidation LISTEN lost; caches fall back to their TTL until it is back");
+                    }
+                    break;
+                }
+                Some(payload) = incoming.recv() => {
+                    backoff = Duration::from_millis(100);
+                    apply_remote(&bus, &payload);
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    let _ = announce.await;
+}
+
+/// `<instance> <invalidation>`: ours are ignored, others applied without relaying again.
+fn apply_remote(bus: &InvalidationBus, payload: &str) {
+    let Some((instance, text)) = payload.split_once(' ') else {
+        return;
+    };
+    if instance == &*bus.instance {
+        return;
+    }
+    if let Some(invalidation) = Invalidation::decode(text) {
+        let _ = bus.applied.send(invalidation);
+    }
+}
+
+async fn announce(store: Arc<dyn Store>, bus: InvalidationBus, shutdown: CancellationToken) {
+    let mut local = bus.local.subscribe();
+    loop {
+        let invalidation = tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = local.recv() => match received {
+                Ok(invalidation) => invalidation,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "invalidation relay lagged; other instances rely on TTLs");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        let payload = format!("{} {}", bus.instance, invalidation.encode());
+        if let Err(error) = store.notify_invalidation(&payload).await {
+            tracing::warn!(%error, "could not announce an invalidation; other instances rely on TTLs");
+        }
     }
 }
 
@@ -93,5 +181,16 @@ mod tests {
             assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
         }
         assert_eq!(Invalidation::decode("bogus"), None);
+    }
+
+    #[test]
+    fn remote_payloads_apply_unless_they_are_our_own() {
+        let bus = InvalidationBus::new();
+        let mut rx = bus.subscribe();
+        apply_remote(&bus, &format!("{} user:ID1", bus.instance));
+        apply_remote(&bus, "someone-else user:ID2");
+        apply_remote(&bus, "garbage");
+        assert_eq!(rx.try_recv().ok(), Some(Invalidation::User("ID2".into())));
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -14,10 +14,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::authz::{self, AuthzState, Rules};
+use crate::authz::audit::AuditQueue;
+use crate::authz::cache::Caches;
+use crate::authz::expiry::ExpiryQueue;
+use crate::authz::geo::GeoIp;
+use crate::authz::token::TokenMinter;
+use crate::authz::{self, Authz, AuthzSettings, Rules};
 use crate::config::{CaptchaType, Config};
+use crate::crypto::encryption::Encryptor;
+use crate::crypto::jws::JwtSigner;
 use crate::crypto::keys::{self, EncryptionKey, KeyAlgorithm, SigningKey};
 use crate::domain::password::PasswordPolicy;
+use crate::invalidation::{self, InvalidationBus};
 use crate::seed::{DEFAULT_SEEDS, Seeds};
 use crate::store::{self, Store, StoreOptions};
 
@@ -114,7 +122,7 @@ pub async fn seed(
 /// Runs the server until a shutdown signal.
 pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     let started = Instant::now();
-    let _keys = load_keys(&config)?;
+    let keys = load_keys(&config)?;
     let store = open_store(&config).await?;
     if migrate {
         let applied = store.migrate().await?;
@@ -125,9 +133,20 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         tracing::info!(?report, "empty database: default seeds loaded");
     }
     let api_state = api_state(&config, store.clone())?;
-    let authz_state = Arc::new(AuthzState {
-        rules: Rules::load(config.authz_rules_file.as_deref())?,
-    });
+    let bus = InvalidationBus::new();
+    let shutdown = CancellationToken::new();
+    let (authz_state, writers) = build_authz(&config, &keys, store.clone(), bus.clone()).await?;
+    let maintain = tokio::spawn(
+        authz_state
+            .caches
+            .clone()
+            .maintain(bus.clone(), Duration::from_secs(config.authz_cache_ttl)),
+    );
+    let relay = tokio::spawn(invalidation::relay(
+        store.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    ));
 
     let authz_listener = bind(config.authz_addr).await?;
     let api_listener = bind(config.api_addr).await?;
@@ -139,7 +158,6 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         "barong listening"
     );
 
-    let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     let authz_task = tokio::spawn(serve_authz(authz_listener, authz_state, shutdown.clone()));
     let api_router = api::router(api_state);
@@ -156,8 +174,71 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     if authz_result.is_err() {
         tracing::error!("authz listener task failed");
     }
-    tracing::info!("barong stopped");
+    // Every connection is closed, so the queues' last senders go with the authz state: the
+    // writers drain what is queued and end.
+    maintain.abort();
+    let _ = relay.await;
+    for writer in writers {
+        let _ = writer.await;
+    }
+    tracing::info!("barong stopped: queued activities and session expiries written");
     Ok(())
+}
+
+/// The authz state and the background writers it feeds.
+async fn build_authz(
+    config: &Config,
+    keys: &Keys,
+    store: Arc<dyn Store>,
+    bus: InvalidationBus,
+) -> Result<(Arc<Authz>, Vec<tokio::task::JoinHandle<()>>), ServeError> {
+    let signer = Arc::new(JwtSigner::new(&keys.signing)?);
+    let encryptor = Arc::new(Encryptor::new(&keys.encryption));
+    let ttl = Duration::from_secs(config.authz_cache_ttl);
+    let caches = Caches::new(store.clone(), encryptor, ttl).await?;
+    let geoip = match &config.maxminddb_path {
+        Some(path) => {
+            Some(GeoIp::open(path, config.geoip_lang.as_str()).map_err(ServeError::Invalid)?)
+        }
+        None => None,
+    };
+    let (audit, audit_task) = AuditQueue::start(store.clone());
+    let (expiry, expiry_task) = ExpiryQueue::start(store.clone());
+    let nonce_window = Duration::from_millis(config.apikey_nonce_lifetime.saturating_mul(2));
+    let replay = config.apikey_replay_protection.then(|| {
+        moka::sync::Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(nonce_window.max(Duration::from_secs(1)))
+            .build()
+    });
+    let authz = Authz {
+        settings: AuthzSettings {
+            session_name: config.session_name.clone(),
+            session_expire_time: i64::try_from(config.session_expire_time).unwrap_or(1800),
+            session_write_behind: i64::try_from(config.session_write_behind).unwrap_or(30),
+            csrf_protection: config.csrf_protection,
+            akamai: config.gateway == crate::config::Gateway::Akamai,
+            nonce_lifetime_ms: i64::try_from(config.apikey_nonce_lifetime).unwrap_or(5000),
+            replay_protection: config.apikey_replay_protection,
+            future_skew_ms: i64::try_from(config.apikey_future_skew).unwrap_or(1000),
+        },
+        rules: Rules::load(config.authz_rules_file.as_deref())?,
+        caches,
+        tokens: TokenMinter::new(
+            signer.clone(),
+            config.jwt_expire_time,
+            config.jwt_reuse_time,
+        ),
+        jwks: bytes::Bytes::from(signer.jwks().to_string()),
+        audit,
+        expiry,
+        store,
+        bus,
+        geoip,
+        replay,
+        metrics: Default::default(),
+    };
+    Ok((Arc::new(authz), vec![audit_task, expiry_task]))
 }
 
 /// The REST state from the settings: policy compiled once, `configs` body rendered once.
@@ -221,11 +302,11 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 }
 
 /// The authz accept loop: plain hyper, HTTP/1.1 and h2c, graceful on shutdown.
-async fn serve_authz(listener: TcpListener, state: Arc<AuthzState>, shutdown: CancellationToken) {
+async fn serve_authz(listener: TcpListener, state: Arc<Authz>, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
@@ -238,7 +319,7 @@ async fn serve_authz(listener: TcpListener, state: Arc<AuthzState>, shutdown: Ca
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let service =
-            hyper::service::service_fn(move |request| authz::handle(state.clone(), request));
+            hyper::service::service_fn(move |request| authz::handle(state.clone(), peer, request));
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
@@ -248,6 +329,7 @@ async fn serve_authz(listener: TcpListener, state: Arc<AuthzState>, shutdown: Ca
         });
     }
     drop(listener);
+    drop(state);
     if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
         .await
         .is_err()

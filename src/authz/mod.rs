@@ -1,81 +1,557 @@
 //! The authz listener: `ANY /api/v2/auth/{path}`, the decision Envoy's `ext_authz` and nginx's
-//! `auth_request` ask for on every request. Served straight on hyper (no router, no middleware
-//! stack) because this is the hot path.
+//! `auth_request` ask for on every request, in Barong's order: restrictions, block rules, pass
+//! rules, the principal (session cookie or API key), permissions, then a JWT.
+//!
+//! Served straight on hyper (no router, no middleware stack) because this is the hot path; the
+//! database is read only on cache misses (see `cache`), and writes (activities, sliding
+//! expiries) go through background queues.
 
+mod apikey;
+pub mod audit;
+pub mod cache;
+pub mod expiry;
+pub mod geo;
+mod metrics;
+pub mod policy;
+pub mod request;
 pub mod rules;
+pub mod token;
 
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 
+use self::audit::AuditQueue;
+use self::cache::{Caches, LoadError};
+use self::expiry::ExpiryQueue;
+use self::geo::GeoIp;
+use self::metrics::{Metrics, Outcome};
+use self::policy::{Location, PermissionDecision, RestrictionDecision};
+use self::request::{AuthzRequest, cookie, header as header_text};
+use self::token::{Principal, TokenMinter, UserExtras};
+use crate::domain::{KeyHolder, NewActivity, User, client_ip::client_ip, session_key};
+use crate::invalidation::{Invalidation, InvalidationBus};
+use crate::store::Store;
+
 pub use rules::Rules;
 
-/// Everything the decision needs, shared by all connections.
-pub struct AuthzState {
-    pub rules: Rules,
+/// The settings the decision reads, copied out of the configuration once.
+#[derive(Debug, Clone)]
+pub struct AuthzSettings {
+    pub session_name: String,
+    pub session_expire_time: i64,
+    pub session_write_behind: i64,
+    pub csrf_protection: bool,
+    pub akamai: bool,
+    pub nonce_lifetime_ms: i64,
+    pub replay_protection: bool,
+    pub future_skew_ms: i64,
 }
 
-/// The route prefix of decisions; what follows is the original path without its leading slash.
-const AUTH_PREFIX: &str = "/api/v2/auth/";
+/// Everything the decision needs, shared by all connections.
+pub struct Authz {
+    pub settings: AuthzSettings,
+    pub rules: Rules,
+    pub caches: Arc<Caches>,
+    pub tokens: TokenMinter,
+    pub jwks: Bytes,
+    pub audit: AuditQueue,
+    pub expiry: ExpiryQueue,
+    pub store: Arc<dyn Store>,
+    pub bus: InvalidationBus,
+    pub geoip: Option<GeoIp>,
+    /// Seen (kid, nonce, signature) triples when replay protection is on.
+    pub replay: Option<moka::sync::Cache<String, ()>>,
+    pub metrics: Metrics,
+}
+
+/// Barong's whitelink path: exempt from restrictions so a blocked visitor can whitelist itself.
+const WHITELINK_PATH: &str = "api/v2/barong/identity/users/access";
+
+/// Every way a decision can refuse, with Barong's key and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deny {
+    Restricted {
+        category: &'static str,
+        code: u16,
+    },
+    PermissionDenied,
+    MissingCsrfToken,
+    CsrfTokenMismatch,
+    InvalidSession,
+    ClientSessionMismatch,
+    UserNotActive,
+    InvalidApiKeyHeaders,
+    UnexistentApiKey,
+    NonceNotValidTimestamp,
+    NonceExpired,
+    NonceReplayed,
+    InvalidSignature,
+    ApiKeyNotActive,
+    Disabled2fa,
+    InvalidPermission,
+    /// The database is needed and unreachable: fail closed, fast.
+    Unavailable,
+}
+
+impl Deny {
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Restricted { category, .. } => match category {
+                "maintenance" => "authz.restrict.maintenance",
+                "blocklogin" => "authz.restrict.blocklogin",
+                _ => "authz.restrict.blacklist",
+            },
+            Self::PermissionDenied => "authz.permission_denied",
+            Self::MissingCsrfToken => "authz.missing_csrf_token",
+            Self::CsrfTokenMismatch => "authz.csrf_token_mismatch",
+            Self::InvalidSession => "authz.invalid_session",
+            Self::ClientSessionMismatch => "authz.client_session_mismatch",
+            Self::UserNotActive => "authz.user_not_active",
+            Self::InvalidApiKeyHeaders => "authz.invalid_api_key_headers",
+            Self::UnexistentApiKey => "authz.unexistent_apikey",
+            Self::NonceNotValidTimestamp => "authz.nonce_not_valid_timestamp",
+            Self::NonceExpired => "authz.nonce_expired",
+            Self::NonceReplayed => "authz.nonce_replayed",
+            Self::InvalidSignature => "authz.invalid_signature",
+            Self::ApiKeyNotActive => "authz.apikey_not_active",
+            Self::Disabled2fa => "authz.disabled_2fa",
+            Self::InvalidPermission => "authz.invalid_permission",
+            Self::Unavailable => "authz.unavailable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Restricted { code, .. } => {
+                StatusCode::from_u16(code).unwrap_or(StatusCode::UNAUTHORIZED)
+            }
+            Self::InvalidApiKeyHeaders => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+impl From<LoadError> for Deny {
+    fn from(error: LoadError) -> Self {
+        tracing::warn!(%error, "authz cannot reach the database");
+        Deny::Unavailable
+    }
+}
+
+/// A positive decision.
+enum Allow {
+    /// A pass rule: no principal, no token.
+    Public,
+    /// An authenticated principal with its token.
+    Token { jwt: String, api_key: bool },
+}
+
+/// The principal of a request and, for users, what audit records need.
+struct Authenticated {
+    principal: Principal,
+    user_id: Option<i64>,
+    api_key: bool,
+}
 
 /// Answers one request of the authz listener.
 pub async fn handle<B>(
-    state: Arc<AuthzState>,
+    authz: Arc<Authz>,
+    peer: SocketAddr,
     request: Request<B>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let response = match request.uri().path().strip_prefix(AUTH_PREFIX) {
-        Some(path) => decide(&state, original_method(&request), path),
-        None => json_response(StatusCode::NOT_FOUND, r#"{"error":"Route is not found"}"#),
+    let uri_path = request.uri().path();
+    let response = if let Some(path) = request::original_path(uri_path, request.headers()) {
+        let req = AuthzRequest {
+            method: request::original_method(request.method(), request.headers()),
+            path,
+            query: request.uri().query(),
+            headers: request.headers(),
+            client_ip: client_ip(request.headers(), peer.ip(), authz.settings.akamai),
+        };
+        let outcome = authz.decide(&req).await;
+        authz.metrics.record(match &outcome {
+            Ok(Allow::Public) => Outcome::Public,
+            Ok(Allow::Token { api_key: true, .. }) => Outcome::ApiKey,
+            Ok(Allow::Token { .. }) => Outcome::Session,
+            Err(deny) => Outcome::Deny(*deny),
+        });
+        match outcome {
+            Ok(Allow::Public) => allow(None, false),
+            Ok(Allow::Token { jwt, api_key }) => allow(Some(&jwt), api_key),
+            Err(deny) => deny_response(deny),
+        }
+    } else if uri_path == "/.well-known/jwks.json" {
+        body_response(StatusCode::OK, authz.jwks.clone())
+    } else if uri_path == "/metrics" {
+        let text = authz.metrics.render(&authz.caches, authz.audit.dropped());
+        let mut response = body_response(StatusCode::OK, Bytes::from(text));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        response
+    } else {
+        body_response(
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(br#"{"error":"Route is not found"}"#),
+        )
     };
-    tracing::debug!(
-        method = %request.method(),
-        path = %request.uri().path(),
-        status = response.status().as_u16(),
-        "authz"
-    );
     Ok(response)
 }
 
-/// nginx's subrequest is always a GET: the real verb arrives in `X-Original-Method`.
-fn original_method<B>(request: &Request<B>) -> Method {
-    request
-        .headers()
-        .get("x-original-method")
-        .or_else(|| request.headers().get("x-forwarded-method"))
-        .and_then(|v| Method::from_bytes(v.as_bytes()).ok())
-        .unwrap_or_else(|| request.method().clone())
+impl Authz {
+    async fn decide(&self, req: &AuthzRequest<'_>) -> Result<Allow, Deny> {
+        if req.path != WHITELINK_PATH {
+            self.check_restrictions(req)?;
+        }
+        if self.rules.is_blocked(req.path) {
+            return Err(Deny::PermissionDenied);
+        }
+        if self.rules.is_public(req.path) {
+            return Ok(Allow::Public);
+        }
+        let authenticated = if has_api_key_headers(req) {
+            self.authenticate_api_key(req).await?
+        } else {
+            self.authenticate_session(req).await?
+        };
+        self.check_permission(req, &authenticated)?;
+        let jwt = self
+            .tokens
+            .token(&authenticated.principal)
+            .map_err(|error| {
+                tracing::error!(%error, "JWT signing failed");
+                Deny::Unavailable
+            })?;
+        Ok(Allow::Token {
+            jwt,
+            api_key: authenticated.api_key,
+        })
+    }
+
+    fn check_restrictions(&self, req: &AuthzRequest<'_>) -> Result<(), Deny> {
+        let restrictions = self.caches.restrictions.load();
+        if restrictions.is_empty() {
+            return Ok(());
+        }
+        let location = if restrictions.needs_location() {
+            self.locate(req.client_ip)
+        } else {
+            Location::default()
+        };
+        match restrictions.evaluate(req.client_ip, &location, req.path) {
+            RestrictionDecision::Pass => Ok(()),
+            RestrictionDecision::Deny { category, code } => {
+                Err(Deny::Restricted { category, code })
+            }
+        }
+    }
+
+    fn locate(&self, ip: IpAddr) -> Location {
+        self.geoip
+            .as_ref()
+            .map(|geo| geo.locate(ip))
+            .unwrap_or_default()
+    }
+
+    /// Barong's cookie flow: CSRF first (so a POST without session and token reports the
+    /// token), then the session, its binding to agent, network and expiry, then the user.
+    async fn authenticate_session(&self, req: &AuthzRequest<'_>) -> Result<Authenticated, Deny> {
+        let session = match cookie(req.headers, &self.settings.session_name) {
+            Some(value) => self.caches.session(&session_key(value)).await?,
+            None => None,
+        };
+        if self.settings.csrf_protection && is_state_changing(&req.method) {
+            let token = header_text(req.headers, "x-csrf-token").ok_or(Deny::MissingCsrfToken)?;
+            let expected = session.as_ref().map(|s| s.session.csrf_token.as_str());
+            if !expected.is_some_and(|expected| constant_time_eq(expected, token)) {
+                return Err(Deny::CsrfTokenMismatch);
+            }
+        }
+        let cached = session.ok_or(Deny::InvalidSession)?;
+        let user = self
+            .caches
+            .user(cached.session.user_id)
+            .await?
+            .ok_or(Deny::InvalidSession)?;
+        let now = chrono::Utc::now().timestamp();
+        if !session_matches(&cached, req, now) {
+            self.destroy_session(&cached.session.id).await;
+            return Err(Deny::ClientSessionMismatch);
+        }
+        let new_expiry = now + self.settings.session_expire_time;
+        if let Some(expire_at) =
+            cache::slide(&cached, new_expiry, self.settings.session_write_behind)
+        {
+            self.expiry.push(&cached.session.id, expire_at);
+        }
+        if !matches!(user.state.as_str(), "active" | "pending") {
+            return Err(Deny::UserNotActive);
+        }
+        Ok(Authenticated {
+            principal: user_principal(&user),
+            user_id: Some(user.id),
+            api_key: false,
+        })
+    }
+
+    /// Barong destroys a session whose agent, network or expiry do not match.
+    async fn destroy_session(&self, id: &str) {
+        self.caches.forget_session(id).await;
+        let store = self.store.clone();
+        let bus = self.bus.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = store.delete_session(&id).await {
+                tracing::warn!(%error, "mismatched session not deleted");
+            }
+            bus.publish(Invalidation::Session(id));
+        });
+    }
+
+    /// Barong's API-key flow, in its order: key, nonce, window, signature, key state, holder.
+    async fn authenticate_api_key(&self, req: &AuthzRequest<'_>) -> Result<Authenticated, Deny> {
+        let nonblank = |name| header_text(req.headers, name).filter(|v| !v.trim().is_empty());
+        let (Some(kid), Some(nonce), Some(signature)) = (
+            nonblank("x-auth-apikey"),
+            nonblank("x-auth-nonce"),
+            nonblank("x-auth-signature"),
+        ) else {
+            return Err(Deny::InvalidApiKeyHeaders);
+        };
+        let key = self
+            .caches
+            .api_key(kid)
+            .await?
+            .ok_or(Deny::UnexistentApiKey)?;
+        let nonce_ms = apikey::parse_nonce(nonce);
+        if nonce_ms <= 0 {
+            return Err(Deny::NonceNotValidTimestamp);
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let lifetime = self.settings.nonce_lifetime_ms;
+        if (now_ms.saturating_sub(nonce_ms)).abs() >= lifetime
+            || (self.settings.replay_protection
+                && nonce_ms.saturating_sub(now_ms) > self.settings.future_skew_ms)
+        {
+            return Err(Deny::NonceExpired);
+        }
+        let signed = key
+            .hmac
+            .as_ref()
+            .is_some_and(|hmac| apikey::signature_matches(hmac, nonce, kid, signature));
+        if !signed {
+            return Err(Deny::InvalidSignature);
+        }
+        if let Some(seen) = &self.replay {
+            let triple = format!("{kid}:{nonce}:{signature}");
+            if seen.contains_key(&triple) {
+                return Err(Deny::NonceReplayed);
+            }
+            seen.insert(triple, ());
+        }
+        if key.key.state != "active" {
+            return Err(Deny::ApiKeyNotActive);
+        }
+        self.key_holder(key.key.holder).await
+    }
+
+    async fn key_holder(&self, holder: KeyHolder) -> Result<Authenticated, Deny> {
+        let active = |state: &str| matches!(state, "active" | "pending");
+        match holder {
+            KeyHolder::User(id) => {
+                let user = self.caches.user(id).await?.ok_or(Deny::InvalidSession)?;
+                if !active(&user.state) {
+                    return Err(Deny::InvalidSession);
+                }
+                if !user.otp {
+                    return Err(Deny::Disabled2fa);
+                }
+                Ok(Authenticated {
+                    principal: user_principal(&user),
+                    user_id: Some(user.id),
+                    api_key: true,
+                })
+            }
+            KeyHolder::ServiceAccount(id) => {
+                let account = self
+                    .caches
+                    .service_account(id)
+                    .await?
+                    .ok_or(Deny::InvalidSession)?;
+                if !active(&account.state) {
+                    return Err(Deny::InvalidSession);
+                }
+                Ok(Authenticated {
+                    principal: Principal {
+                        uid: account.uid.clone(),
+                        email: account.email.clone(),
+                        role: account.role.clone(),
+                        level: account.level,
+                        state: account.state.clone(),
+                        user_extras: None,
+                    },
+                    user_id: None,
+                    api_key: true,
+                })
+            }
+        }
+    }
+
+    /// RBAC, recording AUDIT and denied decisions of users in the background.
+    fn check_permission(&self, req: &AuthzRequest<'_>, who: &Authenticated) -> Result<(), Deny> {
+        let decision =
+            self.caches
+                .permissions
+                .load()
+                .evaluate(&who.principal.role, &req.method, req.path);
+        match decision {
+            PermissionDecision::Allow { audit: None } => Ok(()),
+            PermissionDecision::Allow { audit: Some(topic) } => {
+                self.record_audit(req, who, topic, "succeed");
+                Ok(())
+            }
+            PermissionDecision::Deny { topic } => {
+                self.record_audit(req, who, topic, "denied");
+                Err(Deny::InvalidPermission)
+            }
+        }
+    }
+
+    fn record_audit(
+        &self,
+        req: &AuthzRequest<'_>,
+        who: &Authenticated,
+        topic: String,
+        result: &str,
+    ) {
+        let Some(user_id) = who.user_id else {
+            return; // service accounts are never logged
+        };
+        let mut params: serde_json::Map<String, serde_json::Value> = req
+            .query
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let target_uid = ["uid", "user_uid"]
+            .iter()
+            .find_map(|k| params.get(*k).and_then(|v| v.as_str()).map(str::to_owned));
+        params.insert(
+            "path".into(),
+            serde_json::Value::String(req.path.to_owned()),
+        );
+        let location = self.locate(req.client_ip);
+        self.audit.record(NewActivity {
+            user_id,
+            target_uid,
+            category: "admin".into(),
+            user_ip: req.client_ip.to_string(),
+            user_ip_country: location.country,
+            user_agent: header_text(req.headers, "user-agent")
+                .unwrap_or("")
+                .to_owned(),
+            topic,
+            action: audit_action(&req.method).into(),
+            result: result.into(),
+            data: Some(serde_json::Value::Object(params).to_string()),
+        });
+    }
 }
 
-/// Barong's order: block rules, then pass rules, then the principal (sessions and API keys are
-/// not wired in yet, so every non-public path is refused as having no session).
-fn decide(state: &AuthzState, _method: Method, path: &str) -> Response<Full<Bytes>> {
-    if state.rules.is_blocked(path) {
-        return deny(StatusCode::UNAUTHORIZED, "authz.permission_denied");
-    }
-    if state.rules.is_public(path) {
-        return allow_public();
-    }
-    deny(StatusCode::UNAUTHORIZED, "authz.invalid_session")
+fn has_api_key_headers(req: &AuthzRequest<'_>) -> bool {
+    ["x-auth-apikey", "x-auth-nonce", "x-auth-signature"]
+        .iter()
+        .any(|name| req.headers.contains_key(*name))
 }
 
-/// 200 with an empty body and `Content-Length: 0`, so nginx keeps the upstream connection alive.
-fn allow_public() -> Response<Full<Bytes>> {
+fn is_state_changing(method: &Method) -> bool {
+    matches!(
+        method.as_str(),
+        "POST" | "PUT" | "PATCH" | "DELETE" | "TRACE"
+    )
+}
+
+fn audit_action(method: &Method) -> &'static str {
+    match method.as_str() {
+        "POST" => "create",
+        "PUT" | "PATCH" => "update",
+        "GET" => "read",
+        "DELETE" => "delete",
+        _ => "system",
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+/// Same agent (both absent counts as equal), not expired, same /16 (IPv4) or /96 (IPv6).
+fn session_matches(cached: &cache::CachedSession, req: &AuthzRequest<'_>, now: i64) -> bool {
+    let agent = header_text(req.headers, "user-agent");
+    let expire_at = cached.expire_at.load(std::sync::atomic::Ordering::Relaxed);
+    agent == cached.session.user_agent.as_deref()
+        && now < expire_at
+        && same_network(&cached.session.user_ip, req.client_ip)
+}
+
+fn same_network(session_ip: &str, client: IpAddr) -> bool {
+    match (session_ip.parse::<IpAddr>(), client) {
+        (Ok(IpAddr::V4(a)), IpAddr::V4(b)) => a.octets()[..2] == b.octets()[..2],
+        (Ok(IpAddr::V6(a)), IpAddr::V6(b)) => a.octets()[..12] == b.octets()[..12],
+        _ => false,
+    }
+}
+
+fn user_principal(user: &User) -> Principal {
+    Principal {
+        uid: user.uid.clone(),
+        email: user.email.clone(),
+        role: user.role.clone(),
+        level: user.level,
+        state: user.state.clone(),
+        user_extras: Some(UserExtras {
+            username: user.username.clone(),
+            referral_id: user.referral_id,
+        }),
+    }
+}
+
+/// 200 with an empty body and `Content-Length: 0`, so nginx keeps the upstream connection
+/// alive; Envoy is told to strip the API-key headers before the upstream sees them.
+fn allow(jwt: Option<&str>, api_key: bool) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    if let Some(jwt) = jwt
+        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {jwt}"))
+    {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    if api_key {
+        headers.insert(
+            "x-envoy-auth-headers-to-remove",
+            HeaderValue::from_static("x-auth-apikey,x-auth-nonce,x-auth-signature"),
+        );
+    }
     response
 }
 
 /// Barong's authz error body (exactly one key), repeated in two headers for nginx: its
 /// `auth_request` turns any status but 401/403 into a 500 and drops the body, so the shipped
 /// config restores both from `X-Barong-Status` and `X-Barong-Error`.
-fn deny(status: StatusCode, key: &'static str) -> Response<Full<Bytes>> {
-    let body = format!(r#"{{"errors":["{key}"]}}"#);
-    let mut response = json_response(status, &body);
+fn deny_response(deny: Deny) -> Response<Full<Bytes>> {
+    let body = format!(r#"{{"errors":["{}"]}}"#, deny.key());
+    let status = deny.status();
+    let mut response = body_response(status, Bytes::from(body.clone()));
     let headers = response.headers_mut();
     headers.insert("x-barong-status", HeaderValue::from(status.as_u16()));
     if let Ok(value) = HeaderValue::from_str(&body) {
@@ -84,12 +560,43 @@ fn deny(status: StatusCode, key: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
-fn json_response(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+fn body_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_are_compared_by_prefix() {
+        let v4 = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(same_network("10.1.2.3", v4("10.1.200.200")));
+        assert!(!same_network("10.1.2.3", v4("10.2.2.3")));
+        assert!(same_network("2001:db8::1", v4("2001:db8::ffff:1")));
+        assert!(!same_network("2001:db8::1", v4("2001:db9::1")));
+        assert!(!same_network("10.1.2.3", v4("::1")));
+        assert!(!same_network("garbage", v4("10.1.2.3")));
+    }
+
+    #[test]
+    fn deny_statuses_follow_barong() {
+        assert_eq!(
+            Deny::InvalidApiKeyHeaders.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let maintenance = Deny::Restricted {
+            category: "maintenance",
+            code: 471,
+        };
+        assert_eq!(maintenance.status().as_u16(), 471);
+        assert_eq!(maintenance.key(), "authz.restrict.maintenance");
+        assert_eq!(Deny::Unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

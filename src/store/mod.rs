@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Activity, Level, NewActivity, NewLevel, NewPermission, NewRestriction, NewSession, NewUser,
-    Permission, Restriction, Session, User,
+    Activity, ApiKey, Level, NewActivity, NewApiKey, NewLevel, NewPermission, NewRestriction,
+    NewServiceAccount, NewSession, NewUser, Permission, Restriction, ServiceAccount, Session, User,
 };
 
 pub use postgres::PostgresStore;
@@ -114,6 +114,39 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize>;
     /// A user's activities, newest first (filters are applied by the caller's query builder).
     async fn list_user_activities(&self, user_id: i64) -> StoreResult<Vec<Activity>>;
+
+    // ---- authz -----------------------------------------------------------------------------
+    async fn find_user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+    /// Changes what the authz decision depends on; the caller publishes the invalidation.
+    async fn update_user_access(
+        &self,
+        id: i64,
+        role: &str,
+        state: &str,
+        level: i32,
+        otp: bool,
+    ) -> StoreResult<()>;
+    /// A clash on `kid` is [`StoreError::Conflict`].
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey>;
+    async fn find_api_key(&self, kid: &str) -> StoreResult<Option<ApiKey>>;
+    /// Sets a key's state; true when the key exists.
+    async fn set_api_key_state(&self, kid: &str, state: &str) -> StoreResult<bool>;
+    async fn create_service_account(
+        &self,
+        account: &NewServiceAccount,
+    ) -> StoreResult<ServiceAccount>;
+    async fn find_service_account_by_id(&self, id: i64) -> StoreResult<Option<ServiceAccount>>;
+    /// Deletes a permission row; true when it existed.
+    async fn delete_permission(&self, id: i64) -> StoreResult<bool>;
+    /// Announces an invalidation to every instance sharing this database (PostgreSQL
+    /// `NOTIFY`; a no-op for the single-process SQLite backend).
+    async fn notify_invalidation(&self, message: &str) -> StoreResult<()>;
+    /// Streams invalidations announced by any instance into `sink` until it closes or the
+    /// connection drops (PostgreSQL `LISTEN`; SQLite returns at once).
+    async fn listen_invalidations(
+        &self,
+        sink: tokio::sync::mpsc::Sender<String>,
+    ) -> StoreResult<()>;
 }
 
 /// Opens the store named by `options.url` (`sqlite://PATH` or `postgres://...`).

@@ -12,13 +12,16 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
 use crate::domain::{
-    Activity, Level, NewActivity, NewLevel, NewPermission, NewRestriction, NewSession, NewUser,
-    Permission, Restriction, Session, User,
+    Activity, ApiKey, KeyHolder, Level, NewActivity, NewApiKey, NewLevel, NewPermission,
+    NewRestriction, NewServiceAccount, NewSession, NewUser, Permission, Restriction,
+    ServiceAccount, Session, User, scope_from_column, scope_to_column,
 };
 
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
     pool: Pool,
+    /// Kept for the dedicated `LISTEN` connection, which cannot come from the pool.
+    config: tokio_postgres::Config,
 }
 
 impl PostgresStore {
@@ -35,11 +38,9 @@ impl PostgresStore {
         // TLS only when the URL demands it (`sslmode=require`): `prefer`, the driver's default,
         // would otherwise fail on servers with self-signed certificates instead of falling back.
         let manager = if config.get_ssl_mode() == SslMode::Require {
-            crate::crypto::install_tls_provider();
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::with_webpki_roots();
-            Manager::from_config(config, tls, manager_config)
+            Manager::from_config(config.clone(), tls_connector(), manager_config)
         } else {
-            Manager::from_config(config, NoTls, manager_config)
+            Manager::from_config(config.clone(), NoTls, manager_config)
         };
         let timeout = Some(options.connect_timeout);
         let pool = Pool::builder(manager)
@@ -50,7 +51,7 @@ impl PostgresStore {
             .recycle_timeout(Some(Duration::from_secs(2)))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let store = Self { pool };
+        let store = Self { pool, config };
         store.ping().await?;
         Ok(store)
     }
@@ -60,6 +61,62 @@ impl PostgresStore {
             deadpool_postgres::PoolError::Backend(e) => map_error(e),
             other => StoreError::Unavailable(other.to_string()),
         })
+    }
+}
+
+fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+    crate::crypto::install_tls_provider();
+    tokio_postgres_rustls::MakeRustlsConnect::with_webpki_roots()
+}
+
+/// Holds one connection in `LISTEN` and forwards each notification's payload to `sink`.
+/// Returns when the connection drops (the caller reconnects) or the sink closes.
+async fn listen(
+    config: &tokio_postgres::Config,
+    sink: tokio::sync::mpsc::Sender<String>,
+) -> StoreResult<()> {
+    if config.get_ssl_mode() == SslMode::Require {
+        let (client, connection) = config.connect(tls_connector()).await.map_err(map_error)?;
+        forward_notifications(client, connection, sink).await
+    } else {
+        let (client, connection) = config.connect(NoTls).await.map_err(map_error)?;
+        forward_notifications(client, connection, sink).await
+    }
+}
+
+async fn forward_notifications<S, T>(
+    client: tokio_postgres::Client,
+    mut connection: tokio_postgres::Connection<S, T>,
+    sink: tokio::sync::mpsc::Sender<String>,
+) -> StoreResult<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    // The connection must be polled for LISTEN to complete, so both run together.
+    let statement = format!("LISTEN {INVALIDATION_CHANNEL}");
+    let listen = client.batch_execute(&statement);
+    tokio::pin!(listen);
+    let mut listening = false;
+    loop {
+        tokio::select! {
+            result = &mut listen, if !listening => {
+                result.map_err(map_error)?;
+                listening = true;
+            }
+            message = messages.next() => match message {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    if sink.send(n.payload().to_owned()).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(map_error(e)),
+                None => return Err(StoreError::Unavailable("LISTEN connection closed".into())),
+            }
+        }
     }
 }
 
@@ -143,6 +200,41 @@ fn activity_from_row(row: &Row) -> Activity {
         created_at: row.get("created_at"),
     }
 }
+
+/// Rows whose holder type we do not know are skipped by the caller (never guessed).
+fn api_key_from_row(row: &Row) -> Option<ApiKey> {
+    let holder_type: String = row.get("key_holder_account_type");
+    let holder = KeyHolder::from_columns(&holder_type, row.get("key_holder_account_id"))?;
+    let scope: Option<String> = row.get("scope");
+    Some(ApiKey {
+        id: row.get("id"),
+        holder,
+        kid: row.get("kid"),
+        algorithm: row.get("algorithm"),
+        scope: scope_from_column(scope.as_deref()),
+        secret_encrypted: row.get("secret_encrypted"),
+        state: row.get("state"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+fn service_account_from_row(row: &Row) -> ServiceAccount {
+    ServiceAccount {
+        id: row.get("id"),
+        uid: row.get("uid"),
+        owner_id: row.get("owner_id"),
+        email: row.get("email"),
+        role: row.get("role"),
+        level: row.get("level"),
+        state: row.get("state"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+/// The channel instances use to tell each other what to forget.
+const INVALIDATION_CHANNEL: &str = "barong_invalidate";
 
 fn permission_from_row(row: &Row) -> Permission {
     Permission {
@@ -481,5 +573,130 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(rows.iter().map(activity_from_row).collect())
+    }
+
+    async fn find_user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    async fn update_user_access(
+        &self,
+        id: i64,
+        role: &str,
+        state: &str,
+        level: i32,
+        otp: bool,
+    ) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE users SET role = $2, state = $3, level = $4, otp = $5, updated_at = now()
+                 WHERE id = $1",
+                &[&id, &role, &state, &level, &otp],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO api_keys (key_holder_account_type, key_holder_account_id, kid,
+                     algorithm, scope, secret_encrypted, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                &[
+                    &key.holder.type_name(),
+                    &key.holder.id(),
+                    &key.kid,
+                    &key.algorithm,
+                    &scope_to_column(&key.scope),
+                    &key.secret_encrypted,
+                    &key.state,
+                ],
+            )
+            .await
+            .map_err(map_error)?;
+        api_key_from_row(&row).ok_or_else(|| StoreError::Backend("bad key holder type".into()))
+    }
+
+    async fn find_api_key(&self, kid: &str) -> StoreResult<Option<ApiKey>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT * FROM api_keys WHERE kid = $1", &[&kid])
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().and_then(api_key_from_row))
+    }
+
+    async fn set_api_key_state(&self, kid: &str, state: &str) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE api_keys SET state = $2, updated_at = now() WHERE kid = $1",
+                &[&kid, &state],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(n > 0)
+    }
+
+    async fn create_service_account(&self, a: &NewServiceAccount) -> StoreResult<ServiceAccount> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO service_accounts (uid, owner_id, email, role, level, state)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+                &[&a.uid, &a.owner_id, &a.email, &a.role, &a.level, &a.state],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(service_account_from_row(&row))
+    }
+
+    async fn find_service_account_by_id(&self, id: i64) -> StoreResult<Option<ServiceAccount>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT * FROM service_accounts WHERE id = $1", &[&id])
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(service_account_from_row))
+    }
+
+    async fn delete_permission(&self, id: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM permissions WHERE id = $1", &[&id])
+            .await
+            .map_err(map_error)?;
+        Ok(n > 0)
+    }
+
+    async fn notify_invalidation(&self, message: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&INVALIDATION_CHANNEL, &message],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn listen_invalidations(
+        &self,
+        sink: tokio::sync::mpsc::Sender<String>,
+    ) -> StoreResult<()> {
+        listen(&self.config, sink).await
     }
 }

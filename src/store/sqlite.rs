@@ -11,8 +11,9 @@ use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 
 use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
 use crate::domain::{
-    Activity, Level, NewActivity, NewLevel, NewPermission, NewRestriction, NewSession, NewUser,
-    Permission, Restriction, Session, User,
+    Activity, ApiKey, KeyHolder, Level, NewActivity, NewApiKey, NewLevel, NewPermission,
+    NewRestriction, NewServiceAccount, NewSession, NewUser, Permission, Restriction,
+    ServiceAccount, Session, User, scope_from_column, scope_to_column,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -153,6 +154,40 @@ fn activity_from_row(row: &Row<'_>) -> rusqlite::Result<Activity> {
         result: row.get("result")?,
         data: row.get("data")?,
         created_at: timestamp(row, "created_at")?,
+    })
+}
+
+fn api_key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let holder_type: String = row.get("key_holder_account_type")?;
+    let holder_id: i64 = row.get("key_holder_account_id")?;
+    let holder = KeyHolder::from_columns(&holder_type, holder_id).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, holder_type.clone(), rusqlite::types::Type::Text)
+    })?;
+    let scope: Option<String> = row.get("scope")?;
+    Ok(ApiKey {
+        id: row.get("id")?,
+        holder,
+        kid: row.get("kid")?,
+        algorithm: row.get("algorithm")?,
+        scope: scope_from_column(scope.as_deref()),
+        secret_encrypted: row.get("secret_encrypted")?,
+        state: row.get("state")?,
+        created_at: timestamp(row, "created_at")?,
+        updated_at: timestamp(row, "updated_at")?,
+    })
+}
+
+fn service_account_from_row(row: &Row<'_>) -> rusqlite::Result<ServiceAccount> {
+    Ok(ServiceAccount {
+        id: row.get("id")?,
+        uid: row.get("uid")?,
+        owner_id: row.get("owner_id")?,
+        email: row.get("email")?,
+        role: row.get("role")?,
+        level: row.get("level")?,
+        state: row.get("state")?,
+        created_at: timestamp(row, "created_at")?,
+        updated_at: timestamp(row, "updated_at")?,
     })
 }
 
@@ -503,5 +538,135 @@ impl Store for SqliteStore {
             stmt.query_map([user_id], activity_from_row)?.collect()
         })
         .await
+    }
+
+    async fn find_user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        self.with_conn(move |c| {
+            c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                [id],
+                user_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn update_user_access(
+        &self,
+        id: i64,
+        role: &str,
+        state: &str,
+        level: i32,
+        otp: bool,
+    ) -> StoreResult<()> {
+        let (role, state) = (role.to_owned(), state.to_owned());
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE users SET role = ?2, state = ?3, level = ?4, otp = ?5, updated_at = ?6
+                 WHERE id = ?1",
+                params![id, role, state, level, otp, now_text()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey> {
+        let key = key.clone();
+        self.with_conn(move |c| {
+            let now = now_text();
+            c.query_row(
+                "INSERT INTO api_keys (key_holder_account_type, key_holder_account_id, kid,
+                     algorithm, scope, secret_encrypted, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING *",
+                params![
+                    key.holder.type_name(),
+                    key.holder.id(),
+                    key.kid,
+                    key.algorithm,
+                    scope_to_column(&key.scope),
+                    key.secret_encrypted,
+                    key.state,
+                    now
+                ],
+                api_key_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, kid: &str) -> StoreResult<Option<ApiKey>> {
+        let kid = kid.to_owned();
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT * FROM api_keys WHERE kid = ?1",
+                [kid],
+                api_key_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn set_api_key_state(&self, kid: &str, state: &str) -> StoreResult<bool> {
+        let (kid, state) = (kid.to_owned(), state.to_owned());
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE api_keys SET state = ?2, updated_at = ?3 WHERE kid = ?1",
+                params![kid, state, now_text()],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn create_service_account(
+        &self,
+        account: &NewServiceAccount,
+    ) -> StoreResult<ServiceAccount> {
+        let a = account.clone();
+        self.with_conn(move |c| {
+            let now = now_text();
+            c.query_row(
+                "INSERT INTO service_accounts (uid, owner_id, email, role, level, state,
+                     created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING *",
+                params![a.uid, a.owner_id, a.email, a.role, a.level, a.state, now],
+                service_account_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn find_service_account_by_id(&self, id: i64) -> StoreResult<Option<ServiceAccount>> {
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT * FROM service_accounts WHERE id = ?1",
+                [id],
+                service_account_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete_permission(&self, id: i64) -> StoreResult<bool> {
+        self.with_conn(move |c| {
+            c.execute("DELETE FROM permissions WHERE id = ?1", [id])
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn notify_invalidation(&self, _message: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn listen_invalidations(
+        &self,
+        _sink: tokio::sync::mpsc::Sender<String>,
+    ) -> StoreResult<()> {
+        Ok(())
     }
 }

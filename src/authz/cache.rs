@@ -1,0 +1,276 @@
+//! The caches that keep decisions off the database: sessions, users, service accounts, API keys
+//! (secret decrypted once), and the compiled permission and restriction snapshots.
+//!
+//! Freshness: every entry lives at most `BARONG_AUTHZ_CACHE_TTL`; invalidations (local at once,
+//! other instances through LISTEN/NOTIFY) evict entries as soon as they arrive. Memory is bounded
+//! by weighers (approximate bytes per entry).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use aws_lc_rs::hmac;
+use moka::future::Cache;
+use tokio::sync::broadcast;
+
+use super::policy::{Permissions, Restrictions};
+use crate::crypto::encryption::Encryptor;
+use crate::domain::{ApiKey, ServiceAccount, Session, User};
+use crate::invalidation::{Invalidation, InvalidationBus};
+use crate::store::{Store, StoreError};
+
+/// A cached session with its sliding expiry kept in memory.
+#[derive(Debug)]
+pub struct CachedSession {
+    pub session: Session,
+    /// The current expiry (moves on every use).
+    pub expire_at: AtomicI64,
+    /// The expiry last queued for the database.
+    pub persisted: AtomicI64,
+}
+
+/// A cached API key with its HMAC key ready (the secret is decrypted once, on load).
+pub struct CachedKey {
+    pub key: ApiKey,
+    pub hmac: Option<hmac::Key>,
+}
+
+impl std::fmt::Debug for CachedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedKey")
+            .field("kid", &self.key.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a load failed: the decision fails closed with 503 for these.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(pub String);
+
+impl From<Arc<StoreError>> for LoadError {
+    fn from(error: Arc<StoreError>) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// All caches of the authz path.
+pub struct Caches {
+    store: Arc<dyn Store>,
+    encryptor: Arc<Encryptor>,
+    sessions: Cache<String, Option<Arc<CachedSession>>>,
+    users: Cache<i64, Option<Arc<User>>>,
+    service_accounts: Cache<i64, Option<Arc<ServiceAccount>>>,
+    api_keys: Cache<String, Option<Arc<CachedKey>>>,
+    pub permissions: ArcSwap<Permissions>,
+    pub restrictions: ArcSwap<Restrictions>,
+}
+
+/// Memory bounds (approximate bytes) per cache.
+const SESSIONS_BYTES: u64 = 64 << 20;
+const USERS_BYTES: u64 = 32 << 20;
+const KEYS_BYTES: u64 = 16 << 20;
+
+fn cache<K, V>(ttl: Duration, bytes: u64, weigh: fn(&K, &V) -> u32) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .time_to_live(ttl)
+        .max_capacity(bytes)
+        .weigher(weigh)
+        .build()
+}
+
+impl Caches {
+    /// Builds the caches and loads the first snapshots (failing start-up if the database
+    /// cannot give them).
+    pub async fn new(
+        store: Arc<dyn Store>,
+        encryptor: Arc<Encryptor>,
+        ttl: Duration,
+    ) -> Result<Arc<Self>, StoreError> {
+        let permissions = Permissions::new(store.list_permissions().await?);
+        let restrictions = Restrictions::new(store.list_restrictions().await?);
+        Ok(Arc::new(Self {
+            store,
+            encryptor,
+            sessions: cache(ttl, SESSIONS_BYTES, |k: &String, _| 400 + k.len() as u32),
+            users: cache(ttl, USERS_BYTES, |_, _| 400),
+            service_accounts: cache(ttl, USERS_BYTES, |_, _| 300),
+            api_keys: cache(ttl, KEYS_BYTES, |k: &String, _| 600 + k.len() as u32),
+            permissions: ArcSwap::from_pointee(permissions),
+            restrictions: ArcSwap::from_pointee(restrictions),
+        }))
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<Arc<CachedSession>>, LoadError> {
+        let store = self.store.clone();
+        let key = id.to_owned();
+        Ok(self
+            .sessions
+            .try_get_with(key.clone(), async move {
+                let session = store.find_session(&key).await?;
+                Ok::<_, StoreError>(session.map(|session| {
+                    Arc::new(CachedSession {
+                        expire_at: AtomicI64::new(session.expire_at),
+                        persisted: AtomicI64::new(session.expire_at),
+                        session,
+                    })
+                }))
+            })
+            .await?)
+    }
+
+    pub async fn forget_session(&self, id: &str) {
+        self.sessions.invalidate(id).await;
+    }
+
+    pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, LoadError> {
+        let store = self.store.clone();
+        Ok(self
+            .users
+            .try_get_with(id, async move {
+                Ok::<_, StoreError>(store.find_user_by_id(id).await?.map(Arc::new))
+            })
+            .await?)
+    }
+
+    pub async fn service_account(&self, id: i64) -> Result<Option<Arc<ServiceAccount>>, LoadError> {
+        let store = self.store.clone();
+        Ok(self
+            .service_accounts
+            .try_get_with(id, async move {
+                Ok::<_, StoreError>(store.find_service_account_by_id(id).await?.map(Arc::new))
+            })
+            .await?)
+    }
+
+    pub async fn api_key(&self, kid: &str) -> Result<Option<Arc<CachedKey>>, LoadError> {
+        let store = self.store.clone();
+        let encryptor = self.encryptor.clone();
+        let kid = kid.to_owned();
+        Ok(self
+            .api_keys
+            .try_get_with(kid.clone(), async move {
+                let Some(key) = store.find_api_key(&kid).await? else {
+                    return Ok::<_, StoreError>(None);
+                };
+                let hmac = super::apikey::hmac_algorithm(&key.algorithm).and_then(|algorithm| {
+                    match encryptor.decrypt(&key.secret_encrypted) {
+                        Ok(secret) => Some(hmac::Key::new(algorithm, secret.as_bytes())),
+                        Err(error) => {
+                            tracing::error!(kid = %key.kid, %error, "API key secret unreadable");
+                            None
+                        }
+                    }
+                });
+                Ok(Some(Arc::new(CachedKey { key, hmac })))
+            })
+            .await?)
+    }
+
+    /// Reloads the permission snapshot; on failure the previous one stays in use.
+    pub async fn reload_permissions(&self) {
+        match self.store.list_permissions().await {
+            Ok(rows) => self.permissions.store(Arc::new(Permissions::new(rows))),
+            Err(error) => tracing::warn!(%error, "permissions not reloaded; keeping the last ones"),
+        }
+    }
+
+    /// Reloads the restriction snapshot; on failure the previous one stays in use.
+    pub async fn reload_restrictions(&self) {
+        match self.store.list_restrictions().await {
+            Ok(rows) => self.restrictions.store(Arc::new(Restrictions::new(rows))),
+            Err(error) => {
+                tracing::warn!(%error, "restrictions not reloaded; keeping the last ones")
+            }
+        }
+    }
+
+    async fn apply(&self, invalidation: Invalidation) {
+        match invalidation {
+            Invalidation::Session(id) => self.sessions.invalidate(&id).await,
+            Invalidation::User(uid) => {
+                let stale: Vec<i64> = self
+                    .users
+                    .iter()
+                    .filter(|(_, user)| user.as_ref().is_some_and(|u| u.uid == uid))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in stale {
+                    self.users.invalidate(&id).await;
+                }
+                let accounts: Vec<i64> = self
+                    .service_accounts
+                    .iter()
+                    .filter(|(_, sa)| sa.as_ref().is_some_and(|s| s.uid == uid))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in accounts {
+                    self.service_accounts.invalidate(&id).await;
+                }
+            }
+            Invalidation::ApiKey(kid) => self.api_keys.invalidate(&kid).await,
+            Invalidation::Permissions => self.reload_permissions().await,
+            Invalidation::Restrictions => self.reload_restrictions().await,
+        }
+    }
+
+    /// Applies invalidations as they arrive and refreshes the snapshots every `ttl`.
+    pub async fn maintain(self: Arc<Self>, bus: InvalidationBus, ttl: Duration) {
+        let mut receiver = bus.subscribe();
+        let mut refresh = tokio::time::interval(ttl);
+        refresh.tick().await;
+        loop {
+            tokio::select! {
+                received = receiver.recv() => match received {
+                    Ok(invalidation) => self.apply(invalidation).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.clear().await,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = refresh.tick() => {
+                    self.reload_permissions().await;
+                    self.reload_restrictions().await;
+                }
+            }
+        }
+    }
+
+    /// Missed invalidations: forget everything rather than risk serving stale entries.
+    async fn clear(&self) {
+        self.sessions.invalidate_all();
+        self.users.invalidate_all();
+        self.service_accounts.invalidate_all();
+        self.api_keys.invalidate_all();
+        self.reload_permissions().await;
+        self.reload_restrictions().await;
+    }
+
+    /// Entry counts, for metrics and the memory benchmark.
+    pub fn sizes(&self) -> [(&'static str, u64); 4] {
+        [
+            ("sessions", self.sessions.entry_count()),
+            ("users", self.users.entry_count()),
+            ("service_accounts", self.service_accounts.entry_count()),
+            ("api_keys", self.api_keys.entry_count()),
+        ]
+    }
+}
+
+/// Moves a session's sliding expiry; returns the expiry to persist when it is due.
+pub fn slide(session: &CachedSession, new_expiry: i64, write_every: i64) -> Option<i64> {
+    session.expire_at.fetch_max(new_expiry, Ordering::Relaxed);
+    let persisted = session.persisted.load(Ordering::Relaxed);
+    if new_expiry - persisted >= write_every
+        && session
+            .persisted
+            .compare_exchange(persisted, new_expiry, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        return Some(new_expiry);
+    }
+    None
+}

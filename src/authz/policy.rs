@@ -1,0 +1,319 @@
+//! Compiled snapshots of permissions and restrictions, and Barong's evaluation rules for both.
+//! Pure: loading and refreshing the snapshots is the cache's job.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use http::Method;
+use ipnet::IpNet;
+
+use crate::domain::{Permission, Restriction};
+
+/// Permissions grouped by role, in id order (Barong evaluates them as loaded).
+#[derive(Debug, Default)]
+pub struct Permissions {
+    by_role: HashMap<String, Vec<Permission>>,
+}
+
+/// The RBAC outcome for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PermissionDecision {
+    /// Allowed; `audit_topic` is set (possibly to the derived topic) when an AUDIT row applies.
+    Allow { audit: Option<String> },
+    /// Refused: no applicable row, a DROP, or no ACCEPT. `topic` for the denied activity.
+    Deny { topic: String },
+}
+
+impl Permissions {
+    pub fn new(rows: Vec<Permission>) -> Self {
+        let mut by_role: HashMap<String, Vec<Permission>> = HashMap::new();
+        for row in rows {
+            by_role.entry(row.role.clone()).or_default().push(row);
+        }
+        Self { by_role }
+    }
+
+    /// Barong's rule: applicable = same role, verb equal or ALL, path a plain prefix.
+    /// Deny when none applies, any is DROP, or none is ACCEPT.
+    pub fn evaluate(&self, role: &str, method: &Method, path: &str) -> PermissionDecision {
+        let applicable: Vec<&Permission> = self
+            .by_role
+            .get(role)
+            .map(|rows| {
+                rows.iter()
+                    .filter(|p| p.verb == "ALL" || p.verb == method.as_str())
+                    .filter(|p| path.starts_with(p.path.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let has = |action: &str| applicable.iter().any(|p| p.action == action);
+        if applicable.is_empty() || has("DROP") || !has("ACCEPT") {
+            let topic = applicable.iter().find_map(|p| p.topic.clone());
+            return PermissionDecision::Deny {
+                topic: topic.unwrap_or_else(|| derived_topic(path)),
+            };
+        }
+        let audit = applicable
+            .iter()
+            .find(|p| p.action == "AUDIT")
+            .map(|p| p.topic.clone().unwrap_or_else(|| derived_topic(path)));
+        PermissionDecision::Allow { audit }
+    }
+}
+
+/// The first path segment after `admin/`, else `general`.
+fn derived_topic(path: &str) -> String {
+    path.split_once("admin/")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .filter(|segment| !segment.is_empty())
+        .unwrap_or("general")
+        .to_owned()
+}
+
+/// Restriction categories in Barong's evaluation order.
+const CATEGORIES: [&str; 4] = ["whitelist", "maintenance", "blacklist", "blocklogin"];
+
+/// Enabled restrictions, grouped by category, with subnets pre-parsed.
+#[derive(Debug, Default)]
+pub struct Restrictions {
+    by_category: HashMap<&'static str, Vec<CompiledRestriction>>,
+}
+
+#[derive(Debug)]
+struct CompiledRestriction {
+    row: Restriction,
+    subnet: Option<IpNet>,
+}
+
+/// Where a client is, for country/continent scopes (names as GeoIP gives them).
+#[derive(Debug, Default, Clone)]
+pub struct Location {
+    pub country: Option<String>,
+    pub continent: Option<String>,
+}
+
+/// The restriction outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestrictionDecision {
+    Pass,
+    /// Deny with the row's status code and `authz.restrict.<category>`.
+    Deny {
+        category: &'static str,
+        code: u16,
+    },
+}
+
+/// The exact path blocklogin restrictions apply to.
+const LOGIN_PATH: &str = "api/v2/barong/identity/sessions";
+
+impl Restrictions {
+    pub fn new(rows: Vec<Restriction>) -> Self {
+        let mut by_category: HashMap<&'static str, Vec<CompiledRestriction>> = HashMap::new();
+        for row in rows.into_iter().filter(|r| r.state == "enabled") {
+            let Some(category) = CATEGORIES.iter().find(|c| **c == row.category) else {
+                continue;
+            };
+            let subnet = (row.scope == "ip_subnet")
+                .then(|| row.value.parse::<IpNet>().ok())
+                .flatten();
+            by_category
+                .entry(category)
+                .or_default()
+                .push(CompiledRestriction { row, subnet });
+        }
+        Self { by_category }
+    }
+
+    /// True when no restriction is enabled (the common case: skip the GeoIP lookup).
+    pub fn is_empty(&self) -> bool {
+        self.by_category.is_empty()
+    }
+
+    /// True when a country or continent rule exists (only then is GeoIP consulted).
+    pub fn needs_location(&self) -> bool {
+        self.by_category
+            .values()
+            .flatten()
+            .any(|r| r.row.scope == "country" || r.row.scope == "continent")
+    }
+
+    /// Barong's order: whitelist (a match ends the check), maintenance, blacklist, blocklogin
+    /// (only for the login path); inside a category by scope all, ip, ip_subnet, continent,
+    /// country.
+    pub fn evaluate(&self, ip: IpAddr, location: &Location, path: &str) -> RestrictionDecision {
+        for category in CATEGORIES {
+            let Some(rows) = self.by_category.get(category) else {
+                continue;
+            };
+            let Some(row) = first_match(rows, ip, location) else {
+                continue;
+            };
+            match category {
+                "whitelist" => return RestrictionDecision::Pass,
+                "blocklogin" if path != LOGIN_PATH => continue,
+                _ => {
+                    let code = u16::try_from(row.code).unwrap_or(401);
+                    return RestrictionDecision::Deny { category, code };
+                }
+            }
+        }
+        RestrictionDecision::Pass
+    }
+}
+
+fn first_match<'a>(
+    rows: &'a [CompiledRestriction],
+    ip: IpAddr,
+    location: &Location,
+) -> Option<&'a Restriction> {
+    let ip_text = ip.to_string();
+    let same = |value: &str, name: &Option<String>| {
+        name.as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(value))
+    };
+    let scope_matches = |scope: &str, r: &CompiledRestriction| match scope {
+        "all" => true,
+        "ip" => r.row.value == ip_text,
+        "ip_subnet" => r.subnet.is_some_and(|net| net.contains(&ip)),
+        "continent" => same(&r.row.value, &location.continent),
+        "country" => same(&r.row.value, &location.country),
+        _ => false,
+    };
+    ["all", "ip", "ip_subnet", "continent", "country"]
+        .into_iter()
+        .find_map(|scope| {
+            rows.iter()
+                .find(|r| r.row.scope == scope && scope_matches(scope, r))
+        })
+        .map(|r| &r.row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn permission(role: &str, verb: &str, path: &str, action: &str) -> Permission {
+        Permission {
+            id: 0,
+            role: role.into(),
+            verb: verb.into(),
+            path: path.into(),
+            action: action.into(),
+            topic: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn accept_drop_audit_combinations() {
+        let p = Permissions::new(vec![
+            permission("member", "ALL", "api/v2/peatio", "ACCEPT"),
+            permission("member", "GET", "api/v2/peatio/secret", "DROP"),
+            permission("member", "POST", "api/v2/", "AUDIT"),
+            permission("admin", "ALL", "api/v2", "ACCEPT"),
+            permission("admin", "PUT", "api/v2/barong/admin/users", "AUDIT"),
+            permission("auditor", "GET", "api/v2/x", "AUDIT"),
+        ]);
+        let get = Method::GET;
+        assert_eq!(
+            p.evaluate("member", &get, "api/v2/peatio/orders"),
+            PermissionDecision::Allow { audit: None }
+        );
+        assert!(matches!(
+            p.evaluate("member", &get, "api/v2/peatio/secret/x"),
+            PermissionDecision::Deny { .. }
+        ));
+        assert_eq!(
+            p.evaluate("member", &Method::POST, "api/v2/peatio/orders"),
+            PermissionDecision::Allow {
+                audit: Some("general".into())
+            }
+        );
+        assert_eq!(
+            p.evaluate("admin", &Method::PUT, "api/v2/barong/admin/users/role"),
+            PermissionDecision::Allow {
+                audit: Some("users".into())
+            }
+        );
+        assert!(matches!(
+            p.evaluate("member", &get, "api/v2/barong/resource"),
+            PermissionDecision::Deny { .. }
+        ));
+        assert!(matches!(
+            p.evaluate("nobody", &get, "api/v2/peatio"),
+            PermissionDecision::Deny { .. }
+        ));
+        // AUDIT alone is not an ACCEPT.
+        assert!(matches!(
+            p.evaluate("auditor", &get, "api/v2/x"),
+            PermissionDecision::Deny { .. }
+        ));
+        // A leading slash never matches.
+        let slash = Permissions::new(vec![permission("member", "ALL", "/api/v2", "ACCEPT")]);
+        assert!(matches!(
+            slash.evaluate("member", &get, "api/v2/x"),
+            PermissionDecision::Deny { .. }
+        ));
+    }
+
+    fn restriction(category: &str, scope: &str, value: &str, code: i32) -> Restriction {
+        Restriction {
+            id: 0,
+            category: category.into(),
+            scope: scope.into(),
+            value: value.into(),
+            code,
+            state: "enabled".into(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn restriction_order_and_scopes() {
+        let ip: IpAddr = "203.0.113.7".parse().expect("ip");
+        let here = Location {
+            country: Some("Japan".into()),
+            continent: Some("Asia".into()),
+        };
+        let r = Restrictions::new(vec![
+            restriction("blacklist", "ip_subnet", "203.0.113.0/24", 403),
+            restriction("maintenance", "country", "japan", 471),
+        ]);
+        assert_eq!(
+            r.evaluate(ip, &here, "x"),
+            RestrictionDecision::Deny {
+                category: "maintenance",
+                code: 471
+            }
+        );
+        let white = Restrictions::new(vec![
+            restriction("whitelist", "ip", "203.0.113.7", 401),
+            restriction("maintenance", "all", "all", 471),
+        ]);
+        assert_eq!(white.evaluate(ip, &here, "x"), RestrictionDecision::Pass);
+        let login = Restrictions::new(vec![restriction("blocklogin", "continent", "Asia", 423)]);
+        assert_eq!(
+            login.evaluate(ip, &here, "api/v2/x"),
+            RestrictionDecision::Pass
+        );
+        assert_eq!(
+            login.evaluate(ip, &here, LOGIN_PATH),
+            RestrictionDecision::Deny {
+                category: "blocklogin",
+                code: 423
+            }
+        );
+        let mut disabled = restriction("maintenance", "all", "all", 471);
+        disabled.state = "disabled".into();
+        assert!(Restrictions::new(vec![disabled]).is_empty());
+        let elsewhere = Location::default();
+        let countries = Restrictions::new(vec![restriction("blacklist", "country", "Japan", 435)]);
+        assert_eq!(
+            countries.evaluate(ip, &elsewhere, "x"),
+            RestrictionDecision::Pass
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The JWT the allow answer carries: Barong's claims, signed with the pre-parsed key, and reused
+//! for the same principal and claims for a short while so signing is not paid per request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+use serde::Serialize;
+
+use crate::crypto::jws::JwtSigner;
+use crate::crypto::keys::KeyError;
+
+/// Who the token speaks for, with the claims Barong puts in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    pub uid: String,
+    pub email: String,
+    pub role: String,
+    pub level: i32,
+    pub state: String,
+    /// `Some` for users (`username`, `referral_id`), `None` for service accounts.
+    pub user_extras: Option<UserExtras>,
+}
+
+/// Claims only users carry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserExtras {
+    pub username: Option<String>,
+    pub referral_id: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iat: i64,
+    exp: i64,
+    sub: &'static str,
+    iss: &'static str,
+    aud: [&'static str; 2],
+    jti: String,
+    uid: &'a str,
+    email: &'a str,
+    role: &'a str,
+    level: i32,
+    state: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referral_id: Option<Option<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<Option<&'a str>>,
+}
+
+/// Mints (or reuses) tokens.
+pub struct TokenMinter {
+    signer: Arc<JwtSigner>,
+    lifetime: i64,
+    reuse: Duration,
+    minted: Cache<Principal, Arc<(String, Instant)>>,
+}
+
+impl TokenMinter {
+    /// `lifetime` is `BARONG_JWT_EXPIRE_TIME`; reuse is capped at a tenth of it, so a reused
+    /// token always has most of its life left.
+    pub fn new(signer: Arc<JwtSigner>, lifetime_secs: u64, reuse_secs: u64) -> Self {
+        let reuse = Duration::from_secs(reuse_secs.min(lifetime_secs / 10));
+        Self {
+            signer,
+            lifetime: i64::try_from(lifetime_secs).unwrap_or(3600),
+            reuse,
+            minted: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(reuse.max(Duration::from_millis(1)))
+                .build(),
+        }
+    }
+
+    /// A token for `principal`, fresh or reused within the reuse window.
+    pub fn token(&self, principal: &Principal) -> Result<String, KeyError> {
+        if !self.reuse.is_zero()
+            && let Some(entry) = self.minted.get(principal)
+            && entry.1.elapsed() < self.reuse
+        {
+            return Ok(entry.0.clone());
+        }
+        let token = self.mint(principal)?;
+        if !self.reuse.is_zero() {
+            self.minted
+                .insert(principal.clone(), Arc::new((token.clone(), Instant::now())));
+        }
+        Ok(token)
+    }
+
+    fn mint(&self, p: &Principal) -> Result<String, KeyError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iat: now,
+            exp: now + self.lifetime,
+            sub: "session",
+            iss: "barong",
+            aud: ["peatio", "barong"],
+            jti: hex::encode(rand::random::<[u8; 10]>()),
+            uid: &p.uid,
+            email: &p.email,
+            role: &p.role,
+            level: p.level,
+            state: &p.state,
+            referral_id: p.user_extras.as_ref().map(|u| u.referral_id),
+            username: p.user_extras.as_ref().map(|u| u.username.as_deref()),
+        };
+        let json = serde_json::to_vec(&claims).map_err(|_| KeyError::Generation)?;
+        self.signer.sign(&json)
+    }
+}

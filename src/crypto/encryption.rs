@@ -1,0 +1,85 @@
+//! Encryption at rest: AES-256-GCM under `BARONG_ENCRYPTION_KEY` for TOTP secrets, API key
+//! secrets and personal data. Stored form: `v1:` + base64(nonce ‖ ciphertext ‖ tag), so the
+//! format can change later without guessing.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::keys::EncryptionKey;
+
+const PREFIX: &str = "v1:";
+
+/// Why a stored value could not be decrypted (wrong key, tampered or malformed).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decrypt a stored secret (wrong BARONG_ENCRYPTION_KEY or corrupted value)")]
+pub struct DecryptError;
+
+/// Encrypts and decrypts values; cheap to share (`Arc`).
+pub struct Encryptor {
+    key: RandomizedNonceKey,
+}
+
+impl std::fmt::Debug for Encryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Encryptor([redacted])")
+    }
+}
+
+impl Encryptor {
+    pub fn new(key: &EncryptionKey) -> Self {
+        let key = RandomizedNonceKey::new(&AES_256_GCM, &key.0)
+            .expect("a 32-byte key is always valid for AES-256-GCM");
+        Self { key }
+    }
+
+    /// Encrypts `plaintext` with a fresh random nonce.
+    pub fn encrypt(&self, plaintext: &str) -> String {
+        let mut data = plaintext.as_bytes().to_vec();
+        let nonce = self
+            .key
+            .seal_in_place_append_tag(Aad::empty(), &mut data)
+            .expect("AES-GCM sealing cannot fail for in-memory buffers");
+        let mut out = nonce.as_ref().to_vec();
+        out.extend_from_slice(&data);
+        format!("{PREFIX}{}", STANDARD.encode(out))
+    }
+
+    /// Decrypts what [`Encryptor::encrypt`] produced.
+    pub fn decrypt(&self, stored: &str) -> Result<String, DecryptError> {
+        let raw = stored
+            .strip_prefix(PREFIX)
+            .and_then(|b64| STANDARD.decode(b64).ok())
+            .ok_or(DecryptError)?;
+        if raw.len() < NONCE_LEN {
+            return Err(DecryptError);
+        }
+        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| DecryptError)?;
+        let mut sealed = sealed.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::empty(), &mut sealed)
+            .map_err(|_| DecryptError)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| DecryptError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_fresh_nonces_and_wrong_key() {
+        let enc = Encryptor::new(&EncryptionKey([7; 32]));
+        let a = enc.encrypt("secret value");
+        let b = enc.encrypt("secret value");
+        assert_ne!(a, b, "fresh nonce per value");
+        assert!(!a.contains("secret"));
+        assert_eq!(enc.decrypt(&a).expect("decrypt"), "secret value");
+        let other = Encryptor::new(&EncryptionKey([8; 32]));
+        assert!(other.decrypt(&a).is_err());
+        assert!(enc.decrypt("v1:!!").is_err());
+        assert!(enc.decrypt("plain").is_err());
+    }
+}
