@@ -499,6 +499,82 @@ async fn barong_route_variants(proxy: Proxy) {
     assert!(upstream.requests().is_empty());
 }
 
+/// Restrictions seeded in barong, matched on the client address barong computes from the
+/// `X-Forwarded-For` the proxy sends: their own statuses (471, 433, 434) reach the client.
+async fn restrictions_reach_the_client_with_their_status(proxy: Proxy) {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let seeds = barong::seed::DEFAULT_SEEDS.replacen(
+        "restrictions:\n",
+        "restrictions:\n\
+         \x20 - { category: maintenance, scope: ip, value: 203.0.113.9 }\n\
+         \x20 - { category: blacklist, scope: ip, value: 203.0.113.7, code: 433 }\n\
+         \x20 - { category: blacklist, scope: ip_subnet, value: 198.51.100.0/24, code: 434 }\n",
+        1,
+    );
+    let seeds_file = db.dir.path().join("seeds.yml");
+    std::fs::write(&seeds_file, seeds).expect("seeds");
+    let seeds_path = seeds_file.to_str().expect("utf-8 path");
+    let server = TestServer::start(db.dir.path(), &db.url, &[("BARONG_SEEDS_FILE", seeds_path)]);
+    let upstream = echo_upstream().await;
+    let gateway = Gateway::in_front_of(proxy, &server, &upstream).await;
+    let http = http();
+
+    // The hop the proxy appends (nginx: its peer; Envoy: its own address for a loopback peer).
+    let (status, _, seen) = answer(
+        http.get(gateway.url("/api/v2/peatio/public/markets"))
+            .header("x-forwarded-for", "192.0.2.77")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    let xff = header_of(&seen, "x-forwarded-for").expect("x-forwarded-for");
+    let hop = xff.rsplit(',').next().expect("hop").trim().to_owned();
+
+    for (client, path) in [
+        ("203.0.113.9", "/api/v2/peatio/public/markets"),
+        ("203.0.113.7", "/api/v2/barong/identity/ping"),
+        ("198.51.100.20", "/api/v2/peatio/public/markets"),
+        ("203.0.113.8", "/api/v2/peatio/public/markets"),
+    ] {
+        // What barong sees: X-Forwarded-For right to left, trusted proxies skipped.
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(&format!("{client}, {hop}")).expect("header"),
+        );
+        let seen_ip = barong::domain::client_ip::client_ip(&headers, [127, 0, 0, 1].into(), false);
+        if proxy == Proxy::Nginx {
+            assert_eq!(
+                seen_ip.to_string(),
+                client,
+                "nginx passes the client's address"
+            );
+        }
+        let expected = match seen_ip.to_string().as_str() {
+            "203.0.113.9" => Some((471, "authz.restrict.maintenance")),
+            "203.0.113.7" => Some((433, "authz.restrict.blacklist")),
+            "198.51.100.20" => Some((434, "authz.restrict.blacklist")),
+            _ => None,
+        };
+        let response = http
+            .get(gateway.url(path))
+            .header("x-forwarded-for", client)
+            .send()
+            .await
+            .expect("request");
+        match expected {
+            Some((status, key)) => {
+                let (got, content_type, body) = answer(response).await;
+                assert_eq!((got.as_u16(), body), (status, errors(key)), "{client}");
+                assert_eq!(content_type, "application/json");
+            }
+            None => assert_eq!(response.status(), StatusCode::OK, "{client} ({seen_ip})"),
+        }
+    }
+}
+
 both_proxies!(
     public_routes_reach_their_backend,
     denies_reach_the_client_with_barongs_body,
@@ -506,4 +582,5 @@ both_proxies!(
     barongs_statuses_and_jwt_cross_the_gateway,
     authz_sees_the_original_request,
     barong_route_variants,
+    restrictions_reach_the_client_with_their_status,
 );
