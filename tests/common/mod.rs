@@ -85,6 +85,15 @@ impl TestDb {
     }
 
     /// Opens the store through the library, as the server does.
+    /// The URL of the same database reached through `port` on loopback (see [`TcpProxy`]).
+    pub fn url_via(&self, port: u16) -> String {
+        let (before, after) = self
+            .url
+            .split_once("@127.0.0.1:5432")
+            .expect("a local PostgreSQL URL");
+        format!("{before}@127.0.0.1:{port}{after}")
+    }
+
     pub async fn open(&self) -> Arc<dyn Store> {
         store::open(&StoreOptions {
             url: self.url.clone(),
@@ -264,4 +273,58 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
+}
+
+/// A TCP forwarder to PostgreSQL that a test can cut and restore, to see the server with its
+/// database gone and back (the server itself keeps running).
+pub struct TcpProxy {
+    pub port: u16,
+    target: std::net::SocketAddr,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: std::net::SocketAddr) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let proxy = TcpProxy {
+            port,
+            target,
+            task: Mutex::new(None),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let target = self.target;
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        *self.task.lock().expect("task") = Some(task);
+    }
+
+    /// Drops every forwarded connection and stops accepting (the database "goes away").
+    pub fn cut(&self) {
+        if let Some(task) = self.task.lock().expect("task").take() {
+            task.abort(); // aborting the accept loop drops the JoinSet, which aborts connections
+        }
+    }
+
+    /// Accepts again on the same port.
+    pub async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("rebind");
+        self.serve(listener);
+    }
 }

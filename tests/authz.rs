@@ -1,0 +1,1003 @@
+//! The authz decision over HTTP against the real server, on both backends: every error key and
+//! status of Barong's authz, sessions, CSRF, binding, API keys per HMAC algorithm, permissions
+//! with audit rows, restrictions, JWTs verified against the JWKS, and invalidation.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::hmac;
+use barong::crypto::encryption::Encryptor;
+use barong::crypto::keys::EncryptionKey;
+use barong::domain::{
+    KeyHolder, NewApiKey, NewRestriction, NewServiceAccount, NewSession, NewUser, User, session_key,
+};
+use barong::seed::{DEFAULT_SEEDS, Seeds};
+use barong::store::Store;
+use common::{Backend, TestDb, TestServer};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ENCRYPTION_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+const AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) barong-tests";
+
+struct Fixture {
+    _db: TestDb,
+    store: Arc<dyn Store>,
+    server: TestServer,
+    http: reqwest::Client,
+}
+
+/// A migrated, seeded database (restrictions added by `prepare`), then the server on it.
+async fn fixture(
+    backend: Backend,
+    env: &[(&str, &str)],
+    restrictions: &[NewRestriction],
+) -> Fixture {
+    let db = TestDb::new(backend).await;
+    let store = db.open().await;
+    store.migrate().await.expect("migrate");
+    Seeds::parse(DEFAULT_SEEDS)
+        .expect("seeds")
+        .apply(store.as_ref(), "ID")
+        .await
+        .expect("seed");
+    for r in restrictions {
+        store
+            .insert_restriction_if_absent(r)
+            .await
+            .expect("restriction");
+    }
+    let mut all_env = vec![("BARONG_ENCRYPTION_KEY", ENCRYPTION_KEY)];
+    all_env.extend_from_slice(env);
+    let server = TestServer::start(db.dir.path(), &db.url, &all_env);
+    Fixture {
+        _db: db,
+        store,
+        server,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client"),
+    }
+}
+
+fn restriction(category: &str, scope: &str, value: &str, code: Option<i32>) -> NewRestriction {
+    NewRestriction {
+        category: category.into(),
+        scope: scope.into(),
+        value: value.into(),
+        code,
+        state: "enabled".into(),
+    }
+}
+
+static UID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+async fn create_user(store: &dyn Store, role: &str, state: &str, otp: bool) -> User {
+    let n = UID.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    store
+        .create_user(&NewUser {
+            uid: format!("ID{n:010}"),
+            username: None,
+            email: format!("user{n}@barong.test"),
+            password_digest: "$argon2id$unused".into(),
+            role: role.into(),
+            data: None,
+            level: 1,
+            otp,
+            state: state.into(),
+            referral_id: None,
+            labels: vec![],
+        })
+        .await
+        .expect("user")
+}
+
+/// Opens a session as the identity API would: returns (cookie value, csrf token).
+async fn open_session(
+    store: &dyn Store,
+    user: &User,
+    ip: &str,
+    expires_in: i64,
+) -> (String, String) {
+    let cookie = hex::encode(rand_bytes::<16>());
+    let csrf = hex::encode(rand_bytes::<10>());
+    store
+        .create_session(&NewSession {
+            id: session_key(&cookie),
+            user_id: user.id,
+            uid: user.uid.clone(),
+            user_ip: ip.into(),
+            user_agent: Some(AGENT.into()),
+            csrf_token: csrf.clone(),
+            expire_at: chrono::Utc::now().timestamp() + expires_in,
+        })
+        .await
+        .expect("session");
+    (cookie, csrf)
+}
+
+fn rand_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    aws_lc_rs::rand::fill(&mut bytes).expect("random");
+    bytes
+}
+
+async fn create_key(
+    store: &dyn Store,
+    holder: KeyHolder,
+    algorithm: &str,
+    state: &str,
+) -> (String, String) {
+    let encryptor = Encryptor::new(&EncryptionKey::parse(ENCRYPTION_KEY).expect("key"));
+    let kid = hex::encode(rand_bytes::<8>());
+    let secret = hex::encode(rand_bytes::<16>());
+    store
+        .create_api_key(&NewApiKey {
+            holder,
+            kid: kid.clone(),
+            algorithm: algorithm.into(),
+            scope: vec!["trade".into()],
+            secret_encrypted: encryptor.encrypt(&secret),
+            state: state.into(),
+        })
+        .await
+        .expect("api key");
+    (kid, secret)
+}
+
+fn sign(algorithm: &str, secret: &str, nonce: &str, kid: &str) -> String {
+    let alg = match algorithm {
+        "HS384" => hmac::HMAC_SHA384,
+        "HS512" => hmac::HMAC_SHA512,
+        _ => hmac::HMAC_SHA256,
+    };
+    let key = hmac::Key::new(alg, secret.as_bytes());
+    hex::encode(hmac::sign(&key, format!("{nonce}{kid}").as_bytes()).as_ref())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn error(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn assert_denied(&self, status: u16, key: &str) {
+        assert_eq!(self.status.as_u16(), status, "body {}", self.body);
+        assert_eq!(self.error(), json!({"errors": [key]}));
+        assert_eq!(self.headers["x-barong-status"], status.to_string().as_str());
+        assert_eq!(self.headers["x-barong-error"], self.body.as_str());
+    }
+
+    fn bearer(&self) -> String {
+        assert_eq!(self.status, StatusCode::OK, "body {}", self.body);
+        let value = self.headers["authorization"].to_str().expect("ascii");
+        value.strip_prefix("Bearer ").expect("bearer").to_owned()
+    }
+}
+
+impl Fixture {
+    async fn ask(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v2/auth/{path}", self.server.authz));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("authz request");
+        Answer {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.expect("body"),
+        }
+    }
+
+    async fn with_cookie(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: &str,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let cookie = format!("_barong_session={cookie}");
+        let mut headers = vec![("cookie", cookie.as_str()), ("user-agent", AGENT)];
+        headers.extend_from_slice(extra);
+        self.ask(method, path, &headers).await
+    }
+
+    async fn with_key(&self, path: &str, kid: &str, nonce: &str, signature: &str) -> Answer {
+        self.ask(
+            "GET",
+            path,
+            &[
+                ("x-auth-apikey", kid),
+                ("x-auth-nonce", nonce),
+                ("x-auth-signature", signature),
+            ],
+        )
+        .await
+    }
+
+    async fn jwks(&self) -> JwkSet {
+        let url = format!("{}/.well-known/jwks.json", self.server.authz);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("jwks json")
+    }
+
+    /// Verifies a token against the published JWKS, as an upstream would.
+    async fn verify(&self, token: &str) -> Value {
+        let header = jsonwebtoken::decode_header(token).expect("header");
+        let jwks = self.jwks().await;
+        let jwk = jwks
+            .find(header.kid.as_deref().expect("kid"))
+            .expect("key in jwks");
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&["peatio", "barong"]);
+        validation.set_issuer(&["barong"]);
+        jsonwebtoken::decode::<Value>(
+            token,
+            &DecodingKey::from_jwk(jwk).expect("jwk"),
+            &validation,
+        )
+        .expect("valid token")
+        .claims
+    }
+}
+
+/// Polls `check` until it holds or `within` passes; returns how long it took.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if check().await {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within {within:?}");
+}
+
+const PRIVATE: &str = "api/v2/peatio/account/balances";
+
+async fn session_allows_with_a_token_verified_by_jwks(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let user = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (cookie, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    let answer = f.with_cookie("GET", PRIVATE, &cookie, &[]).await;
+    assert_eq!(answer.body, "");
+    assert_eq!(answer.headers["content-length"], "0");
+    let claims = f.verify(&answer.bearer()).await;
+    assert_eq!(claims["uid"], json!(user.uid));
+    assert_eq!(claims["email"], json!(user.email));
+    assert_eq!(claims["role"], "member");
+    assert_eq!(claims["level"], 1);
+    assert_eq!(claims["state"], "active");
+    assert_eq!(claims["sub"], "session");
+    assert_eq!(claims["aud"], json!(["peatio", "barong"]));
+    assert_eq!(claims["referral_id"], Value::Null);
+    assert_eq!(claims["username"], Value::Null);
+    assert_eq!(claims["jti"].as_str().expect("jti").len(), 20);
+    let lifetime = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
+    assert_eq!(lifetime, 3600);
+    // A pending user is let through too; a banned one is not.
+    let pending = create_user(f.store.as_ref(), "member", "pending", false).await;
+    let (cookie, _) = open_session(f.store.as_ref(), &pending, "127.0.0.1", 600).await;
+    assert_eq!(
+        f.with_cookie("GET", PRIVATE, &cookie, &[]).await.status,
+        StatusCode::OK
+    );
+    let banned = create_user(f.store.as_ref(), "member", "banned", false).await;
+    let (cookie, _) = open_session(f.store.as_ref(), &banned, "127.0.0.1", 600).await;
+    f.with_cookie("GET", PRIVATE, &cookie, &[])
+        .await
+        .assert_denied(401, "authz.user_not_active");
+}
+
+async fn missing_and_unknown_sessions(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    f.ask("GET", PRIVATE, &[])
+        .await
+        .assert_denied(401, "authz.invalid_session");
+    f.with_cookie("GET", PRIVATE, "feedfacefeedfacefeedfacefeedface", &[])
+        .await
+        .assert_denied(401, "authz.invalid_session");
+    // Pass and block rules come before any session check.
+    let public = f.ask("POST", "api/v2/barong/identity/sessions", &[]).await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert!(public.headers.get("authorization").is_none());
+    f.ask("GET", "api/v2/barong/management/users/get", &[])
+        .await
+        .assert_denied(401, "authz.permission_denied");
+    // Other paths of the listener.
+    let other = f
+        .http
+        .get(format!("{}/nope", f.server.authz))
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+}
+
+async fn csrf_is_checked_on_state_changing_verbs(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let user = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (cookie, csrf) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        f.with_cookie(method, PRIVATE, &cookie, &[])
+            .await
+            .assert_denied(401, "authz.missing_csrf_token");
+        f.with_cookie(method, PRIVATE, &cookie, &[("x-csrf-token", "wrong")])
+            .await
+            .assert_denied(401, "authz.csrf_token_mismatch");
+        let ok = f
+            .with_cookie(method, PRIVATE, &cookie, &[("x-csrf-token", &csrf)])
+            .await;
+        assert_eq!(ok.status, StatusCode::OK, "{method}");
+    }
+    // nginx sends a GET subrequest with the real verb aside.
+    f.with_cookie("GET", PRIVATE, &cookie, &[("x-original-method", "POST")])
+        .await
+        .assert_denied(401, "authz.missing_csrf_token");
+    // CSRF comes before the session: no session, no token.
+    f.ask("POST", PRIVATE, &[])
+        .await
+        .assert_denied(401, "authz.missing_csrf_token");
+    f.ask("POST", PRIVATE, &[("x-csrf-token", "x")])
+        .await
+        .assert_denied(401, "authz.csrf_token_mismatch");
+
+    let relaxed = fixture(backend, &[("BARONG_CSRF_PROTECTION", "false")], &[]).await;
+    let user = create_user(relaxed.store.as_ref(), "member", "active", false).await;
+    let (cookie, _) = open_session(relaxed.store.as_ref(), &user, "127.0.0.1", 600).await;
+    assert_eq!(
+        relaxed
+            .with_cookie("POST", PRIVATE, &cookie, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+async fn sessions_are_bound_to_agent_network_and_expiry(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let user = create_user(f.store.as_ref(), "member", "active", false).await;
+
+    let (cookie, _) = open_session(f.store.as_ref(), &user, "8.8.4.4", 600).await;
+    let same_net = f
+        .with_cookie("GET", PRIVATE, &cookie, &[("x-forwarded-for", "8.8.200.1")])
+        .await;
+    assert_eq!(same_net.status, StatusCode::OK);
+    f.with_cookie("GET", PRIVATE, &cookie, &[("x-forwarded-for", "8.9.4.4")])
+        .await
+        .assert_denied(401, "authz.client_session_mismatch");
+    // The mismatched session is destroyed, even for the right network.
+    f.with_cookie("GET", PRIVATE, &cookie, &[("x-forwarded-for", "8.8.4.4")])
+        .await
+        .assert_denied(401, "authz.invalid_session");
+    let gone = eventually(Duration::from_secs(5), || async {
+        f.store
+            .find_session(&session_key(&cookie))
+            .await
+            .expect("find")
+            .is_none()
+    })
+    .await;
+    assert!(gone < Duration::from_secs(5));
+
+    let (cookie, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    let other_agent = f
+        .ask(
+            "GET",
+            PRIVATE,
+            &[
+                ("cookie", &format!("_barong_session={cookie}")),
+                ("user-agent", "curl/8"),
+            ],
+        )
+        .await;
+    other_agent.assert_denied(401, "authz.client_session_mismatch");
+
+    let (expired, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", -1).await;
+    f.with_cookie("GET", PRIVATE, &expired, &[])
+        .await
+        .assert_denied(401, "authz.client_session_mismatch");
+
+    // IPv6 sessions compare the /96.
+    let (v6, _) = open_session(f.store.as_ref(), &user, "2001:db8::1", 600).await;
+    let ok = f
+        .with_cookie(
+            "GET",
+            PRIVATE,
+            &v6,
+            &[("x-forwarded-for", "2001:db8::abcd")],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+}
+
+async fn sliding_expiry_is_written_behind(backend: Backend) {
+    let f = fixture(
+        backend,
+        &[
+            ("BARONG_SESSION_WRITE_BEHIND", "1"),
+            ("BARONG_SESSION_EXPIRE_TIME", "900"),
+        ],
+        &[],
+    )
+    .await;
+    let user = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (cookie, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 5).await;
+    let before = f
+        .store
+        .find_session(&session_key(&cookie))
+        .await
+        .expect("find")
+        .expect("row");
+    assert_eq!(
+        f.with_cookie("GET", PRIVATE, &cookie, &[]).await.status,
+        StatusCode::OK
+    );
+    eventually(Duration::from_secs(5), || async {
+        let row = f
+            .store
+            .find_session(&session_key(&cookie))
+            .await
+            .expect("find")
+            .expect("row");
+        row.expire_at >= before.expire_at + 800
+    })
+    .await;
+}
+
+async fn permissions_accept_drop_and_audit(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let member = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (cookie, _) = open_session(f.store.as_ref(), &member, "127.0.0.1", 600).await;
+    assert_eq!(
+        f.with_cookie("GET", "api/v2/barong/resource/users/me", &cookie, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    f.with_cookie("GET", "api/v2/barong/admin/users", &cookie, &[])
+        .await
+        .assert_denied(401, "authz.invalid_permission");
+    // A target uid that names no user makes Barong drop the activity (still denied).
+    f.with_cookie("GET", "api/v2/barong/admin/users?uid=ID404", &cookie, &[])
+        .await
+        .assert_denied(401, "authz.invalid_permission");
+
+    let admin = create_user(f.store.as_ref(), "admin", "active", false).await;
+    let (admin_cookie, csrf) = open_session(f.store.as_ref(), &admin, "127.0.0.1", 600).await;
+    assert_eq!(
+        f.with_cookie("GET", "api/v2/barong/admin/users", &admin_cookie, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // DROP wins over ACCEPT.
+    f.with_cookie("GET", "api/v2/barong/admin/permissions", &admin_cookie, &[])
+        .await
+        .assert_denied(401, "authz.invalid_permission");
+    // POST is AUDITed for admins: allowed, and an admin activity is written in the background.
+    let target = format!("api/v2/barong/admin/users/labels?uid={}", member.uid);
+    let audited = f
+        .with_cookie("POST", &target, &admin_cookie, &[("x-csrf-token", &csrf)])
+        .await;
+    assert_eq!(audited.status, StatusCode::OK);
+
+    eventually(Duration::from_secs(5), || async {
+        let member_rows = f.store.list_user_activities(member.id).await.expect("rows");
+        let admin_rows = f.store.list_user_activities(admin.id).await.expect("rows");
+        member_rows
+            .iter()
+            .any(|a| a.result == "denied" && a.topic == "users" && a.action == "read")
+            && admin_rows.iter().any(|a| {
+                a.result == "succeed"
+                    && a.category == "admin"
+                    && a.action == "create"
+                    && a.target_uid.as_deref() == Some(member.uid.as_str())
+                    && a.data
+                        .as_deref()
+                        .is_some_and(|d| d.contains("api/v2/barong/admin/users/labels"))
+            })
+    })
+    .await;
+}
+
+async fn api_keys_for_each_hmac_algorithm(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let user = create_user(f.store.as_ref(), "member", "active", true).await;
+    for algorithm in ["HS256", "HS384", "HS512"] {
+        let (kid, secret) = create_key(
+            f.store.as_ref(),
+            KeyHolder::User(user.id),
+            algorithm,
+            "active",
+        )
+        .await;
+        let nonce = now_ms().to_string();
+        let answer = f
+            .with_key(
+                PRIVATE,
+                &kid,
+                &nonce,
+                &sign(algorithm, &secret, &nonce, &kid),
+            )
+            .await;
+        assert_eq!(
+            answer.headers["x-envoy-auth-headers-to-remove"],
+            "x-auth-apikey,x-auth-nonce,x-auth-signature"
+        );
+        let claims = f.verify(&answer.bearer()).await;
+        assert_eq!(claims["uid"], json!(user.uid), "{algorithm}");
+        let upper = sign(algorithm, &secret, &nonce, &kid).to_uppercase();
+        f.with_key(PRIVATE, &kid, &nonce, &upper)
+            .await
+            .assert_denied(401, "authz.invalid_signature");
+    }
+}
+
+async fn api_key_errors_in_barongs_order(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let user = create_user(f.store.as_ref(), "member", "active", true).await;
+    let (kid, secret) = create_key(
+        f.store.as_ref(),
+        KeyHolder::User(user.id),
+        "HS256",
+        "active",
+    )
+    .await;
+    let signed = |nonce: &str| sign("HS256", &secret, nonce, &kid);
+
+    // Headers: all three must be present and non-blank.
+    f.ask("GET", PRIVATE, &[("x-auth-apikey", &kid)])
+        .await
+        .assert_denied(422, "authz.invalid_api_key_headers");
+    f.with_key(PRIVATE, &kid, " ", "x")
+        .await
+        .assert_denied(422, "authz.invalid_api_key_headers");
+    // Unknown kid is reported before the nonce.
+    f.with_key(PRIVATE, "unknownkid", "abc", "x")
+        .await
+        .assert_denied(401, "authz.unexistent_apikey");
+    f.with_key(PRIVATE, &kid, "abc", &signed("abc"))
+        .await
+        .assert_denied(401, "authz.nonce_not_valid_timestamp");
+    f.with_key(PRIVATE, &kid, "0", &signed("0"))
+        .await
+        .assert_denied(401, "authz.nonce_not_valid_timestamp");
+    // Window edges: 5000 ms either way is expired; well inside is fine.
+    for offset in [-5_500i64, 5_500] {
+        let nonce = (now_ms() + offset).to_string();
+        f.with_key(PRIVATE, &kid, &nonce, &signed(&nonce))
+            .await
+            .assert_denied(401, "authz.nonce_expired");
+    }
+    for offset in [-4_000i64, 4_000] {
+        let nonce = (now_ms() + offset).to_string();
+        assert_eq!(
+            f.with_key(PRIVATE, &kid, &nonce, &signed(&nonce))
+                .await
+                .status,
+            StatusCode::OK,
+            "{offset}"
+        );
+    }
+    let nonce = now_ms().to_string();
+    f.with_key(PRIVATE, &kid, &nonce, "deadbeef")
+        .await
+        .assert_denied(401, "authz.invalid_signature");
+    // Without replay protection (Barong's default) a nonce may be reused inside the window.
+    assert_eq!(
+        f.with_key(PRIVATE, &kid, &nonce, &signed(&nonce))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        f.with_key(PRIVATE, &kid, &nonce, &signed(&nonce))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let (inactive, inactive_secret) = create_key(
+        f.store.as_ref(),
+        KeyHolder::User(user.id),
+        "HS256",
+        "inactive",
+    )
+    .await;
+    let sig = sign("HS256", &inactive_secret, &nonce, &inactive);
+    f.with_key(PRIVATE, &inactive, &nonce, &sig)
+        .await
+        .assert_denied(401, "authz.apikey_not_active");
+
+    let no_2fa = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (kid2, secret2) = create_key(
+        f.store.as_ref(),
+        KeyHolder::User(no_2fa.id),
+        "HS256",
+        "active",
+    )
+    .await;
+    let sig = sign("HS256", &secret2, &nonce, &kid2);
+    f.with_key(PRIVATE, &kid2, &nonce, &sig)
+        .await
+        .assert_denied(401, "authz.disabled_2fa");
+
+    let banned = create_user(f.store.as_ref(), "member", "banned", true).await;
+    let (kid3, secret3) = create_key(
+        f.store.as_ref(),
+        KeyHolder::User(banned.id),
+        "HS256",
+        "active",
+    )
+    .await;
+    let sig = sign("HS256", &secret3, &nonce, &kid3);
+    f.with_key(PRIVATE, &kid3, &nonce, &sig)
+        .await
+        .assert_denied(401, "authz.invalid_session");
+
+    // Role without permission on the path.
+    f.with_key("api/v2/barong/admin/users", &kid, &nonce, &signed(&nonce))
+        .await
+        .assert_denied(401, "authz.invalid_permission");
+}
+
+async fn service_account_keys_carry_no_user_claims(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let owner = create_user(f.store.as_ref(), "member", "active", true).await;
+    let account = f
+        .store
+        .create_service_account(&NewServiceAccount {
+            uid: "SI0000000001".into(),
+            owner_id: Some(owner.id),
+            email: "bot@barong.test".into(),
+            role: "member".into(),
+            level: 2,
+            state: "active".into(),
+        })
+        .await
+        .expect("service account");
+    let (kid, secret) = create_key(
+        f.store.as_ref(),
+        KeyHolder::ServiceAccount(account.id),
+        "HS256",
+        "active",
+    )
+    .await;
+    let nonce = now_ms().to_string();
+    let answer = f
+        .with_key(PRIVATE, &kid, &nonce, &sign("HS256", &secret, &nonce, &kid))
+        .await;
+    let claims = f.verify(&answer.bearer()).await;
+    assert_eq!(claims["uid"], "SI0000000001");
+    assert_eq!(claims["level"], 2);
+    assert!(
+        claims.get("username").is_none() && claims.get("referral_id").is_none(),
+        "{claims}"
+    );
+}
+
+async fn replay_protection_when_enabled(backend: Backend) {
+    let f = fixture(backend, &[("BARONG_APIKEY_REPLAY_PROTECTION", "true")], &[]).await;
+    let user = create_user(f.store.as_ref(), "member", "active", true).await;
+    let (kid, secret) = create_key(
+        f.store.as_ref(),
+        KeyHolder::User(user.id),
+        "HS256",
+        "active",
+    )
+    .await;
+    let nonce = now_ms().to_string();
+    let sig = sign("HS256", &secret, &nonce, &kid);
+    assert_eq!(
+        f.with_key(PRIVATE, &kid, &nonce, &sig).await.status,
+        StatusCode::OK
+    );
+    f.with_key(PRIVATE, &kid, &nonce, &sig)
+        .await
+        .assert_denied(401, "authz.nonce_replayed");
+    let future = (now_ms() + 3_000).to_string();
+    f.with_key(
+        PRIVATE,
+        &kid,
+        &future,
+        &sign("HS256", &secret, &future, &kid),
+    )
+    .await
+    .assert_denied(401, "authz.nonce_expired");
+}
+
+async fn restrictions_by_category_and_scope(backend: Backend) {
+    let f = fixture(
+        backend,
+        &[],
+        &[
+            restriction("maintenance", "ip", "203.0.113.9", None),
+            restriction("blacklist", "ip", "198.51.100.7", Some(433)),
+            restriction("blacklist", "ip_subnet", "198.51.101.0/24", None),
+            restriction("whitelist", "ip", "198.51.101.50", None),
+            restriction("blocklogin", "ip", "192.0.2.44", None),
+        ],
+    )
+    .await;
+    let from = |ip: &'static str| [("x-forwarded-for", ip)];
+    let public = "api/v2/barong/public/ping";
+    f.ask("GET", public, &from("203.0.113.9"))
+        .await
+        .assert_denied(471, "authz.restrict.maintenance");
+    f.ask("GET", public, &from("198.51.100.7"))
+        .await
+        .assert_denied(433, "authz.restrict.blacklist");
+    f.ask("GET", public, &from("198.51.101.8"))
+        .await
+        .assert_denied(403, "authz.restrict.blacklist");
+    // A whitelisted address skips the rest.
+    assert_eq!(
+        f.ask("GET", public, &from("198.51.101.50")).await.status,
+        StatusCode::OK
+    );
+    // Blocklogin only applies to the login path.
+    assert_eq!(
+        f.ask("GET", public, &from("192.0.2.44")).await.status,
+        StatusCode::OK
+    );
+    f.ask(
+        "POST",
+        "api/v2/barong/identity/sessions",
+        &from("192.0.2.44"),
+    )
+    .await
+    .assert_denied(401, "authz.restrict.blocklogin");
+    // The whitelink path is exempt from restrictions.
+    let whitelink = f
+        .ask(
+            "POST",
+            "api/v2/barong/identity/users/access",
+            &from("203.0.113.9"),
+        )
+        .await;
+    assert_eq!(whitelink.status, StatusCode::OK);
+    assert_eq!(
+        f.ask("GET", public, &from("8.8.8.8")).await.status,
+        StatusCode::OK
+    );
+
+    let closed = fixture(
+        backend,
+        &[],
+        &[restriction("maintenance", "all", "all", None)],
+    )
+    .await;
+    closed
+        .ask("GET", public, &[])
+        .await
+        .assert_denied(471, "authz.restrict.maintenance");
+}
+
+async fn deactivated_key_is_refused_within_the_bound(backend: Backend) {
+    let f = fixture(backend, &[("BARONG_AUTHZ_CACHE_TTL", "2")], &[]).await;
+    let user = create_user(f.store.as_ref(), "member", "active", true).await;
+    let (kid, secret) = create_key(
+        f.store.as_ref(),
+        KeyHolder::User(user.id),
+        "HS256",
+        "active",
+    )
+    .await;
+    let ask = || async {
+        let nonce = now_ms().to_string();
+        f.with_key(PRIVATE, &kid, &nonce, &sign("HS256", &secret, &nonce, &kid))
+            .await
+    };
+    assert_eq!(ask().await.status, StatusCode::OK);
+    f.store
+        .set_api_key_state(&kid, "inactive")
+        .await
+        .expect("deactivate");
+    if backend == Backend::Postgres {
+        // What another instance announces after the change: applied at once.
+        f.store
+            .notify_invalidation(&format!("elsewhere apikey:{kid}"))
+            .await
+            .expect("notify");
+    }
+    let bound = if backend == Backend::Postgres { 1 } else { 3 };
+    eventually(Duration::from_secs(bound), || async {
+        ask().await.status == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let answer = ask().await;
+    answer.assert_denied(401, "authz.apikey_not_active");
+}
+
+async fn tokens_for_each_signing_algorithm(backend: Backend) {
+    for algorithm in ["ES256", "EdDSA", "RS256"] {
+        let f = fixture(backend, &[("BARONG_JWT_ALGORITHM", algorithm)], &[]).await;
+        let user = create_user(f.store.as_ref(), "member", "active", false).await;
+        let (cookie, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+        let token = f.with_cookie("GET", PRIVATE, &cookie, &[]).await.bearer();
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        let expected = match algorithm {
+            "ES256" => Algorithm::ES256,
+            "EdDSA" => Algorithm::EdDSA,
+            _ => Algorithm::RS256,
+        };
+        assert_eq!(header.alg, expected);
+        assert_eq!(f.verify(&token).await["uid"], json!(user.uid));
+        // Reused within the reuse window: the same token for the same principal.
+        let again = f.with_cookie("GET", PRIVATE, &cookie, &[]).await.bearer();
+        assert_eq!(again, token);
+    }
+}
+
+/// Two instances on one PostgreSQL database: a session destroyed on one is refused by the
+/// other as soon as the NOTIFY arrives (well inside the TTL bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_invalidations() {
+    let f = fixture(Backend::Postgres, &[("BARONG_AUTHZ_CACHE_TTL", "60")], &[]).await;
+    let other = TestServer::start(
+        f._db.dir.path(),
+        &f._db.url,
+        &[
+            ("BARONG_ENCRYPTION_KEY", ENCRYPTION_KEY),
+            ("BARONG_AUTHZ_CACHE_TTL", "60"),
+        ],
+    );
+    let user = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (cookie, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    let ask_other = || async {
+        let response = f
+            .http
+            .get(format!("{}/api/v2/auth/{PRIVATE}", other.authz))
+            .header("cookie", format!("_barong_session={cookie}"))
+            .header("user-agent", AGENT)
+            .send()
+            .await
+            .expect("other");
+        response.status()
+    };
+    assert_eq!(
+        f.with_cookie("GET", PRIVATE, &cookie, &[]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        ask_other().await,
+        StatusCode::OK,
+        "cached on the second instance too"
+    );
+    // A request from another agent makes the first instance destroy the session.
+    let cookie_header = format!("_barong_session={cookie}");
+    f.ask(
+        "GET",
+        PRIVATE,
+        &[("cookie", &cookie_header), ("user-agent", "stolen/1.0")],
+    )
+    .await
+    .assert_denied(401, "authz.client_session_mismatch");
+    let took = eventually(Duration::from_secs(5), || async {
+        ask_other().await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(
+        took < Duration::from_secs(2),
+        "relayed in {took:?}, TTL is 60 s"
+    );
+}
+
+/// With PostgreSQL gone: cached sessions keep being answered, uncached ones fail closed at once
+/// with 503, readiness says 503, and everything recovers when the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_fails_closed_and_recovers() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.open().await;
+    store.migrate().await.expect("migrate");
+    Seeds::parse(DEFAULT_SEEDS)
+        .expect("seeds")
+        .apply(store.as_ref(), "ID")
+        .await
+        .expect("seed");
+    let proxy = common::TcpProxy::start("127.0.0.1:5432".parse().expect("addr")).await;
+    let server = TestServer::start(
+        db.dir.path(),
+        &db.url_via(proxy.port),
+        &[
+            ("BARONG_ENCRYPTION_KEY", ENCRYPTION_KEY),
+            ("BARONG_DB_CONNECT_TIMEOUT", "500"),
+            ("BARONG_AUTHZ_CACHE_TTL", "30"),
+        ],
+    );
+    let f = Fixture {
+        _db: db,
+        store,
+        server,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client"),
+    };
+    let user = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (warm, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    let (cold, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    assert_eq!(
+        f.with_cookie("GET", PRIVATE, &warm, &[]).await.status,
+        StatusCode::OK
+    );
+
+    proxy.cut();
+    assert_eq!(
+        f.with_cookie("GET", PRIVATE, &warm, &[]).await.status,
+        StatusCode::OK,
+        "cached"
+    );
+    let started = Instant::now();
+    f.with_cookie("GET", PRIVATE, &cold, &[])
+        .await
+        .assert_denied(503, "authz.unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "failed closed in {:?}",
+        started.elapsed()
+    );
+    let ready = f
+        .http
+        .get(f.server.url("/api/v2/barong/public/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let alive = f
+        .http
+        .get(f.server.url("/api/v2/barong/public/health/alive"))
+        .send()
+        .await
+        .expect("alive");
+    assert_eq!(alive.status(), StatusCode::OK);
+
+    proxy.restore().await;
+    eventually(Duration::from_secs(10), || async {
+        f.with_cookie("GET", PRIVATE, &cold, &[]).await.status == StatusCode::OK
+    })
+    .await;
+}
+
+both_backends!(
+    session_allows_with_a_token_verified_by_jwks,
+    missing_and_unknown_sessions,
+    csrf_is_checked_on_state_changing_verbs,
+    sessions_are_bound_to_agent_network_and_expiry,
+    sliding_expiry_is_written_behind,
+    permissions_accept_drop_and_audit,
+    api_keys_for_each_hmac_algorithm,
+    api_key_errors_in_barongs_order,
+    service_account_keys_carry_no_user_claims,
+    replay_protection_when_enabled,
+    restrictions_by_category_and_scope,
+    deactivated_key_is_refused_within_the_bound,
+    tokens_for_each_signing_algorithm,
+);
