@@ -575,6 +575,252 @@ async fn restrictions_reach_the_client_with_their_status(proxy: Proxy) {
     }
 }
 
+const AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) gateway-tests";
+const ENCRYPTION_KEY: &str = "0202020202020202020202020202020202020202020202020202020202020202";
+
+fn random_hex<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
+    aws_lc_rs::rand::fill(&mut bytes).expect("random");
+    hex::encode(bytes)
+}
+
+/// The client address barong computes for a request through `gateway` that carries no
+/// `X-Forwarded-For` of its own (learnt from what the proxy appends, via the echo upstream).
+async fn address_through(gateway: &Gateway, upstream: &StubServer) -> String {
+    upstream.clear();
+    let response = http()
+        .get(gateway.url("/api/v2/peatio/public/markets"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = upstream.requests().pop().expect("upstream reached");
+    upstream.clear();
+    let mut headers = axum::http::HeaderMap::new();
+    if let Some(xff) = header_of(&seen, "x-forwarded-for") {
+        headers.insert("x-forwarded-for", HeaderValue::from_str(xff).expect("xff"));
+    }
+    barong::domain::client_ip::client_ip(&headers, [127, 0, 0, 1].into(), false).to_string()
+}
+
+/// Verifies a JWT the upstream received against barong's JWKS, as an upstream would.
+async fn verify_jwt(server: &TestServer, authorization: &str) -> Value {
+    let token = authorization.strip_prefix("Bearer ").expect("Bearer");
+    let jwks: jsonwebtoken::jwk::JwkSet = http()
+        .get(format!("{}/.well-known/jwks.json", server.authz))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("jwks json");
+    let header = jsonwebtoken::decode_header(token).expect("jwt header");
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("key in jwks");
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&["peatio", "barong"]);
+    validation.set_issuer(&["barong"]);
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("jwk"),
+        &validation,
+    )
+    .expect("valid jwt")
+    .claims
+}
+
+/// A signed-in user through the proxy: the session cookie and the CSRF token go to barong, the
+/// JWT it mints reaches the upstream (verifiable with barong's JWKS), the session stays bound to
+/// the client; and an API key's signed headers do the same.
+async fn signed_in_users_reach_the_upstream_with_a_jwt(proxy: Proxy) {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.open().await;
+    store.migrate().await.expect("migrate");
+    barong::seed::Seeds::parse(barong::seed::DEFAULT_SEEDS)
+        .expect("seeds")
+        .apply(store.as_ref(), "ID")
+        .await
+        .expect("seed");
+    let user = store
+        .create_user(&barong::domain::NewUser {
+            uid: "ID0000000042".into(),
+            username: None,
+            email: "gateway@barong.test".into(),
+            password_digest: "$argon2id$unused".into(),
+            role: "member".into(),
+            data: None,
+            level: 3,
+            otp: true,
+            state: "active".into(),
+            referral_id: None,
+            labels: vec![],
+        })
+        .await
+        .expect("user");
+    let server = TestServer::start(
+        db.dir.path(),
+        &db.url,
+        &[("BARONG_ENCRYPTION_KEY", ENCRYPTION_KEY)],
+    );
+    let upstream = echo_upstream().await;
+    let gateway = Gateway::in_front_of(proxy, &server, &upstream).await;
+    let http = http();
+
+    // A session opened from the address barong sees through this proxy.
+    let ip = address_through(&gateway, &upstream).await;
+    let cookie = random_hex::<16>();
+    let csrf = random_hex::<10>();
+    store
+        .create_session(&barong::domain::NewSession {
+            id: barong::domain::session_key(&cookie),
+            user_id: user.id,
+            uid: user.uid.clone(),
+            user_ip: ip.clone(),
+            user_agent: Some(AGENT.into()),
+            csrf_token: csrf.clone(),
+            expire_at: chrono::Utc::now().timestamp() + 600,
+        })
+        .await
+        .expect("session");
+    let cookie = format!("_barong_session={cookie}");
+
+    // Reads: the JWT replaces the client's Authorization.
+    let (status, _, seen) = answer(
+        http.get(gateway.url("/api/v2/peatio/account/balances"))
+            .header("cookie", &cookie)
+            .header("user-agent", AGENT)
+            .header("authorization", "Bearer forged")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    let claims = verify_jwt(&server, header_of(&seen, "authorization").expect("jwt")).await;
+    assert_eq!(claims["uid"], "ID0000000042");
+    assert_eq!(claims["email"], "gateway@barong.test");
+    assert_eq!(claims["role"], "member");
+    assert_eq!(header_of(&seen, "cookie"), Some(cookie.as_str()));
+
+    // Writes need the CSRF token, which the proxy passes to barong.
+    let order = r#"{"market":"btcusd","side":"buy","volume":"1"}"#;
+    let (status, _, body) = answer(
+        http.post(gateway.url("/api/v2/peatio/market/orders"))
+            .header("cookie", &cookie)
+            .header("user-agent", AGENT)
+            .body(order)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, errors("authz.missing_csrf_token"))
+    );
+    let (status, _, seen) = answer(
+        http.post(gateway.url("/api/v2/peatio/market/orders"))
+            .header("cookie", &cookie)
+            .header("user-agent", AGENT)
+            .header("x-csrf-token", &csrf)
+            .body(order)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(
+        (seen["method"].as_str(), seen["body"].as_str()),
+        (Some("POST"), Some(order))
+    );
+    assert!(header_of(&seen, "authorization").is_some_and(|v| v.starts_with("Bearer ")));
+
+    // A path the member has no permission for.
+    let (status, _, body) = answer(
+        http.get(gateway.url("/api/v2/peatio/admin/members"))
+            .header("cookie", &cookie)
+            .header("user-agent", AGENT)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, errors("authz.invalid_permission"))
+    );
+
+    // API keys: the signed headers reach barong; incomplete ones give Barong's 422.
+    let kid = random_hex::<8>();
+    let secret = random_hex::<16>();
+    let encryptor = barong::crypto::encryption::Encryptor::new(
+        &barong::crypto::keys::EncryptionKey::parse(ENCRYPTION_KEY).expect("key"),
+    );
+    store
+        .create_api_key(&barong::domain::NewApiKey {
+            holder: barong::domain::KeyHolder::User(user.id),
+            kid: kid.clone(),
+            algorithm: "HS256".into(),
+            scope: vec!["trade".into()],
+            secret_encrypted: encryptor.encrypt(&secret),
+            state: "active".into(),
+        })
+        .await
+        .expect("api key");
+    let nonce = chrono::Utc::now().timestamp_millis().to_string();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let signature = hex::encode(aws_lc_rs::hmac::sign(
+        &key,
+        format!("{nonce}{kid}").as_bytes(),
+    ));
+    let (status, _, seen) = answer(
+        http.get(gateway.url("/api/v2/peatio/account/balances"))
+            .header("x-auth-apikey", &kid)
+            .header("x-auth-nonce", &nonce)
+            .header("x-auth-signature", &signature)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    let claims = verify_jwt(&server, header_of(&seen, "authorization").expect("jwt")).await;
+    assert_eq!(claims["uid"], "ID0000000042");
+    let (status, content_type, body) = answer(
+        http.get(gateway.url("/api/v2/peatio/account/balances"))
+            .header("x-auth-apikey", &kid)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), body),
+        (422, errors("authz.invalid_api_key_headers"))
+    );
+    assert_eq!(content_type, "application/json");
+
+    // The session is bound to the browser: another User-Agent ends it.
+    let (status, _, body) = answer(
+        http.get(gateway.url("/api/v2/peatio/account/balances"))
+            .header("cookie", &cookie)
+            .header("user-agent", "curl/8")
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::UNAUTHORIZED,
+            errors("authz.client_session_mismatch")
+        )
+    );
+}
+
 both_proxies!(
     public_routes_reach_their_backend,
     denies_reach_the_client_with_barongs_body,
@@ -583,4 +829,5 @@ both_proxies!(
     authz_sees_the_original_request,
     barong_route_variants,
     restrictions_reach_the_client_with_their_status,
+    signed_in_users_reach_the_upstream_with_a_jwt,
 );
