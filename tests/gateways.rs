@@ -7,12 +7,16 @@ mod common;
 
 use axum::http::{HeaderValue, StatusCode as AxumStatus, header};
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use common::gateway::{
-    Backends, BarongRoute, Gateway, Proxy, StubServer, closed_addr, echo_upstream,
+    Backends, BarongRoute, Gateway, Proxy, StubServer, closed_addr, echo_upstream, read_head,
+    websocket_accept, websocket_upstream,
 };
 use common::{Backend, TestDb, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A client without cookies or proxies from the environment.
 fn http() -> reqwest::Client {
@@ -821,6 +825,82 @@ async fn signed_in_users_reach_the_upstream_with_a_jwt(proxy: Proxy) {
     );
 }
 
+/// WebSockets (ranger) through the check: the upgrade is checked like any request and gets the
+/// minted JWT; then the proxy keeps a tunnel. A denied upgrade gets barong's answer.
+async fn websockets_upgrade_after_the_check(proxy: Proxy) {
+    let authz = stub_authz().await;
+    let ranger = websocket_upstream().await;
+    let backends = Backends {
+        authz: authz.addr,
+        api: ranger.addr,
+        upstream: ranger.addr,
+    };
+    let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let upgrade = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
+             Authorization: Bearer forged\r\nCookie: _barong_session=s1\r\n\r\n"
+        )
+    };
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", gateway.port))
+        .await
+        .expect("connect");
+    stream
+        .write_all(upgrade("/api/v2/ranger/private/?stream=order").as_bytes())
+        .await
+        .expect("write");
+    let (head, rest) = tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream))
+        .await
+        .expect("in time")
+        .expect("answer");
+    assert!(
+        head.starts_with("HTTP/1.1 101"),
+        "{head}\n{}",
+        gateway.log_text()
+    );
+    assert!(
+        head.to_ascii_lowercase().contains(
+            &format!("sec-websocket-accept: {}", websocket_accept(key)).to_ascii_lowercase()
+        ),
+        "{head}"
+    );
+    assert!(rest.is_empty());
+    stream.write_all(b"tunnelled bytes").await.expect("write");
+    let mut echoed = [0u8; 15];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut echoed))
+        .await
+        .expect("in time")
+        .expect("echo");
+    assert_eq!(&echoed, b"tunnelled bytes");
+    let seen = ranger.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["path"], "/api/v2/ranger/private/?stream=order");
+    assert_eq!(
+        header_of(&seen[0], "authorization"),
+        Some("Bearer minted.jwt.token")
+    );
+    assert_eq!(header_of(&seen[0], "upgrade"), Some("websocket"));
+    let check = authz.requests().pop().expect("checked");
+    assert_eq!(
+        check["path"],
+        "/api/v2/auth/api/v2/ranger/private/?stream=order"
+    );
+    drop(stream);
+
+    // Denied: barong's answer, no upgrade, the application never asked.
+    ranger.clear();
+    let (status, text) = gateway.raw(&upgrade("/api/v2/ranger/session/")).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(
+        text.ends_with(r#"{"errors":["authz.invalid_session"]}"#),
+        "{text}"
+    );
+    assert!(ranger.requests().is_empty());
+}
+
 both_proxies!(
     public_routes_reach_their_backend,
     denies_reach_the_client_with_barongs_body,
@@ -830,4 +910,5 @@ both_proxies!(
     barong_route_variants,
     restrictions_reach_the_client_with_their_status,
     signed_in_users_reach_the_upstream_with_a_jwt,
+    websockets_upgrade_after_the_check,
 );

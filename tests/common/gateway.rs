@@ -363,19 +363,33 @@ impl Gateway {
             .join("\n")
     }
 
-    /// Sends `request` (raw bytes, e.g. a path that an HTTP client library would normalise) and
-    /// returns the status code and the whole answer. Send `Connection: close`.
+    /// Sends `request` (raw, e.g. a path that an HTTP client library would normalise) and
+    /// returns the status code and the answer (head and a `Content-Length` body).
     pub async fn raw(&self, request: &str) -> (u16, String) {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .expect("connect");
         stream.write_all(request.as_bytes()).await.expect("write");
-        let mut answer = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-            .await
-            .expect("answer in time")
-            .expect("read");
-        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let answer = tokio::time::timeout(Duration::from_secs(10), async {
+            let (head, mut body) = read_head(&mut stream).await.expect("answer head");
+            let length = head
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut chunk = [0u8; 4096];
+            while body.len() < length {
+                let n = stream.read(&mut chunk).await.expect("read");
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+            format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body))
+        })
+        .await
+        .expect("answer in time");
         let status = answer
             .split_whitespace()
             .nth(1)
@@ -498,6 +512,89 @@ impl Drop for StubServer {
 /// The application behind the gateway: answers 200 with the JSON `describe` of what reached it.
 pub async fn echo_upstream() -> StubServer {
     StubServer::start(|request| axum::Json(request.clone()).into_response()).await
+}
+
+/// A WebSocket application (ranger): records the upgrade request, answers `101 Switching
+/// Protocols` and then echoes every byte back, as the tunnel a proxy keeps after an upgrade.
+pub async fn websocket_upstream() -> StubServer {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind websocket stub");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Some((head, rest)) = read_head(&mut stream).await else {
+                    return;
+                };
+                let mut lines = head.split("\r\n");
+                let mut request_line = lines.next().unwrap_or_default().split(' ');
+                let method = request_line.next().unwrap_or_default().to_owned();
+                let path = request_line.next().unwrap_or_default().to_owned();
+                let mut headers = Map::new();
+                for line in lines {
+                    if let Some((name, value)) = line.split_once(':') {
+                        headers.insert(name.trim().to_ascii_lowercase(), json!(value.trim()));
+                    }
+                }
+                let key = headers
+                    .get("sec-websocket-key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().expect("requests").push(json!({
+                    "method": method, "path": path, "headers": headers, "body": "",
+                }));
+                let answer = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                     Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                    websocket_accept(&key)
+                );
+                if stream.write_all(answer.as_bytes()).await.is_err()
+                    || stream.write_all(&rest).await.is_err()
+                {
+                    return;
+                }
+                let (mut reader, mut writer) = stream.split();
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            });
+        }
+    });
+    StubServer {
+        addr,
+        requests,
+        task,
+    }
+}
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455).
+pub fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// Reads an HTTP head (up to the blank line); returns it and the bytes read past it.
+pub async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            return Some((head, buffer[end + 4..].to_vec()));
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 || buffer.len() > 65536 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// An address nothing listens on (bound, then closed).
