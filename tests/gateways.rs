@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
 use common::gateway::{
-    Backends, BarongRoute, Gateway, Proxy, StubServer, closed_addr, echo_upstream, read_head,
-    websocket_accept, websocket_upstream,
+    Backends, BarongRoute, CountingRelay, Gateway, Proxy, StubServer, closed_addr, echo_upstream,
+    read_head, websocket_accept, websocket_upstream,
 };
 use common::{Backend, TestDb, TestServer};
 use reqwest::StatusCode;
@@ -901,6 +901,42 @@ async fn websockets_upgrade_after_the_check(proxy: Proxy) {
     assert!(ranger.requests().is_empty());
 }
 
+/// The gateway keeps its connections to barong's authz listener open, for allows (empty body,
+/// `Content-Length: 0`) and denies alike (nginx asks with HEAD, so a deny carries no body
+/// either): one connection per check would cost a handshake each and pile up TIME_WAITs.
+async fn checks_reuse_connections_to_barong(proxy: Proxy) {
+    let (_db, server) = barong().await;
+    let upstream = echo_upstream().await;
+    let relay = CountingRelay::start(Backends::of(&server, upstream.addr).authz).await;
+    let backends = Backends {
+        authz: relay.addr,
+        ..Backends::of(&server, upstream.addr)
+    };
+    let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
+    let http = http();
+    for round in 0..20 {
+        for (path, status) in [
+            ("/api/v2/barong/public/ping", StatusCode::OK),
+            ("/api/v2/peatio/public/markets", StatusCode::OK),
+            ("/api/v2/peatio/account/balances", StatusCode::UNAUTHORIZED),
+            (
+                "/api/v2/barong/management/users/get",
+                StatusCode::UNAUTHORIZED,
+            ),
+        ] {
+            let response = http.get(gateway.url(path)).send().await.expect("request");
+            assert_eq!(response.status(), status, "{path} (round {round})");
+            // Read the whole answer so the client's connection is reused too.
+            let _ = response.bytes().await;
+        }
+    }
+    assert!(
+        relay.connections() <= 4,
+        "80 checks took {} connections to barong",
+        relay.connections()
+    );
+}
+
 both_proxies!(
     public_routes_reach_their_backend,
     denies_reach_the_client_with_barongs_body,
@@ -911,4 +947,5 @@ both_proxies!(
     restrictions_reach_the_client_with_their_status,
     signed_in_users_reach_the_upstream_with_a_jwt,
     websockets_upgrade_after_the_check,
+    checks_reuse_connections_to_barong,
 );

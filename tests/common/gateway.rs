@@ -597,6 +597,51 @@ pub async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<(String, Ve
     }
 }
 
+/// A TCP relay to `target` that counts the connections it accepted: put it between a gateway
+/// and barong to see whether the gateway keeps its connections open.
+pub struct CountingRelay {
+    pub addr: SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingRelay {
+    pub async fn start(target: SocketAddr) -> CountingRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind relay");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        CountingRelay {
+            addr,
+            accepted,
+            task,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// An address nothing listens on (bound, then closed).
 pub fn closed_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
