@@ -244,6 +244,36 @@ async fn authz_down_fails_closed(proxy: Proxy) {
     assert!(upstream.requests().is_empty(), "{:?}", upstream.requests());
 }
 
+/// barong too slow to answer: the gateway gives up after its short check timeout (2 s) and
+/// answers 503, never the upstream.
+async fn slow_authz_times_out_closed(proxy: Proxy) {
+    let authz = StubServer::serve(axum::Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        barong_allow(None)
+    }))
+    .await;
+    let upstream = echo_upstream().await;
+    let backends = Backends {
+        authz: authz.addr,
+        api: upstream.addr,
+        upstream: upstream.addr,
+    };
+    let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
+    let started = std::time::Instant::now();
+    let response = http()
+        .get(gateway.url("/api/v2/peatio/public/markets"))
+        .send()
+        .await
+        .expect("request");
+    let took = started.elapsed();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "answered after {took:?}"
+    );
+    assert!(upstream.requests().is_empty());
+}
+
 /// A deny as barong's authz listener answers it: status, JSON body, and both repeated in
 /// X-Barong-Status / X-Barong-Error for nginx.
 fn barong_deny(status: u16, key: &str) -> Response {
@@ -948,4 +978,5 @@ both_proxies!(
     signed_in_users_reach_the_upstream_with_a_jwt,
     websockets_upgrade_after_the_check,
     checks_reuse_connections_to_barong,
+    slow_authz_times_out_closed,
 );

@@ -492,6 +492,22 @@ impl StubServer {
         }
     }
 
+    /// Serves `router` as it is (no recording).
+    pub async fn serve(router: Router) -> StubServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stub");
+        let addr = listener.local_addr().expect("stub addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        StubServer {
+            addr,
+            requests: Arc::default(),
+            task,
+        }
+    }
+
     /// Every request so far, oldest first.
     pub fn requests(&self) -> Vec<Value> {
         self.requests.lock().expect("requests").clone()
