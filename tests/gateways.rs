@@ -327,6 +327,7 @@ async fn stub_authz() -> StubServer {
             "subnet" => barong_deny(403, "authz.restrict.blacklist"),
             "session" => barong_deny(401, "authz.invalid_session"),
             "unlisted" => barong_deny(452, "authz.restrict.blacklist"),
+            "outage" => barong_deny(503, "authz.unavailable"),
             "private" => barong_allow(Some("minted.jwt.token")),
             "" => barong_deny(401, "authz.invalid_session"),
             _ => barong_allow(None),
@@ -383,6 +384,20 @@ async fn barongs_statuses_and_jwt_cross_the_gateway(proxy: Proxy) {
         }
     }
     assert!(upstream.requests().is_empty() && api.requests().is_empty());
+
+    // barong failing (database down): 503 either way, barong's body through nginx.
+    let response = http
+        .get(gateway.url("/api/v2/peatio/outage/x"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    if proxy == Proxy::Nginx {
+        assert_eq!(
+            response.json::<Value>().await.expect("json"),
+            errors("authz.unavailable")
+        );
+    }
 
     // An allow with a principal: the minted JWT replaces whatever the client sent, to the
     // application and to barong's REST listener alike; the refreshed cookie reaches the client.
