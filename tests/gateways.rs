@@ -106,6 +106,18 @@ async fn public_routes_reach_their_backend(proxy: Proxy) {
         assert_eq!(hops[1], "127.0.0.1");
     }
     assert_eq!(upstream.requests().len(), 1);
+
+    // Large bodies both ways (nginx buffers them in its temp files).
+    let big = "x".repeat(512 * 1024);
+    let response = http
+        .put(gateway.url("/api/v2/peatio/public/upload"))
+        .body(big.clone())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), StatusCode::OK, "{}", gateway.log_text());
+    let seen: Value = response.json().await.expect("json");
+    assert_eq!(seen["body"].as_str().map(str::len), Some(big.len()));
     drop(gateway);
 
     // The prefix-rewrite variant commented in both configs also reaches barong, which serves

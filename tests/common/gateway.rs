@@ -260,6 +260,9 @@ impl Gateway {
         let port = free_port();
         let config = render_config(proxy, port, backends, route);
         let d = dir.path();
+        // nginx's workers run as nobody when started by root: they must reach the temp files.
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
         let mut command = match proxy {
             Proxy::Nginx => {
                 std::fs::write(d.join("barong.conf"), config).expect("write barong.conf");
