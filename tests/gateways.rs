@@ -233,11 +233,7 @@ async fn denies_reach_the_client_with_barongs_body(proxy: Proxy) {
 
 async fn authz_down_fails_closed(proxy: Proxy) {
     let upstream = echo_upstream().await;
-    let backends = Backends {
-        authz: closed_addr(),
-        api: upstream.addr,
-        upstream: upstream.addr,
-    };
+    let backends = Backends::new(closed_addr(), upstream.addr, upstream.addr);
     let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
     for path in [
         "/api/v2/barong/public/ping",
@@ -265,11 +261,7 @@ async fn slow_authz_times_out_closed(proxy: Proxy) {
     }))
     .await;
     let upstream = echo_upstream().await;
-    let backends = Backends {
-        authz: authz.addr,
-        api: upstream.addr,
-        upstream: upstream.addr,
-    };
+    let backends = Backends::new(authz.addr, upstream.addr, upstream.addr);
     let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
     let started = std::time::Instant::now();
     let response = http()
@@ -352,11 +344,7 @@ async fn barongs_statuses_and_jwt_cross_the_gateway(proxy: Proxy) {
     let authz = stub_authz().await;
     let api = echo_upstream().await;
     let upstream = echo_upstream().await;
-    let backends = Backends {
-        authz: authz.addr,
-        api: api.addr,
-        upstream: upstream.addr,
-    };
+    let backends = Backends::new(authz.addr, api.addr, upstream.addr);
     let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
     let http = http();
 
@@ -461,11 +449,7 @@ async fn barongs_statuses_and_jwt_cross_the_gateway(proxy: Proxy) {
 async fn authz_sees_the_original_request(proxy: Proxy) {
     let authz = stub_authz().await;
     let upstream = echo_upstream().await;
-    let backends = Backends {
-        authz: authz.addr,
-        api: upstream.addr,
-        upstream: upstream.addr,
-    };
+    let backends = Backends::new(authz.addr, upstream.addr, upstream.addr);
     let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
 
     let response = http()
@@ -529,11 +513,7 @@ async fn barong_route_variants(proxy: Proxy) {
     let authz = stub_authz().await;
     let api = echo_upstream().await;
     let upstream = echo_upstream().await;
-    let backends = Backends {
-        authz: authz.addr,
-        api: api.addr,
-        upstream: upstream.addr,
-    };
+    let backends = Backends::new(authz.addr, api.addr, upstream.addr);
     for (route, reaches) in [
         (BarongRoute::AsIs, "/api/v2/barong/public/ping?x=1"),
         (BarongRoute::Rewrite, "/api/v2/public/ping?x=1"),
@@ -691,11 +671,13 @@ async fn verify_jwt(server: &TestServer, authorization: &str) -> Value {
     .claims
 }
 
-/// A signed-in user through the proxy: the session cookie and the CSRF token go to barong, the
-/// JWT it mints reaches the upstream (verifiable with barong's JWKS), the session stays bound to
-/// the client; and an API key's signed headers do the same.
-async fn signed_in_users_reach_the_upstream_with_a_jwt(proxy: Proxy) {
-    let db = TestDb::new(Backend::Sqlite).await;
+/// A migrated, seeded database with one active member (2FA on, level 3).
+async fn seeded_with_member(
+    db: &TestDb,
+) -> (
+    std::sync::Arc<dyn barong::store::Store>,
+    barong::domain::User,
+) {
     let store = db.open().await;
     store.migrate().await.expect("migrate");
     barong::seed::Seeds::parse(barong::seed::DEFAULT_SEEDS)
@@ -719,6 +701,39 @@ async fn signed_in_users_reach_the_upstream_with_a_jwt(proxy: Proxy) {
         })
         .await
         .expect("user");
+    (store, user)
+}
+
+/// Opens a session as the identity API would, from `ip` with `AGENT`: returns the `Cookie`
+/// header value and the CSRF token.
+async fn open_session(
+    store: &dyn barong::store::Store,
+    user: &barong::domain::User,
+    ip: &str,
+) -> (String, String) {
+    let cookie = random_hex::<16>();
+    let csrf = random_hex::<10>();
+    store
+        .create_session(&barong::domain::NewSession {
+            id: barong::domain::session_key(&cookie),
+            user_id: user.id,
+            uid: user.uid.clone(),
+            user_ip: ip.into(),
+            user_agent: Some(AGENT.into()),
+            csrf_token: csrf.clone(),
+            expire_at: chrono::Utc::now().timestamp() + 600,
+        })
+        .await
+        .expect("session");
+    (format!("_barong_session={cookie}"), csrf)
+}
+
+/// A signed-in user through the proxy: the session cookie and the CSRF token go to barong, the
+/// JWT it mints reaches the upstream (verifiable with barong's JWKS), the session stays bound to
+/// the client; and an API key's signed headers do the same.
+async fn signed_in_users_reach_the_upstream_with_a_jwt(proxy: Proxy) {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (store, user) = seeded_with_member(&db).await;
     let server = TestServer::start(
         db.dir.path(),
         &db.url,
@@ -730,21 +745,7 @@ async fn signed_in_users_reach_the_upstream_with_a_jwt(proxy: Proxy) {
 
     // A session opened from the address barong sees through this proxy.
     let ip = address_through(&gateway, &upstream).await;
-    let cookie = random_hex::<16>();
-    let csrf = random_hex::<10>();
-    store
-        .create_session(&barong::domain::NewSession {
-            id: barong::domain::session_key(&cookie),
-            user_id: user.id,
-            uid: user.uid.clone(),
-            user_ip: ip.clone(),
-            user_agent: Some(AGENT.into()),
-            csrf_token: csrf.clone(),
-            expire_at: chrono::Utc::now().timestamp() + 600,
-        })
-        .await
-        .expect("session");
-    let cookie = format!("_barong_session={cookie}");
+    let (cookie, csrf) = open_session(store.as_ref(), &user, &ip).await;
 
     // Reads: the JWT replaces the client's Authorization.
     let (status, _, seen) = answer(
@@ -887,11 +888,7 @@ async fn signed_in_users_reach_the_upstream_with_a_jwt(proxy: Proxy) {
 async fn websockets_upgrade_after_the_check(proxy: Proxy) {
     let authz = stub_authz().await;
     let ranger = websocket_upstream().await;
-    let backends = Backends {
-        authz: authz.addr,
-        api: ranger.addr,
-        upstream: ranger.addr,
-    };
+    let backends = Backends::new(authz.addr, ranger.addr, ranger.addr);
     let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
     let key = "dGhlIHNhbXBsZSBub25jZQ==";
     let upgrade = |path: &str| {
@@ -965,10 +962,11 @@ async fn checks_reuse_connections_to_barong(proxy: Proxy) {
     let (_db, server) = barong().await;
     let upstream = echo_upstream().await;
     let relay = CountingRelay::start(Backends::of(&server, upstream.addr).authz).await;
-    let backends = Backends {
-        authz: relay.addr,
-        ..Backends::of(&server, upstream.addr)
-    };
+    let backends = Backends::new(
+        relay.addr,
+        Backends::of(&server, upstream.addr).api,
+        upstream.addr,
+    );
     let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
     let http = http();
     for round in 0..20 {
@@ -994,6 +992,67 @@ async fn checks_reuse_connections_to_barong(proxy: Proxy) {
     );
 }
 
+/// Two barong instances on one PostgreSQL behind one gateway: checks are spread over both, a
+/// session opened on either is honoured by both, and when one instance goes away the gateway
+/// goes on with the other.
+async fn two_barongs_behind_one_gateway(proxy: Proxy) {
+    let db = TestDb::new(Backend::Postgres).await;
+    let (store, user) = seeded_with_member(&db).await;
+    // One data dir: the second instance reuses the signing key the first generated.
+    let env = [("BARONG_ENCRYPTION_KEY", ENCRYPTION_KEY)];
+    let first = TestServer::start(db.dir.path(), &db.url, &env);
+    let second = TestServer::start(db.dir.path(), &db.url, &env);
+    let upstream = echo_upstream().await;
+    let relays = [
+        CountingRelay::start(Backends::of(&first, upstream.addr).authz).await,
+        CountingRelay::start(Backends::of(&second, upstream.addr).authz).await,
+    ];
+    let mut backends = Backends::of_all(&[&first, &second], upstream.addr);
+    backends.authz = relays[0].addr;
+    backends.more[0].0 = relays[1].addr;
+    let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
+    let http = http();
+
+    let ip = address_through(&gateway, &upstream).await;
+    let (cookie, _) = open_session(store.as_ref(), &user, &ip).await;
+    let round = || {
+        let http = http.clone();
+        let cookie = cookie.clone();
+        let gateway_url = gateway.url("");
+        async move {
+            for n in 0..12 {
+                let response = http
+                    .get(format!("{gateway_url}/api/v2/peatio/account/balances"))
+                    .header("cookie", &cookie)
+                    .header("user-agent", AGENT)
+                    .send()
+                    .await
+                    .expect("request");
+                let (status, _, seen) = answer(response).await;
+                assert_eq!(status, StatusCode::OK, "request {n}: {seen}");
+                assert!(header_of(&seen, "authorization").is_some(), "{seen}");
+                let response = http
+                    .get(format!("{gateway_url}/api/v2/barong/public/ping"))
+                    .send()
+                    .await
+                    .expect("ping");
+                assert_eq!(response.status(), StatusCode::OK, "ping {n}");
+            }
+        }
+    };
+    round().await;
+    assert!(
+        relays.iter().all(|relay| relay.connections() > 0),
+        "checks spread over both instances: {} and {} connections",
+        relays[0].connections(),
+        relays[1].connections()
+    );
+
+    // The second instance goes away: the gateway goes on with the first.
+    drop(second);
+    round().await;
+}
+
 both_proxies!(
     public_routes_reach_their_backend,
     denies_reach_the_client_with_barongs_body,
@@ -1006,4 +1065,5 @@ both_proxies!(
     websockets_upgrade_after_the_check,
     checks_reuse_connections_to_barong,
     slow_authz_times_out_closed,
+    two_barongs_behind_one_gateway,
 );

@@ -62,22 +62,42 @@ pub enum BarongRoute {
     Rewrite,
 }
 
-/// What the gateway sends to: barong's two listeners and the application behind.
-#[derive(Debug, Clone, Copy)]
+/// What the gateway sends to: barong's two listeners (of one or more instances) and the
+/// application behind.
+#[derive(Debug, Clone)]
 pub struct Backends {
     pub authz: SocketAddr,
     pub api: SocketAddr,
     pub upstream: SocketAddr,
+    /// Further barong instances (authz, REST), added to the proxy's upstream blocks / clusters as
+    /// the README tells users to.
+    pub more: Vec<(SocketAddr, SocketAddr)>,
 }
 
 impl Backends {
+    pub fn new(authz: SocketAddr, api: SocketAddr, upstream: SocketAddr) -> Backends {
+        Backends {
+            authz,
+            api,
+            upstream,
+            more: Vec::new(),
+        }
+    }
+
     /// barong's listeners of a running `TestServer` and an upstream.
     pub fn of(server: &TestServer, upstream: SocketAddr) -> Backends {
-        Backends {
-            authz: addr_of(&server.authz),
-            api: addr_of(&server.api),
-            upstream,
-        }
+        Backends::new(addr_of(&server.authz), addr_of(&server.api), upstream)
+    }
+
+    /// All of `servers` (sharing one database), balanced by the proxy.
+    pub fn of_all(servers: &[&TestServer], upstream: SocketAddr) -> Backends {
+        let (first, rest) = servers.split_first().expect("a server");
+        let mut backends = Backends::of(first, upstream);
+        backends.more = rest
+            .iter()
+            .map(|server| (addr_of(&server.authz), addr_of(&server.api)))
+            .collect();
+        backends
     }
 }
 
@@ -157,6 +177,10 @@ pub fn render_config(proxy: Proxy, port: u16, backends: &Backends, route: Barong
     };
     let mut text = std::fs::read_to_string(repo_root().join(template))
         .unwrap_or_else(|e| panic!("{template}: {e}"));
+    let authz: Vec<SocketAddr> = backends.more.iter().map(|(authz, _)| *authz).collect();
+    let api: Vec<SocketAddr> = backends.more.iter().map(|(_, api)| *api).collect();
+    text = add_instances(proxy, &text, "AUTHZ", &authz);
+    text = add_instances(proxy, &text, "API", &api);
     let vars = [
         ("PROXY_HOST", "127.0.0.1".to_owned()),
         ("PROXY_PORT", port.to_string()),
@@ -185,6 +209,39 @@ pub fn render_config(proxy: Proxy, port: u16, backends: &Backends, route: Barong
         text = rewrite_variant(proxy, &text);
     }
     text
+}
+
+/// Adds `addrs` next to the `${<NAME>_HOST}:${<NAME>_PORT}` server of the template: a `server`
+/// line in nginx's upstream block, an endpoint in Envoy's cluster.
+fn add_instances(proxy: Proxy, text: &str, name: &str, addrs: &[SocketAddr]) -> String {
+    if addrs.is_empty() {
+        return text.to_owned();
+    }
+    let host = format!("${{{name}_HOST}}");
+    let port = format!("${{{name}_PORT}}");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|line| {
+            line.contains(&host) && line.contains(&port) && !line.trim_start().starts_with('#')
+        })
+        .unwrap_or_else(|| panic!("no {host}:{port} server in the {proxy:?} config"));
+    // nginx: the `server` line; Envoy: `- endpoint:`, `address:`, `socket_address: ...`.
+    let block = match proxy {
+        Proxy::Nginx => &lines[at..=at],
+        Proxy::Envoy => &lines[at - 2..=at],
+    };
+    let mut out: Vec<String> = lines[..=at].iter().map(|l| l.to_string()).collect();
+    for addr in addrs {
+        for line in block {
+            out.push(
+                line.replace(&host, &addr.ip().to_string())
+                    .replace(&port, &addr.port().to_string()),
+            );
+        }
+    }
+    out.extend(lines[at + 1..].iter().map(|l| l.to_string()));
+    out.join("\n") + "\n"
 }
 
 /// Switches the Barong route to the commented prefix-rewrite variant, as a user would by hand.
