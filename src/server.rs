@@ -159,13 +159,16 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     );
 
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    let api_router = with_authz_routes(api::router(api_state), authz_state.clone());
     let authz_task = tokio::spawn(serve_authz(authz_listener, authz_state, shutdown.clone()));
-    let api_router = api::router(api_state);
     let api_shutdown = shutdown.clone();
     let api_task = tokio::spawn(async move {
-        axum::serve(api_listener, api_router)
-            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-            .await
+        axum::serve(
+            api_listener,
+            api_router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+        .await
     });
     let (authz_result, api_result) = tokio::join!(authz_task, api_task);
     if let Ok(Err(error)) = api_result {
@@ -183,6 +186,25 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     }
     tracing::info!("barong stopped: queued activities and session expiries written");
     Ok(())
+}
+
+/// Barong serves the decision on its API port too; proxies configured for Barong call it there.
+fn with_authz_routes(router: axum::Router, authz: Arc<Authz>) -> axum::Router {
+    use axum::extract::ConnectInfo;
+    use axum::response::IntoResponse;
+    let decide = move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                       request: axum::extract::Request| {
+        let authz = authz.clone();
+        async move {
+            match authz::handle(authz, peer, request).await {
+                Ok(response) => response.into_response(),
+                Err(never) => match never {},
+            }
+        }
+    };
+    router
+        .route("/api/v2/auth", axum::routing::any(decide.clone()))
+        .route("/api/v2/auth/{*path}", axum::routing::any(decide))
 }
 
 /// The authz state and the background writers it feeds.
