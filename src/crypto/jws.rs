@@ -247,7 +247,10 @@ impl JwtVerifier {
         )
         .map_err(|e| VerifyError(e.to_string()))?;
         let claims = data.claims;
-        let jti_ok = claims.get("jti").and_then(Value::as_str).is_some_and(|j| !j.is_empty());
+        let jti_ok = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .is_some_and(|j| !j.is_empty());
         let now = chrono::Utc::now().timestamp() + self.validation.leeway as i64;
         let iat_ok = match claims.get("iat") {
             None => true,
@@ -294,7 +297,11 @@ mod verifier_tests {
     #[test]
     fn accepts_our_tokens_and_refuses_the_rest() {
         let audience = ["peatio".to_owned(), "barong".to_owned()];
-        for algorithm in [KeyAlgorithm::Rs256, KeyAlgorithm::Es256, KeyAlgorithm::EdDsa] {
+        for algorithm in [
+            KeyAlgorithm::Rs256,
+            KeyAlgorithm::Es256,
+            KeyAlgorithm::EdDsa,
+        ] {
             let ours = signer(algorithm);
             let verifier = JwtVerifier::new(&ours, "barong", &audience, 5).expect("verifier");
             let token = ours.sign(&claims(json!({}))).expect("sign");
