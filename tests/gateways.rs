@@ -1053,6 +1053,41 @@ async fn two_barongs_behind_one_gateway(proxy: Proxy) {
     round().await;
 }
 
+/// Many clients at once through the gateway: every answer is barong's (no 5xx from a connection
+/// to barong closed under load), allows and denies mixed. Bounded: 32 clients x 25 requests.
+async fn concurrent_checks_are_all_answered(proxy: Proxy) {
+    let (_db, server) = barong().await;
+    let upstream = echo_upstream().await;
+    let gateway = Gateway::in_front_of(proxy, &server, &upstream).await;
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..32)
+        .map(|client| {
+            let http = http();
+            let base = gateway.url("");
+            tokio::spawn(async move {
+                for n in 0..25 {
+                    let (path, status) = match (client + n) % 3 {
+                        0 => ("/api/v2/barong/public/ping", StatusCode::OK),
+                        1 => ("/api/v2/peatio/public/markets", StatusCode::OK),
+                        _ => ("/api/v2/peatio/account/balances", StatusCode::UNAUTHORIZED),
+                    };
+                    let response = http
+                        .get(format!("{base}{path}"))
+                        .send()
+                        .await
+                        .expect("request");
+                    assert_eq!(response.status(), status, "client {client} request {n}");
+                    let _ = response.bytes().await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("client");
+    }
+    eprintln!("{proxy:?}: 800 requests in {:?}", started.elapsed());
+}
+
 both_proxies!(
     public_routes_reach_their_backend,
     denies_reach_the_client_with_barongs_body,
@@ -1066,4 +1101,5 @@ both_proxies!(
     checks_reuse_connections_to_barong,
     slow_authz_times_out_closed,
     two_barongs_behind_one_gateway,
+    concurrent_checks_are_all_answered,
 );
