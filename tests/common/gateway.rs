@@ -194,13 +194,6 @@ pub fn render_config(proxy: Proxy, port: u16, backends: &Backends, route: Barong
     for (name, value) in vars {
         text = text.replace(&format!("${{{name}}}"), &value);
     }
-    // nginx: listen on loopback only (the shipped `listen ${PROXY_PORT};` takes every address).
-    if proxy == Proxy::Nginx {
-        text = text.replace(
-            &format!("listen {port};"),
-            &format!("listen 127.0.0.1:{port};"),
-        );
-    }
     assert!(
         !text.contains("${"),
         "{template}: a placeholder was left unfilled"
