@@ -1,7 +1,8 @@
 //! barong behind the real gateways: nginx (`auth_request`) and Envoy (`ext_authz`), each started
 //! with the shipped config (`nginx/barong.conf`, `envoy/envoy.yaml`) in front of barong's two
 //! listeners (or a stub authz server speaking the same header contract) and an upstream that
-//! echoes what reached it. SQLite only: these tests are about the gateway, not the database.
+//! echoes what reached it. On SQLite (these tests are about the gateway, not the database), but
+//! for two instances behind one gateway, which share a PostgreSQL database as deployments do.
 
 mod common;
 
