@@ -1089,6 +1089,124 @@ async fn concurrent_checks_are_all_answered(proxy: Proxy) {
     eprintln!("{proxy:?}: 800 requests in {:?}", started.elapsed());
 }
 
+/// A whole user journey through the proxy, as a browser makes it: sign up (the session cookie
+/// comes back through the proxy), the resource API answers with the JWT the check minted from
+/// that cookie, the application gets the JWT too, writes need the CSRF token, and after logout
+/// the same cookie is refused.
+async fn user_journey_through_the_gateway(proxy: Proxy) {
+    let (_db, server) = barong().await;
+    let upstream = echo_upstream().await;
+    let gateway = Gateway::in_front_of(proxy, &server, &upstream).await;
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .user_agent(AGENT)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("browser");
+
+    let response = browser
+        .post(gateway.url("/api/v2/barong/identity/users"))
+        .json(&json!({"email": "journey@gateway.test", "password": "Iequ4geiEWQw"}))
+        .send()
+        .await
+        .expect("sign up");
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        gateway.log_text()
+    );
+    let session = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("_barong_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("the session cookie reaches the browser")
+        .to_owned();
+    let signed_up: Value = response.json().await.expect("json");
+    let csrf = signed_up["csrf_token"].as_str().expect("csrf").to_owned();
+
+    // barong's own resource API, behind the same check: the JWT replaces a forged header.
+    let (status, _, me) = answer(
+        browser
+            .get(gateway.url("/api/v2/barong/resource/users/me"))
+            .header("authorization", "Bearer forged")
+            .send()
+            .await
+            .expect("me"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["email"], "journey@gateway.test");
+    assert_eq!(me["uid"], signed_up["uid"]);
+
+    // The application gets a JWT for the same user.
+    let (status, _, seen) = answer(
+        browser
+            .get(gateway.url("/api/v2/peatio/account/balances"))
+            .send()
+            .await
+            .expect("balances"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    let claims = verify_jwt(&server, header_of(&seen, "authorization").expect("jwt")).await;
+    assert_eq!(claims["uid"], signed_up["uid"]);
+
+    // Writes: refused without the CSRF token, passed with it.
+    let (status, _, body) = answer(
+        browser
+            .post(gateway.url("/api/v2/peatio/market/orders"))
+            .body("{}")
+            .send()
+            .await
+            .expect("order"),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, errors("authz.missing_csrf_token"))
+    );
+    let response = browser
+        .post(gateway.url("/api/v2/peatio/market/orders"))
+        .header("x-csrf-token", &csrf)
+        .body("{}")
+        .send()
+        .await
+        .expect("order");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Logout through the proxy; the old cookie no longer opens anything.
+    let response = browser
+        .delete(gateway.url("/api/v2/barong/identity/sessions"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("logout");
+    assert!(
+        response.status().is_success(),
+        "logout: {}",
+        response.status()
+    );
+    let (status, _, body) = answer(
+        http()
+            .get(gateway.url("/api/v2/barong/resource/users/me"))
+            .header("cookie", &session)
+            .header("user-agent", AGENT)
+            .send()
+            .await
+            .expect("me"),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, errors("authz.invalid_session"))
+    );
+}
+
 both_proxies!(
     public_routes_reach_their_backend,
     denies_reach_the_client_with_barongs_body,
@@ -1103,4 +1221,5 @@ both_proxies!(
     slow_authz_times_out_closed,
     two_barongs_behind_one_gateway,
     concurrent_checks_are_all_answered,
+    user_journey_through_the_gateway,
 );
