@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use barong::store::{self, Store, StoreOptions};
 
+pub mod gateway;
+
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
