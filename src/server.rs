@@ -185,8 +185,10 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// The authz state and the background writers it feeds.
-async fn build_authz(
+/// The authz state and the background writers it feeds (public for the benchmarks, which drive
+/// [`authz::handle`] in-process on exactly what `serve` builds). Needs a Tokio runtime: the
+/// writers are spawned on it.
+pub async fn build_authz(
     config: &Config,
     keys: &Keys,
     store: Arc<dyn Store>,
