@@ -23,7 +23,7 @@ use barong::crypto::encryption::Encryptor;
 use barong::crypto::keys::EncryptionKey;
 use barong::domain::{KeyHolder, NewApiKey, NewSession, NewUser, session_key};
 use barong::seed::{DEFAULT_SEEDS, Seeds};
-use barong::store::{self, StoreOptions};
+use barong::store::{self, Store, StoreOptions};
 
 #[derive(Parser)]
 struct Cli {
@@ -161,37 +161,19 @@ async fn seed(
     );
 
     let expire_at = chrono::Utc::now().timestamp() + 30 * 86_400;
-    let mut done = 0u64;
-    let mut stream = futures_util::stream::iter(0..sessions)
-        .map(|i| {
-            let store = store.clone();
-            let created = created.clone();
-            let agent = agent.to_owned();
-            async move {
-                let (user_id, uid) = &created[(i % created.len() as u64) as usize];
-                store
-                    .create_session(&NewSession {
-                        id: session_key(&cookie(i)),
-                        user_id: *user_id,
-                        uid: uid.clone(),
-                        user_ip: "127.0.0.1".into(),
-                        user_agent: Some(agent),
-                        csrf_token: "c0ffee00c0ffee00c0ff".into(),
-                        expire_at,
-                    })
-                    .await
-                    .expect("create session");
-            }
-        })
-        .buffer_unordered(concurrency);
-    while stream.next().await.is_some() {
-        done += 1;
-        if done.is_multiple_of(50_000) {
-            eprintln!(
-                "loadprep: {done}/{sessions} sessions, {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
-        }
+    if url.starts_with("postgres") {
+        bulk_sessions(url, sessions, &created, agent, expire_at, started).await;
+    } else {
+        library_sessions(
+            &store,
+            sessions,
+            &created,
+            agent,
+            expire_at,
+            concurrency,
+            started,
+        )
+        .await;
     }
 
     let key = EncryptionKey::parse(encryption_key).expect("BARONG_ENCRYPTION_KEY: 64 hex chars");
@@ -219,6 +201,101 @@ async fn seed(
     println!("USERS={users}");
     println!("SEED_SECONDS={:.1}", started.elapsed().as_secs_f64());
 }
+
+/// One `Store::create_session` per session (SQLite; a few thousand per second).
+async fn library_sessions(
+    store: &Arc<dyn Store>,
+    sessions: u64,
+    users: &Arc<Vec<(i64, String)>>,
+    agent: &str,
+    expire_at: i64,
+    concurrency: usize,
+    started: Instant,
+) {
+    let mut done = 0u64;
+    let mut stream = futures_util::stream::iter(0..sessions)
+        .map(|i| {
+            let store = store.clone();
+            let users = users.clone();
+            let agent = agent.to_owned();
+            async move {
+                let (user_id, uid) = &users[(i % users.len() as u64) as usize];
+                store
+                    .create_session(&NewSession {
+                        id: session_key(&cookie(i)),
+                        user_id: *user_id,
+                        uid: uid.clone(),
+                        user_ip: "127.0.0.1".into(),
+                        user_agent: Some(agent),
+                        csrf_token: CSRF.into(),
+                        expire_at,
+                    })
+                    .await
+                    .expect("create session");
+            }
+        })
+        .buffer_unordered(concurrency);
+    while stream.next().await.is_some() {
+        done += 1;
+        if done.is_multiple_of(50_000) {
+            eprintln!(
+                "loadprep: {done}/{sessions} sessions, {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// PostgreSQL: the same rows as `Store::create_session` writes (same columns, same key), sent
+/// 20,000 at a time through `unnest`, so hundreds of thousands of sessions take seconds.
+async fn bulk_sessions(
+    url: &str,
+    sessions: u64,
+    users: &[(i64, String)],
+    agent: &str,
+    expire_at: i64,
+    started: Instant,
+) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    let statement = client
+        .prepare(
+            "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token, expire_at)
+             SELECT id, user_id, uid, '127.0.0.1', $4, $5, $6
+             FROM unnest($1::text[], $2::bigint[], $3::text[]) AS s (id, user_id, uid)",
+        )
+        .await
+        .expect("prepare");
+    let mut first = 0;
+    while first < sessions {
+        let last = (first + 20_000).min(sessions);
+        let (mut ids, mut user_ids, mut uids) = (Vec::new(), Vec::new(), Vec::new());
+        for i in first..last {
+            let (user_id, uid) = &users[(i % users.len() as u64) as usize];
+            ids.push(session_key(&cookie(i)));
+            user_ids.push(*user_id);
+            uids.push(uid.as_str());
+        }
+        client
+            .execute(
+                &statement,
+                &[&ids, &user_ids, &uids, &agent, &CSRF, &expire_at],
+            )
+            .await
+            .expect("insert sessions");
+        first = last;
+        if first.is_multiple_of(100_000) || first == sessions {
+            eprintln!(
+                "loadprep: {first}/{sessions} sessions, {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+const CSRF: &str = "c0ffee00c0ffee00c0ff";
 
 /// The cookie value of session `i` (the wrk Lua scripts compute the same: `%032x`).
 fn cookie(i: u64) -> String {
