@@ -84,8 +84,8 @@ const AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) barong-bench";
 const PATH: &str = "/api/v2/auth/api/v2/barong/resource/users/me";
 const SECRET: &str = "00112233445566778899aabbccddeeff";
 
+/// Fields drop in order: the runtime last, so the SQLite pool can hand its connections back.
 struct Fixture {
-    rt: tokio::runtime::Runtime,
     /// `barong serve`'s defaults (JWTs reused for 30 s).
     authz: Arc<Authz>,
     /// `BARONG_JWT_REUSE_TIME=0`: every allow signs.
@@ -96,6 +96,7 @@ struct Fixture {
     nonce: String,
     signature: String,
     _dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
 }
 
 fn config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Config {
@@ -199,7 +200,6 @@ fn fixture() -> Fixture {
     });
     let (authz, authz_signing, cookie, session_id, kid, nonce, signature) = built;
     Fixture {
-        rt,
         authz,
         authz_signing,
         cookie,
@@ -208,7 +208,15 @@ fn fixture() -> Fixture {
         nonce,
         signature,
         _dir: dir,
+        rt,
     }
+}
+
+/// Drops the fixture inside its runtime (the database pools need one to close).
+fn teardown(f: Fixture) {
+    let handle = f.rt.handle().clone();
+    let _guard = handle.enter();
+    drop(f);
 }
 
 fn peer() -> SocketAddr {
@@ -383,6 +391,7 @@ fn decision(c: &mut Criterion) {
         });
     });
     group.finish();
+    teardown(f);
 }
 
 fn hmac_verification(c: &mut Criterion) {

@@ -20,7 +20,8 @@
 #       cold       a new session every request (cache miss -> PostgreSQL lookup + signing,
 #                  BARONG_JWT_REUSE_TIME=0), walking sessions nobody asked for before
 #  4. p99 at half the peak rate for cookie and apikey: wrk with a Lua `delay()` (closed loop,
-#     each connection waits a fixed 10 ms between requests; the connection count sets the rate);
+#     each connection waits a fixed 10 ms between requests; the connection count sets the rate,
+#     scaled after a short calibration run; the achieved rate is reported next to the target);
 #  5. resident memory after caching --cache-sessions sessions (one request each), read from
 #     /proc/<pid>/status, with the cache sizes from /metrics; peak RSS (VmHWM) of every server;
 #  6. the cold path at half its peak rate, paced the same way, on sessions still never asked for.
@@ -40,6 +41,7 @@ KEEP_DB=0
 PG_ADMIN=${BARONG_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT_BASE=28000
 DELAY_MS=10
+CALIBRATION=2
 
 usage() {
   sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -82,7 +84,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ "$QUICK" = 1 ]; then
-  DURATION=2; WARMUP=1; CACHE_SESSIONS=10000; COLD_SESSIONS=20000; USERS=100
+  DURATION=2; WARMUP=1; CALIBRATION=1; CACHE_SESSIONS=10000; COLD_SESSIONS=20000; USERS=100
 fi
 
 STARTED=$(date +%s)
@@ -267,17 +269,26 @@ scenario() { # key, script, url (warm-up then measured run)
 }
 
 # Half the measured peak, paced: each connection sends, waits DELAY_MS, sends again.
-paced() { # key, peak key, script, url, script args...
-  local key=$1 peak=${RPS[$2]:-0} script=$3 url=$4
-  shift 4
+paced() { # key, peak key, script, url, calibration script args (one word list), script args...
+  local key=$1 peak=${RPS[$2]:-0} script=$3 url=$4 calibration_args=$5
+  shift 5
   [ "$peak" -gt 0 ] || { log "no peak measured: skipping $key"; return; }
   local target=$((peak / 2))
   local connections=$(( (target * DELAY_MS + 999) / 1000 ))
   [ "$connections" -lt 1 ] && connections=1
   [ "$connections" -gt 4000 ] && connections=4000
+  # Timer slack and latency stretch each connection's cycle beyond DELAY_MS: a short calibration
+  # run measures the real rate per connection, and the connection count is scaled to it.
+  # shellcheck disable=SC2086 # a word list on purpose
+  run_wrk calibration "$script" "$url" "$CALIBRATION" "$connections" $calibration_args
+  local achieved=${RPS[calibration]:-0}
+  if [ "$achieved" -gt 0 ]; then
+    connections=$(( (connections * target + achieved - 1) / achieved ))
+    [ "$connections" -gt 4000 ] && connections=4000
+  fi
   TARGET[$key]=$target
   CONNS[$key]=$connections
-  log "$key: target $target req/s = $connections connections x one request per ${DELAY_MS} ms"
+  log "$key: target $target req/s = $connections connections x one request per ${DELAY_MS} ms + latency"
   run_wrk "$key" "$script" "$url" "$DURATION" "$connections" "$@"
 }
 declare -A TARGET CONNS HWM
@@ -318,8 +329,8 @@ log "the API-key scenario reuses one nonce: BARONG_APIKEY_NONCE_LIFETIME=8640000
 scenario cookie "$WORK/cookie.lua" "$AUTHZ_URL"
 scenario apikey "$WORK/apikey.lua" "$AUTHZ_URL"
 scenario deny "$WORK/deny.lua" "$AUTHZ_URL"
-paced cookie_half cookie "$WORK/cookie-paced.lua" "$AUTHZ_URL"
-paced apikey_half apikey "$WORK/apikey-paced.lua" "$AUTHZ_URL"
+paced cookie_half cookie "$WORK/cookie-paced.lua" "$AUTHZ_URL" ""
+paced apikey_half apikey "$WORK/apikey-paced.lua" "$AUTHZ_URL" ""
 HWM[cached]=$(proc_kb VmHWM)
 stop_server
 
@@ -344,15 +355,19 @@ stop_server
 # ---- 4. barong, cold path ---------------------------------------------------------------------
 start_barong BARONG_JWT_REUSE_TIME=0
 check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
-COLD_SPLIT=$((CACHE_SESSIONS + COLD_SESSIONS * 2 / 3))
+# Fresh sessions: the peak run takes the first half, the paced calibration the next sixth, the
+# paced run the last third.
+COLD_SPLIT=$((CACHE_SESSIONS + COLD_SESSIONS / 2))
+COLD_CALIBRATION=$((COLD_SPLIT + COLD_SESSIONS / 6))
 log "cold: a never-seen session per request, BARONG_JWT_REUSE_TIME=0 (PostgreSQL lookup + $ALGORITHM signing)"
 run_wrk cold "$WORK/cold.lua" "$AUTHZ_URL" "$DURATION" "$CONNECTIONS" "$CACHE_SESSIONS" "$COLD_SPLIT"
 if [ "${REQS[cold]:-0}" -gt $((COLD_SPLIT - CACHE_SESSIONS)) ]; then
   log "WARNING: the cold run made ${REQS[cold]} requests for $((COLD_SPLIT - CACHE_SESSIONS)) fresh sessions: some were cache hits; raise --cold-sessions"
 fi
-paced cold_half cold "$WORK/cold-paced.lua" "$AUTHZ_URL" "$COLD_SPLIT" "$TOTAL_SESSIONS"
-if [ "${REQS[cold_half]:-0}" -gt $((TOTAL_SESSIONS - COLD_SPLIT)) ]; then
-  log "WARNING: the paced cold run made ${REQS[cold_half]} requests for $((TOTAL_SESSIONS - COLD_SPLIT)) fresh sessions: some were cache hits; raise --cold-sessions"
+paced cold_half cold "$WORK/cold-paced.lua" "$AUTHZ_URL" "$COLD_SPLIT $COLD_CALIBRATION" \
+  "$COLD_CALIBRATION" "$TOTAL_SESSIONS"
+if [ "${REQS[cold_half]:-0}" -gt $((TOTAL_SESSIONS - COLD_CALIBRATION)) ]; then
+  log "WARNING: the paced cold run made ${REQS[cold_half]} requests for $((TOTAL_SESSIONS - COLD_CALIBRATION)) fresh sessions: some were cache hits; raise --cold-sessions"
 fi
 HWM[cold]=$(proc_kb VmHWM)
 stop_server
