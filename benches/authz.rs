@@ -181,13 +181,20 @@ fn fixture() -> Fixture {
         let signature = hex::encode(hmac::sign(&key, format!("{nonce}{kid}").as_bytes()));
 
         let bus = InvalidationBus::new();
-        let (authz, _) = server::build_authz(&config, &keys, store.clone(), bus.clone())
-            .await
-            .expect("authz");
-        let (authz_signing, _) =
-            server::build_authz(&config_signing, &keys, store.clone() as Arc<dyn Store>, bus)
+        let signer = Arc::new(JwtSigner::new(&keys.signing).expect("signer"));
+        let (authz, _) =
+            server::build_authz(&config, &keys, signer.clone(), store.clone(), bus.clone())
                 .await
-                .expect("authz (no reuse)");
+                .expect("authz");
+        let (authz_signing, _) = server::build_authz(
+            &config_signing,
+            &keys,
+            signer,
+            store.clone() as Arc<dyn Store>,
+            bus,
+        )
+        .await
+        .expect("authz (no reuse)");
         (
             authz,
             authz_signing,

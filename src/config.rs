@@ -567,6 +567,10 @@ settings! {
     geetest_id: String = "BARONG_GEETEST_ID", "";
     /// `BARONG_GEETEST_KEY` (empty).
     geetest_key: Secret = "BARONG_GEETEST_KEY", "";
+    /// `BARONG_RECAPTCHA_VERIFY_URL` (Google's `siteverify`): where reCAPTCHA answers are checked.
+    recaptcha_verify_url: String = "BARONG_RECAPTCHA_VERIFY_URL", "https://www.google.com/recaptcha/api/siteverify";
+    /// `BARONG_GEETEST_API_URL` (`http://api.geetest.com`): base of GeeTest's `register.php` and `validate.php`.
+    geetest_api_url: String = "BARONG_GEETEST_API_URL", "http://api.geetest.com";
 
     // ---- Barong: phone ------------------------------------------------------------------------
     /// `BARONG_PHONE_VERIFICATION` (`mock`); Twilio modes need account SID and auth token.
@@ -660,6 +664,12 @@ settings! {
     smtp_logo_link: String = "BARONG_SMTP_LOGO_LINK", "https://storage.cloud.google.com/public_peatio/logo.png";
     /// `BARONG_DEFAULT_LANGUAGE` (`en`): mail language when the request names none.
     default_language: String = "BARONG_DEFAULT_LANGUAGE", "en";
+    /// `BARONG_MAIL_RETRY_BACKOFF` (`5` s): wait after the first failed delivery; doubles per attempt.
+    mail_retry_backoff: u64 = "BARONG_MAIL_RETRY_BACKOFF", "5", parse_positive_u64;
+    /// `BARONG_MAIL_RETRY_MAX_BACKOFF` (`600` s): the longest wait between two delivery attempts.
+    mail_retry_max_backoff: u64 = "BARONG_MAIL_RETRY_MAX_BACKOFF", "600", parse_positive_u64;
+    /// `BARONG_MAIL_POLL_INTERVAL` (`1000` ms): how often the mail worker looks for due mail.
+    mail_poll_interval: u64 = "BARONG_MAIL_POLL_INTERVAL", "1000", parse_positive_u64;
 
     // ---- Barong: KYCAID and Auth0 -------------------------------------------------------------
     /// `BARONG_KYCAID_AUTHORIZATION_TOKEN` (empty).

@@ -5,11 +5,13 @@
 
 pub mod api;
 pub mod authz;
+pub mod captcha;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod invalidation;
+pub mod mail;
 pub mod seed;
 pub mod server;
 pub mod store;

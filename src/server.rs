@@ -132,10 +132,12 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         let report = seed(&config, store.as_ref(), None).await?;
         tracing::info!(?report, "empty database: default seeds loaded");
     }
-    let api_state = api_state(&config, store.clone())?;
     let bus = InvalidationBus::new();
+    let signer = Arc::new(JwtSigner::new(&keys.signing)?);
+    let api_state = api_state(&config, store.clone(), &keys, &signer, bus.clone())?;
     let shutdown = CancellationToken::new();
-    let (authz_state, writers) = build_authz(&config, &keys, store.clone(), bus.clone()).await?;
+    let (authz_state, writers) =
+        build_authz(&config, &keys, signer.clone(), store.clone(), bus.clone()).await?;
     let maintain = tokio::spawn(
         authz_state
             .caches
@@ -148,6 +150,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         shutdown.clone(),
     ));
 
+    spawn_signal_handler(shutdown.clone())?;
     let authz_listener = bind(config.authz_addr).await?;
     let api_listener = bind(config.api_addr).await?;
     tracing::info!(
@@ -158,14 +161,22 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         "barong listening"
     );
 
-    tokio::spawn(wait_for_signal(shutdown.clone()));
+    let _mail = crate::mail::spawn_worker(
+        &config,
+        store.clone(),
+        api_state.mail_wakeup.clone(),
+        shutdown.clone(),
+    );
+    let api_router = with_authz_routes(api::router(api_state), authz_state.clone());
     let authz_task = tokio::spawn(serve_authz(authz_listener, authz_state, shutdown.clone()));
-    let api_router = api::router(api_state);
     let api_shutdown = shutdown.clone();
     let api_task = tokio::spawn(async move {
-        axum::serve(api_listener, api_router)
-            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-            .await
+        axum::serve(
+            api_listener,
+            api_router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+        .await
     });
     let (authz_result, api_result) = tokio::join!(authz_task, api_task);
     if let Ok(Err(error)) = api_result {
@@ -185,16 +196,35 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Barong serves the decision on its API port too; proxies configured for Barong call it there.
+fn with_authz_routes(router: axum::Router, authz: Arc<Authz>) -> axum::Router {
+    use axum::extract::ConnectInfo;
+    use axum::response::IntoResponse;
+    let decide = move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                       request: axum::extract::Request| {
+        let authz = authz.clone();
+        async move {
+            match authz::handle(authz, peer, request).await {
+                Ok(response) => response.into_response(),
+                Err(never) => match never {},
+            }
+        }
+    };
+    router
+        .route("/api/v2/auth", axum::routing::any(decide.clone()))
+        .route("/api/v2/auth/{*path}", axum::routing::any(decide))
+}
+
 /// The authz state and the background writers it feeds (public for the benchmarks, which drive
 /// [`authz::handle`] in-process on exactly what `serve` builds). Needs a Tokio runtime: the
 /// writers are spawned on it.
 pub async fn build_authz(
     config: &Config,
     keys: &Keys,
+    signer: Arc<JwtSigner>,
     store: Arc<dyn Store>,
     bus: InvalidationBus,
 ) -> Result<(Arc<Authz>, Vec<tokio::task::JoinHandle<()>>), ServeError> {
-    let signer = Arc::new(JwtSigner::new(&keys.signing)?);
     let encryptor = Arc::new(Encryptor::new(&keys.encryption));
     let ttl = Duration::from_secs(config.authz_cache_ttl);
     let caches = Caches::new(store.clone(), encryptor, ttl).await?;
@@ -244,7 +274,21 @@ pub async fn build_authz(
 }
 
 /// The REST state from the settings: policy compiled once, `configs` body rendered once.
-pub fn api_state(config: &Config, store: Arc<dyn Store>) -> Result<ApiState, ServeError> {
+pub fn api_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    keys: &Keys,
+    signer: &JwtSigner,
+    invalidation: InvalidationBus,
+) -> Result<ApiState, ServeError> {
+    let audience = if config.jwt_audience.is_empty() {
+        vec!["peatio".into(), "barong".into()]
+    } else {
+        config.jwt_audience.clone()
+    };
+    let issuer = config.jwt_issuer.clone().unwrap_or_else(|| "barong".into());
+    let leeway = config.jwt_default_leeway.unwrap_or(5);
+    let bearer = crate::crypto::jws::JwtVerifier::new(signer, &issuer, &audience, leeway)?;
     let policy = PasswordPolicy::new(
         &config.password_regexp,
         config.password_min_entropy as f64,
@@ -258,6 +302,19 @@ pub fn api_state(config: &Config, store: Arc<dyn Store>) -> Result<ApiState, Ser
         version: Arc::new(version_info()),
         max_body_size: config.max_body_size as usize,
         ready_timeout: Duration::from_millis(config.db_connect_timeout),
+        config: Arc::new(config.clone()),
+        invalidation,
+        tokens: Arc::new(
+            crate::crypto::tokens::TokenSigner::new(&keys.signing, config.jwt_expire_time as i64)
+                .map_err(|e| ServeError::Invalid(e.to_string()))?,
+        ),
+        captcha: Arc::new(crate::captcha::Captcha::from_config(config)),
+        mail_wakeup: Arc::new(tokio::sync::Notify::new()),
+        bearer: Arc::new(bearer),
+        state_rules: Arc::new(crate::domain::StateRules {
+            activation_requirements: config.barong_yml.activation_requirements.clone(),
+            state_triggers: config.barong_yml.state_triggers.clone(),
+        }),
     })
 }
 
@@ -340,26 +397,30 @@ async fn serve_authz(listener: TcpListener, state: Arc<Authz>, shutdown: Cancell
     }
 }
 
-/// Cancels `token` on SIGTERM or SIGINT.
-async fn wait_for_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers SIGTERM and SIGINT handlers now (before the listeners announce themselves, so a
+/// signal sent right after start-up is not lost) and cancels `token` when one arrives.
+fn spawn_signal_handler(token: CancellationToken) -> Result<(), ServeError> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
+        let register = |kind| {
+            signal(kind).map_err(|e| ServeError::Invalid(format!("cannot handle signals: {e}")))
+        };
+        let mut term = register(SignalKind::terminate())?;
+        let mut int = register(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+            tracing::info!("shutdown signal received: finishing in-flight requests");
+            token.cancel();
+        });
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received: finishing in-flight requests");
-    token.cancel();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        token.cancel();
+    });
+    Ok(())
 }

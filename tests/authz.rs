@@ -330,6 +330,18 @@ async fn missing_and_unknown_sessions(backend: Backend) {
     f.ask("GET", "api/v2/barong/management/users/get", &[])
         .await
         .assert_denied(401, "authz.permission_denied");
+    // The REST listener answers decisions too, as Barong's API port does.
+    let on_rest = f
+        .http
+        .get(format!("{}/api/v2/auth/{PRIVATE}", f.server.api))
+        .send()
+        .await
+        .expect("rest");
+    assert_eq!(on_rest.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        on_rest.text().await.expect("body"),
+        r#"{"errors":["authz.invalid_session"]}"#
+    );
     // Other paths of the listener.
     let other = f
         .http
@@ -800,6 +812,50 @@ async fn restrictions_by_category_and_scope(backend: Backend) {
         .assert_denied(471, "authz.restrict.maintenance");
 }
 
+/// The venv `.ci/run` prepares (PyPI tools the tests drive).
+fn venv_python() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+}
+
+async fn country_and_continent_restrictions_use_geoip_names(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mmdb = dir.path().join("geo.mmdb");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_geoip.py");
+    let made = std::process::Command::new(venv_python())
+        .arg(script)
+        .arg(&mmdb)
+        .status()
+        .expect("python");
+    assert!(
+        made.success(),
+        "make_geoip.py (needs mmdb-writer in .venv; .ci/run installs it)"
+    );
+    let f = fixture(
+        backend,
+        &[("BARONG_MAXMINDDB_PATH", mmdb.to_str().expect("utf-8"))],
+        &[
+            restriction("blacklist", "country", "united kingdom", Some(435)),
+            restriction("maintenance", "continent", "Asia", None),
+            restriction("blacklist", "country", "GB", Some(499)),
+        ],
+    )
+    .await;
+    let from = |ip: &'static str| [("x-forwarded-for", ip)];
+    let public = "api/v2/barong/public/ping";
+    // Names, not ISO codes, and case-insensitive (the GB row never matches).
+    f.ask("GET", public, &from("196.245.163.202"))
+        .await
+        .assert_denied(435, "authz.restrict.blacklist");
+    f.ask("GET", public, &from("140.227.60.114"))
+        .await
+        .assert_denied(471, "authz.restrict.maintenance");
+    assert_eq!(
+        f.ask("GET", public, &from("8.8.8.8")).await.status,
+        StatusCode::OK
+    );
+}
+
 async fn deactivated_key_is_refused_within_the_bound(backend: Backend) {
     let f = fixture(backend, &[("BARONG_AUTHZ_CACHE_TTL", "2")], &[]).await;
     let user = create_user(f.store.as_ref(), "member", "active", true).await;
@@ -998,6 +1054,7 @@ both_backends!(
     service_account_keys_carry_no_user_claims,
     replay_protection_when_enabled,
     restrictions_by_category_and_scope,
+    country_and_continent_restrictions_use_geoip_names,
     deactivated_key_is_refused_within_the_bound,
     tokens_for_each_signing_algorithm,
 );

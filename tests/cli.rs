@@ -191,7 +191,9 @@ async fn second_start_reuses_database_and_keys(backend: Backend) {
         json!({"ping": "pong"})
     );
     assert!(first.log_text().contains("default seeds loaded"));
-    assert!(first.terminate().success());
+    let first_logs = first.log_text();
+    let status = first.terminate();
+    assert!(status.success(), "{status:?}: {first_logs}");
     let key_file = db.dir.path().join("jwt-rs256.pem");
     let key = std::fs::read_to_string(&key_file).expect("generated key");
     let enc = std::fs::read_to_string(db.dir.path().join("encryption.key")).expect("enc key");
@@ -208,7 +210,9 @@ async fn second_start_reuses_database_and_keys(backend: Backend) {
         std::fs::read_to_string(db.dir.path().join("encryption.key")).expect("enc"),
         enc
     );
-    assert!(second.terminate().success());
+    let logs = second.log_text();
+    let status = second.terminate();
+    assert!(status.success(), "{status:?}: {logs}");
 }
 
 both_backends!(

@@ -373,3 +373,251 @@ both_backends!(
     seeds_with_users_get_level_labels,
     rows_are_deduplicated_as_barong_seeds_them,
 );
+
+// ---- identity ----------------------------------------------------------------------------------
+
+fn mail(to: &str) -> barong::domain::NewMail {
+    barong::domain::NewMail {
+        kind: "email_confirmation".into(),
+        recipient: to.into(),
+        language: "en".into(),
+        subject: "Registration Confirmation".into(),
+        body_html: "<p>hi</p>".into(),
+    }
+}
+
+fn plain_user(uid: &str, email: &str) -> NewUser {
+    let mut user = new_user(uid, email, None);
+    user.labels.clear();
+    user.level = 0;
+    user
+}
+
+async fn seeded(db: &TestDb) -> Arc<dyn Store> {
+    let store = migrated(db).await;
+    Seeds::parse(DEFAULT_SEEDS)
+        .expect("seeds")
+        .apply(store.as_ref(), "ID")
+        .await
+        .expect("apply");
+    store
+}
+
+async fn register_first_superadmin_then_queue_mail(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = seeded(&db).await;
+    let rules = barong::domain::StateRules::default();
+    let first = store
+        .register_user(
+            &plain_user("ID0000000001", "a@x.io"),
+            true,
+            Some(&mail("a@x.io")),
+            &rules,
+        )
+        .await
+        .expect("first");
+    assert_eq!(
+        (first.role.as_str(), first.state.as_str(), first.level),
+        ("superadmin", "active", 1)
+    );
+    let labels = store.list_user_labels(first.id).await.expect("labels");
+    assert_eq!(
+        (
+            labels[0].key.as_str(),
+            labels[0].value.as_str(),
+            labels[0].scope.as_str()
+        ),
+        ("email", "verified", "private")
+    );
+    assert_eq!(store.count_unsent_mails().await.expect("count"), 0);
+    let second = store
+        .register_user(
+            &plain_user("ID0000000002", "b@x.io"),
+            true,
+            Some(&mail("b@x.io")),
+            &rules,
+        )
+        .await
+        .expect("second");
+    assert_eq!(
+        (second.role.as_str(), second.state.as_str(), second.level),
+        ("member", "pending", 0)
+    );
+    assert_eq!(store.count_unsent_mails().await.expect("count"), 1);
+    // A clash writes nothing, not even the mail.
+    let clash = store
+        .register_user(
+            &plain_user("ID0000000003", "b@x.io"),
+            true,
+            Some(&mail("b@x.io")),
+            &rules,
+        )
+        .await;
+    assert!(
+        matches!(clash, Err(StoreError::Conflict(ref c)) if c == "email"),
+        "{clash:?}"
+    );
+    assert_eq!(store.count_unsent_mails().await.expect("count"), 1);
+    assert_eq!(
+        store
+            .find_user_by_id(second.id)
+            .await
+            .expect("by id")
+            .map(|u| u.uid),
+        Some("ID0000000002".to_owned())
+    );
+}
+
+async fn confirm_email_and_reset_password_are_single_use(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = seeded(&db).await;
+    let rules = barong::domain::StateRules::default();
+    let user = store
+        .register_user(&plain_user("ID0000000001", "a@x.io"), false, None, &rules)
+        .await
+        .expect("user");
+    let exp = chrono::Utc::now().timestamp() + 60;
+    let confirmed = store
+        .confirm_email(user.id, "jti-1", exp, &rules)
+        .await
+        .expect("confirm")
+        .expect("first use");
+    assert_eq!((confirmed.state.as_str(), confirmed.level), ("active", 1));
+    assert!(
+        store
+            .confirm_email(user.id, "jti-1", exp, &rules)
+            .await
+            .expect("again")
+            .is_none()
+    );
+
+    let now = chrono::Utc::now().timestamp();
+    store
+        .set_reset_token("a@x.io", "r1", exp, &mail("a@x.io"))
+        .await
+        .expect("r1");
+    store
+        .set_reset_token("a@x.io", "r2", exp, &mail("a@x.io"))
+        .await
+        .expect("r2");
+    assert_eq!(
+        store.find_reset_token("a@x.io", now).await.expect("find"),
+        Some("r2".into())
+    );
+    for n in 0..2 {
+        store
+            .create_session(&NewSession {
+                id: session_key(&format!("cookie-{n}")),
+                user_id: user.id,
+                uid: user.uid.clone(),
+                user_ip: "1.2.3.4".into(),
+                user_agent: None,
+                csrf_token: "c".into(),
+                expire_at: exp,
+            })
+            .await
+            .expect("session");
+    }
+    let revoked = store
+        .reset_password(user.id, "a@x.io", "jti-2", exp, "$argon2id$new")
+        .await
+        .expect("reset")
+        .expect("first use");
+    assert_eq!(revoked.len(), 2);
+    assert!(
+        store
+            .find_reset_token("a@x.io", now)
+            .await
+            .expect("find")
+            .is_none()
+    );
+    let after = store
+        .find_user_by_uid(&user.uid)
+        .await
+        .expect("f")
+        .expect("u");
+    assert_eq!(after.password_digest, "$argon2id$new");
+    assert!(
+        store
+            .reset_password(user.id, "a@x.io", "jti-2", exp, "$argon2id$other")
+            .await
+            .expect("again")
+            .is_none()
+    );
+    store
+        .update_password_digest(user.id, "$argon2id$third")
+        .await
+        .expect("update");
+    let after = store
+        .find_user_by_uid(&user.uid)
+        .await
+        .expect("f")
+        .expect("u");
+    assert_eq!(after.password_digest, "$argon2id$third");
+}
+
+async fn mail_outbox_claims_retries_and_sends_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    store.queue_mail(&mail("a@x.io")).await.expect("queue a");
+    store.queue_mail(&mail("b@x.io")).await.expect("queue b");
+    let claimed = store.claim_mails(10, 60).await.expect("claim");
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|m| (m.recipient.as_str(), m.attempts))
+            .collect::<Vec<_>>(),
+        [("a@x.io", 1), ("b@x.io", 1)]
+    );
+    // Claimed mails are leased: a second worker gets nothing.
+    assert!(store.claim_mails(10, 60).await.expect("claim").is_empty());
+    store.mark_mail_sent(claimed[0].id).await.expect("sent");
+    store
+        .mark_mail_sent(claimed[0].id)
+        .await
+        .expect("sent twice is harmless");
+    store
+        .mark_mail_failed(claimed[1].id, "refused", 0)
+        .await
+        .expect("failed");
+    assert_eq!(store.count_unsent_mails().await.expect("count"), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let retried = store.claim_mails(10, 60).await.expect("claim");
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        (retried[0].recipient.as_str(), retried[0].attempts),
+        ("b@x.io", 2)
+    );
+    store.mark_mail_sent(retried[0].id).await.expect("sent");
+    assert_eq!(store.count_unsent_mails().await.expect("count"), 0);
+    // A sent mail is never failed again.
+    store
+        .mark_mail_failed(retried[0].id, "late", 0)
+        .await
+        .expect("noop");
+    assert_eq!(store.count_unsent_mails().await.expect("count"), 0);
+}
+
+async fn whitelink_tokens_expire(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let now = chrono::Utc::now().timestamp();
+    store
+        .create_whitelink_token("t1", now + 10)
+        .await
+        .expect("t1");
+    store
+        .create_whitelink_token("t2", now - 10)
+        .await
+        .expect("t2");
+    assert!(store.whitelink_token_valid("t1", now).await.expect("t1"));
+    assert!(!store.whitelink_token_valid("t2", now).await.expect("t2"));
+    assert!(!store.whitelink_token_valid("t3", now).await.expect("t3"));
+}
+
+both_backends!(
+    register_first_superadmin_then_queue_mail,
+    confirm_email_and_reset_password_are_single_use,
+    mail_outbox_claims_retries_and_sends_once,
+    whitelink_tokens_expire,
+);

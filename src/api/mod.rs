@@ -2,9 +2,13 @@
 //! served under `/api/v2/barong/...` (the public path behind a gateway) and `/api/v2/...`
 //! (Barong's own mount point, for proxies that strip `/barong`).
 
+pub mod auth;
+mod entities;
 pub mod error;
+mod identity;
 pub mod params;
 mod public;
+mod resource;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +19,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tower_http::trace::TraceLayer;
 
+use crate::captcha::Captcha;
+use crate::config::Config;
+use crate::crypto::tokens::TokenSigner;
+use crate::domain::StateRules;
 use crate::domain::password::PasswordPolicy;
+use crate::invalidation::InvalidationBus;
 use crate::store::Store;
 
 pub use error::ApiError;
@@ -33,16 +42,34 @@ pub struct ApiState {
     pub max_body_size: usize,
     /// How long a readiness check waits for the database.
     pub ready_timeout: Duration,
+    /// Every setting (identity reads session, mail, captcha and uid settings from it).
+    pub config: Arc<Config>,
+    /// Where revoked sessions and changed users are announced to the caches.
+    pub invalidation: InvalidationBus,
+    /// Signs and verifies the confirmation and reset tokens.
+    pub tokens: Arc<TokenSigner>,
+    /// The configured captcha.
+    pub captcha: Arc<Captcha>,
+    /// Wakes the mail worker after a mail was queued.
+    pub mail_wakeup: Arc<tokio::sync::Notify>,
+    /// Verifies the bearer tokens of resource and admin requests (see `auth::CurrentUser`).
+    pub bearer: Arc<crate::crypto::jws::JwtVerifier>,
+    /// `activation_requirements` and `state_triggers` of `barong.yml`.
+    pub state_rules: Arc<StateRules>,
 }
 
 /// The complete REST router, both mount points, with Barong's 404 for everything else.
 pub fn router(state: ApiState) -> Router {
     let namespaces = Router::new()
-        .nest("/identity", public::routes("identity"))
+        .nest(
+            "/identity",
+            public::routes("identity").merge(identity::routes()),
+        )
         .nest(
             "/public",
             public::routes("public").merge(public::health_routes()),
-        );
+        )
+        .nest("/resource", resource::routes());
     Router::new()
         .nest("/api/v2/barong", namespaces.clone())
         .nest("/api/v2", namespaces)

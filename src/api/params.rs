@@ -195,6 +195,32 @@ impl<'a> Validator<'a> {
         self.present_string(name, raw)
     }
 
+    /// A required, not-blank string whose missing key is declared explicitly (Grape's
+    /// `presence: { message: ... }`); blank still gives `<scope>.empty_<param>`.
+    pub fn required_string_as(&mut self, name: &str, missing_key: &str) -> Option<String> {
+        let raw = self.params.0.get(name);
+        if raw.is_none() {
+            self.push(missing_key.to_owned());
+        }
+        self.present_string(name, raw)
+    }
+
+    /// An optional parameter typed `[String, Hash]`: strings, numbers and booleans come back as
+    /// strings, objects as they are; anything else gives `invalid_key`.
+    pub fn optional_string_or_object(&mut self, name: &str, invalid_key: &str) -> Option<Value> {
+        match self.params.0.get(name)? {
+            Value::Null => None,
+            Value::Object(object) => Some(Value::Object(object.clone())),
+            value => match coerce_string(value) {
+                Some(text) => Some(Value::String(text)),
+                None => {
+                    self.push(invalid_key.to_owned());
+                    None
+                }
+            },
+        }
+    }
+
     /// An optional string that must not be blank when given.
     pub fn optional_nonblank_string(&mut self, name: &str) -> Option<String> {
         let raw = self.params.0.get(name)?;

@@ -301,18 +301,14 @@ impl Authz {
         })
     }
 
-    /// Barong destroys a session whose agent, network or expiry do not match.
+    /// Barong destroys a session whose agent, network or expiry do not match. The row is
+    /// deleted before the deny is answered, so a follow-up request cannot reload it.
     async fn destroy_session(&self, id: &str) {
+        if let Err(error) = self.store.delete_session(id).await {
+            tracing::warn!(%error, "mismatched session not deleted");
+        }
         self.caches.forget_session(id).await;
-        let store = self.store.clone();
-        let bus = self.bus.clone();
-        let id = id.to_owned();
-        tokio::spawn(async move {
-            if let Err(error) = store.delete_session(&id).await {
-                tracing::warn!(%error, "mismatched session not deleted");
-            }
-            bus.publish(Invalidation::Session(id));
-        });
+        self.bus.publish(Invalidation::Session(id.to_owned()));
     }
 
     /// Barong's API-key flow, in its order: key, nonce, window, signature, key state, holder.

@@ -195,3 +195,142 @@ mod tests {
         }
     }
 }
+
+/// Verifies the JWTs the authz path mints, as the resource and admin APIs receive them from
+/// the gateway: signature with our public key, algorithm pinned, `iss`, `aud`, `exp` (with a
+/// small leeway), `sub == "session"` and a non-empty `jti`.
+pub struct JwtVerifier {
+    key: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+}
+
+/// Why a bearer token was refused (the API answers `jwt.decode_and_verify` for all of them).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid bearer token: {0}")]
+pub struct VerifyError(pub String);
+
+impl JwtVerifier {
+    /// `issuer` and `audience` default to Barong's (`barong`, `peatio`/`barong`).
+    pub fn new(
+        signer: &JwtSigner,
+        issuer: &str,
+        audience: &[String],
+        leeway_secs: u64,
+    ) -> Result<Self, KeyError> {
+        let invalid = || KeyError::Invalid {
+            path: "signing key".into(),
+            algorithm: signer.algorithm.name(),
+        };
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_value(signer.jwk.clone()).map_err(|_| invalid())?;
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|_| invalid())?;
+        let algorithm = match signer.algorithm {
+            KeyAlgorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+            KeyAlgorithm::Es256 => jsonwebtoken::Algorithm::ES256,
+            KeyAlgorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+        };
+        let mut validation = jsonwebtoken::Validation::new(algorithm);
+        validation.leeway = leeway_secs;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(audience);
+        validation.sub = Some("session".into());
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Ok(Self { key, validation })
+    }
+
+    /// The claims of a valid token.
+    pub fn verify(&self, token: &str) -> Result<serde_json::Map<String, Value>, VerifyError> {
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+            token,
+            &self.key,
+            &self.validation,
+        )
+        .map_err(|e| VerifyError(e.to_string()))?;
+        let claims = data.claims;
+        let jti_ok = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .is_some_and(|j| !j.is_empty());
+        let now = chrono::Utc::now().timestamp() + self.validation.leeway as i64;
+        let iat_ok = match claims.get("iat") {
+            None => true,
+            Some(iat) => iat.as_i64().is_some_and(|iat| iat <= now),
+        };
+        if !jti_ok {
+            return Err(VerifyError("missing jti".into()));
+        }
+        if !iat_ok {
+            return Err(VerifyError("iat in the future or not a number".into()));
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod verifier_tests {
+    use super::*;
+    use crate::crypto::keys::generate_private_key_pem;
+
+    fn signer(algorithm: KeyAlgorithm) -> JwtSigner {
+        let pem = generate_private_key_pem(algorithm).expect("generate");
+        let der = pem::parse(&pem).expect("pem").into_contents();
+        JwtSigner::new(&SigningKey {
+            algorithm,
+            private_der: der,
+            pem,
+        })
+        .expect("signer")
+    }
+
+    fn claims(overrides: Value) -> Vec<u8> {
+        let now = chrono::Utc::now().timestamp();
+        let mut base = json!({
+            "iat": now, "exp": now + 60, "sub": "session", "iss": "barong",
+            "aud": ["peatio", "barong"], "jti": "0123456789abcdef0123", "uid": "ID1"
+        });
+        if let (Value::Object(base), Value::Object(more)) = (&mut base, overrides) {
+            base.extend(more);
+        }
+        serde_json::to_vec(&base).expect("json")
+    }
+
+    #[test]
+    fn accepts_our_tokens_and_refuses_the_rest() {
+        let audience = ["peatio".to_owned(), "barong".to_owned()];
+        for algorithm in [
+            KeyAlgorithm::Rs256,
+            KeyAlgorithm::Es256,
+            KeyAlgorithm::EdDsa,
+        ] {
+            let ours = signer(algorithm);
+            let verifier = JwtVerifier::new(&ours, "barong", &audience, 5).expect("verifier");
+            let token = ours.sign(&claims(json!({}))).expect("sign");
+            assert_eq!(verifier.verify(&token).expect("valid")["uid"], "ID1");
+            let now = chrono::Utc::now().timestamp();
+            for bad in [
+                json!({"exp": now - 60}),
+                json!({"sub": "confirmation"}),
+                json!({"iss": "evil"}),
+                json!({"aud": ["elsewhere"]}),
+                json!({"jti": ""}),
+                json!({"iat": now + 600}),
+            ] {
+                let token = ours.sign(&claims(bad.clone())).expect("sign");
+                assert!(verifier.verify(&token).is_err(), "{algorithm:?} {bad}");
+            }
+            let stranger = signer(algorithm).sign(&claims(json!({}))).expect("sign");
+            assert!(verifier.verify(&stranger).is_err(), "another key");
+            assert!(verifier.verify("not.a.token").is_err());
+        }
+        // An HS256 token made with the public key as secret (alg confusion) is refused.
+        let ours = signer(KeyAlgorithm::Rs256);
+        let verifier = JwtVerifier::new(&ours, "barong", &audience, 5).expect("verifier");
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &serde_json::from_slice::<Value>(&claims(json!({}))).expect("claims"),
+            &jsonwebtoken::EncodingKey::from_secret(b"public"),
+        )
+        .expect("forge");
+        assert!(verifier.verify(&forged).is_err());
+    }
+}

@@ -5,6 +5,7 @@ pub mod encryption;
 pub mod jws;
 pub mod keys;
 pub mod password_hash;
+pub mod tokens;
 
 pub use keys::{KeyAlgorithm, KeyError, SigningKey};
 

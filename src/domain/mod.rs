@@ -5,6 +5,8 @@ mod access;
 mod activity;
 mod api_key;
 pub mod client_ip;
+mod label;
+mod mail;
 pub mod password;
 mod session;
 mod user;
@@ -15,5 +17,11 @@ pub use api_key::{
     ApiKey, KeyHolder, NewApiKey, NewServiceAccount, ServiceAccount, scope_from_column,
     scope_to_column,
 };
+pub use client_ip::client_ip;
+pub use label::{Label, StateRules, derive_level, derive_state};
+pub use mail::{NewMail, OutboxMail};
 pub use session::{NewSession, Session, session_key};
-pub use user::{NewLabel, NewUser, User, generate_uid};
+pub use user::{
+    NewLabel, NewUser, User, UserInput, data_is_valid, email_is_valid, generate_uid, user_language,
+    validate_user,
+};

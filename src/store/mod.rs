@@ -14,8 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Activity, ApiKey, Level, NewActivity, NewApiKey, NewLevel, NewPermission, NewRestriction,
-    NewServiceAccount, NewSession, NewUser, Permission, Restriction, ServiceAccount, Session, User,
+    Activity, ApiKey, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail, NewPermission,
+    NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission, Restriction,
+    ServiceAccount, Session, StateRules, User,
 };
 
 pub use postgres::PostgresStore;
@@ -147,6 +148,72 @@ pub trait Store: Send + Sync + 'static {
         &self,
         sink: tokio::sync::mpsc::Sender<String>,
     ) -> StoreResult<()>;
+
+    // ---- identity --------------------------------------------------------------------------
+    /// Exact (already lower-cased) username.
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// A user's labels of every scope, oldest first.
+    async fn list_user_labels(&self, user_id: i64) -> StoreResult<Vec<Label>>;
+    /// Sign-up in one transaction: inserts the user; if `superadmin_if_first` and it is now the
+    /// only user, it becomes an active `superadmin` (the role only when a `superadmin`
+    /// permission exists) with the private label `email:verified` and its level recomputed;
+    /// otherwise `mail` (the confirmation) is queued. Clashes are [`StoreError::Conflict`].
+    async fn register_user(
+        &self,
+        user: &NewUser,
+        superadmin_if_first: bool,
+        mail: Option<&NewMail>,
+        rules: &StateRules,
+    ) -> StoreResult<User>;
+    /// E-mail confirmation in one transaction: marks `jti` used (until `expires_at`), sets the
+    /// private label `email:verified` and recomputes state and level. `None` when the token
+    /// was already used.
+    async fn confirm_email(
+        &self,
+        user_id: i64,
+        jti: &str,
+        expires_at: i64,
+        rules: &StateRules,
+    ) -> StoreResult<Option<User>>;
+    /// Queues one mail.
+    async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()>;
+    /// Remembers `reset_token` as the only valid reset for `email` and queues its mail, in one
+    /// transaction.
+    async fn set_reset_token(
+        &self,
+        email: &str,
+        reset_token: &str,
+        expires_at: i64,
+        mail: &NewMail,
+    ) -> StoreResult<()>;
+    /// The latest unexpired reset token of `email`.
+    async fn find_reset_token(&self, email: &str, now: i64) -> StoreResult<Option<String>>;
+    /// Password reset in one transaction: marks `jti` used, stores the new digest, forgets the
+    /// reset token and deletes every session of the user (their ids are returned). `None` when
+    /// the token was already used.
+    async fn reset_password(
+        &self,
+        user_id: i64,
+        email: &str,
+        jti: &str,
+        expires_at: i64,
+        digest: &str,
+    ) -> StoreResult<Option<Vec<String>>>;
+    /// Replaces a password digest (rehash of a Barong bcrypt digest at login).
+    async fn update_password_digest(&self, user_id: i64, digest: &str) -> StoreResult<()>;
+    /// Claims up to `limit` unsent mails that are due, oldest first: their attempt count goes
+    /// up and they are not due again for `lease_secs` (so another worker skips them).
+    async fn claim_mails(&self, limit: i64, lease_secs: i64) -> StoreResult<Vec<OutboxMail>>;
+    /// Marks a mail delivered (once; a second call changes nothing).
+    async fn mark_mail_sent(&self, id: i64) -> StoreResult<()>;
+    /// Records a failed delivery and when to try again.
+    async fn mark_mail_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()>;
+    /// Counts mails not delivered yet.
+    async fn count_unsent_mails(&self) -> StoreResult<i64>;
+    /// Stores an active whitelink token until `expires_at`.
+    async fn create_whitelink_token(&self, token: &str, expires_at: i64) -> StoreResult<()>;
+    /// Whether `token` is an active, unexpired whitelink token.
+    async fn whitelink_token_valid(&self, token: &str, now: i64) -> StoreResult<bool>;
 }
 
 /// Opens the store named by `options.url` (`sqlite://PATH` or `postgres://...`).

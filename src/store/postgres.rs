@@ -12,9 +12,10 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
 use crate::domain::{
-    Activity, ApiKey, KeyHolder, Level, NewActivity, NewApiKey, NewLevel, NewPermission,
-    NewRestriction, NewServiceAccount, NewSession, NewUser, Permission, Restriction,
-    ServiceAccount, Session, User, scope_from_column, scope_to_column,
+    Activity, ApiKey, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail,
+    NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
+    Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
+    scope_from_column, scope_to_column,
 };
 
 /// The PostgreSQL implementation of [`Store`].
@@ -264,6 +265,118 @@ fn restriction_from_row(row: &Row) -> Restriction {
 
 const USER_COLUMNS: &str = "id, uid, username, email, password_digest, role, data, level, otp, \
      state, referral_id, created_at, updated_at";
+
+// ---- identity helpers ----------------------------------------------------------------------
+
+type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+fn label_from_row(row: &Row) -> Label {
+    Label {
+        key: row.get("key"),
+        value: row.get("value"),
+        scope: row.get("scope"),
+        description: row.get("description"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+async fn upsert_label(
+    tx: &Tx<'_>,
+    user_id: i64,
+    key: &str,
+    value: &str,
+    scope: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO labels (user_id, key, value, scope) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id, key, scope) DO UPDATE SET value = excluded.value,
+             updated_at = now()",
+        &[&user_id, &key, &value, &scope],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Recomputes state (§8.2) and level (§8.4) of a user from its labels, inside a transaction.
+async fn recompute_state_level(
+    tx: &Tx<'_>,
+    user_id: i64,
+    rules: &StateRules,
+) -> Result<(), tokio_postgres::Error> {
+    let labels: Vec<(String, String, String)> = tx
+        .query(
+            "SELECT key, value, scope FROM labels WHERE user_id = $1",
+            &[&user_id],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let levels: Vec<Level> = tx
+        .query("SELECT id, key, value, description FROM levels", &[])
+        .await?
+        .iter()
+        .map(|r| Level {
+            id: r.get(0),
+            key: r.get(1),
+            value: r.get(2),
+            description: r.get(3),
+        })
+        .collect();
+    let state = derive_state(&labels, rules);
+    let level = derive_level(&labels, &levels);
+    tx.execute(
+        "UPDATE users SET state = $2, level = $3, updated_at = now()
+         WHERE id = $1 AND (state <> $2 OR level <> $3)",
+        &[&user_id, &state, &level],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_mail(tx: &Tx<'_>, mail: &NewMail) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "INSERT INTO mail_outbox (kind, recipient, language, subject, body_html)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &mail.kind,
+            &mail.recipient,
+            &mail.language,
+            &mail.subject,
+            &mail.body_html,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks a one-time token used; false when it already was.
+async fn use_token(tx: &Tx<'_>, jti: &str, expires_at: i64) -> Result<bool, tokio_postgres::Error> {
+    tx.execute(
+        "DELETE FROM one_time_tokens WHERE expires_at < $1",
+        &[&chrono::Utc::now().timestamp()],
+    )
+    .await?;
+    let n = tx
+        .execute(
+            "INSERT INTO one_time_tokens (jti, expires_at) VALUES ($1, $2)
+             ON CONFLICT (jti) DO NOTHING",
+            &[&jti, &expires_at],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+async fn user_by_id(tx: &Tx<'_>, id: i64) -> Result<User, tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    Ok(user_from_row(&row))
+}
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -698,5 +811,306 @@ impl Store for PostgresStore {
         sink: tokio::sync::mpsc::Sender<String>,
     ) -> StoreResult<()> {
         listen(&self.config, sink).await
+    }
+
+    // ---- identity --------------------------------------------------------------------------
+
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"),
+                &[&username],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    async fn list_user_labels(&self, user_id: i64) -> StoreResult<Vec<Label>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM labels WHERE user_id = $1 ORDER BY id",
+                &[&user_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(label_from_row).collect())
+    }
+
+    async fn register_user(
+        &self,
+        user: &NewUser,
+        superadmin_if_first: bool,
+        mail: Option<&NewMail>,
+        rules: &StateRules,
+    ) -> StoreResult<User> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        // Serialises sign-ups so that "the first user" is decided once.
+        tx.execute("SELECT pg_advisory_xact_lock(7205759403792793)", &[])
+            .await
+            .map_err(map_error)?;
+        let row = tx
+            .query_one(
+                "INSERT INTO users (uid, username, email, password_digest, role, data, level,
+                     otp, state, referral_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                &[
+                    &user.uid,
+                    &user.username,
+                    &user.email,
+                    &user.password_digest,
+                    &user.role,
+                    &user.data,
+                    &user.level,
+                    &user.otp,
+                    &user.state,
+                    &user.referral_id,
+                ],
+            )
+            .await
+            .map_err(map_error)?;
+        let id: i64 = row.get(0);
+        for label in &user.labels {
+            upsert_label(&tx, id, &label.key, &label.value, &label.scope)
+                .await
+                .map_err(map_error)?;
+        }
+        let count: i64 = tx
+            .query_one("SELECT COUNT(*) FROM users", &[])
+            .await
+            .map_err(map_error)?
+            .get(0);
+        if superadmin_if_first && count == 1 {
+            tx.execute(
+                "UPDATE users SET role = 'superadmin'
+                 WHERE id = $1 AND EXISTS (SELECT 1 FROM permissions WHERE role = 'superadmin')",
+                &[&id],
+            )
+            .await
+            .map_err(map_error)?;
+            upsert_label(&tx, id, "email", "verified", "private")
+                .await
+                .map_err(map_error)?;
+            recompute_state_level(&tx, id, rules)
+                .await
+                .map_err(map_error)?;
+        } else if let Some(mail) = mail {
+            insert_mail(&tx, mail).await.map_err(map_error)?;
+        }
+        let created = user_by_id(&tx, id).await.map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(created)
+    }
+
+    async fn confirm_email(
+        &self,
+        user_id: i64,
+        jti: &str,
+        expires_at: i64,
+        rules: &StateRules,
+    ) -> StoreResult<Option<User>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        if !use_token(&tx, jti, expires_at).await.map_err(map_error)? {
+            return Ok(None);
+        }
+        upsert_label(&tx, user_id, "email", "verified", "private")
+            .await
+            .map_err(map_error)?;
+        recompute_state_level(&tx, user_id, rules)
+            .await
+            .map_err(map_error)?;
+        let user = user_by_id(&tx, user_id).await.map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(user))
+    }
+
+    async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        insert_mail(&tx, mail).await.map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn set_reset_token(
+        &self,
+        email: &str,
+        reset_token: &str,
+        expires_at: i64,
+        mail: &NewMail,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        tx.execute(
+            "INSERT INTO password_reset_tokens (email, reset_token, expires_at)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (email) DO UPDATE SET reset_token = excluded.reset_token,
+                 expires_at = excluded.expires_at",
+            &[&email, &reset_token, &expires_at],
+        )
+        .await
+        .map_err(map_error)?;
+        insert_mail(&tx, mail).await.map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn find_reset_token(&self, email: &str, now: i64) -> StoreResult<Option<String>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT reset_token FROM password_reset_tokens WHERE email = $1 AND expires_at > $2",
+                &[&email, &now],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn reset_password(
+        &self,
+        user_id: i64,
+        email: &str,
+        jti: &str,
+        expires_at: i64,
+        digest: &str,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        if !use_token(&tx, jti, expires_at).await.map_err(map_error)? {
+            return Ok(None);
+        }
+        tx.execute(
+            "UPDATE users SET password_digest = $2, updated_at = now() WHERE id = $1",
+            &[&user_id, &digest],
+        )
+        .await
+        .map_err(map_error)?;
+        tx.execute(
+            "DELETE FROM password_reset_tokens WHERE email = $1",
+            &[&email],
+        )
+        .await
+        .map_err(map_error)?;
+        let ids = tx
+            .query(
+                "DELETE FROM sessions WHERE user_id = $1 RETURNING id",
+                &[&user_id],
+            )
+            .await
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(ids))
+    }
+
+    async fn update_password_digest(&self, user_id: i64, digest: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE users SET password_digest = $2 WHERE id = $1",
+                &[&user_id, &digest],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn claim_mails(&self, limit: i64, lease_secs: i64) -> StoreResult<Vec<OutboxMail>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE mail_outbox SET attempts = attempts + 1,
+                     next_attempt_at = now() + make_interval(secs => $2::bigint)
+                 WHERE id IN (SELECT id FROM mail_outbox
+                     WHERE sent_at IS NULL AND next_attempt_at <= now()
+                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, kind, recipient, language, subject, body_html, attempts",
+                &[&limit, &lease_secs],
+            )
+            .await
+            .map_err(map_error)?;
+        let mut mails: Vec<OutboxMail> = rows
+            .iter()
+            .map(|r| OutboxMail {
+                id: r.get(0),
+                kind: r.get(1),
+                recipient: r.get(2),
+                language: r.get(3),
+                subject: r.get(4),
+                body_html: r.get(5),
+                attempts: r.get(6),
+            })
+            .collect();
+        mails.sort_by_key(|m| m.id);
+        Ok(mails)
+    }
+
+    async fn mark_mail_sent(&self, id: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE mail_outbox SET sent_at = now(), last_error = NULL
+                 WHERE id = $1 AND sent_at IS NULL",
+                &[&id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn mark_mail_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE mail_outbox SET last_error = $2,
+                     next_attempt_at = now() + make_interval(secs => $3::bigint)
+                 WHERE id = $1 AND sent_at IS NULL",
+                &[&id, &error, &retry_in_secs],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn count_unsent_mails(&self) -> StoreResult<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.get(0))
+    }
+
+    async fn create_whitelink_token(&self, token: &str, expires_at: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO whitelink_tokens (token, expires_at) VALUES ($1, $2)
+                 ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at",
+                &[&token, &expires_at],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn whitelink_token_valid(&self, token: &str, now: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM whitelink_tokens WHERE token = $1 AND expires_at > $2",
+                &[&token, &now],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.get::<_, i64>(0) > 0)
     }
 }

@@ -11,9 +11,10 @@ use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 
 use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
 use crate::domain::{
-    Activity, ApiKey, KeyHolder, Level, NewActivity, NewApiKey, NewLevel, NewPermission,
-    NewRestriction, NewServiceAccount, NewSession, NewUser, Permission, Restriction,
-    ServiceAccount, Session, User, scope_from_column, scope_to_column,
+    Activity, ApiKey, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail,
+    NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
+    Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
+    scope_from_column, scope_to_column,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -219,6 +220,114 @@ fn restriction_from_row(row: &Row<'_>) -> rusqlite::Result<Restriction> {
 
 const USER_COLUMNS: &str = "id, uid, username, email, password_digest, role, data, level, otp, \
      state, referral_id, created_at, updated_at";
+
+// ---- identity helpers ----------------------------------------------------------------------
+
+fn label_from_row(row: &Row<'_>) -> rusqlite::Result<Label> {
+    Ok(Label {
+        key: row.get("key")?,
+        value: row.get("value")?,
+        scope: row.get("scope")?,
+        description: row.get("description")?,
+        created_at: timestamp(row, "created_at")?,
+        updated_at: timestamp(row, "updated_at")?,
+    })
+}
+
+fn text_in(secs: i64) -> String {
+    (Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Sets (or overwrites) a label inside a transaction.
+fn upsert_label(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: i64,
+    key: &str,
+    value: &str,
+    scope: &str,
+) -> rusqlite::Result<()> {
+    let now = now_text();
+    tx.execute(
+        "INSERT INTO labels (user_id, key, value, scope, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+         ON CONFLICT (user_id, key, scope) DO UPDATE SET value = excluded.value,
+             updated_at = excluded.updated_at",
+        params![user_id, key, value, scope, now],
+    )?;
+    Ok(())
+}
+
+/// Recomputes state (§8.2) and level (§8.4) of a user from its labels, inside a transaction.
+fn recompute_state_level(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: i64,
+    rules: &StateRules,
+) -> rusqlite::Result<()> {
+    let labels: Vec<(String, String, String)> = {
+        let mut stmt = tx.prepare("SELECT key, value, scope FROM labels WHERE user_id = ?1")?;
+        stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let levels: Vec<Level> = {
+        let mut stmt = tx.prepare("SELECT id, key, value, description FROM levels")?;
+        stmt.query_map([], |r| {
+            Ok(Level {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                value: r.get(2)?,
+                description: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?
+    };
+    let state = derive_state(&labels, rules);
+    let level = derive_level(&labels, &levels);
+    tx.execute(
+        "UPDATE users SET state = ?2, level = ?3, updated_at = ?4
+         WHERE id = ?1 AND (state <> ?2 OR level <> ?3)",
+        params![user_id, state, level, now_text()],
+    )?;
+    Ok(())
+}
+
+fn insert_mail(tx: &rusqlite::Transaction<'_>, mail: &NewMail) -> rusqlite::Result<()> {
+    let now = now_text();
+    tx.execute(
+        "INSERT INTO mail_outbox (kind, recipient, language, subject, body_html,
+             next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![
+            mail.kind,
+            mail.recipient,
+            mail.language,
+            mail.subject,
+            mail.body_html,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// Marks a one-time token used; false when it already was.
+fn use_token(tx: &rusqlite::Transaction<'_>, jti: &str, expires_at: i64) -> rusqlite::Result<bool> {
+    tx.execute(
+        "DELETE FROM one_time_tokens WHERE expires_at < ?1",
+        [Utc::now().timestamp()],
+    )?;
+    let n = tx.execute(
+        "INSERT INTO one_time_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING",
+        params![jti, expires_at],
+    )?;
+    Ok(n > 0)
+}
+
+fn user_by_id(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<User> {
+    tx.query_row(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+        [id],
+        user_from_row,
+    )
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -668,5 +777,289 @@ impl Store for SqliteStore {
         _sink: tokio::sync::mpsc::Sender<String>,
     ) -> StoreResult<()> {
         Ok(())
+    }
+
+    // ---- identity --------------------------------------------------------------------------
+
+    async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let username = username.to_owned();
+        self.with_conn(move |c| {
+            c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
+                [username],
+                user_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_user_labels(&self, user_id: i64) -> StoreResult<Vec<Label>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare("SELECT * FROM labels WHERE user_id = ?1 ORDER BY id")?;
+            stmt.query_map([user_id], label_from_row)?.collect()
+        })
+        .await
+    }
+
+    async fn register_user(
+        &self,
+        user: &NewUser,
+        superadmin_if_first: bool,
+        mail: Option<&NewMail>,
+        rules: &StateRules,
+    ) -> StoreResult<User> {
+        let user = user.clone();
+        let mail = mail.cloned();
+        let rules = rules.clone();
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = now_text();
+            let id: i64 = tx.query_row(
+                "INSERT INTO users (uid, username, email, password_digest, role, data, level,
+                     otp, state, referral_id, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11) RETURNING id",
+                params![
+                    user.uid,
+                    user.username,
+                    user.email,
+                    user.password_digest,
+                    user.role,
+                    user.data,
+                    user.level,
+                    user.otp,
+                    user.state,
+                    user.referral_id,
+                    now
+                ],
+                |r| r.get(0),
+            )?;
+            for label in &user.labels {
+                upsert_label(&tx, id, &label.key, &label.value, &label.scope)?;
+            }
+            let count: i64 = tx.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+            if superadmin_if_first && count == 1 {
+                tx.execute(
+                    "UPDATE users SET role = 'superadmin'
+                     WHERE id = ?1 AND EXISTS (SELECT 1 FROM permissions WHERE role = 'superadmin')",
+                    [id],
+                )?;
+                upsert_label(&tx, id, "email", "verified", "private")?;
+                recompute_state_level(&tx, id, &rules)?;
+            } else if let Some(mail) = &mail {
+                insert_mail(&tx, mail)?;
+            }
+            let created = user_by_id(&tx, id)?;
+            tx.commit()?;
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn confirm_email(
+        &self,
+        user_id: i64,
+        jti: &str,
+        expires_at: i64,
+        rules: &StateRules,
+    ) -> StoreResult<Option<User>> {
+        let jti = jti.to_owned();
+        let rules = rules.clone();
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if !use_token(&tx, &jti, expires_at)? {
+                return Ok(None);
+            }
+            upsert_label(&tx, user_id, "email", "verified", "private")?;
+            recompute_state_level(&tx, user_id, &rules)?;
+            let user = user_by_id(&tx, user_id)?;
+            tx.commit()?;
+            Ok(Some(user))
+        })
+        .await
+    }
+
+    async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()> {
+        let mail = mail.clone();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            insert_mail(&tx, &mail)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn set_reset_token(
+        &self,
+        email: &str,
+        reset_token: &str,
+        expires_at: i64,
+        mail: &NewMail,
+    ) -> StoreResult<()> {
+        let (email, reset_token, mail) = (email.to_owned(), reset_token.to_owned(), mail.clone());
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO password_reset_tokens (email, reset_token, expires_at)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (email) DO UPDATE SET reset_token = excluded.reset_token,
+                     expires_at = excluded.expires_at",
+                params![email, reset_token, expires_at],
+            )?;
+            insert_mail(&tx, &mail)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn find_reset_token(&self, email: &str, now: i64) -> StoreResult<Option<String>> {
+        let email = email.to_owned();
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT reset_token FROM password_reset_tokens WHERE email = ?1 AND expires_at > ?2",
+                params![email, now],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn reset_password(
+        &self,
+        user_id: i64,
+        email: &str,
+        jti: &str,
+        expires_at: i64,
+        digest: &str,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let (email, jti, digest) = (email.to_owned(), jti.to_owned(), digest.to_owned());
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if !use_token(&tx, &jti, expires_at)? {
+                return Ok(None);
+            }
+            tx.execute(
+                "UPDATE users SET password_digest = ?2, updated_at = ?3 WHERE id = ?1",
+                params![user_id, digest, now_text()],
+            )?;
+            tx.execute(
+                "DELETE FROM password_reset_tokens WHERE email = ?1",
+                [&email],
+            )?;
+            let ids: Vec<String> = {
+                let mut stmt =
+                    tx.prepare("DELETE FROM sessions WHERE user_id = ?1 RETURNING id")?;
+                stmt.query_map([user_id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            tx.commit()?;
+            Ok(Some(ids))
+        })
+        .await
+    }
+
+    async fn update_password_digest(&self, user_id: i64, digest: &str) -> StoreResult<()> {
+        let digest = digest.to_owned();
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE users SET password_digest = ?2 WHERE id = ?1",
+                params![user_id, digest],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn claim_mails(&self, limit: i64, lease_secs: i64) -> StoreResult<Vec<OutboxMail>> {
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut mails: Vec<OutboxMail> = {
+                let mut stmt = tx.prepare(
+                    "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = ?3
+                     WHERE id IN (SELECT id FROM mail_outbox
+                         WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2)
+                     RETURNING id, kind, recipient, language, subject, body_html, attempts",
+                )?;
+                stmt.query_map(params![now_text(), limit, text_in(lease_secs)], |r| {
+                    Ok(OutboxMail {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        recipient: r.get(2)?,
+                        language: r.get(3)?,
+                        subject: r.get(4)?,
+                        body_html: r.get(5)?,
+                        attempts: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?
+            };
+            tx.commit()?;
+            mails.sort_by_key(|m| m.id);
+            Ok(mails)
+        })
+        .await
+    }
+
+    async fn mark_mail_sent(&self, id: i64) -> StoreResult<()> {
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE mail_outbox SET sent_at = ?2, last_error = NULL
+                 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, now_text()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn mark_mail_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
+        let error = error.to_owned();
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE mail_outbox SET last_error = ?2, next_attempt_at = ?3
+                 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, error, text_in(retry_in_secs)],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn count_unsent_mails(&self) -> StoreResult<i64> {
+        self.with_conn(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    async fn create_whitelink_token(&self, token: &str, expires_at: i64) -> StoreResult<()> {
+        let token = token.to_owned();
+        self.with_conn(move |c| {
+            c.execute(
+                "INSERT INTO whitelink_tokens (token, expires_at) VALUES (?1, ?2)
+                 ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at",
+                params![token, expires_at],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn whitelink_token_valid(&self, token: &str, now: i64) -> StoreResult<bool> {
+        let token = token.to_owned();
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM whitelink_tokens WHERE token = ?1 AND expires_at > ?2",
+                params![token, now],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+        })
+        .await
     }
 }

@@ -1,0 +1,204 @@
+//! The identity namespace (reference §6.2–6.3): sign-up, login/logout, e-mail confirmation,
+//! password reset, whitelink access and the GeeTest registration helper. The informational
+//! endpoints shared with `public/` live in `api::public`.
+
+mod sessions;
+mod users;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::ApiState;
+pub(crate) use super::entities::user_full_info;
+use super::error::ApiError;
+use crate::captcha::CaptchaError;
+use crate::config::{Environment, Gateway};
+use crate::crypto::tokens::random_hex;
+use crate::domain::{NewActivity, NewSession, User, client_ip, session_key};
+use crate::invalidation::Invalidation;
+
+/// The identity routes (mounted under `/identity` next to the shared informational ones).
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/sessions",
+            post(sessions::create).delete(sessions::destroy),
+        )
+        .route("/users", post(users::create))
+        .route("/users/register_geetest", get(users::register_geetest))
+        .route("/users/access", post(users::access))
+        .route(
+            "/users/email/generate_code",
+            post(users::email_generate_code),
+        )
+        .route("/users/email/confirm_code", post(users::email_confirm_code))
+        .route(
+            "/users/password/generate_code",
+            post(users::password_generate_code),
+        )
+        .route(
+            "/users/password/confirm_code",
+            post(users::password_confirm_code),
+        )
+}
+
+/// What identity handlers need to know about the caller: Barong's `remote_ip`, the raw
+/// `User-Agent` and the session cookie value, if any.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+    pub cookie: Option<String>,
+}
+
+impl FromRequestParts<ApiState> for RequestMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let akamai = state.config.gateway == Gateway::Akamai;
+        let ip = client_ip(&parts.headers, peer, akamai);
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let cookie = session_cookie(&parts.headers, &state.config.session_name);
+        Ok(Self {
+            ip,
+            user_agent,
+            cookie,
+        })
+    }
+}
+
+/// The value of cookie `name` among the request's `Cookie` headers (the last one wins).
+fn session_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .next_back()
+}
+
+/// An API error with one key.
+pub(crate) fn error(status: StatusCode, key: &str) -> ApiError {
+    ApiError::new(status, key)
+}
+
+pub(crate) fn captcha_error(e: CaptchaError) -> ApiError {
+    let status = match e {
+        CaptchaError::VerificationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.key())
+}
+
+/// Writes a user-category activity (Barong drops invalid rows silently; so do we).
+pub(crate) async fn record_activity(
+    state: &ApiState,
+    user_id: i64,
+    meta: &RequestMeta,
+    topic: &str,
+    action: &str,
+    result: &str,
+    reason: Option<&str>,
+) {
+    let activity = NewActivity {
+        user_id,
+        target_uid: None,
+        category: "user".into(),
+        user_ip: meta.ip.to_string(),
+        user_ip_country: None,
+        user_agent: meta.user_agent.clone().unwrap_or_default(),
+        topic: topic.into(),
+        action: action.into(),
+        result: result.into(),
+        data: reason.map(|r| json!({ "reason": r }).to_string()),
+    };
+    if let Err(error) = state.store.insert_activities(&[activity]).await {
+        tracing::warn!(%error, topic, action, "activity not recorded");
+    }
+}
+
+/// A freshly opened session: the `Set-Cookie` value and the CSRF token for the body.
+pub(crate) struct OpenedSession {
+    pub set_cookie: HeaderValue,
+    pub csrf_token: String,
+}
+
+/// Barong's `open_session` (§5.2), with a new id at every login: a session the request carried
+/// is deleted first (no fixation).
+pub(crate) async fn open_session(
+    state: &ApiState,
+    user: &User,
+    meta: &RequestMeta,
+) -> Result<OpenedSession, ApiError> {
+    if let Some(old) = &meta.cookie {
+        let id = session_key(old);
+        if state.store.delete_session(&id).await? {
+            state.invalidation.publish(Invalidation::Session(id));
+        }
+    }
+    let cookie = random_hex(16);
+    let csrf_token = random_hex(10);
+    let expire_at = chrono::Utc::now().timestamp() + state.config.session_expire_time as i64;
+    state
+        .store
+        .create_session(&NewSession {
+            id: session_key(&cookie),
+            user_id: user.id,
+            uid: user.uid.clone(),
+            user_ip: meta.ip.to_string(),
+            user_agent: meta.user_agent.clone(),
+            csrf_token: csrf_token.clone(),
+            expire_at,
+        })
+        .await?;
+    let set_cookie = HeaderValue::from_str(&cookie_attributes(state, &cookie, false))
+        .map_err(|_| ApiError::internal())?;
+    Ok(OpenedSession {
+        set_cookie,
+        csrf_token,
+    })
+}
+
+/// `name=value; Path=/; HttpOnly; SameSite=Lax[; Secure]`; `expire` clears the cookie.
+pub(crate) fn cookie_attributes(state: &ApiState, value: &str, expire: bool) -> String {
+    let mut text = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax",
+        state.config.session_name
+    );
+    if expire {
+        text.push_str("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+    if !matches!(
+        state.config.env,
+        Environment::Development | Environment::Test
+    ) {
+        text.push_str("; Secure");
+    }
+    text
+}
+
+/// The language and mail settings used by the templates.
+pub(crate) fn mail_settings(state: &ApiState) -> crate::mail::MailSettings {
+    crate::mail::MailSettings {
+        domain: state.config.domain.clone(),
+        logo: state.config.smtp_logo_link.clone(),
+    }
+}

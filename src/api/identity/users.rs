@@ -1,0 +1,418 @@
+//! `identity/users`: sign-up, e-mail confirmation, password reset, whitelink access and the
+//! GeeTest registration helper (reference §6.3).
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::{
+    RequestMeta, captcha_error, error, mail_settings, open_session, record_activity, user_full_info,
+};
+use crate::api::ApiState;
+use crate::api::error::ApiError;
+use crate::api::params::{Params, Validator};
+use crate::crypto::password_hash;
+use crate::crypto::tokens::random_hex;
+use crate::domain::{
+    NewRestriction, NewUser, UserInput, generate_uid, user_language, validate_user,
+};
+use crate::invalidation::Invalidation;
+use crate::mail::templates;
+use crate::store::StoreError;
+
+fn created() -> Response {
+    (StatusCode::CREATED, Json(json!(201))).into_response()
+}
+
+fn unprocessable(key: &str) -> ApiError {
+    error(StatusCode::UNPROCESSABLE_ENTITY, key)
+}
+
+async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || password_hash::hash_password(&password))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|_| ApiError::internal())
+}
+
+/// Answers with the user and a new session (sign-up and e-mail confirmation).
+async fn with_session(
+    state: &ApiState,
+    user: &crate::domain::User,
+    meta: &RequestMeta,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let session = open_session(state, user, meta).await?;
+    let body = user_full_info(state, user, Some(&session.csrf_token)).await?;
+    Ok((
+        status,
+        [(header::SET_COOKIE, session.set_cookie)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `POST identity/users`: sign-up.
+pub async fn create(
+    State(state): State<ApiState>,
+    meta: RequestMeta,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let mut v = Validator::new("identity.user", &params);
+    let email = v.required_string("email");
+    let password = v.required_string("password");
+    let username = v.optional_string("username");
+    let refid = v.optional_string("refid");
+    let captcha = v.optional_string_or_object("captcha_response", "invalid");
+    let data = v.optional_string("data");
+    v.finish()?;
+    let (email, password) = (email.unwrap_or_default(), password.unwrap_or_default());
+    state
+        .captcha
+        .verify("user_create", captcha.as_ref())
+        .await
+        .map_err(captcha_error)?;
+
+    let mut referral_id = None;
+    if let Some(refid) = refid.filter(|r| !r.trim().is_empty()) {
+        if !refid.starts_with(&state.config.uid_prefix.to_uppercase()) {
+            return Err(unprocessable("identity.user.invalid_referral_format"));
+        }
+        match state.store.find_user_by_uid(&refid).await? {
+            Some(referrer) => referral_id = Some(referrer.id),
+            None => return Err(unprocessable("identity.user.referral_doesnt_exist")),
+        }
+    }
+
+    let username = username.map(|u| u.to_lowercase());
+    let email_taken = state.store.find_user_by_email(&email).await?.is_some();
+    let username_taken = match username.as_deref() {
+        Some(name) if !name.is_empty() => state.store.find_user_by_username(name).await?.is_some(),
+        _ => false,
+    };
+    let errors = validate_user(
+        &UserInput {
+            email: &email,
+            password: &password,
+            username: username.as_deref(),
+            data: data.as_deref(),
+            email_taken,
+            username_taken,
+        },
+        &state.password_policy,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::unprocessable(errors));
+    }
+    let email = email.trim().to_owned();
+    let digest = hash(password).await?;
+    let language = user_language(data.as_deref(), &state.config.default_language);
+
+    let mut attempt = 0;
+    let user = loop {
+        attempt += 1;
+        let mut random = [0u8; 5];
+        aws_lc_rs::rand::fill(&mut random).map_err(|_| ApiError::internal())?;
+        let uid = generate_uid(&state.config.uid_prefix, random);
+        let mut claims = Map::new();
+        claims.insert("email".into(), json!(email));
+        claims.insert("uid".into(), json!(uid));
+        let token = state
+            .tokens
+            .issue("confirmation", claims)
+            .map_err(|_| ApiError::internal())?;
+        let mail = templates::confirmation(&mail_settings(&state), &email, &token.token, &language);
+        let new_user = NewUser {
+            uid,
+            username: username.clone(),
+            email: email.clone(),
+            password_digest: digest.clone(),
+            role: "member".into(),
+            data: data.clone(),
+            level: 0,
+            otp: false,
+            state: "pending".into(),
+            referral_id,
+            labels: Vec::new(),
+        };
+        match state
+            .store
+            .register_user(
+                &new_user,
+                state.config.first_registration_superadmin,
+                Some(&mail),
+                &state.state_rules,
+            )
+            .await
+        {
+            Ok(user) => break user,
+            Err(StoreError::Conflict(column)) if column == "uid" && attempt < 5 => continue,
+            Err(StoreError::Conflict(column)) if column == "email" || column == "username" => {
+                return Err(ApiError::unprocessable(vec![format!("{column}.taken")]));
+            }
+            Err(other) => return Err(other.into()),
+        }
+    };
+    state.mail_wakeup.notify_one();
+    record_activity(&state, user.id, &meta, "account", "signup", "succeed", None).await;
+    with_session(&state, &user, &meta, StatusCode::CREATED).await
+}
+
+/// `GET identity/users/register_geetest`.
+pub async fn register_geetest(State(state): State<ApiState>) -> Json<Value> {
+    Json(state.captcha.register_geetest().await)
+}
+
+/// `POST identity/users/access`: whitelists the caller's IP with a whitelink token.
+pub async fn access(
+    State(state): State<ApiState>,
+    meta: RequestMeta,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let mut v = Validator::new("identity.user", &params);
+    let token = v.required_string("whitelink_token");
+    v.finish()?;
+    let token = token.unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    if !state.store.whitelink_token_valid(&token, now).await? {
+        return Err(unprocessable("identity.user.access.invalid_token"));
+    }
+    if matches!(meta.ip, IpAddr::V6(_)) {
+        return Err(unprocessable("value.invalid"));
+    }
+    let inserted = state
+        .store
+        .insert_restriction_if_absent(&NewRestriction {
+            category: "whitelist".into(),
+            scope: "ip".into(),
+            value: meta.ip.to_string(),
+            code: None,
+            state: "enabled".into(),
+        })
+        .await?;
+    if !inserted {
+        return Err(unprocessable("value.taken"));
+    }
+    state.invalidation.publish(Invalidation::Restrictions);
+    Ok(created())
+}
+
+/// `POST identity/users/email/generate_code`: sends the confirmation mail again.
+pub async fn email_generate_code(
+    State(state): State<ApiState>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let mut v = Validator::new("identity.user", &params);
+    let email = v.required_string("email");
+    let captcha = v.optional_string_or_object("captcha_response", "invalid");
+    v.finish()?;
+    state
+        .captcha
+        .verify("email_confirmation", captcha.as_ref())
+        .await
+        .map_err(captcha_error)?;
+    let email = email.unwrap_or_default();
+    if let Some(user) = state.store.find_user_by_email(&email).await?
+        && user.state != "active"
+    {
+        let mut claims = Map::new();
+        claims.insert("email".into(), json!(user.email));
+        claims.insert("uid".into(), json!(user.uid));
+        let token = state
+            .tokens
+            .issue("confirmation", claims)
+            .map_err(|_| ApiError::internal())?;
+        let language = user_language(user.data.as_deref(), &state.config.default_language);
+        let mail =
+            templates::confirmation(&mail_settings(&state), &user.email, &token.token, &language);
+        state.store.queue_mail(&mail).await?;
+        state.mail_wakeup.notify_one();
+    }
+    Ok(created())
+}
+
+fn claim_str(claims: &Map<String, Value>, name: &str) -> String {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn claim_exp(claims: &Map<String, Value>) -> i64 {
+    claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .map(|e| e as i64)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp() + 3600)
+}
+
+/// `POST identity/users/email/confirm_code`.
+pub async fn email_confirm_code(
+    State(state): State<ApiState>,
+    meta: RequestMeta,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let mut v = Validator::new("identity.user", &params);
+    let token = v.required_string("token");
+    v.finish()?;
+    let claims = state
+        .tokens
+        .verify(&token.unwrap_or_default(), "confirmation")
+        .map_err(|key| unprocessable(&key))?;
+    let email = claim_str(&claims, "email");
+    let user = match state.store.find_user_by_email(&email).await? {
+        Some(user) if user.state != "active" => user,
+        _ => return Err(unprocessable("identity.user.active_or_doesnt_exist")),
+    };
+    let jti = claim_str(&claims, "jti");
+    let Some(user) = state
+        .store
+        .confirm_email(user.id, &jti, claim_exp(&claims), &state.state_rules)
+        .await?
+    else {
+        return Err(unprocessable("identity.user.utilized_token"));
+    };
+    state
+        .invalidation
+        .publish(Invalidation::User(user.uid.clone()));
+    with_session(&state, &user, &meta, StatusCode::CREATED).await
+}
+
+/// `POST identity/users/password/generate_code`: mails a reset link (201 for any e-mail).
+pub async fn password_generate_code(
+    State(state): State<ApiState>,
+    meta: RequestMeta,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let mut v = Validator::new("identity.user", &params);
+    let email = v.required_string("email");
+    let captcha = v.optional_string_or_object("captcha_response", "invalid");
+    v.finish()?;
+    state
+        .captcha
+        .verify("password_reset", captcha.as_ref())
+        .await
+        .map_err(captcha_error)?;
+    let Some(user) = state
+        .store
+        .find_user_by_email(&email.unwrap_or_default())
+        .await?
+    else {
+        return Ok(created());
+    };
+    let reset_token = random_hex(10);
+    let mut claims = Map::new();
+    claims.insert("email".into(), json!(user.email));
+    claims.insert("uid".into(), json!(user.uid));
+    claims.insert("reset_token".into(), json!(reset_token));
+    let token = state
+        .tokens
+        .issue("reset", claims)
+        .map_err(|_| ApiError::internal())?;
+    let language = user_language(user.data.as_deref(), &state.config.default_language);
+    let mail =
+        templates::password_reset(&mail_settings(&state), &user.email, &token.token, &language);
+    state
+        .store
+        .set_reset_token(&user.email, &reset_token, token.exp, &mail)
+        .await?;
+    state.mail_wakeup.notify_one();
+    record_activity(
+        &state,
+        user.id,
+        &meta,
+        "password",
+        "request password reset",
+        "succeed",
+        None,
+    )
+    .await;
+    Ok(created())
+}
+
+/// `POST identity/users/password/confirm_code`: sets the new password, revokes every session.
+pub async fn password_confirm_code(
+    State(state): State<ApiState>,
+    meta: RequestMeta,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let mut v = Validator::new("identity.user", &params);
+    let token = v.required_string_as("reset_password_token", "identity.user.missing_pass_token");
+    let password = v.required_string("password");
+    let confirm = v.required_string("confirm_password");
+    v.finish()?;
+    let (token, password) = (token.unwrap_or_default(), password.unwrap_or_default());
+    if Some(&password) != confirm.as_ref() {
+        return Err(unprocessable("identity.user.passwords_doesnt_match"));
+    }
+    let claims = state
+        .tokens
+        .verify(&token, "reset")
+        .map_err(|key| unprocessable(&key))?;
+    let email = claim_str(&claims, "email");
+    let latest = state
+        .store
+        .find_reset_token(&email, chrono::Utc::now().timestamp())
+        .await?;
+    let presented = claims
+        .get("reset_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if latest != presented {
+        return Err(unprocessable("identity.user.utilized_token"));
+    }
+    let Some(user) = state.store.find_user_by_email(&email).await? else {
+        return Err(error(StatusCode::NOT_FOUND, "record.not_found"));
+    };
+    let mut problems = Vec::new();
+    if password.len() > 72 {
+        problems.push("password.too_long".to_owned());
+    }
+    if let Err(problem) = state.password_policy.check(&password) {
+        problems.push(problem.key().to_owned());
+    }
+    if !problems.is_empty() {
+        record_activity(
+            &state,
+            user.id,
+            &meta,
+            "password",
+            "password reset",
+            "failed",
+            Some(&problems.join(", ")),
+        )
+        .await;
+        return Err(ApiError::unprocessable(problems));
+    }
+    let digest = hash(password).await?;
+    let jti = claim_str(&claims, "jti");
+    let Some(revoked) = state
+        .store
+        .reset_password(user.id, &email, &jti, claim_exp(&claims), &digest)
+        .await?
+    else {
+        return Err(unprocessable("identity.user.utilized_token"));
+    };
+    for id in revoked {
+        state.invalidation.publish(Invalidation::Session(id));
+    }
+    state
+        .invalidation
+        .publish(Invalidation::User(user.uid.clone()));
+    record_activity(
+        &state,
+        user.id,
+        &meta,
+        "password",
+        "password reset",
+        "succeed",
+        None,
+    )
+    .await;
+    Ok(created())
+}
