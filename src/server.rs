@@ -230,8 +230,10 @@ fn with_authz_routes(router: axum::Router, authz: Arc<Authz>) -> axum::Router {
         .route("/api/v2/auth/{*path}", axum::routing::any(decide))
 }
 
-/// The authz state and the background writers it feeds.
-async fn build_authz(
+/// The authz state and the background writers it feeds (public for the benchmarks, which drive
+/// [`authz::handle`] in-process on exactly what `serve` builds). Needs a Tokio runtime: the
+/// writers are spawned on it.
+pub async fn build_authz(
     config: &Config,
     keys: &Keys,
     signer: Arc<JwtSigner>,

@@ -6,7 +6,7 @@
 //! database is read only on cache misses (see `cache`), and writes (activities, sliding
 //! expiries) go through background queues.
 
-mod apikey;
+pub mod apikey;
 pub mod audit;
 pub mod cache;
 pub mod expiry;

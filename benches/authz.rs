@@ -1,0 +1,531 @@
+//! In-process benchmarks of the authz hot path (criterion; measured, never asserted).
+//!
+//! `cargo bench --bench authz` (a filter narrows it: `cargo bench --bench authz -- decision`).
+//!
+//! - `decision/*`: `authz::handle` on an `Authz` built by `server::build_authz` (exactly what
+//!   `barong serve` runs) over a temp SQLite database with the default seeds: a cached cookie
+//!   session, a cached API key (HS256), a deny (no session, 401), a session cache miss (the
+//!   session is evicted before each call: SQLite lookup, JWT reused) and the same miss with
+//!   `BARONG_JWT_REUSE_TIME=0` (lookup + RS256 signing).
+//! - `hmac/*`: `authz::apikey::signature_matches` (what every API-key request verifies).
+//! - `jwt_sign/*`: our `JwtSigner` (key pair parsed once) against `jsonwebtoken::encode` (which
+//!   re-parses the key on every call), per algorithm, on Barong's claims.
+//! - `token/*`: `TokenMinter::token` reuse hit against a fresh mint.
+//! - `cache/*`: the session cache, hit against miss (SQLite).
+//!
+//! Before the groups run, the number of heap allocations per decision is printed (a counting
+//! global allocator, switched on only for that count).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::hmac;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use http::Request;
+
+use barong::authz::token::{Principal, TokenMinter, UserExtras};
+use barong::authz::{self, Authz};
+use barong::config::Config;
+use barong::crypto::encryption::Encryptor;
+use barong::crypto::jws::JwtSigner;
+use barong::crypto::keys::{EncryptionKey, KeyAlgorithm, SigningKey, generate_private_key_pem};
+use barong::domain::{KeyHolder, NewApiKey, NewSession, NewUser, session_key};
+use barong::invalidation::InvalidationBus;
+use barong::seed::{DEFAULT_SEEDS, Seeds};
+use barong::server;
+use barong::store::Store;
+
+// ---- allocation counting -------------------------------------------------------------------
+
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+
+fn count(size: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(size as u64, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+// ---- fixture -------------------------------------------------------------------------------
+
+const ENCRYPTION_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+const AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) barong-bench";
+const PATH: &str = "/api/v2/auth/api/v2/barong/resource/users/me";
+const SECRET: &str = "00112233445566778899aabbccddeeff";
+
+/// Fields drop in order: the runtime last, so the SQLite pool can hand its connections back.
+struct Fixture {
+    /// `barong serve`'s defaults (JWTs reused for 30 s).
+    authz: Arc<Authz>,
+    /// `BARONG_JWT_REUSE_TIME=0`: every allow signs.
+    authz_signing: Arc<Authz>,
+    cookie: String,
+    session_id: String,
+    kid: String,
+    nonce: String,
+    signature: String,
+    _dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+}
+
+fn config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = [
+        (
+            "BARONG_DATABASE_URL",
+            format!("sqlite://{}", dir.join("barong.db").display()),
+        ),
+        ("BARONG_DATA_DIR", dir.display().to_string()),
+        ("BARONG_ENCRYPTION_KEY", ENCRYPTION_KEY.to_owned()),
+        // A fixed nonce for the whole run: verification costs the same whatever its age.
+        ("BARONG_APIKEY_NONCE_LIFETIME", "86400000".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Config::from_sources(&env, None).expect("bench config")
+}
+
+fn fixture() -> Fixture {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path(), &[]);
+    let config_signing = self::config(dir.path(), &[("BARONG_JWT_REUSE_TIME", "0")]);
+    let built = rt.block_on(async {
+        let keys = server::load_keys(&config).expect("keys");
+        let store = server::open_store(&config).await.expect("store");
+        store.migrate().await.expect("migrate");
+        Seeds::parse(DEFAULT_SEEDS)
+            .expect("seeds")
+            .apply(store.as_ref(), "ID")
+            .await
+            .expect("seed");
+        let user = store
+            .create_user(&NewUser {
+                uid: "IDBENCH00001".into(),
+                username: None,
+                email: "bench@barong.test".into(),
+                password_digest: "$argon2id$unused".into(),
+                role: "member".into(),
+                data: None,
+                level: 3,
+                otp: true,
+                state: "active".into(),
+                referral_id: None,
+                labels: vec![],
+            })
+            .await
+            .expect("user");
+        let cookie = "0123456789abcdef0123456789abcdef".to_owned();
+        let session_id = session_key(&cookie);
+        store
+            .create_session(&NewSession {
+                id: session_id.clone(),
+                user_id: user.id,
+                uid: user.uid.clone(),
+                user_ip: "127.0.0.1".into(),
+                user_agent: Some(AGENT.into()),
+                csrf_token: "c0ffee00c0ffee00c0ff".into(),
+                expire_at: chrono::Utc::now().timestamp() + 86_400,
+            })
+            .await
+            .expect("session");
+        let kid = "b0a1d2e3f4a5b6c7".to_owned();
+        let encryptor = Encryptor::new(&EncryptionKey::parse(ENCRYPTION_KEY).expect("key"));
+        store
+            .create_api_key(&NewApiKey {
+                holder: KeyHolder::User(user.id),
+                kid: kid.clone(),
+                algorithm: "HS256".into(),
+                scope: vec!["trade".into()],
+                secret_encrypted: encryptor.encrypt(SECRET),
+                state: "active".into(),
+            })
+            .await
+            .expect("api key");
+        let nonce = chrono::Utc::now().timestamp_millis().to_string();
+        let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
+        let signature = hex::encode(hmac::sign(&key, format!("{nonce}{kid}").as_bytes()));
+
+        let bus = InvalidationBus::new();
+        let signer = Arc::new(JwtSigner::new(&keys.signing).expect("signer"));
+        let (authz, _) =
+            server::build_authz(&config, &keys, signer.clone(), store.clone(), bus.clone())
+                .await
+                .expect("authz");
+        let (authz_signing, _) = server::build_authz(
+            &config_signing,
+            &keys,
+            signer,
+            store.clone() as Arc<dyn Store>,
+            bus,
+        )
+        .await
+        .expect("authz (no reuse)");
+        (
+            authz,
+            authz_signing,
+            cookie,
+            session_id,
+            kid,
+            nonce,
+            signature,
+        )
+    });
+    let (authz, authz_signing, cookie, session_id, kid, nonce, signature) = built;
+    Fixture {
+        authz,
+        authz_signing,
+        cookie,
+        session_id,
+        kid,
+        nonce,
+        signature,
+        _dir: dir,
+        rt,
+    }
+}
+
+/// Drops the fixture inside its runtime (the database pools need one to close).
+fn teardown(f: Fixture) {
+    let handle = f.rt.handle().clone();
+    let _guard = handle.enter();
+    drop(f);
+}
+
+fn peer() -> SocketAddr {
+    "127.0.0.1:40000".parse().expect("peer")
+}
+
+fn cookie_request(cookie: &str) -> Request<()> {
+    Request::get(PATH)
+        .header("host", "127.0.0.1:8002")
+        .header("cookie", format!("_barong_session={cookie}"))
+        .header("user-agent", AGENT)
+        .body(())
+        .expect("request")
+}
+
+fn api_key_request(f: &Fixture) -> Request<()> {
+    Request::get(PATH)
+        .header("host", "127.0.0.1:8002")
+        .header("x-auth-apikey", f.kid.as_str())
+        .header("x-auth-nonce", f.nonce.as_str())
+        .header("x-auth-signature", f.signature.as_str())
+        .body(())
+        .expect("request")
+}
+
+fn anonymous_request() -> Request<()> {
+    Request::get(PATH)
+        .header("host", "127.0.0.1:8002")
+        .header("user-agent", AGENT)
+        .body(())
+        .expect("request")
+}
+
+async fn decide(authz: &Arc<Authz>, request: Request<()>) -> u16 {
+    let response = authz::handle(authz.clone(), peer(), request)
+        .await
+        .expect("infallible");
+    response.status().as_u16()
+}
+
+/// Times `iters` decisions, building the requests outside the timed part (in chunks).
+async fn timed_decisions(
+    authz: &Arc<Authz>,
+    iters: u64,
+    make: impl Fn() -> Request<()>,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(1024);
+        let requests: Vec<Request<()>> = (0..n).map(|_| make()).collect();
+        let start = Instant::now();
+        for request in requests {
+            black_box(decide(authz, request).await);
+        }
+        total += start.elapsed();
+        left -= n;
+    }
+    total
+}
+
+/// Times decisions that each start with the session evicted (the eviction is not timed).
+async fn timed_misses(authz: &Arc<Authz>, iters: u64, cookie: &str, session_id: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        authz.caches.forget_session(session_id).await;
+        let request = cookie_request(cookie);
+        let start = Instant::now();
+        black_box(decide(authz, request).await);
+        total += start.elapsed();
+    }
+    total
+}
+
+fn check_fixture(f: &Fixture) {
+    f.rt.block_on(async {
+        assert_eq!(decide(&f.authz, cookie_request(&f.cookie)).await, 200);
+        assert_eq!(decide(&f.authz, api_key_request(f)).await, 200);
+        assert_eq!(decide(&f.authz, anonymous_request()).await, 401);
+        assert_eq!(
+            decide(&f.authz_signing, cookie_request(&f.cookie)).await,
+            200
+        );
+    });
+}
+
+/// Heap allocations (count, bytes) per decision, averaged over `n` warm calls.
+fn allocations(f: &Fixture, n: u64, make: impl Fn() -> Request<()>) -> (f64, f64) {
+    f.rt.block_on(async {
+        for _ in 0..16 {
+            decide(&f.authz, make()).await;
+        }
+        let requests: Vec<Request<()>> = (0..n).map(|_| make()).collect();
+        ALLOCS.store(0, Ordering::Relaxed);
+        ALLOC_BYTES.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        for request in requests {
+            black_box(decide(&f.authz, request).await);
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+    });
+    (
+        ALLOCS.load(Ordering::Relaxed) as f64 / n as f64,
+        ALLOC_BYTES.load(Ordering::Relaxed) as f64 / n as f64,
+    )
+}
+
+fn print_allocations(f: &Fixture) {
+    type MakeRequest<'a> = Box<dyn Fn() -> Request<()> + 'a>;
+    let cases: [(&str, MakeRequest); 3] = [
+        (
+            "cookie allow (cached)",
+            Box::new(|| cookie_request(&f.cookie)),
+        ),
+        ("API-key allow (cached)", Box::new(|| api_key_request(f))),
+        ("deny (no session)", Box::new(anonymous_request)),
+    ];
+    for (name, make) in cases {
+        let (count, bytes) = allocations(f, 2000, make);
+        println!(
+            "allocations per decision, {name}: {count:.1} ({bytes:.0} bytes; the response included, the request not)"
+        );
+    }
+}
+
+// ---- benchmarks ----------------------------------------------------------------------------
+
+fn decision(c: &mut Criterion) {
+    let f = fixture();
+    check_fixture(&f);
+    print_allocations(&f);
+    let mut group = c.benchmark_group("decision");
+    group.bench_function("cookie_allow_cached", |b| {
+        b.to_async(&f.rt)
+            .iter_custom(|iters| timed_decisions(&f.authz, iters, || cookie_request(&f.cookie)));
+    });
+    group.bench_function("api_key_allow_cached", |b| {
+        b.to_async(&f.rt)
+            .iter_custom(|iters| timed_decisions(&f.authz, iters, || api_key_request(&f)));
+    });
+    group.bench_function("deny_no_session_401", |b| {
+        b.to_async(&f.rt)
+            .iter_custom(|iters| timed_decisions(&f.authz, iters, anonymous_request));
+    });
+    group.bench_function("cookie_session_miss_sqlite", |b| {
+        b.to_async(&f.rt)
+            .iter_custom(|iters| timed_misses(&f.authz, iters, &f.cookie, &f.session_id));
+    });
+    group.bench_function("cookie_session_miss_sqlite_and_rs256_sign", |b| {
+        b.to_async(&f.rt)
+            .iter_custom(|iters| timed_misses(&f.authz_signing, iters, &f.cookie, &f.session_id));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("cache");
+    group.bench_function("session_hit", |b| {
+        b.to_async(&f.rt).iter(|| async {
+            black_box(f.authz.caches.session(&f.session_id).await.expect("load"))
+        });
+    });
+    group.bench_function("session_miss_sqlite", |b| {
+        let f = &f;
+        b.to_async(&f.rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                f.authz.caches.forget_session(&f.session_id).await;
+                let start = Instant::now();
+                black_box(f.authz.caches.session(&f.session_id).await.expect("load"));
+                total += start.elapsed();
+            }
+            total
+        });
+    });
+    group.finish();
+    teardown(f);
+}
+
+fn hmac_verification(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hmac");
+    let kid = "b0a1d2e3f4a5b6c7";
+    let nonce = "1764043200000";
+    for (name, algorithm) in [
+        ("HS256", hmac::HMAC_SHA256),
+        ("HS384", hmac::HMAC_SHA384),
+        ("HS512", hmac::HMAC_SHA512),
+    ] {
+        let key = hmac::Key::new(algorithm, SECRET.as_bytes());
+        let signature = hex::encode(hmac::sign(&key, format!("{nonce}{kid}").as_bytes()));
+        group.bench_function(BenchmarkId::new("signature_matches", name), |b| {
+            b.iter(|| {
+                black_box(authz::apikey::signature_matches(
+                    black_box(&key),
+                    black_box(nonce),
+                    black_box(kid),
+                    black_box(&signature),
+                ))
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Barong's claims for a user, as `TokenMinter` serializes them.
+fn claims() -> serde_json::Value {
+    serde_json::json!({
+        "iat": 1_764_043_200, "exp": 1_764_046_800, "sub": "session", "iss": "barong",
+        "aud": ["peatio", "barong"], "jti": "0123456789abcdef0123", "uid": "IDBENCH00001",
+        "email": "bench@barong.test", "role": "member", "level": 3, "state": "active",
+        "referral_id": null, "username": null,
+    })
+}
+
+fn signing_key(algorithm: KeyAlgorithm) -> SigningKey {
+    let pem = generate_private_key_pem(algorithm).expect("generate");
+    let der = pem::parse(&pem).expect("pem").into_contents();
+    SigningKey {
+        algorithm,
+        private_der: der,
+        pem,
+    }
+}
+
+fn jwt_signing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jwt_sign");
+    let claims = claims();
+    let claims_json = serde_json::to_vec(&claims).expect("claims");
+    for (algorithm, jwt_alg) in [
+        (KeyAlgorithm::Rs256, jsonwebtoken::Algorithm::RS256),
+        (KeyAlgorithm::Es256, jsonwebtoken::Algorithm::ES256),
+        (KeyAlgorithm::EdDsa, jsonwebtoken::Algorithm::EdDSA),
+    ] {
+        let key = signing_key(algorithm);
+        let signer = JwtSigner::new(&key).expect("signer");
+        let encoding_key = match algorithm {
+            KeyAlgorithm::Rs256 => jsonwebtoken::EncodingKey::from_rsa_pem(key.pem.as_bytes()),
+            KeyAlgorithm::Es256 => jsonwebtoken::EncodingKey::from_ec_pem(key.pem.as_bytes()),
+            KeyAlgorithm::EdDsa => jsonwebtoken::EncodingKey::from_ed_pem(key.pem.as_bytes()),
+        }
+        .expect("jsonwebtoken key");
+        let mut header = jsonwebtoken::Header::new(jwt_alg);
+        header.kid = Some(signer.kid().to_owned());
+        jsonwebtoken::encode(&header, &claims, &encoding_key).expect("jsonwebtoken encode");
+
+        group.bench_function(
+            BenchmarkId::new("jws_signer_preparsed", algorithm.name()),
+            |b| {
+                b.iter(|| black_box(signer.sign(black_box(&claims_json)).expect("sign")));
+            },
+        );
+        group.bench_function(
+            BenchmarkId::new("jsonwebtoken_encode", algorithm.name()),
+            |b| {
+                b.iter(|| {
+                    black_box(
+                        jsonwebtoken::encode(&header, black_box(&claims), &encoding_key)
+                            .expect("encode"),
+                    )
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+fn token_reuse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("token");
+    let principal = Principal {
+        uid: "IDBENCH00001".into(),
+        email: "bench@barong.test".into(),
+        role: "member".into(),
+        level: 3,
+        state: "active".into(),
+        user_extras: Some(UserExtras {
+            username: None,
+            referral_id: None,
+        }),
+    };
+    for algorithm in [
+        KeyAlgorithm::Rs256,
+        KeyAlgorithm::Es256,
+        KeyAlgorithm::EdDsa,
+    ] {
+        let signer = Arc::new(JwtSigner::new(&signing_key(algorithm)).expect("signer"));
+        let reusing = TokenMinter::new(signer.clone(), 3600, 30);
+        let minting = TokenMinter::new(signer, 3600, 0);
+        reusing.token(&principal).expect("first token");
+        group.bench_function(BenchmarkId::new("reuse_hit", algorithm.name()), |b| {
+            b.iter(|| black_box(reusing.token(black_box(&principal)).expect("token")));
+        });
+        group.bench_function(BenchmarkId::new("fresh_mint", algorithm.name()), |b| {
+            b.iter(|| black_box(minting.token(black_box(&principal)).expect("token")));
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+    targets = decision, hmac_verification, jwt_signing, token_reuse
+}
+criterion_main!(benches);

@@ -1,0 +1,414 @@
+#!/usr/bin/env bash
+# Load run of the authz listener against the physical baseline, in one go on this machine.
+#
+#   benches/load.sh            # about 2-3 minutes
+#   benches/load.sh --quick    # a ~20-30 s smoke run (short durations, fewer sessions)
+#   benches/load.sh --help
+#
+# What it does (every number measured, nothing asserted: it never fails on timings):
+#  1. builds release (`barong`, `examples/baseline`, `examples/loadprep`), installs wrk from
+#     Debian if missing;
+#  2. creates a fresh PostgreSQL database (127.0.0.1:5432, user postgres) and seeds it through
+#     the library: default seeds, members with 2FA, deterministic sessions (cookie i is the
+#     32-hex-digit i) and one HS256 API key; the same database serves every scenario;
+#  3. drives, with the same wrk threads, connections and duration:
+#       baseline   bare hyper on the authz listener's runtime settings, 200 + fixed Bearer
+#       cookie     cached cookie session -> 200 + JWT (JWT reuse on, the default)
+#       apikey     cached API key, fixed nonce -> 200 + JWT (BARONG_APIKEY_NONCE_LIFETIME is
+#                  set to 24 h for the run; verification costs the same whatever the nonce age)
+#       deny       no cookie -> 401 authz.invalid_session
+#       cold       a new session every request (cache miss -> PostgreSQL lookup + signing,
+#                  BARONG_JWT_REUSE_TIME=0), walking sessions nobody asked for before
+#  4. p99 at half the peak rate for cookie and apikey: wrk with a Lua `delay()` (closed loop,
+#     each connection waits a fixed 10 ms between requests; the connection count sets the rate,
+#     scaled after a short calibration run; the achieved rate is reported next to the target);
+#  5. resident memory after caching --cache-sessions sessions (one request each), read from
+#     /proc/<pid>/status, with the cache sizes from /metrics; peak RSS (VmHWM) of every server;
+#  6. the cold path at half its peak rate, paced the same way, on sessions still never asked for.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=10
+WARMUP=2
+CONNECTIONS=64
+THREADS=2
+CACHE_SESSIONS=100000
+COLD_SESSIONS=150000
+USERS=1000
+ALGORITHM=RS256
+BUILD=1
+KEEP_DB=0
+PG_ADMIN=${BARONG_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+PORT_BASE=28000
+DELAY_MS=10
+CALIBRATION=2
+
+usage() {
+  sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  cat <<EOF
+Flags (defaults in brackets):
+  --quick                 duration 2 s, warm-up 1 s, 10,000 cached + 20,000 cold sessions
+  --duration S            seconds per measured wrk run [$DURATION]
+  --warmup S              seconds of unmeasured wrk before each cached scenario [$WARMUP]
+  --connections C         wrk connections [$CONNECTIONS]
+  --threads T             wrk threads [$THREADS]
+  --cache-sessions N      sessions cached for the memory reading [$CACHE_SESSIONS]
+  --cold-sessions N       fresh sessions for the cold run (more than it can use) [$COLD_SESSIONS]
+  --users N               users owning the sessions [$USERS]
+  --algorithm A           RS256, ES256 or EdDSA [$ALGORITHM]
+  --port-base P           baseline P+90, authz P+2, REST P+1 [$PORT_BASE]
+  --no-build              use the release binaries as they are
+  --keep-db               keep the PostgreSQL database
+  PostgreSQL admin URL: \$BARONG_BENCH_POSTGRES_URL [$PG_ADMIN]
+EOF
+}
+
+QUICK=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --duration) DURATION=$2; shift ;;
+    --warmup) WARMUP=$2; shift ;;
+    --connections) CONNECTIONS=$2; shift ;;
+    --threads) THREADS=$2; shift ;;
+    --cache-sessions) CACHE_SESSIONS=$2; shift ;;
+    --cold-sessions) COLD_SESSIONS=$2; shift ;;
+    --users) USERS=$2; shift ;;
+    --algorithm) ALGORITHM=$2; shift ;;
+    --port-base) PORT_BASE=$2; shift ;;
+    --no-build) BUILD=0 ;;
+    --keep-db) KEEP_DB=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$QUICK" = 1 ]; then
+  DURATION=2; WARMUP=1; CALIBRATION=1; CACHE_SESSIONS=10000; COLD_SESSIONS=20000; USERS=100
+fi
+
+STARTED=$(date +%s)
+log() { printf '[load %4ss] %s\n' "$(( $(date +%s) - STARTED ))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+BASELINE_ADDR=127.0.0.1:$((PORT_BASE + 90))
+AUTHZ_ADDR=127.0.0.1:$((PORT_BASE + 2))
+API_ADDR=127.0.0.1:$((PORT_BASE + 1))
+ENCRYPTION_KEY=4242424242424242424242424242424242424242424242424242424242424242
+AGENT="barong-load/1"
+AUTH_PATH=/api/v2/auth/api/v2/barong/resource/users/me
+WORK=$(mktemp -d /tmp/barong-load.XXXXXX)
+mkdir -p "$WORK/data"
+DB_NAME=barong_bench_$$
+PG_BASE=${PG_ADMIN%/*}
+DB_URL=$PG_BASE/$DB_NAME
+SERVER_PID=
+
+# ---- clean-up: only what this script started ------------------------------------------------
+cleanup() {
+  stop_server
+  if [ "$KEEP_DB" = 0 ]; then
+    psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1
+  else
+    log "database kept: $DB_URL"
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+  fi
+  SERVER_PID=
+}
+
+# kB of a /proc status field of the running server (VmRSS, VmHWM).
+proc_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
+mib() { awk -v kb="${1:-0}" 'BEGIN { printf "%.1f MiB", kb / 1024 }'; }
+
+wait_http() { # url, expected status, what
+  for _ in $(seq 1 300); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" 2>/dev/null)
+    [ "$code" = "$2" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || die "$3 exited; log: $(tail -5 "$WORK/server.log")"
+    sleep 0.1
+  done
+  die "$3 did not answer $2 on $1"
+}
+
+# ---- tools ------------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+  log "wrk missing: installing it from Debian"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get install -y wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y wrk; }) >/dev/null 2>&1
+  fi
+  command -v wrk >/dev/null || die "wrk is needed (Debian: apt-get install wrk)"
+fi
+command -v psql >/dev/null || die "psql is needed"
+command -v curl >/dev/null || die "curl is needed"
+pg_isready -d "$PG_ADMIN" -q 2>/dev/null || psql "$PG_ADMIN" -qAtc 'SELECT 1' >/dev/null ||
+  die "PostgreSQL is not reachable at $PG_ADMIN"
+
+if [ "$BUILD" = 1 ]; then
+  log "cargo build --release --bin barong --example baseline --example loadprep"
+  cargo build --release --locked --bin barong --example baseline --example loadprep >&2 ||
+    die "release build failed"
+fi
+BARONG=target/release/barong
+BASELINE=target/release/examples/baseline
+LOADPREP=target/release/examples/loadprep
+for bin in "$BARONG" "$BASELINE" "$LOADPREP"; do [ -x "$bin" ] || die "$bin missing (drop --no-build)"; done
+
+# ---- database ---------------------------------------------------------------------------------
+TOTAL_SESSIONS=$((CACHE_SESSIONS + COLD_SESSIONS))
+log "PostgreSQL database $DB_NAME: seeding $USERS users and $TOTAL_SESSIONS sessions through the library"
+psql "$PG_ADMIN" -qc "CREATE DATABASE $DB_NAME" >/dev/null || die "cannot create $DB_NAME"
+"$LOADPREP" seed --database-url "$DB_URL" --sessions "$TOTAL_SESSIONS" --users "$USERS" \
+  --encryption-key "$ENCRYPTION_KEY" --agent "$AGENT" >"$WORK/seed.env" || die "seeding failed"
+COOKIE0= KID= NONCE= SIGNATURE= SEED_SECONDS=
+while IFS='=' read -r key value; do
+  case "$key" in COOKIE0|KID|NONCE|SIGNATURE|SEED_SECONDS) printf -v "$key" '%s' "$value" ;; esac
+done <"$WORK/seed.env"
+[ -n "$KID" ] || die "loadprep printed no API key"
+log "seeded in ${SEED_SECONDS}s"
+
+# ---- wrk scripts ------------------------------------------------------------------------------
+DONE_LUA='
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d non2xx=%d socket_errors=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+'
+lua_fixed() { # name, then header lines "Name: value"
+  local name=$1; shift
+  {
+    echo 'wrk.method = "GET"'
+    for h in "$@"; do
+      printf 'wrk.headers["%s"] = "%s"\n' "${h%%: *}" "${h#*: }"
+    done
+    echo "$DONE_LUA"
+  } >"$WORK/$name.lua"
+}
+lua_fixed baseline "User-Agent: $AGENT" "Cookie: _barong_session=$COOKIE0"
+lua_fixed cookie "User-Agent: $AGENT" "Cookie: _barong_session=$COOKIE0"
+lua_fixed apikey "X-Auth-Apikey: $KID" "X-Auth-Nonce: $NONCE" "X-Auth-Signature: $SIGNATURE"
+lua_fixed deny "User-Agent: $AGENT"
+for name in cookie apikey; do
+  { cat "$WORK/$name.lua"; echo "function delay() return $DELAY_MS end"; } >"$WORK/$name-paced.lua"
+done
+# Cold: wrk ... cold.lua URL -- FIRST LAST; thread k of n asks for sessions FIRST+k, FIRST+k+n, ...
+# below LAST (sessions nobody asked for before), wrapping around if it runs out.
+cat >"$WORK/cold.lua" <<EOF
+local next_id = 0
+function setup(thread)
+  thread:set("id", next_id)
+  thread:set("nthreads", $THREADS)
+  next_id = next_id + 1
+end
+local first, last, i
+function init(args)
+  first, last = tonumber(args[1]), tonumber(args[2])
+  i = first + id
+end
+function request()
+  local n = i
+  i = i + nthreads
+  if i >= last then i = first + id end
+  return wrk.format("GET", nil, {
+    ["User-Agent"] = "$AGENT",
+    ["Cookie"] = string.format("_barong_session=%032x", n),
+  })
+end
+$DONE_LUA
+EOF
+{ cat "$WORK/cold.lua"; echo "function delay() return $DELAY_MS end"; } >"$WORK/cold-paced.lua"
+
+# ---- running wrk ------------------------------------------------------------------------------
+declare -A RPS P50 P99 NON2XX ERRS REQS
+run_wrk() { # key, script, url, duration, connections, script args...
+  local key=$1 script=$2 url=$3 duration=$4 connections=$5 threads=$THREADS
+  shift 5
+  [ "$connections" -lt "$threads" ] && threads=$connections
+  local out
+  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --timeout 5s -s "$script" "$url" -- "$@" 2>&1)
+  local line
+  line=$(grep '^RESULT' <<<"$out")
+  if [ -z "$line" ]; then
+    log "wrk gave no result for $key: $out"
+    return
+  fi
+  local requests duration_us p50 p99 non2xx errors
+  requests=$(sed 's/.*requests=\([0-9]*\).*/\1/' <<<"$line")
+  duration_us=$(sed 's/.*duration_us=\([0-9]*\).*/\1/' <<<"$line")
+  p50=$(sed 's/.*p50_us=\([0-9]*\).*/\1/' <<<"$line")
+  p99=$(sed 's/.*p99_us=\([0-9]*\).*/\1/' <<<"$line")
+  non2xx=$(sed 's/.*non2xx=\([0-9]*\).*/\1/' <<<"$line")
+  errors=$(sed 's/.*socket_errors=\([0-9]*\).*/\1/' <<<"$line")
+  REQS[$key]=$requests
+  RPS[$key]=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
+  P50[$key]=$p50
+  P99[$key]=$p99
+  NON2XX[$key]=$non2xx
+  ERRS[$key]=$errors
+  log "$(printf '%-16s %8s req/s  p50 %6s us  p99 %6s us  non-2xx %s  socket errors %s' \
+    "$key" "${RPS[$key]}" "$p50" "$p99" "$non2xx" "$errors")"
+}
+
+scenario() { # key, script, url (warm-up then measured run)
+  if [ "$WARMUP" != 0 ]; then
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$2" "$3" >/dev/null 2>&1
+  fi
+  run_wrk "$1" "$2" "$3" "$DURATION" "$CONNECTIONS"
+}
+
+# Half the measured peak, paced: each connection sends, waits DELAY_MS, sends again.
+paced() { # key, peak key, script, url, calibration script args (one word list), script args...
+  local key=$1 peak=${RPS[$2]:-0} script=$3 url=$4 calibration_args=$5
+  shift 5
+  [ "$peak" -gt 0 ] || { log "no peak measured: skipping $key"; return; }
+  local target=$((peak / 2))
+  local connections=$(( (target * DELAY_MS + 999) / 1000 ))
+  [ "$connections" -lt 1 ] && connections=1
+  [ "$connections" -gt 4000 ] && connections=4000
+  # Timer slack and latency stretch each connection's cycle beyond DELAY_MS: a short calibration
+  # run measures the real rate per connection, and the connection count is scaled to it.
+  # shellcheck disable=SC2086 # a word list on purpose
+  run_wrk calibration "$script" "$url" "$CALIBRATION" "$connections" $calibration_args
+  local achieved=${RPS[calibration]:-0}
+  if [ "$achieved" -gt 0 ]; then
+    connections=$(( (connections * target + achieved - 1) / achieved ))
+    [ "$connections" -gt 4000 ] && connections=4000
+  fi
+  TARGET[$key]=$target
+  CONNS[$key]=$connections
+  log "$key: target $target req/s = $connections connections x one request per ${DELAY_MS} ms + latency"
+  run_wrk "$key" "$script" "$url" "$DURATION" "$connections" "$@"
+}
+declare -A TARGET CONNS HWM
+
+# ---- 1. baseline ------------------------------------------------------------------------------
+log "baseline: bare hyper on $BASELINE_ADDR"
+"$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+wait_http "http://$BASELINE_ADDR/" 200 baseline
+scenario baseline "$WORK/baseline.lua" "http://$BASELINE_ADDR$AUTH_PATH"
+HWM[baseline]=$(proc_kb VmHWM)
+stop_server
+
+# ---- 2. barong, cached paths --------------------------------------------------------------------
+start_barong() { # extra env assignments
+  log "barong serve on $AUTHZ_ADDR ($*)"
+  env BARONG_DATABASE_URL="$DB_URL" BARONG_DATA_DIR="$WORK/data" \
+    BARONG_ENCRYPTION_KEY="$ENCRYPTION_KEY" BARONG_JWT_ALGORITHM="$ALGORITHM" \
+    BARONG_AUTHZ_ADDR="$AUTHZ_ADDR" BARONG_API_ADDR="$API_ADDR" RUST_LOG=warn "$@" \
+    "$BARONG" serve --no-migrate >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  wait_http "http://$AUTHZ_ADDR/.well-known/jwks.json" 200 "barong"
+}
+check_status() { # what, expected, curl args...
+  local what=$1 expected=$2; shift 2
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$@")
+  [ "$code" = "$expected" ] || die "$what answered $code, expected $expected"
+}
+
+start_barong BARONG_APIKEY_NONCE_LIFETIME=86400000
+AUTHZ_URL="http://$AUTHZ_ADDR$AUTH_PATH"
+check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
+check_status "API-key allow" 200 -H "X-Auth-Apikey: $KID" -H "X-Auth-Nonce: $NONCE" \
+  -H "X-Auth-Signature: $SIGNATURE" "$AUTHZ_URL"
+check_status "deny" 401 -A "$AGENT" "$AUTHZ_URL"
+log "the API-key scenario reuses one nonce: BARONG_APIKEY_NONCE_LIFETIME=86400000 (24 h) for this run"
+scenario cookie "$WORK/cookie.lua" "$AUTHZ_URL"
+scenario apikey "$WORK/apikey.lua" "$AUTHZ_URL"
+scenario deny "$WORK/deny.lua" "$AUTHZ_URL"
+paced cookie_half cookie "$WORK/cookie-paced.lua" "$AUTHZ_URL" ""
+paced apikey_half apikey "$WORK/apikey-paced.lua" "$AUTHZ_URL" ""
+HWM[cached]=$(proc_kb VmHWM)
+stop_server
+
+# ---- 3. barong, memory with cached sessions ------------------------------------------------------
+start_barong BARONG_AUTHZ_CACHE_TTL=3600
+check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
+IDLE_RSS=$(proc_kb VmRSS)
+log "caching sessions 0..$CACHE_SESSIONS (one request each; BARONG_AUTHZ_CACHE_TTL=3600 so none expires)"
+"$LOADPREP" warm --addr "$AUTHZ_ADDR" --from 0 --to "$CACHE_SESSIONS" --connections 32 \
+  --agent "$AGENT" >"$WORK/warm.env" 2>&1 || log "warm-up failed: $(tail -3 "$WORK/warm.env")"
+sleep 1
+METRICS=$(curl -s "http://$AUTHZ_ADDR/metrics")
+WARM_RSS=$(proc_kb VmRSS)
+WARM_OK=$(awk -F= '$1 == "OK" { print $2 }' "$WORK/warm.env")
+WARM_SECONDS=$(awk -F= '$1 == "WARM_SECONDS" { print $2 }' "$WORK/warm.env")
+CACHED=$(awk '/barong_authz_cache_entries\{cache="sessions"\}/ { print $2 }' <<<"$METRICS")
+CACHED_USERS=$(awk '/barong_authz_cache_entries\{cache="users"\}/ { print $2 }' <<<"$METRICS")
+log "warm: ${WARM_OK:-?} allowed in ${WARM_SECONDS:-?}s; cache: ${CACHED:-?} sessions, ${CACHED_USERS:-?} users; VmRSS $(mib "$WARM_RSS") (idle $(mib "$IDLE_RSS"))"
+HWM[memory]=$(proc_kb VmHWM)
+stop_server
+
+# ---- 4. barong, cold path ---------------------------------------------------------------------
+start_barong BARONG_JWT_REUSE_TIME=0
+check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
+# Fresh sessions: the peak run takes the first half, the paced calibration the next sixth, the
+# paced run the last third.
+COLD_SPLIT=$((CACHE_SESSIONS + COLD_SESSIONS / 2))
+COLD_CALIBRATION=$((COLD_SPLIT + COLD_SESSIONS / 6))
+log "cold: a never-seen session per request, BARONG_JWT_REUSE_TIME=0 (PostgreSQL lookup + $ALGORITHM signing)"
+run_wrk cold "$WORK/cold.lua" "$AUTHZ_URL" "$DURATION" "$CONNECTIONS" "$CACHE_SESSIONS" "$COLD_SPLIT"
+if [ "${REQS[cold]:-0}" -gt $((COLD_SPLIT - CACHE_SESSIONS)) ]; then
+  log "WARNING: the cold run made ${REQS[cold]} requests for $((COLD_SPLIT - CACHE_SESSIONS)) fresh sessions: some were cache hits; raise --cold-sessions"
+fi
+paced cold_half cold "$WORK/cold-paced.lua" "$AUTHZ_URL" "$COLD_SPLIT $COLD_CALIBRATION" \
+  "$COLD_CALIBRATION" "$TOTAL_SESSIONS"
+if [ "${REQS[cold_half]:-0}" -gt $((TOTAL_SESSIONS - COLD_CALIBRATION)) ]; then
+  log "WARNING: the paced cold run made ${REQS[cold_half]} requests for $((TOTAL_SESSIONS - COLD_CALIBRATION)) fresh sessions: some were cache hits; raise --cold-sessions"
+fi
+HWM[cold]=$(proc_kb VmHWM)
+stop_server
+
+# ---- report -----------------------------------------------------------------------------------
+ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
+ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[baseline]:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }'; }
+row() { # key, label, server
+  printf '| %-38s | %9s | %10s | %10s | %6s | %10s |\n' "$2" "${RPS[$1]:--}" "$(ms "${P50[$1]:-}")" \
+    "$(ms "${P99[$1]:-}")" "$(ratio "$1")" "$(mib "${HWM[$3]:-0}")"
+}
+{
+  echo
+  echo "## barong authz load run, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  echo "wrk $THREADS threads, $CONNECTIONS connections, ${DURATION}s per run (${WARMUP}s warm-up before each cached scenario); JWT $ALGORITHM; PostgreSQL for every scenario (cached scenarios do not touch it)"
+  echo
+  printf '| %-38s | %9s | %10s | %10s | %6s | %10s |\n' scenario "req/s" p50 p99 "ratio" "peak RSS"
+  echo "|----------------------------------------|-----------|------------|------------|--------|------------|"
+  row baseline "baseline: bare hyper, fixed 200" baseline
+  row cookie "cookie allow (cached session)" cached
+  row apikey "API-key allow (cached key, HS256)" cached
+  row deny "deny, no session (401)" cached
+  row cold "cold: new session/request (PG + sign)" cold
+  echo
+  echo "peak RSS is the server process's VmHWM over its whole life (cookie, API-key, deny and the paced runs share one process)."
+  for key in cookie_half apikey_half cold_half; do
+    [ -n "${RPS[$key]:-}" ] || continue
+    echo "- ${key%_half} at half its peak: target ${TARGET[$key]} req/s (${CONNS[$key]} connections x 1 request / ${DELAY_MS} ms), achieved ${RPS[$key]} req/s: p50 $(ms "${P50[$key]}"), p99 $(ms "${P99[$key]}")"
+  done
+  echo "- memory: ${CACHED:-?} sessions and ${CACHED_USERS:-?} users cached after one request for each of $CACHE_SESSIONS sessions: VmRSS $(mib "$WARM_RSS") (idle after start: $(mib "$IDLE_RSS"); peak $(mib "${HWM[memory]:-0}"))"
+  for key in cookie apikey deny; do
+    [ "${NON2XX[$key]:-0}" = 0 ] || [ "$key" = deny ] || echo "- WARNING: $key got ${NON2XX[$key]} non-2xx answers"
+    [ "${ERRS[$key]:-0}" = 0 ] || echo "- WARNING: $key had ${ERRS[$key]} socket errors"
+  done
+  for key in cold cold_half cookie_half apikey_half; do
+    [ "${NON2XX[$key]:-0}" = 0 ] || echo "- WARNING: $key got ${NON2XX[$key]} non-2xx answers"
+  done
+  echo
+  echo "targets (informational): cookie and API-key allow >= 0.80x baseline; p99 < 1 ms at half the peak rate; cold p99 < 5 ms; < 100 MiB with 100,000 cached sessions"
+  echo "total time: $(( $(date +%s) - STARTED ))s"
+} | tee "$WORK/report.md"
+cp "$WORK/report.md" target/load-report.md 2>/dev/null && log "report also in target/load-report.md"
+exit 0

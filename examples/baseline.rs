@@ -1,0 +1,113 @@
+//! The physical baseline of `benches/load.sh`: a bare hyper server on the runtime settings of the
+//! authz listener (`server::serve_authz`: default multi-thread Tokio runtime, hyper-util's auto
+//! builder with upgrades, `TCP_NODELAY`, one task per connection, graceful-shutdown watcher),
+//! answering every request with what an allow looks like: 200, empty body, `Content-Length: 0`
+//! and an `Authorization: Bearer` header carrying a real RS256 token signed once at start (so
+//! the bytes on the wire match). No decision, no cache, no signing per request.
+//!
+//! ```sh
+//! cargo run --release --example baseline -- --addr 127.0.0.1:8090
+//! ```
+//! Prints `baseline listening on ADDR` once ready; stops on SIGINT/SIGTERM.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use clap::Parser;
+use http::{HeaderValue, Response, header};
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use barong::crypto::jws::JwtSigner;
+use barong::crypto::keys::{KeyAlgorithm, SigningKey, generate_private_key_pem};
+
+#[derive(Parser)]
+struct Args {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    addr: SocketAddr,
+}
+
+/// A token of the size the authz listener answers with (RS256, Barong's user claims).
+fn fixed_bearer() -> HeaderValue {
+    let pem = generate_private_key_pem(KeyAlgorithm::Rs256).expect("RSA key");
+    let der = pem::parse(&pem).expect("PEM").into_contents();
+    let signer = JwtSigner::new(&SigningKey {
+        algorithm: KeyAlgorithm::Rs256,
+        private_der: der,
+        pem,
+    })
+    .expect("signer");
+    let claims = serde_json::json!({
+        "iat": 1_700_000_000, "exp": 1_700_003_600, "sub": "session", "iss": "barong",
+        "aud": ["peatio", "barong"], "jti": "0123456789abcdef0123", "uid": "ID0000000001",
+        "email": "user0@barong.bench", "role": "member", "level": 3, "state": "active",
+        "referral_id": null, "username": null,
+    });
+    let token = signer
+        .sign(&serde_json::to_vec(&claims).expect("claims"))
+        .expect("sign");
+    HeaderValue::from_str(&format!("Bearer {token}")).expect("header value")
+}
+
+fn main() {
+    let args = Args::parse();
+    // Same as `cli::main`: `Runtime::new()`, one worker per core.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(serve(args.addr));
+}
+
+async fn serve(addr: SocketAddr) {
+    let bearer = fixed_bearer();
+    let listener = TcpListener::bind(addr).await.expect("bind");
+    println!(
+        "baseline listening on {}",
+        listener.local_addr().expect("addr")
+    );
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let stop = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::pin!(stop);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(_) => continue,
+            },
+            () = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let bearer = bearer.clone();
+        let service = hyper::service::service_fn(move |_request| {
+            let bearer = bearer.clone();
+            async move {
+                let mut response = Response::new(Full::new(Bytes::new()));
+                let headers = response.headers_mut();
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+                headers.insert(header::AUTHORIZATION, bearer);
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+}
