@@ -2,7 +2,6 @@
 //! Plain atomics; no locks on the hot path.
 
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Deny;
@@ -16,14 +15,37 @@ pub enum Outcome {
     Deny(Deny),
 }
 
+/// Every key a deny can carry, in a fixed order: one counter each, so a flood of denies
+/// contends on no lock.
+const DENY_KEYS: [&str; 19] = [
+    "authz.restrict.maintenance",
+    "authz.restrict.blacklist",
+    "authz.restrict.blocklogin",
+    "authz.permission_denied",
+    "authz.missing_csrf_token",
+    "authz.csrf_token_mismatch",
+    "authz.invalid_session",
+    "authz.client_session_mismatch",
+    "authz.user_not_active",
+    "authz.invalid_api_key_headers",
+    "authz.unexistent_apikey",
+    "authz.nonce_not_valid_timestamp",
+    "authz.nonce_expired",
+    "authz.nonce_replayed",
+    "authz.invalid_signature",
+    "authz.apikey_not_active",
+    "authz.disabled_2fa",
+    "authz.invalid_permission",
+    "authz.unavailable",
+];
+
 /// Counters since start.
 #[derive(Default)]
 pub struct Metrics {
     public: AtomicU64,
     session: AtomicU64,
     api_key: AtomicU64,
-    /// Denies by key; few distinct keys, rarely written relative to allows.
-    denies: Mutex<Vec<(&'static str, u64)>>,
+    denies: [AtomicU64; DENY_KEYS.len()],
 }
 
 impl Metrics {
@@ -34,13 +56,10 @@ impl Metrics {
             Outcome::ApiKey => &self.api_key,
             Outcome::Deny(deny) => {
                 let key = deny.key();
-                if let Ok(mut denies) = self.denies.lock() {
-                    match denies.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, n)) => *n += 1,
-                        None => denies.push((key, 1)),
-                    }
+                match DENY_KEYS.iter().position(|k| *k == key) {
+                    Some(index) => &self.denies[index],
+                    None => return,
                 }
-                return;
             }
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -61,8 +80,9 @@ impl Metrics {
                 "barong_authz_decisions_total{{result=\"allow\",reason=\"{kind}\"}} {n}"
             );
         }
-        if let Ok(denies) = self.denies.lock() {
-            for (key, n) in denies.iter() {
+        for (key, counter) in DENY_KEYS.iter().zip(&self.denies) {
+            let n = counter.load(Ordering::Relaxed);
+            if n > 0 {
                 let _ = writeln!(
                     out,
                     "barong_authz_decisions_total{{result=\"deny\",reason=\"{key}\"}} {n}"
@@ -76,5 +96,47 @@ impl Metrics {
         out.push_str("# TYPE barong_authz_audit_dropped_total counter\n");
         let _ = writeln!(out, "barong_authz_audit_dropped_total {audit_dropped}");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_deny_key_has_a_counter() {
+        let all = [
+            Deny::Restricted {
+                category: "maintenance",
+                code: 471,
+            },
+            Deny::Restricted {
+                category: "blacklist",
+                code: 401,
+            },
+            Deny::Restricted {
+                category: "blocklogin",
+                code: 401,
+            },
+            Deny::PermissionDenied,
+            Deny::MissingCsrfToken,
+            Deny::CsrfTokenMismatch,
+            Deny::InvalidSession,
+            Deny::ClientSessionMismatch,
+            Deny::UserNotActive,
+            Deny::InvalidApiKeyHeaders,
+            Deny::UnexistentApiKey,
+            Deny::NonceNotValidTimestamp,
+            Deny::NonceExpired,
+            Deny::NonceReplayed,
+            Deny::InvalidSignature,
+            Deny::ApiKeyNotActive,
+            Deny::Disabled2fa,
+            Deny::InvalidPermission,
+            Deny::Unavailable,
+        ];
+        for deny in all {
+            assert!(DENY_KEYS.contains(&deny.key()), "{deny:?}");
+        }
     }
 }

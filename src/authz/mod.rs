@@ -149,7 +149,10 @@ enum Allow {
     /// A pass rule: no principal, no token.
     Public,
     /// An authenticated principal with its token.
-    Token { jwt: String, api_key: bool },
+    Token {
+        authorization: HeaderValue,
+        api_key: bool,
+    },
 }
 
 /// The principal of a request and, for users, what audit records need.
@@ -183,7 +186,10 @@ pub async fn handle<B>(
         });
         match outcome {
             Ok(Allow::Public) => allow(None, false),
-            Ok(Allow::Token { jwt, api_key }) => allow(Some(&jwt), api_key),
+            Ok(Allow::Token {
+                authorization,
+                api_key,
+            }) => allow(Some(authorization), api_key),
             Err(deny) => deny_response(deny),
         }
     } else if uri_path == "/.well-known/jwks.json" {
@@ -222,7 +228,7 @@ impl Authz {
             self.authenticate_session(req).await?
         };
         self.check_permission(req, &authenticated)?;
-        let jwt = self
+        let authorization = self
             .tokens
             .token(&authenticated.principal)
             .map_err(|error| {
@@ -230,7 +236,7 @@ impl Authz {
                 Deny::Unavailable
             })?;
         Ok(Allow::Token {
-            jwt,
+            authorization,
             api_key: authenticated.api_key,
         })
     }
@@ -523,13 +529,11 @@ fn user_principal(user: &User) -> Principal {
 
 /// 200 with an empty body and `Content-Length: 0`, so nginx keeps the upstream connection
 /// alive; Envoy is told to strip the API-key headers before the upstream sees them.
-fn allow(jwt: Option<&str>, api_key: bool) -> Response<Full<Bytes>> {
+fn allow(authorization: Option<HeaderValue>, api_key: bool) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    if let Some(jwt) = jwt
-        && let Ok(value) = HeaderValue::from_str(&format!("Bearer {jwt}"))
-    {
+    if let Some(value) = authorization {
         headers.insert(header::AUTHORIZATION, value);
     }
     if api_key {

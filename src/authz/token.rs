@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::HeaderValue;
 use moka::sync::Cache;
 use serde::Serialize;
 
@@ -53,7 +54,8 @@ pub struct TokenMinter {
     signer: Arc<JwtSigner>,
     lifetime: i64,
     reuse: Duration,
-    minted: Cache<Principal, Arc<(String, Instant)>>,
+    /// Ready `Authorization` values: a reuse is a reference-count bump, not a copy.
+    minted: Cache<Principal, Arc<(HeaderValue, Instant)>>,
 }
 
 impl TokenMinter {
@@ -72,15 +74,17 @@ impl TokenMinter {
         }
     }
 
-    /// A token for `principal`, fresh or reused within the reuse window.
-    pub fn token(&self, principal: &Principal) -> Result<String, KeyError> {
+    /// The `Authorization: Bearer <jwt>` value for `principal`, fresh or reused within the
+    /// reuse window.
+    pub fn token(&self, principal: &Principal) -> Result<HeaderValue, KeyError> {
         if !self.reuse.is_zero()
             && let Some(entry) = self.minted.get(principal)
             && entry.1.elapsed() < self.reuse
         {
             return Ok(entry.0.clone());
         }
-        let token = self.mint(principal)?;
+        let token = HeaderValue::try_from(format!("Bearer {}", self.mint(principal)?))
+            .map_err(|_| KeyError::Generation)?;
         if !self.reuse.is_zero() {
             self.minted
                 .insert(principal.clone(), Arc::new((token.clone(), Instant::now())));
