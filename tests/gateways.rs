@@ -1207,7 +1207,106 @@ async fn user_journey_through_the_gateway(proxy: Proxy) {
     );
 }
 
+/// Two instances on one PostgreSQL database behind one gateway: after a logout (answered by one
+/// instance) the cookie is refused whichever instance is asked, and when the second is
+/// killed (SIGKILL) in the middle of a run of sign-ups, every sign-up acknowledged with 201 is in
+/// the database and the gateway keeps answering from the first.
+async fn logout_and_sigkill_with_two_instances(proxy: Proxy) {
+    let db = TestDb::new(Backend::Postgres).await;
+    let env = [("BARONG_AUTHZ_CACHE_TTL", "60")];
+    let first = TestServer::start(db.dir.path(), &db.url, &env);
+    let second = TestServer::start(db.dir.path(), &db.url, &env);
+    let upstream = echo_upstream().await;
+    let backends = Backends::of_all(&[&first, &second], upstream.addr);
+    let gateway = Gateway::start(proxy, &backends, BarongRoute::AsIs).await;
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .user_agent(AGENT)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("browser");
+    let signed_up = browser
+        .post(gateway.url("/api/v2/barong/identity/users"))
+        .json(&json!({"email": "two@gateway.test", "password": "Iequ4geiEWQw"}))
+        .send()
+        .await
+        .expect("sign up");
+    assert_eq!(signed_up.status(), StatusCode::CREATED);
+    let csrf = signed_up.json::<Value>().await.expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf")
+        .to_owned();
+    let me = gateway.url("/api/v2/barong/resource/users/me");
+    for _ in 0..6 {
+        // Both instances get to cache the session.
+        assert_eq!(
+            browser.get(&me).send().await.expect("me").status(),
+            StatusCode::OK
+        );
+    }
+    // Logout through the gateway: one instance deletes the session, the other hears of it.
+    let logout = browser
+        .delete(gateway.url("/api/v2/barong/identity/sessions"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::OK);
+    // The relay is typically milliseconds; 300 ms keeps the test honest under CI load.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..6 {
+        let status = browser.get(&me).send().await.expect("me").status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "request {n} after logout");
+    }
+
+    // Sign-ups through the gateway while the second instance is killed.
+    let mut acknowledged = Vec::new();
+    let mut second = Some(second);
+    for n in 0..40 {
+        if n == 15 {
+            drop(second.take()); // SIGKILL, connections and all
+        }
+        let email = format!("load{n}@gateway.test");
+        let response = reqwest::Client::new()
+            .post(gateway.url("/api/v2/barong/identity/users"))
+            .header("user-agent", AGENT)
+            .json(&json!({"email": email, "password": "Iequ4geiEWQw"}))
+            .send()
+            .await;
+        if let Ok(response) = response
+            && response.status() == StatusCode::CREATED
+        {
+            acknowledged.push(email);
+        }
+    }
+    assert!(
+        acknowledged.len() >= 35,
+        "the gateway kept answering: {} of 40",
+        acknowledged.len()
+    );
+    let store = db.open().await;
+    for email in &acknowledged {
+        assert!(
+            store
+                .find_user_by_email(email)
+                .await
+                .expect("find")
+                .is_some(),
+            "acknowledged sign-up {email} lost"
+        );
+    }
+    let ping = reqwest::Client::new()
+        .get(gateway.url("/api/v2/barong/public/ping"))
+        .send()
+        .await
+        .expect("ping after the kill");
+    assert_eq!(ping.status(), StatusCode::OK);
+    drop(first);
+}
+
 both_proxies!(
+    logout_and_sigkill_with_two_instances,
     public_routes_reach_their_backend,
     denies_reach_the_client_with_barongs_body,
     authz_down_fails_closed,
