@@ -24,7 +24,10 @@
 #     scaled after a short calibration run; the achieved rate is reported next to the target);
 #  5. resident memory after caching --cache-sessions sessions (one request each), read from
 #     /proc/<pid>/status, with the cache sizes from /metrics; peak RSS (VmHWM) of every server;
-#  6. the cold path at half its peak rate, paced the same way, on sessions still never asked for.
+#  6. the cold path at half its peak rate, paced the same way, on sessions still never asked for;
+#  7. through nginx (Debian's, if installed): client -> nginx -> authz -> upstream with the shipped
+#     nginx/barong.conf, against the same nginx proxying to the same upstream with no auth at all
+#     (the upstream is the bare hyper baseline), same wrk settings; the ratio of the two.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,6 +109,8 @@ SERVER_PID=
 
 # ---- clean-up: only what this script started ------------------------------------------------
 cleanup() {
+  if type stop_nginx >/dev/null 2>&1; then stop_nginx; fi
+  if [ -n "${UPSTREAM_PID:-}" ]; then kill "$UPSTREAM_PID" 2>/dev/null; fi
   stop_server
   if [ "$KEEP_DB" = 0 ]; then
     psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1
@@ -372,6 +377,74 @@ fi
 HWM[cold]=$(proc_kb VmHWM)
 stop_server
 
+
+# ---- 5. through nginx: shipped config vs the same nginx without auth --------------------------
+NGINX=${BARONG_BENCH_NGINX:-/usr/sbin/nginx}
+NGINX_PID=
+run_nginx() { # name, server block file
+  local dir=$WORK/nginx-$1
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    include $2;
+}
+CONF
+  "$NGINX" -p "$dir" -c "$dir/nginx.conf" -g "daemon off;" >"$dir/out.log" 2>&1 &
+  NGINX_PID=$!
+  wait_http "http://$PROXY_ADDR/api/v2/peatio/public/markets" 200 "nginx ($1)"
+}
+stop_nginx() {
+  [ -n "$NGINX_PID" ] && kill -QUIT "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+  NGINX_PID=
+}
+if [ -x "$NGINX" ]; then
+  PROXY_ADDR=127.0.0.1:$((PORT_BASE + 8))
+  "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
+  UPSTREAM_PID=$!
+  wait_http "http://$BASELINE_ADDR/" 200 "upstream"
+  start_barong
+  export PROXY_HOST=127.0.0.1 PROXY_PORT=$((PORT_BASE + 8)) AUTHZ_HOST=${AUTHZ_ADDR%:*} \
+    AUTHZ_PORT=${AUTHZ_ADDR##*:} API_HOST=${API_ADDR%:*} API_PORT=${API_ADDR##*:} \
+    UPSTREAM_HOST=${BASELINE_ADDR%:*} UPSTREAM_PORT=${BASELINE_ADDR##*:}
+  # shellcheck disable=SC2016 # envsubst takes the variable names literally
+  envsubst '$PROXY_HOST $PROXY_PORT $AUTHZ_HOST $AUTHZ_PORT $API_HOST $API_PORT $UPSTREAM_HOST $UPSTREAM_PORT' \
+    <nginx/barong.conf >"$WORK/barong-nginx.conf"
+  cat >"$WORK/plain-nginx.conf" <<CONF
+upstream app { server $BASELINE_ADDR; keepalive 64; }
+server {
+    listen $PROXY_ADDR;
+    location / {
+        proxy_pass http://app;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+}
+CONF
+  PROXY_URL="http://$PROXY_ADDR/api/v2/peatio/account/balances"
+  run_nginx plain "$WORK/plain-nginx.conf"
+  scenario nginx_plain "$WORK/cookie.lua" "$PROXY_URL"
+  stop_nginx
+  run_nginx barong "$WORK/barong-nginx.conf"
+  check_status "cookie through nginx" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$PROXY_URL"
+  scenario nginx_barong "$WORK/cookie.lua" "$PROXY_URL"
+  stop_nginx
+  stop_server
+  kill "$UPSTREAM_PID" 2>/dev/null
+  wait "$UPSTREAM_PID" 2>/dev/null
+else
+  log "no nginx at $NGINX: skipping the nginx runs (apt-get install nginx)"
+fi
+
 # ---- report -----------------------------------------------------------------------------------
 ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
 ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[baseline]:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }'; }
@@ -392,6 +465,19 @@ row() { # key, label, server
   row apikey "API-key allow (cached key, HS256)" cached
   row deny "deny, no session (401)" cached
   row cold "cold: new session/request (PG + sign)" cold
+  if [ -n "${RPS[nginx_barong]:-}" ]; then
+    echo
+    echo "through nginx (shipped nginx/barong.conf, cookie session, upstream = the bare hyper server):"
+    echo
+    printf '| %-38s | %9s | %10s | %10s | %6s |\n' scenario "req/s" p50 p99 "ratio"
+    echo "|----------------------------------------|-----------|------------|------------|--------|"
+    for key in nginx_plain nginx_barong; do
+      label="nginx -> upstream, no auth"
+      [ "$key" = nginx_barong ] && label="nginx -> barong authz -> upstream"
+      printf '| %-38s | %9s | %10s | %10s | %6s |\n' "$label" "${RPS[$key]}" "$(ms "${P50[$key]}")" \
+        "$(ms "${P99[$key]}")" "$(awk -v a="${RPS[$key]}" -v b="${RPS[nginx_plain]}" 'BEGIN { printf "%.2fx", a / b }')"
+    done
+  fi
   echo
   echo "peak RSS is the server process's VmHWM over its whole life (cookie, API-key, deny and the paced runs share one process)."
   for key in cookie_half apikey_half cold_half; do
