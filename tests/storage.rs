@@ -42,7 +42,7 @@ async fn migrations_apply_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.open().await;
     let first = store.migrate().await.expect("first");
-    assert_eq!(first, ["0001_schema"]);
+    assert_eq!(first, ["0001_schema", "0002_otp_secrets"]);
     let second = store.migrate().await.expect("second");
     assert!(second.is_empty(), "second run applied {second:?}");
 }
