@@ -1033,7 +1033,62 @@ async fn login_with_2fa(backend: Backend) {
     );
 }
 
+async fn data_storage(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let yml = db.dir.path().join("barong.yml");
+    std::fs::write(&yml, "user_storage_titles: [personal, company]\n").expect("barong.yml");
+    let server = TestServer::start(
+        db.dir.path(),
+        &db.url,
+        &[("BARONG_CONFIG", yml.to_str().expect("path"))],
+    );
+    let user = Account::sign_up(&server, "storage@barong.test").await;
+    let post = |body: Value| user.call("POST", "/resource/data_storage", Some(body));
+    post(json!({})).await.errors(
+        422,
+        &[
+            "resource.datastorage.missing_title",
+            "resource.datastorage.empty_title",
+            "resource.datastorage.missing_data",
+            "resource.datastorage.empty_data",
+        ],
+    );
+    post(json!({"title": "personal", "data": "[1]"}))
+        .await
+        .errors(422, &["data.invalid_format"]);
+    post(json!({"title": "personal", "data": "{nope"}))
+        .await
+        .errors(422, &["data.invalid_format"]);
+    let big = format!("{{\"a\":\"{}\"}}", "x".repeat(5200));
+    post(json!({"title": "personal", "data": big}))
+        .await
+        .errors(422, &["data.too_long"]);
+    post(json!({"title": "other", "data": "{}"}))
+        .await
+        .errors(422, &["title.inclusion"]);
+    post(json!({"title": "user", "data": "{}"}))
+        .await
+        .errors(422, &["title.inclusion", "title.exclusion"]);
+    post(json!({"title": "personal", "data": "{\"name\":\"Ann\"}"}))
+        .await
+        .assert(201, json!(201));
+    post(json!({"title": "personal", "data": "{}"}))
+        .await
+        .errors(422, &["title.taken"]);
+    let me = user.get("/resource/users/me").await;
+    assert_eq!(me.body["data_storages"][0]["title"], "personal");
+    assert_eq!(me.body["data_storages"][0]["data"], "{\"name\":\"Ann\"}");
+    assert!(
+        me.body["labels"]
+            .as_array()
+            .expect("labels")
+            .iter()
+            .any(|l| l["key"] == "personal" && l["value"] == "recorded" && l["scope"] == "private")
+    );
+}
+
 both_backends!(
+    data_storage,
     users_me_password_and_activity,
     labels,
     otp_and_api_keys,

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::domain::{Activity, ApiKey, Label, User};
+use crate::domain::{Activity, ApiKey, DataStorage, Label, User};
 
 /// Barong's entity timestamps: `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn iso8601(time: &chrono::DateTime<chrono::Utc>) -> String {
@@ -45,7 +45,14 @@ pub(crate) async fn user_full_info(
     body.insert("labels".into(), Value::Array(labels));
     body.insert("phones".into(), json!([]));
     body.insert("profiles".into(), json!([]));
-    body.insert("data_storages".into(), json!([]));
+    let storages: Vec<Value> = state
+        .store
+        .list_data_storages(user.id)
+        .await?
+        .iter()
+        .map(data_storage)
+        .collect();
+    body.insert("data_storages".into(), Value::Array(storages));
     body.insert("created_at".into(), json!(iso8601(&user.created_at)));
     body.insert("updated_at".into(), json!(iso8601(&user.updated_at)));
     Ok(Value::Object(body))
@@ -89,5 +96,15 @@ pub(crate) fn activity(a: &Activity) -> Value {
         "result": a.result,
         "data": a.data,
         "created_at": iso8601(&a.created_at),
+    })
+}
+
+/// `DataStorage` (§7.12).
+pub(crate) fn data_storage(d: &DataStorage) -> Value {
+    json!({
+        "title": d.title,
+        "data": d.data,
+        "created_at": iso8601(&d.created_at),
+        "updated_at": iso8601(&d.updated_at),
     })
 }

@@ -14,9 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Activity, ApiKey, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail,
-    NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
-    Restriction, ServiceAccount, Session, StateRules, User,
+    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel,
+    NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail,
+    Permission, Restriction, ServiceAccount, Session, StateRules, User,
 };
 
 pub use postgres::PostgresStore;
@@ -294,6 +294,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<ApiKey>>;
     /// Deletes a key; true when it existed.
     async fn delete_api_key(&self, id: i64) -> StoreResult<bool>;
+    /// Stores a data storage row and sets the private label `<title>:recorded` (state and level
+    /// recomputed), in one transaction; a title the user already has (any case) is
+    /// [`StoreError::Conflict`]`("title")`.
+    async fn create_data_storage(
+        &self,
+        user_id: i64,
+        title: &str,
+        data: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(DataStorage, UserChange)>;
+    /// A user's data storage rows, oldest first.
+    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>>;
 }
 
 /// The api_keys columns a listing may be ordered by (Barong accepts any column of the model).

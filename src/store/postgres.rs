@@ -14,9 +14,9 @@ use super::{
     API_KEY_COLUMNS, Backend, Store, StoreError, StoreOptions, StoreResult, UserChange, migrate,
 };
 use crate::domain::{
-    Activity, ApiKey, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail,
-    NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
-    Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
+    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel,
+    NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail,
+    Permission, Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
     scope_from_column, scope_to_column,
 };
 
@@ -417,6 +417,15 @@ async fn user_side_effects(
         .await?;
     }
     Ok((after, kids))
+}
+
+fn data_storage_from_row(row: &Row) -> DataStorage {
+    DataStorage {
+        title: row.get("title"),
+        data: row.get("data"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
 }
 
 async fn delete_sessions_except(
@@ -1487,5 +1496,69 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(n > 0)
+    }
+
+    async fn create_data_storage(
+        &self,
+        user_id: i64,
+        title: &str,
+        data: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(DataStorage, UserChange)> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        // One writer per user at a time, so the case-insensitive check below holds.
+        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id])
+            .await
+            .map_err(map_error)?;
+        let taken: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM data_storages
+                     WHERE user_id = $1 AND lower(title) = lower($2))",
+                &[&user_id, &title],
+            )
+            .await
+            .map_err(map_error)?
+            .get(0);
+        if taken {
+            return Err(StoreError::Conflict("title".into()));
+        }
+        let result = async {
+            let before = user_by_id(&tx, user_id).await?;
+            let row = tx
+                .query_one(
+                    "INSERT INTO data_storages (user_id, title, data) VALUES ($1, $2, $3)
+                     RETURNING *",
+                    &[&user_id, &title, &data],
+                )
+                .await?;
+            upsert_label(&tx, user_id, &title.to_lowercase(), "recorded", "private").await?;
+            recompute_state_level(&tx, user_id, rules).await?;
+            let (user, kids) = user_side_effects(&tx, &before).await?;
+            Ok::<_, tokio_postgres::Error>((
+                data_storage_from_row(&row),
+                UserChange {
+                    user,
+                    sessions: Vec::new(),
+                    kids,
+                },
+            ))
+        }
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(result)
+    }
+
+    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM data_storages WHERE user_id = $1 ORDER BY id",
+                &[&user_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(data_storage_from_row).collect())
     }
 }

@@ -13,9 +13,9 @@ use super::{
     API_KEY_COLUMNS, Backend, Store, StoreError, StoreOptions, StoreResult, UserChange, migrate,
 };
 use crate::domain::{
-    Activity, ApiKey, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail,
-    NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
-    Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
+    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel,
+    NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail,
+    Permission, Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
     scope_from_column, scope_to_column,
 };
 
@@ -365,6 +365,15 @@ fn user_side_effects(
         )?;
     }
     Ok((after, kids))
+}
+
+fn data_storage_from_row(row: &Row<'_>) -> rusqlite::Result<DataStorage> {
+    Ok(DataStorage {
+        title: row.get("title")?,
+        data: row.get("data")?,
+        created_at: timestamp(row, "created_at")?,
+        updated_at: timestamp(row, "updated_at")?,
+    })
 }
 
 fn label_by_key(
@@ -1434,6 +1443,61 @@ impl Store for SqliteStore {
         self.with_conn(move |c| {
             c.execute("DELETE FROM api_keys WHERE id = ?1", [id])
                 .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn create_data_storage(
+        &self,
+        user_id: i64,
+        title: &str,
+        data: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(DataStorage, UserChange)> {
+        let (title, data, rules) = (title.to_owned(), data.to_owned(), rules.clone());
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM data_storages
+                     WHERE user_id = ?1 AND lower(title) = lower(?2))",
+                params![user_id, title],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                    Some("UNIQUE constraint failed: data_storages.title".into()),
+                ));
+            }
+            let before = user_by_id(&tx, user_id)?;
+            let now = now_text();
+            let row = tx.query_row(
+                "INSERT INTO data_storages (user_id, title, data, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4) RETURNING *",
+                params![user_id, title, data, now],
+                data_storage_from_row,
+            )?;
+            upsert_label(&tx, user_id, &title.to_lowercase(), "recorded", "private")?;
+            recompute_state_level(&tx, user_id, &rules)?;
+            let (user, kids) = user_side_effects(&tx, &before)?;
+            tx.commit()?;
+            Ok((
+                row,
+                UserChange {
+                    user,
+                    sessions: Vec::new(),
+                    kids,
+                },
+            ))
+        })
+        .await
+    }
+
+    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>> {
+        self.with_conn(move |c| {
+            let mut stmt =
+                c.prepare("SELECT * FROM data_storages WHERE user_id = ?1 ORDER BY id")?;
+            stmt.query_map([user_id], data_storage_from_row)?.collect()
         })
         .await
     }

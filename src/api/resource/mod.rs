@@ -2,6 +2,7 @@
 //! the bearer JWT the authz path minted (see `api::auth::CurrentUser`).
 
 mod api_keys;
+mod data_storage;
 mod labels;
 mod otp;
 mod users;
@@ -46,6 +47,7 @@ pub fn routes() -> Router<ApiState> {
             "/api_keys/{kid}",
             delete(api_keys::destroy).patch(api_keys::update),
         )
+        .route("/data_storage", post(data_storage::create))
 }
 
 /// Most failed TOTP codes a user may send per [`OTP_FAILURE_WINDOW`]; further codes are refused
