@@ -38,13 +38,7 @@ pub async fn create(
     if title.chars().count() > 64 {
         errors.push("title.too_long".to_owned());
     }
-    if !state
-        .config
-        .barong_yml
-        .user_storage_titles
-        .iter()
-        .any(|t| *t == title)
-    {
+    if !state.config.barong_yml.user_storage_titles.contains(&title) {
         errors.push("title.inclusion".to_owned());
     }
     if EXCLUDED_TITLES.contains(&title.to_lowercase().as_str()) {
