@@ -1087,7 +1087,176 @@ async fn data_storage(backend: Backend) {
     );
 }
 
+async fn service_accounts(backend: Backend) {
+    let (db, server) = start(backend).await;
+    let mut user = Account::sign_up(&server, "owner@barong.test").await;
+    let other = Account::sign_up(&server, "stranger@barong.test").await;
+    let store = db.open().await;
+    let owner = store
+        .find_user_by_uid(&user.uid)
+        .await
+        .expect("q")
+        .expect("owner");
+    let stranger = store
+        .find_user_by_uid(&other.uid)
+        .await
+        .expect("q")
+        .expect("other");
+    for (uid, owner_id) in [("SI0000000001", owner.id), ("SI0000000002", stranger.id)] {
+        store
+            .create_service_account(&barong::domain::NewServiceAccount {
+                uid: uid.into(),
+                owner_id: Some(owner_id),
+                email: format!("{uid}@barong.test"),
+                role: "member".into(),
+                level: 0,
+                state: "active".into(),
+            })
+            .await
+            .expect("service account");
+    }
+    let list = user.get("/resource/service_accounts").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let accounts = list.body.as_array().expect("array");
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0]["uid"], "SI0000000001");
+    assert_eq!(accounts[0]["owner_id"], owner.id);
+    let keys: Vec<&str> = accounts[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "uid",
+            "owner_id",
+            "email",
+            "role",
+            "level",
+            "state",
+            "created_at",
+            "updated_at"
+        ]
+    );
+
+    let keys_of = "/resource/service_accounts/api_keys";
+    user.get(keys_of).await.errors(
+        422,
+        &["resource.serviceaccount.missing_service_account_uid"],
+    );
+    user.get(&format!("{keys_of}?service_account_uid=SI0000000002"))
+        .await
+        .errors(404, &["resource.service_account.doesnt_exist"]);
+    let empty = user
+        .get(&format!("{keys_of}?service_account_uid=SI0000000001"))
+        .await;
+    assert_eq!((empty.status, &empty.body), (StatusCode::OK, &json!([])));
+    assert_eq!(empty.headers["total"], "0");
+    user.get(&format!(
+        "{keys_of}?service_account_uid=SI0000000001&ordering=up"
+    ))
+    .await
+    .errors(422, &["resource.service_accounts.invalid_ordering"]);
+    user.get(&format!(
+        "{keys_of}?service_account_uid=SI0000000001&order_by=nope"
+    ))
+    .await
+    .errors(422, &["resource.service_accounts.invalid_attribute"]);
+    user.get(&format!(
+        "{keys_of}?service_account_uid=SI0000000001&limit=500"
+    ))
+    .await
+    .errors(422, &["invalid_limit"]);
+
+    user.call("POST", keys_of, Some(json!({}))).await.errors(
+        422,
+        &[
+            "resource.serviceaccount.missing_service_account_uid",
+            "resource.serviceaccount.missing_algorithm",
+            "resource.serviceaccount.empty_algorithm",
+            "resource.service_accounts.missing_totp",
+            "resource.serviceaccount.empty_totp_code",
+        ],
+    );
+    let create = |uid: &str, code: &str| json!({"service_account_uid": uid, "algorithm": "HS256", "totp_code": code});
+    user.call("POST", keys_of, Some(create("SI0000000002", "123456")))
+        .await
+        .errors(404, &["resource.service_account.doesnt_exist"]);
+    user.call("POST", keys_of, Some(create("SI0000000001", "123456")))
+        .await
+        .errors(400, &["resource.service_accounts.2fa_disabled"]);
+    user.enable_2fa().await;
+    let wrong = user.wrong_code();
+    user.call("POST", keys_of, Some(create("SI0000000001", &wrong)))
+        .await
+        .errors(422, &["resource.service_accounts.invalid_totp"]);
+    let code = user.code().await;
+    let created = user
+        .call("POST", keys_of, Some(create("SI0000000001", &code)))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let kid = created.body["kid"].as_str().expect("kid").to_owned();
+    let secret = created.body["secret"].as_str().expect("secret").to_owned();
+    let (status, body) = with_key(&server, &kid, &secret).await;
+    assert_eq!(status, 200, "{body}");
+    let listed = user
+        .get(&format!("{keys_of}?service_account_uid=SI0000000001"))
+        .await;
+    assert_eq!(listed.body[0]["kid"], kid.as_str());
+    assert!(listed.body[0].get("secret").is_none());
+    // The user's own key list does not include the service account's keys.
+    assert_eq!(user.get("/resource/api_keys").await.body, json!([]));
+
+    let code = user.code().await;
+    user.call(
+        "PUT",
+        &format!("{keys_of}/0000000000000000"),
+        Some(json!({"service_account_uid": "SI0000000001", "totp_code": code})),
+    )
+    .await
+    .errors(404, &["record.not_found"]);
+    let code = user.code().await;
+    let put = user
+        .call(
+            "PUT",
+            &format!("{keys_of}/{kid}"),
+            Some(json!({"service_account_uid": "SI0000000001", "state": "inactive", "scope": "a", "totp_code": code})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    assert_eq!(
+        (&put.body["state"], &put.body["scope"]),
+        (&json!("inactive"), &json!(["a"]))
+    );
+    let (status, body) = with_key(&server, &kid, &secret).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"errors":["authz.apikey_not_active"]}"#)
+    );
+
+    user.call(
+        "DELETE",
+        &format!("{keys_of}/{kid}?service_account_uid=SI0000000002&totp_code=123456"),
+        None,
+    )
+    .await
+    .errors(404, &["resource.service_account.doesnt_exist"]);
+    let code = user.code().await;
+    user.call(
+        "DELETE",
+        &format!("{keys_of}/{kid}?service_account_uid=SI0000000001&totp_code={code}"),
+        None,
+    )
+    .await
+    .assert(204, Value::Null);
+    assert!(store.find_api_key(&kid).await.expect("q").is_none());
+}
+
 both_backends!(
+    service_accounts,
     data_storage,
     users_me_password_and_activity,
     labels,

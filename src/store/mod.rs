@@ -306,6 +306,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(DataStorage, UserChange)>;
     /// A user's data storage rows, oldest first.
     async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>>;
+    /// The service accounts a user owns, by id.
+    async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>>;
+    async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>>;
 }
 
 /// The api_keys columns a listing may be ordered by (Barong accepts any column of the model).

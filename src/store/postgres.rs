@@ -1561,4 +1561,25 @@ impl Store for PostgresStore {
             .map_err(map_error)?;
         Ok(rows.iter().map(data_storage_from_row).collect())
     }
+
+    async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM service_accounts WHERE owner_id = $1 ORDER BY id",
+                &[&owner_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(service_account_from_row).collect())
+    }
+
+    async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT * FROM service_accounts WHERE uid = $1", &[&uid])
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(service_account_from_row))
+    }
 }

@@ -1501,4 +1501,27 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>> {
+        self.with_conn(move |c| {
+            let mut stmt =
+                c.prepare("SELECT * FROM service_accounts WHERE owner_id = ?1 ORDER BY id")?;
+            stmt.query_map([owner_id], service_account_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>> {
+        let uid = uid.to_owned();
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT * FROM service_accounts WHERE uid = ?1",
+                [uid],
+                service_account_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
 }

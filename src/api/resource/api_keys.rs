@@ -25,22 +25,30 @@ fn unprocessable(key: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, key)
 }
 
-/// Barong's `otp_protected`: 2FA on and a valid code.
-async fn otp_guard(state: &ApiState, user: &User, code: Option<&str>) -> Result<(), ApiError> {
+/// Barong's `otp_protected`: 2FA on and a valid code; keys `<prefix>.2fa_disabled`,
+/// `<prefix>.missing_totp`, `<prefix>.invalid_totp`.
+pub(crate) async fn otp_guard(
+    state: &ApiState,
+    user: &User,
+    code: Option<&str>,
+    prefix: &str,
+) -> Result<(), ApiError> {
     if !user.otp {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "resource.api_key.2fa_disabled",
+            format!("{prefix}.2fa_disabled"),
         ));
     }
     let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
-        return Err(unprocessable("resource.api_key.missing_totp"));
+        return Err(unprocessable(&format!("{prefix}.missing_totp")));
     };
     if !check_totp(state, user.id, code).await? {
-        return Err(unprocessable("resource.api_key.invalid_totp"));
+        return Err(unprocessable(&format!("{prefix}.invalid_totp")));
     }
     Ok(())
 }
+
+const GUARD: &str = "resource.api_key";
 
 /// `scope` as Barong splits it: on `,`, no trimming.
 fn split_scope(scope: Option<&str>) -> Vec<String> {
@@ -68,27 +76,43 @@ pub async fn list(
     let order_by = v.optional_string("order_by");
     let page = v.page();
     v.finish()?;
-    let descending = match ordering.as_deref().map(str::to_lowercase).as_deref() {
+    list_keys(
+        &state,
+        KeyHolder::User(current.user.id),
+        ordering.as_deref(),
+        order_by.as_deref(),
+        page,
+        &uri,
+        "resource.api_key",
+    )
+    .await
+}
+
+/// One page of a holder's keys; `<prefix>.invalid_ordering` / `<prefix>.invalid_attribute`.
+pub(crate) async fn list_keys(
+    state: &ApiState,
+    holder: KeyHolder,
+    ordering: Option<&str>,
+    order_by: Option<&str>,
+    page: pagination::Page,
+    uri: &axum::http::Uri,
+    prefix: &str,
+) -> Result<Response, ApiError> {
+    let descending = match ordering.map(str::to_lowercase).as_deref() {
         None | Some("asc") => false,
         Some("desc") => true,
-        Some(_) => return Err(unprocessable("resource.api_key.invalid_ordering")),
+        Some(_) => return Err(unprocessable(&format!("{prefix}.invalid_ordering"))),
     };
-    let order_by = order_by.unwrap_or_else(|| "id".into());
-    if !API_KEY_COLUMNS.contains(&order_by.as_str()) {
-        return Err(unprocessable("resource.api_key.invalid_attribute"));
+    let order_by = order_by.unwrap_or("id");
+    if !API_KEY_COLUMNS.contains(&order_by) {
+        return Err(unprocessable(&format!("{prefix}.invalid_attribute")));
     }
     let (keys, total) = state
         .store
-        .list_api_keys(
-            KeyHolder::User(current.user.id),
-            &order_by,
-            descending,
-            page.limit,
-            page.offset(),
-        )
+        .list_api_keys(holder, order_by, descending, page.limit, page.offset())
         .await?;
     let body: Vec<Value> = keys.iter().map(|k| entities::api_key(k, None)).collect();
-    Ok((pagination::headers(&uri, page, total), Json(body)).into_response())
+    Ok((pagination::headers(uri, page, total), Json(body)).into_response())
 }
 
 /// Creates a key for `holder` (whose state is `holder_state`): kid of 16 hex digits, secret of
@@ -183,7 +207,7 @@ pub async fn create(
     let totp_code = v.required_string_as("totp_code", "resource.api_key.missing_totp");
     v.finish()?;
     let user = current.user;
-    otp_guard(&state, &user, totp_code.as_deref()).await?;
+    otp_guard(&state, &user, totp_code.as_deref(), GUARD).await?;
     create_key(
         &state,
         KeyHolder::User(user.id),
@@ -194,8 +218,12 @@ pub async fn create(
     .await
 }
 
-/// The user's own key with that kid, else 404 (never someone else's).
-async fn own_key(state: &ApiState, holder: KeyHolder, kid: &str) -> Result<ApiKey, ApiError> {
+/// The holder's own key with that kid, else 404 (never someone else's).
+pub(crate) async fn own_key(
+    state: &ApiState,
+    holder: KeyHolder,
+    kid: &str,
+) -> Result<ApiKey, ApiError> {
     state
         .store
         .find_api_key(kid)
@@ -217,7 +245,7 @@ pub async fn update(
     let totp_code = v.required_string("totp_code");
     v.finish()?;
     let user = current.user;
-    otp_guard(&state, &user, totp_code.as_deref()).await?;
+    otp_guard(&state, &user, totp_code.as_deref(), GUARD).await?;
     let key = own_key(&state, KeyHolder::User(user.id), &kid).await?;
     update_key(
         &state,
@@ -240,7 +268,7 @@ pub async fn destroy(
     let totp_code = v.required_string("totp_code");
     v.finish()?;
     let user = current.user;
-    otp_guard(&state, &user, totp_code.as_deref()).await?;
+    otp_guard(&state, &user, totp_code.as_deref(), GUARD).await?;
     let key = own_key(&state, KeyHolder::User(user.id), &kid).await?;
     delete_key(&state, &key).await
 }

@@ -5,6 +5,7 @@ mod api_keys;
 mod data_storage;
 mod labels;
 mod otp;
+mod service_accounts;
 mod users;
 
 use std::collections::HashMap;
@@ -48,6 +49,15 @@ pub fn routes() -> Router<ApiState> {
             delete(api_keys::destroy).patch(api_keys::update),
         )
         .route("/data_storage", post(data_storage::create))
+        .route("/service_accounts", get(service_accounts::list))
+        .route(
+            "/service_accounts/api_keys",
+            get(service_accounts::list_keys_of).post(service_accounts::create),
+        )
+        .route(
+            "/service_accounts/api_keys/{kid}",
+            put(service_accounts::update).delete(service_accounts::destroy),
+        )
 }
 
 /// Most failed TOTP codes a user may send per [`OTP_FAILURE_WINDOW`]; further codes are refused
