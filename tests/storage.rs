@@ -691,6 +691,16 @@ async fn otp_off_deactivates_keys_and_steps_are_single_use(backend: Backend) {
     assert!(!store.accept_otp_step(user.id, 5).await.expect("replay"));
     assert!(!store.accept_otp_step(user.id, 4).await.expect("older"));
     assert!(store.accept_otp_step(user.id, 6).await.expect("newer"));
+    store
+        .set_otp_secret(user.id, "enc3")
+        .await
+        .expect("new secret");
+    assert!(
+        store
+            .accept_otp_step(user.id, 6)
+            .await
+            .expect("fresh secret")
+    );
 
     let on = store
         .set_user_otp(user.id, true, None, &rules)

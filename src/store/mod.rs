@@ -258,7 +258,8 @@ pub trait Store: Send + Sync + 'static {
         scope: &str,
         rules: &StateRules,
     ) -> StoreResult<Option<UserChange>>;
-    /// Stores (or overwrites, as `generate_qrcode` does) the user's encrypted TOTP secret.
+    /// Stores (or overwrites, as `generate_qrcode` does) the user's encrypted TOTP secret; a new
+    /// secret starts with no accepted step (codes of the old one mean nothing for it).
     async fn set_otp_secret(&self, user_id: i64, secret_encrypted: &str) -> StoreResult<()>;
     /// The encrypted TOTP secret and the last accepted time step.
     async fn find_otp_secret(&self, user_id: i64) -> StoreResult<Option<(String, i64)>>;

@@ -1358,7 +1358,7 @@ impl Store for PostgresStore {
             .execute(
                 "INSERT INTO otp_secrets (user_id, secret_encrypted) VALUES ($1, $2)
                  ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = excluded.secret_encrypted,
-                     updated_at = now()",
+                     last_step = 0, updated_at = now()",
                 &[&user_id, &secret_encrypted],
             )
             .await

@@ -1314,7 +1314,7 @@ impl Store for SqliteStore {
                 "INSERT INTO otp_secrets (user_id, secret_encrypted, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = excluded.secret_encrypted,
-                     updated_at = excluded.updated_at",
+                     last_step = 0, updated_at = excluded.updated_at",
                 params![user_id, secret, now],
             )
             .map(|_| ())
