@@ -330,6 +330,8 @@ pub fn api_state(
             activation_requirements: config.barong_yml.activation_requirements.clone(),
             state_triggers: config.barong_yml.state_triggers.clone(),
         }),
+        encryptor: Arc::new(Encryptor::new(&keys.encryption)),
+        otp_failures: Arc::new(crate::api::OtpFailures::default()),
     })
 }
 

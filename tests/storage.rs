@@ -42,7 +42,7 @@ async fn migrations_apply_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.open().await;
     let first = store.migrate().await.expect("first");
-    assert_eq!(first, ["0001_schema"]);
+    assert_eq!(first, ["0001_schema", "0002_otp_secrets"]);
     let second = store.migrate().await.expect("second");
     assert!(second.is_empty(), "second run applied {second:?}");
 }
@@ -54,7 +54,7 @@ async fn concurrent_migrations_do_not_collide(backend: Backend) {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("a").len() + rb.expect("b").len();
     applied += a.migrate().await.expect("again").len();
-    assert_eq!(applied, 1, "the schema migration ran exactly once");
+    assert_eq!(applied, 2, "each migration ran exactly once");
     assert_eq!(a.count_users().await.expect("count"), 0);
 }
 
@@ -636,4 +636,297 @@ both_backends!(
     mail_outbox_claims_retries_and_sends_once,
     whitelink_tokens_expire,
     first_user_without_superadmin_permission_stays_member,
+);
+
+// ---- resource ----------------------------------------------------------------------------------
+
+/// An active user with 2FA, an active key, and a service account with an active key.
+async fn user_with_keys(store: &Arc<dyn Store>) -> (barong::domain::User, i64) {
+    use barong::domain::{KeyHolder, NewApiKey, NewServiceAccount};
+    let mut user = new_user("IDRES0000001", "res@x.io", None);
+    user.state = "active".into();
+    user.otp = true;
+    let user = store.create_user(&user).await.expect("user");
+    store
+        .insert_level_if_absent(&NewLevel {
+            id: 1,
+            key: "email".into(),
+            value: "verified".into(),
+            description: None,
+        })
+        .await
+        .expect("level");
+    let sa = store
+        .create_service_account(&NewServiceAccount {
+            uid: "SIRES0000001".into(),
+            owner_id: Some(user.id),
+            email: "sa@x.io".into(),
+            role: "member".into(),
+            level: 0,
+            state: "active".into(),
+        })
+        .await
+        .expect("sa");
+    for (kid, holder) in [
+        ("k-user", KeyHolder::User(user.id)),
+        ("k-sa", KeyHolder::ServiceAccount(sa.id)),
+    ] {
+        store
+            .create_api_key(&NewApiKey {
+                holder,
+                kid: kid.into(),
+                algorithm: "HS256".into(),
+                scope: vec![],
+                secret_encrypted: "x".into(),
+                state: "active".into(),
+            })
+            .await
+            .expect("key");
+    }
+    (user, sa.id)
+}
+
+async fn otp_off_deactivates_keys_and_steps_are_single_use(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let (user, _) = user_with_keys(&store).await;
+    let rules = barong::domain::StateRules::default();
+
+    assert!(store.find_otp_secret(user.id).await.expect("q").is_none());
+    assert!(!store.accept_otp_step(user.id, 5).await.expect("no secret"));
+    store.set_otp_secret(user.id, "enc1").await.expect("set");
+    store
+        .set_otp_secret(user.id, "enc2")
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.find_otp_secret(user.id).await.expect("q"),
+        Some(("enc2".to_owned(), 0))
+    );
+    assert!(store.accept_otp_step(user.id, 5).await.expect("first"));
+    assert!(!store.accept_otp_step(user.id, 5).await.expect("replay"));
+    assert!(!store.accept_otp_step(user.id, 4).await.expect("older"));
+    assert!(store.accept_otp_step(user.id, 6).await.expect("newer"));
+    store
+        .set_otp_secret(user.id, "enc3")
+        .await
+        .expect("new secret");
+    assert!(
+        store
+            .accept_otp_step(user.id, 6)
+            .await
+            .expect("fresh secret")
+    );
+
+    let on = store
+        .set_user_otp(user.id, true, None, &rules)
+        .await
+        .expect("on");
+    assert!(on.user.otp && on.kids.is_empty());
+    let labels = store.list_user_labels(user.id).await.expect("labels");
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.key == "otp" && l.scope == "private")
+    );
+    let off = store
+        .set_user_otp(user.id, false, None, &rules)
+        .await
+        .expect("off");
+    assert!(!off.user.otp);
+    let mut kids = off.kids.clone();
+    kids.sort();
+    assert_eq!(kids, ["k-sa", "k-user"]);
+    for kid in ["k-user", "k-sa"] {
+        let key = store.find_api_key(kid).await.expect("q").expect("key");
+        assert_eq!(key.state, "inactive");
+    }
+    let labels = store.list_user_labels(user.id).await.expect("labels");
+    assert!(!labels.iter().any(|l| l.key == "otp"));
+}
+
+async fn labels_recompute_state_and_self_deletion(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let (user, sa_id) = user_with_keys(&store).await;
+    let rules = barong::domain::StateRules::default();
+    // new_user() comes with email:verified; start without it.
+    store
+        .delete_label(user.id, "email", "private", &rules)
+        .await
+        .expect("delete")
+        .expect("existed");
+    // A private email:verified label makes the user active with level 1.
+    let (label, change) = store
+        .create_label(user.id, "email", "verified", "private", &rules)
+        .await
+        .expect("label");
+    assert_eq!(
+        (label.key.as_str(), label.scope.as_str()),
+        ("email", "private")
+    );
+    assert_eq!(
+        (change.user.state.as_str(), change.user.level),
+        ("active", 1)
+    );
+    assert!(matches!(
+        store
+            .create_label(user.id, "email", "other", "private", &rules)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (_, change) = store
+        .update_label_value(user.id, "email", "private", "pending", &rules)
+        .await
+        .expect("update")
+        .expect("exists");
+    assert_eq!(
+        (change.user.state.as_str(), change.user.level),
+        ("pending", 0)
+    );
+    assert!(
+        store
+            .update_label_value(user.id, "nope", "public", "x", &rules)
+            .await
+            .expect("update")
+            .is_none()
+    );
+    assert!(
+        store
+            .delete_label(user.id, "nope", "public", &rules)
+            .await
+            .expect("delete")
+            .is_none()
+    );
+    let change = store
+        .delete_label(user.id, "email", "private", &rules)
+        .await
+        .expect("delete")
+        .expect("existed");
+    assert_eq!(change.user.state, "pending");
+    // The state went from active to pending: keys were deactivated.
+    assert_eq!(
+        store
+            .find_api_key("k-user")
+            .await
+            .expect("q")
+            .expect("k")
+            .state,
+        "inactive"
+    );
+
+    // Self-deletion: state deleted, service account deleted, every session gone.
+    for id in ["s1", "s2"] {
+        store
+            .create_session(&NewSession {
+                id: session_key(id),
+                user_id: user.id,
+                uid: user.uid.clone(),
+                user_ip: "1.2.3.4".into(),
+                user_agent: None,
+                csrf_token: "c".into(),
+                expire_at: chrono::Utc::now().timestamp() + 100,
+            })
+            .await
+            .expect("session");
+    }
+    let ids = store
+        .change_password(user.id, "$argon2id$new", Some(&session_key("s1")))
+        .await
+        .expect("password");
+    assert_eq!(ids, [session_key("s2")]);
+    let gone = store
+        .delete_own_account(user.id, &rules)
+        .await
+        .expect("delete");
+    assert_eq!(gone.user.state, "deleted");
+    assert_eq!(gone.sessions, [session_key("s1")]);
+    let sa = store
+        .find_service_account_by_id(sa_id)
+        .await
+        .expect("q")
+        .expect("sa");
+    assert_eq!(sa.state, "deleted");
+    assert_eq!(
+        store
+            .list_owned_service_accounts(user.id)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .find_service_account_by_uid("SIRES0000001")
+            .await
+            .expect("q")
+            .is_some()
+    );
+}
+
+async fn api_key_listing_update_delete_and_data_storage(backend: Backend) {
+    use barong::domain::KeyHolder;
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let (user, _) = user_with_keys(&store).await;
+    let holder = KeyHolder::User(user.id);
+    let (keys, total) = store
+        .list_api_keys(holder, "kid", true, 10, 0)
+        .await
+        .expect("list");
+    assert_eq!((keys.len(), total), (1, 1));
+    let key = store
+        .update_api_key(keys[0].id, &["a".into(), "b".into()], Some("inactive"))
+        .await
+        .expect("update")
+        .expect("key");
+    assert_eq!((key.scope.len(), key.state.as_str()), (2, "inactive"));
+    let key = store
+        .update_api_key(key.id, &[], None)
+        .await
+        .expect("update")
+        .expect("key");
+    assert_eq!((key.scope.len(), key.state.as_str()), (0, "inactive"));
+    let (page, total) = store
+        .list_api_keys(holder, "id", false, 10, 1)
+        .await
+        .expect("list");
+    assert_eq!((page.len(), total), (0, 1));
+    assert!(store.delete_api_key(key.id).await.expect("delete"));
+    assert!(!store.delete_api_key(key.id).await.expect("again"));
+
+    let rules = barong::domain::StateRules::default();
+    let (row, change) = store
+        .create_data_storage(user.id, "personal", "{}", &rules)
+        .await
+        .expect("storage");
+    assert_eq!(row.title, "personal");
+    assert_eq!(change.user.id, user.id);
+    assert!(matches!(
+        store
+            .create_data_storage(user.id, "PERSONAL", "{}", &rules)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.list_data_storages(user.id).await.expect("list").len(),
+        1
+    );
+    let labels = store.list_user_labels(user.id).await.expect("labels");
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.key == "personal" && l.value == "recorded" && l.scope == "private")
+    );
+    let updated = store
+        .update_user_data(user.id, r#"{"a":1}"#)
+        .await
+        .expect("data");
+    assert_eq!(updated.data.as_deref(), Some(r#"{"a":1}"#));
+}
+
+both_backends!(
+    otp_off_deactivates_keys_and_steps_are_single_use,
+    labels_recompute_state_and_self_deletion,
+    api_key_listing_update_delete_and_data_storage,
 );

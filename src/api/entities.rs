@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::domain::User;
+use crate::domain::{Activity, ApiKey, DataStorage, Label, User};
 
 /// Barong's entity timestamps: `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn iso8601(time: &chrono::DateTime<chrono::Utc>) -> String {
@@ -27,15 +27,7 @@ pub(crate) async fn user_full_info(
         .list_user_labels(user.id)
         .await?
         .iter()
-        .map(|l| {
-            json!({
-                "key": l.key,
-                "value": l.value,
-                "scope": l.scope,
-                "created_at": iso8601(&l.created_at),
-                "updated_at": iso8601(&l.updated_at),
-            })
-        })
+        .map(label)
         .collect();
     let mut body = serde_json::Map::new();
     body.insert("email".into(), json!(user.email));
@@ -53,8 +45,66 @@ pub(crate) async fn user_full_info(
     body.insert("labels".into(), Value::Array(labels));
     body.insert("phones".into(), json!([]));
     body.insert("profiles".into(), json!([]));
-    body.insert("data_storages".into(), json!([]));
+    let storages: Vec<Value> = state
+        .store
+        .list_data_storages(user.id)
+        .await?
+        .iter()
+        .map(data_storage)
+        .collect();
+    body.insert("data_storages".into(), Value::Array(storages));
     body.insert("created_at".into(), json!(iso8601(&user.created_at)));
     body.insert("updated_at".into(), json!(iso8601(&user.updated_at)));
     Ok(Value::Object(body))
+}
+
+/// `Label` (§7.5).
+pub(crate) fn label(l: &Label) -> Value {
+    json!({
+        "key": l.key,
+        "value": l.value,
+        "scope": l.scope,
+        "created_at": iso8601(&l.created_at),
+        "updated_at": iso8601(&l.updated_at),
+    })
+}
+
+/// `APIKey` (§7.10); `secret` only in the answer that creates the key.
+pub(crate) fn api_key(key: &ApiKey, secret: Option<&str>) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert("kid".into(), json!(key.kid));
+    body.insert("algorithm".into(), json!(key.algorithm));
+    body.insert("scope".into(), json!(key.scope));
+    body.insert("state".into(), json!(key.state));
+    if let Some(secret) = secret {
+        body.insert("secret".into(), json!(secret));
+    }
+    body.insert("created_at".into(), json!(iso8601(&key.created_at)));
+    body.insert("updated_at".into(), json!(iso8601(&key.updated_at)));
+    Value::Object(body)
+}
+
+/// The resource `Activity` (§7.11).
+pub(crate) fn activity(a: &Activity) -> Value {
+    json!({
+        "id": a.id,
+        "user_ip": a.user_ip,
+        "user_ip_country": a.user_ip_country,
+        "user_agent": a.user_agent,
+        "topic": a.topic,
+        "action": a.action,
+        "result": a.result,
+        "data": a.data,
+        "created_at": iso8601(&a.created_at),
+    })
+}
+
+/// `DataStorage` (§7.12).
+pub(crate) fn data_storage(d: &DataStorage) -> Value {
+    json!({
+        "title": d.title,
+        "data": d.data,
+        "created_at": iso8601(&d.created_at),
+        "updated_at": iso8601(&d.updated_at),
+    })
 }

@@ -6,9 +6,10 @@ pub mod auth;
 mod entities;
 pub mod error;
 mod identity;
+pub mod pagination;
 pub mod params;
 mod public;
-mod resource;
+pub(crate) mod resource;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use crate::invalidation::InvalidationBus;
 use crate::store::Store;
 
 pub use error::ApiError;
+pub use resource::OtpFailures;
 
 /// What every handler may use; cheap to clone.
 #[derive(Clone)]
@@ -56,6 +58,10 @@ pub struct ApiState {
     pub bearer: Arc<crate::crypto::jws::JwtVerifier>,
     /// `activation_requirements` and `state_triggers` of `barong.yml`.
     pub state_rules: Arc<StateRules>,
+    /// Encrypts TOTP and API-key secrets at rest (`BARONG_ENCRYPTION_KEY`).
+    pub encryptor: Arc<crate::crypto::encryption::Encryptor>,
+    /// Failed TOTP codes per user, to slow down guessing (see `resource::otp`).
+    pub otp_failures: Arc<resource::OtpFailures>,
 }
 
 /// The complete REST router, both mount points, with Barong's 404 for everything else.

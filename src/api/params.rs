@@ -256,6 +256,68 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// Adds a key (declared checks written by hand, e.g. a `values` list).
+    pub fn error(&mut self, key: &str) {
+        self.push(key.to_owned());
+    }
+
+    /// The raw value of a parameter.
+    pub fn raw(&self, name: &str) -> Option<&'a Value> {
+        self.params.0.get(name)
+    }
+
+    /// `page` and `limit` (§9), with their un-prefixed keys.
+    pub fn page(&mut self) -> super::pagination::Page {
+        super::pagination::page_params(self.params, &mut self.errors)
+    }
+
+    /// An optional Integer that must not be blank when given: blank gives `empty_key`, a value
+    /// Grape cannot coerce gives `invalid_key`.
+    pub fn optional_integer(
+        &mut self,
+        name: &str,
+        invalid_key: &str,
+        empty_key: &str,
+    ) -> Option<i64> {
+        let raw = self.params.0.get(name)?;
+        let blank = match raw {
+            Value::Null => true,
+            Value::String(s) => s.trim().is_empty(),
+            _ => false,
+        };
+        if blank {
+            self.push(empty_key.to_owned());
+            return None;
+        }
+        let value = super::pagination::coerce_integer(raw);
+        if value.is_none() {
+            self.push(invalid_key.to_owned());
+        }
+        value
+    }
+
+    /// An optional String that must not be blank when given, with explicit keys for a wrong
+    /// type and for blank.
+    pub fn optional_string_keys(
+        &mut self,
+        name: &str,
+        invalid_key: &str,
+        empty_key: &str,
+    ) -> Option<String> {
+        let raw = self.params.0.get(name)?;
+        match coerce_string(raw) {
+            None if !raw.is_null() => {
+                self.push(invalid_key.to_owned());
+                None
+            }
+            Some(text) if !text.trim().is_empty() => Some(text),
+            _ => {
+                self.push(empty_key.to_owned());
+                None
+            }
+        }
+    }
+
     /// The collected errors as a 422, or Ok when there were none.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {

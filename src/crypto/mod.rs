@@ -6,6 +6,7 @@ pub mod jws;
 pub mod keys;
 pub mod password_hash;
 pub mod tokens;
+pub mod totp;
 
 pub use keys::{KeyAlgorithm, KeyError, SigningKey};
 

@@ -22,6 +22,6 @@ pub use label::{Label, StateRules, derive_level, derive_state};
 pub use mail::{NewMail, OutboxMail};
 pub use session::{NewSession, Session, session_key};
 pub use user::{
-    NewLabel, NewUser, User, UserInput, data_is_valid, email_is_valid, generate_uid, user_language,
-    validate_user,
+    DATA_MAX, DATA_STORAGE_MAX, DataStorage, NewLabel, NewUser, User, UserInput, data_is_valid,
+    email_is_valid, generate_uid, user_language, validate_user,
 };

@@ -262,3 +262,15 @@ mod tests {
         assert_eq!(uid, "ID30DD0DD986");
     }
 }
+
+/// A stored data storage row (§8.13): one per title per user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataStorage {
+    pub title: String,
+    pub data: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The largest `data` of a data storage row, in characters.
+pub const DATA_STORAGE_MAX: usize = 5120;

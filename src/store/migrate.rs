@@ -17,16 +17,28 @@ pub struct Migration {
 }
 
 /// The SQLite migrations, in order.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: "0001_schema",
-    sql: include_str!("../../sql/sqlite/0001_schema.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: "0001_schema",
+        sql: include_str!("../../sql/sqlite/0001_schema.sql"),
+    },
+    Migration {
+        version: "0002_otp_secrets",
+        sql: include_str!("../../sql/sqlite/0002_otp_secrets.sql"),
+    },
+];
 
 /// The PostgreSQL migrations, in order.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: "0001_schema",
-    sql: include_str!("../../sql/postgres/0001_schema.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: "0001_schema",
+        sql: include_str!("../../sql/postgres/0001_schema.sql"),
+    },
+    Migration {
+        version: "0002_otp_secrets",
+        sql: include_str!("../../sql/postgres/0002_otp_secrets.sql"),
+    },
+];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version TEXT PRIMARY KEY,

@@ -14,9 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Activity, ApiKey, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail, NewPermission,
-    NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission, Restriction,
-    ServiceAccount, Session, StateRules, User,
+    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel,
+    NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail,
+    Permission, Restriction, ServiceAccount, Session, StateRules, User,
 };
 
 pub use postgres::PostgresStore;
@@ -216,6 +216,125 @@ pub trait Store: Send + Sync + 'static {
     async fn create_whitelink_token(&self, token: &str, expires_at: i64) -> StoreResult<()>;
     /// Whether `token` is an active, unexpired whitelink token.
     async fn whitelink_token_valid(&self, token: &str, now: i64) -> StoreResult<bool>;
+
+    // ---- resource ----------------------------------------------------------------------------
+    /// Replaces a user's `data` (already validated).
+    async fn update_user_data(&self, user_id: i64, data: &str) -> StoreResult<User>;
+    /// Replaces the password digest and deletes the user's sessions except `keep`, in one
+    /// transaction; returns the deleted session ids.
+    async fn change_password(
+        &self,
+        user_id: i64,
+        digest: &str,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>>;
+    /// Self-deletion in one transaction: private label `delete:by_user`, state and level
+    /// recomputed (the `delete` trigger makes the user `deleted`), the side effects of a state
+    /// change (§8.1: keys deactivated, service accounts get the state), every session deleted.
+    async fn delete_own_account(&self, user_id: i64, rules: &StateRules)
+    -> StoreResult<UserChange>;
+    /// Creates a label and recomputes state and level, in one transaction. A clash on
+    /// (user, key, scope) is [`StoreError::Conflict`]`("key")`.
+    async fn create_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        value: &str,
+        scope: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(Label, UserChange)>;
+    /// Changes the value of the user's label (key, scope) and recomputes; `None` when absent.
+    async fn update_label_value(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        value: &str,
+        rules: &StateRules,
+    ) -> StoreResult<Option<(Label, UserChange)>>;
+    /// Deletes the user's label (key, scope) and recomputes; `None` when absent.
+    async fn delete_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        rules: &StateRules,
+    ) -> StoreResult<Option<UserChange>>;
+    /// Stores (or overwrites, as `generate_qrcode` does) the user's encrypted TOTP secret; a new
+    /// secret starts with no accepted step (codes of the old one mean nothing for it).
+    async fn set_otp_secret(&self, user_id: i64, secret_encrypted: &str) -> StoreResult<()>;
+    /// The encrypted TOTP secret and the last accepted time step.
+    async fn find_otp_secret(&self, user_id: i64) -> StoreResult<Option<(String, i64)>>;
+    /// Records `step` as the last accepted one; false (a replay) when a step at or after it was
+    /// already accepted. Atomic, so two concurrent uses of one code cannot both pass.
+    async fn accept_otp_step(&self, user_id: i64, step: i64) -> StoreResult<bool>;
+    /// Turns 2FA on (otp=true, private label `otp:enabled`, the user's sessions except `keep`
+    /// deleted) or off (otp=false, labels with key `otp` deleted, active keys of the user and of
+    /// its service accounts deactivated), with state and level recomputed, in one transaction.
+    async fn set_user_otp(
+        &self,
+        user_id: i64,
+        enabled: bool,
+        keep: Option<&str>,
+        rules: &StateRules,
+    ) -> StoreResult<UserChange>;
+    /// One page of a holder's keys ordered by `order_by` (a column name from
+    /// [`API_KEY_COLUMNS`]; others are refused by the caller), with the total count.
+    async fn list_api_keys(
+        &self,
+        holder: KeyHolder,
+        order_by: &str,
+        descending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<ApiKey>, i64)>;
+    /// Replaces a key's scope and, when given, its state; the updated key.
+    async fn update_api_key(
+        &self,
+        id: i64,
+        scope: &[String],
+        state: Option<&str>,
+    ) -> StoreResult<Option<ApiKey>>;
+    /// Deletes a key; true when it existed.
+    async fn delete_api_key(&self, id: i64) -> StoreResult<bool>;
+    /// Stores a data storage row and sets the private label `<title>:recorded` (state and level
+    /// recomputed), in one transaction; a title the user already has (any case) is
+    /// [`StoreError::Conflict`]`("title")`.
+    async fn create_data_storage(
+        &self,
+        user_id: i64,
+        title: &str,
+        data: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(DataStorage, UserChange)>;
+    /// A user's data storage rows, oldest first.
+    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>>;
+    /// The service accounts a user owns, by id.
+    async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>>;
+    async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>>;
+}
+
+/// The api_keys columns a listing may be ordered by (Barong accepts any column of the model).
+pub const API_KEY_COLUMNS: &[&str] = &[
+    "id",
+    "key_holder_account_type",
+    "key_holder_account_id",
+    "kid",
+    "algorithm",
+    "scope",
+    "secret_encrypted",
+    "state",
+    "created_at",
+    "updated_at",
+];
+
+/// A user after a change, with what the caches must forget: deleted session ids and the kids
+/// of API keys that were deactivated.
+#[derive(Debug, Clone)]
+pub struct UserChange {
+    pub user: User,
+    pub sessions: Vec<String>,
+    pub kids: Vec<String>,
 }
 
 /// Opens the store named by `options.url` (`sqlite://PATH` or `postgres://...`).

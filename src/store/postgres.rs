@@ -10,11 +10,13 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
-use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
+use super::{
+    API_KEY_COLUMNS, Backend, Store, StoreError, StoreOptions, StoreResult, UserChange, migrate,
+};
 use crate::domain::{
-    Activity, ApiKey, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail,
-    NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
-    Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
+    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel,
+    NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail,
+    Permission, Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
     scope_from_column, scope_to_column,
 };
 
@@ -376,6 +378,71 @@ async fn user_by_id(tx: &Tx<'_>, id: i64) -> Result<User, tokio_postgres::Error>
         )
         .await?;
     Ok(user_from_row(&row))
+}
+
+// ---- resource ----------------------------------------------------------------------------------
+
+/// Barong's after-update side effects (§8.1), given the user before the change: when 2FA went
+/// off or the state changed to anything but `active`, every active key of the user and of its
+/// service accounts becomes `inactive`; a non-active state is copied to the service accounts.
+/// Returns the user now and the deactivated kids.
+async fn user_side_effects(
+    tx: &Tx<'_>,
+    before: &User,
+) -> Result<(User, Vec<String>), tokio_postgres::Error> {
+    let after = user_by_id(tx, before.id).await?;
+    let state_changed = after.state != before.state && after.state != "active";
+    let mut kids = Vec::new();
+    if (before.otp && !after.otp) || state_changed {
+        kids = tx
+            .query(
+                "UPDATE api_keys SET state = 'inactive', updated_at = now()
+                 WHERE state = 'active' AND (
+                     (key_holder_account_type = 'User' AND key_holder_account_id = $1)
+                     OR (key_holder_account_type = 'ServiceAccount' AND key_holder_account_id IN
+                         (SELECT id FROM service_accounts WHERE owner_id = $1)))
+                 RETURNING kid",
+                &[&before.id],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    }
+    if state_changed {
+        tx.execute(
+            "UPDATE service_accounts SET state = $2, updated_at = now() WHERE owner_id = $1",
+            &[&before.id, &after.state],
+        )
+        .await?;
+    }
+    Ok((after, kids))
+}
+
+fn data_storage_from_row(row: &Row) -> DataStorage {
+    DataStorage {
+        title: row.get("title"),
+        data: row.get("data"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+async fn delete_sessions_except(
+    tx: &Tx<'_>,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(tx
+        .query(
+            "DELETE FROM sessions WHERE user_id = $1 AND ($2::TEXT IS NULL OR id <> $2)
+             RETURNING id",
+            &[&user_id, &keep],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 #[async_trait]
@@ -1124,5 +1191,407 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(row.get::<_, i64>(0) > 0)
+    }
+
+    // ---- resource ----------------------------------------------------------------------------
+    async fn update_user_data(&self, user_id: i64, data: &str) -> StoreResult<User> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "UPDATE users SET data = $2, updated_at = now() WHERE id = $1
+                     RETURNING {USER_COLUMNS}"
+                ),
+                &[&user_id, &data],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(user_from_row(&row))
+    }
+
+    async fn change_password(
+        &self,
+        user_id: i64,
+        digest: &str,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        tx.execute(
+            "UPDATE users SET password_digest = $2, updated_at = now() WHERE id = $1",
+            &[&user_id, &digest],
+        )
+        .await
+        .map_err(map_error)?;
+        let ids = delete_sessions_except(&tx, user_id, keep)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(ids)
+    }
+
+    async fn delete_own_account(
+        &self,
+        user_id: i64,
+        rules: &StateRules,
+    ) -> StoreResult<UserChange> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let result = async {
+            let before = user_by_id(&tx, user_id).await?;
+            upsert_label(&tx, user_id, "delete", "by_user", "private").await?;
+            recompute_state_level(&tx, user_id, rules).await?;
+            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let sessions = delete_sessions_except(&tx, user_id, None).await?;
+            Ok::<_, tokio_postgres::Error>(UserChange {
+                user,
+                sessions,
+                kids,
+            })
+        }
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(result)
+    }
+
+    async fn create_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        value: &str,
+        scope: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(Label, UserChange)> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let result = async {
+            let before = user_by_id(&tx, user_id).await?;
+            let row = tx
+                .query_one(
+                    "INSERT INTO labels (user_id, key, value, scope) VALUES ($1, $2, $3, $4)
+                     RETURNING *",
+                    &[&user_id, &key, &value, &scope],
+                )
+                .await?;
+            recompute_state_level(&tx, user_id, rules).await?;
+            let (user, kids) = user_side_effects(&tx, &before).await?;
+            Ok::<_, tokio_postgres::Error>((
+                label_from_row(&row),
+                UserChange {
+                    user,
+                    sessions: Vec::new(),
+                    kids,
+                },
+            ))
+        }
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(result)
+    }
+
+    async fn update_label_value(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        value: &str,
+        rules: &StateRules,
+    ) -> StoreResult<Option<(Label, UserChange)>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let result = async {
+            let before = user_by_id(&tx, user_id).await?;
+            let Some(row) = tx
+                .query_opt(
+                    "UPDATE labels SET value = $4, updated_at = now()
+                     WHERE user_id = $1 AND key = $2 AND scope = $3 RETURNING *",
+                    &[&user_id, &key, &scope, &value],
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            recompute_state_level(&tx, user_id, rules).await?;
+            let (user, kids) = user_side_effects(&tx, &before).await?;
+            Ok::<_, tokio_postgres::Error>(Some((
+                label_from_row(&row),
+                UserChange {
+                    user,
+                    sessions: Vec::new(),
+                    kids,
+                },
+            )))
+        }
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(result)
+    }
+
+    async fn delete_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        rules: &StateRules,
+    ) -> StoreResult<Option<UserChange>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let result = async {
+            let before = user_by_id(&tx, user_id).await?;
+            let n = tx
+                .execute(
+                    "DELETE FROM labels WHERE user_id = $1 AND key = $2 AND scope = $3",
+                    &[&user_id, &key, &scope],
+                )
+                .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            recompute_state_level(&tx, user_id, rules).await?;
+            let (user, kids) = user_side_effects(&tx, &before).await?;
+            Ok::<_, tokio_postgres::Error>(Some(UserChange {
+                user,
+                sessions: Vec::new(),
+                kids,
+            }))
+        }
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(result)
+    }
+
+    async fn set_otp_secret(&self, user_id: i64, secret_encrypted: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO otp_secrets (user_id, secret_encrypted) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = excluded.secret_encrypted,
+                     last_step = 0, updated_at = now()",
+                &[&user_id, &secret_encrypted],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn find_otp_secret(&self, user_id: i64) -> StoreResult<Option<(String, i64)>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT secret_encrypted, last_step FROM otp_secrets WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn accept_otp_step(&self, user_id: i64, step: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE otp_secrets SET last_step = $2, updated_at = now()
+                 WHERE user_id = $1 AND last_step < $2",
+                &[&user_id, &step],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(n > 0)
+    }
+
+    async fn set_user_otp(
+        &self,
+        user_id: i64,
+        enabled: bool,
+        keep: Option<&str>,
+        rules: &StateRules,
+    ) -> StoreResult<UserChange> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let result = async {
+            let before = user_by_id(&tx, user_id).await?;
+            tx.execute(
+                "UPDATE users SET otp = $2, updated_at = now() WHERE id = $1",
+                &[&user_id, &enabled],
+            )
+            .await?;
+            let mut sessions = Vec::new();
+            if enabled {
+                upsert_label(&tx, user_id, "otp", "enabled", "private").await?;
+                sessions = delete_sessions_except(&tx, user_id, keep).await?;
+            } else {
+                tx.execute(
+                    "DELETE FROM labels WHERE user_id = $1 AND key = 'otp'",
+                    &[&user_id],
+                )
+                .await?;
+            }
+            recompute_state_level(&tx, user_id, rules).await?;
+            let (user, kids) = user_side_effects(&tx, &before).await?;
+            Ok::<_, tokio_postgres::Error>(UserChange {
+                user,
+                sessions,
+                kids,
+            })
+        }
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(result)
+    }
+
+    async fn list_api_keys(
+        &self,
+        holder: KeyHolder,
+        order_by: &str,
+        descending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<ApiKey>, i64)> {
+        let column = API_KEY_COLUMNS
+            .iter()
+            .find(|c| **c == order_by)
+            .copied()
+            .unwrap_or("id");
+        let direction = if descending { "DESC" } else { "ASC" };
+        let client = self.client().await?;
+        let (type_name, id) = (holder.type_name(), holder.id());
+        let total: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM api_keys
+                 WHERE key_holder_account_type = $1 AND key_holder_account_id = $2",
+                &[&type_name, &id],
+            )
+            .await
+            .map_err(map_error)?
+            .get(0);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT * FROM api_keys
+                     WHERE key_holder_account_type = $1 AND key_holder_account_id = $2
+                     ORDER BY {column} {direction}, id {direction} LIMIT $3 OFFSET $4"
+                ),
+                &[&type_name, &id, &limit, &offset],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok((rows.iter().filter_map(api_key_from_row).collect(), total))
+    }
+
+    async fn update_api_key(
+        &self,
+        id: i64,
+        scope: &[String],
+        state: Option<&str>,
+    ) -> StoreResult<Option<ApiKey>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE api_keys SET scope = $2, state = COALESCE($3, state), updated_at = now()
+                 WHERE id = $1 RETURNING *",
+                &[&id, &scope_to_column(scope), &state],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().and_then(api_key_from_row))
+    }
+
+    async fn delete_api_key(&self, id: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM api_keys WHERE id = $1", &[&id])
+            .await
+            .map_err(map_error)?;
+        Ok(n > 0)
+    }
+
+    async fn create_data_storage(
+        &self,
+        user_id: i64,
+        title: &str,
+        data: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(DataStorage, UserChange)> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        // One writer per user at a time, so the case-insensitive check below holds.
+        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id])
+            .await
+            .map_err(map_error)?;
+        let taken: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM data_storages
+                     WHERE user_id = $1 AND lower(title) = lower($2))",
+                &[&user_id, &title],
+            )
+            .await
+            .map_err(map_error)?
+            .get(0);
+        if taken {
+            return Err(StoreError::Conflict("title".into()));
+        }
+        let result = async {
+            let before = user_by_id(&tx, user_id).await?;
+            let row = tx
+                .query_one(
+                    "INSERT INTO data_storages (user_id, title, data) VALUES ($1, $2, $3)
+                     RETURNING *",
+                    &[&user_id, &title, &data],
+                )
+                .await?;
+            upsert_label(&tx, user_id, &title.to_lowercase(), "recorded", "private").await?;
+            recompute_state_level(&tx, user_id, rules).await?;
+            let (user, kids) = user_side_effects(&tx, &before).await?;
+            Ok::<_, tokio_postgres::Error>((
+                data_storage_from_row(&row),
+                UserChange {
+                    user,
+                    sessions: Vec::new(),
+                    kids,
+                },
+            ))
+        }
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(result)
+    }
+
+    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM data_storages WHERE user_id = $1 ORDER BY id",
+                &[&user_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(data_storage_from_row).collect())
+    }
+
+    async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM service_accounts WHERE owner_id = $1 ORDER BY id",
+                &[&owner_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(service_account_from_row).collect())
+    }
+
+    async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT * FROM service_accounts WHERE uid = $1", &[&uid])
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(service_account_from_row))
     }
 }

@@ -9,11 +9,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use deadpool_sqlite::rusqlite::{self, Connection, OptionalExtension, Row, params};
 use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 
-use super::{Backend, Store, StoreError, StoreOptions, StoreResult, migrate};
+use super::{
+    API_KEY_COLUMNS, Backend, Store, StoreError, StoreOptions, StoreResult, UserChange, migrate,
+};
 use crate::domain::{
-    Activity, ApiKey, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel, NewMail,
-    NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
-    Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
+    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel,
+    NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail,
+    Permission, Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
     scope_from_column, scope_to_column,
 };
 
@@ -327,6 +329,77 @@ fn user_by_id(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<User>
         [id],
         user_from_row,
     )
+}
+
+// ---- resource ----------------------------------------------------------------------------------
+
+/// Barong's after-update side effects (§8.1), given the user before the change: when 2FA went
+/// off or the state changed to anything but `active`, every active key of the user and of its
+/// service accounts becomes `inactive`; a non-active state is copied to the service accounts.
+/// Returns the user now and the deactivated kids.
+fn user_side_effects(
+    tx: &rusqlite::Transaction<'_>,
+    before: &User,
+) -> rusqlite::Result<(User, Vec<String>)> {
+    let after = user_by_id(tx, before.id)?;
+    let state_changed = after.state != before.state && after.state != "active";
+    let mut kids = Vec::new();
+    if (before.otp && !after.otp) || state_changed {
+        let now = now_text();
+        let mut stmt = tx.prepare(
+            "UPDATE api_keys SET state = 'inactive', updated_at = ?2
+             WHERE state = 'active' AND (
+                 (key_holder_account_type = 'User' AND key_holder_account_id = ?1)
+                 OR (key_holder_account_type = 'ServiceAccount' AND key_holder_account_id IN
+                     (SELECT id FROM service_accounts WHERE owner_id = ?1)))
+             RETURNING kid",
+        )?;
+        kids = stmt
+            .query_map(params![before.id, now], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    if state_changed {
+        tx.execute(
+            "UPDATE service_accounts SET state = ?2, updated_at = ?3 WHERE owner_id = ?1",
+            params![before.id, after.state, now_text()],
+        )?;
+    }
+    Ok((after, kids))
+}
+
+fn data_storage_from_row(row: &Row<'_>) -> rusqlite::Result<DataStorage> {
+    Ok(DataStorage {
+        title: row.get("title")?,
+        data: row.get("data")?,
+        created_at: timestamp(row, "created_at")?,
+        updated_at: timestamp(row, "updated_at")?,
+    })
+}
+
+fn label_by_key(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: i64,
+    key: &str,
+    scope: &str,
+) -> rusqlite::Result<Option<Label>> {
+    tx.query_row(
+        "SELECT * FROM labels WHERE user_id = ?1 AND key = ?2 AND scope = ?3",
+        params![user_id, key, scope],
+        label_from_row,
+    )
+    .optional()
+}
+
+fn delete_sessions_except(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: i64,
+    keep: Option<&str>,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = tx.prepare(
+        "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2) RETURNING id",
+    )?;
+    stmt.query_map(params![user_id, keep], |r| r.get(0))?
+        .collect()
 }
 
 #[async_trait]
@@ -1070,6 +1143,395 @@ impl Store for SqliteStore {
                 |r| r.get::<_, i64>(0),
             )
             .map(|n| n > 0)
+        })
+        .await
+    }
+
+    // ---- resource ----------------------------------------------------------------------------
+    async fn update_user_data(&self, user_id: i64, data: &str) -> StoreResult<User> {
+        let data = data.to_owned();
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE users SET data = ?2, updated_at = ?3 WHERE id = ?1",
+                params![user_id, data, now_text()],
+            )?;
+            let user = user_by_id(&tx, user_id)?;
+            tx.commit()?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn change_password(
+        &self,
+        user_id: i64,
+        digest: &str,
+        keep: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let (digest, keep) = (digest.to_owned(), keep.map(str::to_owned));
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE users SET password_digest = ?2, updated_at = ?3 WHERE id = ?1",
+                params![user_id, digest, now_text()],
+            )?;
+            let ids = delete_sessions_except(&tx, user_id, keep.as_deref())?;
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn delete_own_account(
+        &self,
+        user_id: i64,
+        rules: &StateRules,
+    ) -> StoreResult<UserChange> {
+        let rules = rules.clone();
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = user_by_id(&tx, user_id)?;
+            upsert_label(&tx, user_id, "delete", "by_user", "private")?;
+            recompute_state_level(&tx, user_id, &rules)?;
+            let (user, kids) = user_side_effects(&tx, &before)?;
+            let sessions = delete_sessions_except(&tx, user_id, None)?;
+            tx.commit()?;
+            Ok(UserChange {
+                user,
+                sessions,
+                kids,
+            })
+        })
+        .await
+    }
+
+    async fn create_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        value: &str,
+        scope: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(Label, UserChange)> {
+        let (key, value, scope, rules) = (
+            key.to_owned(),
+            value.to_owned(),
+            scope.to_owned(),
+            rules.clone(),
+        );
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = user_by_id(&tx, user_id)?;
+            let now = now_text();
+            let label = tx.query_row(
+                "INSERT INTO labels (user_id, key, value, scope, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING *",
+                params![user_id, key, value, scope, now],
+                label_from_row,
+            )?;
+            recompute_state_level(&tx, user_id, &rules)?;
+            let (user, kids) = user_side_effects(&tx, &before)?;
+            tx.commit()?;
+            Ok((
+                label,
+                UserChange {
+                    user,
+                    sessions: Vec::new(),
+                    kids,
+                },
+            ))
+        })
+        .await
+    }
+
+    async fn update_label_value(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        value: &str,
+        rules: &StateRules,
+    ) -> StoreResult<Option<(Label, UserChange)>> {
+        let (key, value, scope, rules) = (
+            key.to_owned(),
+            value.to_owned(),
+            scope.to_owned(),
+            rules.clone(),
+        );
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = user_by_id(&tx, user_id)?;
+            let n = tx.execute(
+                "UPDATE labels SET value = ?4, updated_at = ?5
+                 WHERE user_id = ?1 AND key = ?2 AND scope = ?3",
+                params![user_id, key, scope, value, now_text()],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            recompute_state_level(&tx, user_id, &rules)?;
+            let (user, kids) = user_side_effects(&tx, &before)?;
+            let label = label_by_key(&tx, user_id, &key, &scope)?
+                .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            tx.commit()?;
+            Ok(Some((
+                label,
+                UserChange {
+                    user,
+                    sessions: Vec::new(),
+                    kids,
+                },
+            )))
+        })
+        .await
+    }
+
+    async fn delete_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        rules: &StateRules,
+    ) -> StoreResult<Option<UserChange>> {
+        let (key, scope, rules) = (key.to_owned(), scope.to_owned(), rules.clone());
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = user_by_id(&tx, user_id)?;
+            let n = tx.execute(
+                "DELETE FROM labels WHERE user_id = ?1 AND key = ?2 AND scope = ?3",
+                params![user_id, key, scope],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            recompute_state_level(&tx, user_id, &rules)?;
+            let (user, kids) = user_side_effects(&tx, &before)?;
+            tx.commit()?;
+            Ok(Some(UserChange {
+                user,
+                sessions: Vec::new(),
+                kids,
+            }))
+        })
+        .await
+    }
+
+    async fn set_otp_secret(&self, user_id: i64, secret_encrypted: &str) -> StoreResult<()> {
+        let secret = secret_encrypted.to_owned();
+        self.with_conn(move |c| {
+            let now = now_text();
+            c.execute(
+                "INSERT INTO otp_secrets (user_id, secret_encrypted, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = excluded.secret_encrypted,
+                     last_step = 0, updated_at = excluded.updated_at",
+                params![user_id, secret, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn find_otp_secret(&self, user_id: i64) -> StoreResult<Option<(String, i64)>> {
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT secret_encrypted, last_step FROM otp_secrets WHERE user_id = ?1",
+                [user_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn accept_otp_step(&self, user_id: i64, step: i64) -> StoreResult<bool> {
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE otp_secrets SET last_step = ?2, updated_at = ?3
+                 WHERE user_id = ?1 AND last_step < ?2",
+                params![user_id, step, now_text()],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn set_user_otp(
+        &self,
+        user_id: i64,
+        enabled: bool,
+        keep: Option<&str>,
+        rules: &StateRules,
+    ) -> StoreResult<UserChange> {
+        let (keep, rules) = (keep.map(str::to_owned), rules.clone());
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = user_by_id(&tx, user_id)?;
+            tx.execute(
+                "UPDATE users SET otp = ?2, updated_at = ?3 WHERE id = ?1",
+                params![user_id, enabled, now_text()],
+            )?;
+            let mut sessions = Vec::new();
+            if enabled {
+                upsert_label(&tx, user_id, "otp", "enabled", "private")?;
+                sessions = delete_sessions_except(&tx, user_id, keep.as_deref())?;
+            } else {
+                tx.execute(
+                    "DELETE FROM labels WHERE user_id = ?1 AND key = 'otp'",
+                    [user_id],
+                )?;
+            }
+            recompute_state_level(&tx, user_id, &rules)?;
+            let (user, kids) = user_side_effects(&tx, &before)?;
+            tx.commit()?;
+            Ok(UserChange {
+                user,
+                sessions,
+                kids,
+            })
+        })
+        .await
+    }
+
+    async fn list_api_keys(
+        &self,
+        holder: KeyHolder,
+        order_by: &str,
+        descending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<ApiKey>, i64)> {
+        let column = API_KEY_COLUMNS
+            .iter()
+            .find(|c| **c == order_by)
+            .copied()
+            .unwrap_or("id");
+        let direction = if descending { "DESC" } else { "ASC" };
+        self.with_conn(move |c| {
+            let total: i64 = c.query_row(
+                "SELECT COUNT(*) FROM api_keys
+                 WHERE key_holder_account_type = ?1 AND key_holder_account_id = ?2",
+                params![holder.type_name(), holder.id()],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT * FROM api_keys
+                 WHERE key_holder_account_type = ?1 AND key_holder_account_id = ?2
+                 ORDER BY {column} {direction}, id {direction} LIMIT ?3 OFFSET ?4"
+            ))?;
+            let keys = stmt
+                .query_map(
+                    params![holder.type_name(), holder.id(), limit, offset],
+                    api_key_from_row,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((keys, total))
+        })
+        .await
+    }
+
+    async fn update_api_key(
+        &self,
+        id: i64,
+        scope: &[String],
+        state: Option<&str>,
+    ) -> StoreResult<Option<ApiKey>> {
+        let (scope, state) = (scope_to_column(scope), state.map(str::to_owned));
+        self.with_conn(move |c| {
+            c.query_row(
+                "UPDATE api_keys SET scope = ?2, state = COALESCE(?3, state), updated_at = ?4
+                 WHERE id = ?1 RETURNING *",
+                params![id, scope, state, now_text()],
+                api_key_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete_api_key(&self, id: i64) -> StoreResult<bool> {
+        self.with_conn(move |c| {
+            c.execute("DELETE FROM api_keys WHERE id = ?1", [id])
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn create_data_storage(
+        &self,
+        user_id: i64,
+        title: &str,
+        data: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(DataStorage, UserChange)> {
+        let (title, data, rules) = (title.to_owned(), data.to_owned(), rules.clone());
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM data_storages
+                     WHERE user_id = ?1 AND lower(title) = lower(?2))",
+                params![user_id, title],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                    Some("UNIQUE constraint failed: data_storages.title".into()),
+                ));
+            }
+            let before = user_by_id(&tx, user_id)?;
+            let now = now_text();
+            let row = tx.query_row(
+                "INSERT INTO data_storages (user_id, title, data, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4) RETURNING *",
+                params![user_id, title, data, now],
+                data_storage_from_row,
+            )?;
+            upsert_label(&tx, user_id, &title.to_lowercase(), "recorded", "private")?;
+            recompute_state_level(&tx, user_id, &rules)?;
+            let (user, kids) = user_side_effects(&tx, &before)?;
+            tx.commit()?;
+            Ok((
+                row,
+                UserChange {
+                    user,
+                    sessions: Vec::new(),
+                    kids,
+                },
+            ))
+        })
+        .await
+    }
+
+    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>> {
+        self.with_conn(move |c| {
+            let mut stmt =
+                c.prepare("SELECT * FROM data_storages WHERE user_id = ?1 ORDER BY id")?;
+            stmt.query_map([user_id], data_storage_from_row)?.collect()
+        })
+        .await
+    }
+
+    async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>> {
+        self.with_conn(move |c| {
+            let mut stmt =
+                c.prepare("SELECT * FROM service_accounts WHERE owner_id = ?1 ORDER BY id")?;
+            stmt.query_map([owner_id], service_account_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>> {
+        let uid = uid.to_owned();
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT * FROM service_accounts WHERE uid = ?1",
+                [uid],
+                service_account_from_row,
+            )
+            .optional()
         })
         .await
     }

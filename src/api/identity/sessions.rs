@@ -104,19 +104,20 @@ pub async fn create(
                 "identity.session.missing_otp",
             ));
         }
-        // TOTP secrets are not stored yet (the 2FA endpoints come with the resource API), so
-        // no code can be checked: every code is refused as Barong refuses a wrong one.
-        record_activity(
-            &state,
-            user.id,
-            &meta,
-            "session",
-            "login::2fa",
-            "failed",
-            Some("OTP code is invalid"),
-        )
-        .await;
-        return Err(error(StatusCode::FORBIDDEN, "identity.session.invalid_otp"));
+        let code = otp_code.as_deref().unwrap_or_default();
+        if !crate::api::resource::check_totp(&state, user.id, code).await? {
+            record_activity(
+                &state,
+                user.id,
+                &meta,
+                "session",
+                "login::2fa",
+                "failed",
+                Some("OTP code is invalid"),
+            )
+            .await;
+            return Err(error(StatusCode::FORBIDDEN, "identity.session.invalid_otp"));
+        }
     }
     if verification == Verification::MatchNeedsRehash {
         rehash(&state, user.id, password).await;
