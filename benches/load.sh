@@ -411,7 +411,10 @@ if [ -x "$NGINX" ]; then
   PROXY_ADDR=127.0.0.1:$((PORT_BASE + 8))
   "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
   UPSTREAM_PID=$!
+  # wait_http watches SERVER_PID: point it at the upstream while it comes up.
+  SERVER_PID=$UPSTREAM_PID
   wait_http "http://$BASELINE_ADDR/" 200 "upstream"
+  SERVER_PID=
   start_barong
   export PROXY_HOST=127.0.0.1 PROXY_PORT=$((PORT_BASE + 8)) AUTHZ_HOST=${AUTHZ_ADDR%:*} \
     AUTHZ_PORT=${AUTHZ_ADDR##*:} API_HOST=${API_ADDR%:*} API_PORT=${API_ADDR##*:} \
