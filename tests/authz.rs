@@ -3,6 +3,7 @@
 //! with audit rows, restrictions, JWTs verified against the JWKS, and invalidation.
 
 mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -812,17 +813,12 @@ async fn restrictions_by_category_and_scope(backend: Backend) {
         .assert_denied(471, "authz.restrict.maintenance");
 }
 
-/// The venv `.ci/run` prepares (PyPI tools the tests drive).
-fn venv_python() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
-}
-
 async fn country_and_continent_restrictions_use_geoip_names(backend: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mmdb = dir.path().join("geo.mmdb");
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_geoip.py");
-    let made = std::process::Command::new(venv_python())
+    let made = std::process::Command::new(support::python())
         .arg(script)
         .arg(&mmdb)
         .status()

@@ -25,8 +25,9 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// The Python with aiosmtpd: `BARONG_TEST_PYTHON`, else `.venv/bin/python` (see `.ci/run`).
-fn python() -> PathBuf {
+/// The venv's Python (aiosmtpd, mmdb-writer): `BARONG_TEST_PYTHON`, else `.venv/bin/python`
+/// (see `.ci/run`).
+pub fn python() -> PathBuf {
     if let Ok(path) = std::env::var("BARONG_TEST_PYTHON") {
         return PathBuf::from(path);
     }
