@@ -1,8 +1,13 @@
 //! Encryption at rest: AES-256-GCM under `BARONG_ENCRYPTION_KEY` for TOTP secrets, API key
 //! secrets and personal data. Stored form: `v1:` + base64(nonce ‖ ciphertext ‖ tag), so the
 //! format can change later without guessing.
+//!
+//! Personal data that must be found by equality (a phone number, a document number) also gets a
+//! blind index beside its ciphertext: a keyed HMAC of the normalised value, so equal values can be
+//! matched in SQL without storing them in clear (Barong's `*_index` columns).
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -18,6 +23,9 @@ pub struct DecryptError;
 /// Encrypts and decrypts values; cheap to share (`Arc`).
 pub struct Encryptor {
     key: RandomizedNonceKey,
+    /// Derived from the encryption key, so one setting covers both; distinct from it, so an index
+    /// value reveals nothing about the AES key.
+    index_key: hmac::Key,
 }
 
 impl std::fmt::Debug for Encryptor {
@@ -28,9 +36,24 @@ impl std::fmt::Debug for Encryptor {
 
 impl Encryptor {
     pub fn new(key: &EncryptionKey) -> Self {
-        let key = RandomizedNonceKey::new(&AES_256_GCM, &key.0)
+        let aead = RandomizedNonceKey::new(&AES_256_GCM, &key.0)
             .expect("a 32-byte key is always valid for AES-256-GCM");
-        Self { key }
+        let derived = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &key.0),
+            b"barong blind index v1",
+        );
+        let index_key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
+        Self {
+            key: aead,
+            index_key,
+        }
+    }
+
+    /// The blind index of an already normalised value: hex HMAC-SHA256 under a key derived from
+    /// the encryption key. Equal inputs give equal indexes; callers normalise first (E.164 for
+    /// phone numbers, trimmed upper case for document numbers).
+    pub fn blind_index(&self, normalised: &str) -> String {
+        hex::encode(hmac::sign(&self.index_key, normalised.as_bytes()).as_ref())
     }
 
     /// Encrypts `plaintext` with a fresh random nonce.
@@ -81,5 +104,17 @@ mod tests {
         assert!(other.decrypt(&a).is_err());
         assert!(enc.decrypt("v1:!!").is_err());
         assert!(enc.decrypt("plain").is_err());
+    }
+
+    #[test]
+    fn blind_index_is_keyed_and_deterministic() {
+        let enc = Encryptor::new(&EncryptionKey([7; 32]));
+        let other = Encryptor::new(&EncryptionKey([8; 32]));
+        let a = enc.blind_index("+15551234567");
+        assert_eq!(a, enc.blind_index("+15551234567"));
+        assert_ne!(a, enc.blind_index("+15551234568"));
+        assert_ne!(a, other.blind_index("+15551234567"), "keyed");
+        assert_eq!(a.len(), 64);
+        assert!(!a.contains("5551234567"));
     }
 }
