@@ -562,18 +562,18 @@ settings! {
     /// `BARONG_RATE_LIMIT_LOGIN_ACCOUNT` (`5/300`): failed logins per e-mail per window (count/seconds,
     /// `0` off); then `429 identity.session.too_many_attempts` until the window ends.
     rate_limit_login_account: RateLimit = "BARONG_RATE_LIMIT_LOGIN_ACCOUNT", "5/300";
-    /// `BARONG_RATE_LIMIT_LOGIN_IP` (`20/300`): failed logins per client IP per window.
-    rate_limit_login_ip: RateLimit = "BARONG_RATE_LIMIT_LOGIN_IP", "20/300";
+    /// `BARONG_RATE_LIMIT_LOGIN_IP` (`30/300`): failed logins per client IP per window.
+    rate_limit_login_ip: RateLimit = "BARONG_RATE_LIMIT_LOGIN_IP", "30/300";
     /// `BARONG_RATE_LIMIT_OTP` (`5/300`): wrong TOTP codes per user per window; further codes are
     /// refused unchecked.
     rate_limit_otp: RateLimit = "BARONG_RATE_LIMIT_OTP", "5/300";
-    /// `BARONG_RATE_LIMIT_MAIL_ADDRESS` (`5/3600`): mail-sending requests (confirmation and reset
+    /// `BARONG_RATE_LIMIT_MAIL_ADDRESS` (`10/3600`): mail-sending requests (confirmation and reset
     /// codes) per e-mail address per window.
-    rate_limit_mail_address: RateLimit = "BARONG_RATE_LIMIT_MAIL_ADDRESS", "5/3600";
-    /// `BARONG_RATE_LIMIT_MAIL_IP` (`20/3600`): mail-sending requests per client IP per window.
-    rate_limit_mail_ip: RateLimit = "BARONG_RATE_LIMIT_MAIL_IP", "20/3600";
-    /// `BARONG_RATE_LIMIT_SIGNUP_IP` (`10/3600`): sign-up requests per client IP per window.
-    rate_limit_signup_ip: RateLimit = "BARONG_RATE_LIMIT_SIGNUP_IP", "10/3600";
+    rate_limit_mail_address: RateLimit = "BARONG_RATE_LIMIT_MAIL_ADDRESS", "10/3600";
+    /// `BARONG_RATE_LIMIT_MAIL_IP` (`100/3600`): mail-sending requests per client IP per window.
+    rate_limit_mail_ip: RateLimit = "BARONG_RATE_LIMIT_MAIL_IP", "100/3600";
+    /// `BARONG_RATE_LIMIT_SIGNUP_IP` (`100/3600`): sign-up requests per client IP per window.
+    rate_limit_signup_ip: RateLimit = "BARONG_RATE_LIMIT_SIGNUP_IP", "100/3600";
     /// `BARONG_HEADER_READ_TIMEOUT` (`10` s): a client that has not sent a whole request head by then
     /// is disconnected (slowloris), on both listeners.
     header_read_timeout: u64 = "BARONG_HEADER_READ_TIMEOUT", "10", parse_positive_u64;

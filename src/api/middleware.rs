@@ -80,7 +80,7 @@ fn cors_headers(state: &ApiState, origin: &HeaderValue, headers: &mut HeaderMap)
         .to_str()
         .ok()
         .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
-        .is_some_and(|o| config.api_cors_origins.iter().any(|allowed| *allowed == o));
+        .is_some_and(|o| config.api_cors_origins.contains(&o));
     if !any && !listed {
         headers.remove(header::ACCESS_CONTROL_ALLOW_HEADERS);
         return;

@@ -220,6 +220,9 @@ async fn answer(
             Err(deny) => Outcome::Deny(*deny),
         });
         let allowed = outcome.is_ok();
+        // Inside the request's span: with `RUST_LOG=barong::authz=debug` every decision is
+        // logged with its request id (never with cookies, tokens or keys).
+        tracing::debug!(allowed, path, "authz decision");
         let response = match outcome {
             Ok(Allow::Public) => allow(None, false),
             Ok(Allow::Token {
