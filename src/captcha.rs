@@ -140,7 +140,10 @@ impl Captcha {
         ) else {
             return Err(CaptchaError::MandatoryFields);
         };
-        if validate != md5_hex(&format!("{}geetest{challenge}", self.geetest_key)) {
+        if !crate::crypto::constant_time_eq(
+            validate,
+            &md5_hex(&format!("{}geetest{challenge}", self.geetest_key)),
+        ) {
             return Ok(false);
         }
         let result = self

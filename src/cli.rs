@@ -176,10 +176,27 @@ fn generate_key(algorithm: KeyAlgorithm, out: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Log targets capped at `info` (see [`init_logging`]).
+const SECRET_BEARING_TARGETS: [&str; 5] = [
+    "tokio_postgres",
+    "postgres",
+    "rusqlite",
+    "lettre",
+    "reqwest",
+];
+
 /// Text logs by default, JSON with `BARONG_LOG_FORMAT=json`; `RUST_LOG` filters (default info).
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // These dependencies log statement parameters or message contents at debug/trace level
+    // (tokio-postgres prints every bound value: CSRF tokens, reset tokens, encrypted secrets):
+    // they never log below info, whatever RUST_LOG says, so secrets stay out of the logs.
+    for quiet in SECRET_BEARING_TARGETS {
+        if let Ok(directive) = format!("{quiet}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -141,6 +141,48 @@ macro_rules! integer_value {
 }
 integer_value!(u16, u32, u64);
 
+/// A rate limit: at most `count` events per `window` seconds; `count == 0` turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Events allowed per window (0: unlimited).
+    pub count: u32,
+    /// The window, seconds.
+    pub window: u64,
+}
+
+impl RateLimit {
+    /// Whether the limit is on.
+    pub fn enabled(&self) -> bool {
+        self.count > 0 && self.window > 0
+    }
+}
+
+impl Value for RateLimit {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let bad = || "expected COUNT/SECONDS (e.g. 5/300) or 0 (off)".to_owned();
+        if raw == "0" {
+            return Ok(RateLimit {
+                count: 0,
+                window: 0,
+            });
+        }
+        let (count, window) = raw.split_once('/').ok_or_else(bad)?;
+        let count = u32::parse(count.trim()).map_err(|_| bad())?;
+        let window = u64::parse(window.trim()).map_err(|_| bad())?;
+        if window == 0 && count > 0 {
+            return Err(bad());
+        }
+        Ok(RateLimit { count, window })
+    }
+    fn show(&self) -> String {
+        if self.enabled() {
+            format!("{}/{}", self.count, self.window)
+        } else {
+            "0".into()
+        }
+    }
+}
+
 impl Value for SocketAddr {
     fn parse(raw: &str) -> Result<Self, String> {
         raw.parse()
@@ -515,6 +557,31 @@ settings! {
     /// `BARONG_TLS_RELOAD_INTERVAL` (`2` s): how often the TLS files are checked for changes;
     /// `0` reloads them on SIGHUP only.
     tls_reload_interval: u64 = "BARONG_TLS_RELOAD_INTERVAL", "2";
+
+    // ---- This server: abuse limits and HTTP hardening (README "Reliability and security") -----
+    /// `BARONG_RATE_LIMIT_LOGIN_ACCOUNT` (`5/300`): failed logins per e-mail per window (count/seconds,
+    /// `0` off); then `429 identity.session.too_many_attempts` until the window ends.
+    rate_limit_login_account: RateLimit = "BARONG_RATE_LIMIT_LOGIN_ACCOUNT", "5/300";
+    /// `BARONG_RATE_LIMIT_LOGIN_IP` (`30/300`): failed logins per client IP per window.
+    rate_limit_login_ip: RateLimit = "BARONG_RATE_LIMIT_LOGIN_IP", "30/300";
+    /// `BARONG_RATE_LIMIT_OTP` (`5/300`): wrong TOTP codes per user per window; further codes are
+    /// refused unchecked.
+    rate_limit_otp: RateLimit = "BARONG_RATE_LIMIT_OTP", "5/300";
+    /// `BARONG_RATE_LIMIT_MAIL_ADDRESS` (`10/3600`): mail-sending requests (confirmation and reset
+    /// codes) per e-mail address per window.
+    rate_limit_mail_address: RateLimit = "BARONG_RATE_LIMIT_MAIL_ADDRESS", "10/3600";
+    /// `BARONG_RATE_LIMIT_MAIL_IP` (`100/3600`): mail-sending requests per client IP per window.
+    rate_limit_mail_ip: RateLimit = "BARONG_RATE_LIMIT_MAIL_IP", "100/3600";
+    /// `BARONG_RATE_LIMIT_SIGNUP_IP` (`100/3600`): sign-up requests per client IP per window.
+    rate_limit_signup_ip: RateLimit = "BARONG_RATE_LIMIT_SIGNUP_IP", "100/3600";
+    /// `BARONG_HEADER_READ_TIMEOUT` (`10` s): a client that has not sent a whole request head by then
+    /// is disconnected (slowloris), on both listeners.
+    header_read_timeout: u64 = "BARONG_HEADER_READ_TIMEOUT", "10", parse_positive_u64;
+    /// `BARONG_MAX_HEADER_SIZE` (`65536` bytes, at least 8192): largest request head (431 above).
+    max_header_size: u64 = "BARONG_MAX_HEADER_SIZE", "65536", parse_header_size;
+    /// `BARONG_REQUEST_TIMEOUT` (`30` s): longest a REST request may take, body upload included
+    /// (408 above).
+    request_timeout: u64 = "BARONG_REQUEST_TIMEOUT", "30", parse_positive_u64;
 
     // ---- Barong: general ----------------------------------------------------------------------
     /// `BARONG_APP_NAME` (`Barong`): TOTP issuer; Twilio Verify service name.
@@ -1097,6 +1164,14 @@ fn parse_existing_file(raw: &str) -> Result<Option<PathBuf>, String> {
         Ok(Some(path))
     } else {
         Err("expected an existing file".into())
+    }
+}
+
+/// hyper cannot read a request head into less than 8 KiB.
+fn parse_header_size(raw: &str) -> Result<u64, String> {
+    match u64::parse(raw)? {
+        value if value >= 8192 => Ok(value),
+        _ => Err("expected a number of bytes of at least 8192".into()),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod domain;
 pub mod invalidation;
 pub mod mail;
+pub mod observe;
 pub mod seed;
 pub mod server;
 pub mod store;

@@ -29,7 +29,7 @@ use crate::store::{self, Store, StoreOptions};
 pub mod listen;
 pub mod tls;
 
-use listen::serve_connections;
+use listen::{ConnLimits, serve_connections};
 
 /// Why the server could not start or stopped with an error; printed as one line by `main`.
 #[derive(Debug, thiserror::Error)]
@@ -137,10 +137,17 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     }
     let bus = InvalidationBus::new();
     let signer = Arc::new(JwtSigner::new(&keys.signing)?);
-    let api_state = api_state(&config, store.clone(), &keys, &signer, bus.clone())?;
     let shutdown = CancellationToken::new();
     let (authz_state, writers) =
         build_authz(&config, &keys, signer.clone(), store.clone(), bus.clone()).await?;
+    let api_state = api_state(
+        &config,
+        store.clone(),
+        &keys,
+        &signer,
+        bus.clone(),
+        authz_state.observe.clone(),
+    )?;
     let maintain = tokio::spawn(
         authz_state
             .caches
@@ -176,6 +183,10 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         shutdown.clone(),
     );
     let api_router = with_authz_routes(api::router(api_state), authz_state.clone());
+    let limits = ConnLimits {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout),
+        max_header_size: usize::try_from(config.max_header_size).unwrap_or(usize::MAX),
+    };
     let authz_task = tokio::spawn(serve_connections(
         "authz",
         authz_listener,
@@ -185,6 +196,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
             hyper::service::service_fn(move |request| authz::handle(state.clone(), peer, request))
         },
         shutdown.clone(),
+        limits,
     ));
     let api_task = tokio::spawn(serve_connections(
         "rest",
@@ -192,6 +204,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         https.api,
         move |peer| listen::router_service(api_router.clone(), peer),
         shutdown.clone(),
+        limits,
     ));
     let (authz_result, api_result) = tokio::join!(authz_task, api_task);
     if api_result.is_err() {
@@ -284,6 +297,7 @@ pub async fn build_authz(
         geoip,
         replay,
         metrics: Default::default(),
+        observe: Arc::new(crate::observe::Observability::new(config)),
     };
     Ok((Arc::new(authz), vec![audit_task, expiry_task]))
 }
@@ -295,6 +309,7 @@ pub fn api_state(
     keys: &Keys,
     signer: &JwtSigner,
     invalidation: InvalidationBus,
+    observe: Arc<crate::observe::Observability>,
 ) -> Result<ApiState, ServeError> {
     let audience = if config.jwt_audience.is_empty() {
         vec!["peatio".into(), "barong".into()]
@@ -331,7 +346,7 @@ pub fn api_state(
             state_triggers: config.barong_yml.state_triggers.clone(),
         }),
         encryptor: Arc::new(Encryptor::new(&keys.encryption)),
-        otp_failures: Arc::new(crate::api::OtpFailures::default()),
+        observe,
     })
 }
 

@@ -6,6 +6,8 @@ pub mod auth;
 mod entities;
 pub mod error;
 mod identity;
+pub mod limits;
+mod middleware;
 pub mod pagination;
 pub mod params;
 mod public;
@@ -29,7 +31,6 @@ use crate::invalidation::InvalidationBus;
 use crate::store::Store;
 
 pub use error::ApiError;
-pub use resource::OtpFailures;
 
 /// What every handler may use; cheap to clone.
 #[derive(Clone)]
@@ -60,8 +61,8 @@ pub struct ApiState {
     pub state_rules: Arc<StateRules>,
     /// Encrypts TOTP and API-key secrets at rest (`BARONG_ENCRYPTION_KEY`).
     pub encryptor: Arc<crate::crypto::encryption::Encryptor>,
-    /// Failed TOTP codes per user, to slow down guessing (see `resource::otp`).
-    pub otp_failures: Arc<resource::OtpFailures>,
+    /// Abuse limits (failed logins, TOTP codes, mail, sign-ups) and the request metrics.
+    pub observe: Arc<crate::observe::Observability>,
 }
 
 /// The complete REST router, both mount points, with Barong's 404 for everything else.
@@ -82,6 +83,10 @@ pub fn router(state: ApiState) -> Router {
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::harden,
+        ))
         .with_state(state)
 }
 
@@ -90,10 +95,17 @@ async fn route_not_found() -> Response {
     ApiError::route_not_found().into_response()
 }
 
-/// One span per request; the method and path only (queries may carry tokens).
+/// One span per request: its id (set by `middleware::harden`), the method and the path only
+/// (queries may carry tokens).
 fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(crate::observe::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
     tracing::info_span!(
         "rest",
+        request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
     )

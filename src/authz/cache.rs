@@ -6,7 +6,7 @@
 //! by weighers (approximate bytes per entry).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -65,7 +65,16 @@ pub struct Caches {
     api_keys: Cache<String, Option<Arc<CachedKey>>>,
     pub permissions: ArcSwap<Permissions>,
     pub restrictions: ArcSwap<Restrictions>,
+    /// Lookups and misses per cache (sessions, users, service accounts, API keys), for the hit
+    /// ratio in `/metrics`.
+    lookups: [AtomicU64; 4],
+    misses: [AtomicU64; 4],
 }
+
+const SESSIONS: usize = 0;
+const USERS: usize = 1;
+const SERVICE_ACCOUNTS: usize = 2;
+const API_KEYS: usize = 3;
 
 /// Memory bounds (approximate bytes) per cache.
 const SESSIONS_BYTES: u64 = 64 << 20;
@@ -103,15 +112,19 @@ impl Caches {
             api_keys: cache(ttl, KEYS_BYTES, |k: &String, _| 600 + k.len() as u32),
             permissions: ArcSwap::from_pointee(permissions),
             restrictions: ArcSwap::from_pointee(restrictions),
+            lookups: Default::default(),
+            misses: Default::default(),
         }))
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<Arc<CachedSession>>, LoadError> {
         let store = self.store.clone();
         let key = id.to_owned();
+        let miss = self.count(SESSIONS);
         Ok(self
             .sessions
             .try_get_with(key.clone(), async move {
+                miss.fetch_add(1, Ordering::Relaxed);
                 let session = store.find_session(&key).await?;
                 Ok::<_, StoreError>(session.map(|session| {
                     Arc::new(CachedSession {
@@ -130,9 +143,11 @@ impl Caches {
 
     pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, LoadError> {
         let store = self.store.clone();
+        let miss = self.count(USERS);
         Ok(self
             .users
             .try_get_with(id, async move {
+                miss.fetch_add(1, Ordering::Relaxed);
                 Ok::<_, StoreError>(store.find_user_by_id(id).await?.map(Arc::new))
             })
             .await?)
@@ -140,9 +155,11 @@ impl Caches {
 
     pub async fn service_account(&self, id: i64) -> Result<Option<Arc<ServiceAccount>>, LoadError> {
         let store = self.store.clone();
+        let miss = self.count(SERVICE_ACCOUNTS);
         Ok(self
             .service_accounts
             .try_get_with(id, async move {
+                miss.fetch_add(1, Ordering::Relaxed);
                 Ok::<_, StoreError>(store.find_service_account_by_id(id).await?.map(Arc::new))
             })
             .await?)
@@ -152,9 +169,11 @@ impl Caches {
         let store = self.store.clone();
         let encryptor = self.encryptor.clone();
         let kid = kid.to_owned();
+        let miss = self.count(API_KEYS);
         Ok(self
             .api_keys
             .try_get_with(kid.clone(), async move {
+                miss.fetch_add(1, Ordering::Relaxed);
                 let Some(key) = store.find_api_key(&kid).await? else {
                     return Ok::<_, StoreError>(None);
                 };
@@ -247,6 +266,25 @@ impl Caches {
         self.api_keys.invalidate_all();
         self.reload_permissions().await;
         self.reload_restrictions().await;
+    }
+
+    /// Counts a lookup of cache `index`; returns its miss counter (bumped by the loader, which
+    /// moka runs only on a miss).
+    fn count(&self, index: usize) -> &AtomicU64 {
+        self.lookups[index].fetch_add(1, Ordering::Relaxed);
+        &self.misses[index]
+    }
+
+    /// (cache, lookups, misses) since start, for the hit ratio in `/metrics`.
+    pub fn lookups(&self) -> [(&'static str, u64, u64); 4] {
+        let names = ["sessions", "users", "service_accounts", "api_keys"];
+        std::array::from_fn(|i| {
+            (
+                names[i],
+                self.lookups[i].load(Ordering::Relaxed),
+                self.misses[i].load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Entry counts, for metrics and the memory benchmark.

@@ -93,6 +93,30 @@ impl Metrics {
         for (name, n) in caches.sizes() {
             let _ = writeln!(out, "barong_authz_cache_entries{{cache=\"{name}\"}} {n}");
         }
+        out.push_str("# TYPE barong_authz_cache_lookups_total counter\n");
+        for (name, lookups, misses) in caches.lookups() {
+            let hits = lookups.saturating_sub(misses);
+            let _ = writeln!(
+                out,
+                "barong_authz_cache_lookups_total{{cache=\"{name}\",result=\"hit\"}} {hits}"
+            );
+            let _ = writeln!(
+                out,
+                "barong_authz_cache_lookups_total{{cache=\"{name}\",result=\"miss\"}} {misses}"
+            );
+        }
+        out.push_str("# TYPE barong_authz_cache_hit_ratio gauge\n");
+        for (name, lookups, misses) in caches.lookups() {
+            let ratio = if lookups == 0 {
+                0.0
+            } else {
+                lookups.saturating_sub(misses) as f64 / lookups as f64
+            };
+            let _ = writeln!(
+                out,
+                "barong_authz_cache_hit_ratio{{cache=\"{name}\"}} {ratio}"
+            );
+        }
         out.push_str("# TYPE barong_authz_audit_dropped_total counter\n");
         let _ = writeln!(out, "barong_authz_audit_dropped_total {audit_dropped}");
         out

@@ -33,6 +33,7 @@ use self::metrics::{Metrics, Outcome};
 use self::policy::{Location, PermissionDecision, RestrictionDecision};
 use self::request::{AuthzRequest, cookie, header as header_text};
 use self::token::{Principal, TokenMinter, UserExtras};
+use crate::crypto::constant_time_eq;
 use crate::domain::{KeyHolder, NewActivity, User, client_ip::client_ip, session_key};
 use crate::invalidation::{Invalidation, InvalidationBus};
 use crate::store::Store;
@@ -67,6 +68,8 @@ pub struct Authz {
     /// Seen (kid, nonce, signature) triples when replay protection is on.
     pub replay: Option<moka::sync::Cache<String, ()>>,
     pub metrics: Metrics,
+    /// Request metrics of both listeners and the REST limiters (rendered by `/metrics`).
+    pub observe: Arc<crate::observe::Observability>,
 }
 
 /// Barong's whitelink path: exempt from restrictions so a blocked visitor can whitelist itself.
@@ -162,20 +165,52 @@ struct Authenticated {
     api_key: bool,
 }
 
-/// Answers one request of the authz listener.
+/// Answers one request of the authz listener, in a span carrying its request id (the proxy's
+/// `X-Request-Id`, else a new one), which every answer repeats so the proxy can pass it on to
+/// the upstream; counts the answer and its latency.
 pub async fn handle<B>(
     authz: Arc<Authz>,
     peer: SocketAddr,
     request: Request<B>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let uri_path = request.uri().path();
-    let response = if let Some(path) = request::original_path(uri_path, request.headers()) {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let request_id = crate::observe::request_id(request.headers());
+    // Debug level: at the default `info` the span is never built, so the hot path does not pay
+    // for it; `RUST_LOG=barong=debug` shows every decision's id.
+    let span = tracing::debug_span!("authz", request_id = ?request_id);
+    // Only the head is read (the body is never forwarded for a decision); `Parts` is `Sync`,
+    // which keeps this future `Send` whatever the body type is.
+    let (parts, _body) = request.into_parts();
+    let (mut response, decided) = answer(&authz, peer, &parts).instrument(span).await;
+    let elapsed = started.elapsed();
+    let requests = &authz.observe.requests;
+    requests.authz.record(response.status().as_u16(), elapsed);
+    match decided {
+        Some(true) => requests.allow_latency.observe(elapsed),
+        Some(false) => requests.deny_latency.observe(elapsed),
+        None => {}
+    }
+    response
+        .headers_mut()
+        .insert(crate::observe::REQUEST_ID, request_id);
+    Ok(response)
+}
+
+/// The answer and, for decisions, whether it allowed.
+async fn answer(
+    authz: &Authz,
+    peer: SocketAddr,
+    request: &http::request::Parts,
+) -> (Response<Full<Bytes>>, Option<bool>) {
+    let uri_path = request.uri.path();
+    if let Some(path) = request::original_path(uri_path, &request.headers) {
         let req = AuthzRequest {
-            method: request::original_method(request.method(), request.headers()),
+            method: request::original_method(&request.method, &request.headers),
             path,
-            query: request.uri().query(),
-            headers: request.headers(),
-            client_ip: client_ip(request.headers(), peer.ip(), authz.settings.akamai),
+            query: request.uri.query(),
+            headers: &request.headers,
+            client_ip: client_ip(&request.headers, peer.ip(), authz.settings.akamai),
         };
         let outcome = authz.decide(&req).await;
         authz.metrics.record(match &outcome {
@@ -184,31 +219,37 @@ pub async fn handle<B>(
             Ok(Allow::Token { .. }) => Outcome::Session,
             Err(deny) => Outcome::Deny(*deny),
         });
-        match outcome {
+        let allowed = outcome.is_ok();
+        // Inside the request's span: with `RUST_LOG=barong::authz=debug` every decision is
+        // logged with its request id (never with cookies, tokens or keys).
+        tracing::debug!(allowed, path, "authz decision");
+        let response = match outcome {
             Ok(Allow::Public) => allow(None, false),
             Ok(Allow::Token {
                 authorization,
                 api_key,
             }) => allow(Some(authorization), api_key),
             Err(deny) => deny_response(deny),
-        }
+        };
+        (response, Some(allowed))
     } else if uri_path == "/.well-known/jwks.json" {
-        body_response(StatusCode::OK, authz.jwks.clone())
+        (body_response(StatusCode::OK, authz.jwks.clone()), None)
     } else if uri_path == "/metrics" {
-        let text = authz.metrics.render(&authz.caches, authz.audit.dropped());
+        let mut text = authz.metrics.render(&authz.caches, authz.audit.dropped());
+        authz.observe.render(&mut text, authz.store.as_ref()).await;
         let mut response = body_response(StatusCode::OK, Bytes::from(text));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         );
-        response
+        (response, None)
     } else {
-        body_response(
+        let response = body_response(
             StatusCode::NOT_FOUND,
             Bytes::from_static(br#"{"error":"Route is not found"}"#),
-        )
-    };
-    Ok(response)
+        );
+        (response, None)
+    }
 }
 
 impl Authz {
@@ -490,10 +531,6 @@ fn audit_action(method: &Method) -> &'static str {
         "DELETE" => "delete",
         _ => "system",
     }
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
 /// Same agent (both absent counts as equal), not expired, same /16 (IPv4) or /96 (IPv6).

@@ -14,3 +14,9 @@ pub use keys::{KeyAlgorithm, KeyError, SigningKey};
 pub fn install_tls_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
+
+/// Compares two secrets (tokens, signatures, codes) in time independent of where they differ.
+/// Different lengths compare unequal at once: lengths are public (fixed by the token format).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}

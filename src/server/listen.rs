@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::{self, HttpServerConnExec};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
@@ -26,6 +26,37 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
+/// Per-connection limits against slow and oversized clients (`BARONG_HEADER_READ_TIMEOUT`,
+/// `BARONG_MAX_HEADER_SIZE`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// A request head (or, on an idle keep-alive connection, the next one) must arrive in
+    /// full within this time, else the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Largest request head, bytes (HTTP/1: 431 above; HTTP/2: the header list size).
+    pub max_header_size: usize,
+}
+
+impl ConnLimits {
+    /// The HTTP/1 and HTTP/2 connection builder with these limits.
+    fn builder(self) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_size);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_size).unwrap_or(u32::MAX))
+            // A peer that stops answering pings is dropped after the same grace.
+            .keep_alive_interval(Some(self.header_read_timeout))
+            .keep_alive_timeout(self.header_read_timeout);
+        builder
+    }
+}
+
 /// Accepts on `listener` until `shutdown`, serving each connection with `service_for(peer)`,
 /// over TLS when `tls` is given; then waits (at most [`DRAIN_TIMEOUT`]) for open connections to
 /// finish their requests.
@@ -35,6 +66,7 @@ pub async fn serve_connections<F, S, B>(
     tls: Option<Arc<TlsReloader>>,
     service_for: F,
     shutdown: CancellationToken,
+    limits: ConnLimits,
 ) where
     F: Fn(SocketAddr) -> S,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -46,7 +78,7 @@ pub async fn serve_connections<F, S, B>(
     TokioExecutor: HttpServerConnExec<S::Future, B>,
 {
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let builder = Arc::new(limits.builder());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -67,13 +99,20 @@ pub async fn serve_connections<F, S, B>(
         let builder = builder.clone();
         match &tls {
             None => {
-                tokio::spawn(serve_io(
-                    name,
-                    builder,
-                    TokioIo::new(stream),
-                    service,
-                    watcher,
-                ));
+                let wait = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    // The version sniffing of the auto builder reads without a timer: a client
+                    // that connects and sends nothing is dropped here instead.
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(wait, stream.peek(&mut first)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => {
+                            tracing::debug!(listener = name, %peer, "no request before the header timeout");
+                            return;
+                        }
+                    }
+                    serve_io(name, builder, TokioIo::new(stream), service, watcher).await;
+                });
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();

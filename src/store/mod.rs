@@ -312,6 +312,23 @@ pub trait Store: Send + Sync + 'static {
     /// The service accounts a user owns, by id.
     async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>>;
     async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>>;
+
+    // ---- Observability (hardening) -------------------------------------------------------------
+    /// The connection pool's usage now, for `/metrics`.
+    fn pool_status(&self) -> PoolStatus;
+}
+
+/// Connections of a store's pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The most connections the pool opens.
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Open connections idle now.
+    pub available: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
 }
 
 /// The api_keys columns a listing may be ordered by (Barong accepts any column of the model).

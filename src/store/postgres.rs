@@ -447,6 +447,16 @@ async fn delete_sessions_except(
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn pool_status(&self) -> crate::store::PoolStatus {
+        let status = self.pool.status();
+        crate::store::PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     fn backend(&self) -> Backend {
         Backend::Postgres
     }

@@ -404,6 +404,16 @@ fn delete_sessions_except(
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn pool_status(&self) -> crate::store::PoolStatus {
+        let status = self.pool.status();
+        crate::store::PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     fn backend(&self) -> Backend {
         Backend::Sqlite
     }

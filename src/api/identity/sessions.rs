@@ -1,5 +1,7 @@
 //! `POST identity/sessions` (login) and `DELETE identity/sessions` (logout), reference §6.2/§5.3.
 
+use std::sync::atomic::Ordering;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,6 +14,7 @@ use super::{
 };
 use crate::api::ApiState;
 use crate::api::error::ApiError;
+use crate::api::limits::too_many;
 use crate::api::params::{Params, Validator, coerce_string};
 use crate::crypto::password_hash::{self, Verification};
 use crate::domain::{session_key, user_language};
@@ -43,16 +46,29 @@ pub async fn create(
     );
     let otp_code = v.optional_string("otp_code");
     v.finish()?;
+    let (email, password) = (as_text(email.as_ref()), as_text(password.as_ref()));
+    let limits = state.observe.limits.clone();
+    // Refused before the captcha and any password check: a locked account or address costs
+    // the server nothing more (`BARONG_RATE_LIMIT_LOGIN_*`, see `api::limits`).
+    if limits.login_refused(&email, meta.ip) {
+        return Err(too_many("identity.session"));
+    }
     state
         .captcha
         .verify("session_create", captcha.as_ref())
         .await
         .map_err(captcha_error)?;
-    let (email, password) = (as_text(email.as_ref()), as_text(password.as_ref()));
-    let invalid = || error(StatusCode::UNAUTHORIZED, "identity.session.invalid_params");
+    let invalid = || {
+        limits.login_failed(&email, meta.ip);
+        error(StatusCode::UNAUTHORIZED, "identity.session.invalid_params")
+    };
     let Some(user) = state.store.find_user_by_email(&email).await? else {
         // Spend the time a password check takes, so the answer time does not tell whether
         // the e-mail is registered.
+        state
+            .observe
+            .dummy_password_checks
+            .fetch_add(1, Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || {
             password_hash::verify_password(&password, &DUMMY_DIGEST)
         })
@@ -106,6 +122,7 @@ pub async fn create(
         }
         let code = otp_code.as_deref().unwrap_or_default();
         if !crate::api::resource::check_totp(&state, user.id, code).await? {
+            limits.login_failed(&email, meta.ip);
             record_activity(
                 &state,
                 user.id,
@@ -122,6 +139,7 @@ pub async fn create(
     if verification == Verification::MatchNeedsRehash {
         rehash(&state, user.id, password).await;
     }
+    limits.login_succeeded(&email);
     record_activity(&state, user.id, &meta, "session", "login", "succeed", None).await;
     let session = open_session(&state, &user, &meta).await?;
     let language = user_language(user.data.as_deref(), &state.config.default_language);

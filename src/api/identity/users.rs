@@ -14,7 +14,9 @@ use super::{
 };
 use crate::api::ApiState;
 use crate::api::error::ApiError;
+use crate::api::limits::too_many;
 use crate::api::params::{Params, Validator};
+use crate::crypto::constant_time_eq;
 use crate::crypto::password_hash;
 use crate::crypto::tokens::random_hex;
 use crate::domain::{
@@ -71,6 +73,9 @@ pub async fn create(
     // A blank `data` is no data (Barong validates it only when present).
     let data = v.optional_string("data").filter(|d| !d.trim().is_empty());
     v.finish()?;
+    if !state.observe.limits.signup_allowed(meta.ip) {
+        return Err(too_many("identity.user"));
+    }
     let email = email.unwrap_or_default().trim().to_owned();
     let password = password.unwrap_or_default();
     state
@@ -205,12 +210,14 @@ pub async fn access(
 /// `POST identity/users/email/generate_code`: sends the confirmation mail again.
 pub async fn email_generate_code(
     State(state): State<ApiState>,
+    meta: RequestMeta,
     params: Params,
 ) -> Result<Response, ApiError> {
     let mut v = Validator::new("identity.user", &params);
     let email = v.required_string("email");
     let captcha = v.optional_string_or_object("captcha_response", "invalid");
     v.finish()?;
+    mail_allowed(&state, email.as_deref(), &meta)?;
     state
         .captcha
         .verify("email_confirmation", captcha.as_ref())
@@ -285,6 +292,10 @@ pub async fn email_confirm_code(
 }
 
 /// `POST identity/users/password/generate_code`: mails a reset link (201 for any e-mail).
+///
+/// The answer does not wait for the lookup and the mail: known and unknown e-mails are answered
+/// after the same work (parameters, limits, captcha), so its timing tells nothing about which
+/// addresses are registered. A failure of the deferred part is logged.
 pub async fn password_generate_code(
     State(state): State<ApiState>,
     meta: RequestMeta,
@@ -294,17 +305,25 @@ pub async fn password_generate_code(
     let email = v.required_string("email");
     let captcha = v.optional_string_or_object("captcha_response", "invalid");
     v.finish()?;
+    mail_allowed(&state, email.as_deref(), &meta)?;
     state
         .captcha
         .verify("password_reset", captcha.as_ref())
         .await
         .map_err(captcha_error)?;
-    let Some(user) = state
-        .store
-        .find_user_by_email(&email.unwrap_or_default())
-        .await?
-    else {
-        return Ok(created());
+    let email = email.unwrap_or_default();
+    tokio::spawn(async move {
+        if let Err(error) = send_reset(&state, &email, &meta).await {
+            tracing::warn!(error = ?error.body, "password reset mail not queued");
+        }
+    });
+    Ok(created())
+}
+
+/// Queues the reset mail of `email` if it is registered.
+async fn send_reset(state: &ApiState, email: &str, meta: &RequestMeta) -> Result<(), ApiError> {
+    let Some(user) = state.store.find_user_by_email(email).await? else {
+        return Ok(());
     };
     let reset_token = random_hex(10);
     let mut claims = Map::new();
@@ -317,23 +336,36 @@ pub async fn password_generate_code(
         .map_err(|_| ApiError::internal())?;
     let language = user_language(user.data.as_deref(), &state.config.default_language);
     let mail =
-        templates::password_reset(&mail_settings(&state), &user.email, &token.token, &language);
+        templates::password_reset(&mail_settings(state), &user.email, &token.token, &language);
     state
         .store
         .set_reset_token(&user.email, &reset_token, token.exp, &mail)
         .await?;
     state.mail_wakeup.notify_one();
     record_activity(
-        &state,
+        state,
         user.id,
-        &meta,
+        meta,
         "password",
         "request password reset",
         "succeed",
         None,
     )
     .await;
-    Ok(created())
+    Ok(())
+}
+
+/// Mail-sending endpoints count per address and per client IP (`BARONG_RATE_LIMIT_MAIL_*`).
+fn mail_allowed(state: &ApiState, email: Option<&str>, meta: &RequestMeta) -> Result<(), ApiError> {
+    if state
+        .observe
+        .limits
+        .mail_allowed(email.unwrap_or_default(), meta.ip)
+    {
+        Ok(())
+    } else {
+        Err(too_many("identity.user"))
+    }
 }
 
 /// `POST identity/users/password/confirm_code`: sets the new password, revokes every session.
@@ -364,7 +396,11 @@ pub async fn password_confirm_code(
         .get("reset_token")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    if latest != presented {
+    let same = match (&latest, &presented) {
+        (Some(latest), Some(presented)) => constant_time_eq(latest, presented),
+        _ => false,
+    };
+    if !same {
         return Err(unprocessable("identity.user.utilized_token"));
     }
     let Some(user) = state.store.find_user_by_email(&email).await? else {

@@ -8,10 +8,6 @@ mod otp;
 mod service_accounts;
 mod users;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::Router;
 use axum::routing::{delete, get, post, put};
 
@@ -60,59 +56,21 @@ pub fn routes() -> Router<ApiState> {
         )
 }
 
-/// Most failed TOTP codes a user may send per [`OTP_FAILURE_WINDOW`]; further codes are refused
-/// unchecked (with the endpoint's usual invalid-code key and status, as Barong has no other).
-pub const OTP_MAX_FAILURES: u32 = 5;
-/// The window of [`OTP_MAX_FAILURES`].
-pub const OTP_FAILURE_WINDOW: Duration = Duration::from_secs(300);
-
-/// Failed TOTP codes per user id, in memory (per instance).
-#[derive(Debug, Default)]
-pub struct OtpFailures {
-    counts: Mutex<HashMap<i64, (Instant, u32)>>,
-}
-
-impl OtpFailures {
-    fn blocked(&self, user_id: i64) -> bool {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.get(&user_id).is_some_and(|(since, n)| {
-            since.elapsed() < OTP_FAILURE_WINDOW && *n >= OTP_MAX_FAILURES
-        })
-    }
-
-    fn failed(&self, user_id: i64) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if counts.len() > 100_000 {
-            counts.retain(|_, (since, _)| since.elapsed() < OTP_FAILURE_WINDOW);
-        }
-        let entry = counts.entry(user_id).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= OTP_FAILURE_WINDOW {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-    }
-
-    fn succeeded(&self, user_id: i64) {
-        self.counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&user_id);
-    }
-}
-
 /// Checks a TOTP code of the user as Vault does (SHA-1, 6 digits, 30 s, ±1 step): false when
 /// there is no secret, the code is wrong, it was already accepted in its window (replay), or
-/// the user sent too many wrong codes lately.
+/// the user sent too many wrong codes lately (`BARONG_RATE_LIMIT_OTP`, see `api::limits`).
 pub(crate) async fn check_totp(
     state: &ApiState,
     user_id: i64,
     code: &str,
 ) -> Result<bool, ApiError> {
-    if state.otp_failures.blocked(user_id) {
+    let limiter = &state.observe.limits.otp;
+    let key = user_id.to_string();
+    if limiter.exhausted(&key) {
         return Ok(false);
     }
     let Some((encrypted, _)) = state.store.find_otp_secret(user_id).await? else {
-        state.otp_failures.failed(user_id);
+        limiter.record(&key);
         return Ok(false);
     };
     let secret = state.encryptor.decrypt(&encrypted).map_err(|error| {
@@ -125,9 +83,9 @@ pub(crate) async fn check_totp(
         None => false,
     };
     if accepted {
-        state.otp_failures.succeeded(user_id);
+        limiter.clear(&key);
     } else {
-        state.otp_failures.failed(user_id);
+        limiter.record(&key);
     }
     Ok(accepted)
 }

@@ -1,0 +1,229 @@
+//! Request metrics of both listeners and the request id, shared by the authz and REST paths and
+//! rendered by `/metrics` on the authz listener. Plain atomics: recording takes no lock, so the
+//! decision path pays a few relaxed increments per request.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue};
+
+use crate::api::limits::Limits;
+use crate::config::Config;
+use crate::store::Store;
+
+/// Upper bounds of the latency buckets, microseconds (Prometheus `le` in seconds).
+const BOUNDS_US: [u64; 12] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000,
+];
+
+/// A Prometheus histogram of durations on atomics.
+#[derive(Default)]
+pub struct Histogram {
+    /// Per bucket (not cumulative; summed when rendered); the last one is `+Inf`.
+    buckets: [AtomicU64; BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let index = BOUNDS_US
+            .iter()
+            .position(|bound| us <= *bound)
+            .unwrap_or(BOUNDS_US.len());
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Appends the `_bucket`, `_sum` and `_count` lines of `name{labels}`.
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = BOUNDS_US
+                .get(index)
+                .map(|us| format!("{}", *us as f64 / 1e6))
+                .unwrap_or_else(|| "+Inf".into());
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// Requests of one listener: answers by status class and their latency.
+#[derive(Default)]
+pub struct ListenerStats {
+    /// 1xx..5xx.
+    classes: [AtomicU64; 5],
+    pub latency: Histogram,
+}
+
+impl ListenerStats {
+    /// Records one answered request.
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.classes[class].fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(elapsed);
+    }
+
+    fn render(&self, out: &mut String, listener: &str) {
+        for (index, counter) in self.classes.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "barong_http_requests_total{{listener=\"{listener}\",status=\"{}xx\"}} {}",
+                index + 1,
+                counter.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// Request metrics of both listeners.
+#[derive(Default)]
+pub struct RequestMetrics {
+    pub authz: ListenerStats,
+    pub rest: ListenerStats,
+    /// Latency of authz decisions that allowed.
+    pub allow_latency: Histogram,
+    /// Latency of authz decisions that denied.
+    pub deny_latency: Histogram,
+}
+
+impl RequestMetrics {
+    /// The Prometheus text of these metrics.
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# TYPE barong_http_requests_total counter\n");
+        self.authz.render(out, "authz");
+        self.rest.render(out, "rest");
+        out.push_str("# TYPE barong_http_request_duration_seconds histogram\n");
+        let name = "barong_http_request_duration_seconds";
+        self.authz.latency.render(out, name, "listener=\"authz\"");
+        self.rest.latency.render(out, name, "listener=\"rest\"");
+        out.push_str("# TYPE barong_authz_decision_duration_seconds histogram\n");
+        let name = "barong_authz_decision_duration_seconds";
+        self.allow_latency.render(out, name, "result=\"allow\"");
+        self.deny_latency.render(out, name, "result=\"deny\"");
+    }
+}
+
+/// What both listeners share for `/metrics`: request metrics and the REST abuse limiters.
+pub struct Observability {
+    pub requests: RequestMetrics,
+    pub limits: Arc<Limits>,
+    /// Logins for unknown e-mails answered after checking a dummy digest (so they take as long
+    /// as a wrong password); the tests read it to prove that path runs.
+    pub dummy_password_checks: AtomicU64,
+}
+
+impl Observability {
+    /// Fresh counters and the limiters the settings ask for.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            requests: RequestMetrics::default(),
+            limits: Arc::new(Limits::from_config(config)),
+            dummy_password_checks: AtomicU64::new(0),
+        }
+    }
+
+    /// Request metrics, rate-limit rejections, the store's pool and the mail outbox depth.
+    pub async fn render(&self, out: &mut String, store: &dyn Store) {
+        self.requests.render(out);
+        out.push_str("# TYPE barong_rate_limit_rejections_total counter\n");
+        for limiter in self.limits.all() {
+            let _ = writeln!(
+                out,
+                "barong_rate_limit_rejections_total{{limit=\"{}\"}} {}",
+                limiter.name(),
+                limiter.rejected()
+            );
+        }
+        out.push_str("# TYPE barong_login_dummy_password_checks_total counter\n");
+        let _ = writeln!(
+            out,
+            "barong_login_dummy_password_checks_total {}",
+            self.dummy_password_checks.load(Ordering::Relaxed)
+        );
+        let pool = store.pool_status();
+        out.push_str("# TYPE barong_db_pool_connections gauge\n");
+        for (state, n) in [
+            ("max", pool.max_size),
+            ("open", pool.size),
+            ("idle", pool.available),
+            ("in_use", pool.size.saturating_sub(pool.available)),
+            ("waiting", pool.waiting),
+        ] {
+            let _ = writeln!(out, "barong_db_pool_connections{{state=\"{state}\"}} {n}");
+        }
+        // The outbox depth costs a query: a database that is gone shows as -1, not as an error.
+        let depth =
+            match tokio::time::timeout(Duration::from_secs(1), store.count_unsent_mails()).await {
+                Ok(Ok(n)) => n,
+                _ => -1,
+            };
+        out.push_str("# TYPE barong_mail_outbox_unsent gauge\n");
+        let _ = writeln!(out, "barong_mail_outbox_unsent {depth}");
+    }
+}
+
+/// The request header carrying the request id, from the proxy and to the upstream.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request id of a request: the proxy's `X-Request-Id` when it is a sane token (at most 128
+/// visible ASCII characters), else a new random one.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let given = headers.get(REQUEST_ID).filter(|value| {
+        let bytes = value.as_bytes();
+        !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+    });
+    match given {
+        Some(value) => value.clone(),
+        None => generate_id(),
+    }
+}
+
+fn generate_id() -> HeaderValue {
+    let mut random = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut random).is_err() {
+        // The system RNG failed: an id is for correlation only, so a counter will do.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        random[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    }
+    HeaderValue::from_str(&hex::encode(random)).unwrap_or(HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(100));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(10));
+        let mut out = String::new();
+        h.render(&mut out, "x", "a=\"b\"");
+        assert!(
+            out.contains("x_bucket{a=\"b\",le=\"0.00025\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
+    }
+
+    #[test]
+    fn a_proxy_request_id_is_kept_only_when_sane() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&headers), "abc-123");
+        headers.insert(REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_ne!(request_id(&headers), "has space");
+        assert_eq!(request_id(&HeaderMap::new()).len(), 32);
+    }
+}
