@@ -1,8 +1,10 @@
 //! Plain types and rules of Barong's domain: users, labels, levels, permissions, restrictions.
 //! Nothing here does I/O; storage and HTTP build on these types.
 
+pub mod abilities;
 mod access;
 mod activity;
+mod admin;
 mod api_key;
 pub mod client_ip;
 mod label;
@@ -13,6 +15,7 @@ mod user;
 
 pub use access::{Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction};
 pub use activity::{Activity, NewActivity};
+pub use admin::{ActivityFilter, Comment, LabelWrite, USER_ORDER_COLUMNS, UserFilter, UserUpdate};
 pub use api_key::{
     ApiKey, KeyHolder, NewApiKey, NewServiceAccount, ServiceAccount, scope_from_column,
     scope_to_column,
