@@ -2,6 +2,7 @@
 //! served under `/api/v2/barong/...` (the public path behind a gateway) and `/api/v2/...`
 //! (Barong's own mount point, for proxies that strip `/barong`).
 
+pub(crate) mod admin;
 pub mod auth;
 mod entities;
 pub mod error;
@@ -75,7 +76,8 @@ pub fn router(state: ApiState) -> Router {
             "/public",
             public::routes("public").merge(public::health_routes()),
         )
-        .nest("/resource", resource::routes());
+        .nest("/resource", resource::routes())
+        .nest("/admin", admin::routes());
     Router::new()
         .nest("/api/v2/barong", namespaces.clone())
         .nest("/api/v2", namespaces)

@@ -3,7 +3,7 @@
 
 mod api_keys;
 mod data_storage;
-mod labels;
+pub(crate) mod labels;
 mod otp;
 mod service_accounts;
 mod users;
