@@ -7,6 +7,7 @@ pub mod auth;
 mod entities;
 pub mod error;
 mod identity;
+mod kyc;
 pub mod pagination;
 pub mod params;
 mod public;
@@ -74,7 +75,9 @@ pub fn router(state: ApiState) -> Router {
         )
         .nest(
             "/public",
-            public::routes("public").merge(public::health_routes()),
+            public::routes("public")
+                .merge(public::health_routes())
+                .merge(kyc::routes()),
         )
         .nest("/resource", resource::routes())
         .nest("/admin", admin::routes());

@@ -10,6 +10,7 @@ pub mod client_ip;
 mod label;
 mod mail;
 pub mod password;
+mod profile;
 mod session;
 mod user;
 
@@ -23,6 +24,10 @@ pub use api_key::{
 pub use client_ip::client_ip;
 pub use label::{Label, StateRules, derive_level, derive_state};
 pub use mail::{NewMail, OutboxMail};
+pub use profile::{
+    NewProfile, Profile, ProfileChanges, ProfileData, ProfileState, country_is_valid, mask_dob,
+    mask_last_name, parse_date, squish, validate_profile,
+};
 pub use session::{NewSession, Session, session_key};
 pub use user::{
     DATA_MAX, DATA_STORAGE_MAX, DataStorage, NewLabel, NewUser, User, UserInput, data_is_valid,

@@ -7,6 +7,7 @@
 mod admin_sql;
 mod migrate;
 mod postgres;
+mod profiles;
 mod sqlite;
 
 use std::sync::Arc;
@@ -14,11 +15,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::crypto::encryption::Encryptor;
 use crate::domain::{
     Activity, ActivityFilter, ApiKey, Comment, DataStorage, KeyHolder, Label, LabelWrite, Level,
-    NewActivity, NewApiKey, NewLevel, NewMail, NewPermission, NewRestriction, NewServiceAccount,
-    NewSession, NewUser, OutboxMail, Permission, Restriction, ServiceAccount, Session, StateRules,
-    User, UserFilter, UserUpdate,
+    NewActivity, NewApiKey, NewLevel, NewMail, NewPermission, NewProfile, NewRestriction,
+    NewServiceAccount, NewSession, NewUser, OutboxMail, Permission, Profile, ProfileChanges,
+    ProfileState, Restriction, ServiceAccount, Session, StateRules, User, UserFilter, UserUpdate,
 };
 
 pub use postgres::PostgresStore;
@@ -413,6 +415,58 @@ pub trait Store: Send + Sync + 'static {
         action: &str,
         result: &str,
     ) -> StoreResult<Vec<(String, i64)>>;
+
+    // ---- KYC: profiles (§8.12) ----------------------------------------------------------------
+    // Personal fields (first/last name, dob, address, postcode, city) are encrypted with `enc`
+    // before they reach SQL and decrypted on the way out: callers pass and get clear values.
+    // Every create/update sets the private label `profile` to the profile's state and
+    // recomputes the user's state and level in the same transaction (Barong's `profile_step`).
+
+    /// Creates a profile. When its state is drafted or submitted and the user already has a
+    /// drafted or submitted profile, nothing is written and the answer is
+    /// [`StoreError::Conflict`]`("state")` (Barong's `state.exists`), checked atomically.
+    async fn create_profile(
+        &self,
+        user_id: i64,
+        profile: &NewProfile,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<(Profile, UserChange)>;
+    /// Applies `changes` to profile `id` (given fields replaced, state and applicant id set
+    /// when given); `None` when the profile does not exist or is not in
+    /// `changes.only_in_state`.
+    async fn update_profile(
+        &self,
+        id: i64,
+        changes: &ProfileChanges,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<Option<(Profile, UserChange)>>;
+    /// Every profile of a user, oldest first (history included).
+    async fn list_user_profiles(&self, user_id: i64, enc: &Encryptor) -> StoreResult<Vec<Profile>>;
+    /// The user's newest profile in `state` (the drafted one a PUT edits, the submitted one an
+    /// admin decides on).
+    async fn find_user_profile_in_state(
+        &self,
+        user_id: i64,
+        state: ProfileState,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>>;
+    /// One profile by id.
+    async fn find_profile(&self, id: i64, enc: &Encryptor) -> StoreResult<Option<Profile>>;
+    /// The newest profile carrying the KYC provider's `applicant_id` (the KYC callback).
+    async fn find_profile_by_applicant_id(
+        &self,
+        applicant_id: &str,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>>;
+    /// One page of every user's profiles in id order, with the total count (admin listing).
+    async fn list_profiles(
+        &self,
+        limit: i64,
+        offset: i64,
+        enc: &Encryptor,
+    ) -> StoreResult<(Vec<Profile>, i64)>;
 }
 
 /// The api_keys columns a listing may be ordered by (Barong accepts any column of the model).

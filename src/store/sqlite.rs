@@ -11,14 +11,18 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use deadpool_sqlite::rusqlite::{self, Connection, OptionalExtension, Row, params};
 use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 
+mod profiles;
+
 use super::{
     API_KEY_COLUMNS, Backend, Store, StoreError, StoreOptions, StoreResult, UserChange, migrate,
 };
+use crate::crypto::encryption::Encryptor;
 use crate::domain::{
     Activity, ActivityFilter, ApiKey, Comment, DataStorage, KeyHolder, Label, LabelWrite, Level,
-    NewActivity, NewApiKey, NewLevel, NewMail, NewPermission, NewRestriction, NewServiceAccount,
-    NewSession, NewUser, OutboxMail, Permission, Restriction, ServiceAccount, Session, StateRules,
-    User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column, scope_to_column,
+    NewActivity, NewApiKey, NewLevel, NewMail, NewPermission, NewProfile, NewRestriction,
+    NewServiceAccount, NewSession, NewUser, OutboxMail, Permission, Profile, ProfileChanges,
+    ProfileState, Restriction, ServiceAccount, Session, StateRules, User, UserFilter, UserUpdate,
+    derive_level, derive_state, scope_from_column, scope_to_column,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -1672,5 +1676,59 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<(String, i64)>> {
         self.activity_counts_per_day_impl(topic, action, result)
             .await
+    }
+
+    async fn create_profile(
+        &self,
+        user_id: i64,
+        profile: &NewProfile,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<(Profile, UserChange)> {
+        self.profile_create(user_id, profile, enc, rules).await
+    }
+
+    async fn update_profile(
+        &self,
+        id: i64,
+        changes: &ProfileChanges,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<Option<(Profile, UserChange)>> {
+        self.profile_update(id, changes, enc, rules).await
+    }
+
+    async fn list_user_profiles(&self, user_id: i64, enc: &Encryptor) -> StoreResult<Vec<Profile>> {
+        self.profiles_of_user(user_id, enc).await
+    }
+
+    async fn find_user_profile_in_state(
+        &self,
+        user_id: i64,
+        state: ProfileState,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>> {
+        self.profile_of_user_in_state(user_id, state, enc).await
+    }
+
+    async fn find_profile(&self, id: i64, enc: &Encryptor) -> StoreResult<Option<Profile>> {
+        self.profile_by_id(id, enc).await
+    }
+
+    async fn find_profile_by_applicant_id(
+        &self,
+        applicant_id: &str,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>> {
+        self.profile_by_applicant(applicant_id, enc).await
+    }
+
+    async fn list_profiles(
+        &self,
+        limit: i64,
+        offset: i64,
+        enc: &Encryptor,
+    ) -> StoreResult<(Vec<Profile>, i64)> {
+        self.profiles_page(limit, offset, enc).await
     }
 }
