@@ -1542,7 +1542,123 @@ async fn authz_follows_admin_changes(backend: Backend) {
     .await;
 }
 
+async fn profiles(backend: Backend) {
+    let env = Env::new(backend).await;
+    let root = env.user("root@example.com", "superadmin").await;
+    let alice = env.create("alice@example.com", "member");
+    let profile = json!({"uid": alice, "first_name": "Zebulon", "last_name": "Quixworthy",
+                         "dob": "1990-05-17", "address": "42 Marigold Lane", "postcode": "Z9 8QX",
+                         "city": "Ravensholm", "country": "GB"});
+
+    root.call("POST", "/admin/profiles", json!({"uid": "ID0000000000"}))
+        .await
+        .errors(404, &["admin.user.doesnt_exist"]);
+    let created = root.call("POST", "/admin/profiles", profile.clone()).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        (
+            &created.body["last_name"],
+            &created.body["dob"],
+            &created.body["state"]
+        ),
+        (
+            &json!("Quixworthy"),
+            &json!("1990-05-17"),
+            &json!("submitted")
+        )
+    );
+    root.call("POST", "/admin/profiles", profile.clone())
+        .await
+        .errors(422, &["state.exists"]);
+
+    let listed = root
+        .call("GET", "/admin/profiles?limit=10", Value::Null)
+        .await;
+    assert_eq!(listed.ok().as_array().expect("rows").len(), 1);
+    assert_eq!(listed.headers["total"], "1");
+    assert_eq!(listed.body[0]["city"], "Ravensholm");
+    let by_country = root
+        .call("GET", "/admin/users?country=GB&extended=true", Value::Null)
+        .await;
+    assert_eq!(emails(by_country.ok()), ["alice@example.com"]);
+    assert_eq!(by_country.body[0]["profiles"][0]["first_name"], "Zebulon");
+    let shown = root
+        .call("GET", &format!("/admin/users/{alice}"), Value::Null)
+        .await;
+    assert_eq!(shown.ok()["profiles"][0]["state"], "submitted");
+
+    // An admin's decision on the submitted profile; the label follows.
+    root.call(
+        "PUT",
+        "/admin/profiles",
+        json!({"uid": alice, "state": "approved"}),
+    )
+    .await
+    .errors(422, &["admin.profile.invalid_state"]);
+    let decided = root
+        .call(
+            "PUT",
+            "/admin/profiles",
+            json!({"uid": alice, "state": "verified"}),
+        )
+        .await;
+    assert_eq!(decided.ok()["state"], "verified");
+    root.call(
+        "PUT",
+        "/admin/profiles",
+        json!({"uid": alice, "state": "rejected"}),
+    )
+    .await
+    .errors(404, &["admin.profiles.doesnt_exist_or_not_editable"]);
+    let labels = root
+        .call("GET", &format!("/admin/users/{alice}"), Value::Null)
+        .await
+        .body["labels"]
+        .clone();
+    assert!(
+        labels
+            .as_array()
+            .expect("labels")
+            .iter()
+            .any(|l| l["key"] == "profile" && l["value"] == "verified")
+    );
+
+    // The superadmin guard, and the abilities.
+    root.call(
+        "POST",
+        "/admin/profiles",
+        json!({"uid": root.uid, "first_name": "Root", "country": "GB"}),
+    )
+    .await;
+    let admin = env.user("admin@example.com", "admin").await;
+    admin
+        .call(
+            "PUT",
+            "/admin/profiles",
+            json!({"uid": root.uid, "state": "verified"}),
+        )
+        .await
+        .errors(422, &["admin.profiles.superadmin_change"]);
+    let accountant = env.user("acc@example.com", "accountant").await;
+    assert_eq!(
+        accountant
+            .direct("GET", "/admin/profiles", Value::Null)
+            .await
+            .status,
+        200
+    );
+    accountant
+        .direct(
+            "PUT",
+            "/admin/profiles",
+            json!({"uid": alice, "state": "verified"}),
+        )
+        .await
+        .errors(401, &["admin.ability.not_permitted"]);
+}
+
 both_backends!(
+    profiles,
     users_list_show_and_updates,
     labels_comments_and_storage,
     permissions_restrictions_and_the_rest,

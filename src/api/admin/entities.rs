@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::api::ApiState;
-use crate::api::entities::{data_storage, iso8601};
+use crate::api::entities::{data_storage, iso8601, user_profiles};
 use crate::api::error::ApiError;
 use crate::domain::{Activity, Comment, Label, Level, Permission, Restriction, User};
 
@@ -33,7 +33,7 @@ async fn user_fields(state: &ApiState, u: &User) -> Result<Map<String, Value>, A
 }
 
 /// Admin `UserWithProfile` (§7.2): `email username uid role level otp state data profiles
-/// referral_uid created_at updated_at`. Profiles come from the KYC store (none yet here).
+/// referral_uid created_at updated_at`, profiles unmasked.
 pub(crate) async fn user_with_profile(state: &ApiState, u: &User) -> Result<Value, ApiError> {
     let f = user_fields(state, u).await?;
     let mut m = Map::new();
@@ -42,7 +42,10 @@ pub(crate) async fn user_with_profile(state: &ApiState, u: &User) -> Result<Valu
     ] {
         m.insert(key.into(), f.get(key).cloned().unwrap_or(Value::Null));
     }
-    m.insert("profiles".into(), json!([]));
+    m.insert(
+        "profiles".into(),
+        Value::Array(user_profiles(state, u.id, false).await?),
+    );
     m.insert(
         "referral_uid".into(),
         f.get("referral_uid").cloned().unwrap_or(Value::Null),
@@ -53,10 +56,14 @@ pub(crate) async fn user_with_profile(state: &ApiState, u: &User) -> Result<Valu
 }
 
 /// Admin `UserWithKYC` (§7.4): labels with descriptions, data storages and comments.
-/// Profiles, phones and documents come from the KYC store (none yet here).
+/// Profiles unmasked; phones and documents come from the KYC documents store (not merged
+/// here yet: empty).
 pub(crate) async fn user_with_kyc(state: &ApiState, u: &User) -> Result<Value, ApiError> {
     let mut m = user_fields(state, u).await?;
-    m.insert("profiles".into(), json!([]));
+    m.insert(
+        "profiles".into(),
+        Value::Array(user_profiles(state, u.id, false).await?),
+    );
     let labels = state.store.list_user_labels(u.id).await?;
     m.insert(
         "labels".into(),
