@@ -1,7 +1,11 @@
 //! The `barong` command line: `serve`, `migrate`, `seed`, `keys generate`, `config`.
 //!
+//! Operator commands (`users create`, `permissions load`) live in `cli/admin.rs`.
+//!
 //! Exit codes: 0 success, 1 runtime failure (database unreachable, port taken), 2 invalid
 //! settings or arguments. Failures print one line, never a backtrace.
+
+mod admin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +51,40 @@ pub enum Command {
     },
     /// Print the effective configuration (secrets redacted); non-zero exit when invalid.
     Config,
+    /// User management for operators.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Permission management for operators.
+    Permissions {
+        #[command(subcommand)]
+        command: PermissionsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create an active user with a verified e-mail and the given role; prints its uid.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        /// A role named by at least one permission (superadmin, admin, member, ...).
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PermissionsCommand {
+    /// Replace every permission with those of FILE (a seeds.yml or a list in its format);
+    /// running instances reload them.
+    Load {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +189,25 @@ async fn run(command: Command, config: Config) -> Result<(), server::ServeError>
                 report.users,
                 started.elapsed().as_millis()
             );
+            Ok(())
+        }
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    email,
+                    password,
+                    role,
+                },
+        } => {
+            let uid = admin::create_user(&config, &email, &password, &role).await?;
+            println!("created {uid} ({email}, {role}, active)");
+            Ok(())
+        }
+        Command::Permissions {
+            command: PermissionsCommand::Load { file },
+        } => {
+            let count = admin::load_permissions(&config, &file).await?;
+            println!("loaded {count} permission(s) from {}", file.display());
             Ok(())
         }
         Command::Keys { .. } | Command::Config => Ok(()),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod invalidation;
+pub mod kyc;
 pub mod mail;
 pub mod observe;
 pub mod seed;

@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::domain::{Activity, ApiKey, DataStorage, Label, User};
+use crate::domain::{
+    Activity, ApiKey, DataStorage, Label, Profile, User, mask_dob, mask_last_name,
+};
 
 /// Barong's entity timestamps: `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn iso8601(time: &chrono::DateTime<chrono::Utc>) -> String {
@@ -44,7 +46,10 @@ pub(crate) async fn user_full_info(
     body.insert("username".into(), json!(user.username));
     body.insert("labels".into(), Value::Array(labels));
     body.insert("phones".into(), json!([]));
-    body.insert("profiles".into(), json!([]));
+    body.insert(
+        "profiles".into(),
+        Value::Array(user_profiles(state, user.id, masked(state)).await?),
+    );
     let storages: Vec<Value> = state
         .store
         .list_data_storages(user.id)
@@ -107,4 +112,58 @@ pub(crate) fn data_storage(d: &DataStorage) -> Value {
         "created_at": iso8601(&d.created_at),
         "updated_at": iso8601(&d.updated_at),
     })
+}
+
+/// Whether user-facing entities mask personal data (`BARONG_API_DATA_MASKING_ENABLED`).
+pub(crate) fn masked(state: &ApiState) -> bool {
+    state.config.api_data_masking_enabled
+}
+
+/// `Profile` (§7.6): `last_name` and `dob` masked when `mask` (user-facing entities with
+/// masking on); admin and management pass false (§7.6b).
+pub(crate) fn profile(p: &Profile, mask: bool) -> Value {
+    let d = &p.data;
+    let last_name = d.last_name.as_deref().map(|n| {
+        if mask {
+            mask_last_name(n)
+        } else {
+            n.to_owned()
+        }
+    });
+    let dob = d.dob.map(|dob| {
+        if mask {
+            mask_dob(dob)
+        } else {
+            dob.format("%Y-%m-%d").to_string()
+        }
+    });
+    json!({
+        "first_name": d.first_name,
+        "last_name": last_name,
+        "dob": dob,
+        "address": d.address,
+        "postcode": d.postcode,
+        "city": d.city,
+        "country": d.country,
+        "state": p.state.as_str(),
+        "metadata": d.metadata,
+        "created_at": iso8601(&p.created_at),
+        "updated_at": iso8601(&p.updated_at),
+    })
+}
+
+/// Every profile of a user as `Profile` entities, oldest first (`UserWithProfile`,
+/// `UserWithFullInfo`, `UserWithKYC` embed them).
+pub(crate) async fn user_profiles(
+    state: &ApiState,
+    user_id: i64,
+    mask: bool,
+) -> Result<Vec<Value>, ApiError> {
+    Ok(state
+        .store
+        .list_user_profiles(user_id, &state.encryptor)
+        .await?
+        .iter()
+        .map(|p| profile(p, mask))
+        .collect())
 }

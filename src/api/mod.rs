@@ -2,10 +2,12 @@
 //! served under `/api/v2/barong/...` (the public path behind a gateway) and `/api/v2/...`
 //! (Barong's own mount point, for proxies that strip `/barong`).
 
+pub(crate) mod admin;
 pub mod auth;
 mod entities;
 pub mod error;
 mod identity;
+mod kyc;
 pub mod limits;
 mod middleware;
 pub mod pagination;
@@ -74,9 +76,12 @@ pub fn router(state: ApiState) -> Router {
         )
         .nest(
             "/public",
-            public::routes("public").merge(public::health_routes()),
+            public::routes("public")
+                .merge(public::health_routes())
+                .merge(kyc::routes()),
         )
-        .nest("/resource", resource::routes());
+        .nest("/resource", resource::routes())
+        .nest("/admin", admin::routes());
     Router::new()
         .nest("/api/v2/barong", namespaces.clone())
         .nest("/api/v2", namespaces)

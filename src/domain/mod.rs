@@ -1,18 +1,22 @@
 //! Plain types and rules of Barong's domain: users, labels, levels, permissions, restrictions.
 //! Nothing here does I/O; storage and HTTP build on these types.
 
+pub mod abilities;
 mod access;
 mod activity;
+mod admin;
 mod api_key;
 pub mod client_ip;
 mod label;
 mod mail;
 pub mod password;
+mod profile;
 mod session;
 mod user;
 
 pub use access::{Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction};
 pub use activity::{Activity, NewActivity};
+pub use admin::{ActivityFilter, Comment, LabelWrite, USER_ORDER_COLUMNS, UserFilter, UserUpdate};
 pub use api_key::{
     ApiKey, KeyHolder, NewApiKey, NewServiceAccount, ServiceAccount, scope_from_column,
     scope_to_column,
@@ -20,6 +24,10 @@ pub use api_key::{
 pub use client_ip::client_ip;
 pub use label::{Label, StateRules, derive_level, derive_state};
 pub use mail::{NewMail, OutboxMail};
+pub use profile::{
+    NewProfile, Profile, ProfileChanges, ProfileData, ProfileState, country_is_valid, mask_dob,
+    mask_last_name, parse_date, squish, validate_profile,
+};
 pub use session::{NewSession, Session, session_key};
 pub use user::{
     DATA_MAX, DATA_STORAGE_MAX, DataStorage, NewLabel, NewUser, User, UserInput, data_is_valid,

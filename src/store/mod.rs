@@ -4,8 +4,10 @@
 //! The trait speaks in domain types; SQL stays inside the two implementations. Both run the same
 //! test suite (`tests/storage.rs`), so a behaviour that differs between them is a bug.
 
+mod admin_sql;
 mod migrate;
 mod postgres;
+mod profiles;
 mod sqlite;
 
 use std::sync::Arc;
@@ -13,10 +15,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::crypto::encryption::Encryptor;
 use crate::domain::{
-    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel,
-    NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail,
-    Permission, Restriction, ServiceAccount, Session, StateRules, User,
+    Activity, ActivityFilter, ApiKey, Comment, DataStorage, KeyHolder, Label, LabelWrite, Level,
+    NewActivity, NewApiKey, NewLevel, NewMail, NewPermission, NewProfile, NewRestriction,
+    NewServiceAccount, NewSession, NewUser, OutboxMail, Permission, Profile, ProfileChanges,
+    ProfileState, Restriction, ServiceAccount, Session, StateRules, User, UserFilter, UserUpdate,
 };
 
 pub use postgres::PostgresStore;
@@ -312,6 +316,157 @@ pub trait Store: Send + Sync + 'static {
     /// The service accounts a user owns, by id.
     async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>>;
     async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>>;
+
+    // ---- admin -------------------------------------------------------------------------------
+    // The admin API (§10). Every write returns what the caller must publish on the
+    // invalidation bus; none publishes by itself.
+    /// One page of users matching `filter` (distinct, ordered), with the total count.
+    async fn admin_list_users(
+        &self,
+        filter: &UserFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<User>, i64)>;
+    /// Applies one admin change with Barong's after-update side effects (§8.1: keys deactivated
+    /// when 2FA goes off or the state leaves `active`, service accounts follow a non-active
+    /// state); a changed `otp` flag deletes the private `otp` label. An e-mail clash is
+    /// [`StoreError::Conflict`]`("email")`.
+    async fn admin_update_user(&self, user_id: i64, update: &UserUpdate)
+    -> StoreResult<UserChange>;
+    /// Creates or updates the label (key, scope) of a user with its description, and recomputes
+    /// state and level, in one transaction. `None` when an update finds no label; a create
+    /// that finds one is [`StoreError::Conflict`]`("key")`.
+    async fn admin_write_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        value: &str,
+        write: &LabelWrite,
+        rules: &StateRules,
+    ) -> StoreResult<Option<UserChange>>;
+    /// Private labels counted by (key, value), ordered by key then value.
+    async fn count_private_labels(&self) -> StoreResult<Vec<(String, String, i64)>>;
+    /// One page of the users having a label (any scope) `key: value`, by user id, with the total.
+    async fn users_with_label(
+        &self,
+        key: &str,
+        value: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<User>, i64)>;
+    /// Users with the private label `document` at `pending` or `replaced`, by that label's
+    /// `updated_at`.
+    async fn users_with_pending_documents(&self) -> StoreResult<Vec<User>>;
+    async fn create_comment(
+        &self,
+        user_id: i64,
+        author_uid: &str,
+        title: &str,
+        data: &str,
+    ) -> StoreResult<Comment>;
+    async fn find_comment(&self, id: i64) -> StoreResult<Option<Comment>>;
+    /// Replaces the given fields; `None` when the comment does not exist.
+    async fn update_comment(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        data: Option<&str>,
+    ) -> StoreResult<Option<Comment>>;
+    /// Deletes a comment and returns it; `None` when it did not exist.
+    async fn delete_comment(&self, id: i64) -> StoreResult<Option<Comment>>;
+    /// A user's comments by id.
+    async fn list_comments(&self, user_id: i64) -> StoreResult<Vec<Comment>>;
+    /// Deletes the user's data storage row `title` (any case; its label stays); true when it
+    /// existed.
+    async fn delete_data_storage(&self, user_id: i64, title: &str) -> StoreResult<bool>;
+    /// Inserts a permission as given (verb and action already upper-cased).
+    async fn create_permission(&self, p: &NewPermission) -> StoreResult<Permission>;
+    /// Replaces every field of a permission; `None` when it does not exist.
+    async fn update_permission(
+        &self,
+        id: i64,
+        p: &NewPermission,
+    ) -> StoreResult<Option<Permission>>;
+    /// Replaces the whole permissions table in one transaction; returns how many rows it holds.
+    async fn replace_permissions(&self, permissions: &[NewPermission]) -> StoreResult<usize>;
+    /// Inserts a restriction with its effective code.
+    async fn create_restriction(&self, r: &NewRestriction) -> StoreResult<Restriction>;
+    /// Replaces every field of a restriction (code as given); `None` when it does not exist.
+    async fn update_restriction(
+        &self,
+        id: i64,
+        r: &NewRestriction,
+    ) -> StoreResult<Option<Restriction>>;
+    /// Deletes a restriction; true when it existed.
+    async fn delete_restriction(&self, id: i64) -> StoreResult<bool>;
+    /// One page of activities matching `filter`, newest first, with the total count.
+    async fn admin_list_activities(
+        &self,
+        filter: &ActivityFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Activity>, i64)>;
+    /// Activities `topic`/`action`/`result` of category `user` counted per UTC day
+    /// (`YYYY-MM-DD`), oldest day first.
+    async fn activity_counts_per_day(
+        &self,
+        topic: &str,
+        action: &str,
+        result: &str,
+    ) -> StoreResult<Vec<(String, i64)>>;
+
+    // ---- KYC: profiles (§8.12) ----------------------------------------------------------------
+    // Personal fields (first/last name, dob, address, postcode, city) are encrypted with `enc`
+    // before they reach SQL and decrypted on the way out: callers pass and get clear values.
+    // Every create/update sets the private label `profile` to the profile's state and
+    // recomputes the user's state and level in the same transaction (Barong's `profile_step`).
+
+    /// Creates a profile. When its state is drafted or submitted and the user already has a
+    /// drafted or submitted profile, nothing is written and the answer is
+    /// [`StoreError::Conflict`]`("state")` (Barong's `state.exists`), checked atomically.
+    async fn create_profile(
+        &self,
+        user_id: i64,
+        profile: &NewProfile,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<(Profile, UserChange)>;
+    /// Applies `changes` to profile `id` (given fields replaced, state and applicant id set
+    /// when given); `None` when the profile does not exist or is not in
+    /// `changes.only_in_state`.
+    async fn update_profile(
+        &self,
+        id: i64,
+        changes: &ProfileChanges,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<Option<(Profile, UserChange)>>;
+    /// Every profile of a user, oldest first (history included).
+    async fn list_user_profiles(&self, user_id: i64, enc: &Encryptor) -> StoreResult<Vec<Profile>>;
+    /// The user's newest profile in `state` (the drafted one a PUT edits, the submitted one an
+    /// admin decides on).
+    async fn find_user_profile_in_state(
+        &self,
+        user_id: i64,
+        state: ProfileState,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>>;
+    /// One profile by id.
+    async fn find_profile(&self, id: i64, enc: &Encryptor) -> StoreResult<Option<Profile>>;
+    /// The newest profile carrying the KYC provider's `applicant_id` (the KYC callback).
+    async fn find_profile_by_applicant_id(
+        &self,
+        applicant_id: &str,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>>;
+    /// One page of every user's profiles in id order, with the total count (admin listing).
+    async fn list_profiles(
+        &self,
+        limit: i64,
+        offset: i64,
+        enc: &Encryptor,
+    ) -> StoreResult<(Vec<Profile>, i64)>;
 
     // ---- Observability (hardening) -------------------------------------------------------------
     /// The connection pool's usage now, for `/metrics`.

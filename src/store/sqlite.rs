@@ -1,6 +1,8 @@
 //! Embedded SQLite: the zero-setup default. One file, WAL mode, a small pool of blocking
 //! connections driven through `deadpool-sqlite` so queries never block the async runtime.
 
+mod admin;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,14 +11,18 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use deadpool_sqlite::rusqlite::{self, Connection, OptionalExtension, Row, params};
 use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 
+mod profiles;
+
 use super::{
     API_KEY_COLUMNS, Backend, Store, StoreError, StoreOptions, StoreResult, UserChange, migrate,
 };
+use crate::crypto::encryption::Encryptor;
 use crate::domain::{
-    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel,
-    NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail,
-    Permission, Restriction, ServiceAccount, Session, StateRules, User, derive_level, derive_state,
-    scope_from_column, scope_to_column,
+    Activity, ActivityFilter, ApiKey, Comment, DataStorage, KeyHolder, Label, LabelWrite, Level,
+    NewActivity, NewApiKey, NewLevel, NewMail, NewPermission, NewProfile, NewRestriction,
+    NewServiceAccount, NewSession, NewUser, OutboxMail, Permission, Profile, ProfileChanges,
+    ProfileState, Restriction, ServiceAccount, Session, StateRules, User, UserFilter, UserUpdate,
+    derive_level, derive_state, scope_from_column, scope_to_column,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -1544,5 +1550,195 @@ impl Store for SqliteStore {
             .optional()
         })
         .await
+    }
+
+    // ---- admin (SQL in the `admin` child module) ---------------------------------------------
+    async fn admin_list_users(
+        &self,
+        filter: &UserFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        self.admin_list_users_impl(filter, limit, offset).await
+    }
+
+    async fn admin_update_user(
+        &self,
+        user_id: i64,
+        update: &UserUpdate,
+    ) -> StoreResult<UserChange> {
+        self.admin_update_user_impl(user_id, update).await
+    }
+
+    async fn admin_write_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        value: &str,
+        write: &LabelWrite,
+        rules: &StateRules,
+    ) -> StoreResult<Option<UserChange>> {
+        self.admin_write_label_impl(user_id, key, scope, value, write, rules)
+            .await
+    }
+
+    async fn count_private_labels(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        self.count_private_labels_impl().await
+    }
+
+    async fn users_with_label(
+        &self,
+        key: &str,
+        value: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        self.users_with_label_impl(key, value, limit, offset).await
+    }
+
+    async fn users_with_pending_documents(&self) -> StoreResult<Vec<User>> {
+        self.users_with_pending_documents_impl().await
+    }
+
+    async fn create_comment(
+        &self,
+        user_id: i64,
+        author_uid: &str,
+        title: &str,
+        data: &str,
+    ) -> StoreResult<Comment> {
+        self.create_comment_impl(user_id, author_uid, title, data)
+            .await
+    }
+
+    async fn find_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
+        self.find_comment_impl(id).await
+    }
+
+    async fn update_comment(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        data: Option<&str>,
+    ) -> StoreResult<Option<Comment>> {
+        self.update_comment_impl(id, title, data).await
+    }
+
+    async fn delete_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
+        self.delete_comment_impl(id).await
+    }
+
+    async fn list_comments(&self, user_id: i64) -> StoreResult<Vec<Comment>> {
+        self.list_comments_impl(user_id).await
+    }
+
+    async fn delete_data_storage(&self, user_id: i64, title: &str) -> StoreResult<bool> {
+        self.delete_data_storage_impl(user_id, title).await
+    }
+
+    async fn create_permission(&self, p: &NewPermission) -> StoreResult<Permission> {
+        self.create_permission_impl(p).await
+    }
+
+    async fn update_permission(
+        &self,
+        id: i64,
+        p: &NewPermission,
+    ) -> StoreResult<Option<Permission>> {
+        self.update_permission_impl(id, p).await
+    }
+
+    async fn replace_permissions(&self, permissions: &[NewPermission]) -> StoreResult<usize> {
+        self.replace_permissions_impl(permissions).await
+    }
+
+    async fn create_restriction(&self, r: &NewRestriction) -> StoreResult<Restriction> {
+        self.create_restriction_impl(r).await
+    }
+
+    async fn update_restriction(
+        &self,
+        id: i64,
+        r: &NewRestriction,
+    ) -> StoreResult<Option<Restriction>> {
+        self.update_restriction_impl(id, r).await
+    }
+
+    async fn delete_restriction(&self, id: i64) -> StoreResult<bool> {
+        self.delete_restriction_impl(id).await
+    }
+
+    async fn admin_list_activities(
+        &self,
+        filter: &ActivityFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Activity>, i64)> {
+        self.admin_list_activities_impl(filter, limit, offset).await
+    }
+
+    async fn activity_counts_per_day(
+        &self,
+        topic: &str,
+        action: &str,
+        result: &str,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        self.activity_counts_per_day_impl(topic, action, result)
+            .await
+    }
+
+    async fn create_profile(
+        &self,
+        user_id: i64,
+        profile: &NewProfile,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<(Profile, UserChange)> {
+        self.profile_create(user_id, profile, enc, rules).await
+    }
+
+    async fn update_profile(
+        &self,
+        id: i64,
+        changes: &ProfileChanges,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<Option<(Profile, UserChange)>> {
+        self.profile_update(id, changes, enc, rules).await
+    }
+
+    async fn list_user_profiles(&self, user_id: i64, enc: &Encryptor) -> StoreResult<Vec<Profile>> {
+        self.profiles_of_user(user_id, enc).await
+    }
+
+    async fn find_user_profile_in_state(
+        &self,
+        user_id: i64,
+        state: ProfileState,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>> {
+        self.profile_of_user_in_state(user_id, state, enc).await
+    }
+
+    async fn find_profile(&self, id: i64, enc: &Encryptor) -> StoreResult<Option<Profile>> {
+        self.profile_by_id(id, enc).await
+    }
+
+    async fn find_profile_by_applicant_id(
+        &self,
+        applicant_id: &str,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>> {
+        self.profile_by_applicant(applicant_id, enc).await
+    }
+
+    async fn list_profiles(
+        &self,
+        limit: i64,
+        offset: i64,
+        enc: &Encryptor,
+    ) -> StoreResult<(Vec<Profile>, i64)> {
+        self.profiles_page(limit, offset, enc).await
     }
 }

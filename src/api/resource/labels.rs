@@ -26,7 +26,7 @@ fn private() -> ApiError {
 
 /// Barong's `before_validation`: squished (whitespace runs become one space, ends trimmed) and
 /// lower-cased.
-fn normalize(text: &str) -> String {
+pub(crate) fn normalize(text: &str) -> String {
     text.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
@@ -34,7 +34,7 @@ fn normalize(text: &str) -> String {
 }
 
 /// Length 3..=255 and `^[a-z0-9_-]+$` (§8.3), as `<attr>.too_short|too_long|invalid`.
-fn check(attr: &str, text: &str, errors: &mut Vec<String>) {
+pub(crate) fn check(attr: &str, text: &str, errors: &mut Vec<String>) {
     let n = text.chars().count();
     if n < 3 {
         errors.push(format!("{attr}.too_short"));

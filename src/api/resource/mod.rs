@@ -3,8 +3,9 @@
 
 mod api_keys;
 mod data_storage;
-mod labels;
+pub(crate) mod labels;
 mod otp;
+mod profiles;
 mod service_accounts;
 mod users;
 
@@ -45,6 +46,8 @@ pub fn routes() -> Router<ApiState> {
             delete(api_keys::destroy).patch(api_keys::update),
         )
         .route("/data_storage", post(data_storage::create))
+        .route("/profiles", post(profiles::create).put(profiles::update))
+        .route("/profiles/me", get(profiles::me))
         .route("/service_accounts", get(service_accounts::list))
         .route(
             "/service_accounts/api_keys",
