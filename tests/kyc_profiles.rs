@@ -858,6 +858,11 @@ async fn kycaid_applicant_and_signed_callback(backend: Backend) {
         .await
         .errors(401, &["public.kyc.invalid_signature"]);
     assert!(fake.fetched.lock().expect("lock").is_empty());
+    // Signed but not KYCAID's JSON.
+    let junk_signature = barong::kyc::callback_signature(KYCAID_TOKEN, b"not json");
+    kyc_callback(&server, "not json", Some(&junk_signature))
+        .await
+        .errors(400, &["request.malformed_body"]);
 
     // A pending verification changes nothing either.
     let (pending, pending_signature) = signed_callback("app-1", "v-pending");
@@ -926,6 +931,9 @@ async fn kycaid_applicant_and_signed_callback(backend: Backend) {
             .map(Vec::len),
         Some(2)
     );
+    // Only submissions become applicants (the drafted ones did not).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.applicants.lock().expect("lock").len(), 2);
 
     assert_no_clear_pii(&raw_database_text(&db).await);
     assert_logs_clean(&server);
