@@ -42,7 +42,10 @@ async fn migrations_apply_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.open().await;
     let first = store.migrate().await.expect("first");
-    assert_eq!(first, ["0001_schema", "0002_otp_secrets"]);
+    assert_eq!(
+        first,
+        ["0001_schema", "0002_otp_secrets", "0004_kyc_documents"]
+    );
     let second = store.migrate().await.expect("second");
     assert!(second.is_empty(), "second run applied {second:?}");
 }
@@ -54,7 +57,7 @@ async fn concurrent_migrations_do_not_collide(backend: Backend) {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("a").len() + rb.expect("b").len();
     applied += a.migrate().await.expect("again").len();
-    assert_eq!(applied, 2, "each migration ran exactly once");
+    assert_eq!(applied, 3, "each migration ran exactly once");
     assert_eq!(a.count_users().await.expect("count"), 0);
 }
 

@@ -26,6 +26,10 @@ pub const SQLITE: &[Migration] = &[
         version: "0002_otp_secrets",
         sql: include_str!("../../sql/sqlite/0002_otp_secrets.sql"),
     },
+    Migration {
+        version: "0004_kyc_documents",
+        sql: include_str!("../../sql/sqlite/0004_kyc_documents.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -37,6 +41,10 @@ pub const POSTGRES: &[Migration] = &[
     Migration {
         version: "0002_otp_secrets",
         sql: include_str!("../../sql/postgres/0002_otp_secrets.sql"),
+    },
+    Migration {
+        version: "0004_kyc_documents",
+        sql: include_str!("../../sql/postgres/0004_kyc_documents.sql"),
     },
 ];
 
