@@ -14,4 +14,6 @@ pub mod invalidation;
 pub mod mail;
 pub mod seed;
 pub mod server;
+pub mod sms;
 pub mod store;
+pub mod uploads;

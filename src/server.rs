@@ -332,6 +332,12 @@ pub fn api_state(
         }),
         encryptor: Arc::new(Encryptor::new(&keys.encryption)),
         otp_failures: Arc::new(crate::api::OtpFailures::default()),
+        phone_failures: Arc::new(crate::api::OtpFailures::default()),
+        phone_verifier: Arc::new(crate::sms::PhoneVerifier::new(config)),
+        uploads: Arc::new(
+            crate::uploads::Uploads::open(&config.uploads_url)
+                .map_err(|e| ServeError::Invalid(e.to_string()))?,
+        ),
     })
 }
 

@@ -62,6 +62,12 @@ pub struct ApiState {
     pub encryptor: Arc<crate::crypto::encryption::Encryptor>,
     /// Failed TOTP codes per user, to slow down guessing (see `resource::otp`).
     pub otp_failures: Arc<resource::OtpFailures>,
+    /// Wrong phone codes per user (same limits as TOTP codes, counted apart).
+    pub phone_failures: Arc<resource::OtpFailures>,
+    /// Sends and checks phone codes (`BARONG_PHONE_VERIFICATION`).
+    pub phone_verifier: Arc<crate::sms::PhoneVerifier>,
+    /// Where KYC uploads are stored (`BARONG_UPLOADS_URL`).
+    pub uploads: Arc<crate::uploads::Uploads>,
 }
 
 /// The complete REST router, both mount points, with Barong's 404 for everything else.

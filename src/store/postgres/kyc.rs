@@ -120,16 +120,19 @@ impl PostgresStore {
         let n = client
             .execute(
                 "UPDATE phones SET
-                     code_sent_at = $2,
+                     code_sent_at = $2::bigint,
                      send_count = CASE WHEN send_window_start IS NULL
-                         OR send_window_start <= $2 - $4 THEN 1 ELSE send_count + 1 END,
+                         OR send_window_start <= $2::bigint - $4::bigint
+                         THEN 1 ELSE send_count + 1 END,
                      send_window_start = CASE WHEN send_window_start IS NULL
-                         OR send_window_start <= $2 - $4 THEN $2 ELSE send_window_start END,
+                         OR send_window_start <= $2::bigint - $4::bigint
+                         THEN $2::bigint ELSE send_window_start END,
                      updated_at = now()
                  WHERE id = $1
-                   AND (code_sent_at IS NULL OR code_sent_at <= $2 - $3)
-                   AND (send_window_start IS NULL OR send_window_start <= $2 - $4
-                        OR send_count < $5)",
+                   AND (code_sent_at IS NULL OR code_sent_at <= $2::bigint - $3::bigint)
+                   AND (send_window_start IS NULL
+                        OR send_window_start <= $2::bigint - $4::bigint
+                        OR send_count < $5::bigint)",
                 &[&phone_id, &now, &min_interval, &window, &max_in_window],
             )
             .await
