@@ -263,7 +263,7 @@ fn document_label(
     (before < needed && before + added as i64 >= needed).then_some(("document", "pending"))
 }
 
-/// Files stored, rules to check after the form was read; deletes the files on refusal.
+/// Refuses a request whose files are already stored: deletes them first.
 async fn refuse(state: &ApiState, stored: &Stored, error: ApiError) -> Result<Response, ApiError> {
     discard(state, &stored.keys).await;
     Err(error)
