@@ -663,6 +663,16 @@ settings! {
     twilio_service_sid: String = "BARONG_TWILIO_SERVICE_SID", "";
     /// `BARONG_SMS_CONTENT_TEMPLATE`: `{{code}}` is replaced by the phone code.
     sms_content_template: String = "BARONG_SMS_CONTENT_TEMPLATE", "Your verification code for Barong: {{code}}";
+    /// `BARONG_TWILIO_API_URL` (`https://api.twilio.com`): base of Twilio's Messages API
+    /// (`twilio_sms`); tests point it at a local fake.
+    twilio_api_url: String = "BARONG_TWILIO_API_URL", "https://api.twilio.com";
+    /// `BARONG_TWILIO_VERIFY_URL` (`https://verify.twilio.com`): base of Twilio Verify
+    /// (`twilio_verify`).
+    twilio_verify_url: String = "BARONG_TWILIO_VERIFY_URL", "https://verify.twilio.com";
+    /// `BARONG_PHONE_RESEND_INTERVAL` (`30` s): least time between two codes to one phone.
+    phone_resend_interval: u64 = "BARONG_PHONE_RESEND_INTERVAL", "30";
+    /// `BARONG_PHONE_MAX_CODES_PER_HOUR` (`5`): most codes sent to one phone in an hour.
+    phone_max_codes_per_hour: u64 = "BARONG_PHONE_MAX_CODES_PER_HOUR", "5", parse_positive_u64;
 
     // ---- Barong: storage and uploads ----------------------------------------------------------
     /// `BARONG_STORAGE_PROVIDER` (`local`; `google`, `aws`, `alicloud` in any case).

@@ -16,4 +16,6 @@ pub mod mail;
 pub mod observe;
 pub mod seed;
 pub mod server;
+pub mod sms;
 pub mod store;
+pub mod uploads;

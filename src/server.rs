@@ -347,6 +347,11 @@ pub fn api_state(
         }),
         encryptor: Arc::new(Encryptor::new(&keys.encryption)),
         observe,
+        phone_verifier: Arc::new(crate::sms::PhoneVerifier::new(config)),
+        uploads: Arc::new(
+            crate::uploads::Uploads::open(&config.uploads_url)
+                .map_err(|e| ServeError::Invalid(e.to_string()))?,
+        ),
     })
 }
 

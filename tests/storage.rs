@@ -44,7 +44,12 @@ async fn migrations_apply_once(backend: Backend) {
     let first = store.migrate().await.expect("first");
     assert_eq!(
         first,
-        ["0001_schema", "0002_otp_secrets", "0003_kyc_profiles"]
+        [
+            "0001_schema",
+            "0002_otp_secrets",
+            "0003_kyc_profiles",
+            "0004_kyc_documents"
+        ]
     );
     let second = store.migrate().await.expect("second");
     assert!(second.is_empty(), "second run applied {second:?}");

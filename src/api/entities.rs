@@ -5,9 +5,12 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::crypto::encryption::Encryptor;
 use crate::domain::{
-    Activity, ApiKey, DataStorage, Label, Profile, User, mask_dob, mask_last_name,
+    Activity, ApiKey, DataStorage, Document, Label, Phone, Profile, User, mask_dob,
+    mask_doc_number, mask_last_name, mask_phone,
 };
+use crate::uploads::Uploads;
 
 /// Barong's entity timestamps: `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn iso8601(time: &chrono::DateTime<chrono::Utc>) -> String {
@@ -45,7 +48,15 @@ pub(crate) async fn user_full_info(
     }
     body.insert("username".into(), json!(user.username));
     body.insert("labels".into(), Value::Array(labels));
-    body.insert("phones".into(), json!([]));
+    let mask = state.config.api_data_masking_enabled;
+    let phones: Vec<Value> = state
+        .store
+        .list_user_phones(user.id)
+        .await?
+        .iter()
+        .map(|p| phone(p, &state.encryptor, mask))
+        .collect();
+    body.insert("phones".into(), Value::Array(phones));
     body.insert(
         "profiles".into(),
         Value::Array(user_profiles(state, user.id, masked(state)).await?),
@@ -166,4 +177,78 @@ pub(crate) async fn user_profiles(
         .iter()
         .map(|p| profile(p, mask))
         .collect())
+}
+
+/// Rails' JSON time: milliseconds and `Z`.
+pub(crate) fn json_time(time: &chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// `Phone` (§7.7): `number` as digits without `+`, masked for users (`mask`), unmasked for the
+/// admin and management variants. A number that cannot be decrypted shows as empty (and is
+/// logged without its value).
+pub(crate) fn phone(p: &Phone, encryptor: &Encryptor, mask: bool) -> Value {
+    let number = encryptor
+        .decrypt(&p.number_encrypted)
+        .map(|e164| e164.trim_start_matches('+').to_owned())
+        .unwrap_or_else(|_| {
+            tracing::error!(phone_id = p.id, "phone number unreadable");
+            String::new()
+        });
+    let number = if mask { mask_phone(&number) } else { number };
+    json!({
+        "country": p.country,
+        "number": number,
+        "validated_at": p.validated_at.as_ref().map(json_time),
+    })
+}
+
+/// A document's number in clear (masked when `mask`), `None` when it has none.
+fn doc_number(d: &Document, encryptor: &Encryptor, mask: bool) -> Option<String> {
+    let number = encryptor
+        .decrypt(d.doc_number_encrypted.as_deref()?)
+        .unwrap_or_else(|_| {
+            tracing::error!(document_id = d.id, "document number unreadable");
+            String::new()
+        });
+    Some(if mask {
+        mask_doc_number(&number)
+    } else {
+        number
+    })
+}
+
+/// `Document` (§7.8); `mask` for user-facing answers. Used by the admin and management views
+/// (the resource API answers [`document_summary`]).
+#[allow(dead_code)]
+pub(crate) fn document(
+    d: &Document,
+    encryptor: &Encryptor,
+    uploads: &Uploads,
+    mask: bool,
+) -> Value {
+    json!({
+        "upload": {"url": uploads.url_of(&d.upload)},
+        "doc_type": d.doc_type,
+        "doc_number": doc_number(d, encryptor, mask),
+        "doc_expire": d.doc_expire.map(|e| e.format("%Y-%m-%d").to_string()),
+        "metadata": d.metadata,
+        "created_at": iso8601(&d.created_at),
+        "updated_at": iso8601(&d.updated_at),
+    })
+}
+
+/// The resource `GET documents` view: `upload`, `doc_type`, `doc_number` (masked), `doc_expire`.
+pub(crate) fn document_summary(
+    d: &Document,
+    encryptor: &Encryptor,
+    uploads: &Uploads,
+    mask: bool,
+) -> Value {
+    json!({
+        "upload": {"url": uploads.url_of(&d.upload)},
+        "doc_type": d.doc_type,
+        "doc_number": doc_number(d, encryptor, mask),
+        "doc_expire": d.doc_expire.map(|e| e.format("%Y-%m-%d").to_string()),
+    })
 }

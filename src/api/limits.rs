@@ -101,6 +101,8 @@ pub struct Limits {
     pub login_account: Limiter,
     pub login_ip: Limiter,
     pub otp: Limiter,
+    /// Wrong phone verification codes per user (the TOTP limit, counted apart).
+    pub phone_code: Limiter,
     pub mail_address: Limiter,
     pub mail_ip: Limiter,
     pub signup_ip: Limiter,
@@ -113,6 +115,7 @@ impl Limits {
             login_account: Limiter::new("login_account", config.rate_limit_login_account),
             login_ip: Limiter::new("login_ip", config.rate_limit_login_ip),
             otp: Limiter::new("otp", config.rate_limit_otp),
+            phone_code: Limiter::new("phone_code", config.rate_limit_otp),
             mail_address: Limiter::new("mail_address", config.rate_limit_mail_address),
             mail_ip: Limiter::new("mail_ip", config.rate_limit_mail_ip),
             signup_ip: Limiter::new("signup_ip", config.rate_limit_signup_ip),
@@ -120,11 +123,12 @@ impl Limits {
     }
 
     /// Every limiter, for the metrics.
-    pub fn all(&self) -> [&Limiter; 6] {
+    pub fn all(&self) -> [&Limiter; 7] {
         [
             &self.login_account,
             &self.login_ip,
             &self.otp,
+            &self.phone_code,
             &self.mail_address,
             &self.mail_ip,
             &self.signup_ip,

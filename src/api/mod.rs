@@ -65,6 +65,10 @@ pub struct ApiState {
     pub encryptor: Arc<crate::crypto::encryption::Encryptor>,
     /// Abuse limits (failed logins, TOTP codes, mail, sign-ups) and the request metrics.
     pub observe: Arc<crate::observe::Observability>,
+    /// Sends and checks phone codes (`BARONG_PHONE_VERIFICATION`).
+    pub phone_verifier: Arc<crate::sms::PhoneVerifier>,
+    /// Where KYC uploads are stored (`BARONG_UPLOADS_URL`).
+    pub uploads: Arc<crate::uploads::Uploads>,
 }
 
 /// The complete REST router, both mount points, with Barong's 404 for everything else.

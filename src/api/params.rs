@@ -153,6 +153,126 @@ async fn read_multipart(
     }
 }
 
+/// A request whose multipart body is read as it arrives (uploads): text fields go into the
+/// parameters, file fields are handed out one at a time to be streamed to storage, so a file is
+/// never held whole in memory. A request that is not multipart is read whole (it is small:
+/// `max_body_size`) and simply has no files.
+pub struct StreamingForm {
+    params: Map<String, Value>,
+    multipart: Option<multer::Multipart<'static>>,
+    /// Largest text field, in bytes.
+    text_limit: usize,
+}
+
+/// One file field of a [`StreamingForm`], read chunk by chunk.
+pub struct FileField {
+    /// The field name (`upload[]`).
+    pub name: String,
+    /// The client's file name (only its extension is looked at).
+    pub filename: String,
+    field: multer::Field<'static>,
+}
+
+impl FileField {
+    /// The next chunk of the file, `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, ApiError> {
+        self.field.chunk().await.map_err(multipart_error)
+    }
+}
+
+fn multipart_error(error: multer::Error) -> ApiError {
+    match error {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            body_too_large()
+        }
+        _ => malformed_body(),
+    }
+}
+
+impl StreamingForm {
+    /// Starts reading `request`; a multipart body may be up to `stream_limit` bytes in all,
+    /// anything else up to `text_limit`.
+    pub async fn new(
+        request: Request,
+        stream_limit: u64,
+        text_limit: usize,
+    ) -> Result<Self, ApiError> {
+        let mut params = Map::new();
+        if let Some(query) = request.uri().query() {
+            merge_pairs(&mut params, form_urlencoded::parse(query.as_bytes()));
+        }
+        // The boundary is case-sensitive: only the media type is compared lower-cased.
+        let raw_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let content_type = raw_type.to_ascii_lowercase();
+        let body = request.into_body();
+        if !content_type.starts_with("multipart/form-data") {
+            let bytes = read_body(body, text_limit).await?;
+            if content_type.starts_with("application/json") && !bytes.is_empty() {
+                merge_json(&mut params, &bytes)?;
+            } else if content_type.starts_with("application/x-www-form-urlencoded") {
+                merge_pairs(&mut params, form_urlencoded::parse(&bytes));
+            }
+            return Ok(Self {
+                params,
+                multipart: None,
+                text_limit,
+            });
+        }
+        let boundary = multer::parse_boundary(&raw_type).map_err(|_| malformed_body())?;
+        let constraints = multer::Constraints::new()
+            .size_limit(multer::SizeLimit::new().whole_stream(stream_limit));
+        let multipart =
+            multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+        Ok(Self {
+            params,
+            multipart: Some(multipart),
+            text_limit,
+        })
+    }
+
+    /// The next file field; text fields met on the way are collected into the parameters.
+    /// The previous file field must have been read to its end (or dropped).
+    pub async fn next_file(&mut self) -> Result<Option<FileField>, ApiError> {
+        let Some(multipart) = self.multipart.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? else {
+                return Ok(None);
+            };
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
+            if let Some(filename) = field.file_name().map(str::to_owned) {
+                return Ok(Some(FileField {
+                    name,
+                    filename,
+                    field,
+                }));
+            }
+            let mut text = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                if text.len() + chunk.len() > self.text_limit {
+                    return Err(body_too_large());
+                }
+                text.extend_from_slice(&chunk);
+            }
+            let value = Value::String(String::from_utf8_lossy(&text).into_owned());
+            insert_field(&mut self.params, &name, value);
+        }
+    }
+
+    /// The parameters read so far (all of them once [`StreamingForm::next_file`] said `None`).
+    pub fn into_params(self) -> Params {
+        Params(self.params)
+    }
+}
+
 /// Validates declared parameters in declaration order, collecting Barong's keys.
 pub struct Validator<'a> {
     scope: &'a str,

@@ -7,9 +7,11 @@ mod activity;
 mod admin;
 mod api_key;
 pub mod client_ip;
+mod document;
 mod label;
 mod mail;
 pub mod password;
+mod phone;
 mod profile;
 mod session;
 mod user;
@@ -22,8 +24,15 @@ pub use api_key::{
     scope_to_column,
 };
 pub use client_ip::client_ip;
+pub use document::{
+    ADDRESS_DOC_TYPE, DOC_CATEGORIES, Document, NewDocument, UploadKind, doc_number_is_valid,
+    mask_doc_number, normalise_doc_number,
+};
 pub use label::{Label, StateRules, derive_level, derive_state};
 pub use mail::{NewMail, OutboxMail};
+pub use phone::{
+    NewPhone, NormalisedPhone, PHONE_CHANNELS, Phone, mask_phone, normalise_phone, phone_code,
+};
 pub use profile::{
     NewProfile, Profile, ProfileChanges, ProfileData, ProfileState, country_is_valid, mask_dob,
     mask_last_name, parse_date, squish, validate_profile,

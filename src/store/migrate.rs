@@ -30,6 +30,10 @@ pub const SQLITE: &[Migration] = &[
         version: "0003_kyc_profiles",
         sql: include_str!("../../sql/sqlite/0003_kyc_profiles.sql"),
     },
+    Migration {
+        version: "0004_kyc_documents",
+        sql: include_str!("../../sql/sqlite/0004_kyc_documents.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -45,6 +49,10 @@ pub const POSTGRES: &[Migration] = &[
     Migration {
         version: "0003_kyc_profiles",
         sql: include_str!("../../sql/postgres/0003_kyc_profiles.sql"),
+    },
+    Migration {
+        version: "0004_kyc_documents",
+        sql: include_str!("../../sql/postgres/0004_kyc_documents.sql"),
     },
 ];
 

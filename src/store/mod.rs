@@ -17,10 +17,11 @@ use async_trait::async_trait;
 
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
-    Activity, ActivityFilter, ApiKey, Comment, DataStorage, KeyHolder, Label, LabelWrite, Level,
-    NewActivity, NewApiKey, NewLevel, NewMail, NewPermission, NewProfile, NewRestriction,
-    NewServiceAccount, NewSession, NewUser, OutboxMail, Permission, Profile, ProfileChanges,
-    ProfileState, Restriction, ServiceAccount, Session, StateRules, User, UserFilter, UserUpdate,
+    Activity, ActivityFilter, ApiKey, Comment, DataStorage, Document, KeyHolder, Label, LabelWrite,
+    Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
+    NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
+    Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount, Session, StateRules,
+    User, UserFilter, UserUpdate,
 };
 
 pub use postgres::PostgresStore;
@@ -468,6 +469,70 @@ pub trait Store: Send + Sync + 'static {
         enc: &Encryptor,
     ) -> StoreResult<(Vec<Profile>, i64)>;
 
+    // ---- KYC: phones and documents (issue 7) ---------------------------------------------------
+    // Numbers are stored encrypted by the caller (`Encryptor::encrypt`) with their blind index
+    // (`Encryptor::blind_index` of the E.164 number / `normalise_doc_number`); stores compare
+    // indexes only and never see a number in clear.
+
+    /// Inserts a phone (verified at once when `phone.validated`). The user already having the
+    /// number is [`StoreError::Conflict`]`("number")`; creating it verified while another account
+    /// verified it is `Conflict("verified")`.
+    async fn create_phone(&self, phone: &NewPhone) -> StoreResult<Phone>;
+    /// A user's phones, oldest first.
+    async fn list_user_phones(&self, user_id: i64) -> StoreResult<Vec<Phone>>;
+    /// The user's phone with this number index.
+    async fn find_user_phone(&self, user_id: i64, number_index: &str)
+    -> StoreResult<Option<Phone>>;
+    /// Every phone with this number index, any user, oldest first (at most one is verified).
+    async fn list_phones_by_number_index(&self, number_index: &str) -> StoreResult<Vec<Phone>>;
+    /// Records that a code is being sent to the phone, if the resend limits allow it: the last
+    /// code at least `min_interval` s before `now` (unix seconds) and fewer than `max_in_window`
+    /// codes in the current `window` s. Atomic; false (nothing recorded) when refused.
+    async fn claim_phone_code_send(
+        &self,
+        phone_id: i64,
+        now: i64,
+        min_interval: i64,
+        window: i64,
+        max_in_window: i64,
+    ) -> StoreResult<bool>;
+    /// Marks the phone verified, sets the private label `phone: verified` and recomputes state
+    /// and level, in one transaction. `None` when the phone is gone; `Conflict("verified")` when
+    /// another account verified the number first.
+    async fn verify_phone(
+        &self,
+        phone_id: i64,
+        rules: &StateRules,
+    ) -> StoreResult<Option<UserChange>>;
+    /// Deletes a phone; true when it existed.
+    async fn delete_phone(&self, phone_id: i64) -> StoreResult<bool>;
+    /// Inserts the documents of one upload request (files already stored) and, when given, sets
+    /// the private `label` (key, value) with state and level recomputed, in one transaction.
+    async fn create_documents(
+        &self,
+        user_id: i64,
+        documents: &[NewDocument],
+        label: Option<(&str, &str)>,
+        rules: &StateRules,
+    ) -> StoreResult<(Vec<Document>, UserChange)>;
+    /// How many documents the user has (of one `identificator` when given).
+    async fn count_user_documents(
+        &self,
+        user_id: i64,
+        identificator: Option<&str>,
+    ) -> StoreResult<i64>;
+    /// A user's documents (addresses included), oldest first.
+    async fn list_user_documents(&self, user_id: i64) -> StoreResult<Vec<Document>>;
+    /// Every document with this number index, any user, oldest first (duplicate numbers).
+    async fn list_documents_by_number_index(&self, index: &str) -> StoreResult<Vec<Document>>;
+    /// One page of the documents of users whose private `document` label is `pending` (awaiting
+    /// review), oldest first, with the total count.
+    async fn list_pending_documents(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Document>, i64)>;
+
     // ---- Observability (hardening) -------------------------------------------------------------
     /// The connection pool's usage now, for `/metrics`.
     fn pool_status(&self) -> PoolStatus;
@@ -507,6 +572,18 @@ pub struct UserChange {
     pub user: User,
     pub sessions: Vec<String>,
     pub kids: Vec<String>,
+}
+
+/// Names the two unique rules of phones the same way on both backends (see
+/// [`Store::create_phone`]).
+pub(crate) fn phone_conflict(error: StoreError) -> StoreError {
+    match error {
+        StoreError::Conflict(column) if column.contains("user_id") => {
+            StoreError::Conflict("number".into())
+        }
+        StoreError::Conflict(_) => StoreError::Conflict("verified".into()),
+        other => other,
+    }
 }
 
 /// Opens the store named by `options.url` (`sqlite://PATH` or `postgres://...`).

@@ -2,6 +2,7 @@
 //! connections driven through `deadpool-sqlite` so queries never block the async runtime.
 
 mod admin;
+mod kyc;
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,11 +19,11 @@ use super::{
 };
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
-    Activity, ActivityFilter, ApiKey, Comment, DataStorage, KeyHolder, Label, LabelWrite, Level,
-    NewActivity, NewApiKey, NewLevel, NewMail, NewPermission, NewProfile, NewRestriction,
-    NewServiceAccount, NewSession, NewUser, OutboxMail, Permission, Profile, ProfileChanges,
-    ProfileState, Restriction, ServiceAccount, Session, StateRules, User, UserFilter, UserUpdate,
-    derive_level, derive_state, scope_from_column, scope_to_column,
+    Activity, ActivityFilter, ApiKey, Comment, DataStorage, Document, KeyHolder, Label, LabelWrite,
+    Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
+    NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
+    Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount, Session, StateRules,
+    User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column, scope_to_column,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -1740,5 +1741,74 @@ impl Store for SqliteStore {
         enc: &Encryptor,
     ) -> StoreResult<(Vec<Profile>, i64)> {
         self.profiles_page(limit, offset, enc).await
+    }
+
+    // ---- KYC: phones and documents (SQL in the `kyc` child module) -----------------------------
+    async fn create_phone(&self, phone: &NewPhone) -> StoreResult<Phone> {
+        self.kyc_create_phone(phone).await
+    }
+    async fn list_user_phones(&self, user_id: i64) -> StoreResult<Vec<Phone>> {
+        self.kyc_list_user_phones(user_id).await
+    }
+    async fn find_user_phone(
+        &self,
+        user_id: i64,
+        number_index: &str,
+    ) -> StoreResult<Option<Phone>> {
+        self.kyc_find_user_phone(user_id, number_index).await
+    }
+    async fn list_phones_by_number_index(&self, number_index: &str) -> StoreResult<Vec<Phone>> {
+        self.kyc_list_phones_by_number_index(number_index).await
+    }
+    async fn claim_phone_code_send(
+        &self,
+        phone_id: i64,
+        now: i64,
+        min_interval: i64,
+        window: i64,
+        max_in_window: i64,
+    ) -> StoreResult<bool> {
+        self.kyc_claim_phone_code_send(phone_id, now, min_interval, window, max_in_window)
+            .await
+    }
+    async fn verify_phone(
+        &self,
+        phone_id: i64,
+        rules: &StateRules,
+    ) -> StoreResult<Option<UserChange>> {
+        self.kyc_verify_phone(phone_id, rules).await
+    }
+    async fn delete_phone(&self, phone_id: i64) -> StoreResult<bool> {
+        self.kyc_delete_phone(phone_id).await
+    }
+    async fn create_documents(
+        &self,
+        user_id: i64,
+        documents: &[NewDocument],
+        label: Option<(&str, &str)>,
+        rules: &StateRules,
+    ) -> StoreResult<(Vec<Document>, UserChange)> {
+        self.kyc_create_documents(user_id, documents, label, rules)
+            .await
+    }
+    async fn count_user_documents(
+        &self,
+        user_id: i64,
+        identificator: Option<&str>,
+    ) -> StoreResult<i64> {
+        self.kyc_count_user_documents(user_id, identificator).await
+    }
+    async fn list_user_documents(&self, user_id: i64) -> StoreResult<Vec<Document>> {
+        self.kyc_list_user_documents(user_id).await
+    }
+    async fn list_documents_by_number_index(&self, index: &str) -> StoreResult<Vec<Document>> {
+        self.kyc_list_documents_by_number_index(index).await
+    }
+    async fn list_pending_documents(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Document>, i64)> {
+        self.kyc_list_pending_documents(limit, offset).await
     }
 }

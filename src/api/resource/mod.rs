@@ -3,8 +3,10 @@
 
 mod api_keys;
 mod data_storage;
+mod documents;
 pub(crate) mod labels;
 mod otp;
+mod phones;
 mod profiles;
 mod service_accounts;
 mod users;
@@ -48,6 +50,19 @@ pub fn routes() -> Router<ApiState> {
         .route("/data_storage", post(data_storage::create))
         .route("/profiles", post(profiles::create).put(profiles::update))
         .route("/profiles/me", get(profiles::me))
+        .route("/phones", get(phones::list).post(phones::create))
+        .route("/phones/send_code", post(phones::send_code))
+        .route("/phones/verify", post(phones::verify))
+        .route(
+            "/documents",
+            get(documents::list)
+                .post(documents::create)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/addresses",
+            post(documents::create_address).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/service_accounts", get(service_accounts::list))
         .route(
             "/service_accounts/api_keys",
