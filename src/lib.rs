@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod events;
 pub mod invalidation;
 pub mod mail;
 pub mod seed;

@@ -139,6 +139,13 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     let signer = Arc::new(JwtSigner::new(&keys.signing)?);
     let api_state = api_state(&config, store.clone(), &keys, &signer, bus.clone())?;
     let shutdown = CancellationToken::new();
+    // Before the listeners open, so that no change goes unrecorded.
+    let _events = crate::events::start(
+        &config,
+        store.clone(),
+        api_state.tokens.clone(),
+        shutdown.clone(),
+    );
     let (authz_state, writers) =
         build_authz(&config, &keys, signer.clone(), store.clone(), bus.clone()).await?;
     let maintain = tokio::spawn(
@@ -332,6 +339,11 @@ pub fn api_state(
         }),
         encryptor: Arc::new(Encryptor::new(&keys.encryption)),
         otp_failures: Arc::new(crate::api::OtpFailures::default()),
+        management: Arc::new(match &config.management_api_file {
+            Some(path) => crate::api::management::ManagementConfig::load(path)
+                .map_err(|e| ServeError::Invalid(format!("BARONG_MANAGEMENT_API_FILE: {e}")))?,
+            None => crate::api::management::ManagementConfig::default(),
+        }),
     })
 }
 

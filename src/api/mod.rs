@@ -6,6 +6,7 @@ pub mod auth;
 mod entities;
 pub mod error;
 mod identity;
+pub mod management;
 pub mod pagination;
 pub mod params;
 mod public;
@@ -62,6 +63,8 @@ pub struct ApiState {
     pub encryptor: Arc<crate::crypto::encryption::Encryptor>,
     /// Failed TOTP codes per user, to slow down guessing (see `resource::otp`).
     pub otp_failures: Arc<resource::OtpFailures>,
+    /// Management API signers and scopes (`BARONG_MANAGEMENT_API_FILE`).
+    pub management: Arc<management::ManagementConfig>,
 }
 
 /// The complete REST router, both mount points, with Barong's 404 for everything else.
@@ -75,7 +78,8 @@ pub fn router(state: ApiState) -> Router {
             "/public",
             public::routes("public").merge(public::health_routes()),
         )
-        .nest("/resource", resource::routes());
+        .nest("/resource", resource::routes())
+        .nest("/management", management::routes());
     Router::new()
         .nest("/api/v2/barong", namespaces.clone())
         .nest("/api/v2", namespaces)

@@ -5,6 +5,7 @@ mod access;
 mod activity;
 mod api_key;
 pub mod client_ip;
+pub mod event;
 mod label;
 mod mail;
 pub mod password;
@@ -18,6 +19,7 @@ pub use api_key::{
     scope_to_column,
 };
 pub use client_ip::client_ip;
+pub use event::{NewEvent, OutboxEvent};
 pub use label::{Label, StateRules, derive_level, derive_state};
 pub use mail::{NewMail, OutboxMail};
 pub use session::{NewSession, Session, session_key};

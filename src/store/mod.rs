@@ -14,9 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewLevel,
-    NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail,
-    Permission, Restriction, ServiceAccount, Session, StateRules, User,
+    Activity, ApiKey, DataStorage, KeyHolder, Label, Level, NewActivity, NewApiKey, NewEvent,
+    NewLevel, NewMail, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser,
+    OutboxEvent, OutboxMail, Permission, Restriction, ServiceAccount, Session, StateRules, User,
 };
 
 pub use postgres::PostgresStore;
@@ -38,6 +38,10 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Backend(String),
 }
+
+/// The Event API switch of a store: `BARONG_DOMAIN` (the `domain` of system events) when the
+/// Event API is on; `None`, the default, writes no event at all.
+pub type EventDomain = Option<Arc<String>>;
 
 /// Shorthand used by every store method.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -312,6 +316,23 @@ pub trait Store: Send + Sync + 'static {
     /// The service accounts a user owns, by id.
     async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>>;
     async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>>;
+
+    // ---- events (Barong's Event API, reference §12) ------------------------------------------
+    // Model events (`model.user.*`, `model.label.*`) and `system.user.email.confirmed` are written
+    // by the store methods above inside their own transactions once `enable_events` was called.
+    /// Turns event recording on; `domain` is the `domain` field of system events.
+    fn enable_events(&self, domain: &str);
+    /// Writes events in one transaction of their own (for events that follow a single write,
+    /// such as `system.session.create`); nothing when events are off.
+    async fn queue_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    /// Claims up to `limit` undelivered due events, oldest first, leasing them for `lease_secs`.
+    async fn claim_events(&self, limit: i64, lease_secs: i64) -> StoreResult<Vec<OutboxEvent>>;
+    /// Marks an event delivered (once).
+    async fn mark_event_sent(&self, id: i64) -> StoreResult<()>;
+    /// Records a failed delivery and when to try again.
+    async fn mark_event_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()>;
+    /// Counts events not delivered yet.
+    async fn count_unsent_events(&self) -> StoreResult<i64>;
 }
 
 /// The api_keys columns a listing may be ordered by (Barong accepts any column of the model).
