@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod events;
+pub mod import;
 pub mod invalidation;
 pub mod mail;
 pub mod seed;
