@@ -65,6 +65,13 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
+    /// Import users from Barong's export (CSV with a header row, or a JSON array) in the
+    /// columns of the management `users/import` call; bcrypt digests are kept; idempotent.
+    Import {
+        /// The export file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Create an active user with a verified e-mail and the given role; prints its uid.
     Create {
         #[arg(long)]
@@ -203,6 +210,9 @@ async fn run(command: Command, config: Config) -> Result<(), server::ServeError>
             println!("created {uid} ({email}, {role}, active)");
             Ok(())
         }
+        Command::Users {
+            command: UsersCommand::Import { file },
+        } => import_users(&config, &file).await,
         Command::Permissions {
             command: PermissionsCommand::Load { file },
         } => {
@@ -212,6 +222,32 @@ async fn run(command: Command, config: Config) -> Result<(), server::ServeError>
         }
         Command::Keys { .. } | Command::Config => Ok(()),
     }
+}
+
+async fn import_users(config: &Config, file: &std::path::Path) -> Result<(), server::ServeError> {
+    let started = std::time::Instant::now();
+    let rows =
+        crate::import::read_rows(file).map_err(|e| server::ServeError::Invalid(e.to_string()))?;
+    let store = server::open_store(config).await?;
+    store.migrate().await?;
+    let rules = crate::domain::StateRules {
+        activation_requirements: config.barong_yml.activation_requirements.clone(),
+        state_triggers: config.barong_yml.state_triggers.clone(),
+    };
+    let report = crate::import::import_users(store.as_ref(), &rows, &config.uid_prefix, &rules)
+        .await
+        .map_err(|e| server::ServeError::Invalid(e.to_string()))?;
+    for (row, reason) in &report.refused {
+        eprintln!("row {row}: {reason}");
+    }
+    println!(
+        "imported users created={} skipped={} refused={} in {} ms",
+        report.created,
+        report.skipped,
+        report.refused.len(),
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 fn generate_key(algorithm: KeyAlgorithm, out: &std::path::Path) -> ExitCode {

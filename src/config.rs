@@ -723,6 +723,18 @@ settings! {
     event_api_rabbitmq_password: Secret = "BARONG_EVENT_API_RABBITMQ_PASSWORD", "guest";
     /// `EVENT_API_RABBITMQ_URL` (no prefix; unset): overrides the four settings above for publishing.
     event_api_rabbitmq_url: Option<String> = "EVENT_API_RABBITMQ_URL", "";
+    /// `BARONG_EVENT_API_ENABLED` (`false`; this server's switch, Barong always publishes): events
+    /// are written to the outbox and delivered to RabbitMQ. A set `EVENT_API_RABBITMQ_URL` turns
+    /// it on too. Off, no event is written anywhere.
+    event_api_enabled: bool = "BARONG_EVENT_API_ENABLED", "false";
+    /// `BARONG_EVENT_API_RETRY_MAX_BACKOFF` (`30` s): longest wait between two delivery attempts
+    /// while RabbitMQ is unreachable (the wait starts at 1 s and doubles).
+    event_api_retry_max_backoff: u64 = "BARONG_EVENT_API_RETRY_MAX_BACKOFF", "30", parse_positive_u64;
+    /// `BARONG_EVENT_API_POLL_INTERVAL` (`200` ms): how often the event worker looks at the outbox.
+    event_api_poll_interval: u64 = "BARONG_EVENT_API_POLL_INTERVAL", "200", parse_positive_u64;
+    /// `BARONG_MANAGEMENT_API_FILE` (unset: no signer, every management call is refused): Barong's
+    /// `config/management_api.yml` (keychain, jwt options, scopes).
+    management_api_file: Option<PathBuf> = "BARONG_MANAGEMENT_API_FILE", "", parse_existing_file;
     /// `BARONG_SENTRY_DSN_BACKEND` (empty: no error reporting).
     sentry_dsn_backend: Secret = "BARONG_SENTRY_DSN_BACKEND", "";
 

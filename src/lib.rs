@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod events;
+pub mod import;
 pub mod invalidation;
 pub mod kyc;
 pub mod mail;

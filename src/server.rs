@@ -148,6 +148,13 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         bus.clone(),
         authz_state.observe.clone(),
     )?;
+    // Before the listeners open, so that no change goes unrecorded.
+    let _events = crate::events::start(
+        &config,
+        store.clone(),
+        api_state.tokens.clone(),
+        shutdown.clone(),
+    );
     let maintain = tokio::spawn(
         authz_state
             .caches
@@ -352,6 +359,11 @@ pub fn api_state(
             crate::uploads::Uploads::open(&config.uploads_url)
                 .map_err(|e| ServeError::Invalid(e.to_string()))?,
         ),
+        management: Arc::new(match &config.management_api_file {
+            Some(path) => crate::api::management::ManagementConfig::load(path)
+                .map_err(|e| ServeError::Invalid(format!("BARONG_MANAGEMENT_API_FILE: {e}")))?,
+            None => crate::api::management::ManagementConfig::default(),
+        }),
     })
 }
 

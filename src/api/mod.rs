@@ -9,6 +9,7 @@ pub mod error;
 mod identity;
 mod kyc;
 pub mod limits;
+pub mod management;
 mod middleware;
 pub mod pagination;
 pub mod params;
@@ -69,6 +70,8 @@ pub struct ApiState {
     pub phone_verifier: Arc<crate::sms::PhoneVerifier>,
     /// Where KYC uploads are stored (`BARONG_UPLOADS_URL`).
     pub uploads: Arc<crate::uploads::Uploads>,
+    /// Management API signers and scopes (`BARONG_MANAGEMENT_API_FILE`).
+    pub management: Arc<management::ManagementConfig>,
 }
 
 /// The complete REST router, both mount points, with Barong's 404 for everything else.
@@ -85,7 +88,8 @@ pub fn router(state: ApiState) -> Router {
                 .merge(kyc::routes()),
         )
         .nest("/resource", resource::routes())
-        .nest("/admin", admin::routes());
+        .nest("/admin", admin::routes())
+        .nest("/management", management::routes());
     Router::new()
         .nest("/api/v2/barong", namespaces.clone())
         .nest("/api/v2", namespaces)

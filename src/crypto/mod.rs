@@ -4,6 +4,7 @@
 pub mod encryption;
 pub mod jws;
 pub mod keys;
+pub mod multisig;
 pub mod password_hash;
 pub mod tokens;
 pub mod totp;

@@ -83,6 +83,25 @@ impl TokenSigner {
         })
     }
 
+    /// Signs `claims` as a jwt-multisig object with the signer id `kid` (events, and the
+    /// `barong` signature of management `otp/sign`).
+    pub fn sign_multisig(
+        &self,
+        claims: &Value,
+        kid: &str,
+    ) -> Result<super::multisig::Multisig, super::multisig::MultisigError> {
+        super::multisig::sign(claims, kid, &self.encoding, self.algorithm)
+    }
+
+    /// Adds (replacing a previous one) the `kid` signature to an existing multisig object.
+    pub fn add_signature(
+        &self,
+        jws: &mut super::multisig::Multisig,
+        kid: &str,
+    ) -> Result<(), super::multisig::MultisigError> {
+        jws.sign(kid, &self.encoding, self.algorithm)
+    }
+
     /// Signs a token with `sub` and the extra claims; returns it with its `jti` and `exp`.
     pub fn issue(&self, sub: &str, extra: Map<String, Value>) -> Result<IssuedToken, String> {
         let now = chrono::Utc::now().timestamp();

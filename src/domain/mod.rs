@@ -8,6 +8,7 @@ mod admin;
 mod api_key;
 pub mod client_ip;
 mod document;
+pub mod event;
 mod label;
 mod mail;
 pub mod password;
@@ -28,6 +29,7 @@ pub use document::{
     ADDRESS_DOC_TYPE, DOC_CATEGORIES, Document, NewDocument, UploadKind, doc_number_is_valid,
     mask_doc_number, normalise_doc_number,
 };
+pub use event::{NewEvent, OutboxEvent};
 pub use label::{Label, StateRules, derive_level, derive_state};
 pub use mail::{NewMail, OutboxMail};
 pub use phone::{

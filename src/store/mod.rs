@@ -18,10 +18,10 @@ use async_trait::async_trait;
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
     Activity, ActivityFilter, ApiKey, Comment, DataStorage, Document, KeyHolder, Label, LabelWrite,
-    Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
-    NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
-    Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount, Session, StateRules,
-    User, UserFilter, UserUpdate,
+    Level, NewActivity, NewApiKey, NewDocument, NewEvent, NewLevel, NewMail, NewPermission,
+    NewPhone, NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxEvent,
+    OutboxMail, Permission, Phone, Profile, ProfileChanges, ProfileState, Restriction,
+    ServiceAccount, Session, StateRules, User, UserFilter, UserUpdate,
 };
 
 pub use postgres::PostgresStore;
@@ -43,6 +43,10 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Backend(String),
 }
+
+/// The Event API switch of a store: `BARONG_DOMAIN` (the `domain` of system events) when the
+/// Event API is on; `None`, the default, writes no event at all.
+pub type EventDomain = Option<Arc<String>>;
 
 /// Shorthand used by every store method.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -532,6 +536,23 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<Document>, i64)>;
+
+    // ---- events (Barong's Event API, reference §12) ------------------------------------------
+    // Model events (`model.user.*`, `model.label.*`) and `system.user.email.confirmed` are written
+    // by the store methods above inside their own transactions once `enable_events` was called.
+    /// Turns event recording on; `domain` is the `domain` field of system events.
+    fn enable_events(&self, domain: &str);
+    /// Writes events in one transaction of their own (for events that follow a single write,
+    /// such as `system.session.create`); nothing when events are off.
+    async fn queue_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+    /// Claims up to `limit` undelivered due events, oldest first, leasing them for `lease_secs`.
+    async fn claim_events(&self, limit: i64, lease_secs: i64) -> StoreResult<Vec<OutboxEvent>>;
+    /// Marks an event delivered (once).
+    async fn mark_event_sent(&self, id: i64) -> StoreResult<()>;
+    /// Records a failed delivery and when to try again.
+    async fn mark_event_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()>;
+    /// Counts events not delivered yet.
+    async fn count_unsent_events(&self) -> StoreResult<i64>;
 
     // ---- Observability (hardening) -------------------------------------------------------------
     /// The connection pool's usage now, for `/metrics`.

@@ -16,7 +16,8 @@ use tokio_postgres::{NoTls, Row};
 mod profiles;
 
 use super::{
-    API_KEY_COLUMNS, Backend, Store, StoreError, StoreOptions, StoreResult, UserChange, migrate,
+    API_KEY_COLUMNS, Backend, EventDomain, Store, StoreError, StoreOptions, StoreResult,
+    UserChange, migrate,
 };
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
@@ -27,9 +28,13 @@ use crate::domain::{
     User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column, scope_to_column,
 };
 
+mod events;
+
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
     pool: Pool,
+    /// The Event API switch (see [`EventDomain`]).
+    events: arc_swap::ArcSwapOption<String>,
     /// Kept for the dedicated `LISTEN` connection, which cannot come from the pool.
     config: tokio_postgres::Config,
 }
@@ -61,9 +66,18 @@ impl PostgresStore {
             .recycle_timeout(Some(Duration::from_secs(2)))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let store = Self { pool, config };
+        let store = Self {
+            pool,
+            config,
+            events: arc_swap::ArcSwapOption::empty(),
+        };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// The Event API switch.
+    fn event_domain(&self) -> EventDomain {
+        self.events.load_full()
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
@@ -395,9 +409,11 @@ async fn user_by_id(tx: &Tx<'_>, id: i64) -> Result<User, tokio_postgres::Error>
 /// Returns the user now and the deactivated kids.
 async fn user_side_effects(
     tx: &Tx<'_>,
+    domain: &EventDomain,
     before: &User,
 ) -> Result<(User, Vec<String>), tokio_postgres::Error> {
     let after = user_by_id(tx, before.id).await?;
+    events::user_updated(tx, domain, before, &after).await?;
     let state_changed = after.state != before.state && after.state != "active";
     let mut kids = Vec::new();
     if (before.otp && !after.otp) || state_changed {
@@ -985,6 +1001,9 @@ impl Store for PostgresStore {
             insert_mail(&tx, mail).await.map_err(map_error)?;
         }
         let created = user_by_id(&tx, id).await.map_err(map_error)?;
+        events::user_created(&tx, &self.event_domain(), &created)
+            .await
+            .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(created)
     }
@@ -1001,6 +1020,11 @@ impl Store for PostgresStore {
         if !use_token(&tx, jti, expires_at).await.map_err(map_error)? {
             return Ok(None);
         }
+        let domain = self.event_domain();
+        let before = user_by_id(&tx, user_id).await.map_err(map_error)?;
+        let label = events::label_before(&tx, &domain, user_id, "email", "private")
+            .await
+            .map_err(map_error)?;
         upsert_label(&tx, user_id, "email", "verified", "private")
             .await
             .map_err(map_error)?;
@@ -1008,6 +1032,13 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         let user = user_by_id(&tx, user_id).await.map_err(map_error)?;
+        async {
+            events::user_updated(&tx, &domain, &before, &user).await?;
+            events::label_changed(&tx, &domain, label, user_id, "email", "private").await?;
+            events::email_confirmed(&tx, &domain, &user).await
+        }
+        .await
+        .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(Some(user))
     }
@@ -1258,7 +1289,7 @@ impl Store for PostgresStore {
             let before = user_by_id(&tx, user_id).await?;
             upsert_label(&tx, user_id, "delete", "by_user", "private").await?;
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
             let sessions = delete_sessions_except(&tx, user_id, None).await?;
             Ok::<_, tokio_postgres::Error>(UserChange {
                 user,
@@ -1292,7 +1323,8 @@ impl Store for PostgresStore {
                 )
                 .await?;
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
+            events::label_changed(&tx, &self.event_domain(), None, user_id, key, scope).await?;
             Ok::<_, tokio_postgres::Error>((
                 label_from_row(&row),
                 UserChange {
@@ -1320,6 +1352,8 @@ impl Store for PostgresStore {
         let tx = client.transaction().await.map_err(map_error)?;
         let result = async {
             let before = user_by_id(&tx, user_id).await?;
+            let old_label =
+                events::label_before(&tx, &self.event_domain(), user_id, key, scope).await?;
             let Some(row) = tx
                 .query_opt(
                     "UPDATE labels SET value = $4, updated_at = now()
@@ -1331,7 +1365,9 @@ impl Store for PostgresStore {
                 return Ok(None);
             };
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
+            events::label_changed(&tx, &self.event_domain(), old_label, user_id, key, scope)
+                .await?;
             Ok::<_, tokio_postgres::Error>(Some((
                 label_from_row(&row),
                 UserChange {
@@ -1368,7 +1404,7 @@ impl Store for PostgresStore {
                 return Ok(None);
             }
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
             Ok::<_, tokio_postgres::Error>(Some(UserChange {
                 user,
                 sessions: Vec::new(),
@@ -1448,7 +1484,7 @@ impl Store for PostgresStore {
                 .await?;
             }
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
             Ok::<_, tokio_postgres::Error>(UserChange {
                 user,
                 sessions,
@@ -1563,7 +1599,7 @@ impl Store for PostgresStore {
                 .await?;
             upsert_label(&tx, user_id, &title.to_lowercase(), "recorded", "private").await?;
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
             Ok::<_, tokio_postgres::Error>((
                 data_storage_from_row(&row),
                 UserChange {
@@ -1869,5 +1905,30 @@ impl Store for PostgresStore {
         offset: i64,
     ) -> StoreResult<(Vec<Document>, i64)> {
         self.kyc_list_pending_documents(limit, offset).await
+    }
+
+    // ---- events --------------------------------------------------------------------------------
+    fn enable_events(&self, domain: &str) {
+        self.events
+            .store(Some(std::sync::Arc::new(domain.to_owned())));
+    }
+    async fn queue_events(&self, events: &[crate::domain::NewEvent]) -> StoreResult<()> {
+        self.events_queue(events).await
+    }
+    async fn claim_events(
+        &self,
+        limit: i64,
+        lease_secs: i64,
+    ) -> StoreResult<Vec<crate::domain::OutboxEvent>> {
+        self.events_claim(limit, lease_secs).await
+    }
+    async fn mark_event_sent(&self, id: i64) -> StoreResult<()> {
+        self.events_mark_sent(id).await
+    }
+    async fn mark_event_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
+        self.events_mark_failed(id, error, retry_in_secs).await
+    }
+    async fn count_unsent_events(&self) -> StoreResult<i64> {
+        self.events_count_unsent().await
     }
 }

@@ -15,7 +15,8 @@ use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 mod profiles;
 
 use super::{
-    API_KEY_COLUMNS, Backend, Store, StoreError, StoreOptions, StoreResult, UserChange, migrate,
+    API_KEY_COLUMNS, Backend, EventDomain, Store, StoreError, StoreOptions, StoreResult,
+    UserChange, migrate,
 };
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
@@ -33,9 +34,13 @@ PRAGMA synchronous = NORMAL;
 PRAGMA busy_timeout = 5000;
 PRAGMA foreign_keys = ON;";
 
+mod events;
+
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: Pool,
+    /// The Event API switch (see [`EventDomain`]).
+    events: arc_swap::ArcSwapOption<String>,
 }
 
 impl SqliteStore {
@@ -67,9 +72,17 @@ impl SqliteStore {
             }))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            events: arc_swap::ArcSwapOption::empty(),
+        };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// The Event API switch, to move into a transaction closure.
+    fn event_domain(&self) -> EventDomain {
+        self.events.load_full()
     }
 
     /// Runs `f` on a pooled connection in a blocking thread.
@@ -346,9 +359,11 @@ fn user_by_id(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<User>
 /// Returns the user now and the deactivated kids.
 fn user_side_effects(
     tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
     before: &User,
 ) -> rusqlite::Result<(User, Vec<String>)> {
     let after = user_by_id(tx, before.id)?;
+    events::user_updated(tx, domain, before, &after)?;
     let state_changed = after.state != before.state && after.state != "active";
     let mut kids = Vec::new();
     if (before.otp && !after.otp) || state_changed {
@@ -902,6 +917,7 @@ impl Store for SqliteStore {
         let user = user.clone();
         let mail = mail.cloned();
         let rules = rules.clone();
+        let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = now_text();
@@ -940,6 +956,7 @@ impl Store for SqliteStore {
                 insert_mail(&tx, mail)?;
             }
             let created = user_by_id(&tx, id)?;
+            events::user_created(&tx, &domain, &created)?;
             tx.commit()?;
             Ok(created)
         })
@@ -955,14 +972,20 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<User>> {
         let jti = jti.to_owned();
         let rules = rules.clone();
+        let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             if !use_token(&tx, &jti, expires_at)? {
                 return Ok(None);
             }
+            let before = user_by_id(&tx, user_id)?;
+            let label = events::label_before(&tx, &domain, user_id, "email", "private")?;
             upsert_label(&tx, user_id, "email", "verified", "private")?;
             recompute_state_level(&tx, user_id, &rules)?;
             let user = user_by_id(&tx, user_id)?;
+            events::user_updated(&tx, &domain, &before, &user)?;
+            events::label_changed(&tx, &domain, label, user_id, "email", "private")?;
+            events::email_confirmed(&tx, &domain, &user)?;
             tx.commit()?;
             Ok(Some(user))
         })
@@ -1206,12 +1229,13 @@ impl Store for SqliteStore {
         rules: &StateRules,
     ) -> StoreResult<UserChange> {
         let rules = rules.clone();
+        let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let before = user_by_id(&tx, user_id)?;
             upsert_label(&tx, user_id, "delete", "by_user", "private")?;
             recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             let sessions = delete_sessions_except(&tx, user_id, None)?;
             tx.commit()?;
             Ok(UserChange {
@@ -1237,6 +1261,7 @@ impl Store for SqliteStore {
             scope.to_owned(),
             rules.clone(),
         );
+        let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let before = user_by_id(&tx, user_id)?;
@@ -1248,7 +1273,8 @@ impl Store for SqliteStore {
                 label_from_row,
             )?;
             recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            events::label_changed(&tx, &domain, None, user_id, &key, &scope)?;
             tx.commit()?;
             Ok((
                 label,
@@ -1276,9 +1302,11 @@ impl Store for SqliteStore {
             scope.to_owned(),
             rules.clone(),
         );
+        let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let before = user_by_id(&tx, user_id)?;
+            let old_label = events::label_before(&tx, &domain, user_id, &key, &scope)?;
             let n = tx.execute(
                 "UPDATE labels SET value = ?4, updated_at = ?5
                  WHERE user_id = ?1 AND key = ?2 AND scope = ?3",
@@ -1288,7 +1316,8 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
             recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            events::label_changed(&tx, &domain, old_label, user_id, &key, &scope)?;
             let label = label_by_key(&tx, user_id, &key, &scope)?
                 .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             tx.commit()?;
@@ -1312,6 +1341,7 @@ impl Store for SqliteStore {
         rules: &StateRules,
     ) -> StoreResult<Option<UserChange>> {
         let (key, scope, rules) = (key.to_owned(), scope.to_owned(), rules.clone());
+        let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let before = user_by_id(&tx, user_id)?;
@@ -1323,7 +1353,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
             recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             tx.commit()?;
             Ok(Some(UserChange {
                 user,
@@ -1382,6 +1412,7 @@ impl Store for SqliteStore {
         rules: &StateRules,
     ) -> StoreResult<UserChange> {
         let (keep, rules) = (keep.map(str::to_owned), rules.clone());
+        let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let before = user_by_id(&tx, user_id)?;
@@ -1400,7 +1431,7 @@ impl Store for SqliteStore {
                 )?;
             }
             recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             tx.commit()?;
             Ok(UserChange {
                 user,
@@ -1483,6 +1514,7 @@ impl Store for SqliteStore {
         rules: &StateRules,
     ) -> StoreResult<(DataStorage, UserChange)> {
         let (title, data, rules) = (title.to_owned(), data.to_owned(), rules.clone());
+        let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let taken: bool = tx.query_row(
@@ -1507,7 +1539,7 @@ impl Store for SqliteStore {
             )?;
             upsert_label(&tx, user_id, &title.to_lowercase(), "recorded", "private")?;
             recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             tx.commit()?;
             Ok((
                 row,
@@ -1810,5 +1842,31 @@ impl Store for SqliteStore {
         offset: i64,
     ) -> StoreResult<(Vec<Document>, i64)> {
         self.kyc_list_pending_documents(limit, offset).await
+    }
+
+    // ---- events --------------------------------------------------------------------------------
+    fn enable_events(&self, domain: &str) {
+        self.events
+            .store(Some(std::sync::Arc::new(domain.to_owned())));
+    }
+    async fn queue_events(&self, events: &[crate::domain::NewEvent]) -> StoreResult<()> {
+        self.events_queue(events.to_vec()).await
+    }
+    async fn claim_events(
+        &self,
+        limit: i64,
+        lease_secs: i64,
+    ) -> StoreResult<Vec<crate::domain::OutboxEvent>> {
+        self.events_claim(limit, lease_secs).await
+    }
+    async fn mark_event_sent(&self, id: i64) -> StoreResult<()> {
+        self.events_mark_sent(id).await
+    }
+    async fn mark_event_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
+        self.events_mark_failed(id, error.to_owned(), retry_in_secs)
+            .await
+    }
+    async fn count_unsent_events(&self) -> StoreResult<i64> {
+        self.events_count_unsent().await
     }
 }

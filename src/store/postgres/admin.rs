@@ -114,6 +114,7 @@ impl PostgresStore {
         user_id: i64,
         update: &UserUpdate,
     ) -> StoreResult<UserChange> {
+        let domain = self.event_domain();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
         let result = async {
@@ -134,7 +135,7 @@ impl PostgresStore {
                 )
                 .await?;
             }
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
             Ok::<_, tokio_postgres::Error>(UserChange {
                 user,
                 sessions: Vec::new(),
@@ -156,6 +157,7 @@ impl PostgresStore {
         write: &LabelWrite,
         rules: &StateRules,
     ) -> StoreResult<Option<UserChange>> {
+        let domain = self.event_domain();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
         let result = async {
@@ -206,7 +208,7 @@ impl PostgresStore {
                 }
             }
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
             Ok::<_, tokio_postgres::Error>(Some(UserChange {
                 user,
                 sessions: Vec::new(),

@@ -145,6 +145,7 @@ impl PostgresStore {
         phone_id: i64,
         rules: &StateRules,
     ) -> StoreResult<Option<UserChange>> {
+        let domain = self.event_domain();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
         let result = async {
@@ -163,7 +164,7 @@ impl PostgresStore {
             let before = user_by_id(&tx, user_id).await?;
             upsert_label(&tx, user_id, "phone", "verified", "private").await?;
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
             Ok::<_, tokio_postgres::Error>(Some(UserChange {
                 user,
                 sessions: Vec::new(),
@@ -192,6 +193,7 @@ impl PostgresStore {
         label: Option<(&str, &str)>,
         rules: &StateRules,
     ) -> StoreResult<(Vec<Document>, UserChange)> {
+        let domain = self.event_domain();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
         let result = async {
@@ -223,7 +225,7 @@ impl PostgresStore {
                 upsert_label(&tx, user_id, key, value, "private").await?;
                 recompute_state_level(&tx, user_id, rules).await?;
             }
-            let (user, kids) = user_side_effects(&tx, &before).await?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
             Ok::<_, tokio_postgres::Error>((
                 rows,
                 UserChange {

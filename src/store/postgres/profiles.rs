@@ -36,6 +36,7 @@ fn row_from(row: &Row) -> ProfileRow {
 /// The label follows the profile, then state and level follow the labels.
 async fn after_write(
     tx: &Tx<'_>,
+    domain: &crate::store::EventDomain,
     before: &User,
     state: i64,
     rules: &StateRules,
@@ -43,7 +44,7 @@ async fn after_write(
     let name = ProfileState::from_code(state).map_or("drafted", ProfileState::as_str);
     upsert_label(tx, before.id, "profile", name, "private").await?;
     recompute_state_level(tx, before.id, rules).await?;
-    let (user, kids) = user_side_effects(tx, before).await?;
+    let (user, kids) = user_side_effects(tx, domain, before).await?;
     Ok(UserChange {
         user,
         sessions: Vec::new(),
@@ -59,6 +60,7 @@ impl PostgresStore {
         enc: &Encryptor,
         rules: &StateRules,
     ) -> StoreResult<(Profile, UserChange)> {
+        let domain = self.event_domain();
         let s = seal(&profile.data, enc);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
@@ -105,7 +107,7 @@ impl PostgresStore {
                 )
                 .await?;
             let row = row_from(&row);
-            let change = after_write(&tx, &before, row.state, rules).await?;
+            let change = after_write(&tx, &domain, &before, row.state, rules).await?;
             Ok::<_, tokio_postgres::Error>((row, change))
         }
         .await
@@ -121,6 +123,7 @@ impl PostgresStore {
         enc: &Encryptor,
         rules: &StateRules,
     ) -> StoreResult<Option<(Profile, UserChange)>> {
+        let domain = self.event_domain();
         let s = seal(&changes.data, enc);
         let state = changes.state.map(ProfileState::code);
         let only = changes.only_in_state.map(ProfileState::code);
@@ -170,7 +173,7 @@ impl PostgresStore {
                 )
                 .await?;
             let row = row_from(&row);
-            let change = after_write(&tx, &before, row.state, rules).await?;
+            let change = after_write(&tx, &domain, &before, row.state, rules).await?;
             Ok::<_, tokio_postgres::Error>(Some((row, change)))
         }
         .await

@@ -100,6 +100,7 @@ impl SqliteStore {
         user_id: i64,
         update: &UserUpdate,
     ) -> StoreResult<UserChange> {
+        let domain = self.event_domain();
         let update = update.clone();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -120,7 +121,7 @@ impl SqliteStore {
                     [user_id],
                 )?;
             }
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             tx.commit()?;
             Ok(UserChange {
                 user,
@@ -140,6 +141,7 @@ impl SqliteStore {
         write: &LabelWrite,
         rules: &StateRules,
     ) -> StoreResult<Option<UserChange>> {
+        let domain = self.event_domain();
         let (key, scope, value, write, rules) = (
             key.to_owned(),
             scope.to_owned(),
@@ -195,7 +197,7 @@ impl SqliteStore {
                 }
             }
             recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             tx.commit()?;
             Ok(Some(UserChange {
                 user,

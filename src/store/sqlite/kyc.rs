@@ -155,6 +155,7 @@ impl SqliteStore {
         phone_id: i64,
         rules: &StateRules,
     ) -> StoreResult<Option<UserChange>> {
+        let domain = self.event_domain();
         let rules = rules.clone();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -173,7 +174,7 @@ impl SqliteStore {
             let before = user_by_id(&tx, user_id)?;
             upsert_label(&tx, user_id, "phone", "verified", "private")?;
             recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             tx.commit()?;
             Ok(Some(UserChange {
                 user,
@@ -197,6 +198,7 @@ impl SqliteStore {
         label: Option<(&str, &str)>,
         rules: &StateRules,
     ) -> StoreResult<(Vec<Document>, UserChange)> {
+        let domain = self.event_domain();
         let documents = documents.to_vec();
         let label = label.map(|(k, v)| (k.to_owned(), v.to_owned()));
         let rules = rules.clone();
@@ -230,7 +232,7 @@ impl SqliteStore {
                 upsert_label(&tx, user_id, key, value, "private")?;
                 recompute_state_level(&tx, user_id, &rules)?;
             }
-            let (user, kids) = user_side_effects(&tx, &before)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             tx.commit()?;
             Ok((
                 rows,

@@ -44,6 +44,7 @@ fn state_exists() -> rusqlite::Error {
 /// The label follows the profile, then state and level follow the labels.
 fn after_write(
     tx: &rusqlite::Transaction<'_>,
+    domain: &crate::store::EventDomain,
     before: &crate::domain::User,
     state: i64,
     rules: &StateRules,
@@ -51,7 +52,7 @@ fn after_write(
     let name = ProfileState::from_code(state).map_or("drafted", ProfileState::as_str);
     upsert_label(tx, before.id, "profile", name, "private")?;
     recompute_state_level(tx, before.id, rules)?;
-    let (user, kids) = user_side_effects(tx, before)?;
+    let (user, kids) = user_side_effects(tx, domain, before)?;
     Ok(UserChange {
         user,
         sessions: Vec::new(),
@@ -67,6 +68,7 @@ impl SqliteStore {
         enc: &Encryptor,
         rules: &StateRules,
     ) -> StoreResult<(Profile, UserChange)> {
+        let domain = self.event_domain();
         let s = seal(&profile.data, enc);
         let state = i64::from(profile.state.code());
         let open_state = profile.state.is_open();
@@ -114,7 +116,7 @@ impl SqliteStore {
                     ],
                     row_from,
                 )?;
-                let change = after_write(&tx, &before, row.state, &rules)?;
+                let change = after_write(&tx, &domain, &before, row.state, &rules)?;
                 tx.commit()?;
                 Ok((row, change))
             })
@@ -129,6 +131,7 @@ impl SqliteStore {
         enc: &Encryptor,
         rules: &StateRules,
     ) -> StoreResult<Option<(Profile, UserChange)>> {
+        let domain = self.event_domain();
         let s = seal(&changes.data, enc);
         let state = changes.state.map(|v| i64::from(v.code()));
         let only = changes.only_in_state.map(|v| i64::from(v.code()));
@@ -177,7 +180,7 @@ impl SqliteStore {
                     ],
                     row_from,
                 )?;
-                let change = after_write(&tx, &before, row.state, &rules)?;
+                let change = after_write(&tx, &domain, &before, row.state, &rules)?;
                 tx.commit()?;
                 Ok(Some((row, change)))
             })

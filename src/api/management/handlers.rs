@@ -1,0 +1,471 @@
+//! The management endpoints (reference §11.3) this server implements so far.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{MgmtError, MgmtResult, Params, is_blank, require, text};
+use crate::api::ApiState;
+use crate::api::entities::{iso8601, label};
+use crate::api::resource::{check_totp, publish_change};
+use crate::crypto::multisig::Multisig;
+use crate::domain::{NewUser, User, UserInput, generate_uid, validate_user};
+use crate::store::StoreError;
+
+/// Management `UserWithProfile` (and the user part of `UserWithKYC`), unmasked.
+async fn user_entity(state: &ApiState, user: &User) -> Result<Value, MgmtError> {
+    let referral_uid = match user.referral_id {
+        Some(id) => state.store.find_user_by_id(id).await?.map(|u| u.uid),
+        None => None,
+    };
+    Ok(json!({
+        "email": user.email,
+        "uid": user.uid,
+        "role": user.role,
+        "level": user.level,
+        "otp": user.otp,
+        "state": user.state,
+        "referral_uid": referral_uid,
+        "data": user.data,
+        "username": user.username,
+        "profiles": [],
+        "created_at": iso8601(&user.created_at),
+        "updated_at": iso8601(&user.updated_at),
+    }))
+}
+
+/// `UserWithKYC`: the user with its labels, phones, profiles and documents.
+async fn user_with_kyc(state: &ApiState, user: &User) -> Result<Value, MgmtError> {
+    let mut body = user_entity(state, user).await?;
+    let labels: Vec<Value> = state
+        .store
+        .list_user_labels(user.id)
+        .await?
+        .iter()
+        .map(label)
+        .collect();
+    body["labels"] = Value::Array(labels);
+    body["phones"] = json!([]);
+    body["documents"] = json!([]);
+    Ok(body)
+}
+
+/// The user named by `uid` or `email`; `None` when there is none.
+async fn find_user(state: &ApiState, params: &Params) -> Result<Option<User>, MgmtError> {
+    if let Some(uid) = text(params, "uid") {
+        return Ok(state.store.find_user_by_uid(&uid).await?);
+    }
+    if let Some(email) = text(params, "email") {
+        return Ok(state.store.find_user_by_email(&email).await?);
+    }
+    Ok(None)
+}
+
+/// POST /timestamp.
+pub async fn timestamp(_state: ApiState, _params: Params) -> MgmtResult {
+    Ok((
+        StatusCode::OK,
+        json!({ "timestamp": chrono::Utc::now().timestamp() }),
+    ))
+}
+
+/// Grape's `exactly_one_of` for the given names.
+fn exactly_one(params: &Params, names: &[&str]) -> Result<(), MgmtError> {
+    let given: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| params.get(*n).is_some_and(|v| !v.is_null()))
+        .collect();
+    let list = names.join(", ");
+    match given.len() {
+        0 => Err(MgmtError::unprocessable(&format!(
+            "{list} are missing, exactly one parameter must be provided"
+        ))),
+        1 => {
+            if params.get(given[0]).is_some_and(is_blank) {
+                Err(MgmtError::unprocessable(&format!("{} is empty", given[0])))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(MgmtError::unprocessable(&format!(
+            "{} are mutually exclusive",
+            given.join(", ")
+        ))),
+    }
+}
+
+/// POST /users/get (`phone_num` lookups need the KYC phone store, not merged yet: not found).
+pub async fn users_get(state: ApiState, params: Params) -> MgmtResult {
+    exactly_one(&params, &["uid", "email", "phone_num"])?;
+    let user = find_user(&state, &params)
+        .await?
+        .ok_or_else(MgmtError::not_found)?;
+    Ok((StatusCode::CREATED, user_with_kyc(&state, &user).await?))
+}
+
+/// Rails full messages for the sign-up validation keys management answers with.
+fn full_messages(keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .map(|k| match k.as_str() {
+            "email.invalid" => "Email is invalid".to_owned(),
+            "email.taken" => "Email has already been taken".to_owned(),
+            "password.weak" | "password.password.password_too_weak" => "Password weak".to_owned(),
+            "password.requirements" | "password.requirements.not_met" => {
+                "Password requirements".to_owned()
+            }
+            other => {
+                let (attr, msg) = other.split_once('.').unwrap_or((other, "invalid"));
+                let mut attr = attr.replace('_', " ");
+                if let Some(first) = attr.get(0..1) {
+                    attr = first.to_uppercase() + &attr[1..];
+                }
+                format!("{attr} {}", msg.replace('_', " "))
+            }
+        })
+        .collect()
+}
+
+/// POST /users: a pending user, no confirmation, no activity.
+pub async fn users_create(state: ApiState, params: Params) -> MgmtResult {
+    require(&params, &["email", "password"])?;
+    let email = text(&params, "email").unwrap_or_default();
+    let password = text(&params, "password").unwrap_or_default();
+    let referral_id = match text(&params, "referral_uid") {
+        Some(uid) => match state.store.find_user_by_uid(&uid).await? {
+            Some(u) => Some(u.id),
+            None => return Err(MgmtError::from(crate::api::ApiError::internal())),
+        },
+        None => None,
+    };
+    let email_taken = state.store.find_user_by_email(&email).await?.is_some();
+    let errors = validate_user(
+        &UserInput {
+            email: &email,
+            password: &password,
+            username: None,
+            data: None,
+            email_taken,
+            username_taken: false,
+        },
+        &state.password_policy,
+    );
+    if !errors.is_empty() {
+        return Err(MgmtError::model(full_messages(&errors)));
+    }
+    let digest =
+        tokio::task::spawn_blocking(move || crate::crypto::password_hash::hash_password(&password))
+            .await
+            .map_err(|_| MgmtError::from(crate::api::ApiError::internal()))?
+            .map_err(|_| MgmtError::from(crate::api::ApiError::internal()))?;
+    let user = insert_user(&state, &email, &digest, referral_id).await?;
+    Ok((StatusCode::CREATED, user_entity(&state, &user).await?))
+}
+
+/// Inserts a pending member with a fresh uid (retried on the rare uid clash).
+pub(crate) async fn insert_user(
+    state: &ApiState,
+    email: &str,
+    digest: &str,
+    referral_id: Option<i64>,
+) -> Result<User, MgmtError> {
+    for _ in 0..5 {
+        let uid = generate_uid(&state.config.uid_prefix, rand::random());
+        let new_user = NewUser {
+            uid,
+            username: None,
+            email: email.to_owned(),
+            password_digest: digest.to_owned(),
+            role: "member".into(),
+            data: None,
+            level: 0,
+            otp: false,
+            state: "pending".into(),
+            referral_id,
+            labels: Vec::new(),
+        };
+        match state
+            .store
+            .register_user(&new_user, false, None, &state.state_rules)
+            .await
+        {
+            Ok(user) => return Ok(user),
+            Err(StoreError::Conflict(column)) if column == "uid" => continue,
+            Err(StoreError::Conflict(_)) => {
+                return Err(MgmtError::model(vec![
+                    "Email has already been taken".into(),
+                ]));
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(crate::api::ApiError::internal().into())
+}
+
+/// POST /users/update: `role` and/or `data`.
+pub async fn users_update(state: ApiState, params: Params) -> MgmtResult {
+    require(&params, &["uid"])?;
+    let role = text(&params, "role").filter(|r| !r.trim().is_empty());
+    let data = text(&params, "data").filter(|d| !d.trim().is_empty());
+    if role.is_none() && data.is_none() {
+        return Err(MgmtError::unprocessable(
+            "role, data are missing, at least one parameter must be provided",
+        ));
+    }
+    let uid = text(&params, "uid").unwrap_or_default();
+    let Some(mut user) = state.store.find_user_by_uid(&uid).await? else {
+        return Err(MgmtError::unprocessable("user.doesnt_exist"));
+    };
+    if let Some(role) = role {
+        let known = state
+            .store
+            .list_permissions()
+            .await?
+            .iter()
+            .any(|p| p.role == role);
+        if !known {
+            return Err(MgmtError::model(vec!["Role doesnt_exist".into()]));
+        }
+        state
+            .store
+            .update_user_access(user.id, &role, &user.state, user.level, user.otp)
+            .await?;
+        state
+            .invalidation
+            .publish(crate::invalidation::Invalidation::User(user.uid.clone()));
+    }
+    if let Some(data) = data {
+        if !crate::domain::data_is_valid(&data) {
+            return Err(MgmtError::model(vec![
+                "Data data is not json compatible string".into(),
+            ]));
+        }
+        user = state.store.update_user_data(user.id, &data).await?;
+    }
+    let user = state
+        .store
+        .find_user_by_id(user.id)
+        .await?
+        .ok_or_else(MgmtError::not_found)?;
+    Ok((StatusCode::CREATED, user_entity(&state, &user).await?))
+}
+
+/// POST /users/import: a user with the given bcrypt digest, kept as is.
+pub async fn users_import(state: ApiState, params: Params) -> MgmtResult {
+    require(&params, &["email", "password_digest"])?;
+    let email = text(&params, "email").unwrap_or_default();
+    let digest = text(&params, "password_digest").unwrap_or_default();
+    if state.store.find_user_by_email(&email).await?.is_some() {
+        return Err(MgmtError::unprocessable(
+            "User already exists by this email",
+        ));
+    }
+    let referral_id = match text(&params, "referral_uid") {
+        Some(uid) => state.store.find_user_by_uid(&uid).await?.map(|u| u.id),
+        None => None,
+    };
+    let user = insert_user(&state, &email, &digest, referral_id).await?;
+    Ok((StatusCode::CREATED, user_entity(&state, &user).await?))
+}
+
+/// `AdminLabelView`.
+fn admin_label(l: &crate::domain::Label) -> Value {
+    json!({
+        "key": l.key,
+        "value": l.value,
+        "scope": l.scope,
+        "description": l.description,
+        "created_at": iso8601(&l.created_at),
+        "updated_at": iso8601(&l.updated_at),
+    })
+}
+
+async fn label_owner(state: &ApiState, params: &Params) -> Result<User, MgmtError> {
+    let uid = text(params, "user_uid").unwrap_or_default();
+    state
+        .store
+        .find_user_by_uid(&uid)
+        .await?
+        .ok_or_else(MgmtError::not_found)
+}
+
+/// POST /labels/list.
+pub async fn labels_list(state: ApiState, params: Params) -> MgmtResult {
+    require(&params, &["user_uid"])?;
+    let user = label_owner(&state, &params).await?;
+    let labels: Vec<Value> = state
+        .store
+        .list_user_labels(user.id)
+        .await?
+        .iter()
+        .map(admin_label)
+        .collect();
+    Ok((StatusCode::CREATED, Value::Array(labels)))
+}
+
+/// Barong's label model checks: key and value `^[a-z0-9_-]+$` up to 255 characters.
+fn label_errors(key: &str, value: &str) -> Option<Value> {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 255
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    };
+    let mut errors = serde_json::Map::new();
+    if !ok(key) {
+        errors.insert("key".into(), json!(["Key is invalid"]));
+    }
+    if !ok(value) {
+        errors.insert("value".into(), json!(["Value is invalid"]));
+    }
+    (!errors.is_empty()).then_some(Value::Object(errors))
+}
+
+fn raw_error(body: Value) -> MgmtError {
+    MgmtError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        body,
+    }
+}
+
+/// POST /labels: a new private label.
+pub async fn labels_create(state: ApiState, params: Params) -> MgmtResult {
+    require(&params, &["user_uid", "key", "value"])?;
+    let user = label_owner(&state, &params).await?;
+    let key = text(&params, "key").unwrap_or_default().to_lowercase();
+    let value = text(&params, "value").unwrap_or_default().to_lowercase();
+    if let Some(errors) = label_errors(&key, &value) {
+        return Err(raw_error(errors));
+    }
+    match state
+        .store
+        .create_label(user.id, &key, &value, "private", &state.state_rules)
+        .await
+    {
+        Ok((created, change)) => {
+            publish_change(&state, &change);
+            Ok((StatusCode::CREATED, label(&created)))
+        }
+        Err(StoreError::Conflict(_)) => {
+            Err(raw_error(json!({ "key": ["Key has already been taken"] })))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// PUT /labels: update the private label by key, or create it when `replace` (default true).
+pub async fn labels_put(state: ApiState, params: Params) -> MgmtResult {
+    require(&params, &["user_uid", "key", "value"])?;
+    let user = label_owner(&state, &params).await?;
+    let key = text(&params, "key").unwrap_or_default().to_lowercase();
+    let value = text(&params, "value").unwrap_or_default().to_lowercase();
+    let replace = params
+        .get("replace")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if let Some(errors) = label_errors(&key, &value) {
+        return Err(raw_error(errors));
+    }
+    let rules = &state.state_rules;
+    if let Some((updated, change)) = state
+        .store
+        .update_label_value(user.id, &key, "private", &value, rules)
+        .await?
+    {
+        publish_change(&state, &change);
+        return Ok((StatusCode::OK, label(&updated)));
+    }
+    if !replace {
+        return Err(MgmtError::message(
+            StatusCode::NOT_FOUND,
+            "label doesnt exist",
+        ));
+    }
+    let scope = text(&params, "scope").unwrap_or_else(|| "private".into());
+    let (created, change) = state
+        .store
+        .create_label(user.id, &key, &value, &scope, rules)
+        .await?;
+    publish_change(&state, &change);
+    Ok((StatusCode::OK, label(&created)))
+}
+
+/// POST /labels/delete: the private label must exist; 204.
+pub async fn labels_delete(state: ApiState, params: Params) -> MgmtResult {
+    require(&params, &["user_uid", "key"])?;
+    let user = label_owner(&state, &params).await?;
+    let key = text(&params, "key").unwrap_or_default();
+    match state
+        .store
+        .delete_label(user.id, &key, "private", &state.state_rules)
+        .await?
+    {
+        Some(change) => {
+            publish_change(&state, &change);
+            Ok((StatusCode::NO_CONTENT, Value::Null))
+        }
+        None => Err(MgmtError::not_found()),
+    }
+}
+
+/// POST /otp/sign: adds the `barong` signature to a multisig JWT once the user's TOTP code
+/// checks out.
+pub async fn otp_sign(state: ApiState, params: Params) -> MgmtResult {
+    require(&params, &["user_uid", "otp_code", "jwt"])?;
+    let Some(jwt) = params.get("jwt").filter(|v| v.is_object()) else {
+        return Err(MgmtError::unprocessable("jwt is invalid"));
+    };
+    let uid = text(&params, "user_uid").unwrap_or_default();
+    let user = state
+        .store
+        .find_user_by_uid(&uid)
+        .await?
+        .filter(|u| u.state == "active")
+        .ok_or_else(MgmtError::not_found)?;
+    if !user.otp {
+        return Err(MgmtError::unprocessable("Account has not enabled 2FA"));
+    }
+    let code = text(&params, "otp_code").unwrap_or_default();
+    if !check_totp(&state, user.id, &code).await? {
+        return Err(MgmtError::unprocessable("OTP code is invalid"));
+    }
+    let invalid = |reason: String| {
+        MgmtError::unprocessable(&format!("JWT is invalid by the reason \"{reason}\""))
+    };
+    let mut jws = Multisig::parse(jwt).map_err(|e| invalid(e.to_string()))?;
+    state
+        .tokens
+        .add_signature(&mut jws, "barong")
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok((StatusCode::CREATED, jws.to_json()))
+}
+
+/// POST /service_accounts/get.
+pub async fn service_accounts_get(state: ApiState, params: Params) -> MgmtResult {
+    exactly_one(&params, &["uid", "email"])?;
+    let account = match text(&params, "uid") {
+        Some(uid) => state.store.find_service_account_by_uid(&uid).await?,
+        None => None,
+    }
+    .ok_or_else(MgmtError::not_found)?;
+    let owner = match account.owner_id {
+        Some(id) => state.store.find_user_by_id(id).await?,
+        None => None,
+    };
+    let owner_json = match &owner {
+        Some(u) => user_entity(&state, u).await?,
+        None => Value::Null,
+    };
+    Ok((
+        StatusCode::OK,
+        json!({
+            "email": account.email,
+            "uid": account.uid,
+            "role": account.role,
+            "level": account.level,
+            "state": account.state,
+            "user": owner_json,
+            "created_at": iso8601(&account.created_at),
+            "updated_at": iso8601(&account.updated_at),
+        }),
+    ))
+}

@@ -1,0 +1,166 @@
+//! Barong's Event API payloads (reference §12.2): pure functions from domain rows to the JSON
+//! that goes into the event outbox. Signing and delivery live in `crate::events`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+use super::{Label, User};
+
+/// An event to write to the outbox, in the transaction of the change it describes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The full event name, e.g. `model.user.created`.
+    pub name: String,
+    /// The payload without `name` (added at signing, as Barong does).
+    pub payload: Value,
+}
+
+impl NewEvent {
+    /// Barong's exchange: `barong.events.<first segment of the name>`.
+    pub fn exchange(&self) -> String {
+        exchange_and_key(&self.name).0
+    }
+
+    /// Barong's routing key: the name without its first segment.
+    pub fn routing_key(&self) -> String {
+        exchange_and_key(&self.name).1
+    }
+}
+
+/// An event claimed from the outbox for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    pub id: i64,
+    pub exchange: String,
+    pub routing_key: String,
+    /// The unsigned payload JSON, `name` included.
+    pub payload: String,
+    /// Delivery attempts so far, this one included.
+    pub attempts: i32,
+}
+
+/// `system.user.password.reset.token` → (`barong.events.system`, `user.password.reset.token`).
+pub fn exchange_and_key(name: &str) -> (String, String) {
+    let (category, key) = name.split_once('.').unwrap_or((name, ""));
+    (format!("barong.events.{category}"), key.to_owned())
+}
+
+/// Barong's ISO 8601 timestamps in events: seconds, `Z`.
+fn iso(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `user.as_json_for_event_api`; `referral_uid` is resolved by the caller.
+pub fn user_json(user: &User, referral_uid: Option<&str>) -> Value {
+    json!({
+        "uid": user.uid,
+        "username": user.username,
+        "email": user.email,
+        "role": user.role,
+        "level": user.level,
+        "otp": user.otp,
+        "state": user.state,
+        "referral_uid": referral_uid,
+        "created_at": iso(&user.created_at),
+        "updated_at": iso(&user.updated_at),
+    })
+}
+
+/// A label record `{id, key, value, description, user}` (the nested user keeps its nulls).
+pub fn label_json(id: i64, label: &Label, user: Value) -> Value {
+    json!({
+        "id": id,
+        "key": label.key,
+        "value": label.value,
+        "description": label.description,
+        "user": user,
+    })
+}
+
+/// Model events drop null values from the top level of `record`.
+fn drop_nulls(record: Value) -> Value {
+    match record {
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+        }
+        other => other,
+    }
+}
+
+/// `model.<model>.created`: `{record}`.
+pub fn model_created(model: &str, record: Value) -> NewEvent {
+    NewEvent {
+        name: format!("model.{model}.created"),
+        payload: json!({ "record": drop_nulls(record) }),
+    }
+}
+
+/// `model.<model>.updated`: `{record, changes}` where `changes` holds the before values of the
+/// attributes that changed (`updated_at` and unchanged nested objects excluded); `None` when
+/// nothing changed, as Barong emits nothing then.
+pub fn model_updated(model: &str, before: &Value, after: Value) -> Option<NewEvent> {
+    let (Value::Object(old), Value::Object(new)) = (before, &after) else {
+        return None;
+    };
+    let changes: Map<String, Value> = old
+        .iter()
+        .filter(|(k, v)| k.as_str() != "updated_at" && new.get(k.as_str()) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if changes.is_empty() {
+        return None;
+    }
+    Some(NewEvent {
+        name: format!("model.{model}.updated"),
+        payload: json!({ "record": drop_nulls(after), "changes": Value::Object(changes) }),
+    })
+}
+
+/// A system event: its record is sent as given (nothing dropped).
+pub fn system(name: &str, record: Value) -> NewEvent {
+    NewEvent {
+        name: format!("system.{name}"),
+        payload: json!({ "record": record }),
+    }
+}
+
+/// The payload stored in the outbox: the event's payload plus its `name`.
+pub fn outbox_payload(event: &NewEvent) -> String {
+    let mut payload = match &event.payload {
+        Value::Object(map) => map.clone(),
+        other => {
+            let mut map = Map::new();
+            map.insert("record".into(), other.clone());
+            map
+        }
+    };
+    payload.insert("name".into(), Value::String(event.name.clone()));
+    Value::Object(payload).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exchange_is_the_first_segment() {
+        assert_eq!(
+            exchange_and_key("system.user.password.reset.token"),
+            (
+                "barong.events.system".to_owned(),
+                "user.password.reset.token".to_owned()
+            )
+        );
+        assert_eq!(exchange_and_key("model.user.created").1, "user.created");
+    }
+
+    #[test]
+    fn updated_lists_before_values_and_skips_no_change() {
+        let before = json!({"state": "pending", "level": 0, "updated_at": "a", "username": null});
+        let after = json!({"state": "active", "level": 0, "updated_at": "b", "username": null});
+        let event = model_updated("user", &before, after.clone()).expect("changed");
+        assert_eq!(event.payload["changes"], json!({"state": "pending"}));
+        assert!(event.payload["record"].get("username").is_none());
+        assert!(model_updated("user", &after, after.clone()).is_none());
+    }
+}

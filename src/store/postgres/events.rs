@@ -1,0 +1,252 @@
+//! The event outbox on PostgreSQL (Barong's Event API, reference §12): events are written inside
+//! the transaction of the change they describe, then claimed and marked by `crate::events`.
+
+use serde_json::{Value, json};
+
+use super::{PostgresStore, Tx, label_from_row, map_error, user_by_id};
+use crate::domain::User;
+use crate::domain::event::{self, NewEvent, OutboxEvent};
+use crate::store::{EventDomain, StoreResult};
+
+type PgResult<T> = Result<T, tokio_postgres::Error>;
+
+/// Writes `event` when the Event API is on (`domain` is set); nothing otherwise.
+pub(super) async fn record(tx: &Tx<'_>, domain: &EventDomain, event: &NewEvent) -> PgResult<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO event_outbox (exchange, routing_key, payload) VALUES ($1, $2, $3)",
+        &[
+            &event.exchange(),
+            &event.routing_key(),
+            &event::outbox_payload(event),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The event view of a user, its referral uid resolved.
+pub(super) async fn user_json(tx: &Tx<'_>, user: &User) -> PgResult<Value> {
+    let referral: Option<String> = match user.referral_id {
+        Some(id) => tx
+            .query_opt("SELECT uid FROM users WHERE id = $1", &[&id])
+            .await?
+            .map(|r| r.get(0)),
+        None => None,
+    };
+    Ok(event::user_json(user, referral.as_deref()))
+}
+
+/// `model.user.created` for a freshly inserted user.
+pub(super) async fn user_created(tx: &Tx<'_>, domain: &EventDomain, user: &User) -> PgResult<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let record_json = user_json(tx, user).await?;
+    record(tx, domain, &event::model_created("user", record_json)).await
+}
+
+/// `model.user.updated` when anything but `updated_at` changed between `before` and `after`.
+pub(super) async fn user_updated(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    before: &User,
+    after: &User,
+) -> PgResult<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let old = user_json(tx, before).await?;
+    let new = user_json(tx, after).await?;
+    if let Some(e) = event::model_updated("user", &old, new) {
+        record(tx, domain, &e).await?;
+    }
+    Ok(())
+}
+
+/// The label record of (user, key, scope) as it is now, with its id and the current user.
+async fn label_record(
+    tx: &Tx<'_>,
+    user_id: i64,
+    key: &str,
+    scope: &str,
+) -> PgResult<Option<Value>> {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT * FROM labels WHERE user_id = $1 AND key = $2 AND scope = $3",
+            &[&user_id, &key, &scope],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: i64 = row.get("id");
+    let label = label_from_row(&row);
+    let user = user_json(tx, &user_by_id(tx, user_id).await?).await?;
+    Ok(Some(event::label_json(id, &label, user)))
+}
+
+/// The label before a change, to compute `changes` afterwards (`None` when the API is off).
+pub(super) async fn label_before(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    user_id: i64,
+    key: &str,
+    scope: &str,
+) -> PgResult<Option<Value>> {
+    if domain.is_none() {
+        return Ok(None);
+    }
+    label_record(tx, user_id, key, scope).await
+}
+
+/// `model.label.created` (no `before`) or `model.label.updated`, plus Barong's
+/// `system.document.verified|rejected` for a private `document` label set to those values.
+pub(super) async fn label_changed(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    before: Option<Value>,
+    user_id: i64,
+    key: &str,
+    scope: &str,
+) -> PgResult<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let Some(after) = label_record(tx, user_id, key, scope).await? else {
+        return Ok(());
+    };
+    let changed = match &before {
+        None => Some(event::model_created("label", after.clone())),
+        Some(old) => {
+            // The nested user is the current one on both sides: only label attributes count.
+            let mut old = old.clone();
+            old["user"] = after["user"].clone();
+            event::model_updated("label", &old, after.clone())
+        }
+    };
+    if let Some(e) = changed {
+        record(tx, domain, &e).await?;
+        let value = after["value"].as_str().unwrap_or_default().to_owned();
+        if key == "document"
+            && scope == "private"
+            && matches!(value.as_str(), "verified" | "rejected")
+        {
+            record(
+                tx,
+                domain,
+                &event::system(&format!("document.{value}"), after),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `system.user.email.confirmed`: `{user, domain}`.
+pub(super) async fn email_confirmed(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    user: &User,
+) -> PgResult<()> {
+    let Some(d) = domain else {
+        return Ok(());
+    };
+    let record_json = json!({ "user": user_json(tx, user).await?, "domain": d.as_str() });
+    record(
+        tx,
+        domain,
+        &event::system("user.email.confirmed", record_json),
+    )
+    .await
+}
+
+impl PostgresStore {
+    pub(super) async fn events_queue(&self, events: &[NewEvent]) -> StoreResult<()> {
+        let domain = self.event_domain();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        for e in events {
+            record(&tx, &domain, e).await.map_err(map_error)?;
+        }
+        tx.commit().await.map_err(map_error)
+    }
+
+    pub(super) async fn events_claim(
+        &self,
+        limit: i64,
+        lease_secs: i64,
+    ) -> StoreResult<Vec<OutboxEvent>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE event_outbox SET attempts = attempts + 1,
+                     next_attempt_at = now() + make_interval(secs => $2::bigint)
+                 WHERE id IN (SELECT id FROM event_outbox
+                     WHERE sent_at IS NULL AND next_attempt_at <= now()
+                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, exchange, routing_key, payload, attempts",
+                &[&limit, &lease_secs],
+            )
+            .await
+            .map_err(map_error)?;
+        let mut events: Vec<OutboxEvent> = rows
+            .iter()
+            .map(|r| OutboxEvent {
+                id: r.get(0),
+                exchange: r.get(1),
+                routing_key: r.get(2),
+                payload: r.get(3),
+                attempts: r.get(4),
+            })
+            .collect();
+        events.sort_by_key(|e| e.id);
+        Ok(events)
+    }
+
+    pub(super) async fn events_mark_sent(&self, id: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE event_outbox SET sent_at = now(), last_error = NULL
+                 WHERE id = $1 AND sent_at IS NULL",
+                &[&id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    pub(super) async fn events_mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_in_secs: i64,
+    ) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE event_outbox SET last_error = $2,
+                     next_attempt_at = now() + make_interval(secs => $3::bigint)
+                 WHERE id = $1 AND sent_at IS NULL",
+                &[&id, &error, &retry_in_secs],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    pub(super) async fn events_count_unsent(&self) -> StoreResult<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM event_outbox WHERE sent_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.get(0))
+    }
+}

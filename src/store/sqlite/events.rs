@@ -1,0 +1,252 @@
+//! The event outbox on SQLite (Barong's Event API, reference §12): events are written inside the
+//! transaction of the change they describe, then claimed and marked by `crate::events`.
+
+use deadpool_sqlite::rusqlite::{self, OptionalExtension, params};
+use serde_json::{Value, json};
+
+use super::{SqliteStore, label_by_key, now_text, text_in, user_by_id};
+use crate::domain::User;
+use crate::domain::event::{self, NewEvent, OutboxEvent};
+use crate::store::{EventDomain, StoreResult};
+
+/// Writes `event` when the Event API is on (`domain` is set); nothing otherwise.
+pub(super) fn record(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    event: &NewEvent,
+) -> rusqlite::Result<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let now = now_text();
+    tx.execute(
+        "INSERT INTO event_outbox (exchange, routing_key, payload, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![
+            event.exchange(),
+            event.routing_key(),
+            event::outbox_payload(event),
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// The event view of a user, its referral uid resolved.
+pub(super) fn user_json(tx: &rusqlite::Transaction<'_>, user: &User) -> rusqlite::Result<Value> {
+    let referral: Option<String> = match user.referral_id {
+        Some(id) => tx
+            .query_row("SELECT uid FROM users WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?,
+        None => None,
+    };
+    Ok(event::user_json(user, referral.as_deref()))
+}
+
+/// `model.user.created` for a freshly inserted user.
+pub(super) fn user_created(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    user: &User,
+) -> rusqlite::Result<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    record(
+        tx,
+        domain,
+        &event::model_created("user", user_json(tx, user)?),
+    )
+}
+
+/// `model.user.updated` when anything but `updated_at` changed between `before` and `after`.
+pub(super) fn user_updated(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    before: &User,
+    after: &User,
+) -> rusqlite::Result<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let old = user_json(tx, before)?;
+    if let Some(e) = event::model_updated("user", &old, user_json(tx, after)?) {
+        record(tx, domain, &e)?;
+    }
+    Ok(())
+}
+
+/// The label record of (user, key, scope) as it is now, with its id and the current user.
+fn label_record(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: i64,
+    key: &str,
+    scope: &str,
+) -> rusqlite::Result<Option<Value>> {
+    let Some(label) = label_by_key(tx, user_id, key, scope)? else {
+        return Ok(None);
+    };
+    let id: i64 = tx.query_row(
+        "SELECT id FROM labels WHERE user_id = ?1 AND key = ?2 AND scope = ?3",
+        params![user_id, key, scope],
+        |r| r.get(0),
+    )?;
+    let user = user_json(tx, &user_by_id(tx, user_id)?)?;
+    Ok(Some(event::label_json(id, &label, user)))
+}
+
+/// The label before a change, to compute `changes` afterwards (`None` when the API is off).
+pub(super) fn label_before(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    user_id: i64,
+    key: &str,
+    scope: &str,
+) -> rusqlite::Result<Option<Value>> {
+    if domain.is_none() {
+        return Ok(None);
+    }
+    label_record(tx, user_id, key, scope)
+}
+
+/// `model.label.created` (no `before`) or `model.label.updated`, plus Barong's
+/// `system.document.verified|rejected` for a private `document` label set to those values.
+pub(super) fn label_changed(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    before: Option<Value>,
+    user_id: i64,
+    key: &str,
+    scope: &str,
+) -> rusqlite::Result<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let Some(after) = label_record(tx, user_id, key, scope)? else {
+        return Ok(());
+    };
+    let changed = match &before {
+        None => Some(event::model_created("label", after.clone())),
+        Some(old) => {
+            // The nested user is the current one on both sides: only label attributes count.
+            let mut old = old.clone();
+            old["user"] = after["user"].clone();
+            event::model_updated("label", &old, after.clone())
+        }
+    };
+    if let Some(e) = changed {
+        record(tx, domain, &e)?;
+        let value = after["value"].as_str().unwrap_or_default();
+        if key == "document" && scope == "private" && matches!(value, "verified" | "rejected") {
+            record(
+                tx,
+                domain,
+                &event::system(&format!("document.{value}"), after),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `system.user.email.confirmed`: `{user, domain}`.
+pub(super) fn email_confirmed(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    user: &User,
+) -> rusqlite::Result<()> {
+    let Some(d) = domain else {
+        return Ok(());
+    };
+    let record_json = json!({ "user": user_json(tx, user)?, "domain": d.as_str() });
+    record(
+        tx,
+        domain,
+        &event::system("user.email.confirmed", record_json),
+    )
+}
+
+impl SqliteStore {
+    pub(super) async fn events_queue(&self, events: Vec<NewEvent>) -> StoreResult<()> {
+        let domain = self.event_domain();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            for e in &events {
+                record(&tx, &domain, e)?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    pub(super) async fn events_claim(
+        &self,
+        limit: i64,
+        lease_secs: i64,
+    ) -> StoreResult<Vec<OutboxEvent>> {
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut events: Vec<OutboxEvent> = {
+                let mut stmt = tx.prepare(
+                    "UPDATE event_outbox SET attempts = attempts + 1, next_attempt_at = ?3
+                     WHERE id IN (SELECT id FROM event_outbox
+                         WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2)
+                     RETURNING id, exchange, routing_key, payload, attempts",
+                )?;
+                stmt.query_map(params![now_text(), limit, text_in(lease_secs)], |r| {
+                    Ok(OutboxEvent {
+                        id: r.get(0)?,
+                        exchange: r.get(1)?,
+                        routing_key: r.get(2)?,
+                        payload: r.get(3)?,
+                        attempts: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?
+            };
+            tx.commit()?;
+            events.sort_by_key(|e| e.id);
+            Ok(events)
+        })
+        .await
+    }
+
+    pub(super) async fn events_mark_sent(&self, id: i64) -> StoreResult<()> {
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE event_outbox SET sent_at = ?2, last_error = NULL
+                 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, now_text()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub(super) async fn events_mark_failed(
+        &self,
+        id: i64,
+        error: String,
+        retry_in_secs: i64,
+    ) -> StoreResult<()> {
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE event_outbox SET last_error = ?2, next_attempt_at = ?3
+                 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, error, text_in(retry_in_secs)],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub(super) async fn events_count_unsent(&self) -> StoreResult<i64> {
+        self.with_conn(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM event_outbox WHERE sent_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+}

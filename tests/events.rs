@@ -1,0 +1,348 @@
+//! The Event API end to end on both backends: changes made through the server reach a real
+//! RabbitMQ queue bound to Barong's exchanges, with Barong's names, payloads and signatures;
+//! with RabbitMQ unreachable (a TCP relay the test cuts) events wait in the outbox and arrive
+//! once it is back, each exactly once.
+
+mod common;
+mod mgmt_support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Backend, TcpProxy, TestDb, TestServer};
+use futures_util::StreamExt;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties, Consumer, ExchangeKind};
+use mgmt_support::{TestSigner, call, keychain_entry, request, rs256};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const RABBITMQ: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// A private queue bound to Barong's exchanges for the given (exchange, routing key) pairs.
+async fn subscribe(bindings: &[(&str, &str)]) -> (Connection, Consumer) {
+    let connection = Connection::connect(RABBITMQ, ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ must run on 127.0.0.1:5672 (rabbitmq-server -detached)");
+    let channel = connection.create_channel().await.expect("channel");
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("queue");
+    for (exchange, key) in bindings {
+        channel
+            .exchange_declare(
+                (*exchange).into(),
+                ExchangeKind::Direct,
+                ExchangeDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("exchange");
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                (*exchange).into(),
+                (*key).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+    }
+    let consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "events-test".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    (connection, consumer)
+}
+
+/// A received event: exchange, routing key and the verified claims.
+struct Received {
+    exchange: String,
+    key: String,
+    claims: Value,
+}
+
+/// The next message within `wait` that mentions `marker`, its barong signature verified.
+async fn next_event(
+    consumer: &mut Consumer,
+    barong: &DecodingKey,
+    marker: &str,
+    wait: Duration,
+) -> Option<Received> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let delivery = tokio::time::timeout_at(deadline, consumer.next())
+            .await
+            .ok()??;
+        let delivery = delivery.expect("delivery");
+        let body: Value = serde_json::from_slice(&delivery.data).expect("json body");
+        let payload = body["payload"].as_str().expect("payload");
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("c");
+        if !claims.to_string().contains(marker) {
+            continue; // another test's event on the shared exchanges
+        }
+        let signatures = body["signatures"].as_array().expect("signatures");
+        assert_eq!(signatures.len(), 1);
+        let signature = &signatures[0];
+        assert_eq!(signature["header"]["kid"], "barong");
+        let protected = signature["protected"].as_str().expect("protected");
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(protected).expect("b64")).expect("h");
+        assert_eq!(header["alg"], "RS256");
+        let message = format!("{protected}.{payload}");
+        let valid = jsonwebtoken::crypto::verify(
+            signature["signature"].as_str().expect("sig"),
+            message.as_bytes(),
+            barong,
+            Algorithm::RS256,
+        )
+        .expect("verify");
+        assert!(
+            valid,
+            "the event signature verifies with barong's public key"
+        );
+        return Some(Received {
+            exchange: delivery.exchange.to_string(),
+            key: delivery.routing_key.to_string(),
+            claims,
+        });
+    }
+}
+
+struct Setup {
+    db: TestDb,
+    server: TestServer,
+    applogic: TestSigner,
+    barong: DecodingKey,
+    proxy: TcpProxy,
+}
+
+async fn setup(backend: Backend) -> Setup {
+    let db = TestDb::new(backend).await;
+    let applogic = rs256("applogic", db.dir.path());
+    let barong_key = rs256("barong", db.dir.path());
+    let barong = DecodingKey::from_rsa_pem(barong_key.public_pem.as_bytes()).expect("public");
+    let mut yml = String::from("keychain:\n");
+    yml += &keychain_entry(&applogic);
+    yml += "scopes:\n";
+    for scope in ["write_users", "write_labels"] {
+        yml += &format!(
+            "  {scope}:\n    permitted_signers: [applogic]\n    mandatory_signers: [applogic]\n"
+        );
+    }
+    let yml_path = db.dir.path().join("management_api.yml");
+    std::fs::write(&yml_path, yml).expect("yml");
+    let proxy = TcpProxy::start("127.0.0.1:5672".parse().expect("addr")).await;
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
+    let key_path = db.dir.path().join("barong.pem");
+    let server = TestServer::start(
+        db.dir.path(),
+        &db.url,
+        &[
+            ("BARONG_MANAGEMENT_API_FILE", yml_path.to_str().expect("p")),
+            ("JWT_PRIVATE_KEY_PATH", key_path.to_str().expect("p")),
+            ("EVENT_API_RABBITMQ_URL", &url),
+            ("BARONG_EVENT_API_RETRY_MAX_BACKOFF", "1"),
+            ("BARONG_DOMAIN", "exchange.example"),
+        ],
+    );
+    Setup {
+        db,
+        server,
+        applogic,
+        barong,
+        proxy,
+    }
+}
+
+async fn create_user(s: &Setup, email: &str) -> String {
+    let body = request(
+        json!({"email": email, "password": "Tr0ub4dor&3xyzzy!"}),
+        &[&s.applogic],
+    );
+    let (status, user) = call(&s.server.api, Method::POST, "/users", &body).await;
+    assert_eq!(status, 201, "{user}");
+    user["uid"].as_str().expect("uid").to_owned()
+}
+
+async fn events_are_published(backend: Backend) {
+    let s = setup(backend).await;
+    let (_connection, mut consumer) = subscribe(&[
+        ("barong.events.model", "user.created"),
+        ("barong.events.model", "user.updated"),
+        ("barong.events.model", "label.created"),
+        ("barong.events.model", "label.updated"),
+    ])
+    .await;
+    let email = format!("events-{backend:?}-{}@example.com", std::process::id()).to_lowercase();
+    let uid = create_user(&s, &email).await;
+    let wait = Duration::from_secs(20);
+
+    let created = next_event(&mut consumer, &s.barong, &uid, wait)
+        .await
+        .expect("model.user.created arrives");
+    assert_eq!(
+        (created.exchange.as_str(), created.key.as_str()),
+        ("barong.events.model", "user.created")
+    );
+    let claims = &created.claims;
+    assert_eq!(claims["iss"], "barong");
+    let iat = claims["iat"].as_i64().expect("iat");
+    assert_eq!(claims["exp"].as_i64().expect("exp"), iat + 3600);
+    assert_eq!(claims["jti"].as_str().expect("jti").len(), 36);
+    let event = &claims["event"];
+    assert_eq!(event["name"], "model.user.created");
+    let record = &event["record"];
+    assert_eq!(record["uid"], uid.as_str());
+    assert_eq!(record["email"], email.as_str());
+    assert_eq!(record["role"], "member");
+    assert_eq!(record["state"], "pending");
+    assert_eq!(record["level"], 0);
+    assert_eq!(record["otp"], false);
+    assert!(
+        record.get("username").is_none(),
+        "null top-level values are dropped"
+    );
+    assert!(
+        record["created_at"]
+            .as_str()
+            .expect("created_at")
+            .ends_with('Z')
+    );
+
+    // A label: model.label.created with the nested user (nulls kept).
+    let label = request(
+        json!({"user_uid": uid, "key": "kyc", "value": "pending"}),
+        &[&s.applogic],
+    );
+    let (status, _) = call(&s.server.api, Method::POST, "/labels", &label).await;
+    assert_eq!(status, 201);
+    let received = next_event(&mut consumer, &s.barong, &uid, wait)
+        .await
+        .expect("model.label.created arrives");
+    assert_eq!(received.key, "label.created");
+    let record = &received.claims["event"]["record"];
+    assert_eq!(
+        (record["key"].clone(), record["value"].clone()),
+        (json!("kyc"), json!("pending"))
+    );
+    assert_eq!(record["user"]["uid"], uid.as_str());
+    assert!(record["user"]["username"].is_null());
+    assert!(record["id"].as_i64().is_some());
+
+    let label = request(
+        json!({"user_uid": uid, "key": "kyc", "value": "verified"}),
+        &[&s.applogic],
+    );
+    let (status, _) = call(&s.server.api, Method::PUT, "/labels", &label).await;
+    assert_eq!(status, 200);
+    let received = next_event(&mut consumer, &s.barong, &uid, wait)
+        .await
+        .expect("model.label.updated arrives");
+    assert_eq!(received.key, "label.updated");
+    let event = &received.claims["event"];
+    assert_eq!(event["record"]["value"], "verified");
+    assert_eq!(event["changes"], json!({"value": "pending"}));
+}
+
+async fn outage_keeps_events_until_rabbitmq_is_back(backend: Backend) {
+    let s = setup(backend).await;
+    let (_connection, mut consumer) = subscribe(&[("barong.events.model", "user.created")]).await;
+    let wait = Duration::from_secs(20);
+    // Connected first.
+    let first = create_user(&s, &format!("first-{backend:?}@example.com").to_lowercase()).await;
+    assert!(
+        next_event(&mut consumer, &s.barong, &first, wait)
+            .await
+            .is_some()
+    );
+
+    s.proxy.cut();
+    let mut uids = Vec::new();
+    for i in 0..3 {
+        uids.push(
+            create_user(
+                &s,
+                &format!("down{i}-{backend:?}@example.com").to_lowercase(),
+            )
+            .await,
+        );
+    }
+    let store = s.db.open().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(store.count_unsent_events().await.expect("count"), 3);
+    for uid in &uids {
+        assert!(
+            next_event(&mut consumer, &s.barong, uid, Duration::from_millis(200))
+                .await
+                .is_none()
+        );
+    }
+
+    s.proxy.restore().await;
+    let marker = format!("-{backend:?}@").to_lowercase();
+    let mut seen = Vec::new();
+    while seen.len() < uids.len() {
+        let received = next_event(&mut consumer, &s.barong, &marker, wait)
+            .await
+            .expect("queued events arrive after RabbitMQ is back");
+        seen.push(
+            received.claims["event"]["record"]["uid"]
+                .as_str()
+                .expect("uid")
+                .to_owned(),
+        );
+    }
+    assert_eq!(seen, uids, "each once, in order");
+    assert!(
+        next_event(&mut consumer, &s.barong, &marker, Duration::from_secs(3))
+            .await
+            .is_none(),
+        "no duplicate"
+    );
+    assert_eq!(store.count_unsent_events().await.expect("count"), 0);
+}
+
+async fn events_off_by_default(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(db.dir.path(), &db.url, &[]);
+    let response = reqwest::Client::new()
+        .post(server.url("/api/v2/barong/identity/users"))
+        .json(&json!({"email": "quiet@example.com", "password": "Tr0ub4dor&3xyzzy!"}))
+        .send()
+        .await
+        .expect("sign-up");
+    assert_eq!(response.status().as_u16(), 201);
+    let store = db.open().await;
+    assert_eq!(store.count_unsent_events().await.expect("count"), 0);
+}
+
+both_backends!(
+    events_are_published,
+    outage_keeps_events_until_rabbitmq_is_back,
+    events_off_by_default
+);
