@@ -15,6 +15,7 @@ pub mod pagination;
 pub mod params;
 mod public;
 pub(crate) mod resource;
+mod swagger;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +94,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/api/v2/barong", namespaces.clone())
         .nest("/api/v2", namespaces)
+        .merge(swagger::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

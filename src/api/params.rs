@@ -23,24 +23,40 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = ApiState::from_ref(state).max_body_size;
-        let mut params = Map::new();
-        if let Some(query) = request.uri().query() {
-            merge_pairs(&mut params, form_urlencoded::parse(query.as_bytes()));
-        }
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
-            .to_ascii_lowercase();
-        let body = request.into_body();
-        if content_type.starts_with("multipart/form-data") {
-            read_multipart(&mut params, body, &content_type, limit).await?;
+            .to_owned();
+        let query = request.uri().query().map(str::to_owned);
+        Params::parse(&content_type, query.as_deref(), request.into_body(), limit).await
+    }
+}
+
+impl Params {
+    /// Merges `query` and the body as the extractor does: the one entry point the parameter
+    /// parser has (also driven by the fuzz target `fuzz/fuzz_targets/params.rs`).
+    pub async fn parse(
+        content_type: &str,
+        query: Option<&str>,
+        body: Body,
+        limit: usize,
+    ) -> Result<Self, ApiError> {
+        let mut params = Map::new();
+        if let Some(query) = query {
+            merge_pairs(&mut params, form_urlencoded::parse(query.as_bytes()));
+        }
+        // Matched case-insensitively, but the multipart boundary is case-sensitive: multer gets
+        // the header as sent (browsers use mixed-case boundaries).
+        let media_type = content_type.to_ascii_lowercase();
+        if media_type.starts_with("multipart/form-data") {
+            read_multipart(&mut params, body, content_type, limit).await?;
         } else {
             let bytes = read_body(body, limit).await?;
-            if content_type.starts_with("application/json") && !bytes.is_empty() {
+            if media_type.starts_with("application/json") && !bytes.is_empty() {
                 merge_json(&mut params, &bytes)?;
-            } else if content_type.starts_with("application/x-www-form-urlencoded") {
+            } else if media_type.starts_with("application/x-www-form-urlencoded") {
                 merge_pairs(&mut params, form_urlencoded::parse(&bytes));
             }
         }
@@ -517,5 +533,20 @@ mod tests {
             Value::Object(map),
             json!({"a": ["1", "2"], "c": {"x": "y"}, "plain": " v"})
         );
+    }
+
+    #[tokio::test]
+    async fn multipart_boundaries_keep_their_case() {
+        let body =
+            "--AbC\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nvalue\r\n--AbC--\r\n";
+        let parsed = Params::parse(
+            "Multipart/Form-Data; boundary=AbC",
+            Some("q=1"),
+            Body::from(body),
+            1024,
+        )
+        .await
+        .expect("parsed");
+        assert_eq!(Value::Object(parsed.0), json!({"q": "1", "key": "value"}));
     }
 }
