@@ -439,6 +439,14 @@ async fn phones_with_mock_provider(backend: Backend) {
         200,
         json!([{"country": "GB", "number": "44******4106", "validated_at": null}]),
     );
+    // The first user is the superadmin: the admin view of the same user is unmasked.
+    let admin_view = user.get(&format!("/admin/users/{}", user.uid)).await;
+    assert_eq!(admin_view.status, StatusCode::OK, "{}", admin_view.body);
+    assert_eq!(
+        admin_view.body["phones"],
+        json!([{"country": "GB", "number": "447418084106", "validated_at": null}])
+    );
+    assert_eq!(admin_view.body["documents"], json!([]));
 
     // Resend: the same phone; unknown numbers are 404; the hourly cap (3) answers 429.
     user.post(

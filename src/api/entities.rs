@@ -220,7 +220,6 @@ fn doc_number(d: &Document, encryptor: &Encryptor, mask: bool) -> Option<String>
 
 /// `Document` (§7.8); `mask` for user-facing answers. Used by the admin and management views
 /// (the resource API answers [`document_summary`]).
-#[allow(dead_code)]
 pub(crate) fn document(
     d: &Document,
     encryptor: &Encryptor,

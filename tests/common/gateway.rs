@@ -711,7 +711,9 @@ impl Drop for CountingRelay {
     }
 }
 
-/// An address nothing listens on (bound, then closed).
+/// An address nothing listens on.
 pub fn closed_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
+    // Port 9 (discard) is outside the ephemeral range: unlike a port from `free_port`, no
+    // concurrent test can be handed it and start answering on it.
+    SocketAddr::from(([127, 0, 0, 1], 9))
 }

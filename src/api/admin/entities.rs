@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::api::ApiState;
-use crate::api::entities::{data_storage, iso8601, user_profiles};
+use crate::api::entities::{data_storage, document, iso8601, phone, user_profiles};
 use crate::api::error::ApiError;
 use crate::domain::{Activity, Comment, Label, Level, Permission, Restriction, User};
 
@@ -55,9 +55,8 @@ pub(crate) async fn user_with_profile(state: &ApiState, u: &User) -> Result<Valu
     Ok(Value::Object(m))
 }
 
-/// Admin `UserWithKYC` (§7.4): labels with descriptions, data storages and comments.
-/// Profiles unmasked; phones and documents come from the KYC documents store (not merged
-/// here yet: empty).
+/// Admin `UserWithKYC` (§7.4): labels with descriptions, data storages and comments;
+/// profiles, phones and documents unmasked.
 pub(crate) async fn user_with_kyc(state: &ApiState, u: &User) -> Result<Value, ApiError> {
     let mut m = user_fields(state, u).await?;
     m.insert(
@@ -69,8 +68,14 @@ pub(crate) async fn user_with_kyc(state: &ApiState, u: &User) -> Result<Value, A
         "labels".into(),
         Value::Array(labels.iter().map(label_view).collect()),
     );
-    m.insert("phones".into(), json!([]));
-    m.insert("documents".into(), json!([]));
+    m.insert(
+        "phones".into(),
+        Value::Array(kyc_phones(state, u.id).await?),
+    );
+    m.insert(
+        "documents".into(),
+        Value::Array(kyc_documents(state, u.id).await?),
+    );
     let storages = state.store.list_data_storages(u.id).await?;
     m.insert(
         "data_storages".into(),
@@ -84,6 +89,28 @@ pub(crate) async fn user_with_kyc(state: &ApiState, u: &User) -> Result<Value, A
     m.insert("created_at".into(), json!(iso8601(&u.created_at)));
     m.insert("updated_at".into(), json!(iso8601(&u.updated_at)));
     Ok(Value::Object(m))
+}
+
+/// A user's phones, unmasked (admin and management views).
+pub(crate) async fn kyc_phones(state: &ApiState, user_id: i64) -> Result<Vec<Value>, ApiError> {
+    Ok(state
+        .store
+        .list_user_phones(user_id)
+        .await?
+        .iter()
+        .map(|p| phone(p, &state.encryptor, false))
+        .collect())
+}
+
+/// A user's documents, unmasked (admin and management views).
+pub(crate) async fn kyc_documents(state: &ApiState, user_id: i64) -> Result<Vec<Value>, ApiError> {
+    Ok(state
+        .store
+        .list_user_documents(user_id)
+        .await?
+        .iter()
+        .map(|d| document(d, &state.encryptor, &state.uploads, false))
+        .collect())
 }
 
 /// `AdminLabelView` (§7.5b).

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::{MgmtError, MgmtResult, Params, is_blank, require, text};
 use crate::api::ApiState;
+use crate::api::admin::entities::{kyc_documents, kyc_phones};
 use crate::api::entities::{iso8601, label};
 use crate::api::resource::{check_totp, publish_change};
 use crate::crypto::multisig::Multisig;
@@ -44,8 +45,8 @@ async fn user_with_kyc(state: &ApiState, user: &User) -> Result<Value, MgmtError
         .map(label)
         .collect();
     body["labels"] = Value::Array(labels);
-    body["phones"] = json!([]);
-    body["documents"] = json!([]);
+    body["phones"] = Value::Array(kyc_phones(state, user.id).await?);
+    body["documents"] = Value::Array(kyc_documents(state, user.id).await?);
     Ok(body)
 }
 
