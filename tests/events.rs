@@ -327,6 +327,81 @@ async fn outage_keeps_events_until_rabbitmq_is_back(backend: Backend) {
     assert_eq!(store.count_unsent_events().await.expect("count"), 0);
 }
 
+/// POSTs JSON to the REST listener; the status.
+async fn post(s: &Setup, path: &str, body: Value) -> u16 {
+    reqwest::Client::new()
+        .post(s.server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+async fn system_events_are_published(backend: Backend) {
+    let s = setup(backend).await;
+    let (_connection, mut consumer) = subscribe(&[
+        ("barong.events.system", "user.email.confirmation.token"),
+        ("barong.events.system", "user.password.reset.token"),
+        ("barong.events.system", "session.create"),
+    ])
+    .await;
+    let wait = Duration::from_secs(20);
+    // Not the first user, who would become the active superadmin without a confirmation.
+    create_user(&s, &format!("first-{backend:?}@example.com").to_lowercase()).await;
+    let email = format!("system-{backend:?}-{}@example.com", std::process::id()).to_lowercase();
+    let password = "Tr0ub4dor&3xyzzy!";
+    let signup = json!({"email": email, "password": password});
+    assert_eq!(post(&s, "/api/v2/barong/identity/users", signup).await, 201);
+    let confirmation = next_event(&mut consumer, &s.barong, &email, wait)
+        .await
+        .expect("system.user.email.confirmation.token arrives");
+    assert_eq!(
+        (confirmation.exchange.as_str(), confirmation.key.as_str()),
+        ("barong.events.system", "user.email.confirmation.token")
+    );
+    let event = &confirmation.claims["event"];
+    assert_eq!(event["name"], "system.user.email.confirmation.token");
+    assert_eq!(event["record"]["user"]["email"], email.as_str());
+    assert!(
+        event["record"]["user"]["username"].is_null(),
+        "system events keep nulls"
+    );
+    assert_eq!(event["record"]["domain"], "exchange.example");
+    let token = event["record"]["token"].as_str().expect("token");
+    assert_eq!(token.split('.').count(), 3, "the confirmation JWT");
+
+    let login = json!({"email": email, "password": password});
+    assert_eq!(
+        post(&s, "/api/v2/barong/identity/sessions", login).await,
+        200
+    );
+    let session = next_event(&mut consumer, &s.barong, &email, wait)
+        .await
+        .expect("system.session.create arrives");
+    assert_eq!(session.key, "session.create");
+    let record = &session.claims["event"]["record"];
+    assert_eq!(record["user_ip"], "127.0.0.1");
+    assert!(record["user_agent"].is_string());
+
+    let reset = json!({"email": email});
+    assert_eq!(
+        post(
+            &s,
+            "/api/v2/barong/identity/users/password/generate_code",
+            reset
+        )
+        .await,
+        201
+    );
+    let reset = next_event(&mut consumer, &s.barong, &email, wait)
+        .await
+        .expect("system.user.password.reset.token arrives");
+    assert_eq!(reset.key, "user.password.reset.token");
+    assert!(reset.claims["event"]["record"]["token"].is_string());
+}
+
 async fn events_off_by_default(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(db.dir.path(), &db.url, &[]);
@@ -343,6 +418,7 @@ async fn events_off_by_default(backend: Backend) {
 
 both_backends!(
     events_are_published,
+    system_events_are_published,
     outage_keeps_events_until_rabbitmq_is_back,
     events_off_by_default
 );

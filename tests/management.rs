@@ -4,6 +4,7 @@
 mod common;
 mod mgmt_support;
 
+use base64::Engine;
 use common::{Backend, TestDb, TestServer};
 use mgmt_support::{TestSigner, call, es256, keychain_entry, request, request_with_claims, rs256};
 use reqwest::Method;
@@ -33,12 +34,16 @@ async fn setup(backend: Backend) -> Setup {
         "write_labels",
         "otp_sign",
         "read_service_accounts",
+        "write_service_accounts",
+        "write_phones",
+        "write_documents",
     ] {
         yml += &format!(
             "  {scope}:\n    permitted_signers: [applogic, admin]\n    mandatory_signers: [applogic]\n"
         );
     }
     yml += "  read_users:\n    permitted_signers: [applogic, admin]\n    mandatory_signers: [applogic, admin]\n";
+    yml += "  read_phones:\n    permitted_signers: [admin]\n    mandatory_signers: [admin]\n";
     let path = db.dir.path().join("management_api.yml");
     std::fs::write(&path, yml).expect("write yml");
     let server = TestServer::start(
@@ -130,10 +135,13 @@ async fn signature_checks(backend: Backend) {
     let both = request(data, &[&s.applogic, &s.admin]);
     let (status, body) = call(api, Method::POST, "/users/get", &both).await;
     assert_eq!((status, body), (404, error("Record is not found")));
-    // A scope the file does not configure.
-    let scope_less = request(json!({"uid": "ID0000000000"}), &[&s.applogic]);
-    let (status, _) = call(api, Method::POST, "/phones/get", &scope_less).await;
-    assert_eq!(status, 404, "phones are not served yet");
+    // read_phones permits only admin: applogic's signature is not counted.
+    let applogic_only = request(json!({"uid": "ID0000000000"}), &[&s.applogic]);
+    let (status, body) = call(api, Method::POST, "/phones/get", &applogic_only).await;
+    assert_eq!(
+        (status, body),
+        (401, error("Not enough signatures for the action."))
+    );
 }
 
 async fn users_and_labels(backend: Backend) {
@@ -301,4 +309,480 @@ async fn users_and_labels(backend: Backend) {
     assert_eq!((status, body), (404, error("Record is not found")));
 }
 
-both_backends!(signature_checks, users_and_labels);
+/// A pending member made through `POST /users`; its uid.
+async fn new_user(s: &Setup, email: &str) -> String {
+    let body = request(
+        json!({"email": email, "password": "Tr0ub4dor&3xyzzy!"}),
+        &[&s.applogic],
+    );
+    let (status, user) = call(&s.server.api, Method::POST, "/users", &body).await;
+    assert_eq!(status, 201, "{user}");
+    user["uid"].as_str().expect("uid").to_owned()
+}
+
+/// POSTs a signed request and answers the status, the pagination headers and the body.
+async fn listing(s: &Setup, path: &str, body: &Value) -> (u16, Option<String>, Value) {
+    let response = reqwest::Client::new()
+        .post(s.server.url(&format!("/api/v2/barong/management{path}")))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let total = response
+        .headers()
+        .get("total")
+        .map(|v| v.to_str().expect("total").to_owned());
+    (status, total, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn listings(backend: Backend) {
+    let s = setup(backend).await;
+    let both = |data: Value| request(data, &[&s.applogic, &s.admin]);
+    let sign = |data: Value| request(data, &[&s.applogic]);
+    let first = new_user(&s, "first@example.com").await;
+    let second = new_user(&s, "second@example.com").await;
+    new_user(&s, "third@example.com").await;
+
+    let (status, total, all) = listing(&s, "/users/list", &both(json!({}))).await;
+    assert_eq!((status, total.as_deref()), (200, Some("3")), "{all}");
+    assert_eq!(all[0]["uid"], json!(first));
+    assert!(all[0].get("profiles").is_none(), "plain User entity");
+    let (status, total, page) = listing(
+        &s,
+        "/users/list",
+        &both(json!({"limit": 1, "page": 2, "extended": true})),
+    )
+    .await;
+    assert_eq!((status, total.as_deref()), (200, Some("3")));
+    assert_eq!(page.as_array().expect("page").len(), 1);
+    assert_eq!(page[0]["uid"], json!(second));
+    assert!(page[0]["profiles"].is_array(), "UserWithProfile: {page}");
+    let bad = both(json!({"extended": "maybe", "range": "x", "page": "one"}));
+    let (status, _, body) = listing(&s, "/users/list", &bad).await;
+    assert_eq!(
+        (status, body),
+        (
+            422,
+            error(
+                "extended Non boolean extended value, range Non positive page, page non_integer_page"
+            )
+        )
+    );
+    let future = chrono::Utc::now().timestamp() + 3600;
+    let (_, total, _) = listing(&s, "/users/list", &both(json!({"from": future}))).await;
+    assert_eq!(total.as_deref(), Some("0"));
+
+    for (uid, value) in [(&first, "verified"), (&second, "pending")] {
+        let label = sign(json!({"user_uid": uid, "key": "kyc", "value": value}));
+        let (status, _) = call(&s.server.api, Method::POST, "/labels", &label).await;
+        assert_eq!(status, 201);
+    }
+    let filter = "/labels/filter/users";
+    let (status, total, users) = listing(&s, filter, &both(json!({"key": "kyc"}))).await;
+    assert_eq!((status, total.as_deref()), (200, Some("2")), "{users}");
+    let verified = both(json!({"key": "kyc", "value": "verified", "extended": true}));
+    let (_, total, users) = listing(&s, filter, &verified).await;
+    assert_eq!(total.as_deref(), Some("1"));
+    assert_eq!(users[0]["uid"], json!(first));
+    assert!(users[0]["profiles"].is_array());
+    let public = both(json!({"key": "kyc", "scope": "public"}));
+    assert_eq!(listing(&s, filter, &public).await.1.as_deref(), Some("0"));
+    let (status, _, body) = listing(&s, filter, &both(json!({}))).await;
+    assert_eq!((status, body), (422, error("key is missing, key is empty")));
+    let (status, _, body) = listing(&s, filter, &both(json!({"key": "kyc", "range": "x"}))).await;
+    assert_eq!((status, body), (422, error("range Invalid range")));
+}
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDRfake png body";
+
+async fn kyc(backend: Backend) {
+    let s = setup(backend).await;
+    let api = &s.server.api;
+    let sign = |data: Value| request(data, &[&s.applogic]);
+    let admin = |data: Value| request(data, &[&s.admin]);
+    let uid = new_user(&s, "kyc@example.com").await;
+    let other = new_user(&s, "other@example.com").await;
+
+    // Profiles.
+    let (status, body) = call(api, Method::POST, "/profiles", &sign(json!({}))).await;
+    assert_eq!((status, body), (422, error("uid is missing, uid is empty")));
+    let unknown = sign(json!({"uid": "ID0000000000", "first_name": "Ann"}));
+    let (status, body) = call(api, Method::POST, "/profiles", &unknown).await;
+    assert_eq!((status, body), (422, error("user.doesnt_exist")));
+    let bad = sign(json!({"uid": uid, "country": "Narnia"}));
+    let (status, body) = call(api, Method::POST, "/profiles", &bad).await;
+    assert_eq!(
+        (status, body),
+        (
+            422,
+            json!({"error": ["Country must have alpha2 or alpha3 format"]})
+        )
+    );
+    let profile = sign(json!({
+        "uid": uid, "first_name": "Ann", "last_name": "Lovelace", "dob": "1990-02-03",
+        "country": "FR", "state": "submitted"
+    }));
+    let (status, user) = call(api, Method::POST, "/profiles", &profile).await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["profiles"][0]["state"], "submitted");
+    assert_eq!(user["profiles"][0]["last_name"], "Lovelace", "unmasked");
+    let again = sign(json!({"uid": uid, "first_name": "Bob"}));
+    let (status, body) = call(api, Method::POST, "/profiles", &again).await;
+    assert_eq!(
+        (status, body),
+        (422, json!({"error": ["State already exists"]}))
+    );
+
+    // Phones: created verified, looked up by number, deleted.
+    let phone = |uid: &str, number: &str| sign(json!({"uid": uid, "number": number}));
+    let (status, body) = call(api, Method::POST, "/phones", &phone(&uid, "12")).await;
+    assert_eq!((status, body), (400, error("management.phone.invalid_num")));
+    let (status, created) = call(
+        api,
+        Method::POST,
+        "/phones",
+        &phone(&uid, "+33 6 12 34 56 78"),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["number"], "33612345678");
+    assert!(created["validated_at"].is_string(), "{created}");
+    let (status, body) = call(api, Method::POST, "/phones", &phone(&uid, "33612345678")).await;
+    assert_eq!((status, body), (400, error("management.phone.exists")));
+    let (status, body) = call(api, Method::POST, "/phones", &phone(&other, "33612345678")).await;
+    assert_eq!(
+        (status, body),
+        (400, error("management.phone.number_exist"))
+    );
+    let (status, phones) = call(
+        api,
+        Method::POST,
+        "/phones/get",
+        &admin(json!({"uid": uid})),
+    )
+    .await;
+    assert_eq!(
+        (status, phones[0]["number"].clone()),
+        (201, json!("33612345678"))
+    );
+    let by_phone = request(
+        json!({"phone_num": "33612345678"}),
+        &[&s.applogic, &s.admin],
+    );
+    let (status, found) = call(api, Method::POST, "/users/get", &by_phone).await;
+    assert_eq!((status, found["uid"].clone()), (201, json!(uid)));
+    let (status, deleted) = call(
+        api,
+        Method::POST,
+        "/phones/delete",
+        &phone(&uid, "+33612345678"),
+    )
+    .await;
+    assert_eq!(
+        (status, deleted["number"].clone()),
+        (201, json!("33612345678"))
+    );
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/phones/delete",
+        &phone(&uid, "+33612345678"),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (422, error("management.phone.doesnt_exists"))
+    );
+
+    // Documents: base64 uploads under the resource rules.
+    let encoded = base64::engine::general_purpose::STANDARD.encode(PNG);
+    let document = |uid: &str, doc_type: &str, ext: &str, upload: &str| {
+        sign(json!({
+            "uid": uid, "doc_type": doc_type, "doc_number": "AB 123", "filename": "scan",
+            "file_ext": ext, "upload": upload, "doc_expire": "2099-01-31"
+        }))
+    };
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/documents",
+        &document("ID0000000000", "Passport", "png", &encoded),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (422, json!({"errors": ["user doesnt exist"]}))
+    );
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/documents",
+        &document(&uid, "Passport", "png", "not base64!"),
+    )
+    .await;
+    assert_eq!((status, body), (422, error("upload is invalid")));
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/documents",
+        &document(&uid, "Diary", "exe", &encoded),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"].as_str().expect("sentence");
+    assert!(
+        message.starts_with(
+            "Doc type is not included in the list, Upload You are not allowed to upload \"exe\" files"
+        ) && message.ends_with(", and Upload can't be blank"),
+        "{message}"
+    );
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/documents",
+        &document(&uid, "Passport", "png", &encoded),
+    )
+    .await;
+    assert_eq!((status, body), (201, json!(201)));
+    let (_, found) = call(
+        api,
+        Method::POST,
+        "/users/get",
+        &request(json!({"uid": uid}), &[&s.applogic, &s.admin]),
+    )
+    .await;
+    assert_eq!(
+        found["documents"].as_array().expect("documents").len(),
+        1,
+        "{found}"
+    );
+    assert_eq!(found["documents"][0]["doc_number"], "AB 123");
+
+    // An import with a phone and profile fields.
+    let digest = bcrypt::hash("Imported-Pa55word!", 4).expect("bcrypt");
+    let import = sign(json!({
+        "email": "imported@example.com", "password_digest": digest, "phone": "+44 7418 084106",
+        "first_name": "Imp", "country": "GB"
+    }));
+    let (status, imported) = call(api, Method::POST, "/users/import", &import).await;
+    assert_eq!(status, 201, "{imported}");
+    assert_eq!(imported["profiles"][0]["first_name"], "Imp");
+    assert_eq!(imported["profiles"][0]["state"], "drafted");
+}
+
+async fn service_accounts(backend: Backend) {
+    let s = setup(backend).await;
+    let api = &s.server.api;
+    let sign = |data: Value| request(data, &[&s.applogic]);
+    let owner = new_user(&s, "owner@example.com").await;
+
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/service_accounts/create",
+        &sign(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            422,
+            error("service_account_role is missing, service_account_role is empty")
+        )
+    );
+    let create = |data: Value| sign(data);
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/service_accounts/create",
+        &create(json!({"service_account_role": "nope", "owner_uid": owner})),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (422, json!({"error": ["Role doesnt_exist"]}))
+    );
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/service_accounts/create",
+        &create(json!({"service_account_role": "sa_maker"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (422, json!({"error": ["Email can't be blank"]}))
+    );
+    let clash =
+        json!({"service_account_role": "sa_maker", "service_account_email": "owner@example.com"});
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/service_accounts/create",
+        &create(clash),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (422, json!({"error": ["Email or uid not_uniq"]}))
+    );
+
+    let (status, owned) = call(api, Method::POST, "/service_accounts/create", &create(json!({"service_account_role": "sa_maker", "owner_uid": owner, "service_account_level": 2}))).await;
+    assert_eq!(status, 201, "{owned}");
+    let sa_uid = owned["uid"].as_str().expect("uid").to_owned();
+    assert!(sa_uid.starts_with("SI") && sa_uid.len() == 12, "{sa_uid}");
+    assert_eq!(owned["email"], json!(format!("owner+{sa_uid}@example.com")));
+    assert_eq!(
+        (owned["state"].clone(), owned["level"].clone()),
+        (json!("pending"), json!(2))
+    );
+    assert_eq!(owned["user"]["uid"], json!(owner));
+    let keys: Vec<&String> = owned.as_object().expect("entity").keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "email",
+            "uid",
+            "role",
+            "level",
+            "state",
+            "user",
+            "created_at",
+            "updated_at"
+        ]
+    );
+    let (status, lone) = call(api, Method::POST, "/service_accounts/create", &create(json!({"service_account_role": "sa_maker", "service_account_email": "bot@example.com", "service_account_state": "active"}))).await;
+    assert_eq!(
+        (status, lone["state"].clone(), lone["user"].clone()),
+        (201, json!("active"), Value::Null)
+    );
+
+    let (status, found) = call(
+        api,
+        Method::POST,
+        "/service_accounts/get",
+        &sign(json!({"email": "bot@example.com"})),
+    )
+    .await;
+    assert_eq!((status, found["uid"].clone()), (200, lone["uid"].clone()));
+    let (status, total, mine) = listing(
+        &s,
+        "/service_accounts/list",
+        &sign(json!({"owner_uid": owner})),
+    )
+    .await;
+    assert_eq!((status, total.as_deref()), (200, Some("1")));
+    assert_eq!(mine[0]["uid"], json!(sa_uid));
+    let (_, total, _) = listing(&s, "/service_accounts/list", &sign(json!({}))).await;
+    assert_eq!(total.as_deref(), Some("2"));
+    let (status, _, body) = listing(&s, "/service_accounts/list", &sign(json!({"limit": 0}))).await;
+    assert_eq!((status, body), (422, error("limit invalid_limit")));
+
+    let delete = sign(json!({"uid": sa_uid}));
+    let (status, disabled) = call(api, Method::POST, "/service_accounts/delete", &delete).await;
+    assert_eq!(
+        (status, disabled["state"].clone()),
+        (200, json!("disabled"))
+    );
+    let gone = sign(json!({"uid": "SI0000000000"}));
+    let (status, body) = call(api, Method::POST, "/service_accounts/delete", &gone).await;
+    assert_eq!((status, body), (404, error("Record is not found")));
+}
+
+/// The authz decision for `GET /api/v2/barong/resource/users/me` with the session cookie: the
+/// minted JWT's claims, or the refusal's status.
+async fn decide(s: &Setup, cookie: &str) -> Result<Value, u16> {
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v2/auth/api/v2/barong/resource/users/me",
+            s.server.authz
+        ))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("authz");
+    if response.status() != 200 {
+        return Err(response.status().as_u16());
+    }
+    let bearer = response.headers()["authorization"].to_str().expect("ascii");
+    let payload = bearer
+        .trim_start_matches("Bearer ")
+        .split('.')
+        .nth(1)
+        .expect("jwt");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    Ok(serde_json::from_slice(&bytes).expect("claims"))
+}
+
+/// Polls the decision until `check` holds on its claims; panics after two seconds.
+async fn eventually(s: &Setup, cookie: &str, what: &str, check: impl Fn(&Value) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        if decide(s, cookie).await.is_ok_and(|claims| check(&claims)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what}: authz did not follow within 2 s");
+}
+
+async fn authz_follows_management_changes(backend: Backend) {
+    let s = setup(backend).await;
+    let sign = |data: Value| request(data, &[&s.applogic]);
+    new_user(&s, "first@example.com").await; // the next one is not the first superadmin
+    let response = reqwest::Client::new()
+        .post(s.server.url("/api/v2/barong/identity/users"))
+        .json(&json!({"email": "member@example.com", "password": "Tr0ub4dor&3xyzzy!"}))
+        .send()
+        .await
+        .expect("sign-up");
+    assert_eq!(response.status(), 201);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let uid = response.json::<Value>().await.expect("user")["uid"]
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    let before = decide(&s, &cookie).await;
+    assert!(
+        before.as_ref().map_or(true, |c| c["level"] == 0),
+        "{before:?}"
+    );
+
+    // A label set through management: state and level follow in the minted token.
+    let label = sign(json!({"user_uid": uid, "key": "email", "value": "verified"}));
+    let (status, _) = call(&s.server.api, Method::POST, "/labels", &label).await;
+    assert_eq!(status, 201);
+    eventually(&s, &cookie, "label", |c| {
+        c["level"] == 1 && c["state"] == "active"
+    })
+    .await;
+    // A role change through management.
+    let role = sign(json!({"uid": uid, "role": "trader"}));
+    let (status, _) = call(&s.server.api, Method::POST, "/users/update", &role).await;
+    assert_eq!(status, 201);
+    eventually(&s, &cookie, "role", |c| c["role"] == "trader").await;
+    // The label removed again.
+    let delete = sign(json!({"user_uid": uid, "key": "email"}));
+    let (status, _) = call(&s.server.api, Method::POST, "/labels/delete", &delete).await;
+    assert_eq!(status, 204);
+    eventually(&s, &cookie, "label removed", |c| c["level"] == 0).await;
+}
+
+both_backends!(
+    signature_checks,
+    users_and_labels,
+    listings,
+    kyc,
+    service_accounts,
+    authz_follows_management_changes
+);

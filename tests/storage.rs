@@ -933,8 +933,96 @@ async fn api_key_listing_update_delete_and_data_storage(backend: Backend) {
     assert_eq!(updated.data.as_deref(), Some(r#"{"a":1}"#));
 }
 
+async fn service_accounts_listed_found_and_disabled(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let (user, sa_id) = user_with_keys(&store).await;
+    let lone = store
+        .create_service_account(&barong::domain::NewServiceAccount {
+            uid: "SIRES0000002".into(),
+            owner_id: None,
+            email: "lone@x.io".into(),
+            role: "member".into(),
+            level: 0,
+            state: "active".into(),
+        })
+        .await
+        .expect("sa");
+    let (all, total) = store
+        .list_service_accounts(None, 100, 0)
+        .await
+        .expect("all");
+    assert_eq!((all.len(), total), (2, 2));
+    let (page, total) = store.list_service_accounts(None, 1, 1).await.expect("page");
+    assert_eq!((page[0].id, total), (lone.id, 2));
+    let (owned, total) = store
+        .list_service_accounts(Some(user.id), 100, 0)
+        .await
+        .expect("owned");
+    assert_eq!((owned[0].id, total), (sa_id, 1));
+    let found = store
+        .find_service_account_by_email("lone@x.io")
+        .await
+        .expect("q")
+        .expect("found");
+    assert_eq!(found.id, lone.id);
+
+    let (disabled, kids) = store
+        .disable_service_account(sa_id)
+        .await
+        .expect("disable")
+        .expect("exists");
+    assert_eq!(
+        (disabled.state.as_str(), kids),
+        ("disabled", vec!["k-sa".to_owned()])
+    );
+    let key = store.find_api_key("k-sa").await.expect("q").expect("key");
+    assert_eq!(key.state, "inactive");
+    let user_key = store.find_api_key("k-user").await.expect("q").expect("key");
+    assert_eq!(user_key.state, "active", "the owner's own key is untouched");
+    assert!(
+        store
+            .disable_service_account(-1)
+            .await
+            .expect("q")
+            .is_none()
+    );
+}
+
+async fn data_storage_writes_its_model_event(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let (user, _) = user_with_keys(&store).await;
+    store.enable_events("exchange.example");
+    let rules = barong::domain::StateRules::default();
+    store
+        .create_data_storage(user.id, "Passport", r#"{"n":1}"#, &rules)
+        .await
+        .expect("data storage");
+    let events = store.claim_events(100, 60).await.expect("claim");
+    let storage = events
+        .iter()
+        .find(|e| e.routing_key == "data_storage.created")
+        .expect("model.data_storage.created in the change's transaction");
+    assert_eq!(storage.exchange, "barong.events.model");
+    let payload: serde_json::Value = serde_json::from_str(&storage.payload).expect("json");
+    assert_eq!(payload["name"], "model.data_storage.created");
+    let record = &payload["record"];
+    assert_eq!(
+        (record["title"].as_str(), record["data"].as_str()),
+        (Some("Passport"), Some(r#"{"n":1}"#))
+    );
+    assert_eq!(record["user"]["uid"], "IDRES0000001");
+    assert!(
+        events.iter().any(|e| e.routing_key == "label.created"),
+        "the `passport: recorded` label has its own event"
+    );
+}
+
 both_backends!(
+    data_storage_writes_its_model_event,
     otp_off_deactivates_keys_and_steps_are_single_use,
     labels_recompute_state_and_self_deletion,
     api_key_listing_update_delete_and_data_storage,
+    service_accounts_listed_found_and_disabled,
 );

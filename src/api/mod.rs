@@ -16,6 +16,7 @@ pub mod params;
 mod public;
 pub(crate) mod resource;
 mod swagger;
+mod system_events;
 
 use std::sync::Arc;
 use std::time::Duration;

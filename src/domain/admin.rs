@@ -35,6 +35,20 @@ pub struct UserFilter {
     pub descending: bool,
 }
 
+/// Filters of the users-by-label listings (`GET /admin/users/labels`, management
+/// `labels/filter/users`): a user matches when one of its labels matches every given field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelFilter {
+    pub key: String,
+    pub value: Option<String>,
+    pub scope: Option<String>,
+    /// Bound the label's `updated_at` instead of its `created_at`.
+    pub range_updated: bool,
+    /// Epoch seconds, inclusive.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
 /// The users columns a listing may be ordered by (Barong accepts any column of the table).
 pub const USER_ORDER_COLUMNS: &[&str] = &[
     "id",

@@ -97,3 +97,41 @@ pub fn scope_from_column(column: Option<&str>) -> Vec<String> {
         _ => Vec::new(),
     }
 }
+
+/// A new service account as the management API asks for it (§8.5), before the rules ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountRequest {
+    pub uid: String,
+    pub email: String,
+    pub role: String,
+    /// The role has a permission row.
+    pub role_known: bool,
+    /// The uid or e-mail is already a user's.
+    pub clashes_with_user: bool,
+}
+
+/// Barong's service account validation keys (`role.doesnt_exist`, `email_or_uid.not_uniq`,
+/// `email.blank`, `email.invalid`), in the model's order.
+pub fn validate_service_account(request: &ServiceAccountRequest) -> Vec<String> {
+    let mut errors = Vec::new();
+    if !request.role_known {
+        errors.push("role.doesnt_exist".to_owned());
+    }
+    if request.clashes_with_user {
+        errors.push("email_or_uid.not_uniq".to_owned());
+    }
+    if request.email.trim().is_empty() {
+        errors.push("email.blank".to_owned());
+    } else if !crate::domain::email_is_valid(&request.email) {
+        errors.push("email.invalid".to_owned());
+    }
+    errors
+}
+
+/// The e-mail of an owned service account without one: `<local>+<uid>@<domain>` of the owner's.
+pub fn service_account_email(owner_email: &str, uid: &str) -> String {
+    match owner_email.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}+{uid}@{domain}"),
+        None => String::new(),
+    }
+}

@@ -77,6 +77,17 @@ pub fn label_json(id: i64, label: &Label, user: Value) -> Value {
     })
 }
 
+/// A data storage record `{user, title, data, created_at, updated_at}`.
+pub fn data_storage_json(storage: &super::DataStorage, user: Value) -> Value {
+    json!({
+        "user": user,
+        "title": storage.title,
+        "data": storage.data,
+        "created_at": iso(&storage.created_at),
+        "updated_at": iso(&storage.updated_at),
+    })
+}
+
 /// Model events drop null values from the top level of `record`.
 fn drop_nulls(record: Value) -> Value {
     match record {

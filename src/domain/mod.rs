@@ -19,10 +19,12 @@ mod user;
 
 pub use access::{Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction};
 pub use activity::{Activity, NewActivity};
-pub use admin::{ActivityFilter, Comment, LabelWrite, USER_ORDER_COLUMNS, UserFilter, UserUpdate};
+pub use admin::{
+    ActivityFilter, Comment, LabelFilter, LabelWrite, USER_ORDER_COLUMNS, UserFilter, UserUpdate,
+};
 pub use api_key::{
-    ApiKey, KeyHolder, NewApiKey, NewServiceAccount, ServiceAccount, scope_from_column,
-    scope_to_column,
+    ApiKey, KeyHolder, NewApiKey, NewServiceAccount, ServiceAccount, ServiceAccountRequest,
+    scope_from_column, scope_to_column, service_account_email, validate_service_account,
 };
 pub use client_ip::client_ip;
 pub use document::{

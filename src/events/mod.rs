@@ -41,10 +41,15 @@ pub struct EventSettings {
     pub max_backoff: Duration,
 }
 
+/// Whether the Event API is on (`BARONG_EVENT_API_ENABLED` or a RabbitMQ URL given).
+pub fn enabled(config: &Config) -> bool {
+    config.event_api_enabled || config.event_api_rabbitmq_url.is_some()
+}
+
 impl EventSettings {
     /// `None` when the Event API is off.
     pub fn from_config(config: &Config) -> Option<Self> {
-        if !config.event_api_enabled && config.event_api_rabbitmq_url.is_none() {
+        if !enabled(config) {
             return None;
         }
         let url = config.event_api_rabbitmq_url.clone().unwrap_or_else(|| {

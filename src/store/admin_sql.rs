@@ -2,7 +2,7 @@
 //! how it writes a placeholder for a text, an integer or an epoch-seconds time, and binds
 //! the returned arguments in order.
 
-use crate::domain::{ActivityFilter, USER_ORDER_COLUMNS, UserFilter};
+use crate::domain::{ActivityFilter, LabelFilter, USER_ORDER_COLUMNS, UserFilter};
 
 /// A bound value of a built query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,22 @@ pub(super) fn users_where(filter: &UserFilter, ph: Placeholder) -> (String, Vec<
         "users.updated_at"
     } else {
         "users.created_at"
+    };
+    b.add(&format!("{column} >= {{}}"), filter.from.map(Arg::Time));
+    b.add(&format!("{column} <= {{}}"), filter.to.map(Arg::Time));
+    b.finish()
+}
+
+/// The condition on `labels l` for the users-by-label listings.
+pub(super) fn labels_where(filter: &LabelFilter, ph: Placeholder) -> (String, Vec<Arg>) {
+    let mut b = Builder::new(ph);
+    b.add("l.key = {}", Some(Arg::Text(filter.key.clone())));
+    b.add("l.value = {}", text(&filter.value));
+    b.add("l.scope = {}", text(&filter.scope));
+    let column = if filter.range_updated {
+        "l.updated_at"
+    } else {
+        "l.created_at"
     };
     b.add(&format!("{column} >= {{}}"), filter.from.map(Arg::Time));
     b.add(&format!("{column} <= {{}}"), filter.to.map(Arg::Time));

@@ -321,6 +321,23 @@ pub trait Store: Send + Sync + 'static {
     /// The service accounts a user owns, by id.
     async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>>;
     async fn find_service_account_by_uid(&self, uid: &str) -> StoreResult<Option<ServiceAccount>>;
+    async fn find_service_account_by_email(
+        &self,
+        email: &str,
+    ) -> StoreResult<Option<ServiceAccount>>;
+    /// One page of the service accounts (of one owner, or all), by id, with the total.
+    async fn list_service_accounts(
+        &self,
+        owner_id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<ServiceAccount>, i64)>;
+    /// Sets the account `disabled` and its active keys `inactive`, in one transaction; the
+    /// account now and the deactivated kids, `None` when there is no such account.
+    async fn disable_service_account(
+        &self,
+        id: i64,
+    ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>>;
 
     // ---- admin -------------------------------------------------------------------------------
     // The admin API (§10). Every write returns what the caller must publish on the
@@ -352,11 +369,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<UserChange>>;
     /// Private labels counted by (key, value), ordered by key then value.
     async fn count_private_labels(&self) -> StoreResult<Vec<(String, String, i64)>>;
-    /// One page of the users having a label (any scope) `key: value`, by user id, with the total.
+    /// One page of the users having a label that matches the filter, by user id, with the
+    /// total (each user once).
     async fn users_with_label(
         &self,
-        key: &str,
-        value: &str,
+        filter: &crate::domain::LabelFilter,
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<User>, i64)>;

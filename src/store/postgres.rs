@@ -321,6 +321,20 @@ async fn upsert_label(
     Ok(())
 }
 
+/// [`upsert_label`] with its `model.label.*` event (and Barong's `system.document.*`).
+async fn set_label(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    user_id: i64,
+    key: &str,
+    value: &str,
+    scope: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let before = events::label_before(tx, domain, user_id, key, scope).await?;
+    upsert_label(tx, user_id, key, value, scope).await?;
+    events::label_changed(tx, domain, before, user_id, key, scope).await
+}
+
 /// Recomputes state (§8.2) and level (§8.4) of a user from its labels, inside a transaction.
 async fn recompute_state_level(
     tx: &Tx<'_>,
@@ -1285,11 +1299,12 @@ impl Store for PostgresStore {
     ) -> StoreResult<UserChange> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
+        let domain = self.event_domain();
         let result = async {
             let before = user_by_id(&tx, user_id).await?;
-            upsert_label(&tx, user_id, "delete", "by_user", "private").await?;
+            set_label(&tx, &domain, user_id, "delete", "by_user", "private").await?;
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
             let sessions = delete_sessions_except(&tx, user_id, None).await?;
             Ok::<_, tokio_postgres::Error>(UserChange {
                 user,
@@ -1465,6 +1480,7 @@ impl Store for PostgresStore {
     ) -> StoreResult<UserChange> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
+        let domain = self.event_domain();
         let result = async {
             let before = user_by_id(&tx, user_id).await?;
             tx.execute(
@@ -1474,7 +1490,7 @@ impl Store for PostgresStore {
             .await?;
             let mut sessions = Vec::new();
             if enabled {
-                upsert_label(&tx, user_id, "otp", "enabled", "private").await?;
+                set_label(&tx, &domain, user_id, "otp", "enabled", "private").await?;
                 sessions = delete_sessions_except(&tx, user_id, keep).await?;
             } else {
                 tx.execute(
@@ -1588,6 +1604,7 @@ impl Store for PostgresStore {
         if taken {
             return Err(StoreError::Conflict("title".into()));
         }
+        let domain = self.event_domain();
         let result = async {
             let before = user_by_id(&tx, user_id).await?;
             let row = tx
@@ -1597,11 +1614,21 @@ impl Store for PostgresStore {
                     &[&user_id, &title, &data],
                 )
                 .await?;
-            upsert_label(&tx, user_id, &title.to_lowercase(), "recorded", "private").await?;
+            set_label(
+                &tx,
+                &domain,
+                user_id,
+                &title.to_lowercase(),
+                "recorded",
+                "private",
+            )
+            .await?;
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
+            let storage = data_storage_from_row(&row);
+            events::data_storage_created(&tx, &domain, &storage, &user).await?;
             Ok::<_, tokio_postgres::Error>((
-                data_storage_from_row(&row),
+                storage,
                 UserChange {
                     user,
                     sessions: Vec::new(),
@@ -1648,6 +1675,80 @@ impl Store for PostgresStore {
         Ok(row.as_ref().map(service_account_from_row))
     }
 
+    async fn find_service_account_by_email(
+        &self,
+        email: &str,
+    ) -> StoreResult<Option<ServiceAccount>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT * FROM service_accounts WHERE email = $1", &[&email])
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(service_account_from_row))
+    }
+
+    async fn list_service_accounts(
+        &self,
+        owner_id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<ServiceAccount>, i64)> {
+        let client = self.client().await?;
+        let filter = "($1::bigint IS NULL OR owner_id = $1)";
+        let total: i64 = client
+            .query_one(
+                &format!("SELECT COUNT(*) FROM service_accounts WHERE {filter}"),
+                &[&owner_id],
+            )
+            .await
+            .map_err(map_error)?
+            .get(0);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT * FROM service_accounts WHERE {filter} ORDER BY id LIMIT $2 OFFSET $3"
+                ),
+                &[&owner_id, &limit, &offset],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok((rows.iter().map(service_account_from_row).collect(), total))
+    }
+
+    async fn disable_service_account(
+        &self,
+        id: i64,
+    ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let Some(row) = tx
+            .query_opt(
+                "UPDATE service_accounts SET state = 'disabled', updated_at = now()
+                 WHERE id = $1 RETURNING *",
+                &[&id],
+            )
+            .await
+            .map_err(map_error)?
+        else {
+            return Ok(None);
+        };
+        let kids = tx
+            .query(
+                "UPDATE api_keys SET state = 'inactive', updated_at = now()
+                 WHERE state = 'active' AND key_holder_account_type = 'ServiceAccount'
+                   AND key_holder_account_id = $1
+                 RETURNING kid",
+                &[&id],
+            )
+            .await
+            .map_err(map_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some((service_account_from_row(&row), kids)))
+    }
+
     // ---- admin (SQL in the `admin` child module) ---------------------------------------------
     async fn admin_list_users(
         &self,
@@ -1685,12 +1786,11 @@ impl Store for PostgresStore {
 
     async fn users_with_label(
         &self,
-        key: &str,
-        value: &str,
+        filter: &crate::domain::LabelFilter,
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<User>, i64)> {
-        self.users_with_label_impl(key, value, limit, offset).await
+        self.users_with_label_impl(filter, limit, offset).await
     }
 
     async fn users_with_pending_documents(&self) -> StoreResult<Vec<User>> {

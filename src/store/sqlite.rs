@@ -261,6 +261,20 @@ fn text_in(secs: i64) -> String {
 }
 
 /// Sets (or overwrites) a label inside a transaction.
+/// [`upsert_label`] with its `model.label.*` event (and Barong's `system.document.*`).
+fn set_label(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    user_id: i64,
+    key: &str,
+    value: &str,
+    scope: &str,
+) -> rusqlite::Result<()> {
+    let before = events::label_before(tx, domain, user_id, key, scope)?;
+    upsert_label(tx, user_id, key, value, scope)?;
+    events::label_changed(tx, domain, before, user_id, key, scope)
+}
+
 fn upsert_label(
     tx: &rusqlite::Transaction<'_>,
     user_id: i64,
@@ -1233,7 +1247,7 @@ impl Store for SqliteStore {
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let before = user_by_id(&tx, user_id)?;
-            upsert_label(&tx, user_id, "delete", "by_user", "private")?;
+            set_label(&tx, &domain, user_id, "delete", "by_user", "private")?;
             recompute_state_level(&tx, user_id, &rules)?;
             let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             let sessions = delete_sessions_except(&tx, user_id, None)?;
@@ -1422,7 +1436,7 @@ impl Store for SqliteStore {
             )?;
             let mut sessions = Vec::new();
             if enabled {
-                upsert_label(&tx, user_id, "otp", "enabled", "private")?;
+                set_label(&tx, &domain, user_id, "otp", "enabled", "private")?;
                 sessions = delete_sessions_except(&tx, user_id, keep.as_deref())?;
             } else {
                 tx.execute(
@@ -1537,9 +1551,17 @@ impl Store for SqliteStore {
                 params![user_id, title, data, now],
                 data_storage_from_row,
             )?;
-            upsert_label(&tx, user_id, &title.to_lowercase(), "recorded", "private")?;
+            set_label(
+                &tx,
+                &domain,
+                user_id,
+                &title.to_lowercase(),
+                "recorded",
+                "private",
+            )?;
             recompute_state_level(&tx, user_id, &rules)?;
             let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            events::data_storage_created(&tx, &domain, &row, &user)?;
             tx.commit()?;
             Ok((
                 row,
@@ -1585,6 +1607,80 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn find_service_account_by_email(
+        &self,
+        email: &str,
+    ) -> StoreResult<Option<ServiceAccount>> {
+        let email = email.to_owned();
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT * FROM service_accounts WHERE email = ?1",
+                [email],
+                service_account_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_service_accounts(
+        &self,
+        owner_id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<ServiceAccount>, i64)> {
+        self.with_conn(move |c| {
+            let filter = "(?1 IS NULL OR owner_id = ?1)";
+            let total: i64 = c.query_row(
+                &format!("SELECT COUNT(*) FROM service_accounts WHERE {filter}"),
+                [owner_id],
+                |r| r.get(0),
+            )?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT * FROM service_accounts WHERE {filter} ORDER BY id LIMIT ?2 OFFSET ?3"
+            ))?;
+            let accounts = stmt
+                .query_map(params![owner_id, limit, offset], service_account_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((accounts, total))
+        })
+        .await
+    }
+
+    async fn disable_service_account(
+        &self,
+        id: i64,
+    ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>> {
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let now = now_text();
+            let Some(account) = tx
+                .query_row(
+                    "UPDATE service_accounts SET state = 'disabled', updated_at = ?2
+                     WHERE id = ?1 RETURNING *",
+                    params![id, now],
+                    service_account_from_row,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let kids = {
+                let mut stmt = tx.prepare(
+                    "UPDATE api_keys SET state = 'inactive', updated_at = ?2
+                     WHERE state = 'active' AND key_holder_account_type = 'ServiceAccount'
+                       AND key_holder_account_id = ?1
+                     RETURNING kid",
+                )?;
+                stmt.query_map(params![id, now], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?
+            };
+            tx.commit()?;
+            Ok(Some((account, kids)))
+        })
+        .await
+    }
+
     // ---- admin (SQL in the `admin` child module) ---------------------------------------------
     async fn admin_list_users(
         &self,
@@ -1622,12 +1718,11 @@ impl Store for SqliteStore {
 
     async fn users_with_label(
         &self,
-        key: &str,
-        value: &str,
+        filter: &crate::domain::LabelFilter,
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<User>, i64)> {
-        self.users_with_label_impl(key, value, limit, offset).await
+        self.users_with_label_impl(filter, limit, offset).await
     }
 
     async fn users_with_pending_documents(&self) -> StoreResult<Vec<User>> {

@@ -35,6 +35,15 @@ async fn user_fields(state: &ApiState, u: &User) -> Result<Map<String, Value>, A
 /// Admin `UserWithProfile` (§7.2): `email username uid role level otp state data profiles
 /// referral_uid created_at updated_at`, profiles unmasked.
 pub(crate) async fn user_with_profile(state: &ApiState, u: &User) -> Result<Value, ApiError> {
+    user_with_profile_masked(state, u, false).await
+}
+
+/// `UserWithProfile` with the profiles masked when `mask` (the generic entity).
+pub(crate) async fn user_with_profile_masked(
+    state: &ApiState,
+    u: &User,
+    mask: bool,
+) -> Result<Value, ApiError> {
     let f = user_fields(state, u).await?;
     let mut m = Map::new();
     for key in [
@@ -44,7 +53,7 @@ pub(crate) async fn user_with_profile(state: &ApiState, u: &User) -> Result<Valu
     }
     m.insert(
         "profiles".into(),
-        Value::Array(user_profiles(state, u.id, false).await?),
+        Value::Array(user_profiles(state, u.id, mask).await?),
     );
     m.insert(
         "referral_uid".into(),

@@ -16,7 +16,7 @@ use crate::api::params::{Params, Validator};
 use crate::api::resource::labels::{check, normalize};
 use crate::api::{ApiState, resource};
 use crate::domain::abilities::{Action, Resource};
-use crate::domain::{LabelWrite, User};
+use crate::domain::{LabelFilter, LabelWrite, User};
 use crate::store::{StoreError, UserChange};
 
 const SCOPE: &str = "admin.user";
@@ -57,8 +57,11 @@ pub async fn filter_users(
     let (users, total) = state
         .store
         .users_with_label(
-            &key.unwrap_or_default(),
-            &value.unwrap_or_default(),
+            &LabelFilter {
+                key: key.unwrap_or_default(),
+                value,
+                ..LabelFilter::default()
+            },
             page.limit,
             page.offset(),
         )

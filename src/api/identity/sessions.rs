@@ -16,6 +16,7 @@ use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::api::limits::too_many;
 use crate::api::params::{Params, Validator, coerce_string};
+use crate::api::system_events;
 use crate::crypto::password_hash::{self, Verification};
 use crate::domain::{session_key, user_language};
 use crate::invalidation::Invalidation;
@@ -142,6 +143,14 @@ pub async fn create(
     limits.login_succeeded(&email);
     record_activity(&state, user.id, &meta, "session", "login", "succeed", None).await;
     let session = open_session(&state, &user, &meta).await?;
+    let origin = [
+        ("user_ip", json!(meta.ip.to_string())),
+        (
+            "user_agent",
+            json!(meta.user_agent.as_deref().unwrap_or("")),
+        ),
+    ];
+    system_events::emit(&state, "session.create", &user, &origin).await;
     let language = user_language(user.data.as_deref(), &state.config.default_language);
     let mail = crate::mail::templates::new_login(
         &mail_settings(&state),

@@ -16,6 +16,7 @@ use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::api::limits::too_many;
 use crate::api::params::{Params, Validator};
+use crate::api::system_events;
 use crate::crypto::constant_time_eq;
 use crate::crypto::password_hash;
 use crate::crypto::tokens::random_hex;
@@ -119,7 +120,7 @@ pub async fn create(
     let language = user_language(data.as_deref(), &state.config.default_language);
 
     let mut attempt = 0;
-    let user = loop {
+    let (user, token) = loop {
         attempt += 1;
         let mut random = [0u8; 5];
         aws_lc_rs::rand::fill(&mut random).map_err(|_| ApiError::internal())?;
@@ -155,7 +156,7 @@ pub async fn create(
             )
             .await
         {
-            Ok(user) => break user,
+            Ok(user) => break (user, token.token),
             Err(StoreError::Conflict(column)) if column == "uid" && attempt < 5 => continue,
             Err(StoreError::Conflict(column)) if column == "email" || column == "username" => {
                 return Err(ApiError::unprocessable(vec![format!("{column}.taken")]));
@@ -164,6 +165,11 @@ pub async fn create(
         }
     };
     state.mail_wakeup.notify_one();
+    // A first superadmin is active at once: no confirmation for it.
+    if user.state != "active" {
+        let name = "user.email.confirmation.token";
+        system_events::emit_with_domain(&state, name, &user, Some(&token)).await;
+    }
     record_activity(&state, user.id, &meta, "account", "signup", "succeed", None).await;
     with_session(&state, &user, &meta, StatusCode::CREATED).await
 }
@@ -239,6 +245,8 @@ pub async fn email_generate_code(
             templates::confirmation(&mail_settings(&state), &user.email, &token.token, &language);
         state.store.queue_mail(&mail).await?;
         state.mail_wakeup.notify_one();
+        let name = "user.email.confirmation.token";
+        system_events::emit_with_domain(&state, name, &user, Some(&token.token)).await;
     }
     Ok(created())
 }
@@ -342,6 +350,8 @@ async fn send_reset(state: &ApiState, email: &str, meta: &RequestMeta) -> Result
         .set_reset_token(&user.email, &reset_token, token.exp, &mail)
         .await?;
     state.mail_wakeup.notify_one();
+    let name = "user.password.reset.token";
+    system_events::emit_with_domain(state, name, &user, Some(&token.token)).await;
     record_activity(
         state,
         user.id,
@@ -444,6 +454,7 @@ pub async fn password_confirm_code(
     state
         .invalidation
         .publish(Invalidation::User(user.uid.clone()));
+    system_events::emit_with_domain(&state, "user.password.reset", &user, None).await;
     record_activity(
         &state,
         user.id,

@@ -5,52 +5,20 @@ use serde_json::{Value, json};
 
 use super::{MgmtError, MgmtResult, Params, is_blank, require, text};
 use crate::api::ApiState;
-use crate::api::admin::entities::{kyc_documents, kyc_phones};
+use crate::api::admin::entities::{user_with_kyc, user_with_profile};
 use crate::api::entities::{iso8601, label};
 use crate::api::resource::{check_totp, publish_change};
 use crate::crypto::multisig::Multisig;
-use crate::domain::{NewUser, User, UserInput, generate_uid, validate_user};
+use crate::domain::{NewUser, User, UserInput, generate_uid, normalise_phone, validate_user};
 use crate::store::StoreError;
 
-/// Management `UserWithProfile` (and the user part of `UserWithKYC`), unmasked.
-async fn user_entity(state: &ApiState, user: &User) -> Result<Value, MgmtError> {
-    let referral_uid = match user.referral_id {
-        Some(id) => state.store.find_user_by_id(id).await?.map(|u| u.uid),
-        None => None,
-    };
-    Ok(json!({
-        "email": user.email,
-        "uid": user.uid,
-        "role": user.role,
-        "level": user.level,
-        "otp": user.otp,
-        "state": user.state,
-        "referral_uid": referral_uid,
-        "data": user.data,
-        "username": user.username,
-        "profiles": [],
-        "created_at": iso8601(&user.created_at),
-        "updated_at": iso8601(&user.updated_at),
-    }))
+/// Management `UserWithProfile`: the admin entity (profiles unmasked).
+pub(super) async fn user_entity(state: &ApiState, user: &User) -> Result<Value, MgmtError> {
+    Ok(user_with_profile(state, user).await?)
 }
 
-/// `UserWithKYC`: the user with its labels, phones, profiles and documents.
-async fn user_with_kyc(state: &ApiState, user: &User) -> Result<Value, MgmtError> {
-    let mut body = user_entity(state, user).await?;
-    let labels: Vec<Value> = state
-        .store
-        .list_user_labels(user.id)
-        .await?
-        .iter()
-        .map(label)
-        .collect();
-    body["labels"] = Value::Array(labels);
-    body["phones"] = Value::Array(kyc_phones(state, user.id).await?);
-    body["documents"] = Value::Array(kyc_documents(state, user.id).await?);
-    Ok(body)
-}
-
-/// The user named by `uid` or `email`; `None` when there is none.
+/// The user named by `uid`, `email` or `phone_num` (the owner of a phone with that
+/// number); `None` when there is none.
 async fn find_user(state: &ApiState, params: &Params) -> Result<Option<User>, MgmtError> {
     if let Some(uid) = text(params, "uid") {
         return Ok(state.store.find_user_by_uid(&uid).await?);
@@ -58,7 +26,22 @@ async fn find_user(state: &ApiState, params: &Params) -> Result<Option<User>, Mg
     if let Some(email) = text(params, "email") {
         return Ok(state.store.find_user_by_email(&email).await?);
     }
-    Ok(None)
+    let Some(number) = text(params, "phone_num")
+        .as_deref()
+        .and_then(normalise_phone)
+    else {
+        return Ok(None);
+    };
+    let index = state.encryptor.blind_index(&number.e164);
+    match state
+        .store
+        .list_phones_by_number_index(&index)
+        .await?
+        .first()
+    {
+        Some(phone) => Ok(state.store.find_user_by_id(phone.user_id).await?),
+        None => Ok(None),
+    }
 }
 
 /// POST /timestamp.
@@ -70,7 +53,7 @@ pub async fn timestamp(_state: ApiState, _params: Params) -> MgmtResult {
 }
 
 /// Grape's `exactly_one_of` for the given names.
-fn exactly_one(params: &Params, names: &[&str]) -> Result<(), MgmtError> {
+pub(super) fn exactly_one(params: &Params, names: &[&str]) -> Result<(), MgmtError> {
     let given: Vec<&str> = names
         .iter()
         .copied()
@@ -95,7 +78,7 @@ fn exactly_one(params: &Params, names: &[&str]) -> Result<(), MgmtError> {
     }
 }
 
-/// POST /users/get (`phone_num` lookups need the KYC phone store, not merged yet: not found).
+/// POST /users/get: the management `UserWithKYC` (the admin entity, everything unmasked).
 pub async fn users_get(state: ApiState, params: Params) -> MgmtResult {
     exactly_one(&params, &["uid", "email", "phone_num"])?;
     let user = find_user(&state, &params)
@@ -104,8 +87,8 @@ pub async fn users_get(state: ApiState, params: Params) -> MgmtResult {
     Ok((StatusCode::CREATED, user_with_kyc(&state, &user).await?))
 }
 
-/// Rails full messages for the sign-up validation keys management answers with.
-fn full_messages(keys: &[String]) -> Vec<String> {
+/// Rails full messages for the validation keys management answers with.
+pub(super) fn full_messages(keys: &[String]) -> Vec<String> {
     keys.iter()
         .map(|k| match k.as_str() {
             "email.invalid" => "Email is invalid".to_owned(),
@@ -114,6 +97,10 @@ fn full_messages(keys: &[String]) -> Vec<String> {
             "password.requirements" | "password.requirements.not_met" => {
                 "Password requirements".to_owned()
             }
+            "state.exists" => "State already exists".to_owned(),
+            "email.blank" => "Email can't be blank".to_owned(),
+            "role.doesnt_exist" => "Role doesnt_exist".to_owned(),
+            "email_or_uid.not_uniq" => "Email or uid not_uniq".to_owned(),
             other => {
                 let (attr, msg) = other.split_once('.').unwrap_or((other, "invalid"));
                 let mut attr = attr.replace('_', " ");
@@ -226,13 +213,11 @@ pub async fn users_update(state: ApiState, params: Params) -> MgmtResult {
         if !known {
             return Err(MgmtError::model(vec!["Role doesnt_exist".into()]));
         }
-        state
+        let change = state
             .store
-            .update_user_access(user.id, &role, &user.state, user.level, user.otp)
+            .admin_update_user(user.id, &crate::domain::UserUpdate::Role(role))
             .await?;
-        state
-            .invalidation
-            .publish(crate::invalidation::Invalidation::User(user.uid.clone()));
+        publish_change(&state, &change);
     }
     if let Some(data) = data {
         if !crate::domain::data_is_valid(&data) {
@@ -250,7 +235,9 @@ pub async fn users_update(state: ApiState, params: Params) -> MgmtResult {
     Ok((StatusCode::CREATED, user_entity(&state, &user).await?))
 }
 
-/// POST /users/import: a user with the given bcrypt digest, kept as is.
+/// POST /users/import: a user with the given bcrypt digest, kept as is, then its verified
+/// phone (when given) and a profile from the profile fields. A refused phone or profile
+/// answers 422 and leaves the user created, as in Barong.
 pub async fn users_import(state: ApiState, params: Params) -> MgmtResult {
     require(&params, &["email", "password_digest"])?;
     let email = text(&params, "email").unwrap_or_default();
@@ -265,6 +252,10 @@ pub async fn users_import(state: ApiState, params: Params) -> MgmtResult {
         None => None,
     };
     let user = insert_user(&state, &email, &digest, referral_id).await?;
+    if let Some(number) = text(&params, "phone").filter(|n| !n.trim().is_empty()) {
+        super::kyc::import_phone(&state, &user, &number).await?;
+    }
+    let user = super::kyc::create_profile(&state, &user, &params).await?;
     Ok((StatusCode::CREATED, user_entity(&state, &user).await?))
 }
 
@@ -438,35 +429,4 @@ pub async fn otp_sign(state: ApiState, params: Params) -> MgmtResult {
         .add_signature(&mut jws, "barong")
         .map_err(|e| invalid(e.to_string()))?;
     Ok((StatusCode::CREATED, jws.to_json()))
-}
-
-/// POST /service_accounts/get.
-pub async fn service_accounts_get(state: ApiState, params: Params) -> MgmtResult {
-    exactly_one(&params, &["uid", "email"])?;
-    let account = match text(&params, "uid") {
-        Some(uid) => state.store.find_service_account_by_uid(&uid).await?,
-        None => None,
-    }
-    .ok_or_else(MgmtError::not_found)?;
-    let owner = match account.owner_id {
-        Some(id) => state.store.find_user_by_id(id).await?,
-        None => None,
-    };
-    let owner_json = match &owner {
-        Some(u) => user_entity(&state, u).await?,
-        None => Value::Null,
-    };
-    Ok((
-        StatusCode::OK,
-        json!({
-            "email": account.email,
-            "uid": account.uid,
-            "role": account.role,
-            "level": account.level,
-            "state": account.state,
-            "user": owner_json,
-            "created_at": iso8601(&account.created_at),
-            "updated_at": iso8601(&account.updated_at),
-        }),
-    ))
 }

@@ -5,11 +5,15 @@
 
 pub mod auth;
 mod handlers;
+mod kyc;
+mod listings;
+mod service_accounts;
 
 use std::future::Future;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +22,7 @@ use serde_json::{Map, Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
+use super::pagination::Page;
 pub use auth::ManagementConfig;
 
 /// An error answer of the management API: a status and a JSON body.
@@ -83,16 +88,42 @@ impl IntoResponse for MgmtError {
 /// A handler's result: the status and the JSON body.
 pub type MgmtResult = Result<(StatusCode, Value), MgmtError>;
 
+/// One page of a paginated listing: answered 200 with Barong's pagination headers.
+pub struct Paged {
+    pub page: Page,
+    pub total: i64,
+    pub body: Vec<Value>,
+}
+
+/// What a management handler answers, turned into a response once the request URI is known
+/// (the pagination `Link` header needs it).
+pub trait Reply: Send {
+    fn into_reply(self, uri: &Uri) -> Response;
+}
+
+impl Reply for (StatusCode, Value) {
+    fn into_reply(self, _uri: &Uri) -> Response {
+        (self.0, axum::Json(self.1)).into_response()
+    }
+}
+
+impl Reply for Paged {
+    fn into_reply(self, uri: &Uri) -> Response {
+        let headers = super::pagination::headers(uri, self.page, self.total);
+        (StatusCode::OK, headers, axum::Json(self.body)).into_response()
+    }
+}
+
 /// The request parameters (the `data` claim).
 pub type Params = Map<String, Value>;
 
 /// Wraps a handler with the signature check of its scope.
-fn signed<F, Fut>(
+fn signed<F, Fut, R>(
     scope: &'static str,
     handler: F,
 ) -> impl Fn(
     State<ApiState>,
-    Uri,
+    OriginalUri,
     HeaderMap,
     Bytes,
 ) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>>
@@ -102,9 +133,13 @@ fn signed<F, Fut>(
 + 'static
 where
     F: Fn(ApiState, Params) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = MgmtResult> + Send + 'static,
+    Fut: Future<Output = Result<R, MgmtError>> + Send + 'static,
+    R: Reply,
 {
-    move |State(state): State<ApiState>, uri: Uri, headers: HeaderMap, body: Bytes| {
+    move |State(state): State<ApiState>,
+          OriginalUri(uri): OriginalUri,
+          headers: HeaderMap,
+          body: Bytes| {
         let handler = handler.clone();
         Box::pin(async move {
             let params = match state.management.authenticate(scope, &uri, &headers, &body) {
@@ -112,17 +147,18 @@ where
                 Err(error) => return error.into_response(),
             };
             match handler(state, params).await {
-                Ok((status, body)) => (status, axum::Json(body)).into_response(),
+                Ok(reply) => reply.into_reply(&uri),
                 Err(error) => error.into_response(),
             }
         })
     }
 }
 
-fn op<F, Fut>(scope: &'static str, handler: F) -> MethodRouter<ApiState>
+fn op<F, Fut, R>(scope: &'static str, handler: F) -> MethodRouter<ApiState>
 where
     F: Fn(ApiState, Params) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = MgmtResult> + Send + 'static,
+    Fut: Future<Output = Result<R, MgmtError>> + Send + 'static,
+    R: Reply,
 {
     post(signed(scope, handler))
 }
@@ -130,9 +166,20 @@ where
 /// The management routes (nested under `/management`).
 pub fn routes() -> Router<ApiState> {
     use handlers as h;
+    use service_accounts as sa;
     Router::new()
         .route("/timestamp", op("tools", h::timestamp))
         .route("/users/get", op("read_users", h::users_get))
+        .route("/users/list", op("read_users", listings::users))
+        .route(
+            "/labels/filter/users",
+            op("read_users", listings::users_with_label),
+        )
+        .route("/profiles", op("write_users", kyc::profiles_create))
+        .route("/phones/get", op("read_phones", kyc::phones_get))
+        .route("/phones", op("write_phones", kyc::phones_create))
+        .route("/phones/delete", op("write_phones", kyc::phones_delete))
+        .route("/documents", op("write_documents", kyc::documents_create))
         .route("/users", op("write_users", h::users_create))
         .route("/users/update", op("write_users", h::users_update))
         .route("/users/import", op("write_users", h::users_import))
@@ -145,7 +192,19 @@ pub fn routes() -> Router<ApiState> {
         .route("/otp/sign", op("otp_sign", h::otp_sign))
         .route(
             "/service_accounts/get",
-            op("read_service_accounts", h::service_accounts_get),
+            op("read_service_accounts", sa::get),
+        )
+        .route(
+            "/service_accounts/list",
+            op("read_service_accounts", sa::list),
+        )
+        .route(
+            "/service_accounts/create",
+            op("write_service_accounts", sa::create),
+        )
+        .route(
+            "/service_accounts/delete",
+            op("write_service_accounts", sa::delete),
         )
 }
 
@@ -162,6 +221,59 @@ pub fn require(params: &Params, names: &[&str]) -> Result<(), MgmtError> {
             Some(_) => {}
         }
     }
+    if messages.is_empty() {
+        Ok(())
+    } else {
+        Err(MgmtError::unprocessable(&messages.join(", ")))
+    }
+}
+
+/// The pagination parameters, refused as `page non_integer_page` and the like.
+pub fn page(params: &Params, messages: &mut Vec<String>) -> Page {
+    let mut keys = Vec::new();
+    let page = super::pagination::page_params(&super::params::Params(params.clone()), &mut keys);
+    for key in keys {
+        let name = if key.ends_with("_page") {
+            "page"
+        } else {
+            "limit"
+        };
+        messages.push(format!("{name} {key}"));
+    }
+    page
+}
+
+/// Grape's Boolean coercion with the parameter's custom message; `None` when absent.
+pub fn boolean(
+    params: &Params,
+    name: &str,
+    message: &str,
+    messages: &mut Vec<String>,
+) -> Option<bool> {
+    match params.get(name)? {
+        Value::Null => None,
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" || s == "1" => Some(true),
+        Value::String(s) if s == "false" || s == "0" => Some(false),
+        _ => {
+            messages.push(format!("{name} {message}"));
+            None
+        }
+    }
+}
+
+/// Grape's Integer coercion (`<name> is invalid` when refused); `None` when absent.
+pub fn integer(params: &Params, name: &str, messages: &mut Vec<String>) -> Option<i64> {
+    let value = params.get(name).filter(|v| !v.is_null())?;
+    let coerced = super::pagination::coerce_integer(value);
+    if coerced.is_none() {
+        messages.push(format!("{name} is invalid"));
+    }
+    coerced
+}
+
+/// 422 with the collected messages, if any.
+pub fn refuse(messages: Vec<String>) -> Result<(), MgmtError> {
     if messages.is_empty() {
         Ok(())
     } else {

@@ -101,7 +101,7 @@ fn max_file_size(state: &ApiState) -> u64 {
 }
 
 /// Deletes files stored by a request that is being refused.
-async fn discard(state: &ApiState, keys: &[String]) {
+pub(crate) async fn discard(state: &ApiState, keys: &[String]) {
     for key in keys {
         if let Err(error) = state.uploads.delete(key).await {
             tracing::error!(%error, key, "could not delete a refused upload");
@@ -198,6 +198,57 @@ async fn store_file(
     Ok(Ok(key))
 }
 
+/// Stores a file received whole (the management API sends it base64-encoded), under the same
+/// rules as a streamed one: extension, size bounds and recognised type. `Ok(Err(keys))` when a
+/// rule refused it.
+pub(crate) async fn store_bytes(
+    state: &ApiState,
+    uid: &str,
+    extension: &str,
+    bytes: &[u8],
+) -> Result<Result<String, Vec<String>>, ApiError> {
+    let config = &state.config;
+    let whitelist = &config.upload_extension_whitelist;
+    let extension = extension.trim_start_matches('.').to_lowercase();
+    if !whitelist.iter().any(|w| w.eq_ignore_ascii_case(&extension)) {
+        return Ok(Err(upload_error(format!(
+            "You are not allowed to upload \"{extension}\" files, allowed types: {}",
+            whitelist.join(", ")
+        ))));
+    }
+    if (bytes.len() as u64) < config.upload_size_min_range.max(1) {
+        return Ok(Err(upload_error(format!(
+            "File size should be greater than {} Byte",
+            config.upload_size_min_range
+        ))));
+    }
+    if bytes.len() as u64 > max_file_size(state) {
+        return Ok(Err(upload_error(format!(
+            "File size should be less than {} MB",
+            config.upload_size_max_range
+        ))));
+    }
+    let Some(kind) = UploadKind::sniff(&bytes[..bytes.len().min(UploadKind::SNIFF_LEN)]) else {
+        return Ok(Err(upload_error(
+            "You are not allowed to upload \"application/octet-stream\" files, allowed types: \
+             image/jpeg, image/png, application/pdf"
+                .to_owned(),
+        )));
+    };
+    let key = format!(
+        "documents/{uid}/{}.{}",
+        hex::encode(rand::random::<[u8; 16]>()),
+        kind.extension()
+    );
+    let mut writer = state.uploads.writer(&key).await.map_err(storage_error)?;
+    if let Err(error) = writer.write(bytes).await {
+        writer.abort().await;
+        return Err(storage_error(error));
+    }
+    writer.finish().await.map_err(storage_error)?;
+    Ok(Ok(key))
+}
+
 /// Writes a chunk unless the file would pass the size cap. The outer `Err` is a refusal: its
 /// inner value is the upload keys, or the storage failure.
 async fn write_capped(
@@ -232,7 +283,7 @@ fn storage_error(error: crate::uploads::UploadError) -> ApiError {
 
 /// Grape's Date coercion of `doc_expire`: `YYYY-MM-DD` (or `DD-MM-YYYY`, `YYYY/MM/DD`,
 /// `DD/MM/YYYY`); blank is no date.
-fn parse_date(text: &str) -> Result<Option<NaiveDate>, ()> {
+pub(crate) fn parse_date(text: &str) -> Result<Option<NaiveDate>, ()> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
@@ -246,7 +297,7 @@ fn parse_date(text: &str) -> Result<Option<NaiveDate>, ()> {
 
 /// The label a new document sets (§8.12): `local` marks every document pending; `kycaid` only
 /// when a Passport (2 files) or an ID card / driver license (3 files) is complete.
-fn document_label(
+pub(crate) fn document_label(
     provider: KycProvider,
     doc_type: &str,
     before: i64,

@@ -3,7 +3,7 @@
 
 mod api_keys;
 mod data_storage;
-mod documents;
+pub(crate) mod documents;
 pub(crate) mod labels;
 mod otp;
 mod phones;

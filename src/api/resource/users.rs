@@ -14,6 +14,7 @@ use crate::api::error::ApiError;
 use crate::api::identity::{RequestMeta, record_activity};
 use crate::api::pagination;
 use crate::api::params::{Params, Validator};
+use crate::api::system_events;
 use crate::crypto::password_hash::{self, Verification};
 use crate::domain::{DATA_MAX, data_is_valid, session_key};
 use crate::invalidation::Invalidation;
@@ -91,6 +92,7 @@ pub async fn delete_me(
         .delete_own_account(user.id, &state.state_rules)
         .await?;
     publish_change(&state, &change);
+    system_events::emit(&state, "user.account.deleted", &change.user, &[]).await;
     Ok((StatusCode::OK, Json(json!(200))).into_response())
 }
 
@@ -166,6 +168,7 @@ pub async fn change_password(
     for id in revoked {
         state.invalidation.publish(Invalidation::Session(id));
     }
+    system_events::emit_with_domain(&state, "user.password.change", &user, None).await;
     record_activity(
         &state,
         user.id,

@@ -39,6 +39,25 @@ pub(super) async fn user_json(tx: &Tx<'_>, user: &User) -> PgResult<Value> {
     Ok(event::user_json(user, referral.as_deref()))
 }
 
+/// `model.data_storage.created`, the user as it is after the change.
+pub(super) async fn data_storage_created(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    storage: &crate::domain::DataStorage,
+    user: &User,
+) -> PgResult<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let record_json = event::data_storage_json(storage, user_json(tx, user).await?);
+    record(
+        tx,
+        domain,
+        &event::model_created("data_storage", record_json),
+    )
+    .await
+}
+
 /// `model.user.created` for a freshly inserted user.
 pub(super) async fn user_created(tx: &Tx<'_>, domain: &EventDomain, user: &User) -> PgResult<()> {
     if domain.is_none() {

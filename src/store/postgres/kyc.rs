@@ -3,7 +3,7 @@
 use tokio_postgres::Row;
 
 use super::{
-    PostgresStore, map_error, recompute_state_level, upsert_label, user_by_id, user_side_effects,
+    PostgresStore, map_error, recompute_state_level, set_label, user_by_id, user_side_effects,
 };
 use crate::domain::{Document, NewDocument, NewPhone, Phone, StateRules};
 use crate::store::{StoreResult, UserChange, phone_conflict};
@@ -162,7 +162,7 @@ impl PostgresStore {
             };
             let user_id: i64 = row.get(0);
             let before = user_by_id(&tx, user_id).await?;
-            upsert_label(&tx, user_id, "phone", "verified", "private").await?;
+            set_label(&tx, &domain, user_id, "phone", "verified", "private").await?;
             recompute_state_level(&tx, user_id, rules).await?;
             let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
             Ok::<_, tokio_postgres::Error>(Some(UserChange {
@@ -222,7 +222,7 @@ impl PostgresStore {
                 rows.push(document_from_row(&row));
             }
             if let Some((key, value)) = label {
-                upsert_label(&tx, user_id, key, value, "private").await?;
+                set_label(&tx, &domain, user_id, key, value, "private").await?;
                 recompute_state_level(&tx, user_id, rules).await?;
             }
             let (user, kids) = user_side_effects(&tx, &domain, &before).await?;

@@ -3,8 +3,7 @@
 use tokio_postgres::Row;
 
 use super::{
-    PostgresStore, Tx, map_error, recompute_state_level, upsert_label, user_by_id,
-    user_side_effects,
+    PostgresStore, Tx, map_error, recompute_state_level, set_label, user_by_id, user_side_effects,
 };
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{NewProfile, Profile, ProfileChanges, ProfileState, StateRules, User};
@@ -42,7 +41,7 @@ async fn after_write(
     rules: &StateRules,
 ) -> Result<UserChange, tokio_postgres::Error> {
     let name = ProfileState::from_code(state).map_or("drafted", ProfileState::as_str);
-    upsert_label(tx, before.id, "profile", name, "private").await?;
+    set_label(tx, domain, before.id, "profile", name, "private").await?;
     recompute_state_level(tx, before.id, rules).await?;
     let (user, kids) = user_side_effects(tx, domain, before).await?;
     Ok(UserChange {

@@ -8,8 +8,8 @@ use super::{
     user_side_effects,
 };
 use crate::domain::{
-    Activity, ActivityFilter, Comment, LabelWrite, NewPermission, NewRestriction, Permission,
-    Restriction, StateRules, User, UserFilter, UserUpdate,
+    Activity, ActivityFilter, Comment, LabelFilter, LabelWrite, NewPermission, NewRestriction,
+    Permission, Restriction, StateRules, User, UserFilter, UserUpdate,
 };
 use crate::store::admin_sql::{self, Arg};
 use crate::store::{StoreResult, UserChange};
@@ -224,17 +224,18 @@ impl SqliteStore {
 
     pub(super) async fn users_with_label_impl(
         &self,
-        key: &str,
-        value: &str,
+        filter: &LabelFilter,
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<User>, i64)> {
-        let args = vec![Arg::Text(key.to_owned()), Arg::Text(value.to_owned())];
+        let (clause, args) = admin_sql::labels_where(filter, placeholder);
         self.with_conn(move |c| {
             users_page(
                 c,
-                "users WHERE EXISTS (SELECT 1 FROM labels l WHERE l.user_id = users.id
-                     AND l.key = ?1 AND l.value = ?2)",
+                &format!(
+                    "users WHERE EXISTS (SELECT 1 FROM labels l WHERE l.user_id = users.id \
+                     AND {clause})"
+                ),
                 "users.id ASC",
                 args,
                 limit,

@@ -43,6 +43,24 @@ pub(super) fn user_json(tx: &rusqlite::Transaction<'_>, user: &User) -> rusqlite
     Ok(event::user_json(user, referral.as_deref()))
 }
 
+/// `model.data_storage.created`, the user as it is after the change.
+pub(super) fn data_storage_created(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    storage: &crate::domain::DataStorage,
+    user: &User,
+) -> rusqlite::Result<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let record_json = event::data_storage_json(storage, user_json(tx, user)?);
+    record(
+        tx,
+        domain,
+        &event::model_created("data_storage", record_json),
+    )
+}
+
 /// `model.user.created` for a freshly inserted user.
 pub(super) fn user_created(
     tx: &rusqlite::Transaction<'_>,

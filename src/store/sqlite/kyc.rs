@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use deadpool_sqlite::rusqlite::{self, OptionalExtension, Row, params};
 
 use super::{
-    SqliteStore, now_text, recompute_state_level, timestamp, upsert_label, user_by_id,
+    SqliteStore, now_text, recompute_state_level, set_label, timestamp, user_by_id,
     user_side_effects,
 };
 use crate::domain::{Document, NewDocument, NewPhone, Phone, StateRules};
@@ -172,7 +172,7 @@ impl SqliteStore {
                 return Ok(None);
             };
             let before = user_by_id(&tx, user_id)?;
-            upsert_label(&tx, user_id, "phone", "verified", "private")?;
+            set_label(&tx, &domain, user_id, "phone", "verified", "private")?;
             recompute_state_level(&tx, user_id, &rules)?;
             let (user, kids) = user_side_effects(&tx, &domain, &before)?;
             tx.commit()?;
@@ -229,7 +229,7 @@ impl SqliteStore {
                 )?);
             }
             if let Some((key, value)) = &label {
-                upsert_label(&tx, user_id, key, value, "private")?;
+                set_label(&tx, &domain, user_id, key, value, "private")?;
                 recompute_state_level(&tx, user_id, &rules)?;
             }
             let (user, kids) = user_side_effects(&tx, &domain, &before)?;

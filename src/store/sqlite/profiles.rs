@@ -3,7 +3,7 @@
 use deadpool_sqlite::rusqlite::{self, OptionalExtension, Row, params};
 
 use super::{
-    SqliteStore, now_text, recompute_state_level, timestamp, upsert_label, user_by_id,
+    SqliteStore, now_text, recompute_state_level, set_label, timestamp, user_by_id,
     user_side_effects,
 };
 use crate::crypto::encryption::Encryptor;
@@ -50,7 +50,7 @@ fn after_write(
     rules: &StateRules,
 ) -> rusqlite::Result<UserChange> {
     let name = ProfileState::from_code(state).map_or("drafted", ProfileState::as_str);
-    upsert_label(tx, before.id, "profile", name, "private")?;
+    set_label(tx, domain, before.id, "profile", name, "private")?;
     recompute_state_level(tx, before.id, rules)?;
     let (user, kids) = user_side_effects(tx, domain, before)?;
     Ok(UserChange {
