@@ -335,6 +335,23 @@ async fn set_label(
     events::label_changed(tx, domain, before, user_id, key, scope).await
 }
 
+/// The tail of every label change: state and level recomputed from the labels, then Barong's
+/// user side effects; the change to publish (no session revoked).
+async fn relabelled(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    before: &User,
+    rules: &StateRules,
+) -> Result<UserChange, tokio_postgres::Error> {
+    recompute_state_level(tx, before.id, rules).await?;
+    let (user, kids) = user_side_effects(tx, domain, before).await?;
+    Ok(UserChange {
+        user,
+        sessions: Vec::new(),
+        kids,
+    })
+}
+
 /// Recomputes state (§8.2) and level (§8.4) of a user from its labels, inside a transaction.
 async fn recompute_state_level(
     tx: &Tx<'_>,
@@ -1337,17 +1354,9 @@ impl Store for PostgresStore {
                     &[&user_id, &key, &value, &scope],
                 )
                 .await?;
-            recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
+            let change = relabelled(&tx, &self.event_domain(), &before, rules).await?;
             events::label_changed(&tx, &self.event_domain(), None, user_id, key, scope).await?;
-            Ok::<_, tokio_postgres::Error>((
-                label_from_row(&row),
-                UserChange {
-                    user,
-                    sessions: Vec::new(),
-                    kids,
-                },
-            ))
+            Ok::<_, tokio_postgres::Error>((label_from_row(&row), change))
         }
         .await
         .map_err(map_error)?;
@@ -1379,18 +1388,10 @@ impl Store for PostgresStore {
             else {
                 return Ok(None);
             };
-            recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
+            let change = relabelled(&tx, &self.event_domain(), &before, rules).await?;
             events::label_changed(&tx, &self.event_domain(), old_label, user_id, key, scope)
                 .await?;
-            Ok::<_, tokio_postgres::Error>(Some((
-                label_from_row(&row),
-                UserChange {
-                    user,
-                    sessions: Vec::new(),
-                    kids,
-                },
-            )))
+            Ok::<_, tokio_postgres::Error>(Some((label_from_row(&row), change)))
         }
         .await
         .map_err(map_error)?;
@@ -1418,13 +1419,8 @@ impl Store for PostgresStore {
             if n == 0 {
                 return Ok(None);
             }
-            recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
-            Ok::<_, tokio_postgres::Error>(Some(UserChange {
-                user,
-                sessions: Vec::new(),
-                kids,
-            }))
+            let change = relabelled(&tx, &self.event_domain(), &before, rules).await?;
+            Ok::<_, tokio_postgres::Error>(Some(change))
         }
         .await
         .map_err(map_error)?;
@@ -1623,18 +1619,10 @@ impl Store for PostgresStore {
                 "private",
             )
             .await?;
-            recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
+            let change = relabelled(&tx, &domain, &before, rules).await?;
             let storage = data_storage_from_row(&row);
-            events::data_storage_created(&tx, &domain, &storage, &user).await?;
-            Ok::<_, tokio_postgres::Error>((
-                storage,
-                UserChange {
-                    user,
-                    sessions: Vec::new(),
-                    kids,
-                },
-            ))
+            events::data_storage_created(&tx, &domain, &storage, &change.user).await?;
+            Ok::<_, tokio_postgres::Error>((storage, change))
         }
         .await
         .map_err(map_error)?;

@@ -293,6 +293,23 @@ fn upsert_label(
     Ok(())
 }
 
+/// The tail of every label change: state and level recomputed from the labels, then Barong's
+/// user side effects; the change to publish (no session revoked).
+fn relabelled(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    before: &User,
+    rules: &StateRules,
+) -> rusqlite::Result<UserChange> {
+    recompute_state_level(tx, before.id, rules)?;
+    let (user, kids) = user_side_effects(tx, domain, before)?;
+    Ok(UserChange {
+        user,
+        sessions: Vec::new(),
+        kids,
+    })
+}
+
 /// Recomputes state (§8.2) and level (§8.4) of a user from its labels, inside a transaction.
 fn recompute_state_level(
     tx: &rusqlite::Transaction<'_>,
@@ -1286,18 +1303,10 @@ impl Store for SqliteStore {
                 params![user_id, key, value, scope, now],
                 label_from_row,
             )?;
-            recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            let change = relabelled(&tx, &domain, &before, &rules)?;
             events::label_changed(&tx, &domain, None, user_id, &key, &scope)?;
             tx.commit()?;
-            Ok((
-                label,
-                UserChange {
-                    user,
-                    sessions: Vec::new(),
-                    kids,
-                },
-            ))
+            Ok((label, change))
         })
         .await
     }
@@ -1329,20 +1338,12 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Ok(None);
             }
-            recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            let change = relabelled(&tx, &domain, &before, &rules)?;
             events::label_changed(&tx, &domain, old_label, user_id, &key, &scope)?;
             let label = label_by_key(&tx, user_id, &key, &scope)?
                 .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             tx.commit()?;
-            Ok(Some((
-                label,
-                UserChange {
-                    user,
-                    sessions: Vec::new(),
-                    kids,
-                },
-            )))
+            Ok(Some((label, change)))
         })
         .await
     }
@@ -1366,14 +1367,9 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Ok(None);
             }
-            recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            let change = relabelled(&tx, &domain, &before, &rules)?;
             tx.commit()?;
-            Ok(Some(UserChange {
-                user,
-                sessions: Vec::new(),
-                kids,
-            }))
+            Ok(Some(change))
         })
         .await
     }
@@ -1559,18 +1555,10 @@ impl Store for SqliteStore {
                 "recorded",
                 "private",
             )?;
-            recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
-            events::data_storage_created(&tx, &domain, &row, &user)?;
+            let change = relabelled(&tx, &domain, &before, &rules)?;
+            events::data_storage_created(&tx, &domain, &row, &change.user)?;
             tx.commit()?;
-            Ok((
-                row,
-                UserChange {
-                    user,
-                    sessions: Vec::new(),
-                    kids,
-                },
-            ))
+            Ok((row, change))
         })
         .await
     }

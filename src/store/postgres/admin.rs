@@ -5,7 +5,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{
     PostgresStore, USER_COLUMNS, activity_from_row, label_from_row, map_error, permission_from_row,
-    recompute_state_level, restriction_from_row, user_by_id, user_from_row, user_side_effects,
+    relabelled, restriction_from_row, user_by_id, user_from_row, user_side_effects,
 };
 use crate::domain::{
     Activity, ActivityFilter, Comment, LabelFilter, LabelWrite, NewPermission, NewRestriction,
@@ -207,13 +207,8 @@ impl PostgresStore {
                     .await?;
                 }
             }
-            recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
-            Ok::<_, tokio_postgres::Error>(Some(UserChange {
-                user,
-                sessions: Vec::new(),
-                kids,
-            }))
+            let change = relabelled(&tx, &domain, &before, rules).await?;
+            Ok::<_, tokio_postgres::Error>(Some(change))
         }
         .await
         .map_err(map_error)?;

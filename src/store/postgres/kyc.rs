@@ -3,7 +3,8 @@
 use tokio_postgres::Row;
 
 use super::{
-    PostgresStore, map_error, recompute_state_level, set_label, user_by_id, user_side_effects,
+    PostgresStore, map_error, recompute_state_level, relabelled, set_label, user_by_id,
+    user_side_effects,
 };
 use crate::domain::{Document, NewDocument, NewPhone, Phone, StateRules};
 use crate::store::{StoreResult, UserChange, phone_conflict};
@@ -163,13 +164,8 @@ impl PostgresStore {
             let user_id: i64 = row.get(0);
             let before = user_by_id(&tx, user_id).await?;
             set_label(&tx, &domain, user_id, "phone", "verified", "private").await?;
-            recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
-            Ok::<_, tokio_postgres::Error>(Some(UserChange {
-                user,
-                sessions: Vec::new(),
-                kids,
-            }))
+            let change = relabelled(&tx, &domain, &before, rules).await?;
+            Ok::<_, tokio_postgres::Error>(Some(change))
         }
         .await
         .map_err(|e| phone_conflict(map_error(e)))?;

@@ -2,9 +2,7 @@
 
 use tokio_postgres::Row;
 
-use super::{
-    PostgresStore, Tx, map_error, recompute_state_level, set_label, user_by_id, user_side_effects,
-};
+use super::{PostgresStore, Tx, map_error, relabelled, set_label, user_by_id};
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{NewProfile, Profile, ProfileChanges, ProfileState, StateRules, User};
 use crate::store::profiles::{ProfileRow, SealedProfile, open, open_all, seal};
@@ -42,13 +40,8 @@ async fn after_write(
 ) -> Result<UserChange, tokio_postgres::Error> {
     let name = ProfileState::from_code(state).map_or("drafted", ProfileState::as_str);
     set_label(tx, domain, before.id, "profile", name, "private").await?;
-    recompute_state_level(tx, before.id, rules).await?;
-    let (user, kids) = user_side_effects(tx, domain, before).await?;
-    Ok(UserChange {
-        user,
-        sessions: Vec::new(),
-        kids,
-    })
+    let change = relabelled(tx, domain, before, rules).await?;
+    Ok(change)
 }
 
 impl PostgresStore {

@@ -4,8 +4,7 @@ use deadpool_sqlite::rusqlite::{self, OptionalExtension, Row, params, params_fro
 
 use super::{
     SqliteStore, USER_COLUMNS, activity_from_row, label_by_key, now_text, permission_from_row,
-    recompute_state_level, restriction_from_row, timestamp, user_by_id, user_from_row,
-    user_side_effects,
+    relabelled, restriction_from_row, timestamp, user_by_id, user_from_row, user_side_effects,
 };
 use crate::domain::{
     Activity, ActivityFilter, Comment, LabelFilter, LabelWrite, NewPermission, NewRestriction,
@@ -196,14 +195,9 @@ impl SqliteStore {
                     )?;
                 }
             }
-            recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            let change = relabelled(&tx, &domain, &before, &rules)?;
             tx.commit()?;
-            Ok(Some(UserChange {
-                user,
-                sessions: Vec::new(),
-                kids,
-            }))
+            Ok(Some(change))
         })
         .await
     }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use deadpool_sqlite::rusqlite::{self, OptionalExtension, Row, params};
 
 use super::{
-    SqliteStore, now_text, recompute_state_level, set_label, timestamp, user_by_id,
+    SqliteStore, now_text, recompute_state_level, relabelled, set_label, timestamp, user_by_id,
     user_side_effects,
 };
 use crate::domain::{Document, NewDocument, NewPhone, Phone, StateRules};
@@ -173,14 +173,9 @@ impl SqliteStore {
             };
             let before = user_by_id(&tx, user_id)?;
             set_label(&tx, &domain, user_id, "phone", "verified", "private")?;
-            recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            let change = relabelled(&tx, &domain, &before, &rules)?;
             tx.commit()?;
-            Ok(Some(UserChange {
-                user,
-                sessions: Vec::new(),
-                kids,
-            }))
+            Ok(Some(change))
         })
         .await
         .map_err(phone_conflict)

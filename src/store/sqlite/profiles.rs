@@ -2,10 +2,7 @@
 
 use deadpool_sqlite::rusqlite::{self, OptionalExtension, Row, params};
 
-use super::{
-    SqliteStore, now_text, recompute_state_level, set_label, timestamp, user_by_id,
-    user_side_effects,
-};
+use super::{SqliteStore, now_text, relabelled, set_label, timestamp, user_by_id};
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{NewProfile, Profile, ProfileChanges, ProfileState, StateRules};
 use crate::store::profiles::{ProfileRow, SealedProfile, open, open_all, seal};
@@ -51,13 +48,8 @@ fn after_write(
 ) -> rusqlite::Result<UserChange> {
     let name = ProfileState::from_code(state).map_or("drafted", ProfileState::as_str);
     set_label(tx, domain, before.id, "profile", name, "private")?;
-    recompute_state_level(tx, before.id, rules)?;
-    let (user, kids) = user_side_effects(tx, domain, before)?;
-    Ok(UserChange {
-        user,
-        sessions: Vec::new(),
-        kids,
-    })
+    let change = relabelled(tx, domain, before, rules)?;
+    Ok(change)
 }
 
 impl SqliteStore {
