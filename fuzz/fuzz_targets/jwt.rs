@@ -51,7 +51,9 @@ fuzz_target!(|data: &[u8]| {
             let header = URL_SAFE_NO_PAD.encode(parts.next().unwrap_or(b""));
             let payload = URL_SAFE_NO_PAD.encode(parts.next().unwrap_or(b""));
             let signature = URL_SAFE_NO_PAD.encode(parts.next().unwrap_or(b""));
-            let _ = keys.verifier.verify(&format!("{header}.{payload}.{signature}"));
+            let _ = keys
+                .verifier
+                .verify(&format!("{header}.{payload}.{signature}"));
         }
         _ => {
             if let Ok(token) = keys.signer.sign(rest) {
