@@ -17,13 +17,14 @@ status=0
 report=()
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
-  # Seed corpora: the shipped rules and seeds files, so the YAML targets start from real input.
+  # Seed corpora: the committed seeds (fuzz/seeds/, a sample of earlier runs' corpora, also
+  # replayed on stable by tests/fuzz_replay.rs) and the shipped rules and seeds files.
   case $target in
     rules) cp ../config/authz_rules.yml corpus/rules/shipped.yml ;;
     seeds) cp ../config/seeds.yml corpus/seeds/shipped.yml ;;
   esac
   log=$(mktemp)
-  if cargo +nightly fuzz run --sanitizer none "$target" "corpus/$target" -- \
+  if cargo +nightly fuzz run --sanitizer none "$target" "corpus/$target" "seeds/$target" -- \
       -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 >"$log" 2>&1; then
     result=clean
   else

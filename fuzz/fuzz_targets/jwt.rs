@@ -1,64 +1,7 @@
-//! Bearer-token verification (`barong::crypto::jws::JwtVerifier`, what the resource API runs on
-//! every `Authorization: Bearer` header), and signing of arbitrary claims.
-//!
-//! Input, by its first byte: 0 = the rest is a whole token; 1 = header JSON, a newline,
-//! payload JSON, a newline, the signature, base64url-encoded into a token here (so the fuzzer
-//! reaches the JSON and claim checks); 2 = claims JSON signed with our key, then verified.
+//! cargo-fuzz entry point; the target itself is `fuzz/targets/jwt.rs`.
 #![no_main]
 
-use std::sync::OnceLock;
+#[path = "../targets/jwt.rs"]
+mod target;
 
-use barong::crypto::jws::{JwtSigner, JwtVerifier};
-use barong::crypto::keys::{KeyAlgorithm, SigningKey, generate_private_key_pem};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use libfuzzer_sys::fuzz_target;
-
-struct Keys {
-    signer: JwtSigner,
-    verifier: JwtVerifier,
-}
-
-fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let algorithm = KeyAlgorithm::Es256;
-        let pem = generate_private_key_pem(algorithm).expect("generate");
-        let private_der = pem::parse(&pem).expect("pem").into_contents();
-        let signer = JwtSigner::new(&SigningKey {
-            algorithm,
-            private_der,
-            pem,
-        })
-        .expect("signer");
-        let audience = ["peatio".to_owned(), "barong".to_owned()];
-        let verifier = JwtVerifier::new(&signer, "barong", &audience, 5).expect("verifier");
-        Keys { signer, verifier }
-    })
-}
-
-fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    let keys = keys();
-    match mode % 3 {
-        0 => {
-            let _ = keys.verifier.verify(&String::from_utf8_lossy(rest));
-        }
-        1 => {
-            let mut parts = rest.splitn(3, |b| *b == b'\n');
-            let header = URL_SAFE_NO_PAD.encode(parts.next().unwrap_or(b""));
-            let payload = URL_SAFE_NO_PAD.encode(parts.next().unwrap_or(b""));
-            let signature = URL_SAFE_NO_PAD.encode(parts.next().unwrap_or(b""));
-            let _ = keys
-                .verifier
-                .verify(&format!("{header}.{payload}.{signature}"));
-        }
-        _ => {
-            if let Ok(token) = keys.signer.sign(rest) {
-                let _ = keys.verifier.verify(&token);
-            }
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::run(data));

@@ -1,20 +1,7 @@
-//! The authz rules file (`BARONG_AUTHZ_RULES_FILE`, Barong's `authz_rules.yml` format) and the
-//! prefix matching on the paths it lists.
+//! cargo-fuzz entry point; the target itself is `fuzz/targets/rules.rs`.
 #![no_main]
 
-use barong::authz::Rules;
-use libfuzzer_sys::fuzz_target;
+#[path = "../targets/rules.rs"]
+mod target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(rules) = Rules::parse(text) {
-        for path in rules.pass.iter().chain(rules.block.iter()) {
-            let path = path.trim_start_matches('/');
-            let _ = rules.is_blocked(path);
-            let _ = rules.is_public(path);
-        }
-        let _ = rules.is_public("api/v2/barong/identity/sessions");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::run(data));
