@@ -15,6 +15,7 @@ pub mod import;
 pub mod invalidation;
 pub mod kyc;
 pub mod mail;
+pub mod memory;
 pub mod observe;
 pub mod seed;
 pub mod server;
