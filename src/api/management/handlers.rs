@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{MgmtError, MgmtResult, Params, is_blank, require, text};
+use super::{MgmtError, MgmtResult, Params, is_blank, present, require, text};
 use crate::api::ApiState;
 use crate::api::admin::entities::{user_with_kyc, user_with_profile};
 use crate::api::entities::{iso8601, label};
@@ -192,8 +192,8 @@ pub(crate) async fn insert_user(
 /// POST /users/update: `role` and/or `data`.
 pub async fn users_update(state: ApiState, params: Params) -> MgmtResult {
     require(&params, &["uid"])?;
-    let role = text(&params, "role").filter(|r| !r.trim().is_empty());
-    let data = text(&params, "data").filter(|d| !d.trim().is_empty());
+    let role = present(&params, "role");
+    let data = present(&params, "data");
     if role.is_none() && data.is_none() {
         return Err(MgmtError::unprocessable(
             "role, data are missing, at least one parameter must be provided",
@@ -252,7 +252,7 @@ pub async fn users_import(state: ApiState, params: Params) -> MgmtResult {
         None => None,
     };
     let user = insert_user(&state, &email, &digest, referral_id).await?;
-    if let Some(number) = text(&params, "phone").filter(|n| !n.trim().is_empty()) {
+    if let Some(number) = present(&params, "phone") {
         super::kyc::import_phone(&state, &user, &number).await?;
     }
     let user = super::kyc::create_profile(&state, &user, &params).await?;

@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::handlers::{full_messages, user_entity};
-use super::{MgmtError, MgmtResult, Params, boolean, require, text};
+use super::{MgmtError, MgmtResult, Params, boolean, present, require, text};
 use crate::api::ApiState;
 use crate::api::admin::entities::kyc_phones;
 use crate::api::entities::phone;
@@ -15,8 +15,9 @@ use crate::api::kyc::queue_applicant;
 use crate::api::resource::documents::{discard, document_label, parse_date, store_bytes};
 use crate::api::resource::publish_change;
 use crate::domain::{
-    ADDRESS_DOC_TYPE, NewDocument, NewPhone, NewProfile, ProfileData, ProfileState, User,
-    doc_number_is_valid, normalise_doc_number, normalise_phone, squish, validate_profile,
+    ADDRESS_DOC_TYPE, NewDocument, NewPhone, NewProfile, NormalisedPhone, ProfileData,
+    ProfileState, User, doc_number_is_valid, normalise_doc_number, normalise_phone, squish,
+    validate_profile,
 };
 use crate::store::StoreError;
 
@@ -32,11 +33,6 @@ async fn target(state: &ApiState, params: &Params) -> Result<User, MgmtError> {
 
 fn bad_request(message: &str) -> MgmtError {
     MgmtError::message(StatusCode::BAD_REQUEST, message)
-}
-
-/// A parameter given and not blank.
-fn present(params: &Params, name: &str) -> Option<String> {
-    text(params, name).filter(|v| !v.trim().is_empty())
 }
 
 /// The profile fields and `state` (default `drafted`) of `profiles` and `users/import`.
@@ -116,6 +112,18 @@ pub async fn profiles_create(state: ApiState, params: Params) -> MgmtResult {
     Ok((StatusCode::CREATED, user_entity(&state, &user).await?))
 }
 
+/// A phone row already verified (management phones are never sent a code).
+fn verified_phone(state: &ApiState, user_id: i64, normalised: &NormalisedPhone) -> NewPhone {
+    NewPhone {
+        user_id,
+        country: normalised.country.clone(),
+        code: None,
+        number_encrypted: state.encryptor.encrypt(&normalised.e164),
+        number_index: state.encryptor.blind_index(&normalised.e164),
+        validated: true,
+    }
+}
+
 /// Adds a verified phone to an imported user; `Number is invalid` when it is not a number.
 pub(super) async fn import_phone(
     state: &ApiState,
@@ -124,15 +132,11 @@ pub(super) async fn import_phone(
 ) -> Result<(), MgmtError> {
     let invalid = || MgmtError::model(vec!["Number is invalid".into()]);
     let normalised = normalise_phone(number).ok_or_else(invalid)?;
-    let new = NewPhone {
-        user_id: user.id,
-        country: normalised.country.clone(),
-        code: None,
-        number_encrypted: state.encryptor.encrypt(&normalised.e164),
-        number_index: state.encryptor.blind_index(&normalised.e164),
-        validated: true,
-    };
-    match state.store.create_phone(&new).await {
+    match state
+        .store
+        .create_phone(&verified_phone(state, user.id, &normalised))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(StoreError::Conflict(_)) => Err(MgmtError::model(vec![
             "Number has already been taken".into(),
@@ -169,14 +173,7 @@ pub async fn phones_create(state: ApiState, params: Params) -> MgmtResult {
     if holders.iter().any(|p| p.user_id == user.id) {
         return Err(bad_request("management.phone.exists"));
     }
-    let new = NewPhone {
-        user_id: user.id,
-        country: normalised.country.clone(),
-        code: None,
-        number_encrypted: state.encryptor.encrypt(&normalised.e164),
-        number_index: index,
-        validated: true,
-    };
+    let new = verified_phone(&state, user.id, &normalised);
     let created = match state.store.create_phone(&new).await {
         Ok(created) => created,
         Err(StoreError::Conflict(_)) => return Err(bad_request("management.phone.number_exist")),

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use super::{MgmtError, Paged, Params, boolean, integer, page, refuse, require, text};
+use super::{MgmtError, Paged, Params, boolean, integer, page, present, refuse, require, text};
 use crate::api::ApiState;
-use crate::api::admin::entities::{user, user_with_profile, user_with_profile_masked};
+use crate::api::admin::entities::{user, user_with_profile_masked};
 use crate::api::entities::masked;
 use crate::domain::{LabelFilter, User, UserFilter};
 
@@ -43,14 +43,8 @@ pub async fn users(state: ApiState, params: Params) -> Result<Paged, MgmtError> 
         .store
         .admin_list_users(&filter, page.limit, page.offset())
         .await?;
-    let mut body = Vec::with_capacity(users.len());
-    for u in &users {
-        body.push(if extended.unwrap_or(false) {
-            user_with_profile(&state, u).await?
-        } else {
-            user(&state, u).await?
-        });
-    }
+    // The management `UserWithProfile`: profiles unmasked.
+    let body = render(&state, &users, extended.unwrap_or(false), false).await?;
     Ok(Paged { page, total, body })
 }
 
@@ -59,7 +53,6 @@ pub async fn users(state: ApiState, params: Params) -> Result<Paged, MgmtError> 
 pub async fn users_with_label(state: ApiState, params: Params) -> Result<Paged, MgmtError> {
     require(&params, &["key"])?;
     let mut messages = Vec::new();
-    let nonblank = |name: &str| text(&params, name).filter(|v| !v.trim().is_empty());
     let extended = boolean(
         &params,
         "extended",
@@ -68,8 +61,8 @@ pub async fn users_with_label(state: ApiState, params: Params) -> Result<Paged, 
     );
     let filter = LabelFilter {
         key: text(&params, "key").unwrap_or_default(),
-        value: nonblank("value"),
-        scope: nonblank("scope"),
+        value: present(&params, "value"),
+        scope: present(&params, "scope"),
         range_updated: range(&params, "Invalid range", &mut messages),
         from: integer(&params, "from", &mut messages),
         to: integer(&params, "to", &mut messages),
@@ -80,15 +73,23 @@ pub async fn users_with_label(state: ApiState, params: Params) -> Result<Paged, 
         .store
         .users_with_label(&filter, page.limit, page.offset())
         .await?;
-    let body = render(&state, &users, extended.unwrap_or(false)).await?;
+    // The generic `UserWithProfile`: profiles masked as the settings say.
+    let mask = masked(&state);
+    let body = render(&state, &users, extended.unwrap_or(false), mask).await?;
     Ok(Paged { page, total, body })
 }
 
-async fn render(state: &ApiState, users: &[User], extended: bool) -> Result<Vec<Value>, MgmtError> {
+/// `[User]`, or `[UserWithProfile]` (profiles masked when `mask`) when `extended`.
+async fn render(
+    state: &ApiState,
+    users: &[User],
+    extended: bool,
+    mask: bool,
+) -> Result<Vec<Value>, MgmtError> {
     let mut body = Vec::with_capacity(users.len());
     for u in users {
         body.push(if extended {
-            user_with_profile_masked(state, u, masked(state)).await?
+            user_with_profile_masked(state, u, mask).await?
         } else {
             user(state, u).await?
         });

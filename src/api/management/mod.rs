@@ -293,6 +293,11 @@ pub fn is_blank(value: &Value) -> bool {
     }
 }
 
+/// A parameter given as text and not blank (Grape's optional, not-blank parameters).
+pub fn present(params: &Params, name: &str) -> Option<String> {
+    text(params, name).filter(|v| !v.trim().is_empty())
+}
+
 /// A parameter as text (numbers and booleans as Grape would coerce them to String).
 pub fn text(params: &Params, name: &str) -> Option<String> {
     match params.get(name)? {

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::handlers::{exactly_one, full_messages};
-use super::{MgmtError, MgmtResult, Paged, Params, integer, page, refuse, require, text};
+use super::{MgmtError, MgmtResult, Paged, Params, integer, page, present, refuse, require, text};
 use crate::api::ApiState;
 use crate::api::admin::entities::user;
 use crate::api::entities::iso8601;
@@ -88,11 +88,9 @@ pub async fn create(state: ApiState, params: Params) -> MgmtResult {
         Some(uid) => state.store.find_user_by_uid(&uid).await?,
         None => None,
     };
-    let uid = text(&params, "service_account_uid")
-        .filter(|u| !u.trim().is_empty())
+    let uid = present(&params, "service_account_uid")
         .unwrap_or_else(|| generate_uid("SI", rand::random()));
-    let email = text(&params, "service_account_email")
-        .filter(|e| !e.trim().is_empty())
+    let email = present(&params, "service_account_email")
         .or_else(|| {
             owner
                 .as_ref()

@@ -114,6 +114,49 @@ fn upload_error(message: String) -> Vec<String> {
     vec![format!("upload.{message}"), "upload.blank".to_owned()]
 }
 
+/// The refusal of a file name extension outside `BARONG_UPLOAD_EXTENSION_WHITELIST`, if it is.
+fn extension_refused(state: &ApiState, extension: &str) -> Option<Vec<String>> {
+    let whitelist = &state.config.upload_extension_whitelist;
+    (!whitelist.iter().any(|w| w.eq_ignore_ascii_case(extension))).then(|| {
+        upload_error(format!(
+            "You are not allowed to upload \"{extension}\" files, allowed types: {}",
+            whitelist.join(", ")
+        ))
+    })
+}
+
+fn too_small(state: &ApiState) -> Vec<String> {
+    upload_error(format!(
+        "File size should be greater than {} Byte",
+        state.config.upload_size_min_range
+    ))
+}
+
+fn too_large(state: &ApiState) -> Vec<String> {
+    upload_error(format!(
+        "File size should be less than {} MB",
+        state.config.upload_size_max_range
+    ))
+}
+
+/// Content that is neither JPEG, PNG nor PDF, whatever its name says.
+fn unknown_type() -> Vec<String> {
+    upload_error(
+        "You are not allowed to upload \"application/octet-stream\" files, allowed types: \
+         image/jpeg, image/png, application/pdf"
+            .to_owned(),
+    )
+}
+
+/// Where a new upload of `uid` goes: a random name with the extension of its real type.
+fn upload_key(uid: &str, kind: UploadKind) -> String {
+    format!(
+        "documents/{uid}/{}.{}",
+        hex::encode(rand::random::<[u8; 16]>()),
+        kind.extension()
+    )
+}
+
 /// Streams one file into storage. `Ok(Err(keys))` when a rule refused it (the rest of the file
 /// is read and dropped, so the answer reaches the client); `Err` when the request itself failed.
 async fn store_file(
@@ -121,18 +164,14 @@ async fn store_file(
     uid: &str,
     mut field: FileField,
 ) -> Result<Result<String, Vec<String>>, ApiError> {
-    let whitelist = &state.config.upload_extension_whitelist;
     let extension = field
         .filename
         .rsplit_once('.')
         .map(|(_, ext)| ext.to_lowercase())
         .unwrap_or_default();
-    if !whitelist.iter().any(|w| w.eq_ignore_ascii_case(&extension)) {
+    if let Some(refused) = extension_refused(state, &extension) {
         drain(&mut field).await?;
-        return Ok(Err(upload_error(format!(
-            "You are not allowed to upload \"{extension}\" files, allowed types: {}",
-            whitelist.join(", ")
-        ))));
+        return Ok(Err(refused));
     }
     // Enough leading bytes to recognise the type before anything is stored.
     let mut head = Vec::with_capacity(UploadKind::SNIFF_LEN);
@@ -146,24 +185,13 @@ async fn store_file(
         pending.push(chunk);
     }
     if head.is_empty() {
-        return Ok(Err(upload_error(format!(
-            "File size should be greater than {} Byte",
-            state.config.upload_size_min_range
-        ))));
+        return Ok(Err(too_small(state)));
     }
     let Some(kind) = UploadKind::sniff(&head) else {
         drain(&mut field).await?;
-        return Ok(Err(upload_error(
-            "You are not allowed to upload \"application/octet-stream\" files, allowed types: \
-             image/jpeg, image/png, application/pdf"
-                .to_owned(),
-        )));
+        return Ok(Err(unknown_type()));
     };
-    let key = format!(
-        "documents/{uid}/{}.{}",
-        hex::encode(rand::random::<[u8; 16]>()),
-        kind.extension()
-    );
+    let key = upload_key(uid, kind);
     let mut writer = state.uploads.writer(&key).await.map_err(storage_error)?;
     for chunk in pending {
         if let Err(refused) = write_capped(state, &mut writer, &chunk).await {
@@ -189,10 +217,7 @@ async fn store_file(
     }
     if writer.written() < state.config.upload_size_min_range {
         writer.abort().await;
-        return Ok(Err(upload_error(format!(
-            "File size should be greater than {} Byte",
-            state.config.upload_size_min_range
-        ))));
+        return Ok(Err(too_small(state)));
     }
     writer.finish().await.map_err(storage_error)?;
     Ok(Ok(key))
@@ -207,39 +232,20 @@ pub(crate) async fn store_bytes(
     extension: &str,
     bytes: &[u8],
 ) -> Result<Result<String, Vec<String>>, ApiError> {
-    let config = &state.config;
-    let whitelist = &config.upload_extension_whitelist;
     let extension = extension.trim_start_matches('.').to_lowercase();
-    if !whitelist.iter().any(|w| w.eq_ignore_ascii_case(&extension)) {
-        return Ok(Err(upload_error(format!(
-            "You are not allowed to upload \"{extension}\" files, allowed types: {}",
-            whitelist.join(", ")
-        ))));
+    if let Some(refused) = extension_refused(state, &extension) {
+        return Ok(Err(refused));
     }
-    if (bytes.len() as u64) < config.upload_size_min_range.max(1) {
-        return Ok(Err(upload_error(format!(
-            "File size should be greater than {} Byte",
-            config.upload_size_min_range
-        ))));
+    if (bytes.len() as u64) < state.config.upload_size_min_range.max(1) {
+        return Ok(Err(too_small(state)));
     }
     if bytes.len() as u64 > max_file_size(state) {
-        return Ok(Err(upload_error(format!(
-            "File size should be less than {} MB",
-            config.upload_size_max_range
-        ))));
+        return Ok(Err(too_large(state)));
     }
     let Some(kind) = UploadKind::sniff(&bytes[..bytes.len().min(UploadKind::SNIFF_LEN)]) else {
-        return Ok(Err(upload_error(
-            "You are not allowed to upload \"application/octet-stream\" files, allowed types: \
-             image/jpeg, image/png, application/pdf"
-                .to_owned(),
-        )));
+        return Ok(Err(unknown_type()));
     };
-    let key = format!(
-        "documents/{uid}/{}.{}",
-        hex::encode(rand::random::<[u8; 16]>()),
-        kind.extension()
-    );
+    let key = upload_key(uid, kind);
     let mut writer = state.uploads.writer(&key).await.map_err(storage_error)?;
     if let Err(error) = writer.write(bytes).await {
         writer.abort().await;
@@ -258,10 +264,7 @@ async fn write_capped(
 ) -> Result<(), Result<Vec<String>, ApiError>> {
     let max = max_file_size(state);
     if writer.written() + chunk.len() as u64 > max {
-        return Err(Ok(upload_error(format!(
-            "File size should be less than {} MB",
-            state.config.upload_size_max_range
-        ))));
+        return Err(Ok(too_large(state)));
     }
     writer.write(chunk).await.map_err(|e| Err(storage_error(e)))
 }
