@@ -6,7 +6,9 @@ mod mgmt_support;
 
 use base64::Engine;
 use common::{Backend, TestDb, TestServer};
-use mgmt_support::{TestSigner, call, es256, keychain_entry, request, request_with_claims, rs256};
+use mgmt_support::{
+    TestSigner, call, call_with_headers, es256, keychain_entry, request, request_with_claims, rs256,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -320,21 +322,13 @@ async fn new_user(s: &Setup, email: &str) -> String {
     user["uid"].as_str().expect("uid").to_owned()
 }
 
-/// POSTs a signed request and answers the status, the pagination headers and the body.
+/// POSTs a signed request: the status, the `Total` pagination header and the body.
 async fn listing(s: &Setup, path: &str, body: &Value) -> (u16, Option<String>, Value) {
-    let response = reqwest::Client::new()
-        .post(s.server.url(&format!("/api/v2/barong/management{path}")))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    let total = response
-        .headers()
+    let (status, headers, body) = call_with_headers(&s.server.api, Method::POST, path, body).await;
+    let total = headers
         .get("total")
         .map(|v| v.to_str().expect("total").to_owned());
-    (status, total, response.json().await.unwrap_or(Value::Null))
+    (status, total, body)
 }
 
 async fn listings(backend: Backend) {

@@ -108,6 +108,17 @@ pub fn claims_of(jws: &Value) -> Value {
 
 /// POSTs (or PUTs) a signed request to `/api/v2/barong/management<path>`.
 pub async fn call(api: &str, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
+    let (status, _, body) = call_with_headers(api, method, path, body).await;
+    (status, body)
+}
+
+/// [`call`], with the answer's headers.
+pub async fn call_with_headers(
+    api: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: &Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let response = reqwest::Client::new()
         .request(method, format!("{api}/api/v2/barong/management{path}"))
         .header("content-type", "application/json")
@@ -116,6 +127,11 @@ pub async fn call(api: &str, method: reqwest::Method, path: &str, body: &Value) 
         .await
         .expect("request");
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let text = response.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
