@@ -215,6 +215,16 @@ impl Value for Vec<String> {
     }
 }
 
+impl Value for Vec<ipnet::IpNet> {
+    fn parse(raw: &str) -> Result<Self, String> {
+        crate::domain::client_ip::parse_networks(raw)
+    }
+    fn show(&self) -> String {
+        let items: Vec<String> = self.iter().map(ToString::to_string).collect();
+        items.join(",")
+    }
+}
+
 impl Value for Secret {
     const SECRET: bool = true;
     fn parse(raw: &str) -> Result<Self, String> {
@@ -600,8 +610,14 @@ settings! {
     apikey_nonce_lifetime: u64 = "BARONG_APIKEY_NONCE_LIFETIME", "5000";
     /// `BARONG_CSRF_PROTECTION` (`true`): require `X-CSRF-Token` on state-changing cookie requests.
     csrf_protection: bool = "BARONG_CSRF_PROTECTION", "true";
-    /// `BARONG_GATEWAY` (`cloudflare`): `akamai` takes the client IP from `True-Client-IP`.
+    /// `BARONG_GATEWAY` (`cloudflare`): `akamai` takes the client IP from `True-Client-IP`
+    /// (sent by a trusted proxy).
     gateway: Gateway = "BARONG_GATEWAY", "cloudflare";
+    /// `BARONG_TRUSTED_PROXIES` (loopback and private ranges, as Rails): the networks whose
+    /// `X-Forwarded-For` is believed; a request from any other peer is its own client address.
+    trusted_proxies: Vec<ipnet::IpNet> = "BARONG_TRUSTED_PROXIES", crate::domain::client_ip::DEFAULT_TRUSTED_PROXIES;
+    /// `BARONG_TRUST_CLIENT_IP_HEADER` (`false`): also believe `Client-IP` from a trusted proxy.
+    trust_client_ip_header: bool = "BARONG_TRUST_CLIENT_IP_HEADER", "false";
     /// `BARONG_KYC_PROVIDER` (`kycaid`).
     kyc_provider: KycProvider = "BARONG_KYC_PROVIDER", "kycaid";
     /// `BARONG_REQUIRED_DOCS_EXPIRE` (`true`): documents need a non-past `doc_expire`.
@@ -865,6 +881,15 @@ impl Config {
         self.uploads_url.strip_prefix("file://").map(PathBuf::from)
     }
 
+    /// Whose forwarding headers the client address is read from.
+    pub fn trusted_proxies(&self) -> crate::domain::client_ip::TrustedProxies {
+        crate::domain::client_ip::TrustedProxies {
+            networks: self.trusted_proxies.clone(),
+            client_ip_header: self.trust_client_ip_header,
+            true_client_ip: self.gateway == Gateway::Akamai,
+        }
+    }
+
     /// Whether CORS allows any origin (`*` in `BARONG_API_CORS_ORIGINS`).
     pub fn cors_allows_any_origin(&self) -> bool {
         self.api_cors_origins.iter().any(|origin| origin == "*")
@@ -877,6 +902,7 @@ impl Config {
         let src = Sources { env, file };
         let mut config = Self::parse_fields(&src)?;
         config.check_production(&src)?;
+        config.production_defaults(&src);
         config.check_phone()?;
         config.check_tls()?;
         config.check_jwt()?;
@@ -899,7 +925,31 @@ impl Config {
         if src.given("BARONG_DATABASE_URL").is_none() {
             return Err(ConfigError::missing("BARONG_DATABASE_URL", PRODUCTION));
         }
+        // Settings meant for a developer's machine that would open a hole in front of users.
+        if self.phone_verification == PhoneVerification::Mock {
+            return Err(ConfigError::invalid(
+                "BARONG_PHONE_VERIFICATION",
+                Some("mock"),
+                "mock accepts any code; use twilio_sms or twilio_verify when BARONG_ENV=production",
+            ));
+        }
+        if self.cors_allows_any_origin() && self.api_cors_allow_credentials {
+            return Err(ConfigError::invalid(
+                "BARONG_API_CORS_ORIGINS",
+                Some("*"),
+                "any origin together with BARONG_API_CORS_ALLOW_CREDENTIALS=true lets every site \
+                 act as the user; list the origins when BARONG_ENV=production",
+            ));
+        }
         Ok(())
+    }
+
+    /// Production defaults that differ from Barong's: the first registered user becomes a
+    /// superadmin only when `BARONG_FIRST_REGISTRATION_SUPERADMIN` is set explicitly.
+    fn production_defaults(&mut self, src: &Sources) {
+        if self.is_production() && src.given("BARONG_FIRST_REGISTRATION_SUPERADMIN").is_none() {
+            self.first_registration_superadmin = false;
+        }
     }
 
     /// Barong raises 'Invalid twilio config' at boot for Twilio modes without SID or token.
@@ -1899,10 +1949,49 @@ mod tests {
             "missing BARONG_DATABASE_URL: required when BARONG_ENV=production"
         );
         pairs.push(("BARONG_DATABASE_URL", "postgres://barong:pw@db/barong"));
+        let e = error(&pairs);
+        assert_eq!(e.setting, "BARONG_PHONE_VERIFICATION");
+        pairs.extend([
+            ("BARONG_PHONE_VERIFICATION", "twilio_sms"),
+            ("BARONG_TWILIO_ACCOUNT_SID", "AC0"),
+            ("BARONG_TWILIO_AUTH_TOKEN", "t"),
+        ]);
         let c = load(&pairs).unwrap();
         assert!(c.is_production());
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.encryption_key_bytes().unwrap()[31], 0x1f);
+        // Barong's default makes the first sign-up a superadmin; production asks for it.
+        assert!(!c.first_registration_superadmin);
+        pairs.push(("BARONG_FIRST_REGISTRATION_SUPERADMIN", "true"));
+        assert!(load(&pairs).unwrap().first_registration_superadmin);
+        pairs.pop();
+        // Any origin with credentials: every site could act as the signed-in user.
+        pairs.extend([
+            ("BARONG_API_CORS_ORIGINS", "*"),
+            ("BARONG_API_CORS_ALLOW_CREDENTIALS", "true"),
+        ]);
+        assert_eq!(error(&pairs).setting, "BARONG_API_CORS_ORIGINS");
+        pairs.pop();
+        assert!(load(&pairs).is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_setting() {
+        let c = load(&[]).unwrap();
+        let t = c.trusted_proxies();
+        assert!(t.trusts("10.1.2.3".parse().unwrap()) && !t.client_ip_header);
+        let c = load(&[
+            ("BARONG_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/24"),
+            ("BARONG_TRUST_CLIENT_IP_HEADER", "true"),
+        ])
+        .unwrap();
+        let t = c.trusted_proxies();
+        assert!(t.trusts("10.0.0.9".parse().unwrap()));
+        assert!(!t.trusts("10.0.1.9".parse().unwrap()) && t.client_ip_header);
+        assert_eq!(
+            error(&[("BARONG_TRUSTED_PROXIES", "10.0.0.0/40")]).setting,
+            "BARONG_TRUSTED_PROXIES"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::crypto::password_hash::hash_password;
-use crate::domain::{NewLabel, NewLevel, NewPermission, NewRestriction, NewUser, generate_uid};
+use crate::domain::{
+    NewLabel, NewLevel, NewPermission, NewRestriction, NewUser, generate_uid, is_restriction_code,
+};
 use crate::store::{Store, StoreError};
 
 /// Barong's default seeds: levels email/phone/document, the role permissions, disabled
@@ -83,6 +85,19 @@ impl Seeds {
             serde_yaml_ng::from_str(text).map_err(|e| SeedError::Parse(e.to_string()))?;
         for (index, level) in seeds.levels.iter_mut().enumerate() {
             level.id = index as i64 + 1;
+        }
+        if let Some(bad) = seeds
+            .restrictions
+            .iter()
+            .find(|r| !is_restriction_code(i64::from(r.effective_code())))
+        {
+            return Err(SeedError::Parse(format!(
+                "restriction {} {} {}: code {} is not a deny status (400-499)",
+                bad.category,
+                bad.scope,
+                bad.value,
+                bad.effective_code()
+            )));
         }
         Ok(seeds)
     }
@@ -170,6 +185,22 @@ mod tests {
         assert!(seeds.permissions.iter().any(|p| p.role == "member"));
         assert!(seeds.permissions.iter().any(|p| p.role == "superadmin"));
         assert!(seeds.restrictions.iter().all(|r| r.state == "disabled"));
+    }
+
+    #[test]
+    fn restriction_codes_must_deny() {
+        let row = |code: i32| {
+            format!(
+                "restrictions:\n  - {{category: blacklist, scope: ip, value: 1.2.3.4, code: {code}}}\n"
+            )
+        };
+        assert!(Seeds::parse(&row(403)).is_ok());
+        for bad in [200, 302, 500, 0, -1] {
+            assert!(
+                matches!(Seeds::parse(&row(bad)), Err(SeedError::Parse(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

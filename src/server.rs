@@ -284,7 +284,7 @@ pub async fn build_authz(
             session_expire_time: i64::try_from(config.session_expire_time).unwrap_or(1800),
             session_write_behind: i64::try_from(config.session_write_behind).unwrap_or(30),
             csrf_protection: config.csrf_protection,
-            akamai: config.gateway == crate::config::Gateway::Akamai,
+            trusted_proxies: config.trusted_proxies(),
             nonce_lifetime_ms: i64::try_from(config.apikey_nonce_lifetime).unwrap_or(5000),
             replay_protection: config.apikey_replay_protection,
             future_skew_ms: i64::try_from(config.apikey_future_skew).unwrap_or(1000),

@@ -98,14 +98,12 @@ async fn public_routes_reach_their_backend(proxy: Proxy) {
     assert_eq!(seen["body"], r#"{"market":"btcusd"}"#);
     assert_eq!(header_of(&seen, "cookie"), Some("_barong_session=abc"));
     assert_eq!(header_of(&seen, "authorization"), None, "{seen}");
-    let xff = header_of(&seen, "x-forwarded-for").expect("x-forwarded-for");
-    let hops: Vec<&str> = xff.split(',').map(str::trim).collect();
-    assert_eq!(hops[0], "203.0.113.7", "{xff}");
-    // nginx appends the peer (127.0.0.1); Envoy appends its own address for loopback peers.
-    assert_eq!(hops.len(), 2, "{xff}");
-    if proxy == Proxy::Nginx {
-        assert_eq!(hops[1], "127.0.0.1");
-    }
+    // The edge overwrites the client's own X-Forwarded-For with the address it saw.
+    assert_eq!(
+        header_of(&seen, "x-forwarded-for"),
+        Some("127.0.0.1"),
+        "{seen}"
+    );
     assert_eq!(upstream.requests().len(), 1);
 
     // Large bodies both ways (nginx buffers them in its temp files).
@@ -500,14 +498,28 @@ async fn authz_sees_the_original_request(proxy: Proxy) {
     ] {
         assert_eq!(header_of(check, name), Some(value), "{name}: {check}");
     }
-    let xff = header_of(check, "x-forwarded-for").expect("x-forwarded-for");
-    assert!(xff.starts_with("203.0.113.7,"), "{xff}");
+    assert_eq!(
+        header_of(check, "x-forwarded-for"),
+        Some("127.0.0.1"),
+        "{check}"
+    );
 
-    // The upstream gets the request whole.
+    // The upstream gets the request whole, but for what is barong's alone: the API-key
+    // credentials (replayable) and the client's own Authorization header.
     let seen = upstream.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0]["method"], "DELETE");
     assert_eq!(seen[0]["body"], r#"{"confirm":true}"#);
+    for name in [
+        "x-auth-apikey",
+        "x-auth-nonce",
+        "x-auth-signature",
+        "x-original-method",
+        "x-forwarded-method",
+    ] {
+        assert_eq!(header_of(&seen[0], name), None, "{name}: {}", seen[0]);
+    }
+    assert_eq!(header_of(&seen[0], "x-forwarded-for"), Some("127.0.0.1"));
 }
 
 async fn barong_route_variants(proxy: Proxy) {
@@ -541,16 +553,17 @@ async fn barong_route_variants(proxy: Proxy) {
     assert!(upstream.requests().is_empty());
 }
 
-/// Restrictions seeded in barong, matched on the client address barong computes from the
-/// `X-Forwarded-For` the proxy sends: their own statuses (471, 433, 434) reach the client.
+/// Restrictions seeded in barong, matched on the client address the proxy saw (clients bind
+/// loopback addresses of their own): their own statuses (471, 433, 434) reach the client, and
+/// no forwarding header a client writes itself moves it in or out of a restriction.
 async fn restrictions_reach_the_client_with_their_status(proxy: Proxy) {
     let db = TestDb::new(Backend::Sqlite).await;
     let seeds = barong::seed::DEFAULT_SEEDS.replacen(
         "restrictions:\n",
         "restrictions:\n\
-         \x20 - { category: maintenance, scope: ip, value: 203.0.113.9 }\n\
-         \x20 - { category: blacklist, scope: ip, value: 203.0.113.7, code: 433 }\n\
-         \x20 - { category: blacklist, scope: ip_subnet, value: 198.51.100.0/24, code: 434 }\n",
+         \x20 - { category: maintenance, scope: ip, value: 127.0.0.9 }\n\
+         \x20 - { category: blacklist, scope: ip, value: 127.0.0.7, code: 433 }\n\
+         \x20 - { category: blacklist, scope: ip_subnet, value: 127.0.2.0/24, code: 434 }\n",
         1,
     );
     let seeds_file = db.dir.path().join("seeds.yml");
@@ -559,60 +572,77 @@ async fn restrictions_reach_the_client_with_their_status(proxy: Proxy) {
     let server = TestServer::start(db.dir.path(), &db.url, &[("BARONG_SEEDS_FILE", seeds_path)]);
     let upstream = echo_upstream().await;
     let gateway = Gateway::in_front_of(proxy, &server, &upstream).await;
-    let http = http();
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client")
+    };
 
-    // The hop the proxy appends (nginx: its peer; Envoy: its own address for a loopback peer).
-    let (status, _, seen) = answer(
-        http.get(gateway.url("/api/v2/peatio/public/markets"))
-            .header("x-forwarded-for", "192.0.2.77")
-            .send()
-            .await
-            .expect("request"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{seen}");
-    let xff = header_of(&seen, "x-forwarded-for").expect("x-forwarded-for");
-    let hop = xff.rsplit(',').next().expect("hop").trim().to_owned();
-
-    for (client, path) in [
-        ("203.0.113.9", "/api/v2/peatio/public/markets"),
-        ("203.0.113.7", "/api/v2/barong/identity/ping"),
-        ("198.51.100.20", "/api/v2/peatio/public/markets"),
-        ("203.0.113.8", "/api/v2/peatio/public/markets"),
+    let forged = [
+        ("x-forwarded-for", "8.8.8.8"),
+        ("client-ip", "8.8.8.8"),
+        ("true-client-ip", "8.8.8.8"),
+        ("x-real-ip", "8.8.8.8"),
+        ("forwarded", "for=8.8.8.8"),
+    ];
+    for (client, path, expected) in [
+        (
+            "127.0.0.9",
+            "/api/v2/peatio/public/markets",
+            Some((471, "authz.restrict.maintenance")),
+        ),
+        (
+            "127.0.0.7",
+            "/api/v2/barong/identity/ping",
+            Some((433, "authz.restrict.blacklist")),
+        ),
+        (
+            "127.0.2.20",
+            "/api/v2/peatio/public/markets",
+            Some((434, "authz.restrict.blacklist")),
+        ),
+        ("127.0.0.8", "/api/v2/peatio/public/markets", None),
     ] {
-        // What barong sees: X-Forwarded-For right to left, trusted proxies skipped.
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_str(&format!("{client}, {hop}")).expect("header"),
-        );
-        let seen_ip = barong::domain::client_ip::client_ip(&headers, [127, 0, 0, 1].into(), false);
-        if proxy == Proxy::Nginx {
-            assert_eq!(
-                seen_ip.to_string(),
-                client,
-                "nginx passes the client's address"
-            );
-        }
-        let expected = match seen_ip.to_string().as_str() {
-            "203.0.113.9" => Some((471, "authz.restrict.maintenance")),
-            "203.0.113.7" => Some((433, "authz.restrict.blacklist")),
-            "198.51.100.20" => Some((434, "authz.restrict.blacklist")),
-            _ => None,
-        };
-        let response = http
-            .get(gateway.url(path))
-            .header("x-forwarded-for", client)
-            .send()
-            .await
-            .expect("request");
-        match expected {
-            Some((status, key)) => {
-                let (got, content_type, body) = answer(response).await;
-                assert_eq!((got.as_u16(), body), (status, errors(key)), "{client}");
-                assert_eq!(content_type, "application/json");
+        for (name, value) in [("user-agent", "plain")].into_iter().chain(forged) {
+            let response = from(client)
+                .get(gateway.url(path))
+                .header(name, value)
+                .send()
+                .await
+                .expect("request");
+            match expected {
+                Some((status, key)) => {
+                    let (got, content_type, body) = answer(response).await;
+                    assert_eq!(
+                        (got.as_u16(), body),
+                        (status, errors(key)),
+                        "{client} {name}"
+                    );
+                    assert_eq!(content_type, "application/json");
+                }
+                None => {
+                    assert_eq!(response.status(), StatusCode::OK, "{client} {name}");
+                    let seen: Value = response.json().await.expect("echo");
+                    // The upstream gets the edge's view of the address, never the client's claim.
+                    assert_eq!(header_of(&seen, "x-forwarded-for"), Some(client), "{seen}");
+                    for header in ["client-ip", "true-client-ip", "forwarded"] {
+                        assert_eq!(header_of(&seen, header), None, "{header}: {seen}");
+                    }
+                }
             }
-            None => assert_eq!(response.status(), StatusCode::OK, "{client} ({seen_ip})"),
+        }
+        // A restricted address cannot claim to be an unrestricted one either.
+        if expected.is_some() {
+            let response = from(client)
+                .get(gateway.url(path))
+                .header("x-forwarded-for", "127.0.0.8")
+                .send()
+                .await
+                .expect("request");
+            assert_ne!(response.status(), StatusCode::OK, "{client}");
         }
     }
 }
@@ -642,7 +672,9 @@ async fn address_through(gateway: &Gateway, upstream: &StubServer) -> String {
     if let Some(xff) = header_of(&seen, "x-forwarded-for") {
         headers.insert("x-forwarded-for", HeaderValue::from_str(xff).expect("xff"));
     }
-    barong::domain::client_ip::client_ip(&headers, [127, 0, 0, 1].into(), false).to_string()
+    barong::domain::TrustedProxies::default()
+        .client_ip(&headers, [127, 0, 0, 1].into())
+        .to_string()
 }
 
 /// Verifies a JWT the upstream received against barong's JWKS, as an upstream would.

@@ -1,6 +1,11 @@
-//! The authz request parser: the original path (URL or `X-Original-URI`), the verb
-//! (`X-Original-Method`), the session cookie, the client address (`X-Forwarded-For`,
-//! `Client-Ip`, `True-Client-Ip`) and the API-key headers (nonce, HMAC signature).
+//! The authz request parser: the original path (URL or `X-Original-URI`) and its canonical
+//! form, the verb (`X-Original-Method`, method overrides), the session cookie, the client address
+//! (`X-Forwarded-For`, `Client-Ip`, `True-Client-Ip`) and the API-key headers (nonce, HMAC
+//! signature).
+//!
+//! The canonical path is checked against its invariants: canonicalising it again changes
+//! nothing, and it never holds what the decision refuses (control bytes, `\`, `;`, `%25`, an
+//! encoded `/` or `.`, empty or dot segments).
 //!
 //! Input: the first line is the request path, every other line a `name: value` header.
 //!
@@ -12,9 +17,9 @@ use std::sync::OnceLock;
 
 use aws_lc_rs::hmac;
 use barong::authz::apikey::{parse_nonce, signature_matches};
-use barong::authz::request::{cookie, header, original_method, original_path};
-use barong::domain::client_ip::client_ip;
-use barong::domain::session_key;
+use barong::authz::path::canonical;
+use barong::authz::request::{header, original_method, original_path, override_method};
+use barong::domain::{SessionCookie, TrustedProxies, session_cookie, session_key};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 fn key() -> &'static hmac::Key {
@@ -41,20 +46,61 @@ pub fn run(data: &[u8]) {
     // The URL path as hyper would hand it over, and with the prefix forced on.
     for uri_path in [path.to_owned(), format!("/api/v2/auth/{path}")] {
         if let Some(original) = original_path(&uri_path, &headers) {
-            assert!(!original.starts_with('/') || uri_path.contains("//"));
+            check_canonical(original);
         }
     }
+    check_canonical(path);
     let _ = original_method(&Method::GET, &headers);
-    if let Some(value) = cookie(&headers, "_barong_session") {
+    let _ = override_method(&headers, path.split_once('?').map(|(_, q)| q));
+    if let SessionCookie::One(value) = session_cookie(&headers, "_barong_session") {
         assert!(!value.is_empty());
         let _ = session_key(value);
     }
     let peer = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-    let _ = client_ip(&headers, peer, false);
-    let _ = client_ip(&headers, peer, true);
+    let rails = TrustedProxies::default();
+    let _ = rails.client_ip(&headers, peer);
+    let every_header = TrustedProxies {
+        client_ip_header: true,
+        true_client_ip: true,
+        ..TrustedProxies::default()
+    };
+    let _ = every_header.client_ip(&headers, peer);
+    // An untrusted peer is its own client, whatever the headers say.
+    let outside = IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8));
+    assert_eq!(every_header.client_ip(&headers, outside), outside);
     let kid = header(&headers, "x-auth-apikey").unwrap_or("");
     let nonce = header(&headers, "x-auth-nonce").unwrap_or("");
     let signature = header(&headers, "x-auth-signature").unwrap_or("");
     let _ = parse_nonce(nonce);
     let _ = signature_matches(key(), nonce, kid, signature);
+}
+
+/// The invariants of the canonical path.
+fn check_canonical(raw: &str) {
+    let Ok(path) = canonical(raw) else {
+        return;
+    };
+    assert_eq!(
+        canonical(&path).as_deref(),
+        Ok(&*path),
+        "not idempotent: {raw:?}"
+    );
+    assert!(path.is_ascii(), "{raw:?} -> {path:?}");
+    assert!(
+        !path
+            .bytes()
+            .any(|b| b < 0x20 || b == 0x7f || b == b'\\' || b == b';'),
+        "{raw:?} -> {path:?}"
+    );
+    let upper = path.to_ascii_uppercase();
+    for refused in ["%25", "%2F", "%2E", "%5C", "%00", "%3B"] {
+        assert!(!upper.contains(refused), "{raw:?} -> {path:?}");
+    }
+    if !path.is_empty() {
+        assert!(
+            path.split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".."),
+            "{raw:?} -> {path:?}"
+        );
+    }
 }

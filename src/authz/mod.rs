@@ -12,6 +12,7 @@ pub mod cache;
 pub mod expiry;
 pub mod geo;
 mod metrics;
+pub mod path;
 pub mod policy;
 pub mod request;
 pub mod rules;
@@ -31,10 +32,12 @@ use self::expiry::ExpiryQueue;
 use self::geo::GeoIp;
 use self::metrics::{Metrics, Outcome};
 use self::policy::{Location, PermissionDecision, RestrictionDecision};
-use self::request::{AuthzRequest, cookie, header as header_text};
+use self::request::{AuthzRequest, header as header_text};
 use self::token::{Principal, TokenMinter, UserExtras};
 use crate::crypto::constant_time_eq;
-use crate::domain::{KeyHolder, NewActivity, User, client_ip::client_ip, session_key};
+use crate::domain::{
+    KeyHolder, NewActivity, SessionCookie, TrustedProxies, User, session_cookie, session_key,
+};
 use crate::invalidation::{Invalidation, InvalidationBus};
 use crate::store::Store;
 
@@ -47,7 +50,8 @@ pub struct AuthzSettings {
     pub session_expire_time: i64,
     pub session_write_behind: i64,
     pub csrf_protection: bool,
-    pub akamai: bool,
+    /// Whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
     pub nonce_lifetime_ms: i64,
     pub replay_protection: bool,
     pub future_skew_ms: i64,
@@ -78,6 +82,10 @@ const WHITELINK_PATH: &str = "api/v2/barong/identity/users/access";
 /// Every way a decision can refuse, with Barong's key and status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deny {
+    /// A path spelling two servers could route differently (`path::canonical`).
+    InvalidPath,
+    /// A method override that is not one verb.
+    InvalidMethod,
     Restricted {
         category: &'static str,
         code: u16,
@@ -109,6 +117,8 @@ impl Deny {
                 "blocklogin" => "authz.restrict.blocklogin",
                 _ => "authz.restrict.blacklist",
             },
+            Self::InvalidPath => "authz.invalid_path",
+            Self::InvalidMethod => "authz.invalid_method",
             Self::PermissionDenied => "authz.permission_denied",
             Self::MissingCsrfToken => "authz.missing_csrf_token",
             Self::CsrfTokenMismatch => "authz.csrf_token_mismatch",
@@ -133,6 +143,7 @@ impl Deny {
             Self::Restricted { code, .. } => {
                 StatusCode::from_u16(code).unwrap_or(StatusCode::UNAUTHORIZED)
             }
+            Self::InvalidPath | Self::InvalidMethod => StatusCode::BAD_REQUEST,
             Self::InvalidApiKeyHeaders => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
@@ -204,15 +215,24 @@ async fn answer(
     request: &http::request::Parts,
 ) -> (Response<Full<Bytes>>, Option<bool>) {
     let uri_path = request.uri.path();
-    if let Some(path) = request::original_path(uri_path, &request.headers) {
-        let req = AuthzRequest {
-            method: request::original_method(&request.method, &request.headers),
-            path,
-            query: request.uri.query(),
-            headers: &request.headers,
-            client_ip: client_ip(&request.headers, peer.ip(), authz.settings.akamai),
+    if let Some(raw_path) = request::original_path(uri_path, &request.headers) {
+        let outcome = match judged(request, raw_path) {
+            Ok((path, override_method)) => {
+                let req = AuthzRequest {
+                    method: request::original_method(&request.method, &request.headers),
+                    override_method,
+                    path: &path,
+                    query: request.uri.query(),
+                    headers: &request.headers,
+                    client_ip: authz
+                        .settings
+                        .trusted_proxies
+                        .client_ip(&request.headers, peer.ip()),
+                };
+                authz.decide(&req).await
+            }
+            Err(deny) => Err(deny),
         };
-        let outcome = authz.decide(&req).await;
         authz.metrics.record(match &outcome {
             Ok(Allow::Public) => Outcome::Public,
             Ok(Allow::Token { api_key: true, .. }) => Outcome::ApiKey,
@@ -222,13 +242,10 @@ async fn answer(
         let allowed = outcome.is_ok();
         // Inside the request's span: with `RUST_LOG=barong::authz=debug` every decision is
         // logged with its request id (never with cookies, tokens or keys).
-        tracing::debug!(allowed, path, "authz decision");
+        tracing::debug!(allowed, raw_path, "authz decision");
         let response = match outcome {
-            Ok(Allow::Public) => allow(None, false),
-            Ok(Allow::Token {
-                authorization,
-                api_key,
-            }) => allow(Some(authorization), api_key),
+            Ok(Allow::Public) => allow(None),
+            Ok(Allow::Token { authorization, .. }) => allow(Some(authorization)),
             Err(deny) => deny_response(deny),
         };
         (response, Some(allowed))
@@ -250,6 +267,18 @@ async fn answer(
         );
         (response, None)
     }
+}
+
+/// What the decision judges besides the headers: the canonical path and the override verb.
+/// Refused before anything else, so no rule, cache or audit row ever sees a raw spelling.
+fn judged<'r>(
+    request: &'r http::request::Parts,
+    raw_path: &'r str,
+) -> Result<(std::borrow::Cow<'r, str>, Option<Method>), Deny> {
+    let path = path::canonical(raw_path).map_err(|_| Deny::InvalidPath)?;
+    let override_method = request::override_method(&request.headers, request.uri.query())
+        .map_err(|_| Deny::InvalidMethod)?;
+    Ok((path, override_method))
 }
 
 impl Authz {
@@ -310,11 +339,14 @@ impl Authz {
     /// Barong's cookie flow: CSRF first (so a POST without session and token reports the
     /// token), then the session, its binding to agent, network and expiry, then the user.
     async fn authenticate_session(&self, req: &AuthzRequest<'_>) -> Result<Authenticated, Deny> {
-        let session = match cookie(req.headers, &self.settings.session_name) {
-            Some(value) => self.caches.session(&session_key(value)).await?,
-            None => None,
+        let session = match session_cookie(req.headers, &self.settings.session_name) {
+            SessionCookie::One(value) => self.caches.session(&session_key(value)).await?,
+            SessionCookie::Absent => None,
+            SessionCookie::Repeated => return Err(Deny::InvalidSession),
         };
-        if self.settings.csrf_protection && is_state_changing(&req.method) {
+        let unsafe_method =
+            !is_safe(&req.method) || req.override_method.as_ref().is_some_and(|m| !is_safe(m));
+        if self.settings.csrf_protection && unsafe_method {
             let token = header_text(req.headers, "x-csrf-token").ok_or(Deny::MissingCsrfToken)?;
             let expected = session.as_ref().map(|s| s.session.csrf_token.as_str());
             if !expected.is_some_and(|expected| constant_time_eq(expected, token)) {
@@ -448,24 +480,39 @@ impl Authz {
     }
 
     /// RBAC, recording AUDIT and denied decisions of users in the background.
+    /// RBAC for the verb and, when the request asks for one, the override verb: both must be
+    /// allowed, since either may be the one the upstream runs.
     fn check_permission(&self, req: &AuthzRequest<'_>, who: &Authenticated) -> Result<(), Deny> {
+        self.check_permission_for(req, who, &req.method)?;
+        match &req.override_method {
+            Some(method) if *method != req.method => self.check_permission_for(req, who, method),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_permission_for(
+        &self,
+        req: &AuthzRequest<'_>,
+        who: &Authenticated,
+        method: &Method,
+    ) -> Result<(), Deny> {
         let decision =
             self.caches
                 .permissions
                 .load()
-                .evaluate(&who.principal.role, &req.method, req.path);
+                .evaluate(&who.principal.role, method, req.path);
         match decision {
             PermissionDecision::Allow { audit: None } => Ok(()),
             PermissionDecision::Allow { audit: Some(topic) } => {
                 // The admin API writes a fuller row itself (body parameters, target) for every
                 // change it makes; a second one from here would count each change twice.
                 if !is_admin_api_path(req.path) {
-                    self.record_audit(req, who, topic, "succeed");
+                    self.record_audit(req, who, method, topic, "succeed");
                 }
                 Ok(())
             }
             PermissionDecision::Deny { topic } => {
-                self.record_audit(req, who, topic, "denied");
+                self.record_audit(req, who, method, topic, "denied");
                 Err(Deny::InvalidPermission)
             }
         }
@@ -475,6 +522,7 @@ impl Authz {
         &self,
         req: &AuthzRequest<'_>,
         who: &Authenticated,
+        method: &Method,
         topic: String,
         result: &str,
     ) {
@@ -507,7 +555,7 @@ impl Authz {
                 .unwrap_or("")
                 .to_owned(),
             topic,
-            action: audit_action(&req.method).into(),
+            action: audit_action(method).into(),
             result: result.into(),
             data: Some(serde_json::Value::Object(params).to_string()),
         });
@@ -520,11 +568,10 @@ fn has_api_key_headers(req: &AuthzRequest<'_>) -> bool {
         .any(|name| req.headers.contains_key(*name))
 }
 
-fn is_state_changing(method: &Method) -> bool {
-    matches!(
-        method.as_str(),
-        "POST" | "PUT" | "PATCH" | "DELETE" | "TRACE"
-    )
+/// The verbs that never need a CSRF token: every other one (PROPFIND, LOCK, any extension
+/// verb an upstream may route) does, not only the ones Barong lists.
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// Paths the admin API serves (both mount points); it records its own admin activities.
@@ -575,20 +622,19 @@ fn user_principal(user: &User) -> Principal {
 }
 
 /// 200 with an empty body and `Content-Length: 0`, so nginx keeps the upstream connection
-/// alive; Envoy is told to strip the API-key headers before the upstream sees them.
-fn allow(authorization: Option<HeaderValue>, api_key: bool) -> Response<Full<Bytes>> {
+/// alive. Envoy is told to strip the API-key headers before the upstream sees them, on every
+/// allow (a public path too): a signed request must never reach an upstream to be replayed.
+fn allow(authorization: Option<HeaderValue>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     if let Some(value) = authorization {
         headers.insert(header::AUTHORIZATION, value);
     }
-    if api_key {
-        headers.insert(
-            "x-envoy-auth-headers-to-remove",
-            HeaderValue::from_static("x-auth-apikey,x-auth-nonce,x-auth-signature"),
-        );
-    }
+    headers.insert(
+        "x-envoy-auth-headers-to-remove",
+        HeaderValue::from_static("x-auth-apikey,x-auth-nonce,x-auth-signature"),
+    );
     response
 }
 

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use http::Method;
 use ipnet::IpNet;
 
-use crate::domain::{Permission, Restriction};
+use super::path::starts_with_ignore_case;
+use crate::domain::{Permission, Restriction, default_restriction_code};
 
 /// Permissions grouped by role, in id order (Barong evaluates them as loaded).
 #[derive(Debug, Default)]
@@ -42,7 +43,7 @@ impl Permissions {
             .map(|rows| {
                 rows.iter()
                     .filter(|p| p.verb == "ALL" || p.verb == method.as_str())
-                    .filter(|p| path.starts_with(p.path.as_str()))
+                    .filter(|p| starts_with_ignore_case(path, &p.path))
                     .collect()
             })
             .unwrap_or_default();
@@ -150,15 +151,28 @@ impl Restrictions {
             };
             match category {
                 "whitelist" => return RestrictionDecision::Pass,
-                "blocklogin" if path != LOGIN_PATH => continue,
+                "blocklogin" if !path.eq_ignore_ascii_case(LOGIN_PATH) => continue,
                 _ => {
-                    let code = u16::try_from(row.code).unwrap_or(401);
-                    return RestrictionDecision::Deny { category, code };
+                    return RestrictionDecision::Deny {
+                        category,
+                        code: deny_code(row),
+                    };
                 }
             }
         }
         RestrictionDecision::Pass
     }
+}
+
+/// The row's status when it is one that denies (4xx); anything else, a row written before codes
+/// were checked or by hand, denies with its category's default rather than answering 2xx (allow)
+/// or 3xx for a restricted client.
+fn deny_code(row: &Restriction) -> u16 {
+    u16::try_from(row.code)
+        .ok()
+        .filter(|code| crate::domain::is_restriction_code(i64::from(*code)))
+        .or_else(|| u16::try_from(default_restriction_code(&row.category, &row.scope)).ok())
+        .unwrap_or(401)
 }
 
 fn first_match<'a>(

@@ -12,7 +12,10 @@ pub const AUTH_PREFIX: &str = "/api/v2/auth/";
 pub struct AuthzRequest<'a> {
     /// The verb of the original request (nginx sends it in `X-Original-Method`).
     pub method: Method,
-    /// The original path without leading slash and query, e.g. `api/v2/barong/resource/users/me`.
+    /// The verb a method-override header or `_method` asks the upstream to run instead.
+    pub override_method: Option<Method>,
+    /// The canonical original path (`path::canonical`), without leading slash and query, e.g.
+    /// `api/v2/barong/resource/users/me`.
     pub path: &'a str,
     /// The original query string, for audit records.
     pub query: Option<&'a str>,
@@ -20,8 +23,9 @@ pub struct AuthzRequest<'a> {
     pub client_ip: IpAddr,
 }
 
-/// The original path: after `/api/v2/auth/`, or nginx's `X-Original-URI` when the subrequest
-/// path carries nothing. A trailing `.json`-style format suffix is dropped as Rails drops it.
+/// The original path as sent, still to be canonicalised (`path::canonical`): after
+/// `/api/v2/auth/`, or nginx's `X-Original-URI` when the subrequest path carries nothing. Only
+/// the one leading `/` is removed, so `//x` stays visible as an empty segment.
 pub fn original_path<'a>(uri_path: &'a str, headers: &'a HeaderMap) -> Option<&'a str> {
     let path = uri_path
         .strip_prefix(AUTH_PREFIX)
@@ -30,18 +34,9 @@ pub fn original_path<'a>(uri_path: &'a str, headers: &'a HeaderMap) -> Option<&'
         && let Some(original) = headers.get("x-original-uri").and_then(|v| v.to_str().ok())
     {
         let original = original.split('?').next().unwrap_or("");
-        return Some(strip_format(original.trim_start_matches('/')));
+        return Some(original.strip_prefix('/').unwrap_or(original));
     }
-    Some(strip_format(path))
-}
-
-/// Rails' glob route splits a final `.ext` off as the format.
-fn strip_format(path: &str) -> &str {
-    let last_segment_start = path.rfind('/').map_or(0, |i| i + 1);
-    match path[last_segment_start..].rfind('.') {
-        Some(dot) if dot > 0 => &path[..last_segment_start + dot],
-        _ => path,
-    }
+    Some(path)
 }
 
 /// nginx's subrequest is always a GET: the real verb arrives in `X-Original-Method`.
@@ -53,17 +48,45 @@ pub fn original_method(method: &Method, headers: &HeaderMap) -> Method {
         .unwrap_or_else(|| method.clone())
 }
 
-/// The value of cookie `name` from every `Cookie` header, if present and non-empty.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(http::header::COOKIE)
+/// A method override that is not one verb: refused rather than guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidOverride;
+
+/// Headers and the query parameter with which Rails (`Rack::MethodOverride`), Laravel, Symfony
+/// and others let a POST run as another verb.
+const OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-method-override",
+    "x-http-method",
+];
+
+/// The verb an upstream may run instead of `method`, if the request asks for one: the decision
+/// judges it as well, since the shipped configs strip these headers but another deployment may
+/// not. A value that is not a valid verb is judged as `None` would be a way around: it is kept
+/// as an error for the caller to refuse.
+pub fn override_method(
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<Method>, InvalidOverride> {
+    let from_query = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "_method")
+            .map(|(_, v)| v.into_owned())
+    });
+    let mut found: Option<Method> = None;
+    let values = OVERRIDE_HEADERS
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim_matches('"'))
-        .filter(|value| !value.is_empty())
+        .flat_map(|name| headers.get_all(*name).iter().map(|v| v.as_bytes().to_vec()))
+        .chain(from_query.map(String::into_bytes));
+    for value in values {
+        let method = Method::from_bytes(value.trim_ascii().to_ascii_uppercase().as_slice())
+            .map_err(|_| InvalidOverride)?;
+        match &found {
+            Some(other) if *other != method => return Err(InvalidOverride),
+            _ => found = Some(method),
+        }
+    }
+    Ok(found)
 }
 
 /// A header as text; `None` when absent or not visible ASCII.
@@ -91,36 +114,46 @@ mod tests {
             Some("api/v2/x/y")
         );
         assert_eq!(
-            original_path("/api/v2/auth/api/v2/x/y.json", &none),
-            Some("api/v2/x/y")
+            original_path("/api/v2/auth//api/v2/x", &none),
+            Some("/api/v2/x")
         );
-        assert_eq!(original_path("/api/v2/auth/a.b/c", &none), Some("a.b/c"));
         assert_eq!(original_path("/elsewhere", &none), None);
-        let nginx = headers(&[("x-original-uri", "/api/v2/peatio/orders?limit=1")]);
+        let nginx = headers(&[("x-original-uri", "/api/v2/peatio/orders.json?limit=1")]);
         assert_eq!(
             original_path("/api/v2/auth/", &nginx),
-            Some("api/v2/peatio/orders")
+            Some("api/v2/peatio/orders.json")
         );
         assert_eq!(
             original_path("/api/v2/auth", &nginx),
-            Some("api/v2/peatio/orders")
+            Some("api/v2/peatio/orders.json")
         );
+        let doubled = headers(&[("x-original-uri", "//api/v2/x")]);
+        assert_eq!(original_path("/api/v2/auth/", &doubled), Some("/api/v2/x"));
     }
 
     #[test]
-    fn method_and_cookie() {
-        let h = headers(&[
-            ("x-original-method", "DELETE"),
-            ("cookie", "a=1; _barong_session=abc; b=2"),
-        ]);
+    fn method_and_overrides() {
+        let h = headers(&[("x-original-method", "DELETE")]);
         assert_eq!(original_method(&Method::GET, &h), Method::DELETE);
         assert_eq!(
             original_method(&Method::POST, &HeaderMap::new()),
             Method::POST
         );
-        assert_eq!(cookie(&h, "_barong_session"), Some("abc"));
-        assert_eq!(cookie(&h, "missing"), None);
-        let empty = headers(&[("cookie", "_barong_session=")]);
-        assert_eq!(cookie(&empty, "_barong_session"), None);
+        assert_eq!(override_method(&HeaderMap::new(), Some("a=1")), Ok(None));
+        let h = headers(&[("x-http-method-override", "delete")]);
+        assert_eq!(override_method(&h, None), Ok(Some(Method::DELETE)));
+        assert_eq!(
+            override_method(&HeaderMap::new(), Some("_method=put")),
+            Ok(Some(Method::PUT))
+        );
+        let h = headers(&[("x-method-override", "PATCH"), ("x-http-method", "PATCH")]);
+        assert_eq!(override_method(&h, None), Ok(Some(Method::PATCH)));
+        let h = headers(&[("x-method-override", "PATCH")]);
+        assert_eq!(
+            override_method(&h, Some("_method=DELETE")),
+            Err(InvalidOverride)
+        );
+        let h = headers(&[("x-http-method-override", "DE LETE")]);
+        assert_eq!(override_method(&h, None), Err(InvalidOverride));
     }
 }

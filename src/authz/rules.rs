@@ -4,10 +4,13 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::path::starts_with_ignore_case;
+
 /// Barong's default rules, used when `BARONG_AUTHZ_RULES_FILE` is unset.
 pub const DEFAULT_RULES: &str = include_str!("../../config/authz_rules.yml");
 
-/// Path-prefix rules, matched with a plain `starts_with` as Barong does.
+/// Path-prefix rules, matched as a prefix as Barong does, on the canonical path and ignoring
+/// ASCII case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rules {
     pub pass: Vec<String>,
@@ -57,18 +60,18 @@ impl Rules {
         }
     }
 
-    /// True when `path` starts with a block prefix.
+    /// True when the canonical `path` starts with a block prefix (ASCII case ignored).
     pub fn is_blocked(&self, path: &str) -> bool {
         self.block
             .iter()
-            .any(|prefix| path.starts_with(prefix.as_str()))
+            .any(|prefix| starts_with_ignore_case(path, prefix))
     }
 
-    /// True when `path` starts with a pass prefix.
+    /// True when the canonical `path` starts with a pass prefix (ASCII case ignored).
     pub fn is_public(&self, path: &str) -> bool {
         self.pass
             .iter()
-            .any(|prefix| path.starts_with(prefix.as_str()))
+            .any(|prefix| starts_with_ignore_case(path, prefix))
     }
 }
 

@@ -96,6 +96,12 @@ impl NewRestriction {
     }
 }
 
+/// Whether `code` may be a restriction's status: one that denies (4xx). Barong stores any
+/// integer; a 2xx there would make the decision answer "allow" to the very clients it restricts.
+pub fn is_restriction_code(code: i64) -> bool {
+    (400..=499).contains(&code)
+}
+
 /// Barong's default deny status per category and scope (maintenance 471, else by scope).
 pub fn default_restriction_code(category: &str, scope: &str) -> i32 {
     if category == "maintenance" {

@@ -1,36 +1,122 @@
-//! The client's IP address as Barong computes it (`request.remote_ip`, reference §4.1): the
-//! `X-Forwarded-For` entries right to left, then `Client-IP`, then the socket peer, skipping
-//! trusted proxies (loopback and private ranges); with `BARONG_GATEWAY=akamai` a non-empty
-//! `True-Client-IP` wins. Used for sessions, activities and restrictions alike.
+//! The client's address, believed only as far as a chain of trusted proxies vouches for it.
+//!
+//! Barong takes Rails' `request.remote_ip`: the `X-Forwarded-For` entries right to left, then
+//! `Client-IP`, skipping private and loopback addresses. Taken literally that lets any client
+//! whose own address is private (an internal client, or every client behind an L4 balancer or a
+//! k8s SNAT) name its own address in a header. Here the walk starts at the socket peer and goes
+//! left only while the hop it came from is a trusted proxy (`BARONG_TRUSTED_PROXIES`): headers
+//! from anyone else are never read. `Client-IP` is read only when `BARONG_TRUST_CLIENT_IP_HEADER`
+//! says so, `True-Client-IP` only with `BARONG_GATEWAY=akamai`, and both only from a trusted
+//! peer. Used for sessions, activities, limits and restrictions alike (`docs/security.md`).
 
 use std::net::IpAddr;
 
 use http::HeaderMap;
+use ipnet::IpNet;
 
-/// Whether `ip` is a proxy we trust to have appended the next address: loopback, 10/8,
-/// 172.16/12, 192.168/16, fc00::/7 and ::1 (Rails' `TRUSTED_PROXIES`).
-pub fn is_trusted_proxy(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4.is_loopback() || v4.is_private();
-            }
-            v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00
+/// Rails' `TRUSTED_PROXIES`: loopback and the private ranges.
+pub const DEFAULT_TRUSTED_PROXIES: &str =
+    "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
+
+/// Which peers' forwarding headers are believed, and which headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedProxies {
+    pub networks: Vec<IpNet>,
+    /// `Client-IP` (after `X-Forwarded-For`, as Rails orders them).
+    pub client_ip_header: bool,
+    /// `True-Client-IP` (Akamai), which then wins over the others.
+    pub true_client_ip: bool,
+}
+
+impl Default for TrustedProxies {
+    fn default() -> Self {
+        Self {
+            networks: parse_networks(DEFAULT_TRUSTED_PROXIES).unwrap_or_default(),
+            client_ip_header: false,
+            true_client_ip: false,
         }
     }
 }
 
-fn header_ips<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = IpAddr> + 'a {
-    let name = name.to_owned();
+/// A comma-separated list of networks (`10.0.0.0/8`) or single addresses (`10.1.2.3`).
+pub fn parse_networks(text: &str) -> Result<Vec<IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| format!("{item:?} is not an address or a network"))
+        })
+        .collect()
+}
+
+impl TrustedProxies {
+    /// Whether `ip` is one of our proxies (IPv4-mapped IPv6 peers count as their IPv4 address).
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = unmapped(ip);
+        self.networks.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client address of a request that arrived from `peer` with `headers`.
+    pub fn client_ip(&self, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
+        let peer = unmapped(peer);
+        if !self.trusts(peer) {
+            return peer;
+        }
+        if self.true_client_ip
+            && let Some(ip) = single(headers, "true-client-ip")
+        {
+            return ip;
+        }
+        // The hops, nearest first: what the peer appended last is the right-most entry.
+        let mut hops: Vec<&str> = list(headers, "x-forwarded-for");
+        if self.client_ip_header {
+            let client = list(headers, "client-ip");
+            hops.splice(0..0, client);
+        }
+        let mut client = peer;
+        for entry in hops.iter().rev() {
+            // A hop that does not parse ends the chain: what lies left of it is unverifiable.
+            let Some(ip) = parse_ip(entry) else {
+                break;
+            };
+            client = unmapped(ip);
+            if !self.trusts(client) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Every comma-separated entry of every `name` header, in order; an unreadable header is one
+/// entry that never parses (so the chain stops there rather than skipping it).
+fn list<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
     headers
-        .get_all(name.as_str())
+        .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(str::trim).collect::<Vec<_>>())
-        .filter_map(parse_ip)
-        .collect::<Vec<_>>()
-        .into_iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .collect()
+}
+
+/// One non-empty, parseable value of `name` (several values: none is believed).
+fn single(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    parse_ip(value.to_str().ok()?.trim())
 }
 
 /// Parses an address, tolerating `[v6]` brackets and a port on IPv4 (`1.2.3.4:5678`).
@@ -39,8 +125,9 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     if let Ok(ip) = text.parse() {
         return Some(ip);
     }
-    let unbracketed = text.trim_start_matches('[');
-    if let Some((host, _)) = unbracketed.split_once(']') {
+    if let Some(rest) = text.strip_prefix('[')
+        && let Some((host, _)) = rest.split_once(']')
+    {
         return host.parse().ok();
     }
     match text.rsplit_once(':') {
@@ -49,29 +136,6 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
         }
         _ => None,
     }
-}
-
-/// The client address of a request that arrived from `peer` with `headers`.
-pub fn client_ip(headers: &HeaderMap, peer: IpAddr, akamai: bool) -> IpAddr {
-    if akamai
-        && let Some(ip) = headers
-            .get("true-client-ip")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.trim().is_empty())
-            .and_then(parse_ip)
-    {
-        return ip;
-    }
-    let mut forwarded: Vec<IpAddr> = header_ips(headers, "x-forwarded-for").collect();
-    forwarded.reverse();
-    let mut client: Vec<IpAddr> = header_ips(headers, "client-ip").collect();
-    client.reverse();
-    forwarded
-        .into_iter()
-        .chain(client)
-        .chain(std::iter::once(peer))
-        .find(|ip| !is_trusted_proxy(*ip))
-        .unwrap_or(peer)
 }
 
 #[cfg(test)]
@@ -90,28 +154,60 @@ mod tests {
         text.parse().expect("ip")
     }
 
+    fn rails() -> TrustedProxies {
+        TrustedProxies::default()
+    }
+
     #[test]
     fn peer_when_nothing_forwarded() {
+        let t = rails();
+        assert_eq!(t.client_ip(&HeaderMap::new(), ip("8.8.8.8")), ip("8.8.8.8"));
         assert_eq!(
-            client_ip(&HeaderMap::new(), ip("8.8.8.8"), false),
-            ip("8.8.8.8")
-        );
-        assert_eq!(
-            client_ip(&HeaderMap::new(), ip("127.0.0.1"), false),
+            t.client_ip(&HeaderMap::new(), ip("127.0.0.1")),
             ip("127.0.0.1")
         );
     }
 
     #[test]
-    fn forwarded_right_to_left_skipping_trusted() {
+    fn an_untrusted_peer_names_nobody() {
+        let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("client-ip", "2.2.2.2")]);
+        assert_eq!(rails().client_ip(&h, ip("8.8.8.8")), ip("8.8.8.8"));
+        let only_loopback = TrustedProxies {
+            networks: parse_networks("127.0.0.1").expect("nets"),
+            ..rails()
+        };
+        assert_eq!(only_loopback.client_ip(&h, ip("10.0.0.5")), ip("10.0.0.5"));
+        assert_eq!(only_loopback.client_ip(&h, ip("127.0.0.1")), ip("1.1.1.1"));
+    }
+
+    #[test]
+    fn forwarded_right_to_left_while_trusted() {
+        let t = rails();
         let h = headers(&[("x-forwarded-for", "1.1.1.1, 2.2.2.2, 10.0.0.1")]);
-        assert_eq!(client_ip(&h, ip("127.0.0.1"), false), ip("2.2.2.2"));
+        assert_eq!(t.client_ip(&h, ip("127.0.0.1")), ip("2.2.2.2"));
+        // Every hop trusted: the one furthest away, as Rails answers.
         let h = headers(&[("x-forwarded-for", "192.168.1.1, 172.16.0.3")]);
-        assert_eq!(client_ip(&h, ip("127.0.0.1"), false), ip("127.0.0.1"));
-        let h = headers(&[("x-forwarded-for", "garbage, 3.3.3.3:4000")]);
-        assert_eq!(client_ip(&h, ip("::1"), false), ip("3.3.3.3"));
+        assert_eq!(t.client_ip(&h, ip("127.0.0.1")), ip("192.168.1.1"));
+        let h = headers(&[("x-forwarded-for", "3.3.3.3:4000")]);
+        assert_eq!(t.client_ip(&h, ip("::1")), ip("3.3.3.3"));
+        // Garbage stops the walk: nothing left of it is believed.
+        let h = headers(&[("x-forwarded-for", "5.5.5.5, garbage, 10.0.0.7")]);
+        assert_eq!(t.client_ip(&h, ip("127.0.0.1")), ip("10.0.0.7"));
+        let h = headers(&[("x-forwarded-for", "[2001:db8::1]:80")]);
+        assert_eq!(t.client_ip(&h, ip("::ffff:127.0.0.1")), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn client_ip_header_only_when_enabled() {
+        let h = headers(&[("client-ip", "4.4.4.4")]);
+        assert_eq!(rails().client_ip(&h, ip("::1")), ip("::1"));
+        let t = TrustedProxies {
+            client_ip_header: true,
+            ..rails()
+        };
+        assert_eq!(t.client_ip(&h, ip("::1")), ip("4.4.4.4"));
         let h = headers(&[("x-forwarded-for", "fd00::1"), ("client-ip", "4.4.4.4")]);
-        assert_eq!(client_ip(&h, ip("::1"), false), ip("4.4.4.4"));
+        assert_eq!(t.client_ip(&h, ip("::1")), ip("4.4.4.4"));
     }
 
     #[test]
@@ -120,9 +216,27 @@ mod tests {
             ("x-forwarded-for", "2.2.2.2"),
             ("true-client-ip", "5.5.5.5"),
         ]);
-        assert_eq!(client_ip(&h, ip("127.0.0.1"), true), ip("5.5.5.5"));
-        assert_eq!(client_ip(&h, ip("127.0.0.1"), false), ip("2.2.2.2"));
+        let akamai = TrustedProxies {
+            true_client_ip: true,
+            ..rails()
+        };
+        assert_eq!(akamai.client_ip(&h, ip("127.0.0.1")), ip("5.5.5.5"));
+        assert_eq!(akamai.client_ip(&h, ip("8.8.4.4")), ip("8.8.4.4"));
+        assert_eq!(rails().client_ip(&h, ip("127.0.0.1")), ip("2.2.2.2"));
         let h = headers(&[("x-forwarded-for", "2.2.2.2"), ("true-client-ip", " ")]);
-        assert_eq!(client_ip(&h, ip("127.0.0.1"), true), ip("2.2.2.2"));
+        assert_eq!(akamai.client_ip(&h, ip("127.0.0.1")), ip("2.2.2.2"));
+    }
+
+    #[test]
+    fn networks_parse() {
+        assert_eq!(
+            parse_networks("10.0.0.0/8, 192.168.1.7 ,::1")
+                .expect("ok")
+                .len(),
+            3
+        );
+        assert!(parse_networks("10.0.0.0/33").is_err());
+        assert!(parse_networks("nope").is_err());
+        assert!(parse_networks("").expect("empty").is_empty());
     }
 }

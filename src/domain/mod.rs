@@ -17,7 +17,10 @@ mod profile;
 mod session;
 mod user;
 
-pub use access::{Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction};
+pub use access::{
+    Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction,
+    default_restriction_code, is_restriction_code,
+};
 pub use activity::{Activity, NewActivity};
 pub use admin::{
     ActivityFilter, Comment, LabelFilter, LabelWrite, USER_ORDER_COLUMNS, UserFilter, UserUpdate,
@@ -26,7 +29,7 @@ pub use api_key::{
     ApiKey, KeyHolder, NewApiKey, NewServiceAccount, ServiceAccount, ServiceAccountRequest,
     scope_from_column, scope_to_column, service_account_email, validate_service_account,
 };
-pub use client_ip::client_ip;
+pub use client_ip::TrustedProxies;
 pub use document::{
     ADDRESS_DOC_TYPE, DOC_CATEGORIES, Document, NewDocument, UploadKind, doc_number_is_valid,
     mask_doc_number, normalise_doc_number,
@@ -41,7 +44,7 @@ pub use profile::{
     NewProfile, Profile, ProfileChanges, ProfileData, ProfileState, country_is_valid, mask_dob,
     mask_last_name, parse_date, squish, validate_profile,
 };
-pub use session::{NewSession, Session, session_key};
+pub use session::{NewSession, Session, SessionCookie, session_cookie, session_key};
 pub use user::{
     DATA_MAX, DATA_STORAGE_MAX, DataStorage, NewLabel, NewUser, User, UserInput, data_is_valid,
     email_is_valid, generate_uid, user_language, validate_user,

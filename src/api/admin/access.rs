@@ -265,6 +265,9 @@ fn restriction_errors(r: &NewRestriction, others: &[Restriction], id: Option<i64
     if !valid {
         errors.push("value.invalid".to_owned());
     }
+    if !crate::domain::is_restriction_code(i64::from(r.effective_code())) {
+        errors.push("code.invalid".to_owned());
+    }
     let taken = others.iter().any(|o| {
         Some(o.id) != id && o.scope == r.scope && o.category == r.category && o.value == r.value
     });

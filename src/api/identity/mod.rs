@@ -18,9 +18,9 @@ use super::ApiState;
 pub(crate) use super::entities::user_full_info;
 use super::error::ApiError;
 use crate::captcha::CaptchaError;
-use crate::config::{Environment, Gateway};
+use crate::config::Environment;
 use crate::crypto::tokens::random_hex;
-use crate::domain::{NewActivity, NewSession, User, client_ip, session_key};
+use crate::domain::{NewActivity, NewSession, SessionCookie, User, session_cookie, session_key};
 use crate::invalidation::Invalidation;
 
 /// The identity routes (mounted under `/identity` next to the shared informational ones).
@@ -66,33 +66,27 @@ impl FromRequestParts<ApiState> for RequestMeta {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let akamai = state.config.gateway == Gateway::Akamai;
-        let ip = client_ip(&parts.headers, peer, akamai);
+        let ip = state
+            .config
+            .trusted_proxies()
+            .client_ip(&parts.headers, peer);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let cookie = session_cookie(&parts.headers, &state.config.session_name);
+        // A repeated session cookie carries no session here, as it authorizes nothing at the
+        // decision: what was judged is what gets used or logged out.
+        let cookie = match session_cookie(&parts.headers, &state.config.session_name) {
+            SessionCookie::One(value) => Some(value.to_owned()),
+            SessionCookie::Absent | SessionCookie::Repeated => None,
+        };
         Ok(Self {
             ip,
             user_agent,
             cookie,
         })
     }
-}
-
-/// The value of cookie `name` among the request's `Cookie` headers (the last one wins).
-fn session_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| v.trim_matches('"').to_owned())
-        .next_back()
 }
 
 /// An API error with one key.
@@ -220,21 +214,5 @@ mod tests {
             session_cookie_header("s", "", true, false),
             "s=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
         );
-        let mut headers = axum::http::HeaderMap::new();
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; _barong_session=x1"),
-        );
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("_barong_session=x2; b=2"),
-        );
-        assert_eq!(
-            session_cookie(&headers, "_barong_session").as_deref(),
-            Some("x2")
-        );
-        assert_eq!(session_cookie(&headers, "other"), None);
-        let empty = axum::http::HeaderMap::new();
-        assert_eq!(session_cookie(&empty, "_barong_session"), None);
     }
 }
