@@ -206,6 +206,42 @@ impl Fixture {
         }
     }
 
+    /// Like `ask`, over a plain socket: the path goes out byte for byte (an HTTP client library
+    /// would resolve its dot segments and re-encode it first).
+    async fn ask_raw(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.server.authz.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut request = format!("{method} /api/v2/auth/{path} HTTP/1.1\r\nHost: barong\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("Connection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").expect("head");
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|code| code.parse::<u16>().ok())
+            .expect("status");
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in lines.filter_map(|line| line.split_once(':')) {
+            map.append(
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("name"),
+                value.trim().parse().expect("value"),
+            );
+        }
+        Answer {
+            status: StatusCode::from_u16(status).expect("status"),
+            headers: map,
+            body: body.to_owned(),
+        }
+    }
+
     async fn with_cookie(
         &self,
         method: &str,
@@ -1039,7 +1075,324 @@ async fn database_outage_fails_closed_and_recovers() {
     .await;
 }
 
+/// What an attacker varies in one decision: the spelling of the path, the cookie header, the
+/// verb (unusual ones, overrides). Each is judged as the upstream will see it, or refused.
+async fn attacker_inputs_are_judged_as_the_upstream_sees_them(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let support = create_user(f.store.as_ref(), "support", "active", false).await;
+    let (cookie, csrf) = open_session(f.store.as_ref(), &support, "127.0.0.1", 600).await;
+
+    // support may GET api/v2/peatio/admin but not its adjustments (a DROP row).
+    let allowed = f
+        .with_cookie("GET", "api/v2/peatio/admin/markets", &cookie, &[])
+        .await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+    for spelling in [
+        "api/v2/peatio/admin/adjustments",
+        "api/v2/peatio/admin/%61djustments",
+        "api/v2/peatio/admin/adjustment%73",
+        "api/v2/peatio/%61dmin/%61%64%6a%75%73%74%6d%65%6e%74%73",
+        "api/v2/peatio/admin/Adjustments",
+        "API/V2/PEATIO/ADMIN/ADJUSTMENTS",
+        "api/v2/peatio/admin/adjustments/",
+        "api/v2/peatio/admin/adjustments.json",
+        "api/v2/peatio/admin/adjustments%20",
+    ] {
+        let session = format!("_barong_session={cookie}");
+        f.ask_raw(
+            "GET",
+            spelling,
+            &[("cookie", &session), ("user-agent", AGENT)],
+        )
+        .await
+        .assert_denied(401, "authz.invalid_permission");
+    }
+    // Spellings two servers could route differently are refused before any rule is read.
+    for spelling in [
+        "api/v2/barong/public%00/../account",
+        "api/v2/peatio/public/../admin/adjustments",
+        "api/v2/peatio/public/%2e%2e/admin/adjustments",
+        "api/v2/peatio/public/.%2E/admin/adjustments",
+        "api/v2/peatio/public%2f..%2fadmin/adjustments",
+        "api/v2/peatio/public%5c..%5cadmin/adjustments",
+        "api/v2/peatio/admin//adjustments",
+        "api/v2/peatio/./admin/adjustments",
+        "api/v2/peatio/admin;x=1/adjustments",
+        "api/v2/peatio/admin/adjustments%3b",
+        "api/v2/peatio/admin/%2561djustments",
+        "api/v2/peatio/admin/adjustments%00",
+        "api/v2/peatio/admin/adjustments%0a",
+        "api/v2/peatio/admin/%c0%ae%c0%ae/x",
+        "api/v2/peatio/admin/%ff",
+        "api/v2/peatio/admin/%zz",
+        "api/v2/peatio/admin/adjustments%3f.json",
+    ] {
+        let session = format!("_barong_session={cookie}");
+        f.ask_raw(
+            "GET",
+            spelling,
+            &[("cookie", &session), ("user-agent", AGENT)],
+        )
+        .await
+        .assert_denied(400, "authz.invalid_path");
+    }
+    // nginx's X-Original-URI is canonicalised the same way.
+    f.ask(
+        "GET",
+        "",
+        &[
+            ("x-original-uri", "/api/v2/peatio/admin/%61djustments?x=1"),
+            ("cookie", &format!("_barong_session={cookie}")),
+            ("user-agent", AGENT),
+        ],
+    )
+    .await
+    .assert_denied(401, "authz.invalid_permission");
+    f.ask(
+        "GET",
+        "",
+        &[("x-original-uri", "//api/v2/peatio/public/markets")],
+    )
+    .await
+    .assert_denied(400, "authz.invalid_path");
+
+    // The session cookie twice: refused, whichever copy is valid.
+    let (other, _) = open_session(f.store.as_ref(), &support, "127.0.0.1", 600).await;
+    for header in [
+        format!("_barong_session={cookie}; _barong_session={other}"),
+        format!("_barong_session=forged; _barong_session={cookie}"),
+        format!("_barong_session={cookie}; _barong_session={cookie}"),
+    ] {
+        f.ask(
+            "GET",
+            "api/v2/peatio/admin/markets",
+            &[("cookie", &header), ("user-agent", AGENT)],
+        )
+        .await
+        .assert_denied(401, "authz.invalid_session");
+    }
+    // ... and logs nothing out on the REST listener: the session that was judged is the one
+    // a logout ends.
+    let logout = |cookie_header: String| {
+        f.http
+            .delete(f.server.url("/api/v2/barong/identity/sessions"))
+            .header("cookie", cookie_header)
+            .header("user-agent", AGENT)
+            .send()
+    };
+    let both = logout(format!("_barong_session={cookie}; _barong_session={other}"))
+        .await
+        .expect("logout");
+    assert_eq!(both.status(), StatusCode::NOT_FOUND);
+    for alive in [&cookie, &other] {
+        let answer = f
+            .with_cookie("GET", "api/v2/peatio/admin/markets", alive, &[])
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let one = logout(format!("_barong_session={other}"))
+        .await
+        .expect("logout");
+    assert_eq!(one.status(), StatusCode::OK);
+    eventually(Duration::from_secs(5), || async {
+        f.with_cookie("GET", "api/v2/peatio/admin/markets", &other, &[])
+            .await
+            .status
+            == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    // Every verb but GET, HEAD and OPTIONS needs the CSRF token, the unusual ones included.
+    for method in ["PROPFIND", "LOCK", "MKCOL", "PURGE", "CONNECTX", "TRACE"] {
+        f.with_cookie(method, "api/v2/peatio/admin/markets", &cookie, &[])
+            .await
+            .assert_denied(401, "authz.missing_csrf_token");
+        f.with_cookie(
+            "GET",
+            "api/v2/peatio/admin/markets",
+            &cookie,
+            &[("x-original-method", method)],
+        )
+        .await
+        .assert_denied(401, "authz.missing_csrf_token");
+    }
+    for method in ["HEAD", "OPTIONS"] {
+        let answer = f
+            .with_cookie(method, "api/v2/peatio/admin/markets", &cookie, &[])
+            .await;
+        assert_ne!(answer.status.as_u16(), 400, "{method}");
+        assert_ne!(
+            answer
+                .headers
+                .get("x-barong-error")
+                .map(|v| v.to_str().ok()),
+            Some(Some(r#"{"errors":["authz.missing_csrf_token"]}"#))
+        );
+    }
+
+    // A method override is judged too: support may GET, not DELETE, api/v2/peatio/admin.
+    for (name, value) in [
+        ("x-http-method-override", "DELETE"),
+        ("x-method-override", "delete"),
+        ("x-http-method", "DELETE"),
+    ] {
+        // Without the token: an override to an unsafe verb needs it.
+        f.with_cookie(
+            "GET",
+            "api/v2/peatio/admin/markets",
+            &cookie,
+            &[(name, value)],
+        )
+        .await
+        .assert_denied(401, "authz.missing_csrf_token");
+        f.with_cookie(
+            "POST",
+            "api/v2/peatio/admin/markets",
+            &cookie,
+            &[(name, value), ("x-csrf-token", &csrf)],
+        )
+        .await
+        .assert_denied(401, "authz.invalid_permission");
+    }
+    f.with_cookie(
+        "GET",
+        "api/v2/peatio/admin/markets?_method=DELETE",
+        &cookie,
+        &[("x-csrf-token", &csrf)],
+    )
+    .await
+    .assert_denied(401, "authz.invalid_permission");
+    f.with_cookie(
+        "GET",
+        "api/v2/peatio/admin/markets",
+        &cookie,
+        &[("x-http-method-override", "GET, DELETE")],
+    )
+    .await
+    .assert_denied(400, "authz.invalid_method");
+    let same = f
+        .with_cookie(
+            "GET",
+            "api/v2/peatio/admin/markets",
+            &cookie,
+            &[("x-http-method-override", "GET")],
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+}
+
+/// A restriction row whose code would not deny (written before codes were checked, or by
+/// hand) denies with its category's default: never a 2xx "allow" for a restricted client.
+async fn restriction_codes_always_deny(backend: Backend) {
+    let rows = [
+        restriction("blacklist", "ip", "127.0.0.1", Some(200)),
+        restriction("maintenance", "ip", "127.0.0.2", Some(302)),
+        restriction("blacklist", "ip_subnet", "127.0.3.0/24", Some(503)),
+        restriction("blacklist", "ip", "127.0.0.4", Some(-1)),
+    ];
+    let f = fixture(backend, &[], &rows).await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    };
+    for (ip, status, key) in [
+        ("127.0.0.1", 401, "authz.restrict.blacklist"),
+        ("127.0.0.2", 471, "authz.restrict.maintenance"),
+        ("127.0.3.9", 403, "authz.restrict.blacklist"),
+        ("127.0.0.4", 401, "authz.restrict.blacklist"),
+    ] {
+        for path in ["api/v2/peatio/public/markets", PRIVATE] {
+            let response = from(ip)
+                .get(format!("{}/api/v2/auth/{path}", f.server.authz))
+                .send()
+                .await
+                .expect("authz");
+            let answer = Answer {
+                status: response.status(),
+                headers: response.headers().clone(),
+                body: response.text().await.expect("body"),
+            };
+            answer.assert_denied(status, key);
+        }
+    }
+}
+
+/// The client address comes from forwarding headers only when the peer is a trusted proxy.
+async fn forwarded_addresses_only_from_trusted_proxies(backend: Backend) {
+    let rows = [
+        restriction("blacklist", "ip", "127.0.0.5", None),
+        restriction("maintenance", "ip", "8.8.4.4", None),
+    ];
+    let env = [("BARONG_TRUSTED_PROXIES", "127.0.0.1/32")];
+    let f = fixture(backend, &env, &rows).await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    };
+    let ask = |ip: &'static str, headers: Vec<(&'static str, &'static str)>| {
+        let f = &f;
+        let from = &from;
+        async move {
+            let mut request = from(ip).get(format!(
+                "{}/api/v2/auth/api/v2/peatio/public/markets",
+                f.server.authz
+            ));
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request.send().await.expect("authz").status().as_u16()
+        }
+    };
+    // A blacklisted client that is not a trusted proxy names no other address.
+    for header in [
+        "x-forwarded-for",
+        "client-ip",
+        "true-client-ip",
+        "x-real-ip",
+    ] {
+        assert_eq!(
+            ask("127.0.0.5", vec![(header, "8.8.8.8")]).await,
+            401,
+            "{header}"
+        );
+    }
+    assert_eq!(ask("127.0.0.5", vec![]).await, 401);
+    // Nor does it escape by naming a trusted one.
+    assert_eq!(
+        ask("127.0.0.5", vec![("x-forwarded-for", "127.0.0.1")]).await,
+        401
+    );
+    // The trusted proxy vouches for the address it appended.
+    assert_eq!(
+        ask("127.0.0.1", vec![("x-forwarded-for", "127.0.0.5")]).await,
+        401
+    );
+    assert_eq!(
+        ask("127.0.0.1", vec![("x-forwarded-for", "8.8.4.4")]).await,
+        471
+    );
+    // ... but not for what the client wrote left of it, nor for Client-IP unless enabled.
+    assert_eq!(
+        ask("127.0.0.1", vec![("x-forwarded-for", "8.8.4.4, 127.0.0.9")]).await,
+        200
+    );
+    assert_eq!(ask("127.0.0.1", vec![("client-ip", "8.8.4.4")]).await, 200);
+    assert_eq!(
+        ask("127.0.0.1", vec![("true-client-ip", "8.8.4.4")]).await,
+        200
+    );
+}
+
 both_backends!(
+    attacker_inputs_are_judged_as_the_upstream_sees_them,
+    restriction_codes_always_deny,
+    forwarded_addresses_only_from_trusted_proxies,
     session_allows_with_a_token_verified_by_jwks,
     missing_and_unknown_sessions,
     csrf_is_checked_on_state_changing_verbs,
