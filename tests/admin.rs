@@ -1030,6 +1030,16 @@ async fn permissions_restrictions_and_the_rest(backend: Backend) {
     )
     .await
     .errors(422, &["value.invalid"]);
+    // A status that would not deny (2xx would answer "allow" to the restricted client).
+    for code in [200, 204, 302, 500, 99] {
+        root.call(
+            "POST",
+            "/admin/restrictions",
+            json!({"scope": "ip", "value": "1.2.3.9", "category": "blacklist", "code": code}),
+        )
+        .await
+        .errors(422, &["code.invalid"]);
+    }
     root.call(
         "POST",
         "/admin/restrictions",
@@ -1102,6 +1112,9 @@ async fn permissions_restrictions_and_the_rest(backend: Backend) {
     )
     .await
     .errors(422, &["value.invalid"]);
+    root.call("PUT", "/admin/restrictions", json!({"id": id, "code": 200}))
+        .await
+        .errors(422, &["code.invalid"]);
     root.call(
         "PUT",
         "/admin/restrictions",
