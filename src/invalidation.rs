@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
@@ -26,6 +26,17 @@ pub enum Invalidation {
     Permissions,
     /// The restrictions table changed.
     Restrictions,
+    /// Every session was deleted (a `blocklogin` restriction was enabled).
+    AllSessions,
+}
+
+/// An invalidation as the caches receive it: local ones carry their place in this process's
+/// publication order, so a writer can wait until they are applied
+/// ([`InvalidationBus::publish_applied`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    pub invalidation: Invalidation,
+    pub seq: Option<u64>,
 }
 
 impl Invalidation {
@@ -36,6 +47,7 @@ impl Invalidation {
             Self::User(uid) => format!("user:{uid}"),
             Self::ApiKey(kid) => format!("apikey:{kid}"),
             Self::Permissions => "permissions".into(),
+            Self::AllSessions => "sessions".into(),
             Self::Restrictions => "restrictions".into(),
         }
     }
@@ -48,6 +60,7 @@ impl Invalidation {
             Some(("apikey", kid)) => Some(Self::ApiKey(kid.into())),
             None if text == "permissions" => Some(Self::Permissions),
             None if text == "restrictions" => Some(Self::Restrictions),
+            None if text == "sessions" => Some(Self::AllSessions),
             _ => None,
         }
     }
@@ -57,11 +70,16 @@ impl Invalidation {
 #[derive(Clone)]
 pub struct InvalidationBus {
     /// Everything to apply here: local changes and those relayed from other instances.
-    applied: broadcast::Sender<Invalidation>,
+    applied: broadcast::Sender<Stamped>,
     /// Local changes only: what the relay announces to other instances.
     local: broadcast::Sender<Invalidation>,
     /// Distinguishes our own notifications from other instances' on the shared channel.
     instance: Arc<str>,
+    /// The number of the last local publication (held while sending, so numbers follow the
+    /// channel's order).
+    published: Arc<std::sync::Mutex<u64>>,
+    /// The number of the last local publication the caches have applied.
+    done: Arc<watch::Sender<u64>>,
 }
 
 impl Default for InvalidationBus {
@@ -79,18 +97,66 @@ impl InvalidationBus {
             applied,
             local,
             instance: instance.into(),
+            published: Arc::default(),
+            done: Arc::new(watch::channel(0).0),
         }
     }
 
-    /// Announces a committed change: applied here at once, relayed to other instances.
-    pub fn publish(&self, invalidation: Invalidation) {
+    /// Announces a committed change: applied here as soon as the caches read it, relayed to
+    /// other instances. Returns its number in this process's publication order.
+    pub fn publish(&self, invalidation: Invalidation) -> u64 {
         // No subscriber is fine: nothing is cached then.
         let _ = self.local.send(invalidation.clone());
-        let _ = self.applied.send(invalidation);
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *published += 1;
+        let _ = self.applied.send(Stamped {
+            invalidation,
+            seq: Some(*published),
+        });
+        *published
+    }
+
+    /// Publishes and waits (at most two seconds) until this instance's caches have applied the
+    /// change, so that the caller's answer is never followed by a decision on the old data.
+    pub async fn publish_applied(&self, invalidation: Invalidation) {
+        let seq = self.publish(invalidation);
+        if self.applied.receiver_count() == 0 {
+            return;
+        }
+        let mut done = self.done.subscribe();
+        let applied = done.wait_for(|done| *done >= seq);
+        if tokio::time::timeout(Duration::from_secs(2), applied)
+            .await
+            .is_err()
+        {
+            tracing::warn!(seq, "cache did not apply an invalidation within 2 s");
+        }
+    }
+
+    /// Called by the caches once a local publication (and every one before it) is applied.
+    pub fn acknowledge(&self, seq: u64) {
+        self.done.send_if_modified(|done| {
+            let newer = seq > *done;
+            if newer {
+                *done = seq;
+            }
+            newer
+        });
+    }
+
+    /// The number of the last local publication, for a cache that lost track (lagged).
+    pub fn last_published(&self) -> u64 {
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A receiver of every invalidation to apply from now on (local and relayed).
-    pub fn subscribe(&self) -> broadcast::Receiver<Invalidation> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Stamped> {
         self.applied.subscribe()
     }
 }
@@ -140,7 +206,10 @@ fn apply_remote(bus: &InvalidationBus, payload: &str) {
         return;
     }
     if let Some(invalidation) = Invalidation::decode(text) {
-        let _ = bus.applied.send(invalidation);
+        let _ = bus.applied.send(Stamped {
+            invalidation,
+            seq: None,
+        });
     }
 }
 
@@ -177,6 +246,7 @@ mod tests {
             Invalidation::ApiKey("k1".into()),
             Invalidation::Permissions,
             Invalidation::Restrictions,
+            Invalidation::AllSessions,
         ] {
             assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
         }
@@ -190,7 +260,10 @@ mod tests {
         apply_remote(&bus, &format!("{} user:ID1", bus.instance));
         apply_remote(&bus, "someone-else user:ID2");
         apply_remote(&bus, "garbage");
-        assert_eq!(rx.try_recv().ok(), Some(Invalidation::User("ID2".into())));
+        assert_eq!(
+            rx.try_recv().ok().map(|s| s.invalidation),
+            Some(Invalidation::User("ID2".into()))
+        );
         assert!(rx.try_recv().is_err());
     }
 }

@@ -1154,7 +1154,23 @@ async fn permissions_restrictions_and_the_rest(backend: Backend) {
         json!({"expire_time": 31}),
     )
     .await
-    .errors(422, &["admin.restriction.invalid_expire"]);
+    .errors(422, &["invalid_expire"]);
+    for expire in [0, -1] {
+        root.call(
+            "POST",
+            "/admin/restrictions/whitelink",
+            json!({"expire_time": expire}),
+        )
+        .await
+        .errors(422, &["invalid_expire"]);
+    }
+    root.call(
+        "POST",
+        "/admin/restrictions/whitelink",
+        json!({"range": "week"}),
+    )
+    .await
+    .errors(422, &["invalid_range"]);
     let link = root
         .call(
             "POST",
@@ -1670,7 +1686,95 @@ async fn profiles(backend: Backend) {
         .errors(401, &["admin.ability.not_permitted"]);
 }
 
+/// Changes whose effect must be there on the very next decision of the instance that made
+/// them: a permission created or deleted (twenty rounds, so a race between the answer and the
+/// cache refresh shows), and a `blocklogin` restriction, which ends every session at once.
+async fn admin_changes_take_effect_before_the_answer(backend: Backend) {
+    let env = Env::new(backend).await;
+    let root = env.user("root@example.com", "superadmin").await;
+    let member = env.user("member@example.com", "member").await;
+    let path = "/resource/users/me";
+    assert!(member.decide("GET", path).await.is_ok());
+    for round in 0..20 {
+        root.call(
+            "POST",
+            "/admin/permissions",
+            json!({"role": "member", "verb": "GET", "path": "api/v2/barong/resource/users/me",
+                   "action": "DROP"}),
+        )
+        .await
+        .assert(200, json!(200));
+        assert_eq!(
+            member.decide("GET", path).await.err(),
+            Some((401, "authz.invalid_permission".to_owned())),
+            "round {round}: the DROP row is not in force"
+        );
+        let mut id = None;
+        for page in 1..=10 {
+            let rows = root
+                .call(
+                    "GET",
+                    &format!("/admin/permissions?limit=100&page={page}"),
+                    Value::Null,
+                )
+                .await;
+            id = id.or_else(|| {
+                rows.ok().as_array().expect("rows").iter().find_map(|r| {
+                    (r["action"] == "DROP" && r["path"] == "api/v2/barong/resource/users/me")
+                        .then(|| r["id"].as_i64())
+                        .flatten()
+                })
+            });
+        }
+        let id = id.expect("the DROP row");
+        root.call("DELETE", "/admin/permissions", json!({"id": id}))
+            .await
+            .assert(200, json!(200));
+        assert!(
+            member.decide("GET", path).await.is_ok(),
+            "round {round}: the deleted DROP row is still in force"
+        );
+    }
+
+    // A disabled blocklogin row ends nothing; enabling it ends every session, the admin's too.
+    root.call(
+        "POST",
+        "/admin/restrictions",
+        json!({"scope": "ip", "value": "10.9.9.9", "category": "blocklogin", "state": "disabled"}),
+    )
+    .await
+    .assert(200, json!(200));
+    assert!(member.decide("GET", path).await.is_ok());
+    let rows = root
+        .call(
+            "GET",
+            "/admin/restrictions?category=blocklogin",
+            Value::Null,
+        )
+        .await;
+    let id = rows.ok().as_array().expect("rows")[0]["id"]
+        .as_i64()
+        .expect("id");
+    root.call(
+        "PUT",
+        "/admin/restrictions",
+        json!({"id": id, "state": "enabled"}),
+    )
+    .await
+    .assert(200, json!(200));
+    for session in [&member, &root] {
+        assert_eq!(
+            session.decide("GET", path).await.err(),
+            Some((401, "authz.invalid_session".to_owned()))
+        );
+    }
+    // Logging in again works (the row blocks 10.9.9.9 only).
+    let again = env.login("member@example.com").await;
+    assert!(again.decide("GET", path).await.is_ok());
+}
+
 both_backends!(
+    admin_changes_take_effect_before_the_answer,
     profiles,
     users_list_show_and_updates,
     labels_comments_and_storage,

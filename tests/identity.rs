@@ -1456,10 +1456,11 @@ async fn client_ip_follows_barong(backend: Backend) {
             ],
             "203.0.113.5",
         ),
+        // Every hop trusted: the one furthest away, as Rails' remote_ip answers.
         (
             "ip4@barong.test",
             &[("X-Forwarded-For", "192.168.0.9")],
-            "127.0.0.1",
+            "192.168.0.9",
         ),
     ];
     for (email, headers, expected) in cases {

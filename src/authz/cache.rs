@@ -235,6 +235,7 @@ impl Caches {
             Invalidation::ApiKey(kid) => self.api_keys.invalidate(&kid).await,
             Invalidation::Permissions => self.reload_permissions().await,
             Invalidation::Restrictions => self.reload_restrictions().await,
+            Invalidation::AllSessions => self.sessions.invalidate_all(),
         }
     }
 
@@ -246,8 +247,17 @@ impl Caches {
         loop {
             tokio::select! {
                 received = receiver.recv() => match received {
-                    Ok(invalidation) => self.apply(invalidation).await,
-                    Err(broadcast::error::RecvError::Lagged(_)) => self.clear().await,
+                    Ok(stamped) => {
+                        self.apply(stamped.invalidation).await;
+                        if let Some(seq) = stamped.seq {
+                            bus.acknowledge(seq);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let published = bus.last_published();
+                        self.clear().await;
+                        bus.acknowledge(published);
+                    }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = refresh.tick() => {

@@ -107,6 +107,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_session(&self, id: &str) -> StoreResult<Option<Session>>;
     /// Deletes one session; true when it existed.
     async fn delete_session(&self, id: &str) -> StoreResult<bool>;
+    /// Deletes every session of every user (a `blocklogin` restriction was enabled); returns
+    /// how many.
+    async fn delete_all_sessions(&self) -> StoreResult<u64>;
     /// Deletes every session of a user except `keep`; returns the deleted ids so caches can
     /// forget them.
     async fn delete_user_sessions(

@@ -730,6 +730,14 @@ impl Store for PostgresStore {
         Ok(n > 0)
     }
 
+    async fn delete_all_sessions(&self) -> StoreResult<u64> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM sessions", &[])
+            .await
+            .map_err(map_error)
+    }
+
     async fn delete_user_sessions(
         &self,
         user_id: i64,

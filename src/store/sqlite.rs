@@ -700,6 +700,11 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn delete_all_sessions(&self) -> StoreResult<u64> {
+        self.with_conn(|c| c.execute("DELETE FROM sessions", []).map(|n| n as u64))
+            .await
+    }
+
     async fn delete_user_sessions(
         &self,
         user_id: i64,

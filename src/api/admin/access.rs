@@ -77,8 +77,13 @@ pub async fn permissions(
     Ok(page_of(&uri, page, &rows, permission))
 }
 
-fn permissions_changed(state: &ApiState) {
-    state.invalidation.publish(Invalidation::Permissions);
+/// Answered only once this instance's decision uses the new table: the next request after
+/// the admin's answer is never judged by the old one.
+async fn permissions_changed(state: &ApiState) {
+    state
+        .invalidation
+        .publish_applied(Invalidation::Permissions)
+        .await;
 }
 
 /// `POST permissions`.
@@ -113,7 +118,7 @@ pub async fn permission_create(
         return Err(unprocessable("admin.permission.role_doesnt_exist"));
     }
     state.store.create_permission(&new.normalized()).await?;
-    permissions_changed(&state);
+    permissions_changed(&state).await;
     admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
@@ -158,7 +163,7 @@ pub async fn permission_update(
         .update_permission(id, &new)
         .await?
         .ok_or_else(permission_not_found)?;
-    permissions_changed(&state);
+    permissions_changed(&state).await;
     admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
@@ -180,7 +185,7 @@ pub async fn permission_delete(
     {
         return Err(permission_not_found());
     }
-    permissions_changed(&state);
+    permissions_changed(&state).await;
     admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
@@ -244,8 +249,26 @@ fn epoch(v: &mut Validator<'_>, name: &str) -> Option<i64> {
     value
 }
 
-fn restrictions_changed(state: &ApiState) {
-    state.invalidation.publish(Invalidation::Restrictions);
+/// Like [`permissions_changed`]. A `blocklogin` row that became enabled also ends every session
+/// at once, as Barong's restriction callback does.
+async fn restrictions_changed(state: &ApiState, ends_sessions: bool) -> Result<(), ApiError> {
+    if ends_sessions {
+        let ended = state.store.delete_all_sessions().await?;
+        tracing::info!(ended, "blocklogin enabled: every session ended");
+        state
+            .invalidation
+            .publish_applied(Invalidation::AllSessions)
+            .await;
+    }
+    state
+        .invalidation
+        .publish_applied(Invalidation::Restrictions)
+        .await;
+    Ok(())
+}
+
+fn blocks_login(r: &NewRestriction) -> bool {
+    r.category == "blocklogin" && r.state == "enabled"
 }
 
 /// The model validations of a restriction (§8.14): value format per scope, length, and
@@ -308,7 +331,7 @@ pub async fn restriction_create(
         return Err(ApiError::unprocessable(errors));
     }
     state.store.create_restriction(&new).await?;
-    restrictions_changed(&state);
+    restrictions_changed(&state, blocks_login(&new)).await?;
     admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
@@ -399,7 +422,9 @@ pub async fn restriction_update(
         .update_restriction(id, &new)
         .await?
         .ok_or_else(restriction_not_found)?;
-    restrictions_changed(&state);
+    let became =
+        blocks_login(&new) && !(current.category == "blocklogin" && current.state == "enabled");
+    restrictions_changed(&state, became).await?;
     admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
@@ -421,7 +446,7 @@ pub async fn restriction_delete(
     {
         return Err(restriction_not_found());
     }
-    restrictions_changed(&state);
+    restrictions_changed(&state, false).await?;
     admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
@@ -438,8 +463,9 @@ pub async fn whitelink(
         None => Some(1),
         Some(raw) => match pagination::coerce_integer(raw) {
             Some(n) if (1..=30).contains(&n) => Some(n),
+            // Barong's whitelink keys carry no prefix (its `values:` messages).
             Some(_) => {
-                v.error(&format!("{RESTRICTION}.invalid_expire"));
+                v.error("invalid_expire");
                 None
             }
             None => {
@@ -452,7 +478,7 @@ pub async fn whitelink(
         None | Some("day") => 86_400,
         Some("hour") => 3_600,
         Some(_) => {
-            v.error(&format!("{RESTRICTION}.invalid_range"));
+            v.error("invalid_range");
             0
         }
     };
