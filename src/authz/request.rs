@@ -68,6 +68,12 @@ pub fn override_method(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Option<Method>, InvalidOverride> {
+    // The common case, checked without allocating: no override asked for. A query with any
+    // escape is parsed, since `%5Fmethod` and `_m%65thod` are `_method` once decoded.
+    let in_query = query.is_some_and(|q| q.contains("method") || q.contains('%'));
+    if !in_query && !OVERRIDE_HEADERS.iter().any(|name| headers.contains_key(*name)) {
+        return Ok(None);
+    }
     let from_query = query.and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "_method")
@@ -152,6 +158,10 @@ mod tests {
         assert_eq!(
             override_method(&h, Some("_method=DELETE")),
             Err(InvalidOverride)
+        );
+        assert_eq!(
+            override_method(&HeaderMap::new(), Some("%5Fm%65thod=delete")),
+            Ok(Some(Method::DELETE))
         );
         let h = headers(&[("x-http-method-override", "DE LETE")]);
         assert_eq!(override_method(&h, None), Err(InvalidOverride));
