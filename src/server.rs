@@ -278,6 +278,10 @@ pub async fn build_authz(
             .time_to_live(nonce_window.max(Duration::from_secs(1)))
             .build()
     });
+    let observe = Arc::new(crate::observe::Observability::new(
+        config,
+        store.shared_counters(),
+    ));
     let authz = Authz {
         settings: AuthzSettings {
             session_name: config.session_name.clone(),
@@ -304,7 +308,7 @@ pub async fn build_authz(
         geoip,
         replay,
         metrics: Default::default(),
-        observe: Arc::new(crate::observe::Observability::new(config)),
+        observe,
     };
     Ok((Arc::new(authz), vec![audit_task, expiry_task]))
 }
