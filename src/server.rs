@@ -277,6 +277,11 @@ pub async fn build_authz(
     let replay = match (config.apikey_replay_protection, config.apikey_replay_store) {
         (false, _) => None,
         (true, ReplayStore::Memory) => Some(ReplayGuard::memory(nonce_window)),
+        (true, ReplayStore::Redis) if config.redis_cluster => {
+            return Err(ServeError::Invalid(
+                "BARONG_REDIS_CLUSTER=true: replay protection needs one Redis endpoint".into(),
+            ));
+        }
         (true, ReplayStore::Redis) => Some(
             ReplayGuard::redis(
                 &config.redis_url,
