@@ -72,11 +72,15 @@ pub async fn create(
             .observe
             .dummy_password_checks
             .fetch_add(1, Ordering::Relaxed);
-        let _ = state
+        let checked = state
             .observe
             .hashing
             .run(move || password_hash::verify_password(&password, &DUMMY_DIGEST))
-            .await?;
+            .await;
+        if let Err(busy) = checked {
+            limits.login_release(&email, meta.ip).await;
+            return Err(busy);
+        }
         return Err(invalid());
     };
     let refused = match user.state.as_str() {
@@ -100,11 +104,19 @@ pub async fn create(
     }
     let digest = user.password_digest.clone();
     let checked = password.clone();
-    let verification = state
+    let verification = match state
         .observe
         .hashing
         .run(move || password_hash::verify_password(&checked, &digest))
-        .await?;
+        .await
+    {
+        Ok(verification) => verification,
+        Err(busy) => {
+            // Not checked: the attempt does not count.
+            limits.login_release(&email, meta.ip).await;
+            return Err(busy);
+        }
+    };
     if verification == Verification::Mismatch {
         record_activity(
             &state,
