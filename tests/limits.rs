@@ -620,6 +620,7 @@ async fn limits_hold_across_two_instances_on_postgres() {
             ("BARONG_RATE_LIMIT_OTP", "5/300"),
             ("BARONG_RATE_LIMIT_MAIL_ADDRESS", "10/3600"),
             ("BARONG_RATE_LIMIT_MAIL_IP", "1000/3600"),
+            ("BARONG_RATE_LIMIT_SIGNUP_IP", "11/3600"),
         ],
     );
     let user = TwoFactorUser::enrol(&a, "pair@barong.test").await;
@@ -682,6 +683,22 @@ async fn limits_hold_across_two_instances_on_postgres() {
                 "/api/v2/barong/identity/users/password/generate_code",
                 &[],
                 Some(&json!({"email": "victim@barong.test"})),
+            )
+        })
+        .collect();
+    let answers = burst(requests).await;
+    assert_eq!(count(&answers, 201), 10, "{:?}", statuses(&answers));
+    assert_eq!(count(&answers, 429), 190, "{:?}", statuses(&answers));
+
+    // Sign-ups: 10 are left to the address (the enrolled user took one).
+    let requests = (0..200)
+        .map(|n| {
+            raw_request(
+                &(if n % 2 == 0 { &a } else { &b }).api,
+                "POST",
+                "/api/v2/barong/identity/users",
+                &[],
+                Some(&json!({"email": format!("new{n}@barong.test"), "password": PASSWORD})),
             )
         })
         .collect();
