@@ -7,6 +7,8 @@
 //!   session, a cached API key (HS256), a deny (no session, 401), a session cache miss (the
 //!   session is evicted before each call: SQLite lookup, JWT reused) and the same miss with
 //!   `BARONG_JWT_REUSE_TIME=0` (lookup + RS256 signing).
+//! - `replay/*`: a cached API key with a fresh nonce per request, without replay protection and
+//!   with it on per store (in process; Redis at `BARONG_BENCH_REDIS_URL`, skipped if down).
 //! - `hmac/*`: `authz::apikey::signature_matches` (what every API-key request verifies).
 //! - `jwt_sign/*`: our `JwtSigner` (key pair parsed once) against `jsonwebtoken::encode` (which
 //!   re-parses the key on every call), per algorithm, on Barong's claims.
@@ -90,6 +92,11 @@ struct Fixture {
     authz: Arc<Authz>,
     /// `BARONG_JWT_REUSE_TIME=0`: every allow signs.
     authz_signing: Arc<Authz>,
+    /// Replay protection on, remembered in process.
+    authz_replay_memory: Arc<Authz>,
+    /// Replay protection on, remembered in Redis (`BARONG_BENCH_REDIS_URL`, else
+    /// `redis://127.0.0.1:6379/12`).
+    authz_replay_redis: Arc<Authz>,
     cookie: String,
     session_id: String,
     kid: String,
@@ -195,9 +202,38 @@ fn fixture() -> Fixture {
         )
         .await
         .expect("authz (no reuse)");
+        let replay = |store: &str| {
+            let redis = std::env::var("BARONG_BENCH_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379/12".into());
+            self::config(
+                dir.path(),
+                &[
+                    ("BARONG_APIKEY_REPLAY_PROTECTION", "true"),
+                    ("BARONG_APIKEY_REPLAY_STORE", store),
+                    ("BARONG_REDIS_URL", &redis),
+                ],
+            )
+        };
+        let mut replaying = Vec::new();
+        for replay_store in ["memory", "redis"] {
+            let (authz, _) = server::build_authz(
+                &replay(replay_store),
+                &keys,
+                Arc::new(JwtSigner::new(&keys.signing).expect("signer")),
+                store.clone(),
+                InvalidationBus::new(),
+            )
+            .await
+            .expect("authz (replay protection)");
+            replaying.push(authz);
+        }
+        let authz_replay_redis = replaying.pop().expect("redis");
+        let authz_replay_memory = replaying.pop().expect("memory");
         (
             authz,
             authz_signing,
+            authz_replay_memory,
+            authz_replay_redis,
             cookie,
             session_id,
             kid,
@@ -205,10 +241,22 @@ fn fixture() -> Fixture {
             signature,
         )
     });
-    let (authz, authz_signing, cookie, session_id, kid, nonce, signature) = built;
+    let (
+        authz,
+        authz_signing,
+        authz_replay_memory,
+        authz_replay_redis,
+        cookie,
+        session_id,
+        kid,
+        nonce,
+        signature,
+    ) = built;
     Fixture {
         authz,
         authz_signing,
+        authz_replay_memory,
+        authz_replay_redis,
         cookie,
         session_id,
         kid,
@@ -245,6 +293,24 @@ fn api_key_request(f: &Fixture) -> Request<()> {
         .header("x-auth-apikey", f.kid.as_str())
         .header("x-auth-nonce", f.nonce.as_str())
         .header("x-auth-signature", f.signature.as_str())
+        .body(())
+        .expect("request")
+}
+
+/// A signed API-key request with a nonce never used before (replay protection lets each one
+/// through once); the signing is the client's work, done outside the timed part.
+fn fresh_api_key_request(f: &Fixture) -> Request<()> {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    // Inside the 24 h nonce lifetime of the bench config, in the past (no future skew), unique.
+    let base = chrono::Utc::now().timestamp_millis() - 80_000_000;
+    let nonce = (base + SEQUENCE.fetch_add(1, Ordering::Relaxed) as i64).to_string();
+    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET.as_bytes());
+    let signature = hex::encode(hmac::sign(&key, format!("{nonce}{}", f.kid).as_bytes()));
+    Request::get(PATH)
+        .header("host", "127.0.0.1:8002")
+        .header("x-auth-apikey", f.kid.as_str())
+        .header("x-auth-nonce", nonce)
+        .header("x-auth-signature", signature)
         .body(())
         .expect("request")
 }
@@ -401,6 +467,35 @@ fn decision(c: &mut Criterion) {
     teardown(f);
 }
 
+/// A cached API key with replay protection on, per replay store: every request carries a fresh
+/// nonce, so each decision records one (kid, nonce, signature). The Redis case is skipped when
+/// Redis is unreachable.
+fn replay_protection(c: &mut Criterion) {
+    let f = fixture();
+    let mut group = c.benchmark_group("replay");
+    group.bench_function("api_key_allow_cached_no_replay_check", |b| {
+        b.to_async(&f.rt)
+            .iter_custom(|iters| timed_decisions(&f.authz, iters, || fresh_api_key_request(&f)));
+    });
+    for (name, authz) in [
+        ("api_key_allow_cached_memory", &f.authz_replay_memory),
+        ("api_key_allow_cached_redis", &f.authz_replay_redis),
+    ] {
+        let status =
+            f.rt.block_on(async { decide(authz, fresh_api_key_request(&f)).await });
+        if status != 200 {
+            println!("{name}: skipped (first decision answered {status}; is Redis up?)");
+            continue;
+        }
+        group.bench_function(name, |b| {
+            b.to_async(&f.rt)
+                .iter_custom(|iters| timed_decisions(authz, iters, || fresh_api_key_request(&f)));
+        });
+    }
+    group.finish();
+    teardown(f);
+}
+
 fn hmac_verification(c: &mut Criterion) {
     let mut group = c.benchmark_group("hmac");
     let kid = "b0a1d2e3f4a5b6c7";
@@ -526,6 +621,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = decision, hmac_verification, jwt_signing, token_reuse
+    targets = decision, replay_protection, hmac_verification, jwt_signing, token_reuse
 }
 criterion_main!(benches);

@@ -332,6 +332,17 @@ string_enum! {
 }
 
 string_enum! {
+    /// Where API-key replay protection remembers the requests it has seen
+    /// (`BARONG_APIKEY_REPLAY_STORE`).
+    ReplayStore (case_insensitive = false) {
+        /// In this process: a replay sent to another instance is not recognised.
+        Memory = "memory",
+        /// In Redis (`BARONG_REDIS_URL`), shared by every instance.
+        Redis = "redis",
+    }
+}
+
+string_enum! {
     /// JWT signing algorithm (`BARONG_JWT_ALGORITHM`, `JWT_ALGORITHM`).
     JwtAlgorithm (case_insensitive = false) {
         /// RSA PKCS#1 v1.5 with SHA-256, Barong's only algorithm.
@@ -584,6 +595,15 @@ settings! {
     rate_limit_mail_ip: RateLimit = "BARONG_RATE_LIMIT_MAIL_IP", "100/3600";
     /// `BARONG_RATE_LIMIT_SIGNUP_IP` (`100/3600`): sign-up requests per client IP per window.
     rate_limit_signup_ip: RateLimit = "BARONG_RATE_LIMIT_SIGNUP_IP", "100/3600";
+    /// `BARONG_PASSWORD_HASH_CONCURRENCY` (`0`: one per core): password hashes and checks running
+    /// at once; each holds 19 MiB while it runs.
+    password_hash_concurrency: u32 = "BARONG_PASSWORD_HASH_CONCURRENCY", "0";
+    /// `BARONG_PASSWORD_HASH_QUEUE` (`64`): requests waiting for a hashing turn at most; more are
+    /// answered `503 server.busy` at once.
+    password_hash_queue: u32 = "BARONG_PASSWORD_HASH_QUEUE", "64";
+    /// `BARONG_APIKEY_REPLAY_STORE` (`redis` when `BARONG_REDIS_URL` is given, else `memory`):
+    /// where replay protection remembers signed requests; `memory` is per instance.
+    apikey_replay_store: ReplayStore = "BARONG_APIKEY_REPLAY_STORE", Dflt::Derived(default_replay_store);
     /// `BARONG_HEADER_READ_TIMEOUT` (`10` s): a client that has not sent a whole request head by then
     /// is disconnected (slowloris), on both listeners.
     header_read_timeout: u64 = "BARONG_HEADER_READ_TIMEOUT", "10", parse_positive_u64;
@@ -1111,6 +1131,15 @@ fn default_log_format(src: &Sources) -> String {
         LogFormat::Text
     };
     format.as_str().to_owned()
+}
+
+fn default_replay_store(src: &Sources) -> String {
+    let store = if src.given("BARONG_REDIS_URL").is_some() {
+        ReplayStore::Redis
+    } else {
+        ReplayStore::Memory
+    };
+    store.as_str().to_owned()
 }
 
 fn default_jwt_verify_algorithm(src: &Sources) -> String {
@@ -1763,6 +1792,25 @@ mod tests {
         assert_eq!(c.storage_provider, StorageProvider::AliCloud);
         let c = load(&[("BARONG_STORAGE_PROVIDER", "AWS")]).unwrap();
         assert_eq!(c.storage_provider, StorageProvider::Aws);
+    }
+
+    #[test]
+    fn replay_store_follows_an_explicit_redis_url() {
+        assert_eq!(load(&[]).unwrap().apikey_replay_store, ReplayStore::Memory);
+        let redis = [("BARONG_REDIS_URL", "redis://10.0.0.5:6379/2")];
+        assert_eq!(
+            load(&redis).unwrap().apikey_replay_store,
+            ReplayStore::Redis
+        );
+        let memory = [
+            ("BARONG_REDIS_URL", "redis://10.0.0.5:6379/2"),
+            ("BARONG_APIKEY_REPLAY_STORE", "memory"),
+        ];
+        assert_eq!(
+            load(&memory).unwrap().apikey_replay_store,
+            ReplayStore::Memory
+        );
+        assert!(load(&[("BARONG_APIKEY_REPLAY_STORE", "etcd")]).is_err());
     }
 
     #[test]

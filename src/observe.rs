@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 
+use crate::api::hashing::HashPool;
 use crate::api::limits::Limits;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{SharedCounters, Store};
 
 /// Upper bounds of the latency buckets, microseconds (Prometheus `le` in seconds).
 const BOUNDS_US: [u64; 12] = [
@@ -115,17 +116,24 @@ impl RequestMetrics {
 pub struct Observability {
     pub requests: RequestMetrics,
     pub limits: Arc<Limits>,
+    /// The password-hashing cap of the REST listener (its queue and refusals are metrics).
+    pub hashing: Arc<HashPool>,
     /// Logins for unknown e-mails answered after checking a dummy digest (so they take as long
     /// as a wrong password); the tests read it to prove that path runs.
     pub dummy_password_checks: AtomicU64,
 }
 
 impl Observability {
-    /// Fresh counters and the limiters the settings ask for.
-    pub fn new(config: &Config) -> Self {
+    /// Fresh counters, the limiters the settings ask for (counting in `shared` when the store
+    /// offers shared counters) and the hashing cap.
+    pub fn new(config: &Config, shared: Option<Arc<dyn SharedCounters>>) -> Self {
         Self {
             requests: RequestMetrics::default(),
-            limits: Arc::new(Limits::from_config(config)),
+            limits: Arc::new(Limits::from_config(config, shared)),
+            hashing: Arc::new(HashPool::new(
+                usize::try_from(config.password_hash_concurrency).unwrap_or(0),
+                usize::try_from(config.password_hash_queue).unwrap_or(usize::MAX),
+            )),
             dummy_password_checks: AtomicU64::new(0),
         }
     }
@@ -142,6 +150,30 @@ impl Observability {
                 limiter.rejected()
             );
         }
+        out.push_str("# TYPE barong_rate_limit_reservations_total counter\n");
+        for limiter in self.limits.all() {
+            let _ = writeln!(
+                out,
+                "barong_rate_limit_reservations_total{{limit=\"{}\"}} {}",
+                limiter.name(),
+                limiter.reserved()
+            );
+        }
+        let hashing = &self.hashing;
+        out.push_str("# TYPE barong_password_hash_slots gauge\n");
+        for (state, n) in [
+            ("concurrency", hashing.concurrency()),
+            ("queue", hashing.queue()),
+            ("in_use", hashing.in_use()),
+        ] {
+            let _ = writeln!(out, "barong_password_hash_slots{{state=\"{state}\"}} {n}");
+        }
+        out.push_str("# TYPE barong_password_hash_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "barong_password_hash_refused_total {}",
+            hashing.refused()
+        );
         out.push_str("# TYPE barong_login_dummy_password_checks_total counter\n");
         let _ = writeln!(
             out,

@@ -15,9 +15,10 @@ use crate::authz::audit::AuditQueue;
 use crate::authz::cache::Caches;
 use crate::authz::expiry::ExpiryQueue;
 use crate::authz::geo::GeoIp;
+use crate::authz::replay::ReplayGuard;
 use crate::authz::token::TokenMinter;
 use crate::authz::{self, Authz, AuthzSettings, Rules};
-use crate::config::{CaptchaType, Config};
+use crate::config::{CaptchaType, Config, ReplayStore};
 use crate::crypto::encryption::Encryptor;
 use crate::crypto::jws::JwtSigner;
 use crate::crypto::keys::{self, EncryptionKey, KeyAlgorithm, SigningKey};
@@ -272,12 +273,28 @@ pub async fn build_authz(
     let (audit, audit_task) = AuditQueue::start(store.clone());
     let (expiry, expiry_task) = ExpiryQueue::start(store.clone());
     let nonce_window = Duration::from_millis(config.apikey_nonce_lifetime.saturating_mul(2));
-    let replay = config.apikey_replay_protection.then(|| {
-        moka::sync::Cache::builder()
-            .max_capacity(1_000_000)
-            .time_to_live(nonce_window.max(Duration::from_secs(1)))
-            .build()
-    });
+    let nonce_window = nonce_window.max(Duration::from_secs(1));
+    let replay = match (config.apikey_replay_protection, config.apikey_replay_store) {
+        (false, _) => None,
+        (true, ReplayStore::Memory) => Some(ReplayGuard::memory(nonce_window)),
+        (true, ReplayStore::Redis) if config.redis_cluster => {
+            return Err(ServeError::Invalid(
+                "BARONG_REDIS_CLUSTER=true: replay protection needs one Redis endpoint".into(),
+            ));
+        }
+        (true, ReplayStore::Redis) => Some(
+            ReplayGuard::redis(
+                &config.redis_url,
+                config.redis_password.expose(),
+                nonce_window,
+            )
+            .map_err(|e| ServeError::Invalid(format!("BARONG_REDIS_URL: {e}")))?,
+        ),
+    };
+    let observe = Arc::new(crate::observe::Observability::new(
+        config,
+        store.shared_counters(),
+    ));
     let authz = Authz {
         settings: AuthzSettings {
             session_name: config.session_name.clone(),
@@ -304,7 +321,7 @@ pub async fn build_authz(
         geoip,
         replay,
         metrics: Default::default(),
-        observe: Arc::new(crate::observe::Observability::new(config)),
+        observe,
     };
     Ok((Arc::new(authz), vec![audit_task, expiry_task]))
 }

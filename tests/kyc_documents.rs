@@ -222,6 +222,8 @@ struct TwilioState {
     broken: Vec<String>,
     /// Pending Verify codes per `To`.
     pending: HashMap<String, String>,
+    /// Verify codes checked (`VerificationCheck` calls).
+    checks: usize,
 }
 
 type Twilio = Arc<Mutex<TwilioState>>;
@@ -347,6 +349,7 @@ async fn start_twilio() -> (String, Twilio) {
                         return twilio_error(20003);
                     }
                     let mut s = s.lock().expect("twilio");
+                    s.checks += 1;
                     let to = form.get("To").cloned().unwrap_or_default();
                     let code = form.get("Code").cloned().unwrap_or_default();
                     let Some(expected) = s.pending.get(&to).cloned() else {
@@ -695,6 +698,32 @@ async fn phones_with_twilio_sms(backend: Backend) {
         )
         .await
         .errors(404, &["resource.phone.verification_invalid"]);
+}
+
+/// 100 wrong phone codes sent at once: the provider checks 5 (`BARONG_RATE_LIMIT_OTP`), the
+/// rest are refused before it sees them.
+async fn phone_code_burst(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (url, twilio) = start_twilio().await;
+    let mut env = twilio_env("twilio_verify", &url);
+    env.push(("BARONG_RATE_LIMIT_OTP", "5/300"));
+    let server = start(&db, &env);
+    let user = Account::sign_up(&server, "burst@barong.test").await;
+    user.post("/resource/phones", json!({"phone_number": "+201112341923"}))
+        .await
+        .assert(
+            201,
+            json!({"message": "Code was sent successfully via sms"}),
+        );
+    let wrong = json!({"phone_number": "+201112341923", "verification_code": "000000"});
+    let answers = futures_util::future::join_all(
+        (0..100).map(|_| user.post("/resource/phones/verify", wrong.clone())),
+    )
+    .await;
+    for answer in answers {
+        answer.errors(404, &["resource.phone.verification_invalid"]);
+    }
+    assert_eq!(twilio.lock().expect("twilio").checks, 5);
 }
 
 async fn phones_with_twilio_verify(backend: Backend) {
@@ -1244,6 +1273,7 @@ both_backends!(
     phones_with_mock_provider,
     phones_with_twilio_sms,
     phones_with_twilio_verify,
+    phone_code_burst,
     level_rises_with_email_then_phone,
     documents_rules_and_types,
     addresses_and_clear_text_at_rest,

@@ -48,7 +48,8 @@ async fn migrations_apply_once(backend: Backend) {
             "0001_schema",
             "0002_otp_secrets",
             "0003_kyc_profiles",
-            "0004_kyc_documents"
+            "0004_kyc_documents",
+            "0005_rate_limits"
         ]
     );
     let second = store.migrate().await.expect("second");
@@ -62,7 +63,7 @@ async fn concurrent_migrations_do_not_collide(backend: Backend) {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("a").len() + rb.expect("b").len();
     applied += a.migrate().await.expect("again").len();
-    assert_eq!(applied, 4, "each migration ran exactly once");
+    assert_eq!(applied, 5, "each migration ran exactly once");
     assert_eq!(a.count_users().await.expect("count"), 0);
 }
 
@@ -1026,3 +1027,77 @@ both_backends!(
     api_key_listing_update_delete_and_data_storage,
     service_accounts_listed_found_and_disabled,
 );
+
+/// The shared abuse-limit counters: 400 takers on two pools (two instances) racing for one
+/// key get exactly the limit; a slot given back is taken again; ended windows reopen and purge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_counters_never_give_more_than_the_limit() {
+    let sqlite = TestDb::new(Backend::Sqlite).await;
+    assert!(
+        sqlite.open().await.shared_counters().is_none(),
+        "SQLite counts in process"
+    );
+    let db = TestDb::new(Backend::Postgres).await;
+    let (a, b) = (db.open().await, db.open().await);
+    a.migrate().await.expect("migrate");
+    let (a, b) = (
+        a.shared_counters().expect("PostgreSQL shares"),
+        b.shared_counters().expect("PostgreSQL shares"),
+    );
+    let barrier = Arc::new(tokio::sync::Barrier::new(400));
+    let tasks: Vec<_> = (0..400)
+        .map(|n| {
+            let counters = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                counters.take_slot("login_ip", "192.0.2.1", 30, 300).await
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    for task in tasks {
+        taken += usize::from(task.await.expect("task").expect("take"));
+    }
+    assert_eq!(taken, 30);
+    assert!(
+        a.slots_used_up("login_ip", "192.0.2.1", 30)
+            .await
+            .expect("peek")
+    );
+    assert!(
+        !a.slots_used_up("login_ip", "192.0.2.2", 30)
+            .await
+            .expect("peek")
+    );
+    b.give_back("login_ip", "192.0.2.1")
+        .await
+        .expect("give back");
+    assert!(
+        a.take_slot("login_ip", "192.0.2.1", 30, 300)
+            .await
+            .expect("take")
+    );
+    assert!(
+        !a.take_slot("login_ip", "192.0.2.1", 30, 300)
+            .await
+            .expect("take")
+    );
+    assert!(
+        a.take_slot("otp", "192.0.2.1", 30, 300)
+            .await
+            .expect("buckets are apart")
+    );
+    b.forget("login_ip", "192.0.2.1").await.expect("forget");
+    assert!(
+        a.take_slot("login_ip", "192.0.2.1", 30, 300)
+            .await
+            .expect("take")
+    );
+
+    assert!(a.take_slot("short", "k", 1, 1).await.expect("take"));
+    assert!(!a.take_slot("short", "k", 1, 1).await.expect("take"));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(a.purge_ended().await.expect("purge") >= 1);
+    assert!(a.take_slot("short", "k", 1, 1).await.expect("a new window"));
+}

@@ -1,7 +1,17 @@
-//! Abuse limits of the REST listener, in memory and per instance: failed logins per account and
-//! per IP, wrong TOTP codes per user, mail-sending requests per address and per IP, sign-ups per
-//! IP. Each is a fixed window that opens at the first counted event of a key and lasts the
-//! configured number of seconds (a moka entry with that time to live).
+//! Abuse limits of the REST listener: failed logins per account and per IP, wrong TOTP codes
+//! per user, wrong phone codes per user, mail-sending requests per address and per IP, sign-ups
+//! per IP. Each is a fixed window that opens at the first counted event of a key and lasts the
+//! configured number of seconds.
+//!
+//! Slots are reserved before the work they guard: an attempt takes its slot atomically, and only
+//! an attempt that got one reaches the password hash, the TOTP comparison or the mail queue. So a
+//! burst of any size released at once gets at most `count` checks per window; the rest are
+//! refused unchecked. An attempt that turns out not to count (a successful login) gives its slot
+//! back or clears the window.
+//!
+//! Where the counters live: on PostgreSQL in the `rate_limits` table, so every instance on the
+//! database enforces the same limit; on SQLite (one process per database file) in this process.
+//! A counter store that cannot be reached refuses the attempt (503), never lets it through.
 //!
 //! Nothing here is on the authz decision path: only REST handlers consult these limiters, so a
 //! valid session's decision never waits on them.
@@ -15,84 +25,175 @@ use axum::http::StatusCode;
 
 use super::error::ApiError;
 use crate::config::{Config, RateLimit};
+use crate::store::{SharedCounters, StoreError};
 
-/// Keys kept per limiter at most; beyond that the least useful entries are evicted (an attacker
-/// spraying keys can only make the limiter forget, never grow the process).
+/// Keys kept per in-process limiter at most; beyond that the least recently used entries are
+/// evicted (an attacker spraying keys can only make the limiter forget, never grow the process).
 const MAX_KEYS: u64 = 200_000;
+
+/// One in this many shared reservations also purges ended windows from the table.
+const PURGE_EVERY: u64 = 1024;
+
+/// Where a limiter counts.
+enum Counts {
+    /// The limit is off.
+    Off,
+    /// In this process.
+    Local(moka::sync::Cache<String, Arc<AtomicU32>>),
+    /// In the database, shared by every instance.
+    Shared(Arc<dyn SharedCounters>),
+}
 
 /// One counter per key in a fixed window.
 pub struct Limiter {
     name: &'static str,
     limit: RateLimit,
-    counts: Option<moka::sync::Cache<String, Arc<AtomicU32>>>,
+    counts: Counts,
     rejected: AtomicU64,
+    reserved: AtomicU64,
 }
 
 impl Limiter {
-    /// A limiter named `name` (the `limit` label of the rejection metric).
+    /// An in-process limiter named `name` (the `limit` label of the metrics).
     pub fn new(name: &'static str, limit: RateLimit) -> Self {
-        let counts = limit.enabled().then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(MAX_KEYS)
-                .time_to_live(Duration::from_secs(limit.window))
-                .build()
-        });
+        Self::with_counters(name, limit, None)
+    }
+
+    /// A limiter counting in `shared` when given, else in process.
+    pub fn with_counters(
+        name: &'static str,
+        limit: RateLimit,
+        shared: Option<Arc<dyn SharedCounters>>,
+    ) -> Self {
+        let counts = match shared {
+            _ if !limit.enabled() => Counts::Off,
+            Some(shared) => Counts::Shared(shared),
+            None => Counts::Local(
+                moka::sync::Cache::builder()
+                    .max_capacity(MAX_KEYS)
+                    .eviction_policy(moka::policy::EvictionPolicy::lru())
+                    .time_to_live(Duration::from_secs(limit.window))
+                    .build(),
+            ),
+        };
         Self {
             name,
             limit,
             counts,
             rejected: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
         }
     }
 
-    /// Whether `key` has used up its window (without counting anything); a refusal is counted
-    /// in the rejection metric.
-    pub fn exhausted(&self, key: &str) -> bool {
-        let Some(counts) = &self.counts else {
-            return false;
+    /// Takes one slot of `key`'s window: true when there was one (the attempt may go on), false
+    /// when the window is used up (counted in the rejection metric). One atomic step, so
+    /// concurrent attempts can never take more than the limit between them.
+    pub async fn reserve(&self, key: &str) -> Result<bool, StoreError> {
+        let taken = match &self.counts {
+            Counts::Off => return Ok(true),
+            Counts::Local(cache) => {
+                let count = cache.get_with_by_ref(key, || Arc::new(AtomicU32::new(0)));
+                let limit = self.limit.count;
+                count
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < limit).then_some(n + 1)
+                    })
+                    .is_ok()
+            }
+            Counts::Shared(shared) => {
+                let n = self.reserved.load(Ordering::Relaxed);
+                if n % PURGE_EVERY == PURGE_EVERY - 1 {
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = shared.purge_ended().await {
+                            tracing::warn!(%error, "ended rate-limit windows not purged");
+                        }
+                    });
+                }
+                shared
+                    .take_slot(self.name, key, self.limit.count, self.limit.window)
+                    .await?
+            }
         };
-        let spent = counts
-            .get(key)
-            .is_some_and(|n| n.load(Ordering::Relaxed) >= self.limit.count);
+        if taken {
+            self.reserved.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(taken)
+    }
+
+    /// Whether `key` has used up its window, without taking anything (a cheap early refusal
+    /// before work that must not be spent on a locked key; the reservation still decides).
+    /// A refusal is counted in the rejection metric.
+    pub async fn exhausted(&self, key: &str) -> Result<bool, StoreError> {
+        let spent = match &self.counts {
+            Counts::Off => false,
+            Counts::Local(cache) => cache
+                .get(key)
+                .is_some_and(|n| n.load(Ordering::Acquire) >= self.limit.count),
+            Counts::Shared(shared) => {
+                shared
+                    .slots_used_up(self.name, key, self.limit.count)
+                    .await?
+            }
+        };
         if spent {
             self.rejected.fetch_add(1, Ordering::Relaxed);
         }
-        spent
+        Ok(spent)
     }
 
-    /// Counts one event of `key`.
-    pub fn record(&self, key: &str) {
-        if let Some(counts) = &self.counts {
-            counts
-                .get_with(key.to_owned(), || Arc::new(AtomicU32::new(0)))
-                .fetch_add(1, Ordering::Relaxed);
+    /// Gives one slot of `key` back. Best effort: a failure only leaves the slot used.
+    pub async fn release(&self, key: &str) {
+        match &self.counts {
+            Counts::Off => {}
+            Counts::Local(cache) => {
+                if let Some(count) = cache.get(key) {
+                    let _ = count
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+                }
+            }
+            Counts::Shared(shared) => {
+                if let Err(error) = shared.give_back(self.name, key).await {
+                    tracing::warn!(%error, limit = self.name, "rate-limit slot not given back");
+                }
+            }
         }
     }
 
-    /// Counts one event of `key` and tells whether it was still within the limit.
-    pub fn allow(&self, key: &str) -> bool {
-        if self.exhausted(key) {
-            return false;
-        }
-        self.record(key);
-        true
-    }
-
-    /// Forgets `key` (a successful login clears the account's failures).
-    pub fn clear(&self, key: &str) {
-        if let Some(counts) = &self.counts {
-            counts.invalidate(key);
+    /// Closes `key`'s window (a successful login clears the account's failures). Best effort:
+    /// a failure only leaves the window counting.
+    pub async fn clear(&self, key: &str) {
+        match &self.counts {
+            Counts::Off => {}
+            Counts::Local(cache) => cache.invalidate(key),
+            Counts::Shared(shared) => {
+                if let Err(error) = shared.forget(self.name, key).await {
+                    tracing::warn!(%error, limit = self.name, "rate-limit window not cleared");
+                }
+            }
         }
     }
 
-    /// Requests refused since start.
+    /// Attempts refused since start.
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Slots taken since start (attempts that went on to their check).
+    pub fn reserved(&self) -> u64 {
+        self.reserved.load(Ordering::Relaxed)
     }
 
     /// The limiter's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Whether this limiter counts in the shared store.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.counts, Counts::Shared(_))
     }
 }
 
@@ -109,16 +210,18 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limiters the settings ask for (`BARONG_RATE_LIMIT_*`).
-    pub fn from_config(config: &Config) -> Self {
+    /// The limiters the settings ask for (`BARONG_RATE_LIMIT_*`), counting in `shared` when the
+    /// store offers shared counters.
+    pub fn from_config(config: &Config, shared: Option<Arc<dyn SharedCounters>>) -> Self {
+        let limiter = |name, limit| Limiter::with_counters(name, limit, shared.clone());
         Self {
-            login_account: Limiter::new("login_account", config.rate_limit_login_account),
-            login_ip: Limiter::new("login_ip", config.rate_limit_login_ip),
-            otp: Limiter::new("otp", config.rate_limit_otp),
-            phone_code: Limiter::new("phone_code", config.rate_limit_otp),
-            mail_address: Limiter::new("mail_address", config.rate_limit_mail_address),
-            mail_ip: Limiter::new("mail_ip", config.rate_limit_mail_ip),
-            signup_ip: Limiter::new("signup_ip", config.rate_limit_signup_ip),
+            login_account: limiter("login_account", config.rate_limit_login_account),
+            login_ip: limiter("login_ip", config.rate_limit_login_ip),
+            otp: limiter("otp", config.rate_limit_otp),
+            phone_code: limiter("phone_code", config.rate_limit_otp),
+            mail_address: limiter("mail_address", config.rate_limit_mail_address),
+            mail_ip: limiter("mail_ip", config.rate_limit_mail_ip),
+            signup_ip: limiter("signup_ip", config.rate_limit_signup_ip),
         }
     }
 
@@ -135,36 +238,56 @@ impl Limits {
         ]
     }
 
-    /// Whether a login for `email` from `ip` must be refused before any password is checked.
-    pub fn login_refused(&self, email: &str, ip: IpAddr) -> bool {
+    /// Whether a login for `email` from `ip` is already locked out (a peek, before the captcha).
+    pub async fn login_locked(&self, email: &str, ip: IpAddr) -> Result<bool, StoreError> {
         // Both are consulted (and counted as rejections) so the metric tells which one bit.
-        let account = self.login_account.exhausted(&account_key(email));
-        let address = self.login_ip.exhausted(&ip.to_string());
-        account || address
+        let account = self.login_account.exhausted(&account_key(email)).await?;
+        let address = self.login_ip.exhausted(&ip.to_string()).await?;
+        Ok(account || address)
     }
 
-    /// Counts a failed login.
-    pub fn login_failed(&self, email: &str, ip: IpAddr) {
-        self.login_account.record(&account_key(email));
-        self.login_ip.record(&ip.to_string());
+    /// Reserves a login attempt for `email` from `ip`, before any password is checked: false
+    /// when the account or the address has no attempt left in its window.
+    pub async fn login_reserve(&self, email: &str, ip: IpAddr) -> Result<bool, StoreError> {
+        let account = account_key(email);
+        if !self.login_account.reserve(&account).await? {
+            return Ok(false);
+        }
+        match self.login_ip.reserve(&ip.to_string()).await {
+            Ok(true) => Ok(true),
+            refused_or_failed => {
+                // The attempt does not happen: the account's slot goes back.
+                self.login_account.release(&account).await;
+                refused_or_failed
+            }
+        }
     }
 
-    /// A successful login clears the account's failures (not the IP's: one account the
-    /// attacker owns must not reset the count of an address guessing others).
-    pub fn login_succeeded(&self, email: &str) {
-        self.login_account.clear(&account_key(email));
+    /// Gives back the slots of an attempt that was not a failed guess.
+    pub async fn login_release(&self, email: &str, ip: IpAddr) {
+        self.login_account.release(&account_key(email)).await;
+        self.login_ip.release(&ip.to_string()).await;
     }
 
-    /// Counts a mail-sending request; false when the address or the IP is over its limit.
-    pub fn mail_allowed(&self, email: &str, ip: IpAddr) -> bool {
-        let address = self.mail_address.allow(&account_key(email));
-        let from = self.mail_ip.allow(&ip.to_string());
-        address && from
+    /// A successful login clears the account's failures and gives the address its slot back
+    /// (not its failures: one account the attacker owns must not reset the count of an address
+    /// guessing others).
+    pub async fn login_succeeded(&self, email: &str, ip: IpAddr) {
+        self.login_account.clear(&account_key(email)).await;
+        self.login_ip.release(&ip.to_string()).await;
     }
 
-    /// Counts a sign-up request; false when the IP is over its limit.
-    pub fn signup_allowed(&self, ip: IpAddr) -> bool {
-        self.signup_ip.allow(&ip.to_string())
+    /// Reserves a mail-sending request; false when the address or the IP is over its limit.
+    /// Both are counted whatever the other says, so a refused address still uses the IP's.
+    pub async fn mail_reserve(&self, email: &str, ip: IpAddr) -> Result<bool, StoreError> {
+        let address = self.mail_address.reserve(&account_key(email)).await?;
+        let from = self.mail_ip.reserve(&ip.to_string()).await?;
+        Ok(address && from)
+    }
+
+    /// Reserves a sign-up request; false when the IP is over its limit.
+    pub async fn signup_reserve(&self, ip: IpAddr) -> Result<bool, StoreError> {
+        self.signup_ip.reserve(&ip.to_string()).await
     }
 }
 
@@ -185,51 +308,74 @@ pub fn too_many(namespace: &str) -> ApiError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_window_allows_count_events_then_refuses() {
-        let limiter = Limiter::new(
-            "t",
-            RateLimit {
-                count: 3,
-                window: 60,
-            },
-        );
-        assert!(limiter.allow("a"));
-        assert!(limiter.allow("a"));
-        assert!(limiter.allow("a"));
-        assert!(!limiter.allow("a"));
-        assert!(limiter.allow("b"), "keys are independent");
-        assert_eq!(limiter.rejected(), 1);
-        limiter.clear("a");
-        assert!(limiter.allow("a"));
+    fn limit(count: u32, window: u64) -> RateLimit {
+        RateLimit { count, window }
     }
 
-    #[test]
-    fn a_disabled_limit_never_refuses() {
-        let limiter = Limiter::new(
-            "t",
-            RateLimit {
-                count: 0,
-                window: 0,
-            },
+    #[tokio::test]
+    async fn a_window_allows_count_events_then_refuses() {
+        let limiter = Limiter::new("t", limit(3, 60));
+        for _ in 0..3 {
+            assert!(limiter.reserve("a").await.expect("local"));
+        }
+        assert!(!limiter.reserve("a").await.expect("local"));
+        assert!(
+            limiter.reserve("b").await.expect("local"),
+            "keys are independent"
         );
+        assert_eq!(limiter.rejected(), 1);
+        limiter.release("a").await;
+        assert!(
+            limiter.reserve("a").await.expect("local"),
+            "a slot given back"
+        );
+        assert!(!limiter.reserve("a").await.expect("local"));
+        limiter.clear("a").await;
+        assert!(limiter.reserve("a").await.expect("local"));
+    }
+
+    #[tokio::test]
+    async fn a_disabled_limit_never_refuses() {
+        let limiter = Limiter::new("t", limit(0, 0));
         for _ in 0..100 {
-            assert!(limiter.allow("a"));
+            assert!(limiter.reserve("a").await.expect("off"));
         }
     }
 
+    #[tokio::test]
+    async fn the_window_ends() {
+        let limiter = Limiter::new("t", limit(1, 1));
+        assert!(limiter.reserve("a").await.expect("local"));
+        assert!(!limiter.reserve("a").await.expect("local"));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(limiter.reserve("a").await.expect("local"));
+    }
+
     #[test]
-    fn the_window_ends() {
-        let limiter = Limiter::new(
-            "t",
-            RateLimit {
-                count: 1,
-                window: 1,
-            },
-        );
-        assert!(limiter.allow("a"));
-        assert!(!limiter.allow("a"));
-        std::thread::sleep(Duration::from_millis(1100));
-        assert!(limiter.allow("a"));
+    fn concurrent_reservations_never_exceed_the_limit() {
+        let limiter = Arc::new(Limiter::new("t", limit(7, 60)));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .expect("runtime");
+        let taken = runtime.block_on(async {
+            let barrier = Arc::new(tokio::sync::Barrier::new(500));
+            let tasks: Vec<_> = (0..500)
+                .map(|_| {
+                    let (limiter, barrier) = (limiter.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        limiter.reserve("a").await.expect("local")
+                    })
+                })
+                .collect();
+            let mut taken = 0;
+            for task in tasks {
+                taken += usize::from(task.await.expect("task"));
+            }
+            taken
+        });
+        assert_eq!(taken, 7);
+        assert_eq!(limiter.rejected(), 493);
     }
 }

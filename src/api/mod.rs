@@ -6,6 +6,7 @@ pub(crate) mod admin;
 pub mod auth;
 mod entities;
 pub mod error;
+pub mod hashing;
 mod identity;
 mod kyc;
 pub mod limits;

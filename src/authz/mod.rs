@@ -14,6 +14,7 @@ pub mod geo;
 mod metrics;
 pub mod path;
 pub mod policy;
+pub mod replay;
 pub mod request;
 pub mod rules;
 pub mod token;
@@ -70,7 +71,7 @@ pub struct Authz {
     pub bus: InvalidationBus,
     pub geoip: Option<GeoIp>,
     /// Seen (kid, nonce, signature) triples when replay protection is on.
-    pub replay: Option<moka::sync::Cache<String, ()>>,
+    pub replay: Option<replay::ReplayGuard>,
     pub metrics: Metrics,
     /// Request metrics of both listeners and the REST limiters (rendered by `/metrics`).
     pub observe: Arc<crate::observe::Observability>,
@@ -425,11 +426,17 @@ impl Authz {
             return Err(Deny::InvalidSignature);
         }
         if let Some(seen) = &self.replay {
-            let triple = format!("{kid}:{nonce}:{signature}");
-            if seen.contains_key(&triple) {
+            // One atomic insert-if-absent: of two identical requests, only one is fresh.
+            let fresh = seen
+                .first_sight(kid, nonce, signature)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "API-key replay check unavailable");
+                    Deny::Unavailable
+                })?;
+            if !fresh {
                 return Err(Deny::NonceReplayed);
             }
-            seen.insert(triple, ());
         }
         if key.key.state != "active" {
             return Err(Deny::ApiKeyNotActive);

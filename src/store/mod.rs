@@ -577,6 +577,41 @@ pub trait Store: Send + Sync + 'static {
     // ---- Observability (hardening) -------------------------------------------------------------
     /// The connection pool's usage now, for `/metrics`.
     fn pool_status(&self) -> PoolStatus;
+
+    /// Abuse-limit counters every instance on this database shares, when the backend can hold
+    /// them; `None` (SQLite: one process per database file) keeps them in process.
+    fn shared_counters(&self) -> Option<Arc<dyn SharedCounters>> {
+        None
+    }
+}
+
+/// Fixed-window counters kept in the database, so several instances enforce one limit.
+///
+/// Every method is one atomic statement: two instances taking the last slot of a window at the
+/// same moment cannot both get it, and no increment is lost.
+#[async_trait]
+pub trait SharedCounters: Send + Sync + 'static {
+    /// Takes one of the `limit` slots of `key` in `bucket`, opening a `window_secs` window when
+    /// none is open; false (nothing counted) when the window's slots are used up.
+    async fn take_slot(
+        &self,
+        bucket: &str,
+        key: &str,
+        limit: u32,
+        window_secs: u64,
+    ) -> StoreResult<bool>;
+
+    /// Whether the open window of `key` has no slot left (counts nothing).
+    async fn slots_used_up(&self, bucket: &str, key: &str, limit: u32) -> StoreResult<bool>;
+
+    /// Gives one slot of `key` back (an attempt that turned out not to count).
+    async fn give_back(&self, bucket: &str, key: &str) -> StoreResult<()>;
+
+    /// Closes the window of `key`.
+    async fn forget(&self, bucket: &str, key: &str) -> StoreResult<()>;
+
+    /// Deletes the windows that have ended; returns how many.
+    async fn purge_ended(&self) -> StoreResult<u64>;
 }
 
 /// Connections of a store's pool.

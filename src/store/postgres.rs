@@ -5,6 +5,7 @@
 mod admin;
 mod kyc;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,8 +17,8 @@ use tokio_postgres::{NoTls, Row};
 mod profiles;
 
 use super::{
-    API_KEY_COLUMNS, Backend, EventDomain, Store, StoreError, StoreOptions, StoreResult,
-    UserChange, migrate,
+    API_KEY_COLUMNS, Backend, EventDomain, SharedCounters, Store, StoreError, StoreOptions,
+    StoreResult, UserChange, migrate,
 };
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
@@ -81,10 +82,99 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
-        self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => map_error(e),
-            other => StoreError::Unavailable(other.to_string()),
-        })
+        pool_client(&self.pool).await
+    }
+}
+
+async fn pool_client(pool: &Pool) -> StoreResult<deadpool_postgres::Client> {
+    pool.get().await.map_err(|e| match e {
+        deadpool_postgres::PoolError::Backend(e) => map_error(e),
+        other => StoreError::Unavailable(other.to_string()),
+    })
+}
+
+/// The `rate_limits` table, on the store's pool.
+struct PgCounters {
+    pool: Pool,
+}
+
+#[async_trait]
+impl SharedCounters for PgCounters {
+    async fn take_slot(
+        &self,
+        bucket: &str,
+        key: &str,
+        limit: u32,
+        window_secs: u64,
+    ) -> StoreResult<bool> {
+        let client = pool_client(&self.pool).await?;
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let window = window_secs as f64;
+        // One statement: the conflicting row is locked and re-read before the `WHERE`, so two
+        // instances racing for the last slot are serialised and only one gets it. An ended
+        // window is reopened in place.
+        let row = client
+            .query_opt(
+                "INSERT INTO rate_limits AS r (bucket, key, used, ends_at)
+                 VALUES ($1, $2, 1, now() + make_interval(secs => $4))
+                 ON CONFLICT (bucket, key) DO UPDATE SET
+                     used = CASE WHEN r.ends_at <= now() THEN 1 ELSE r.used + 1 END,
+                     ends_at = CASE WHEN r.ends_at <= now() THEN EXCLUDED.ends_at
+                                    ELSE r.ends_at END
+                 WHERE r.ends_at <= now() OR r.used < $3
+                 RETURNING used",
+                &[&bucket, &key, &limit, &window],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn slots_used_up(&self, bucket: &str, key: &str, limit: u32) -> StoreResult<bool> {
+        let client = pool_client(&self.pool).await?;
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM rate_limits
+                 WHERE bucket = $1 AND key = $2 AND ends_at > now() AND used >= $3",
+                &[&bucket, &key, &limit],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn give_back(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        let client = pool_client(&self.pool).await?;
+        client
+            .execute(
+                "UPDATE rate_limits SET used = used - 1
+                 WHERE bucket = $1 AND key = $2 AND used > 0 AND ends_at > now()",
+                &[&bucket, &key],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn forget(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        let client = pool_client(&self.pool).await?;
+        client
+            .execute(
+                "DELETE FROM rate_limits WHERE bucket = $1 AND key = $2",
+                &[&bucket, &key],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn purge_ended(&self) -> StoreResult<u64> {
+        let client = pool_client(&self.pool).await?;
+        client
+            .execute("DELETE FROM rate_limits WHERE ends_at <= now()", &[])
+            .await
+            .map_err(map_error)
     }
 }
 
@@ -509,6 +599,12 @@ impl Store for PostgresStore {
             available: status.available,
             waiting: status.waiting,
         }
+    }
+
+    fn shared_counters(&self) -> Option<Arc<dyn SharedCounters>> {
+        Some(Arc::new(PgCounters {
+            pool: self.pool.clone(),
+        }))
     }
 
     fn backend(&self) -> Backend {

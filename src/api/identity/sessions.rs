@@ -49,9 +49,9 @@ pub async fn create(
     v.finish()?;
     let (email, password) = (as_text(email.as_ref()), as_text(password.as_ref()));
     let limits = state.observe.limits.clone();
-    // Refused before the captcha and any password check: a locked account or address costs
-    // the server nothing more (`BARONG_RATE_LIMIT_LOGIN_*`, see `api::limits`).
-    if limits.login_refused(&email, meta.ip) {
+    // A locked account or address is refused before the captcha, so it costs nothing more
+    // (`BARONG_RATE_LIMIT_LOGIN_*`, see `api::limits`).
+    if limits.login_locked(&email, meta.ip).await? {
         return Err(too_many("identity.session"));
     }
     state
@@ -59,10 +59,12 @@ pub async fn create(
         .verify("session_create", captcha.as_ref())
         .await
         .map_err(captcha_error)?;
-    let invalid = || {
-        limits.login_failed(&email, meta.ip);
-        error(StatusCode::UNAUTHORIZED, "identity.session.invalid_params")
-    };
+    // The attempt takes its slot before any password is checked: a burst released at once
+    // gets at most the limit's checks, the rest are refused here. A failed attempt keeps it.
+    if !limits.login_reserve(&email, meta.ip).await? {
+        return Err(too_many("identity.session"));
+    }
+    let invalid = || error(StatusCode::UNAUTHORIZED, "identity.session.invalid_params");
     let Some(user) = state.store.find_user_by_email(&email).await? else {
         // Spend the time a password check takes, so the answer time does not tell whether
         // the e-mail is registered.
@@ -70,10 +72,15 @@ pub async fn create(
             .observe
             .dummy_password_checks
             .fetch_add(1, Ordering::Relaxed);
-        let _ = tokio::task::spawn_blocking(move || {
-            password_hash::verify_password(&password, &DUMMY_DIGEST)
-        })
-        .await;
+        let checked = state
+            .observe
+            .hashing
+            .run(move || password_hash::verify_password(&password, &DUMMY_DIGEST))
+            .await;
+        if let Err(busy) = checked {
+            limits.login_release(&email, meta.ip).await;
+            return Err(busy);
+        }
         return Err(invalid());
     };
     let refused = match user.state.as_str() {
@@ -97,10 +104,19 @@ pub async fn create(
     }
     let digest = user.password_digest.clone();
     let checked = password.clone();
-    let verification =
-        tokio::task::spawn_blocking(move || password_hash::verify_password(&checked, &digest))
-            .await
-            .map_err(|_| ApiError::internal())?;
+    let verification = match state
+        .observe
+        .hashing
+        .run(move || password_hash::verify_password(&checked, &digest))
+        .await
+    {
+        Ok(verification) => verification,
+        Err(busy) => {
+            // Not checked: the attempt does not count.
+            limits.login_release(&email, meta.ip).await;
+            return Err(busy);
+        }
+    };
     if verification == Verification::Mismatch {
         record_activity(
             &state,
@@ -116,6 +132,9 @@ pub async fn create(
     }
     if user.otp {
         if otp_code.as_deref().is_none_or(|c| c.trim().is_empty()) {
+            // The right password without a code is the first step of a 2FA login, not a
+            // failed guess: its slots go back.
+            limits.login_release(&email, meta.ip).await;
             return Err(error(
                 StatusCode::UNAUTHORIZED,
                 "identity.session.missing_otp",
@@ -123,7 +142,6 @@ pub async fn create(
         }
         let code = otp_code.as_deref().unwrap_or_default();
         if !crate::api::resource::check_totp(&state, user.id, code).await? {
-            limits.login_failed(&email, meta.ip);
             record_activity(
                 &state,
                 user.id,
@@ -140,7 +158,7 @@ pub async fn create(
     if verification == Verification::MatchNeedsRehash {
         rehash(&state, user.id, password).await;
     }
-    limits.login_succeeded(&email);
+    limits.login_succeeded(&email, meta.ip).await;
     record_activity(&state, user.id, &meta, "session", "login", "succeed", None).await;
     let session = open_session(&state, &user, &meta).await?;
     let origin = [
@@ -174,7 +192,11 @@ pub async fn create(
 
 /// Replaces a Barong bcrypt digest (or a weaker argon2 one) with a current argon2id hash.
 async fn rehash(state: &ApiState, user_id: i64, password: String) {
-    let hashed = tokio::task::spawn_blocking(move || password_hash::hash_password(&password)).await;
+    let hashed = state
+        .observe
+        .hashing
+        .run(move || password_hash::hash_password(&password))
+        .await;
     match hashed {
         Ok(Ok(digest)) => {
             if let Err(error) = state.store.update_password_digest(user_id, &digest).await {

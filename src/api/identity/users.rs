@@ -35,10 +35,12 @@ fn unprocessable(key: &str) -> ApiError {
     error(StatusCode::UNPROCESSABLE_ENTITY, key)
 }
 
-async fn hash(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || password_hash::hash_password(&password))
-        .await
-        .map_err(|_| ApiError::internal())?
+async fn hash(state: &ApiState, password: String) -> Result<String, ApiError> {
+    state
+        .observe
+        .hashing
+        .run(move || password_hash::hash_password(&password))
+        .await?
         .map_err(|_| ApiError::internal())
 }
 
@@ -74,7 +76,7 @@ pub async fn create(
     // A blank `data` is no data (Barong validates it only when present).
     let data = v.optional_string("data").filter(|d| !d.trim().is_empty());
     v.finish()?;
-    if !state.observe.limits.signup_allowed(meta.ip) {
+    if !state.observe.limits.signup_reserve(meta.ip).await? {
         return Err(too_many("identity.user"));
     }
     let email = email.unwrap_or_default().trim().to_owned();
@@ -116,7 +118,7 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::unprocessable(errors));
     }
-    let digest = hash(password).await?;
+    let digest = hash(&state, password).await?;
     let language = user_language(data.as_deref(), &state.config.default_language);
 
     let mut attempt = 0;
@@ -223,7 +225,7 @@ pub async fn email_generate_code(
     let email = v.required_string("email");
     let captcha = v.optional_string_or_object("captcha_response", "invalid");
     v.finish()?;
-    mail_allowed(&state, email.as_deref(), &meta)?;
+    mail_allowed(&state, email.as_deref(), &meta).await?;
     state
         .captcha
         .verify("email_confirmation", captcha.as_ref())
@@ -313,7 +315,7 @@ pub async fn password_generate_code(
     let email = v.required_string("email");
     let captcha = v.optional_string_or_object("captcha_response", "invalid");
     v.finish()?;
-    mail_allowed(&state, email.as_deref(), &meta)?;
+    mail_allowed(&state, email.as_deref(), &meta).await?;
     state
         .captcha
         .verify("password_reset", captcha.as_ref())
@@ -366,11 +368,16 @@ async fn send_reset(state: &ApiState, email: &str, meta: &RequestMeta) -> Result
 }
 
 /// Mail-sending endpoints count per address and per client IP (`BARONG_RATE_LIMIT_MAIL_*`).
-fn mail_allowed(state: &ApiState, email: Option<&str>, meta: &RequestMeta) -> Result<(), ApiError> {
+async fn mail_allowed(
+    state: &ApiState,
+    email: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(), ApiError> {
     if state
         .observe
         .limits
-        .mail_allowed(email.unwrap_or_default(), meta.ip)
+        .mail_reserve(email.unwrap_or_default(), meta.ip)
+        .await?
     {
         Ok(())
     } else {
@@ -439,7 +446,7 @@ pub async fn password_confirm_code(
         .await;
         return Err(ApiError::unprocessable(problems));
     }
-    let digest = hash(password).await?;
+    let digest = hash(&state, password).await?;
     let jti = claim_str(&claims, "jti");
     let Some(revoked) = state
         .store

@@ -84,11 +84,12 @@ pub(crate) async fn check_totp(
 ) -> Result<bool, ApiError> {
     let limiter = &state.observe.limits.otp;
     let key = user_id.to_string();
-    if limiter.exhausted(&key) {
+    // The code takes its slot before it is compared: concurrent guesses get at most the
+    // limit's comparisons per window; a wrong code keeps its slot.
+    if !limiter.reserve(&key).await? {
         return Ok(false);
     }
     let Some((encrypted, _)) = state.store.find_otp_secret(user_id).await? else {
-        limiter.record(&key);
         return Ok(false);
     };
     let secret = state.encryptor.decrypt(&encrypted).map_err(|error| {
@@ -101,9 +102,7 @@ pub(crate) async fn check_totp(
         None => false,
     };
     if accepted {
-        limiter.clear(&key);
-    } else {
-        limiter.record(&key);
+        limiter.clear(&key).await;
     }
     Ok(accepted)
 }

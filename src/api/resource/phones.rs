@@ -190,7 +190,8 @@ pub async fn verify(
     // 5-digit codes are guessable: after too many wrong ones they are refused unchecked.
     let failures = &state.observe.limits.phone_code;
     let failure_key = current.user.id.to_string();
-    if failures.exhausted(&failure_key) {
+    // The slot is taken before the provider sees the code; a wrong code keeps it.
+    if !failures.reserve(&failure_key).await? {
         return Err(not_found("resource.phone.verification_invalid"));
     }
     let approved = state
@@ -199,10 +200,9 @@ pub async fn verify(
         .await
         .map_err(provider_error)?;
     if !approved {
-        failures.record(&failure_key);
         return Err(not_found("resource.phone.verification_invalid"));
     }
-    failures.clear(&failure_key);
+    failures.clear(&failure_key).await;
     let change = match state.store.verify_phone(phone.id, &state.state_rules).await {
         Ok(Some(change)) => change,
         Ok(None) => return Err(not_found("resource.phone.doesnt_exist")),

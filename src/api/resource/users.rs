@@ -58,11 +58,17 @@ pub async fn update_me(
     Ok(Json(user_full_info(&state, &user, None).await?))
 }
 
-async fn password_matches(password: String, digest: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || password_hash::verify_password(&password, &digest))
-        .await
-        .map(|v| v != Verification::Mismatch)
-        .map_err(|_| ApiError::internal())
+async fn password_matches(
+    state: &ApiState,
+    password: String,
+    digest: String,
+) -> Result<bool, ApiError> {
+    let verification = state
+        .observe
+        .hashing
+        .run(move || password_hash::verify_password(&password, &digest))
+        .await?;
+    Ok(verification != Verification::Mismatch)
 }
 
 /// `DELETE users/me`: self-deletion after the password (and, with 2FA on, a code).
@@ -76,7 +82,13 @@ pub async fn delete_me(
     let otp_code = v.optional_nonblank_string("otp_code");
     v.finish()?;
     let user = current.user;
-    if !password_matches(password.unwrap_or_default(), user.password_digest.clone()).await? {
+    if !password_matches(
+        &state,
+        password.unwrap_or_default(),
+        user.password_digest.clone(),
+    )
+    .await?
+    {
         return Err(unprocessable("resource.user.invalid_password"));
     }
     if user.otp {
@@ -131,7 +143,7 @@ pub async fn change_password(
         fail("New passwords don't match").await;
         return Err(unprocessable("resource.password.doesnt_match"));
     }
-    if !password_matches(old.clone(), user.password_digest.clone()).await? {
+    if !password_matches(&state, old.clone(), user.password_digest.clone()).await? {
         fail("Previous password is not correct").await;
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -156,9 +168,11 @@ pub async fn change_password(
         fail(&problems.join(", ")).await;
         return Err(ApiError::unprocessable(problems));
     }
-    let digest = tokio::task::spawn_blocking(move || password_hash::hash_password(&new))
-        .await
-        .map_err(|_| ApiError::internal())?
+    let digest = state
+        .observe
+        .hashing
+        .run(move || password_hash::hash_password(&new))
+        .await?
         .map_err(|_| ApiError::internal())?;
     let keep = meta.cookie.as_deref().map(session_key);
     let revoked = state

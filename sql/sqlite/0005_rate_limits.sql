@@ -1,0 +1,2 @@
+-- Abuse-limit windows stay in process on SQLite (one server process per database file); this
+-- version keeps both backends on one migration sequence.
