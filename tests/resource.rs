@@ -720,7 +720,8 @@ async fn otp_and_api_keys(backend: Backend) {
     .await
     .errors(400, &["resource.otp.already_enabled"]);
 
-    // verify: a good code once, refused when replayed; a wrong code refused.
+    // verify: a good code once, `totp.error` when replayed (Vault's "code already used"); a
+    // wrong code keeps the endpoint's own key.
     let code = user.code().await;
     user.call(
         "POST",
@@ -735,7 +736,7 @@ async fn otp_and_api_keys(backend: Backend) {
         Some(json!({ "code": code })),
     )
     .await
-    .errors(422, &["resource.otp.invalid"]);
+    .errors(422, &["totp.error"]);
     let wrong = user.wrong_code();
     user.call(
         "POST",
@@ -1028,11 +1029,26 @@ async fn login_with_2fa(backend: Backend) {
         login(Some(code.clone())).await.expect("login").status(),
         StatusCode::OK
     );
-    // The same code again is a replay.
+    // The same code again is a replay: Barong's `totp.error` (Vault's "code already used").
+    let replay = login(Some(code)).await.expect("login");
+    assert_eq!(replay.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        login(Some(code)).await.expect("login").status(),
-        StatusCode::FORBIDDEN
+        replay.json::<Value>().await.expect("json"),
+        json!({"errors": ["totp.error"]})
     );
+    // The successful login is recorded as Barong records a login with 2FA.
+    let activity = user
+        .call("GET", "/resource/users/activity/session", None)
+        .await;
+    let actions: Vec<&str> = activity
+        .body
+        .as_array()
+        .expect("activities")
+        .iter()
+        .filter(|a| a["result"] == "succeed")
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"login::2fa"), "{actions:?}");
 }
 
 async fn data_storage(backend: Backend) {

@@ -71,7 +71,11 @@ pub fn override_method(
     // The common case, checked without allocating: no override asked for. A query with any
     // escape is parsed, since `%5Fmethod` and `_m%65thod` are `_method` once decoded.
     let in_query = query.is_some_and(|q| q.contains("method") || q.contains('%'));
-    if !in_query && !OVERRIDE_HEADERS.iter().any(|name| headers.contains_key(*name)) {
+    if !in_query
+        && !OVERRIDE_HEADERS
+            .iter()
+            .any(|name| headers.contains_key(*name))
+    {
         return Ok(None);
     }
     let from_query = query.and_then(|q| {

@@ -159,7 +159,9 @@ pub async fn create(
         rehash(&state, user.id, password).await;
     }
     limits.login_succeeded(&email, meta.ip).await;
-    record_activity(&state, user.id, &meta, "session", "login", "succeed", None).await;
+    // Barong names a login that passed its 2FA code apart.
+    let action = if user.otp { "login::2fa" } else { "login" };
+    record_activity(&state, user.id, &meta, "session", action, "succeed", None).await;
     let session = open_session(&state, &user, &meta).await?;
     let origin = [
         ("user_ip", json!(meta.ip.to_string())),

@@ -97,14 +97,19 @@ pub(crate) async fn check_totp(
         ApiError::internal()
     })?;
     let now = chrono::Utc::now().timestamp().max(0) as u64;
-    let accepted = match totp::verify(&secret, code, now) {
-        Some(step) => state.store.accept_otp_step(user_id, step as i64).await?,
-        None => false,
+    let Some(step) = totp::verify(&secret, code, now) else {
+        return Ok(false);
     };
-    if accepted {
-        limiter.clear(&key).await;
+    // A right code already used in its time step: Barong surfaces Vault's "code already used"
+    // as `422 totp.error` wherever a code is checked, not as the endpoint's wrong-code key.
+    if !state.store.accept_otp_step(user_id, step as i64).await? {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "totp.error",
+        ));
     }
-    Ok(accepted)
+    limiter.clear(&key).await;
+    Ok(true)
 }
 
 /// Tells the caches what a user change made stale.
