@@ -884,6 +884,20 @@ async fn documents_rules_and_types(backend: Backend) {
     user.upload("/resource/documents", &base(&[]), &[jpeg])
         .await
         .errors(422, &["resource.documents.invalid_format"]);
+    // `upload[]` as a plain form value, not a file: the upload is blank, nothing is stored.
+    user.upload(
+        "/resource/documents",
+        &[
+            ("doc_type", "Passport"),
+            ("doc_number", "AB123456"),
+            ("doc_expire", expire.as_str()),
+            ("upload[]", "not a file"),
+        ],
+        &[],
+    )
+    .await
+    .errors(422, &["upload.blank"]);
+    user.get("/resource/documents").await.assert(200, json!([]));
     user.upload(
         "/resource/documents",
         &base(&[("doc_expire", "2001-01-01")]),

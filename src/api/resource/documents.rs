@@ -401,6 +401,10 @@ async fn check_document(
     if let Some(refused) = &stored.refused {
         errors.extend(refused.iter().cloned());
     }
+    // `upload[]` sent as a plain form value, not a file: the model's upload is blank.
+    if stored.files == 0 {
+        errors.push("upload.blank".to_owned());
+    }
     if metadata
         .as_deref()
         .is_some_and(|m| serde_json::from_str::<Value>(m).is_err())
