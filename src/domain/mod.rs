@@ -3,7 +3,7 @@
 
 pub mod abilities;
 mod access;
-mod activity;
+pub mod activity;
 mod admin;
 mod api_key;
 pub mod client_ip;

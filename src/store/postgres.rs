@@ -870,7 +870,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize> {
-        let valid: Vec<&NewActivity> = activities.iter().filter(|a| a.is_valid()).collect();
+        let valid = crate::domain::activity::storable(activities);
         if valid.is_empty() {
             return Ok(0);
         }

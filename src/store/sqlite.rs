@@ -740,11 +740,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize> {
-        let valid: Vec<NewActivity> = activities
-            .iter()
-            .filter(|a| a.is_valid())
-            .cloned()
-            .collect();
+        let valid = crate::domain::activity::storable(activities);
         if valid.is_empty() {
             return Ok(0);
         }
