@@ -9,7 +9,7 @@ use barong::domain::{
     session_key,
 };
 use barong::seed::{DEFAULT_SEEDS, Seeds};
-use barong::store::{Store, StoreError};
+use barong::store::{ClaimUse, Store, StoreError};
 use common::{Backend, TestDb};
 
 async fn migrated(db: &TestDb) -> Arc<dyn Store> {
@@ -48,7 +48,8 @@ async fn migrations_apply_once(backend: Backend) {
             "0001_schema",
             "0002_otp_secrets",
             "0003_kyc_profiles",
-            "0004_kyc_documents"
+            "0004_kyc_documents",
+            "0005_confirmation_tokens"
         ]
     );
     let second = store.migrate().await.expect("second");
@@ -62,7 +63,7 @@ async fn concurrent_migrations_do_not_collide(backend: Backend) {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("a").len() + rb.expect("b").len();
     applied += a.migrate().await.expect("again").len();
-    assert_eq!(applied, 4, "each migration ran exactly once");
+    assert_eq!(applied, 5, "each migration ran exactly once");
     assert_eq!(a.count_users().await.expect("count"), 0);
 }
 
@@ -391,6 +392,7 @@ fn mail(to: &str) -> barong::domain::NewMail {
         language: "en".into(),
         subject: "Registration Confirmation".into(),
         body_html: "<p>hi</p>".into(),
+        confirmation: None,
     }
 }
 
@@ -485,15 +487,45 @@ async fn confirm_email_and_reset_password_are_single_use(backend: Backend) {
         .await
         .expect("user");
     let exp = chrono::Utc::now().timestamp() + 60;
+    let claim = |token: &'static str, jti: &'static str| ClaimUse {
+        email: "a@x.io",
+        token,
+        jti,
+        expires_at: exp,
+    };
+    // No confirmation mail stored: nothing matches.
+    assert!(
+        store
+            .confirm_email(user.id, &claim("c1", "jti-0"), &rules)
+            .await
+            .expect("unsent")
+            .is_none()
+    );
+    let mut confirmation = mail("a@x.io");
+    for token in ["c1", "c2"] {
+        confirmation.confirmation = Some(barong::domain::OneTimeClaim {
+            token: token.into(),
+            expires_at: exp,
+        });
+        store.queue_mail(&confirmation).await.expect("queue");
+    }
+    // Only the latest one matches.
+    assert!(
+        store
+            .confirm_email(user.id, &claim("c1", "jti-1"), &rules)
+            .await
+            .expect("older")
+            .is_none()
+    );
     let confirmed = store
-        .confirm_email(user.id, "jti-1", exp, &rules)
+        .confirm_email(user.id, &claim("c2", "jti-1"), &rules)
         .await
         .expect("confirm")
         .expect("first use");
     assert_eq!((confirmed.state.as_str(), confirmed.level), ("active", 1));
     assert!(
         store
-            .confirm_email(user.id, "jti-1", exp, &rules)
+            .confirm_email(user.id, &claim("c2", "jti-1"), &rules)
             .await
             .expect("again")
             .is_none()
@@ -526,8 +558,15 @@ async fn confirm_email_and_reset_password_are_single_use(backend: Backend) {
             .await
             .expect("session");
     }
+    assert!(
+        store
+            .reset_password(user.id, &claim("r1", "jti-2"), "$argon2id$new")
+            .await
+            .expect("older reset token")
+            .is_none()
+    );
     let revoked = store
-        .reset_password(user.id, "a@x.io", "jti-2", exp, "$argon2id$new")
+        .reset_password(user.id, &claim("r2", "jti-2"), "$argon2id$new")
         .await
         .expect("reset")
         .expect("first use");
@@ -547,7 +586,7 @@ async fn confirm_email_and_reset_password_are_single_use(backend: Backend) {
     assert_eq!(after.password_digest, "$argon2id$new");
     assert!(
         store
-            .reset_password(user.id, "a@x.io", "jti-2", exp, "$argon2id$other")
+            .reset_password(user.id, &claim("r2", "jti-3"), "$argon2id$other")
             .await
             .expect("again")
             .is_none()

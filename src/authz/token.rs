@@ -1,5 +1,6 @@
-//! The JWT the allow answer carries: Barong's claims, signed with the pre-parsed key, and reused
+//! The JWT the allow answer carries: Barong's claims, signed with the current key, and reused
 //! for the same principal and claims for a short while so signing is not paid per request.
+//! A reused token is only handed out while the key that signed it is still current.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use http::HeaderValue;
 use moka::sync::Cache;
 use serde::Serialize;
 
-use crate::crypto::jws::JwtSigner;
+use crate::crypto::keyring::{RingKey, SharedKeys};
 use crate::crypto::keys::KeyError;
 
 /// Who the token speaks for, with the claims Barong puts in it.
@@ -51,20 +52,27 @@ struct Claims<'a> {
 
 /// Mints (or reuses) tokens.
 pub struct TokenMinter {
-    signer: Arc<JwtSigner>,
+    keys: Arc<SharedKeys>,
     lifetime: i64,
     reuse: Duration,
-    /// Ready `Authorization` values: a reuse is a reference-count bump, not a copy.
-    minted: Cache<Principal, Arc<(HeaderValue, Instant)>>,
+    /// Ready `Authorization` values with the `kid` that signed them: a reuse is a
+    /// reference-count bump, not a copy.
+    minted: Cache<Principal, Arc<Minted>>,
+}
+
+struct Minted {
+    value: HeaderValue,
+    at: Instant,
+    kid: Box<str>,
 }
 
 impl TokenMinter {
     /// `lifetime` is `BARONG_JWT_EXPIRE_TIME`; reuse is capped at a tenth of it, so a reused
     /// token always has most of its life left.
-    pub fn new(signer: Arc<JwtSigner>, lifetime_secs: u64, reuse_secs: u64) -> Self {
+    pub fn new(keys: Arc<SharedKeys>, lifetime_secs: u64, reuse_secs: u64) -> Self {
         let reuse = Duration::from_secs(reuse_secs.min(lifetime_secs / 10));
         Self {
-            signer,
+            keys,
             lifetime: i64::try_from(lifetime_secs).unwrap_or(3600),
             reuse,
             minted: Cache::builder()
@@ -77,22 +85,29 @@ impl TokenMinter {
     /// The `Authorization: Bearer <jwt>` value for `principal`, fresh or reused within the
     /// reuse window.
     pub fn token(&self, principal: &Principal) -> Result<HeaderValue, KeyError> {
+        let ring = self.keys.load();
+        let key = ring.current();
         if !self.reuse.is_zero()
             && let Some(entry) = self.minted.get(principal)
-            && entry.1.elapsed() < self.reuse
+            && entry.at.elapsed() < self.reuse
+            && *entry.kid == *key.kid()
         {
-            return Ok(entry.0.clone());
+            return Ok(entry.value.clone());
         }
-        let token = HeaderValue::try_from(format!("Bearer {}", self.mint(principal)?))
+        let token = HeaderValue::try_from(format!("Bearer {}", self.mint(key, principal)?))
             .map_err(|_| KeyError::Generation)?;
         if !self.reuse.is_zero() {
-            self.minted
-                .insert(principal.clone(), Arc::new((token.clone(), Instant::now())));
+            let minted = Minted {
+                value: token.clone(),
+                at: Instant::now(),
+                kid: key.kid().into(),
+            };
+            self.minted.insert(principal.clone(), Arc::new(minted));
         }
         Ok(token)
     }
 
-    fn mint(&self, p: &Principal) -> Result<String, KeyError> {
+    fn mint(&self, key: &RingKey, p: &Principal) -> Result<String, KeyError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iat: now,
@@ -110,6 +125,6 @@ impl TokenMinter {
             username: p.user_extras.as_ref().map(|u| u.username.as_deref()),
         };
         let json = serde_json::to_vec(&claims).map_err(|_| KeyError::Generation)?;
-        self.signer.sign(&json)
+        key.sign(&json)
     }
 }

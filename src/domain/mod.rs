@@ -33,7 +33,7 @@ pub use document::{
 };
 pub use event::{NewEvent, OutboxEvent};
 pub use label::{Label, StateRules, derive_level, derive_state};
-pub use mail::{NewMail, OutboxMail};
+pub use mail::{NewMail, OneTimeClaim, OutboxMail};
 pub use phone::{
     NewPhone, NormalisedPhone, PHONE_CHANNELS, Phone, mask_phone, normalise_phone, phone_code,
 };

@@ -34,6 +34,10 @@ pub const SQLITE: &[Migration] = &[
         version: "0004_kyc_documents",
         sql: include_str!("../../sql/sqlite/0004_kyc_documents.sql"),
     },
+    Migration {
+        version: "0005_confirmation_tokens",
+        sql: include_str!("../../sql/sqlite/0005_confirmation_tokens.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -53,6 +57,10 @@ pub const POSTGRES: &[Migration] = &[
     Migration {
         version: "0004_kyc_documents",
         sql: include_str!("../../sql/postgres/0004_kyc_documents.sql"),
+    },
+    Migration {
+        version: "0005_confirmation_tokens",
+        sql: include_str!("../../sql/postgres/0005_confirmation_tokens.sql"),
     },
 ];
 

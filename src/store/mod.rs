@@ -67,6 +67,16 @@ pub struct StoreOptions {
 }
 
 /// The persistence interface of the server.
+/// A one-time token being used: the e-mail it was sent to, its one-time claim, and its `jti`
+/// with the time until which the `jti` is remembered as used.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimUse<'a> {
+    pub email: &'a str,
+    pub token: &'a str,
+    pub jti: &'a str,
+    pub expires_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which backend this is (for logs and `barong config`).
@@ -174,18 +184,20 @@ pub trait Store: Send + Sync + 'static {
         mail: Option<&NewMail>,
         rules: &StateRules,
     ) -> StoreResult<User>;
-    /// E-mail confirmation in one transaction: marks `jti` used (until `expires_at`), sets the
-    /// private label `email:verified` and recomputes state and level. `None` when the token
-    /// was already used.
+    /// E-mail confirmation in one transaction: consumes the stored confirmation claim of the
+    /// e-mail (it must be `claim.token` and unexpired), marks `jti` used (until `expires_at`),
+    /// sets the private label `email:verified` and recomputes state and level. `None` when the
+    /// claim does not match or the token was already used.
     async fn confirm_email(
         &self,
         user_id: i64,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         rules: &StateRules,
     ) -> StoreResult<Option<User>>;
     /// Queues one mail.
     async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()>;
+    /// Marks `key` used until `expires_at`; `false` when it already was (a replay).
+    async fn use_once(&self, key: &str, expires_at: i64) -> StoreResult<bool>;
     /// Remembers `reset_token` as the only valid reset for `email` and queues its mail, in one
     /// transaction.
     async fn set_reset_token(
@@ -197,15 +209,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The latest unexpired reset token of `email`.
     async fn find_reset_token(&self, email: &str, now: i64) -> StoreResult<Option<String>>;
-    /// Password reset in one transaction: marks `jti` used, stores the new digest, forgets the
-    /// reset token and deletes every session of the user (their ids are returned). `None` when
-    /// the token was already used.
+    /// Password reset in one transaction: consumes the stored reset token of the e-mail (it
+    /// must be `claim.token` and unexpired), marks `jti` used, stores the new digest and
+    /// deletes every session of the user (their ids are returned). `None` when the claim does
+    /// not match or the token was already used.
     async fn reset_password(
         &self,
         user_id: i64,
-        email: &str,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         digest: &str,
     ) -> StoreResult<Option<Vec<String>>>;
     /// Replaces a password digest (rehash of a Barong bcrypt digest at login).

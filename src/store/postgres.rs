@@ -16,7 +16,7 @@ use tokio_postgres::{NoTls, Row};
 mod profiles;
 
 use super::{
-    API_KEY_COLUMNS, Backend, EventDomain, Store, StoreError, StoreOptions, StoreResult,
+    API_KEY_COLUMNS, Backend, ClaimUse, EventDomain, Store, StoreError, StoreOptions, StoreResult,
     UserChange, migrate,
 };
 use crate::crypto::encryption::Encryptor;
@@ -402,7 +402,33 @@ async fn insert_mail(tx: &Tx<'_>, mail: &NewMail) -> Result<(), tokio_postgres::
         ],
     )
     .await?;
+    if let Some(claim) = &mail.confirmation {
+        tx.execute(
+            "INSERT INTO confirmation_tokens (email, token, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (email) DO UPDATE SET token = excluded.token,
+                 expires_at = excluded.expires_at",
+            &[&mail.recipient, &claim.token, &claim.expires_at],
+        )
+        .await?;
+    }
     Ok(())
+}
+
+/// Consumes the stored one-time claim of `email` in `table` if it is `token` and unexpired.
+async fn take_claim(
+    tx: &Tx<'_>,
+    table: &str,
+    column: &str,
+    email: &str,
+    token: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let n = tx
+        .execute(
+            &format!("DELETE FROM {table} WHERE email = $1 AND {column} = $2 AND expires_at > $3"),
+            &[&email, &token, &chrono::Utc::now().timestamp()],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 /// Marks a one-time token used; false when it already was.
@@ -1042,13 +1068,25 @@ impl Store for PostgresStore {
     async fn confirm_email(
         &self,
         user_id: i64,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         rules: &StateRules,
     ) -> StoreResult<Option<User>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
-        if !use_token(&tx, jti, expires_at).await.map_err(map_error)? {
+        let taken = take_claim(
+            &tx,
+            "confirmation_tokens",
+            "token",
+            claim.email,
+            claim.token,
+        )
+        .await
+        .map_err(map_error)?;
+        if !taken
+            || !use_token(&tx, claim.jti, claim.expires_at)
+                .await
+                .map_err(map_error)?
+        {
             return Ok(None);
         }
         let domain = self.event_domain();
@@ -1079,6 +1117,14 @@ impl Store for PostgresStore {
         let tx = client.transaction().await.map_err(map_error)?;
         insert_mail(&tx, mail).await.map_err(map_error)?;
         tx.commit().await.map_err(map_error)
+    }
+
+    async fn use_once(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let fresh = use_token(&tx, key, expires_at).await.map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(fresh)
     }
 
     async fn set_reset_token(
@@ -1118,14 +1164,26 @@ impl Store for PostgresStore {
     async fn reset_password(
         &self,
         user_id: i64,
-        email: &str,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         digest: &str,
     ) -> StoreResult<Option<Vec<String>>> {
+        let email = claim.email;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
-        if !use_token(&tx, jti, expires_at).await.map_err(map_error)? {
+        let taken = take_claim(
+            &tx,
+            "password_reset_tokens",
+            "reset_token",
+            email,
+            claim.token,
+        )
+        .await
+        .map_err(map_error)?;
+        if !taken
+            || !use_token(&tx, claim.jti, claim.expires_at)
+                .await
+                .map_err(map_error)?
+        {
             return Ok(None);
         }
         tx.execute(

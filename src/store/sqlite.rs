@@ -15,7 +15,7 @@ use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 mod profiles;
 
 use super::{
-    API_KEY_COLUMNS, Backend, EventDomain, Store, StoreError, StoreOptions, StoreResult,
+    API_KEY_COLUMNS, Backend, ClaimUse, EventDomain, Store, StoreError, StoreOptions, StoreResult,
     UserChange, migrate,
 };
 use crate::crypto::encryption::Encryptor;
@@ -358,7 +358,30 @@ fn insert_mail(tx: &rusqlite::Transaction<'_>, mail: &NewMail) -> rusqlite::Resu
             now
         ],
     )?;
+    if let Some(claim) = &mail.confirmation {
+        tx.execute(
+            "INSERT INTO confirmation_tokens (email, token, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (email) DO UPDATE SET token = excluded.token,
+                 expires_at = excluded.expires_at",
+            params![mail.recipient, claim.token, claim.expires_at],
+        )?;
+    }
     Ok(())
+}
+
+/// Consumes the stored one-time claim of `email` in `table` if it is `token` and unexpired.
+fn take_claim(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    column: &str,
+    email: &str,
+    token: &str,
+) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        &format!("DELETE FROM {table} WHERE email = ?1 AND {column} = ?2 AND expires_at > ?3"),
+        params![email, token, Utc::now().timestamp()],
+    )?;
+    Ok(n == 1)
 }
 
 /// Marks a one-time token used; false when it already was.
@@ -997,16 +1020,22 @@ impl Store for SqliteStore {
     async fn confirm_email(
         &self,
         user_id: i64,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         rules: &StateRules,
     ) -> StoreResult<Option<User>> {
-        let jti = jti.to_owned();
+        let (email, token, jti) = (
+            claim.email.to_owned(),
+            claim.token.to_owned(),
+            claim.jti.to_owned(),
+        );
+        let expires_at = claim.expires_at;
         let rules = rules.clone();
         let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if !use_token(&tx, &jti, expires_at)? {
+            if !take_claim(&tx, "confirmation_tokens", "token", &email, &token)?
+                || !use_token(&tx, &jti, expires_at)?
+            {
                 return Ok(None);
             }
             let before = user_by_id(&tx, user_id)?;
@@ -1029,6 +1058,17 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             insert_mail(&tx, &mail)?;
             tx.commit()
+        })
+        .await
+    }
+
+    async fn use_once(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let fresh = use_token(&tx, &key, expires_at)?;
+            tx.commit()?;
+            Ok(fresh)
         })
         .await
     }
@@ -1072,15 +1112,21 @@ impl Store for SqliteStore {
     async fn reset_password(
         &self,
         user_id: i64,
-        email: &str,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         digest: &str,
     ) -> StoreResult<Option<Vec<String>>> {
-        let (email, jti, digest) = (email.to_owned(), jti.to_owned(), digest.to_owned());
+        let (email, token, jti, digest) = (
+            claim.email.to_owned(),
+            claim.token.to_owned(),
+            claim.jti.to_owned(),
+            digest.to_owned(),
+        );
+        let expires_at = claim.expires_at;
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if !use_token(&tx, &jti, expires_at)? {
+            if !take_claim(&tx, "password_reset_tokens", "reset_token", &email, &token)?
+                || !use_token(&tx, &jti, expires_at)?
+            {
                 return Ok(None);
             }
             tx.execute(
