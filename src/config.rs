@@ -538,6 +538,9 @@ settings! {
     multisig_private_key_path: Option<PathBuf> = "BARONG_MULTISIG_PRIVATE_KEY_PATH", "", parse_existing_file;
     /// `BARONG_MULTISIG_ALGORITHM` (`RS256`): algorithm of `BARONG_MULTISIG_PRIVATE_KEY_PATH`.
     multisig_algorithm: JwtAlgorithm = "BARONG_MULTISIG_ALGORITHM", "RS256";
+    /// `BARONG_KEYS_RELOAD_INTERVAL` (`30` s): how often an instance re-reads the signing keys
+    /// from the database (PostgreSQL instances also hear of a rotation at once).
+    keys_reload_interval: u64 = "BARONG_KEYS_RELOAD_INTERVAL", "30", parse_positive_u64;
     /// `BARONG_MANAGEMENT_MAX_AGE` (`300` s): a management request without `exp` is refused once
     /// its `iat` is older than this (and one without either is refused).
     management_max_age: u64 = "BARONG_MANAGEMENT_MAX_AGE", "300", parse_positive_u64;

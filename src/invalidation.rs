@@ -26,6 +26,8 @@ pub enum Invalidation {
     Permissions,
     /// The restrictions table changed.
     Restrictions,
+    /// The signing keys changed (a rotation).
+    SigningKeys,
 }
 
 impl Invalidation {
@@ -37,6 +39,7 @@ impl Invalidation {
             Self::ApiKey(kid) => format!("apikey:{kid}"),
             Self::Permissions => "permissions".into(),
             Self::Restrictions => "restrictions".into(),
+            Self::SigningKeys => "keys".into(),
         }
     }
 
@@ -48,6 +51,7 @@ impl Invalidation {
             Some(("apikey", kid)) => Some(Self::ApiKey(kid.into())),
             None if text == "permissions" => Some(Self::Permissions),
             None if text == "restrictions" => Some(Self::Restrictions),
+            None if text == "keys" => Some(Self::SigningKeys),
             _ => None,
         }
     }
@@ -177,6 +181,7 @@ mod tests {
             Invalidation::ApiKey("k1".into()),
             Invalidation::Permissions,
             Invalidation::Restrictions,
+            Invalidation::SigningKeys,
         ] {
             assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
         }

@@ -19,7 +19,7 @@ use crate::authz::token::TokenMinter;
 use crate::authz::{self, Authz, AuthzSettings, Rules};
 use crate::config::{CaptchaType, Config};
 use crate::crypto::encryption::Encryptor;
-use crate::crypto::keyring::{KeyRing, MultisigKey, SharedKeys};
+use crate::crypto::keyring::{MultisigKey, SharedKeys};
 use crate::crypto::keys::{self, EncryptionKey, KeyAlgorithm, SigningKey};
 use crate::domain::password::PasswordPolicy;
 use crate::invalidation::{self, InvalidationBus};
@@ -47,6 +47,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    SigningKeys(#[from] crate::keys::KeysError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -153,8 +155,29 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         tracing::info!(?report, "empty database: default seeds loaded");
     }
     let bus = InvalidationBus::new();
-    let ring = Arc::new(SharedKeys::new(KeyRing::single(&keys.signing)?));
+    let encryptor = Arc::new(Encryptor::new(&keys.encryption));
+    let retention = crate::keys::retention(&config);
+    let ring = crate::keys::load_ring(store.as_ref(), &encryptor, &keys.signing, retention).await?;
+    tracing::info!(
+        kid = ring.current().kid(),
+        keys = ring.keys().len(),
+        "signing keys loaded"
+    );
+    let ring = Arc::new(SharedKeys::new(ring));
     let shutdown = CancellationToken::new();
+    let source = crate::keys::KeySource {
+        store: store.clone(),
+        encryptor,
+        configured: keys.signing.clone(),
+        retention,
+    };
+    let _keys = tokio::spawn(crate::keys::watch(
+        source,
+        ring.clone(),
+        bus.clone(),
+        Duration::from_secs(config.keys_reload_interval),
+        shutdown.clone(),
+    ));
     let (authz_state, writers) =
         build_authz(&config, &keys, ring.clone(), store.clone(), bus.clone()).await?;
     let api_state = api_state(

@@ -235,6 +235,8 @@ impl Caches {
             Invalidation::ApiKey(kid) => self.api_keys.invalidate(&kid).await,
             Invalidation::Permissions => self.reload_permissions().await,
             Invalidation::Restrictions => self.reload_restrictions().await,
+            // Applied by the key watcher (`crate::keys`), not a cache.
+            Invalidation::SigningKeys => {}
         }
     }
 

@@ -128,3 +128,55 @@ impl TokenMinter {
         key.sign(&json)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keyring::{KeyRing, KeySpec};
+    use crate::crypto::keys::{KeyAlgorithm, SigningKey, generate_private_key_pem};
+
+    fn key() -> SigningKey {
+        let pem = generate_private_key_pem(KeyAlgorithm::Es256).expect("generate");
+        let private_der = pem::parse(&pem).expect("pem").into_contents();
+        SigningKey {
+            algorithm: KeyAlgorithm::Es256,
+            private_der,
+            pem,
+        }
+    }
+
+    fn kid_of(value: &HeaderValue) -> String {
+        let token = value.to_str().expect("ascii").trim_start_matches("Bearer ");
+        jsonwebtoken::decode_header(token)
+            .expect("header")
+            .kid
+            .expect("kid")
+    }
+
+    #[test]
+    fn a_reused_token_never_outlives_its_key() {
+        let old = key();
+        let keys = Arc::new(SharedKeys::new(KeyRing::single(&old).expect("ring")));
+        let minter = TokenMinter::new(keys.clone(), 3600, 30);
+        let principal = Principal {
+            uid: "ID1".into(),
+            email: "a@b.io".into(),
+            role: "member".into(),
+            level: 1,
+            state: "active".into(),
+            user_extras: None,
+        };
+        let first = minter.token(&principal).expect("token");
+        assert_eq!(minter.token(&principal).expect("reused"), first);
+        let retires_at = chrono::Utc::now().timestamp() + 3600;
+        let spec = KeySpec {
+            key: old,
+            retires_at: Some(retires_at),
+        };
+        keys.replace(KeyRing::new(&key(), &[spec]).expect("rotated"));
+        let after = minter.token(&principal).expect("token");
+        assert_ne!(after, first);
+        assert_eq!(kid_of(&after), keys.load().current().kid());
+        assert_ne!(kid_of(&after), kid_of(&first));
+    }
+}

@@ -15,6 +15,7 @@ pub mod password;
 mod phone;
 mod profile;
 mod session;
+mod signing_key;
 mod user;
 
 pub use access::{Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction};
@@ -42,6 +43,7 @@ pub use profile::{
     mask_last_name, parse_date, squish, validate_profile,
 };
 pub use session::{NewSession, Session, session_key};
+pub use signing_key::StoredSigningKey;
 pub use user::{
     DATA_MAX, DATA_STORAGE_MAX, DataStorage, NewLabel, NewUser, User, UserInput, data_is_valid,
     email_is_valid, generate_uid, user_language, validate_user,

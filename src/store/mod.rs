@@ -21,7 +21,7 @@ use crate::domain::{
     Level, NewActivity, NewApiKey, NewDocument, NewEvent, NewLevel, NewMail, NewPermission,
     NewPhone, NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxEvent,
     OutboxMail, Permission, Phone, Profile, ProfileChanges, ProfileState, Restriction,
-    ServiceAccount, Session, StateRules, User, UserFilter, UserUpdate,
+    ServiceAccount, Session, StateRules, StoredSigningKey, User, UserFilter, UserUpdate,
 };
 
 pub use postgres::PostgresStore;
@@ -166,6 +166,18 @@ pub trait Store: Send + Sync + 'static {
     async fn listen_invalidations(
         &self,
         sink: tokio::sync::mpsc::Sender<String>,
+    ) -> StoreResult<()>;
+
+    // ---- signing keys ----------------------------------------------------------------------
+    /// The current key and the keys retired after `retired_after`, newest first.
+    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>>;
+    /// Makes `new` the current key in one transaction: the current one (or, on the first
+    /// rotation, `first`: the configured key, recorded so it keeps verifying) is retired at
+    /// `new.created_at`. Concurrent rotations are serialised.
+    async fn rotate_signing_key(
+        &self,
+        new: &StoredSigningKey,
+        first: &StoredSigningKey,
     ) -> StoreResult<()>;
 
     // ---- identity --------------------------------------------------------------------------

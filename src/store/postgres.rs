@@ -25,7 +25,8 @@ use crate::domain::{
     Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
     NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
     Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount, Session, StateRules,
-    User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column, scope_to_column,
+    StoredSigningKey, User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column,
+    scope_to_column,
 };
 
 mod events;
@@ -1116,6 +1117,75 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
         insert_mail(&tx, mail).await.map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT kid, algorithm, private_key, created_at, retired_at FROM signing_keys
+                 WHERE retired_at IS NULL OR retired_at > $1
+                 ORDER BY created_at DESC, kid",
+                &[&retired_after],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredSigningKey {
+                kid: r.get(0),
+                algorithm: r.get(1),
+                private_key: r.get(2),
+                created_at: r.get(3),
+                retired_at: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        new: &StoredSigningKey,
+        first: &StoredSigningKey,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        // Two rotations at once would both retire the same key and leave two current ones.
+        tx.execute("LOCK TABLE signing_keys IN EXCLUSIVE MODE", &[])
+            .await
+            .map_err(map_error)?;
+        let empty: bool = tx
+            .query_one("SELECT NOT EXISTS (SELECT 1 FROM signing_keys)", &[])
+            .await
+            .map_err(map_error)?
+            .get(0);
+        if empty {
+            tx.execute(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &first.kid,
+                    &first.algorithm,
+                    &first.private_key,
+                    &first.created_at,
+                ],
+            )
+            .await
+            .map_err(map_error)?;
+        }
+        tx.execute(
+            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL",
+            &[&new.created_at],
+        )
+        .await
+        .map_err(map_error)?;
+        tx.execute(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+             VALUES ($1, $2, $3, $4)",
+            &[&new.kid, &new.algorithm, &new.private_key, &new.created_at],
+        )
+        .await
+        .map_err(map_error)?;
         tx.commit().await.map_err(map_error)
     }
 

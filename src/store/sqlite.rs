@@ -24,7 +24,8 @@ use crate::domain::{
     Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
     NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
     Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount, Session, StateRules,
-    User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column, scope_to_column,
+    StoredSigningKey, User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column,
+    scope_to_column,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -1057,6 +1058,65 @@ impl Store for SqliteStore {
         self.with_conn(move |c| {
             let tx = c.transaction()?;
             insert_mail(&tx, &mail)?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT kid, algorithm, private_key, created_at, retired_at FROM signing_keys
+                 WHERE retired_at IS NULL OR retired_at > ?1
+                 ORDER BY created_at DESC, kid",
+            )?;
+            stmt.query_map([retired_after], |r| {
+                Ok(StoredSigningKey {
+                    kid: r.get(0)?,
+                    algorithm: r.get(1)?,
+                    private_key: r.get(2)?,
+                    created_at: r.get(3)?,
+                    retired_at: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        new: &StoredSigningKey,
+        first: &StoredSigningKey,
+    ) -> StoreResult<()> {
+        let (new, first) = (new.clone(), first.clone());
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let empty: bool =
+                tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM signing_keys)", [], |r| {
+                    r.get(0)
+                })?;
+            if empty {
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        first.kid,
+                        first.algorithm,
+                        first.private_key,
+                        first.created_at
+                    ],
+                )?;
+            }
+            tx.execute(
+                "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
+                [new.created_at],
+            )?;
+            tx.execute(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![new.kid, new.algorithm, new.private_key, new.created_at],
+            )?;
             tx.commit()
         })
         .await
