@@ -314,6 +314,36 @@ mod tests {
         }
     }
 
+    /// An event (or any multisig signature of the same key) in compact form is no token: not a
+    /// confirmation, not a reset, not a session bearer, whatever its claims say.
+    #[test]
+    fn multisig_signatures_are_no_compact_tokens() {
+        use crate::crypto::jws::{JwtVerifier, Leeways};
+        let signer = signer(KeyAlgorithm::Rs256, 60);
+        let now = chrono::Utc::now().timestamp();
+        for sub in ["confirmation", "reset", "session"] {
+            let claims = json!({
+                "iat": now, "exp": now + 60, "sub": sub, "iss": "barong",
+                "aud": ["peatio", "barong"], "jti": "0123456789abcdef0123", "uid": "ID1",
+                "event": {"name": "system.user.email.confirmation.token"},
+            });
+            let jws = signer.sign_multisig(&claims, "barong").expect("sign");
+            let signature = &jws.signatures[0];
+            let compact = format!(
+                "{}.{}.{}",
+                signature.protected, jws.payload, signature.signature
+            );
+            assert_eq!(
+                signer.verify(&compact, sub).unwrap_err(),
+                "jwt.decode_and_verify.raised"
+            );
+            let audience = ["peatio".to_owned()];
+            let bearer =
+                JwtVerifier::new(signer.keys.clone(), "barong", &audience, Leeways::default());
+            assert!(bearer.verify(&compact).is_err(), "{sub}");
+        }
+    }
+
     #[test]
     fn payloads_that_pass_for_our_tokens_are_not_signable() {
         use base64::Engine;
