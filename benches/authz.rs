@@ -35,6 +35,7 @@ use barong::authz::{self, Authz};
 use barong::config::Config;
 use barong::crypto::encryption::Encryptor;
 use barong::crypto::jws::JwtSigner;
+use barong::crypto::keyring::{KeyRing, SharedKeys};
 use barong::crypto::keys::{EncryptionKey, KeyAlgorithm, SigningKey, generate_private_key_pem};
 use barong::domain::{KeyHolder, NewApiKey, NewSession, NewUser, session_key};
 use barong::invalidation::InvalidationBus;
@@ -188,7 +189,9 @@ fn fixture() -> Fixture {
         let signature = hex::encode(hmac::sign(&key, format!("{nonce}{kid}").as_bytes()));
 
         let bus = InvalidationBus::new();
-        let signer = Arc::new(JwtSigner::new(&keys.signing).expect("signer"));
+        let signer = Arc::new(SharedKeys::new(
+            KeyRing::single(&keys.signing).expect("key ring"),
+        ));
         let (authz, _) =
             server::build_authz(&config, &keys, signer.clone(), store.clone(), bus.clone())
                 .await
@@ -196,7 +199,7 @@ fn fixture() -> Fixture {
         let (authz_signing, _) = server::build_authz(
             &config_signing,
             &keys,
-            signer,
+            signer.clone(),
             store.clone() as Arc<dyn Store>,
             bus,
         )
@@ -219,7 +222,7 @@ fn fixture() -> Fixture {
             let (authz, _) = server::build_authz(
                 &replay(replay_store),
                 &keys,
-                Arc::new(JwtSigner::new(&keys.signing).expect("signer")),
+                signer.clone(),
                 store.clone(),
                 InvalidationBus::new(),
             )
@@ -601,7 +604,9 @@ fn token_reuse(c: &mut Criterion) {
         KeyAlgorithm::Es256,
         KeyAlgorithm::EdDsa,
     ] {
-        let signer = Arc::new(JwtSigner::new(&signing_key(algorithm)).expect("signer"));
+        let signer = Arc::new(SharedKeys::new(
+            KeyRing::single(&signing_key(algorithm)).expect("key ring"),
+        ));
         let reusing = TokenMinter::new(signer.clone(), 3600, 30);
         let minting = TokenMinter::new(signer, 3600, 0);
         reusing.token(&principal).expect("first token");

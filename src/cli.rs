@@ -105,6 +105,13 @@ pub enum KeysCommand {
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
     },
+    /// Make a new signing key current on every instance sharing the database; tokens of the
+    /// previous key keep verifying until they expire.
+    Rotate {
+        /// Signature algorithm of the new key (default: BARONG_JWT_ALGORITHM).
+        #[arg(long, value_enum)]
+        algorithm: Option<AlgorithmArg>,
+    },
 }
 
 /// `--algorithm` values, spelled as JOSE spells them.
@@ -218,6 +225,33 @@ async fn run(command: Command, config: Config) -> Result<(), server::ServeError>
         } => {
             let count = admin::load_permissions(&config, &file).await?;
             println!("loaded {count} permission(s) from {}", file.display());
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { algorithm },
+        } => {
+            let keys = server::load_keys(&config)?;
+            let store = server::open_store(&config).await?;
+            store.migrate().await?;
+            let algorithm = algorithm.map_or_else(|| server::key_algorithm(&config), Into::into);
+            let encryptor = crate::crypto::encryption::Encryptor::new(&keys.encryption);
+            let rotation = crate::keys::rotate(
+                store.as_ref(),
+                &encryptor,
+                &keys.signing,
+                algorithm,
+                crate::keys::retention(&config),
+            )
+            .await?;
+            println!(
+                "rotated: {} key {} is current; {} verifies until {}",
+                algorithm.name(),
+                rotation.new_kid,
+                rotation.previous_kid,
+                chrono::DateTime::from_timestamp(rotation.previous_verifies_until, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            );
             Ok(())
         }
         Command::Keys { .. } | Command::Config => Ok(()),

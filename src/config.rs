@@ -554,6 +554,17 @@ settings! {
     jwt_private_key_path: Option<PathBuf> = "JWT_PRIVATE_KEY_PATH", "", parse_existing_file;
     /// `BARONG_JWT_ALGORITHM` (`RS256`): algorithm of the signing key.
     jwt_algorithm: JwtAlgorithm = "BARONG_JWT_ALGORITHM", "RS256";
+    /// `BARONG_MULTISIG_PRIVATE_KEY_PATH` (unset: the JWT signing key): a separate key for the
+    /// jwt-multisig signatures of events and of management `otp/sign` (signer id `barong`).
+    multisig_private_key_path: Option<PathBuf> = "BARONG_MULTISIG_PRIVATE_KEY_PATH", "", parse_existing_file;
+    /// `BARONG_MULTISIG_ALGORITHM` (`RS256`): algorithm of `BARONG_MULTISIG_PRIVATE_KEY_PATH`.
+    multisig_algorithm: JwtAlgorithm = "BARONG_MULTISIG_ALGORITHM", "RS256";
+    /// `BARONG_KEYS_RELOAD_INTERVAL` (`30` s): how often an instance re-reads the signing keys
+    /// from the database (PostgreSQL instances also hear of a rotation at once).
+    keys_reload_interval: u64 = "BARONG_KEYS_RELOAD_INTERVAL", "30", parse_positive_u64;
+    /// `BARONG_MANAGEMENT_MAX_AGE` (`300` s): a management request without `exp` is refused once
+    /// its `iat` is older than this (and one without either is refused).
+    management_max_age: u64 = "BARONG_MANAGEMENT_MAX_AGE", "300", parse_positive_u64;
     /// `BARONG_ENCRYPTION_KEY` (unset: generated into the data dir outside production): 32 bytes as
     /// 64 hex characters or base64; encrypts TOTP secrets, API key secrets and personal data.
     encryption_key: Option<Secret> = "BARONG_ENCRYPTION_KEY", "", parse_encryption_key;

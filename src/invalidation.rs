@@ -28,6 +28,8 @@ pub enum Invalidation {
     Restrictions,
     /// Every session was deleted (a `blocklogin` restriction was enabled).
     AllSessions,
+    /// The signing keys changed (a rotation).
+    SigningKeys,
 }
 
 /// An invalidation as the caches receive it: local ones carry their place in this process's
@@ -49,6 +51,7 @@ impl Invalidation {
             Self::Permissions => "permissions".into(),
             Self::AllSessions => "sessions".into(),
             Self::Restrictions => "restrictions".into(),
+            Self::SigningKeys => "keys".into(),
         }
     }
 
@@ -61,6 +64,7 @@ impl Invalidation {
             None if text == "permissions" => Some(Self::Permissions),
             None if text == "restrictions" => Some(Self::Restrictions),
             None if text == "sessions" => Some(Self::AllSessions),
+            None if text == "keys" => Some(Self::SigningKeys),
             _ => None,
         }
     }
@@ -247,6 +251,7 @@ mod tests {
             Invalidation::Permissions,
             Invalidation::Restrictions,
             Invalidation::AllSessions,
+            Invalidation::SigningKeys,
         ] {
             assert_eq!(Invalidation::decode(&inv.encode()), Some(inv));
         }

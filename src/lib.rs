@@ -13,6 +13,7 @@ pub mod domain;
 pub mod events;
 pub mod import;
 pub mod invalidation;
+pub mod keys;
 pub mod kyc;
 pub mod mail;
 pub mod memory;

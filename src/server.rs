@@ -20,7 +20,7 @@ use crate::authz::token::TokenMinter;
 use crate::authz::{self, Authz, AuthzSettings, Rules};
 use crate::config::{CaptchaType, Config, ReplayStore};
 use crate::crypto::encryption::Encryptor;
-use crate::crypto::jws::JwtSigner;
+use crate::crypto::keyring::{MultisigKey, SharedKeys};
 use crate::crypto::keys::{self, EncryptionKey, KeyAlgorithm, SigningKey};
 use crate::domain::password::PasswordPolicy;
 use crate::invalidation::{self, InvalidationBus};
@@ -49,18 +49,32 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("{0}")]
+    SigningKeys(#[from] crate::keys::KeysError),
+    #[error("{0}")]
     Invalid(String),
 }
 
 /// Keys the server signs and encrypts with.
 pub struct Keys {
+    /// The configured JWT signing key (the current one until the database holds rotated keys).
     pub signing: SigningKey,
     pub encryption: EncryptionKey,
+    /// The separate jwt-multisig key (`BARONG_MULTISIG_PRIVATE_KEY_PATH`), if any.
+    pub multisig: Option<SigningKey>,
 }
 
 /// The signing algorithm chosen by `BARONG_JWT_ALGORITHM`.
 pub fn key_algorithm(config: &Config) -> KeyAlgorithm {
     match config.jwt_algorithm {
+        crate::config::JwtAlgorithm::Rs256 => KeyAlgorithm::Rs256,
+        crate::config::JwtAlgorithm::Es256 => KeyAlgorithm::Es256,
+        crate::config::JwtAlgorithm::EdDsa => KeyAlgorithm::EdDsa,
+    }
+}
+
+/// The algorithm of the separate multisig key (`BARONG_MULTISIG_ALGORITHM`).
+pub fn multisig_algorithm(config: &Config) -> KeyAlgorithm {
+    match config.multisig_algorithm {
         crate::config::JwtAlgorithm::Rs256 => KeyAlgorithm::Rs256,
         crate::config::JwtAlgorithm::Es256 => KeyAlgorithm::Es256,
         crate::config::JwtAlgorithm::EdDsa => KeyAlgorithm::EdDsa,
@@ -93,9 +107,14 @@ pub fn load_keys(config: &Config) -> Result<Keys, ServeError> {
             key
         }
     };
+    let multisig = match &config.multisig_private_key_path {
+        Some(path) => Some(SigningKey::load(path, multisig_algorithm(config))?),
+        None => None,
+    };
     Ok(Keys {
         signing,
         encryption,
+        multisig,
     })
 }
 
@@ -137,15 +156,36 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         tracing::info!(?report, "empty database: default seeds loaded");
     }
     let bus = InvalidationBus::new();
-    let signer = Arc::new(JwtSigner::new(&keys.signing)?);
+    let encryptor = Arc::new(Encryptor::new(&keys.encryption));
+    let retention = crate::keys::retention(&config);
+    let ring = crate::keys::load_ring(store.as_ref(), &encryptor, &keys.signing, retention).await?;
+    tracing::info!(
+        kid = ring.current().kid(),
+        keys = ring.keys().len(),
+        "signing keys loaded"
+    );
+    let ring = Arc::new(SharedKeys::new(ring));
     let shutdown = CancellationToken::new();
+    let source = crate::keys::KeySource {
+        store: store.clone(),
+        encryptor,
+        configured: keys.signing.clone(),
+        retention,
+    };
+    let _keys = tokio::spawn(crate::keys::watch(
+        source,
+        ring.clone(),
+        bus.clone(),
+        Duration::from_secs(config.keys_reload_interval),
+        shutdown.clone(),
+    ));
     let (authz_state, writers) =
-        build_authz(&config, &keys, signer.clone(), store.clone(), bus.clone()).await?;
+        build_authz(&config, &keys, ring.clone(), store.clone(), bus.clone()).await?;
     let api_state = api_state(
         &config,
         store.clone(),
         &keys,
-        &signer,
+        ring.clone(),
         bus.clone(),
         authz_state.observe.clone(),
     )?;
@@ -257,7 +297,7 @@ fn with_authz_routes(router: axum::Router, authz: Arc<Authz>) -> axum::Router {
 pub async fn build_authz(
     config: &Config,
     keys: &Keys,
-    signer: Arc<JwtSigner>,
+    ring: Arc<SharedKeys>,
     store: Arc<dyn Store>,
     bus: InvalidationBus,
 ) -> Result<(Arc<Authz>, Vec<tokio::task::JoinHandle<()>>), ServeError> {
@@ -308,12 +348,8 @@ pub async fn build_authz(
         },
         rules: Rules::load(config.authz_rules_file.as_deref())?,
         caches,
-        tokens: TokenMinter::new(
-            signer.clone(),
-            config.jwt_expire_time,
-            config.jwt_reuse_time,
-        ),
-        jwks: bytes::Bytes::from(signer.jwks().to_string()),
+        tokens: TokenMinter::new(ring.clone(), config.jwt_expire_time, config.jwt_reuse_time),
+        keys: ring,
         audit,
         expiry,
         store,
@@ -331,7 +367,7 @@ pub fn api_state(
     config: &Config,
     store: Arc<dyn Store>,
     keys: &Keys,
-    signer: &JwtSigner,
+    ring: Arc<SharedKeys>,
     invalidation: InvalidationBus,
     observe: Arc<crate::observe::Observability>,
 ) -> Result<ApiState, ServeError> {
@@ -341,8 +377,12 @@ pub fn api_state(
         config.jwt_audience.clone()
     };
     let issuer = config.jwt_issuer.clone().unwrap_or_else(|| "barong".into());
-    let leeway = config.jwt_default_leeway.unwrap_or(5);
-    let bearer = crate::crypto::jws::JwtVerifier::new(signer, &issuer, &audience, leeway)?;
+    let bearer =
+        crate::crypto::jws::JwtVerifier::new(ring.clone(), &issuer, &audience, leeways(config));
+    let multisig = match &keys.multisig {
+        Some(key) => Some(MultisigKey::new(key)?),
+        None => None,
+    };
     let policy = PasswordPolicy::new(
         &config.password_regexp,
         config.password_min_entropy as f64,
@@ -358,10 +398,11 @@ pub fn api_state(
         ready_timeout: Duration::from_millis(config.db_connect_timeout),
         config: Arc::new(config.clone()),
         invalidation,
-        tokens: Arc::new(
-            crate::crypto::tokens::TokenSigner::new(&keys.signing, config.jwt_expire_time as i64)
-                .map_err(|e| ServeError::Invalid(e.to_string()))?,
-        ),
+        tokens: Arc::new(crate::crypto::tokens::TokenSigner::new(
+            ring,
+            multisig,
+            i64::try_from(config.jwt_expire_time).unwrap_or(3600),
+        )),
         captcha: Arc::new(crate::captcha::Captcha::from_config(config)),
         mail_wakeup: Arc::new(tokio::sync::Notify::new()),
         bearer: Arc::new(bearer),
@@ -376,12 +417,30 @@ pub fn api_state(
             crate::uploads::Uploads::open(&config.uploads_url)
                 .map_err(|e| ServeError::Invalid(e.to_string()))?,
         ),
-        management: Arc::new(match &config.management_api_file {
-            Some(path) => crate::api::management::ManagementConfig::load(path)
-                .map_err(|e| ServeError::Invalid(format!("BARONG_MANAGEMENT_API_FILE: {e}")))?,
-            None => crate::api::management::ManagementConfig::default(),
-        }),
+        management: Arc::new(
+            match &config.management_api_file {
+                Some(path) => crate::api::management::ManagementConfig::load(path)
+                    .map_err(|e| ServeError::Invalid(format!("BARONG_MANAGEMENT_API_FILE: {e}")))?,
+                None => crate::api::management::ManagementConfig::default(),
+            }
+            .with_max_age(i64::try_from(config.management_max_age).unwrap_or(300)),
+        ),
     })
+}
+
+/// The bearer check's leeways: each `JWT_*_LEEWAY`, else `JWT_DEFAULT_LEEWAY`, else none.
+pub fn leeways(config: &Config) -> crate::crypto::jws::Leeways {
+    let pick = |specific: Option<u64>| {
+        specific
+            .or(config.jwt_default_leeway)
+            .and_then(|s| i64::try_from(s).ok())
+            .unwrap_or(0)
+    };
+    crate::crypto::jws::Leeways {
+        exp: pick(config.jwt_expiration_leeway),
+        nbf: pick(config.jwt_not_before_leeway),
+        iat: pick(config.jwt_issued_at_leeway),
+    }
 }
 
 /// The body of `GET configs`, null entries omitted as Barong omits them.

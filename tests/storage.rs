@@ -9,7 +9,7 @@ use barong::domain::{
     session_key,
 };
 use barong::seed::{DEFAULT_SEEDS, Seeds};
-use barong::store::{Store, StoreError};
+use barong::store::{ClaimUse, Store, StoreError};
 use common::{Backend, TestDb};
 
 async fn migrated(db: &TestDb) -> Arc<dyn Store> {
@@ -49,7 +49,9 @@ async fn migrations_apply_once(backend: Backend) {
             "0002_otp_secrets",
             "0003_kyc_profiles",
             "0004_kyc_documents",
-            "0005_rate_limits"
+            "0005_rate_limits",
+            "0006_confirmation_tokens",
+            "0007_signing_keys"
         ]
     );
     let second = store.migrate().await.expect("second");
@@ -63,7 +65,7 @@ async fn concurrent_migrations_do_not_collide(backend: Backend) {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("a").len() + rb.expect("b").len();
     applied += a.migrate().await.expect("again").len();
-    assert_eq!(applied, 5, "each migration ran exactly once");
+    assert_eq!(applied, 7, "each migration ran exactly once");
     assert_eq!(a.count_users().await.expect("count"), 0);
 }
 
@@ -372,6 +374,47 @@ async fn activities_are_batched_and_invalid_rows_dropped(backend: Backend) {
     assert_eq!(stored[0].category, "admin");
 }
 
+// ---- signing keys --------------------------------------------------------------------------------
+
+fn stored_key(kid: &str, created_at: i64) -> barong::domain::StoredSigningKey {
+    barong::domain::StoredSigningKey {
+        kid: kid.into(),
+        algorithm: "ES256".into(),
+        private_key: format!("encrypted-{kid}"),
+        created_at,
+        retired_at: None,
+    }
+}
+
+/// Rotations racing on two pools leave exactly one current key, the configured key recorded
+/// once, and every replaced key retired.
+async fn concurrent_rotations_leave_one_current_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (a, b) = (migrated(&db).await, db.open().await);
+    let now = chrono::Utc::now().timestamp();
+    let first = stored_key("configured", now - 1);
+    let rotations = (0..8).map(|i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let first = first.clone();
+        async move {
+            store
+                .rotate_signing_key(&stored_key(&format!("k{i}"), now), &first)
+                .await
+        }
+    });
+    for result in futures_util::future::join_all(rotations).await {
+        result.expect("rotate");
+    }
+    let keys = a.list_signing_keys(0).await.expect("list");
+    assert_eq!(keys.len(), 9, "{keys:?}");
+    assert_eq!(keys.iter().filter(|k| k.retired_at.is_none()).count(), 1);
+    assert_eq!(keys.iter().filter(|k| k.kid == "configured").count(), 1);
+    // Keys retired before the cut-off are no longer listed; the current one always is.
+    let listed = a.list_signing_keys(now + 10).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].retired_at.is_none());
+}
+
 both_backends!(
     activities_are_batched_and_invalid_rows_dropped,
     sessions_open_find_extend_and_revoke,
@@ -381,6 +424,7 @@ both_backends!(
     seeds_load_once,
     seeds_with_users_get_level_labels,
     rows_are_deduplicated_as_barong_seeds_them,
+    concurrent_rotations_leave_one_current_key,
 );
 
 // ---- identity ----------------------------------------------------------------------------------
@@ -392,6 +436,7 @@ fn mail(to: &str) -> barong::domain::NewMail {
         language: "en".into(),
         subject: "Registration Confirmation".into(),
         body_html: "<p>hi</p>".into(),
+        confirmation: None,
     }
 }
 
@@ -486,15 +531,45 @@ async fn confirm_email_and_reset_password_are_single_use(backend: Backend) {
         .await
         .expect("user");
     let exp = chrono::Utc::now().timestamp() + 60;
+    let claim = |token: &'static str, jti: &'static str| ClaimUse {
+        email: "a@x.io",
+        token,
+        jti,
+        expires_at: exp,
+    };
+    // No confirmation mail stored: nothing matches.
+    assert!(
+        store
+            .confirm_email(user.id, &claim("c1", "jti-0"), &rules)
+            .await
+            .expect("unsent")
+            .is_none()
+    );
+    let mut confirmation = mail("a@x.io");
+    for token in ["c1", "c2"] {
+        confirmation.confirmation = Some(barong::domain::OneTimeClaim {
+            token: token.into(),
+            expires_at: exp,
+        });
+        store.queue_mail(&confirmation).await.expect("queue");
+    }
+    // Only the latest one matches.
+    assert!(
+        store
+            .confirm_email(user.id, &claim("c1", "jti-1"), &rules)
+            .await
+            .expect("older")
+            .is_none()
+    );
     let confirmed = store
-        .confirm_email(user.id, "jti-1", exp, &rules)
+        .confirm_email(user.id, &claim("c2", "jti-1"), &rules)
         .await
         .expect("confirm")
         .expect("first use");
     assert_eq!((confirmed.state.as_str(), confirmed.level), ("active", 1));
     assert!(
         store
-            .confirm_email(user.id, "jti-1", exp, &rules)
+            .confirm_email(user.id, &claim("c2", "jti-1"), &rules)
             .await
             .expect("again")
             .is_none()
@@ -527,8 +602,15 @@ async fn confirm_email_and_reset_password_are_single_use(backend: Backend) {
             .await
             .expect("session");
     }
+    assert!(
+        store
+            .reset_password(user.id, &claim("r1", "jti-2"), "$argon2id$new")
+            .await
+            .expect("older reset token")
+            .is_none()
+    );
     let revoked = store
-        .reset_password(user.id, "a@x.io", "jti-2", exp, "$argon2id$new")
+        .reset_password(user.id, &claim("r2", "jti-2"), "$argon2id$new")
         .await
         .expect("reset")
         .expect("first use");
@@ -548,7 +630,7 @@ async fn confirm_email_and_reset_password_are_single_use(backend: Backend) {
     assert_eq!(after.password_digest, "$argon2id$new");
     assert!(
         store
-            .reset_password(user.id, "a@x.io", "jti-2", exp, "$argon2id$other")
+            .reset_password(user.id, &claim("r2", "jti-3"), "$argon2id$other")
             .await
             .expect("again")
             .is_none()

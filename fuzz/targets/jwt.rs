@@ -10,13 +10,16 @@
 
 use std::sync::OnceLock;
 
-use barong::crypto::jws::{JwtSigner, JwtVerifier};
+use std::sync::Arc;
+
+use barong::crypto::jws::{JwtVerifier, Leeways};
+use barong::crypto::keyring::{KeyRing, RingKey, SharedKeys};
 use barong::crypto::keys::{KeyAlgorithm, SigningKey, generate_private_key_pem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 struct Keys {
-    signer: JwtSigner,
+    signer: Arc<RingKey>,
     verifier: JwtVerifier,
 }
 
@@ -26,14 +29,21 @@ fn keys() -> &'static Keys {
         let algorithm = KeyAlgorithm::Es256;
         let pem = generate_private_key_pem(algorithm).expect("generate");
         let private_der = pem::parse(&pem).expect("pem").into_contents();
-        let signer = JwtSigner::new(&SigningKey {
+        let ring = KeyRing::single(&SigningKey {
             algorithm,
             private_der,
             pem,
         })
-        .expect("signer");
+        .expect("key ring");
+        let signer = ring.current().clone();
         let audience = ["peatio".to_owned(), "barong".to_owned()];
-        let verifier = JwtVerifier::new(&signer, "barong", &audience, 5).expect("verifier");
+        let leeway = Leeways {
+            exp: 5,
+            nbf: 5,
+            iat: 5,
+        };
+        let verifier =
+            JwtVerifier::new(Arc::new(SharedKeys::new(ring)), "barong", &audience, leeway);
         Keys { signer, verifier }
     })
 }

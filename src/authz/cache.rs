@@ -236,6 +236,8 @@ impl Caches {
             Invalidation::Permissions => self.reload_permissions().await,
             Invalidation::Restrictions => self.reload_restrictions().await,
             Invalidation::AllSessions => self.sessions.invalidate_all(),
+            // Applied by the key watcher (`crate::keys`), not a cache.
+            Invalidation::SigningKeys => {}
         }
     }
 

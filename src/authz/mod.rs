@@ -64,7 +64,8 @@ pub struct Authz {
     pub rules: Rules,
     pub caches: Arc<Caches>,
     pub tokens: TokenMinter,
-    pub jwks: Bytes,
+    /// The signing keys; their JWKS is served at `/.well-known/jwks.json`.
+    pub keys: Arc<crate::crypto::keyring::SharedKeys>,
     pub audit: AuditQueue,
     pub expiry: ExpiryQueue,
     pub store: Arc<dyn Store>,
@@ -251,7 +252,10 @@ async fn answer(
         };
         (response, Some(allowed))
     } else if uri_path == "/.well-known/jwks.json" {
-        (body_response(StatusCode::OK, authz.jwks.clone()), None)
+        (
+            body_response(StatusCode::OK, authz.keys.load().jwks()),
+            None,
+        )
     } else if uri_path == "/metrics" {
         let mut text = authz.metrics.render(&authz.caches, authz.audit.dropped());
         authz.observe.render(&mut text, authz.store.as_ref()).await;

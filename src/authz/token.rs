@@ -1,5 +1,6 @@
-//! The JWT the allow answer carries: Barong's claims, signed with the pre-parsed key, and reused
+//! The JWT the allow answer carries: Barong's claims, signed with the current key, and reused
 //! for the same principal and claims for a short while so signing is not paid per request.
+//! A reused token is only handed out while the key that signed it is still current.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use http::HeaderValue;
 use moka::sync::Cache;
 use serde::Serialize;
 
-use crate::crypto::jws::JwtSigner;
+use crate::crypto::keyring::{RingKey, SharedKeys};
 use crate::crypto::keys::KeyError;
 
 /// Who the token speaks for, with the claims Barong puts in it.
@@ -51,20 +52,27 @@ struct Claims<'a> {
 
 /// Mints (or reuses) tokens.
 pub struct TokenMinter {
-    signer: Arc<JwtSigner>,
+    keys: Arc<SharedKeys>,
     lifetime: i64,
     reuse: Duration,
-    /// Ready `Authorization` values: a reuse is a reference-count bump, not a copy.
-    minted: Cache<Principal, Arc<(HeaderValue, Instant)>>,
+    /// Ready `Authorization` values with the `kid` that signed them: a reuse is a
+    /// reference-count bump, not a copy.
+    minted: Cache<Principal, Arc<Minted>>,
+}
+
+struct Minted {
+    value: HeaderValue,
+    at: Instant,
+    kid: Box<str>,
 }
 
 impl TokenMinter {
     /// `lifetime` is `BARONG_JWT_EXPIRE_TIME`; reuse is capped at a tenth of it, so a reused
     /// token always has most of its life left.
-    pub fn new(signer: Arc<JwtSigner>, lifetime_secs: u64, reuse_secs: u64) -> Self {
+    pub fn new(keys: Arc<SharedKeys>, lifetime_secs: u64, reuse_secs: u64) -> Self {
         let reuse = Duration::from_secs(reuse_secs.min(lifetime_secs / 10));
         Self {
-            signer,
+            keys,
             lifetime: i64::try_from(lifetime_secs).unwrap_or(3600),
             reuse,
             minted: Cache::builder()
@@ -77,22 +85,29 @@ impl TokenMinter {
     /// The `Authorization: Bearer <jwt>` value for `principal`, fresh or reused within the
     /// reuse window.
     pub fn token(&self, principal: &Principal) -> Result<HeaderValue, KeyError> {
+        let ring = self.keys.load();
+        let key = ring.current();
         if !self.reuse.is_zero()
             && let Some(entry) = self.minted.get(principal)
-            && entry.1.elapsed() < self.reuse
+            && entry.at.elapsed() < self.reuse
+            && *entry.kid == *key.kid()
         {
-            return Ok(entry.0.clone());
+            return Ok(entry.value.clone());
         }
-        let token = HeaderValue::try_from(format!("Bearer {}", self.mint(principal)?))
+        let token = HeaderValue::try_from(format!("Bearer {}", self.mint(key, principal)?))
             .map_err(|_| KeyError::Generation)?;
         if !self.reuse.is_zero() {
-            self.minted
-                .insert(principal.clone(), Arc::new((token.clone(), Instant::now())));
+            let minted = Minted {
+                value: token.clone(),
+                at: Instant::now(),
+                kid: key.kid().into(),
+            };
+            self.minted.insert(principal.clone(), Arc::new(minted));
         }
         Ok(token)
     }
 
-    fn mint(&self, p: &Principal) -> Result<String, KeyError> {
+    fn mint(&self, key: &RingKey, p: &Principal) -> Result<String, KeyError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iat: now,
@@ -110,6 +125,58 @@ impl TokenMinter {
             username: p.user_extras.as_ref().map(|u| u.username.as_deref()),
         };
         let json = serde_json::to_vec(&claims).map_err(|_| KeyError::Generation)?;
-        self.signer.sign(&json)
+        key.sign(&json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keyring::{KeyRing, KeySpec};
+    use crate::crypto::keys::{KeyAlgorithm, SigningKey, generate_private_key_pem};
+
+    fn key() -> SigningKey {
+        let pem = generate_private_key_pem(KeyAlgorithm::Es256).expect("generate");
+        let private_der = pem::parse(&pem).expect("pem").into_contents();
+        SigningKey {
+            algorithm: KeyAlgorithm::Es256,
+            private_der,
+            pem,
+        }
+    }
+
+    fn kid_of(value: &HeaderValue) -> String {
+        let token = value.to_str().expect("ascii").trim_start_matches("Bearer ");
+        jsonwebtoken::decode_header(token)
+            .expect("header")
+            .kid
+            .expect("kid")
+    }
+
+    #[test]
+    fn a_reused_token_never_outlives_its_key() {
+        let old = key();
+        let keys = Arc::new(SharedKeys::new(KeyRing::single(&old).expect("ring")));
+        let minter = TokenMinter::new(keys.clone(), 3600, 30);
+        let principal = Principal {
+            uid: "ID1".into(),
+            email: "a@b.io".into(),
+            role: "member".into(),
+            level: 1,
+            state: "active".into(),
+            user_extras: None,
+        };
+        let first = minter.token(&principal).expect("token");
+        assert_eq!(minter.token(&principal).expect("reused"), first);
+        let retires_at = chrono::Utc::now().timestamp() + 3600;
+        let spec = KeySpec {
+            key: old,
+            retires_at: Some(retires_at),
+        };
+        keys.replace(KeyRing::new(&key(), &[spec]).expect("rotated"));
+        let after = minter.token(&principal).expect("token");
+        assert_ne!(after, first);
+        assert_eq!(kid_of(&after), keys.load().current().kid());
+        assert_ne!(kid_of(&after), kid_of(&first));
     }
 }

@@ -9,8 +9,11 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use serde_json::{Value, json};
+use std::sync::Arc;
 
+use serde_json::{Map, Value, json};
+
+use super::keyring::{SharedKeys, SignatureError};
 use super::keys::{KeyAlgorithm, KeyError, SigningKey};
 
 enum Signer {
@@ -121,9 +124,14 @@ impl JwtSigner {
         self.algorithm
     }
 
-    /// The JWKS document (`{"keys":[...]}`) for `/.well-known/jwks.json`.
+    /// The JWKS document (`{"keys":[...]}`) of this key alone.
     pub fn jwks(&self) -> Value {
         json!({ "keys": [self.jwk] })
+    }
+
+    /// The public JWK, with `alg`, `kid` and `use`.
+    pub fn jwk(&self) -> &Value {
+        &self.jwk
     }
 
     /// Signs already-serialized claims into a compact JWS.
@@ -196,90 +204,127 @@ mod tests {
     }
 }
 
-/// Verifies the JWTs the authz path mints, as the resource and admin APIs receive them from
-/// the gateway: signature with our public key, algorithm pinned, `iss`, `aud`, `exp` (with a
-/// small leeway), `sub == "session"` and a non-empty `jti`.
+/// Leeways of the bearer check, seconds (`JWT_EXPIRATION_LEEWAY`, `JWT_NOT_BEFORE_LEEWAY`,
+/// `JWT_ISSUED_AT_LEEWAY`, each falling back to `JWT_DEFAULT_LEEWAY`, then to 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leeways {
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+}
+
+/// Verifies the session JWTs the authz path mints, as the resource and admin APIs receive them
+/// from the gateway: header and signature by one of our keys (see `keyring`), `exp` required
+/// and not passed (beyond the configured leeway), `nbf`/`iat` not in the future, `iss`, `aud`,
+/// `sub == "session"` and a non-empty `jti`.
 pub struct JwtVerifier {
-    key: jsonwebtoken::DecodingKey,
-    validation: jsonwebtoken::Validation,
+    keys: Arc<SharedKeys>,
+    issuer: String,
+    audience: Vec<String>,
+    leeway: Leeways,
 }
 
 /// Why a bearer token was refused (the API answers `jwt.decode_and_verify` for all of them).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid bearer token: {0}")]
-pub struct VerifyError(pub String);
+pub struct VerifyError(pub &'static str);
 
 impl JwtVerifier {
     /// `issuer` and `audience` default to Barong's (`barong`, `peatio`/`barong`).
-    pub fn new(
-        signer: &JwtSigner,
-        issuer: &str,
-        audience: &[String],
-        leeway_secs: u64,
-    ) -> Result<Self, KeyError> {
-        let invalid = || KeyError::Invalid {
-            path: "signing key".into(),
-            algorithm: signer.algorithm.name(),
-        };
-        let jwk: jsonwebtoken::jwk::Jwk =
-            serde_json::from_value(signer.jwk.clone()).map_err(|_| invalid())?;
-        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|_| invalid())?;
-        let algorithm = match signer.algorithm {
-            KeyAlgorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
-            KeyAlgorithm::Es256 => jsonwebtoken::Algorithm::ES256,
-            KeyAlgorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
-        };
-        let mut validation = jsonwebtoken::Validation::new(algorithm);
-        validation.leeway = leeway_secs;
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(audience);
-        validation.sub = Some("session".into());
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Ok(Self { key, validation })
+    pub fn new(keys: Arc<SharedKeys>, issuer: &str, audience: &[String], leeway: Leeways) -> Self {
+        Self {
+            keys,
+            issuer: issuer.to_owned(),
+            audience: audience.to_vec(),
+            leeway,
+        }
     }
 
     /// The claims of a valid token.
-    pub fn verify(&self, token: &str) -> Result<serde_json::Map<String, Value>, VerifyError> {
-        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
-            token,
-            &self.key,
-            &self.validation,
-        )
-        .map_err(|e| VerifyError(e.to_string()))?;
-        let claims = data.claims;
-        let jti_ok = claims
+    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, VerifyError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = self.keys.load().verify_signature(token, now).map_err(|e| {
+            VerifyError(match e {
+                SignatureError::Encoding => "malformed",
+                SignatureError::Algorithm => "algorithm",
+                SignatureError::Header => "not one of our session tokens",
+                SignatureError::Signature => "bad signature",
+            })
+        })?;
+        let number = |name: &str| {
+            claims
+                .get(name)
+                .map(|v| v.as_f64().ok_or(VerifyError(name_of(name))))
+        };
+        match number("exp") {
+            None => return Err(VerifyError("no exp")),
+            Some(exp) => {
+                if now as f64 >= exp? + self.leeway.exp as f64 {
+                    return Err(VerifyError("expired"));
+                }
+            }
+        }
+        if let Some(nbf) = number("nbf")
+            && nbf? > (now + self.leeway.nbf) as f64
+        {
+            return Err(VerifyError("not yet valid"));
+        }
+        if let Some(iat) = number("iat")
+            && iat? > (now + self.leeway.iat) as f64
+        {
+            return Err(VerifyError("issued in the future"));
+        }
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(VerifyError("issuer"));
+        }
+        let ours = |a: &Value| {
+            a.as_str()
+                .is_some_and(|a| self.audience.iter().any(|x| x == a))
+        };
+        let audience_ok = match claims.get("aud") {
+            Some(Value::Array(items)) => items.iter().any(ours),
+            Some(single) => ours(single),
+            None => false,
+        };
+        if !audience_ok {
+            return Err(VerifyError("audience"));
+        }
+        if claims.get("sub").and_then(Value::as_str) != Some("session") {
+            return Err(VerifyError("subject"));
+        }
+        if claims
             .get("jti")
             .and_then(Value::as_str)
-            .is_some_and(|j| !j.is_empty());
-        let now = chrono::Utc::now().timestamp() + self.validation.leeway as i64;
-        let iat_ok = match claims.get("iat") {
-            None => true,
-            Some(iat) => iat.as_i64().is_some_and(|iat| iat <= now),
-        };
-        if !jti_ok {
-            return Err(VerifyError("missing jti".into()));
-        }
-        if !iat_ok {
-            return Err(VerifyError("iat in the future or not a number".into()));
+            .is_none_or(str::is_empty)
+        {
+            return Err(VerifyError("missing jti"));
         }
         Ok(claims)
+    }
+}
+
+fn name_of(claim: &str) -> &'static str {
+    match claim {
+        "exp" => "exp not a number",
+        "nbf" => "nbf not a number",
+        _ => "iat not a number",
     }
 }
 
 #[cfg(test)]
 mod verifier_tests {
     use super::*;
+    use crate::crypto::keyring::KeyRing;
     use crate::crypto::keys::generate_private_key_pem;
 
-    fn signer(algorithm: KeyAlgorithm) -> JwtSigner {
+    fn key(algorithm: KeyAlgorithm) -> SigningKey {
         let pem = generate_private_key_pem(algorithm).expect("generate");
         let der = pem::parse(&pem).expect("pem").into_contents();
-        JwtSigner::new(&SigningKey {
+        SigningKey {
             algorithm,
             private_der: der,
             pem,
-        })
-        .expect("signer")
+        }
     }
 
     fn claims(overrides: Value) -> Vec<u8> {
@@ -302,35 +347,67 @@ mod verifier_tests {
             KeyAlgorithm::Es256,
             KeyAlgorithm::EdDsa,
         ] {
-            let ours = signer(algorithm);
-            let verifier = JwtVerifier::new(&ours, "barong", &audience, 5).expect("verifier");
+            let keys = Arc::new(SharedKeys::new(
+                KeyRing::single(&key(algorithm)).expect("ring"),
+            ));
+            let ours = keys.load().current().clone();
+            let verifier = JwtVerifier::new(keys, "barong", &audience, Leeways::default());
             let token = ours.sign(&claims(json!({}))).expect("sign");
             assert_eq!(verifier.verify(&token).expect("valid")["uid"], "ID1");
             let now = chrono::Utc::now().timestamp();
             for bad in [
-                json!({"exp": now - 60}),
+                json!({"exp": now}),
+                json!({"exp": now - 1}),
+                json!({"exp": null}),
+                json!({"exp": "soon"}),
                 json!({"sub": "confirmation"}),
                 json!({"iss": "evil"}),
                 json!({"aud": ["elsewhere"]}),
                 json!({"jti": ""}),
                 json!({"iat": now + 600}),
+                json!({"nbf": now + 600}),
             ] {
                 let token = ours.sign(&claims(bad.clone())).expect("sign");
                 assert!(verifier.verify(&token).is_err(), "{algorithm:?} {bad}");
             }
-            let stranger = signer(algorithm).sign(&claims(json!({}))).expect("sign");
-            assert!(verifier.verify(&stranger).is_err(), "another key");
+            let stranger = KeyRing::single(&key(algorithm)).expect("ring");
+            let forged = stranger.current().sign(&claims(json!({}))).expect("sign");
+            assert!(verifier.verify(&forged).is_err(), "another key");
             assert!(verifier.verify("not.a.token").is_err());
         }
         // An HS256 token made with the public key as secret (alg confusion) is refused.
-        let ours = signer(KeyAlgorithm::Rs256);
-        let verifier = JwtVerifier::new(&ours, "barong", &audience, 5).expect("verifier");
+        let keys = Arc::new(SharedKeys::new(
+            KeyRing::single(&key(KeyAlgorithm::Rs256)).expect("ring"),
+        ));
+        let kid = keys.load().current().kid().to_owned();
+        let verifier = JwtVerifier::new(keys, "barong", &audience, Leeways::default());
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(kid);
         let forged = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &header,
             &serde_json::from_slice::<Value>(&claims(json!({}))).expect("claims"),
             &jsonwebtoken::EncodingKey::from_secret(b"public"),
         )
         .expect("forge");
         assert!(verifier.verify(&forged).is_err());
+    }
+
+    #[test]
+    fn expiry_leeway_is_the_configured_one() {
+        let audience = ["peatio".to_owned()];
+        let keys = Arc::new(SharedKeys::new(
+            KeyRing::single(&key(KeyAlgorithm::Es256)).expect("ring"),
+        ));
+        let ours = keys.load().current().clone();
+        let now = chrono::Utc::now().timestamp();
+        let token = ours.sign(&claims(json!({"exp": now - 5}))).expect("sign");
+        let strict = JwtVerifier::new(keys.clone(), "barong", &audience, Leeways::default());
+        assert!(strict.verify(&token).is_err());
+        let lenient = Leeways {
+            exp: 30,
+            ..Leeways::default()
+        };
+        let lenient = JwtVerifier::new(keys, "barong", &audience, lenient);
+        assert!(lenient.verify(&token).is_ok());
     }
 }

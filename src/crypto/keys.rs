@@ -90,8 +90,17 @@ impl SigningKey {
             path: path.to_owned(),
             source,
         })?;
+        Self::from_pem(pem_text, algorithm, path)
+    }
+
+    /// Parses PEM text (`origin` names it in errors) and checks it against `algorithm`.
+    pub fn from_pem(
+        pem_text: String,
+        algorithm: KeyAlgorithm,
+        origin: &Path,
+    ) -> Result<Self, KeyError> {
         let invalid = || KeyError::Invalid {
-            path: path.to_owned(),
+            path: origin.to_owned(),
             algorithm: algorithm.name(),
         };
         let der = pem::parse(&pem_text)

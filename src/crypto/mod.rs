@@ -3,6 +3,7 @@
 
 pub mod encryption;
 pub mod jws;
+pub mod keyring;
 pub mod keys;
 pub mod multisig;
 pub mod password_hash;

@@ -2,21 +2,24 @@
 //! `confirmation` (e-mail confirmation) or `reset` (password reset), `iss: barong`,
 //! `aud: ["peatio","barong"]`, a 20-hex `jti`, and `exp = iat + BARONG_JWT_EXPIRE_TIME`.
 //! Verification answers Barong's `jwt.decode_and_verify.<suffix>` keys in Barong's check order
-//! (segments, signature, exp, nbf, iss, iat, jti, aud, sub).
+//! (segments, signature, exp, nbf, iss, iat, jti, aud, sub). The header must name one of our
+//! keys (`kid`) with `typ: JWT`, so a jwt-multisig signature of the same key never passes, and
+//! `sub` binds a token to its one use; the one-time claim it carries is checked against the
+//! store by the caller.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
-use super::keys::{KeyAlgorithm, SigningKey};
+use super::keyring::{MultisigKey, SharedKeys, SignatureError};
 
-/// Signs and verifies one-time tokens with the server's key.
+/// Signs and verifies one-time tokens with the server's current key ring, and signs
+/// jwt-multisig objects (events, `otp/sign`) with the multisig key.
 #[derive(Clone)]
 pub struct TokenSigner {
-    algorithm: Algorithm,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    keys: Arc<SharedKeys>,
+    /// The separate multisig key, when one is configured; otherwise the current JWT key signs.
+    multisig: Option<MultisigKey>,
     /// Lifetime of a token, seconds.
     pub lifetime: i64,
 }
@@ -24,63 +27,25 @@ pub struct TokenSigner {
 impl std::fmt::Debug for TokenSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSigner")
-            .field("algorithm", &self.algorithm)
+            .field("lifetime", &self.lifetime)
             .finish_non_exhaustive()
     }
 }
 
-/// Why a key cannot sign tokens.
-#[derive(Debug, thiserror::Error)]
-#[error("the signing key cannot be used for tokens: {0}")]
-pub struct TokenKeyError(String);
-
 impl TokenSigner {
-    /// Builds the signer from the loaded private key; the public half is derived from it.
-    pub fn new(key: &SigningKey, lifetime: i64) -> Result<Self, TokenKeyError> {
-        use aws_lc_rs::signature::KeyPair;
-        let err = |e: &dyn std::fmt::Display| TokenKeyError(e.to_string());
-        let pem = key.pem.as_bytes();
-        let (algorithm, encoding, public) = match key.algorithm {
-            KeyAlgorithm::Rs256 => {
-                let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&key.private_der)
-                    .or_else(|_| aws_lc_rs::rsa::KeyPair::from_der(&key.private_der))
-                    .map_err(|e| err(&e))?;
-                (
-                    Algorithm::RS256,
-                    EncodingKey::from_rsa_pem(pem).map_err(|e| err(&e))?,
-                    DecodingKey::from_rsa_der(pair.public_key().as_ref()),
-                )
-            }
-            KeyAlgorithm::Es256 => {
-                let pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
-                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &key.private_der,
-                )
-                .map_err(|e| err(&e))?;
-                (
-                    Algorithm::ES256,
-                    EncodingKey::from_ec_pem(pem).map_err(|e| err(&e))?,
-                    DecodingKey::from_ec_der(pair.public_key().as_ref()),
-                )
-            }
-            KeyAlgorithm::EdDsa => {
-                let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(
-                    &key.private_der,
-                )
-                .map_err(|e| err(&e))?;
-                (
-                    Algorithm::EdDSA,
-                    EncodingKey::from_ed_pem(pem).map_err(|e| err(&e))?,
-                    DecodingKey::from_ed_der(pair.public_key().as_ref()),
-                )
-            }
-        };
-        Ok(Self {
-            algorithm,
-            encoding,
-            decoding: public,
+    pub fn new(keys: Arc<SharedKeys>, multisig: Option<MultisigKey>, lifetime: i64) -> Self {
+        Self {
+            keys,
+            multisig,
             lifetime,
-        })
+        }
+    }
+
+    fn multisig_key(&self) -> MultisigKey {
+        match &self.multisig {
+            Some(key) => key.clone(),
+            None => self.keys.load().current().multisig().clone(),
+        }
     }
 
     /// Signs `claims` as a jwt-multisig object with the signer id `kid` (events, and the
@@ -90,7 +55,8 @@ impl TokenSigner {
         claims: &Value,
         kid: &str,
     ) -> Result<super::multisig::Multisig, super::multisig::MultisigError> {
-        super::multisig::sign(claims, kid, &self.encoding, self.algorithm)
+        let key = self.multisig_key();
+        super::multisig::sign(claims, kid, &key.encoding, key.algorithm)
     }
 
     /// Adds (replacing a previous one) the `kid` signature to an existing multisig object.
@@ -99,7 +65,8 @@ impl TokenSigner {
         jws: &mut super::multisig::Multisig,
         kid: &str,
     ) -> Result<(), super::multisig::MultisigError> {
-        jws.sign(kid, &self.encoding, self.algorithm)
+        let key = self.multisig_key();
+        jws.sign(kid, &key.encoding, key.algorithm)
     }
 
     /// Signs a token with `sub` and the extra claims; returns it with its `jti` and `exp`.
@@ -115,48 +82,36 @@ impl TokenSigner {
         claims.insert("aud".into(), json!(["peatio", "barong"]));
         claims.insert("jti".into(), json!(jti));
         claims.extend(extra);
-        let token = jsonwebtoken::encode(
-            &Header::new(self.algorithm),
-            &Value::Object(claims),
-            &self.encoding,
-        )
-        .map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(&Value::Object(claims)).map_err(|e| e.to_string())?;
+        let token = self
+            .keys
+            .load()
+            .current()
+            .sign(&json)
+            .map_err(|e| e.to_string())?;
         Ok(IssuedToken { token, jti, exp })
     }
 
     /// Verifies a token expecting `sub`; the error is the complete Barong key.
     pub fn verify(&self, token: &str, sub: &str) -> Result<Map<String, Value>, String> {
         let fail = |suffix: &str| format!("jwt.decode_and_verify.{suffix}");
-        let parts: Vec<&str> = token.split('.').collect();
-        if parts.len() != 3 {
+        if token.split('.').count() != 3 {
             return Err(fail("segments"));
         }
-        let header: Value = decode_segment(parts[0]).ok_or_else(|| fail("encoding"))?;
-        let claims: Value = decode_segment(parts[1]).ok_or_else(|| fail("encoding"))?;
-        let Value::Object(claims) = claims else {
-            return Err(fail("encoding"));
-        };
-        if header.get("alg").and_then(Value::as_str) != Some(alg_name(self.algorithm)) {
-            return Err(fail("algorithm"));
-        }
-        let message = format!("{}.{}", parts[0], parts[1]);
-        match jsonwebtoken::crypto::verify(
-            parts[2],
-            message.as_bytes(),
-            &self.decoding,
-            self.algorithm,
-        ) {
-            Ok(true) => {}
-            Ok(false) => return Err(fail("raised")),
-            Err(_) => return Err(fail("encoding")),
-        }
         let now = chrono::Utc::now().timestamp();
+        // A header that names no key of ours, or another type or algorithm, is answered as a
+        // signature that does not verify.
+        let claims = match self.keys.load().verify_signature(token, now) {
+            Ok(claims) => claims,
+            Err(SignatureError::Encoding) => return Err(fail("encoding")),
+            Err(SignatureError::Algorithm) => return Err(fail("algorithm")),
+            Err(SignatureError::Header | SignatureError::Signature) => return Err(fail("raised")),
+        };
         let number = |name: &str| claims.get(name).and_then(Value::as_f64);
-        if let Some(exp) = claims.get("exp") {
-            match exp.as_f64() {
-                Some(exp) if (now as f64) < exp => {}
-                _ => return Err(fail("expired")),
-            }
+        // Ours always carry `exp`; one without it is not ours to accept.
+        match claims.get("exp").and_then(Value::as_f64) {
+            Some(exp) if (now as f64) < exp => {}
+            _ => return Err(fail("expired")),
         }
         if let Some(nbf) = number("nbf")
             && nbf > now as f64
@@ -221,21 +176,8 @@ pub struct IssuedToken {
     pub exp: i64,
 }
 
-fn alg_name(algorithm: Algorithm) -> &'static str {
-    match algorithm {
-        Algorithm::ES256 => "ES256",
-        Algorithm::EdDSA => "EdDSA",
-        _ => "RS256",
-    }
-}
-
 fn last_word(text: &str) -> &str {
     text.split_whitespace().last().unwrap_or(text)
-}
-
-fn decode_segment(segment: &str) -> Option<Value> {
-    let bytes = URL_SAFE_NO_PAD.decode(segment.trim_end_matches('=')).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// `n` random bytes as lowercase hex.
@@ -245,17 +187,90 @@ pub fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
+/// The `sub` of every compact token this server signs (`session` is also what Peatio's session
+/// check requires).
+pub const TOKEN_SUBJECTS: [&str; 3] = ["session", "confirmation", "reset"];
+
+/// Whether a base64url payload may be signed for a client (management `otp/sign`): only a JSON
+/// object that no verifier of a token we issue would accept. Refused: a `sub` of ours (or any
+/// `sub` that is not a string), `iss: barong` (every token and event of ours), an `event` claim
+/// (what event consumers act on), and anything we cannot read ourselves, since another reader
+/// might read it differently. Duplicate members are looked at one by one, as parsers disagree
+/// on which one wins; both base64 alphabets are read, as Ruby's decoder accepts both.
+pub fn signable_payload(payload: &str) -> bool {
+    let normalised: String = payload
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            other => other,
+        })
+        .collect();
+    let Ok(bytes) = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        normalised,
+    ) else {
+        return false;
+    };
+    let Ok(Members(members)) = serde_json::from_slice::<Members>(&bytes) else {
+        return false;
+    };
+    let is = |value: &Value, names: &[&str]| {
+        value
+            .as_str()
+            .is_some_and(|v| names.contains(&v.trim().to_ascii_lowercase().as_str()))
+    };
+    !members.iter().any(|(name, value)| match name.as_str() {
+        "sub" => !value.is_string() || is(value, &TOKEN_SUBJECTS),
+        "iss" => is(value, &["barong"]),
+        "event" => true,
+        _ => false,
+    })
+}
+
+/// The members of a JSON object in order, duplicates kept.
+struct Members(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::{generate_private_key_pem, write_secret_file};
+    use crate::crypto::keyring::KeyRing;
+    use crate::crypto::keys::{KeyAlgorithm, SigningKey, generate_private_key_pem};
 
     fn signer(algorithm: KeyAlgorithm, lifetime: i64) -> TokenSigner {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("key.pem");
-        write_secret_file(&path, &generate_private_key_pem(algorithm).expect("gen")).expect("w");
-        let key = SigningKey::load(&path, algorithm).expect("load");
-        TokenSigner::new(&key, lifetime).expect("signer")
+        let pem = generate_private_key_pem(algorithm).expect("gen");
+        let private_der = pem::parse(&pem).expect("pem").into_contents();
+        let key = SigningKey {
+            algorithm,
+            private_der,
+            pem,
+        };
+        let keys = Arc::new(SharedKeys::new(KeyRing::single(&key).expect("ring")));
+        TokenSigner::new(keys, None, lifetime)
     }
 
     #[test]
@@ -297,5 +312,68 @@ mod tests {
                 "jwt.decode_and_verify.expired"
             );
         }
+    }
+
+    /// An event (or any multisig signature of the same key) in compact form is no token: not a
+    /// confirmation, not a reset, not a session bearer, whatever its claims say.
+    #[test]
+    fn multisig_signatures_are_no_compact_tokens() {
+        use crate::crypto::jws::{JwtVerifier, Leeways};
+        let signer = signer(KeyAlgorithm::Rs256, 60);
+        let now = chrono::Utc::now().timestamp();
+        for sub in ["confirmation", "reset", "session"] {
+            let claims = json!({
+                "iat": now, "exp": now + 60, "sub": sub, "iss": "barong",
+                "aud": ["peatio", "barong"], "jti": "0123456789abcdef0123", "uid": "ID1",
+                "event": {"name": "system.user.email.confirmation.token"},
+            });
+            let jws = signer.sign_multisig(&claims, "barong").expect("sign");
+            let signature = &jws.signatures[0];
+            let compact = format!(
+                "{}.{}.{}",
+                signature.protected, jws.payload, signature.signature
+            );
+            assert_eq!(
+                signer.verify(&compact, sub).unwrap_err(),
+                "jwt.decode_and_verify.raised"
+            );
+            let audience = ["peatio".to_owned()];
+            let bearer =
+                JwtVerifier::new(signer.keys.clone(), "barong", &audience, Leeways::default());
+            assert!(bearer.verify(&compact).is_err(), "{sub}");
+        }
+    }
+
+    #[test]
+    fn payloads_that_pass_for_our_tokens_are_not_signable() {
+        use base64::Engine;
+        let b64 = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        let std64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        for ok in [
+            r#"{"data":{"rid":"x"},"iat":1,"exp":2,"jti":"a"}"#,
+            r#"{"sub":"withdraw","iss":"applogic"}"#,
+        ] {
+            assert!(signable_payload(&b64(ok)), "{ok}");
+        }
+        for bad in [
+            r#"{"sub":"session","uid":"ID1","role":"superadmin"}"#,
+            r#"{"sub":" Session "}"#,
+            r#"{"sub":"reset","email":"victim@x.io"}"#,
+            r#"{"sub":"confirmation"}"#,
+            r#"{"sub":["session"]}"#,
+            r#"{"sub":"x","sub":"session"}"#,
+            r#"{"s\u0075b":"session"}"#,
+            r#"{"iss":"barong","data":{}}"#,
+            r#"{"event":{"name":"system.user.email.confirmation.token"}}"#,
+            r#"["sub","session"]"#,
+            r#"{"sub":"session"} trailing"#,
+        ] {
+            assert!(!signable_payload(&b64(bad)), "{bad}");
+        }
+        // `?>` encodes to `Pz4` in both alphabets; this one needs `/` in the standard alphabet.
+        let standard = std64(r#"{"sub":"session","x":"???"}"#);
+        assert!(standard.contains('/'));
+        assert!(!signable_payload(&standard));
+        assert!(!signable_payload("not base64!"));
     }
 }

@@ -10,6 +10,15 @@ pub struct NewMail {
     pub language: String,
     pub subject: String,
     pub body_html: String,
+    /// The one-time claim of the confirmation token the mail carries, stored with the mail.
+    pub confirmation: Option<OneTimeClaim>,
+}
+
+/// A one-time claim of a mailed token and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeClaim {
+    pub token: String,
+    pub expires_at: i64,
 }
 
 /// A queued mail claimed for delivery.

@@ -15,6 +15,7 @@ pub mod password;
 mod phone;
 mod profile;
 mod session;
+mod signing_key;
 mod user;
 
 pub use access::{
@@ -36,7 +37,7 @@ pub use document::{
 };
 pub use event::{NewEvent, OutboxEvent};
 pub use label::{Label, StateRules, derive_level, derive_state};
-pub use mail::{NewMail, OutboxMail};
+pub use mail::{NewMail, OneTimeClaim, OutboxMail};
 pub use phone::{
     NewPhone, NormalisedPhone, PHONE_CHANNELS, Phone, mask_phone, normalise_phone, phone_code,
 };
@@ -45,6 +46,7 @@ pub use profile::{
     mask_last_name, parse_date, squish, validate_profile,
 };
 pub use session::{NewSession, Session, SessionCookie, session_cookie, session_key};
+pub use signing_key::StoredSigningKey;
 pub use user::{
     DATA_MAX, DATA_STORAGE_MAX, DataStorage, NewLabel, NewUser, User, UserInput, data_is_valid,
     email_is_valid, generate_uid, user_language, validate_user,

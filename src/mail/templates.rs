@@ -89,6 +89,7 @@ pub fn confirmation(settings: &MailSettings, email: &str, token: &str, language:
         language: lang.into(),
         subject: subject.into(),
         body_html: layout(settings, &content),
+        confirmation: None,
     }
 }
 
@@ -129,6 +130,7 @@ pub fn password_reset(
         language: lang.into(),
         subject: subject.into(),
         body_html: layout(settings, &content),
+        confirmation: None,
     }
 }
 
@@ -166,6 +168,7 @@ pub fn new_login(
         language: lang.into(),
         subject: subject.into(),
         body_html: layout(settings, &content),
+        confirmation: None,
     }
 }
 

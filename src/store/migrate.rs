@@ -38,6 +38,14 @@ pub const SQLITE: &[Migration] = &[
         version: "0005_rate_limits",
         sql: include_str!("../../sql/sqlite/0005_rate_limits.sql"),
     },
+    Migration {
+        version: "0006_confirmation_tokens",
+        sql: include_str!("../../sql/sqlite/0006_confirmation_tokens.sql"),
+    },
+    Migration {
+        version: "0007_signing_keys",
+        sql: include_str!("../../sql/sqlite/0007_signing_keys.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -61,6 +69,14 @@ pub const POSTGRES: &[Migration] = &[
     Migration {
         version: "0005_rate_limits",
         sql: include_str!("../../sql/postgres/0005_rate_limits.sql"),
+    },
+    Migration {
+        version: "0006_confirmation_tokens",
+        sql: include_str!("../../sql/postgres/0006_confirmation_tokens.sql"),
+    },
+    Migration {
+        version: "0007_signing_keys",
+        sql: include_str!("../../sql/postgres/0007_signing_keys.sql"),
     },
 ];
 

@@ -21,7 +21,7 @@ use crate::domain::{
     Level, NewActivity, NewApiKey, NewDocument, NewEvent, NewLevel, NewMail, NewPermission,
     NewPhone, NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxEvent,
     OutboxMail, Permission, Phone, Profile, ProfileChanges, ProfileState, Restriction,
-    ServiceAccount, Session, StateRules, User, UserFilter, UserUpdate,
+    ServiceAccount, Session, StateRules, StoredSigningKey, User, UserFilter, UserUpdate,
 };
 
 pub use postgres::PostgresStore;
@@ -67,6 +67,16 @@ pub struct StoreOptions {
 }
 
 /// The persistence interface of the server.
+/// A one-time token being used: the e-mail it was sent to, its one-time claim, and its `jti`
+/// with the time until which the `jti` is remembered as used.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimUse<'a> {
+    pub email: &'a str,
+    pub token: &'a str,
+    pub jti: &'a str,
+    pub expires_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which backend this is (for logs and `barong config`).
@@ -161,6 +171,18 @@ pub trait Store: Send + Sync + 'static {
         sink: tokio::sync::mpsc::Sender<String>,
     ) -> StoreResult<()>;
 
+    // ---- signing keys ----------------------------------------------------------------------
+    /// The current key and the keys retired after `retired_after`, newest first.
+    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>>;
+    /// Makes `new` the current key in one transaction: the current one (or, on the first
+    /// rotation, `first`: the configured key, recorded so it keeps verifying) is retired at
+    /// `new.created_at`. Concurrent rotations are serialised.
+    async fn rotate_signing_key(
+        &self,
+        new: &StoredSigningKey,
+        first: &StoredSigningKey,
+    ) -> StoreResult<()>;
+
     // ---- identity --------------------------------------------------------------------------
     /// Exact (already lower-cased) username.
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
@@ -177,18 +199,20 @@ pub trait Store: Send + Sync + 'static {
         mail: Option<&NewMail>,
         rules: &StateRules,
     ) -> StoreResult<User>;
-    /// E-mail confirmation in one transaction: marks `jti` used (until `expires_at`), sets the
-    /// private label `email:verified` and recomputes state and level. `None` when the token
-    /// was already used.
+    /// E-mail confirmation in one transaction: consumes the stored confirmation claim of the
+    /// e-mail (it must be `claim.token` and unexpired), marks `jti` used (until `expires_at`),
+    /// sets the private label `email:verified` and recomputes state and level. `None` when the
+    /// claim does not match or the token was already used.
     async fn confirm_email(
         &self,
         user_id: i64,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         rules: &StateRules,
     ) -> StoreResult<Option<User>>;
     /// Queues one mail.
     async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()>;
+    /// Marks `key` used until `expires_at`; `false` when it already was (a replay).
+    async fn use_once(&self, key: &str, expires_at: i64) -> StoreResult<bool>;
     /// Remembers `reset_token` as the only valid reset for `email` and queues its mail, in one
     /// transaction.
     async fn set_reset_token(
@@ -200,15 +224,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The latest unexpired reset token of `email`.
     async fn find_reset_token(&self, email: &str, now: i64) -> StoreResult<Option<String>>;
-    /// Password reset in one transaction: marks `jti` used, stores the new digest, forgets the
-    /// reset token and deletes every session of the user (their ids are returned). `None` when
-    /// the token was already used.
+    /// Password reset in one transaction: consumes the stored reset token of the e-mail (it
+    /// must be `claim.token` and unexpired), marks `jti` used, stores the new digest and
+    /// deletes every session of the user (their ids are returned). `None` when the claim does
+    /// not match or the token was already used.
     async fn reset_password(
         &self,
         user_id: i64,
-        email: &str,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         digest: &str,
     ) -> StoreResult<Option<Vec<String>>>;
     /// Replaces a password digest (rehash of a Barong bcrypt digest at login).

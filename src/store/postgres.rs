@@ -17,8 +17,8 @@ use tokio_postgres::{NoTls, Row};
 mod profiles;
 
 use super::{
-    API_KEY_COLUMNS, Backend, EventDomain, SharedCounters, Store, StoreError, StoreOptions,
-    StoreResult, UserChange, migrate,
+    API_KEY_COLUMNS, Backend, ClaimUse, EventDomain, SharedCounters, Store, StoreError,
+    StoreOptions, StoreResult, UserChange, migrate,
 };
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
@@ -26,7 +26,8 @@ use crate::domain::{
     Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
     NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
     Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount, Session, StateRules,
-    User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column, scope_to_column,
+    StoredSigningKey, User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column,
+    scope_to_column,
 };
 
 mod events;
@@ -492,7 +493,33 @@ async fn insert_mail(tx: &Tx<'_>, mail: &NewMail) -> Result<(), tokio_postgres::
         ],
     )
     .await?;
+    if let Some(claim) = &mail.confirmation {
+        tx.execute(
+            "INSERT INTO confirmation_tokens (email, token, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (email) DO UPDATE SET token = excluded.token,
+                 expires_at = excluded.expires_at",
+            &[&mail.recipient, &claim.token, &claim.expires_at],
+        )
+        .await?;
+    }
     Ok(())
+}
+
+/// Consumes the stored one-time claim of `email` in `table` if it is `token` and unexpired.
+async fn take_claim(
+    tx: &Tx<'_>,
+    table: &str,
+    column: &str,
+    email: &str,
+    token: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let n = tx
+        .execute(
+            &format!("DELETE FROM {table} WHERE email = $1 AND {column} = $2 AND expires_at > $3"),
+            &[&email, &token, &chrono::Utc::now().timestamp()],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 /// Marks a one-time token used; false when it already was.
@@ -1146,13 +1173,25 @@ impl Store for PostgresStore {
     async fn confirm_email(
         &self,
         user_id: i64,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         rules: &StateRules,
     ) -> StoreResult<Option<User>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
-        if !use_token(&tx, jti, expires_at).await.map_err(map_error)? {
+        let taken = take_claim(
+            &tx,
+            "confirmation_tokens",
+            "token",
+            claim.email,
+            claim.token,
+        )
+        .await
+        .map_err(map_error)?;
+        if !taken
+            || !use_token(&tx, claim.jti, claim.expires_at)
+                .await
+                .map_err(map_error)?
+        {
             return Ok(None);
         }
         let domain = self.event_domain();
@@ -1183,6 +1222,83 @@ impl Store for PostgresStore {
         let tx = client.transaction().await.map_err(map_error)?;
         insert_mail(&tx, mail).await.map_err(map_error)?;
         tx.commit().await.map_err(map_error)
+    }
+
+    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT kid, algorithm, private_key, created_at, retired_at FROM signing_keys
+                 WHERE retired_at IS NULL OR retired_at > $1
+                 ORDER BY created_at DESC, kid",
+                &[&retired_after],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredSigningKey {
+                kid: r.get(0),
+                algorithm: r.get(1),
+                private_key: r.get(2),
+                created_at: r.get(3),
+                retired_at: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        new: &StoredSigningKey,
+        first: &StoredSigningKey,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        // Two rotations at once would both retire the same key and leave two current ones.
+        tx.execute("LOCK TABLE signing_keys IN EXCLUSIVE MODE", &[])
+            .await
+            .map_err(map_error)?;
+        let empty: bool = tx
+            .query_one("SELECT NOT EXISTS (SELECT 1 FROM signing_keys)", &[])
+            .await
+            .map_err(map_error)?
+            .get(0);
+        if empty {
+            tx.execute(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &first.kid,
+                    &first.algorithm,
+                    &first.private_key,
+                    &first.created_at,
+                ],
+            )
+            .await
+            .map_err(map_error)?;
+        }
+        tx.execute(
+            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL",
+            &[&new.created_at],
+        )
+        .await
+        .map_err(map_error)?;
+        tx.execute(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+             VALUES ($1, $2, $3, $4)",
+            &[&new.kid, &new.algorithm, &new.private_key, &new.created_at],
+        )
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn use_once(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let fresh = use_token(&tx, key, expires_at).await.map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(fresh)
     }
 
     async fn set_reset_token(
@@ -1222,14 +1338,26 @@ impl Store for PostgresStore {
     async fn reset_password(
         &self,
         user_id: i64,
-        email: &str,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         digest: &str,
     ) -> StoreResult<Option<Vec<String>>> {
+        let email = claim.email;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
-        if !use_token(&tx, jti, expires_at).await.map_err(map_error)? {
+        let taken = take_claim(
+            &tx,
+            "password_reset_tokens",
+            "reset_token",
+            email,
+            claim.token,
+        )
+        .await
+        .map_err(map_error)?;
+        if !taken
+            || !use_token(&tx, claim.jti, claim.expires_at)
+                .await
+                .map_err(map_error)?
+        {
             return Ok(None);
         }
         tx.execute(

@@ -15,7 +15,7 @@ use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 mod profiles;
 
 use super::{
-    API_KEY_COLUMNS, Backend, EventDomain, Store, StoreError, StoreOptions, StoreResult,
+    API_KEY_COLUMNS, Backend, ClaimUse, EventDomain, Store, StoreError, StoreOptions, StoreResult,
     UserChange, migrate,
 };
 use crate::crypto::encryption::Encryptor;
@@ -24,7 +24,8 @@ use crate::domain::{
     Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
     NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
     Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount, Session, StateRules,
-    User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column, scope_to_column,
+    StoredSigningKey, User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column,
+    scope_to_column,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -358,7 +359,30 @@ fn insert_mail(tx: &rusqlite::Transaction<'_>, mail: &NewMail) -> rusqlite::Resu
             now
         ],
     )?;
+    if let Some(claim) = &mail.confirmation {
+        tx.execute(
+            "INSERT INTO confirmation_tokens (email, token, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (email) DO UPDATE SET token = excluded.token,
+                 expires_at = excluded.expires_at",
+            params![mail.recipient, claim.token, claim.expires_at],
+        )?;
+    }
     Ok(())
+}
+
+/// Consumes the stored one-time claim of `email` in `table` if it is `token` and unexpired.
+fn take_claim(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    column: &str,
+    email: &str,
+    token: &str,
+) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        &format!("DELETE FROM {table} WHERE email = ?1 AND {column} = ?2 AND expires_at > ?3"),
+        params![email, token, Utc::now().timestamp()],
+    )?;
+    Ok(n == 1)
 }
 
 /// Marks a one-time token used; false when it already was.
@@ -998,16 +1022,22 @@ impl Store for SqliteStore {
     async fn confirm_email(
         &self,
         user_id: i64,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         rules: &StateRules,
     ) -> StoreResult<Option<User>> {
-        let jti = jti.to_owned();
+        let (email, token, jti) = (
+            claim.email.to_owned(),
+            claim.token.to_owned(),
+            claim.jti.to_owned(),
+        );
+        let expires_at = claim.expires_at;
         let rules = rules.clone();
         let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if !use_token(&tx, &jti, expires_at)? {
+            if !take_claim(&tx, "confirmation_tokens", "token", &email, &token)?
+                || !use_token(&tx, &jti, expires_at)?
+            {
                 return Ok(None);
             }
             let before = user_by_id(&tx, user_id)?;
@@ -1030,6 +1060,76 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             insert_mail(&tx, &mail)?;
             tx.commit()
+        })
+        .await
+    }
+
+    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT kid, algorithm, private_key, created_at, retired_at FROM signing_keys
+                 WHERE retired_at IS NULL OR retired_at > ?1
+                 ORDER BY created_at DESC, kid",
+            )?;
+            stmt.query_map([retired_after], |r| {
+                Ok(StoredSigningKey {
+                    kid: r.get(0)?,
+                    algorithm: r.get(1)?,
+                    private_key: r.get(2)?,
+                    created_at: r.get(3)?,
+                    retired_at: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        new: &StoredSigningKey,
+        first: &StoredSigningKey,
+    ) -> StoreResult<()> {
+        let (new, first) = (new.clone(), first.clone());
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let empty: bool =
+                tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM signing_keys)", [], |r| {
+                    r.get(0)
+                })?;
+            if empty {
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        first.kid,
+                        first.algorithm,
+                        first.private_key,
+                        first.created_at
+                    ],
+                )?;
+            }
+            tx.execute(
+                "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
+                [new.created_at],
+            )?;
+            tx.execute(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![new.kid, new.algorithm, new.private_key, new.created_at],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn use_once(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let fresh = use_token(&tx, &key, expires_at)?;
+            tx.commit()?;
+            Ok(fresh)
         })
         .await
     }
@@ -1073,15 +1173,21 @@ impl Store for SqliteStore {
     async fn reset_password(
         &self,
         user_id: i64,
-        email: &str,
-        jti: &str,
-        expires_at: i64,
+        claim: &ClaimUse<'_>,
         digest: &str,
     ) -> StoreResult<Option<Vec<String>>> {
-        let (email, jti, digest) = (email.to_owned(), jti.to_owned(), digest.to_owned());
+        let (email, token, jti, digest) = (
+            claim.email.to_owned(),
+            claim.token.to_owned(),
+            claim.jti.to_owned(),
+            digest.to_owned(),
+        );
+        let expires_at = claim.expires_at;
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if !use_token(&tx, &jti, expires_at)? {
+            if !take_claim(&tx, "password_reset_tokens", "reset_token", &email, &token)?
+                || !use_token(&tx, &jti, expires_at)?
+            {
                 return Ok(None);
             }
             tx.execute(

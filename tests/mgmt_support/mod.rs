@@ -75,9 +75,14 @@ pub fn keychain_entry(signer: &TestSigner) -> String {
 pub fn request(data: Value, signers: &[&TestSigner]) -> Value {
     let now = chrono::Utc::now().timestamp();
     request_with_claims(
-        json!({ "iat": now, "exp": now + 60, "jti": format!("{now}"), "data": data }),
+        json!({ "iat": now, "exp": now + 60, "jti": jti(), "data": data }),
         signers,
     )
+}
+
+/// A fresh request id (each is accepted once).
+pub fn jti() -> String {
+    hex::encode(rand::random::<[u8; 10]>())
 }
 
 /// Signs arbitrary claims.

@@ -21,11 +21,12 @@ use crate::crypto::constant_time_eq;
 use crate::crypto::password_hash;
 use crate::crypto::tokens::random_hex;
 use crate::domain::{
-    NewRestriction, NewUser, UserInput, generate_uid, user_language, validate_user,
+    NewMail, NewRestriction, NewUser, OneTimeClaim, UserInput, generate_uid, user_language,
+    validate_user,
 };
 use crate::invalidation::Invalidation;
 use crate::mail::templates;
-use crate::store::StoreError;
+use crate::store::{ClaimUse, StoreError};
 
 fn created() -> Response {
     (StatusCode::CREATED, Json(json!(201))).into_response()
@@ -127,14 +128,8 @@ pub async fn create(
         let mut random = [0u8; 5];
         aws_lc_rs::rand::fill(&mut random).map_err(|_| ApiError::internal())?;
         let uid = generate_uid(&state.config.uid_prefix, random);
-        let mut claims = Map::new();
-        claims.insert("email".into(), json!(email));
-        claims.insert("uid".into(), json!(uid));
-        let token = state
-            .tokens
-            .issue("confirmation", claims)
-            .map_err(|_| ApiError::internal())?;
-        let mail = templates::confirmation(&mail_settings(&state), &email, &token.token, &language);
+        let token = confirmation_token(&state, &email, &uid)?;
+        let mail = confirmation_mail(&state, &email, &token, &language);
         let new_user = NewUser {
             uid,
             username: username.clone(),
@@ -235,22 +230,56 @@ pub async fn email_generate_code(
     if let Some(user) = state.store.find_user_by_email(&email).await?
         && user.state != "active"
     {
-        let mut claims = Map::new();
-        claims.insert("email".into(), json!(user.email));
-        claims.insert("uid".into(), json!(user.uid));
-        let token = state
-            .tokens
-            .issue("confirmation", claims)
-            .map_err(|_| ApiError::internal())?;
+        let token = confirmation_token(&state, &user.email, &user.uid)?;
         let language = user_language(user.data.as_deref(), &state.config.default_language);
-        let mail =
-            templates::confirmation(&mail_settings(&state), &user.email, &token.token, &language);
+        let mail = confirmation_mail(&state, &user.email, &token, &language);
         state.store.queue_mail(&mail).await?;
         state.mail_wakeup.notify_one();
         let name = "user.email.confirmation.token";
         system_events::emit_with_domain(&state, name, &user, Some(&token.token)).await;
     }
     Ok(created())
+}
+
+/// A confirmation token for `email`: its one-time claim (`confirmation_token`) is stored with
+/// the mail that carries it, and a confirmation is accepted only with the latest one.
+fn confirmation_token(
+    state: &ApiState,
+    email: &str,
+    uid: &str,
+) -> Result<ConfirmationToken, ApiError> {
+    let one_time = random_hex(10);
+    let mut claims = Map::new();
+    claims.insert("email".into(), json!(email));
+    claims.insert("uid".into(), json!(uid));
+    claims.insert("confirmation_token".into(), json!(one_time));
+    let issued = state
+        .tokens
+        .issue("confirmation", claims)
+        .map_err(|_| ApiError::internal())?;
+    Ok(ConfirmationToken {
+        claim: OneTimeClaim {
+            token: one_time,
+            expires_at: issued.exp,
+        },
+        token: issued.token,
+    })
+}
+
+struct ConfirmationToken {
+    token: String,
+    claim: OneTimeClaim,
+}
+
+fn confirmation_mail(
+    state: &ApiState,
+    email: &str,
+    token: &ConfirmationToken,
+    language: &str,
+) -> NewMail {
+    let mut mail = templates::confirmation(&mail_settings(state), email, &token.token, language);
+    mail.confirmation = Some(token.claim.clone());
+    mail
 }
 
 fn claim_str(claims: &Map<String, Value>, name: &str) -> String {
@@ -287,10 +316,20 @@ pub async fn email_confirm_code(
         Some(user) if user.state != "active" => user,
         _ => return Err(unprocessable("identity.user.active_or_doesnt_exist")),
     };
+    // A token without its one-time claim never matches a stored one.
+    let Some(one_time) = claims.get("confirmation_token").and_then(Value::as_str) else {
+        return Err(unprocessable("identity.user.utilized_token"));
+    };
     let jti = claim_str(&claims, "jti");
+    let claim = ClaimUse {
+        email: &email,
+        token: one_time,
+        jti: &jti,
+        expires_at: claim_exp(&claims),
+    };
     let Some(user) = state
         .store
-        .confirm_email(user.id, &jti, claim_exp(&claims), &state.state_rules)
+        .confirm_email(user.id, &claim, &state.state_rules)
         .await?
     else {
         return Err(unprocessable("identity.user.utilized_token"));
@@ -413,16 +452,15 @@ pub async fn password_confirm_code(
         .get("reset_token")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    // Barong compares the two as values: both absent (an e-mail nobody has) goes on to its
-    // `record.not_found`; two tokens are compared in constant time.
+    // Only a stored, unexpired token matches: a missing claim never does (Barong lets an absent
+    // claim equal an absent stored token). Compared in constant time.
     let same = match (&latest, &presented) {
         (Some(latest), Some(presented)) => constant_time_eq(latest, presented),
-        (None, None) => true,
         _ => false,
     };
-    if !same {
+    let Some(presented) = presented.filter(|_| same) else {
         return Err(unprocessable("identity.user.utilized_token"));
-    }
+    };
     let Some(user) = state.store.find_user_by_email(&email).await? else {
         return Err(error(StatusCode::NOT_FOUND, "record.not_found"));
     };
@@ -448,11 +486,13 @@ pub async fn password_confirm_code(
     }
     let digest = hash(&state, password).await?;
     let jti = claim_str(&claims, "jti");
-    let Some(revoked) = state
-        .store
-        .reset_password(user.id, &email, &jti, claim_exp(&claims), &digest)
-        .await?
-    else {
+    let claim = ClaimUse {
+        email: &email,
+        token: &presented,
+        jti: &jti,
+        expires_at: claim_exp(&claims),
+    };
+    let Some(revoked) = state.store.reset_password(user.id, &claim, &digest).await? else {
         return Err(unprocessable("identity.user.utilized_token"));
     };
     for id in revoked {

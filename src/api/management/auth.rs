@@ -1,5 +1,10 @@
-//! Management request signing (reference §11.1): every request is a jwt-multisig object checked
-//! against the keychain and the scopes of Barong's `management_api.yml`.
+//! Management request signing: every request is a jwt-multisig object checked against the
+//! keychain and the scopes of Barong's `management_api.yml`.
+//!
+//! Beyond Barong, a request is good for a bounded time and once: one without `exp` is refused
+//! when its `iat` is further than `BARONG_MANAGEMENT_MAX_AGE` from now (and without either),
+//! and its `jti` (required) is recorded in the store's shared table of used token ids until
+//! the request would have expired, so a replay on any instance is refused.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -39,7 +44,21 @@ pub struct ManagementConfig {
     issuer: Option<String>,
     /// `jwt.aud` when `jwt.verify_aud` is true.
     audience: Option<String>,
+    /// Longest age of a request without `exp`, seconds.
+    max_age: i64,
 }
+
+/// A verified request: its parameters, and the used-once key of its `jti` with the time until
+/// which it must be remembered.
+#[derive(Debug)]
+pub struct Verified {
+    pub params: Map<String, Value>,
+    pub replay_key: String,
+    pub remember_until: i64,
+}
+
+/// Longest age of a management request without `exp` when nothing is configured.
+pub const DEFAULT_MAX_AGE: i64 = 300;
 
 #[derive(Deserialize)]
 struct RawKey {
@@ -94,7 +113,14 @@ impl ManagementConfig {
             leeway,
             issuer: flag("verify_iss").then(|| text("iss")).flatten(),
             audience: flag("verify_aud").then(|| text("aud")).flatten(),
+            max_age: DEFAULT_MAX_AGE,
         })
+    }
+
+    /// Sets the longest age of a request without `exp` (`BARONG_MANAGEMENT_MAX_AGE`).
+    pub fn with_max_age(mut self, seconds: i64) -> Self {
+        self.max_age = seconds;
+        self
     }
 
     /// Checks a request for `scope`; its `data` claim (default `{}`) is the parameters.
@@ -104,7 +130,7 @@ impl ManagementConfig {
         uri: &Uri,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Map<String, Value>, MgmtError> {
+    ) -> Result<Verified, MgmtError> {
         if uri.query().is_some() {
             return Err(MgmtError::message(
                 StatusCode::BAD_REQUEST,
@@ -141,7 +167,17 @@ impl ManagementConfig {
                 .map_err(|_| failed())?;
             verified.push(signature.kid.as_str());
         }
-        self.check_claims(&claims).map_err(|_| failed())?;
+        let remember_until = self.check_claims(&claims).map_err(|_| failed())?;
+        // Without a `jti` a replay cannot be told from a new request.
+        let jti = claims
+            .get("jti")
+            .and_then(|j| match j {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .filter(|j| !j.is_empty())
+            .ok_or_else(failed)?;
         if rules
             .mandatory_signers
             .iter()
@@ -152,22 +188,39 @@ impl ManagementConfig {
                 "Not enough signatures for the action.",
             ));
         }
-        match claims.get("data") {
-            None | Some(Value::Null) => Ok(Map::new()),
-            Some(Value::Object(map)) => Ok(map.clone()),
-            Some(_) => Err(failed()),
-        }
+        let params = match claims.get("data") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(map)) => map.clone(),
+            Some(_) => return Err(failed()),
+        };
+        Ok(Verified {
+            params,
+            replay_key: format!("management:{jti}"),
+            remember_until,
+        })
     }
 
-    /// `exp` and `nbf` when present; `iss`/`aud` when the file asks for them.
-    fn check_claims(&self, claims: &Map<String, Value>) -> Result<(), ()> {
+    /// `exp` (or, without it, `iat` within the maximum age) and `nbf`; `iss`/`aud` when the
+    /// file asks for them. Returns until when the request could be accepted.
+    fn check_claims(&self, claims: &Map<String, Value>) -> Result<i64, ()> {
         let now = chrono::Utc::now().timestamp();
-        if let Some(exp) = claims.get("exp") {
-            let exp = exp.as_i64().ok_or(())?;
-            if now >= exp + self.leeway {
-                return Err(());
+        let until = match claims.get("exp") {
+            Some(exp) => {
+                let exp = exp.as_i64().ok_or(())?;
+                if now >= exp + self.leeway {
+                    return Err(());
+                }
+                exp + self.leeway
             }
-        }
+            None => {
+                let iat = claims.get("iat").and_then(Value::as_i64).ok_or(())?;
+                let bound = self.max_age + self.leeway;
+                if now.abs_diff(iat) > bound.unsigned_abs() {
+                    return Err(());
+                }
+                iat + bound
+            }
+        };
         if let Some(nbf) = claims.get("nbf") {
             let nbf = nbf.as_i64().ok_or(())?;
             if now + self.leeway < nbf {
@@ -189,7 +242,7 @@ impl ManagementConfig {
                 return Err(());
             }
         }
-        Ok(())
+        Ok(until)
     }
 }
 

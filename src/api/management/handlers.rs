@@ -399,6 +399,9 @@ pub async fn labels_delete(state: ApiState, params: Params) -> MgmtResult {
     }
 }
 
+/// The reason `otp/sign` gives for a payload it will not sign.
+pub const RESERVED_PAYLOAD: &str = "payload is reserved for tokens issued by barong";
+
 /// POST /otp/sign: adds the `barong` signature to a multisig JWT once the user's TOTP code
 /// checks out.
 pub async fn otp_sign(state: ApiState, params: Params) -> MgmtResult {
@@ -406,6 +409,16 @@ pub async fn otp_sign(state: ApiState, params: Params) -> MgmtResult {
     let Some(jwt) = params.get("jwt").filter(|v| v.is_object()) else {
         return Err(MgmtError::unprocessable("jwt is invalid"));
     };
+    // The `barong` signature over a payload is also a compact JWS of it: one that could pass
+    // for a session, confirmation or reset token, or an event, is never signed for a client.
+    // Checked before the code, so a refused payload does not use up the user's code.
+    if let Ok(jws) = Multisig::parse(jwt)
+        && !crate::crypto::tokens::signable_payload(&jws.payload)
+    {
+        return Err(MgmtError::unprocessable(&format!(
+            "JWT is invalid by the reason \"{RESERVED_PAYLOAD}\""
+        )));
+    }
     let uid = text(&params, "user_uid").unwrap_or_default();
     let user = state
         .store

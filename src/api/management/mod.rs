@@ -142,10 +142,24 @@ where
           body: Bytes| {
         let handler = handler.clone();
         Box::pin(async move {
-            let params = match state.management.authenticate(scope, &uri, &headers, &body) {
-                Ok(params) => params,
+            let verified = match state.management.authenticate(scope, &uri, &headers, &body) {
+                Ok(verified) => verified,
                 Err(error) => return error.into_response(),
             };
+            // Recorded in the shared store, so a replay to another instance is refused too.
+            match state
+                .store
+                .use_once(&verified.replay_key, verified.remember_until)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    return MgmtError::message(StatusCode::UNAUTHORIZED, "Failed to verify JWT.")
+                        .into_response();
+                }
+                Err(error) => return MgmtError::from(error).into_response(),
+            }
+            let params = verified.params;
             match handler(state, params).await {
                 Ok(reply) => reply.into_reply(&uri),
                 Err(error) => error.into_response(),
