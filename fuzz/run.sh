@@ -18,7 +18,7 @@ report=()
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   # Seed corpora: the committed seeds (fuzz/seeds/, a sample of earlier runs' corpora, also
-  # replayed on stable by tests/fuzz_replay.rs) and the shipped rules and seeds files.
+  # replayed on stable by tests/it/fuzz_replay.rs) and the shipped rules and seeds files.
   case $target in
     rules) cp ../config/authz_rules.yml corpus/rules/shipped.yml ;;
     seeds) cp ../config/seeds.yml corpus/seeds/shipped.yml ;;

@@ -10,7 +10,7 @@
 //! Input: the first line is the request path, every other line a `name: value` header.
 //!
 //! Shared by the cargo-fuzz target `fuzz/fuzz_targets/authz_request.rs` and the stable replay in
-//! `tests/fuzz_replay.rs`.
+//! `tests/it/fuzz_replay.rs`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;

@@ -6,7 +6,7 @@
 //! reaches the JSON and claim checks); 2 = claims JSON signed with our key, then verified.
 //!
 //! Shared by the cargo-fuzz target `fuzz/fuzz_targets/jwt.rs` and the stable replay in
-//! `tests/fuzz_replay.rs`.
+//! `tests/it/fuzz_replay.rs`.
 
 use std::sync::OnceLock;
 

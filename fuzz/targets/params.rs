@@ -4,7 +4,7 @@
 //! Input: the first line is the content type, the second the query string, the rest the body.
 //!
 //! Shared by the cargo-fuzz target `fuzz/fuzz_targets/params.rs` and the stable replay in
-//! `tests/fuzz_replay.rs`.
+//! `tests/it/fuzz_replay.rs`.
 
 use std::sync::OnceLock;
 

@@ -2,7 +2,7 @@
 //! prefix matching on the paths it lists.
 //!
 //! Shared by the cargo-fuzz target `fuzz/fuzz_targets/rules.rs` and the stable replay in
-//! `tests/fuzz_replay.rs`.
+//! `tests/it/fuzz_replay.rs`.
 
 use barong::authz::Rules;
 

@@ -1,7 +1,7 @@
 //! The seeds file (`BARONG_SEEDS_FILE`, `barong seed --file`, Barong's `seeds.yml` format).
 //!
 //! Shared by the cargo-fuzz target `fuzz/fuzz_targets/seeds.rs` and the stable replay in
-//! `tests/fuzz_replay.rs`.
+//! `tests/it/fuzz_replay.rs`.
 
 use barong::seed::Seeds;
 

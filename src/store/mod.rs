@@ -2,7 +2,7 @@
 //! implementation (the zero-setup default) and a PostgreSQL one (production, several instances).
 //!
 //! The trait speaks in domain types; SQL stays inside the two implementations. Both run the same
-//! test suite (`tests/storage.rs`), so a behaviour that differs between them is a bug.
+//! test suite (`tests/it/storage.rs`), so a behaviour that differs between them is a bug.
 
 mod admin_sql;
 mod migrate;

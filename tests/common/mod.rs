@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use barong::store::{self, Store, StoreOptions};
 
+#[macro_use]
 pub mod gateway;
 
 /// Which database a test runs against.

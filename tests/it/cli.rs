@@ -1,8 +1,7 @@
 //! The `barong` command: settings validation, start-up failures, key and seed commands, and a
 //! second start reusing the first one's database and keys.
 
-mod common;
-
+use crate::common;
 use std::process::Output;
 
 use common::{Backend, TestDb, TestServer, barong_command, client};

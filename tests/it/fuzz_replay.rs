@@ -7,15 +7,15 @@
 //! A panic fails the test and leaves the input in `target/fuzz-replay/<target>.input`; copy it
 //! into `fuzz/seeds/<target>/` with the fix so it stays a regression input.
 
-#[path = "../fuzz/targets/authz_request.rs"]
+#[path = "../../fuzz/targets/authz_request.rs"]
 mod authz_request;
-#[path = "../fuzz/targets/jwt.rs"]
+#[path = "../../fuzz/targets/jwt.rs"]
 mod jwt;
-#[path = "../fuzz/targets/params.rs"]
+#[path = "../../fuzz/targets/params.rs"]
 mod params;
-#[path = "../fuzz/targets/rules.rs"]
+#[path = "../../fuzz/targets/rules.rs"]
 mod rules;
-#[path = "../fuzz/targets/seeds.rs"]
+#[path = "../../fuzz/targets/seeds.rs"]
 mod seeds;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

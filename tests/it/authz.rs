@@ -2,9 +2,7 @@
 //! status of Barong's authz, sessions, CSRF, binding, API keys per HMAC algorithm, permissions
 //! with audit rows, restrictions, JWTs verified against the JWKS, and invalidation.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -551,7 +549,7 @@ async fn permissions_accept_drop_and_audit(backend: Backend) {
         .await
         .assert_denied(401, "authz.invalid_permission");
     // POST is AUDITed for admins: allowed, and an admin activity is written in the background
-    // (not for the admin API's own paths: it writes a fuller row itself, tests/admin.rs).
+    // (not for the admin API's own paths: it writes a fuller row itself, tests/it/admin.rs).
     let target = format!("api/v2/peatio/admin/adjustments?uid={}", member.uid);
     let audited = f
         .with_cookie("POST", &target, &admin_cookie, &[("x-csrf-token", &csrf)])

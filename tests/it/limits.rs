@@ -6,8 +6,7 @@
 //! checked, every other attempt is refused. Storage-dependent tests run on SQLite and
 //! PostgreSQL; the two-instance ones on one PostgreSQL (and one Redis for replay protection).
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,9 +3,7 @@
 //! Every operation, each role's allowed and refused calls, and the authz caches following each
 //! kind of admin change. Both backends.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::time::{Duration, Instant};
 
 use base64::Engine;

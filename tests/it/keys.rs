@@ -4,9 +4,7 @@
 //! `PyJWKClient` against the JWKS), new tokens carry the new `kid` on both instances without a
 //! restart, and the old key leaves the JWKS once its last token has expired.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

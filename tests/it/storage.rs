@@ -1,7 +1,6 @@
 //! Storage tests: the same suite against SQLite and PostgreSQL, through the `Store` trait.
 
-mod common;
-
+use crate::common;
 use std::sync::Arc;
 
 use barong::domain::{

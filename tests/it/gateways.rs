@@ -4,8 +4,7 @@
 //! echoes what reached it. On SQLite (these tests are about the gateway, not the database), but
 //! for two instances behind one gateway, which share a PostgreSQL database as deployments do.
 
-mod common;
-
+use crate::common;
 use axum::http::{HeaderValue, StatusCode as AxumStatus, header};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;

@@ -2,9 +2,7 @@
 //! through the real authz path, the KYCAID callback signed as KYCAID signs it, and a direct
 //! look at the database for personal data in clear text.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::sync::Arc;
 
 use barong::crypto::encryption::Encryptor;

@@ -3,9 +3,7 @@
 //! Twilio is replaced by a local axum server speaking its HTTP API (form posts with basic auth,
 //! its JSON answers and error bodies).
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -3,8 +3,7 @@
 //! per-thread arenas after use, so logins on many threads left hundreds of MiB resident.
 //! `barong::memory::tune_allocator` pins the threshold: the blocks go back to the system.
 
-mod common;
-
+use crate::common;
 use common::{Backend, TestDb, TestServer};
 use serde_json::json;
 

@@ -4,8 +4,7 @@
 //! change and on SIGHUP, bad files refused at start and kept out at reload, a silent client
 //! dropped after the handshake timeout.
 
-mod common;
-
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

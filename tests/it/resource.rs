@@ -1,9 +1,7 @@
 //! The resource API through the real request path: identity opens a session, the authz listener
 //! mints the bearer JWT from the cookie, the REST listener serves the call. Both backends.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;

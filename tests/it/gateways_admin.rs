@@ -3,8 +3,7 @@
 //! banned, then locked, through the admin API of instance A is refused through nginx whichever
 //! instance answers, within the documented bound; re-activated, it is let through again.
 
-mod common;
-
+use crate::common;
 use std::time::{Duration, Instant};
 
 use common::gateway::{Backends, BarongRoute, CountingRelay, Gateway, Proxy, echo_upstream};

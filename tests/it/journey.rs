@@ -2,9 +2,7 @@
 //! a JWT from the cookie, and the resource API accepts that JWT (and nothing else). Then logout on
 //! one instance is refused by another instance on the same PostgreSQL database.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::time::{Duration, Instant};
 
 use common::{Backend, TestDb, TestServer};

@@ -2,12 +2,10 @@
 //! clients keep asking (through a TCP relay in front of the machine's PostgreSQL, which is
 //! never stopped: `TcpProxy::cut`/`restore`), and SIGTERM in the middle of traffic.
 //!
-//! SMTP down is covered by `tests/identity.rs` (`mail_survives_smtp_outage_and_restart`: the
+//! SMTP down is covered by `tests/it/identity.rs` (`mail_survives_smtp_outage_and_restart`: the
 //! mail waits in the outbox across the outage and a restart and is delivered exactly once).
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

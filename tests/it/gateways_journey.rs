@@ -3,9 +3,7 @@
 //! login through the proxy; and an API key deactivated through one of two instances (one
 //! PostgreSQL database) refused whichever instance the proxy asks next.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;

@@ -2,8 +2,7 @@
 //! logs the decision under it and repeats it on the allow, and the upstream gets the same id
 //! (nginx `auth_request_set`, Envoy `allowed_upstream_headers`).
 
-mod common;
-
+use crate::common;
 use common::gateway::{Gateway, Proxy, echo_upstream};
 use common::{Backend, TestDb, TestServer};
 use reqwest::StatusCode;

@@ -1,9 +1,7 @@
 //! Abuse limits, HTTP hardening, secrets kept out of logs and the metrics, on the real server
 //! over real sockets (storage-dependent tests on SQLite and PostgreSQL).
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::hmac;

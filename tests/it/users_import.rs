@@ -1,8 +1,7 @@
 //! `barong users import FILE` on both backends: Barong's export columns (CSV and JSON), bcrypt
 //! digests kept as they are (the imported password logs in), idempotent on a second run.
 
-mod common;
-
+use crate::common;
 use common::{Backend, TestDb, TestServer, barong_command, client};
 use serde_json::json;
 

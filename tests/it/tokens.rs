@@ -4,10 +4,7 @@
 //! expiry has no leeway beyond the configured one, and management requests are good once and
 //! for a bounded time (also across two instances on one database).
 
-mod common;
-mod mgmt_support;
-mod support;
-
+use crate::{common, mgmt_support, support};
 use std::time::Duration;
 
 use barong::crypto::totp;

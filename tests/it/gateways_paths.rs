@@ -7,8 +7,7 @@
 //! decision about that plain route directly. For every spelling: either the gateway refused it,
 //! or the route the upstream resolved is one the decision allows for that principal.
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use common::gateway::{Backends, BarongRoute, Gateway, Proxy, StubServer, echo_upstream};

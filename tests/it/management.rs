@@ -1,9 +1,7 @@
 //! The Management API over real sockets on both backends: Barong's signature checks (§11.1),
 //! error conventions (§11.2) and the implemented endpoints (§11.3), with keys made by the test.
 
-mod common;
-mod mgmt_support;
-
+use crate::{common, mgmt_support};
 use base64::Engine;
 use common::{Backend, TestDb, TestServer};
 use mgmt_support::{

@@ -3,9 +3,7 @@
 //! surviving an SMTP outage and a restart, captcha against fake providers, whitelink access,
 //! and every error key of these endpoints.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,9 +3,7 @@
 //! with RabbitMQ unreachable (a TCP relay the test cuts) events wait in the outbox and arrive
 //! once it is back, each exactly once.
 
-mod common;
-mod mgmt_support;
-
+use crate::{common, mgmt_support};
 use std::time::Duration;
 
 use base64::Engine;

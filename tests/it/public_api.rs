@@ -1,8 +1,7 @@
 //! The public API over HTTP against the real server, on both backends: ping, time, version,
 //! configs, health, password strength; and malformed requests answered with JSON 4xx.
 
-mod common;
-
+use crate::common;
 use common::{Backend, TestDb, TestServer, client};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

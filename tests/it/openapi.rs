@@ -1,8 +1,7 @@
 //! The OpenAPI document the REST listener serves at Barong's swagger routes, on both backends.
 //! That it tells the truth about every answer is checked by `tests/schemathesis.sh` (CI).
 
-mod common;
-
+use crate::common;
 use common::{Backend, TestDb, TestServer};
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -1,9 +1,7 @@
 //! The operator commands: `barong users create` and `barong permissions load`, against a
 //! running server sharing the database. Both backends.
 
-mod common;
-mod support;
-
+use crate::{common, support};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
