@@ -281,6 +281,34 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// xorshift64*: a small, seeded generator for generated inputs (fuzz replays, path spellings),
+/// so a failure reproduces run after run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// A client whose connections leave from loopback address `ip` (any of 127.0.0.0/8): the
+/// server, or the proxy in front of it, sees that peer, so address rules can be tested.
+pub fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
 /// A TCP forwarder to PostgreSQL that a test can cut and restore, to see the server with its
 /// database gone and back (the server itself keeps running).
 pub struct TcpProxy {

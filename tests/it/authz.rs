@@ -1291,13 +1291,7 @@ async fn restriction_codes_always_deny(backend: Backend) {
         restriction("blacklist", "ip", "127.0.0.4", Some(-1)),
     ];
     let f = fixture(backend, &[], &rows).await;
-    let from = |ip: &str| {
-        reqwest::Client::builder()
-            .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client")
-    };
+    let from = common::client_from;
     for (ip, status, key) in [
         ("127.0.0.1", 401, "authz.restrict.blacklist"),
         ("127.0.0.2", 471, "authz.restrict.maintenance"),
@@ -1328,13 +1322,7 @@ async fn forwarded_addresses_only_from_trusted_proxies(backend: Backend) {
     ];
     let env = [("BARONG_TRUSTED_PROXIES", "127.0.0.1/32")];
     let f = fixture(backend, &env, &rows).await;
-    let from = |ip: &str| {
-        reqwest::Client::builder()
-            .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client")
-    };
+    let from = common::client_from;
     let ask = |ip: &'static str, headers: Vec<(&'static str, &'static str)>| {
         let f = &f;
         let from = &from;

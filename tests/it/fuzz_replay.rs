@@ -21,6 +21,8 @@ mod seeds;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+use crate::common::Rng;
+
 /// Mutated inputs per target after the seeds (a few seconds each on a debug build).
 const MUTATIONS: usize = 20_000;
 /// libFuzzer's `-max_len` in `fuzz/run.sh`.
@@ -63,22 +65,6 @@ const TOKENS: &[&[u8]] = &[
     b"eyJ",
     b"9999999999999999999",
 ];
-
-/// xorshift64*: a small, seeded generator, so a failure reproduces run after run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// One mutation of `input`, drawing on the other seeds for splices.
 fn mutate(rng: &mut Rng, input: &[u8], pool: &[Vec<u8>]) -> Vec<u8> {

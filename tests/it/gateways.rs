@@ -571,14 +571,7 @@ async fn restrictions_reach_the_client_with_their_status(proxy: Proxy) {
     let server = TestServer::start(db.dir.path(), &db.url, &[("BARONG_SEEDS_FILE", seeds_path)]);
     let upstream = echo_upstream().await;
     let gateway = Gateway::in_front_of(proxy, &server, &upstream).await;
-    let from = |ip: &str| {
-        reqwest::Client::builder()
-            .no_proxy()
-            .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("client")
-    };
+    let from = common::client_from;
 
     let forged = [
         ("x-forwarded-for", "8.8.8.8"),

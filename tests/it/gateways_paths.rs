@@ -11,7 +11,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::gateway::{Backends, BarongRoute, Gateway, Proxy, StubServer, echo_upstream};
-use common::{Backend, TestDb, TestServer, barong_command};
+use common::{Backend, Rng, TestDb, TestServer, barong_command};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -73,22 +73,6 @@ const SPLICES: &[&str] = &[
     "@",
     "%40",
 ];
-
-/// xorshift64*: deterministic, so a failing spelling reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// One mutation of `path` (ASCII only).
 fn mutate(rng: &mut Rng, path: &str) -> String {
