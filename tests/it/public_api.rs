@@ -39,6 +39,20 @@ async fn informational_endpoints_answer_as_barong(backend: Backend) {
             assert_eq!(status, StatusCode::OK);
             let keys: Vec<_> = body.as_object().expect("object").keys().cloned().collect();
             assert_eq!(keys, ["git_tag", "git_sha", "build_date", "version"]);
+            // The build's own commit and its date, read from git at build time.
+            let head = std::process::Command::new("git")
+                .args(["rev-parse", "--short=7", "HEAD"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .expect("git");
+            let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+            assert_eq!(body["git_sha"], head.as_str(), "{body}");
+            let date = body["build_date"].as_str().expect("build_date");
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(date).is_ok_and(|d| d.timestamp() > 0)
+                    && date.contains(".000"),
+                "{date}"
+            );
 
             let (status, body) = get_json(&server.url(&format!("{base}/configs"))).await;
             assert_eq!(status, StatusCode::OK);
