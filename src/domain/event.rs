@@ -127,6 +127,25 @@ pub fn model_updated(model: &str, before: &Value, after: Value) -> Option<NewEve
     })
 }
 
+/// `model.user.updated` between two states of a user. The event's user object does not carry
+/// `data`, but a change of it is a change of the user for Barong (`previous_changes`): it is
+/// named in `changes` with its old value, and alone it is enough to emit the event.
+pub fn user_updated(
+    before: &Value,
+    after: Value,
+    (old_data, new_data): (Option<&str>, Option<&str>),
+) -> Option<NewEvent> {
+    let mut event = model_updated("user", before, after.clone());
+    if old_data != new_data {
+        let event = event.get_or_insert_with(|| NewEvent {
+            name: "model.user.updated".into(),
+            payload: json!({ "record": drop_nulls(after), "changes": {} }),
+        });
+        event.payload["changes"]["data"] = json!(old_data);
+    }
+    event
+}
+
 /// A system event: its record is sent as given (nothing dropped).
 pub fn system(name: &str, record: Value) -> NewEvent {
     NewEvent {

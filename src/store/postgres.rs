@@ -1506,8 +1506,11 @@ impl Store for PostgresStore {
 
     // ---- resource ----------------------------------------------------------------------------
     async fn update_user_data(&self, user_id: i64, data: &str) -> StoreResult<User> {
-        let client = self.client().await?;
-        let row = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let domain = self.event_domain();
+        let before = user_by_id(&tx, user_id).await.map_err(map_error)?;
+        let row = tx
             .query_one(
                 &format!(
                     "UPDATE users SET data = $2, updated_at = now() WHERE id = $1
@@ -1517,7 +1520,12 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(map_error)?;
-        Ok(user_from_row(&row))
+        let user = user_from_row(&row);
+        events::user_updated(&tx, &domain, &before, &user)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(user)
     }
 
     async fn change_password(

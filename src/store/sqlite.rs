@@ -1328,13 +1328,16 @@ impl Store for SqliteStore {
     // ---- resource ----------------------------------------------------------------------------
     async fn update_user_data(&self, user_id: i64, data: &str) -> StoreResult<User> {
         let data = data.to_owned();
+        let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = user_by_id(&tx, user_id)?;
             tx.execute(
                 "UPDATE users SET data = ?2, updated_at = ?3 WHERE id = ?1",
                 params![user_id, data, now_text()],
             )?;
             let user = user_by_id(&tx, user_id)?;
+            events::user_updated(&tx, &domain, &before, &user)?;
             tx.commit()?;
             Ok(user)
         })

@@ -646,6 +646,38 @@ async fn confirm_email_and_reset_password_are_single_use(backend: Backend) {
     assert_eq!(after.password_digest, "$argon2id$third");
 }
 
+/// `PUT resource/users/me` changes `data` through `update_user_data`: with the Event API on, the
+/// same transaction writes `model.user.updated` carrying the new data (none when it is off).
+async fn user_data_change_emits_model_user_updated(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = migrated(&db).await;
+    let user = store
+        .create_user(&new_user("ID0000000E01", "events@x.io", None))
+        .await
+        .expect("user");
+    store
+        .update_user_data(user.id, "{\"lang\":\"en\"}")
+        .await
+        .expect("data, events off");
+    assert_eq!(store.count_unsent_events().await.expect("count"), 0);
+    store.enable_events("exchange.example");
+    store
+        .update_user_data(user.id, "{\"lang\":\"fr\"}")
+        .await
+        .expect("data");
+    let events = store.claim_events(10, 60).await.expect("claim");
+    let updated: Vec<_> = events
+        .iter()
+        .filter(|e| e.routing_key == "user.updated")
+        .collect();
+    assert_eq!(updated.len(), 1, "{events:?}");
+    let payload: serde_json::Value = serde_json::from_str(&updated[0].payload).expect("json");
+    assert_eq!(payload["name"], "model.user.updated");
+    // The record is Barong's event user object (no `data`); `changes` has the old value.
+    assert_eq!(payload["record"]["uid"], "ID0000000E01", "{payload}");
+    assert_eq!(payload["changes"]["data"], "{\"lang\":\"en\"}", "{payload}");
+}
+
 async fn mail_outbox_claims_retries_and_sends_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = migrated(&db).await;
@@ -724,6 +756,7 @@ both_backends!(
     register_first_superadmin_then_queue_mail,
     confirm_email_and_reset_password_are_single_use,
     mail_outbox_claims_retries_and_sends_once,
+    user_data_change_emits_model_user_updated,
     whitelink_tokens_expire,
     first_user_without_superadmin_permission_stays_member,
 );

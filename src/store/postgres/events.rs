@@ -67,7 +67,8 @@ pub(super) async fn user_created(tx: &Tx<'_>, domain: &EventDomain, user: &User)
     record(tx, domain, &event::model_created("user", record_json)).await
 }
 
-/// `model.user.updated` when anything but `updated_at` changed between `before` and `after`.
+/// `model.user.updated` when anything but `updated_at` changed between `before` and `after`
+/// (`data` included).
 pub(super) async fn user_updated(
     tx: &Tx<'_>,
     domain: &EventDomain,
@@ -79,7 +80,8 @@ pub(super) async fn user_updated(
     }
     let old = user_json(tx, before).await?;
     let new = user_json(tx, after).await?;
-    if let Some(e) = event::model_updated("user", &old, new) {
+    let data = (before.data.as_deref(), after.data.as_deref());
+    if let Some(e) = event::user_updated(&old, new, data) {
         record(tx, domain, &e).await?;
     }
     Ok(())

@@ -77,7 +77,8 @@ pub(super) fn user_created(
     )
 }
 
-/// `model.user.updated` when anything but `updated_at` changed between `before` and `after`.
+/// `model.user.updated` when anything but `updated_at` changed between `before` and `after`
+/// (`data` included).
 pub(super) fn user_updated(
     tx: &rusqlite::Transaction<'_>,
     domain: &EventDomain,
@@ -88,7 +89,8 @@ pub(super) fn user_updated(
         return Ok(());
     }
     let old = user_json(tx, before)?;
-    if let Some(e) = event::model_updated("user", &old, user_json(tx, after)?) {
+    let data = (before.data.as_deref(), after.data.as_deref());
+    if let Some(e) = event::user_updated(&old, user_json(tx, after)?, data) {
         record(tx, domain, &e)?;
     }
     Ok(())
