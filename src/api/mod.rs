@@ -91,7 +91,7 @@ pub fn router(state: ApiState) -> Router {
                 .merge(kyc::routes()),
         )
         .nest("/resource", resource::routes())
-        .nest("/admin", admin::routes())
+        .nest("/admin", admin::routes(state.clone()))
         .nest("/management", management::routes());
     Router::new()
         .nest("/api/v2/barong", namespaces.clone())

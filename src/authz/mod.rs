@@ -515,8 +515,8 @@ impl Authz {
         match decision {
             PermissionDecision::Allow { audit: None } => Ok(()),
             PermissionDecision::Allow { audit: Some(topic) } => {
-                // The admin API writes a fuller row itself (body parameters, target) for every
-                // change it makes; a second one from here would count each change twice.
+                // The admin API's audit layer writes this row with the body's parameters and
+                // the target (`api::admin::audit`); a second one from here would count twice.
                 if !is_admin_api_path(req.path) {
                     self.record_audit(req, who, method, topic, "succeed");
                 }
@@ -591,7 +591,8 @@ fn is_admin_api_path(path: &str) -> bool {
     path.starts_with("api/v2/barong/admin/") || path.starts_with("api/v2/admin/")
 }
 
-fn audit_action(method: &Method) -> &'static str {
+/// Barong's audit action of a verb (the admin API's audit rows use it too).
+pub fn audit_action(method: &Method) -> &'static str {
     match method.as_str() {
         "POST" => "create",
         "PUT" | "PATCH" => "update",

@@ -524,21 +524,55 @@ async fn users_list_show_and_updates(backend: Backend) {
         .await
         .errors(422, &["admin.user.superadmin_change"]);
 
-    // Every change above left an admin activity naming the target.
+    // A label that does not exist: 404, and still an audited users/delete call (Barong writes
+    // the row at the decision, whatever the outcome).
+    root.call(
+        "DELETE",
+        "/admin/users/labels",
+        json!({"uid": alice, "key": "never-set", "scope": "private"}),
+    )
+    .await
+    .errors(404, &["admin.label.doesnt_exist"]);
+
+    // Every audited call above naming alice left exactly one admin activity, refused or not.
     let rows = root
         .call(
             "GET",
-            &format!("/admin/activities/admin?target_uid={alice}"),
+            &format!("/admin/activities/admin?target_uid={alice}&limit=100"),
             Value::Null,
         )
         .await;
     let rows = rows.ok().as_array().expect("rows").clone();
-    assert_eq!(rows.len(), 3, "{rows:?}");
-    assert_eq!(rows[0]["admin"]["uid"], json!(root.uid));
-    assert_eq!(rows[0]["target"]["uid"], json!(alice));
-    assert_eq!(rows[0]["topic"], "users");
-    assert_eq!(rows[0]["action"], "create");
-    assert!(rows[2]["data"].as_str().expect("data").contains("locked"));
+    assert_eq!(rows.len(), 13, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["target"]["uid"] == json!(alice) && r["topic"] == "users")
+    );
+    let with = |text: &str| {
+        rows.iter()
+            .filter(|r| r["data"].as_str().is_some_and(|d| d.contains(text)))
+            .count()
+    };
+    assert_eq!(with("locked"), 1, "an accepted change");
+    assert_eq!(
+        with("not-an-email"),
+        1,
+        "a refused change (422) is audited too"
+    );
+    assert_eq!(with("never-set"), 1, "a 404 is audited too");
+    let delete = rows
+        .iter()
+        .find(|r| r["data"].as_str().is_some_and(|d| d.contains("never-set")))
+        .expect("the delete");
+    assert_eq!(
+        (
+            &delete["action"],
+            &delete["result"],
+            &delete["admin"]["uid"]
+        ),
+        (&json!("delete"), &json!("succeed"), &json!(root.uid))
+    );
+    assert!(rows.iter().any(|r| r["admin"]["role"] == "admin"));
 }
 
 async fn labels_comments_and_storage(backend: Backend) {
@@ -1266,7 +1300,8 @@ async fn permissions_restrictions_and_the_rest(backend: Backend) {
             Value::Null,
         )
         .await;
-    assert_eq!(admin_rows.ok().as_array().expect("rows").len(), 1);
+    // Both deletes of that restriction are audited: the one that worked and the 404 after it.
+    assert_eq!(admin_rows.ok().as_array().expect("rows").len(), 2);
     assert_eq!(admin_rows.body[0]["admin"]["uid"], json!(root.uid));
     assert_eq!(admin_rows.body[0]["target"], Value::Null);
     root.call("GET", "/admin/activities/admin?range=updated", Value::Null)

@@ -119,7 +119,6 @@ pub async fn permission_create(
     }
     state.store.create_permission(&new.normalized()).await?;
     permissions_changed(&state).await;
-    admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
 
@@ -164,7 +163,6 @@ pub async fn permission_update(
         .await?
         .ok_or_else(permission_not_found)?;
     permissions_changed(&state).await;
-    admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
 
@@ -186,7 +184,6 @@ pub async fn permission_delete(
         return Err(permission_not_found());
     }
     permissions_changed(&state).await;
-    admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
 
@@ -332,7 +329,6 @@ pub async fn restriction_create(
     }
     state.store.create_restriction(&new).await?;
     restrictions_changed(&state, blocks_login(&new)).await?;
-    admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
 
@@ -425,7 +421,6 @@ pub async fn restriction_update(
     let became =
         blocks_login(&new) && !(current.category == "blocklogin" && current.state == "enabled");
     restrictions_changed(&state, became).await?;
-    admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
 
@@ -447,7 +442,6 @@ pub async fn restriction_delete(
         return Err(restriction_not_found());
     }
     restrictions_changed(&state, false).await?;
-    admin.record(&state, None, &params).await;
     Ok(Json(json!(200)))
 }
 
@@ -493,7 +487,6 @@ pub async fn whitelink(
         .store
         .create_whitelink_token(&token, expires_at)
         .await?;
-    admin.record(&state, None, &params).await;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "whitelink_token": token })),

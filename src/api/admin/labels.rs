@@ -89,12 +89,12 @@ fn validated(key: &str, value: &str, scope: &str) -> Result<(String, String), Ap
     }
 }
 
-/// Writes, publishes and records; `None` from the store is `admin.label.doesnt_exist`.
+/// Writes, publishes and names the target for the audit; `None` from the store is
+/// `admin.label.doesnt_exist`.
 #[allow(clippy::too_many_arguments)]
 async fn write(
     state: &ApiState,
     admin: &Admin,
-    params: &Params,
     target: &User,
     key: &str,
     scope: &str,
@@ -114,13 +114,13 @@ async fn write(
         }
         Err(other) => return Err(other.into()),
     };
-    finish(state, admin, params, &change).await;
+    finish(state, admin, &change);
     Ok(Json(json!(200)))
 }
 
-async fn finish(state: &ApiState, admin: &Admin, params: &Params, change: &UserChange) {
+fn finish(state: &ApiState, admin: &Admin, change: &UserChange) {
     resource::publish_change(state, change);
-    admin.record(state, Some(&change.user.uid), params).await;
+    admin.target(&change.user.uid);
 }
 
 /// `POST labels`: a new label (scope `public` unless given).
@@ -143,7 +143,6 @@ pub async fn create(
     write(
         &state,
         &admin,
-        &params,
         &target,
         &key.unwrap_or_default(),
         &scope,
@@ -175,7 +174,6 @@ pub async fn update_or_create(
     write(
         &state,
         &admin,
-        &params,
         &target,
         &key.unwrap_or_default(),
         &scope.unwrap_or_default(),
@@ -208,7 +206,6 @@ pub async fn update(
     write(
         &state,
         &admin,
-        &params,
         &target,
         &key.unwrap_or_default(),
         &scope.unwrap_or_default(),
@@ -246,6 +243,6 @@ pub async fn destroy(
         )
         .await?
         .ok_or_else(label_not_found)?;
-    finish(&state, &admin, &params, &change).await;
+    finish(&state, &admin, &change);
     Ok(Json(json!(200)))
 }

@@ -1,12 +1,13 @@
-//! The admin namespace (reference §10): operators manage users, labels, permissions,
+//! The admin namespace: operators manage users, labels, permissions,
 //! restrictions, keys and read activities. Every call carries the bearer JWT the authz path
 //! minted (`api::auth::CurrentUser`); what the caller's role may do is decided by
 //! [`Admin::authorize`] from `domain::abilities`, the one place abilities are checked.
-//! Every successful state-changing call writes an admin activity (who, what, target), and
-//! every change the authz caches hold is published on the invalidation bus.
+//! Every call an AUDIT permission covers writes one admin activity whatever its outcome
+//! (`audit`), and every change the authz caches hold is published on the invalidation bus.
 
 mod access;
 mod activities;
+mod audit;
 pub(crate) mod entities;
 mod labels;
 mod profiles;
@@ -14,21 +15,20 @@ mod users;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::ApiState;
 use super::auth::CurrentUser;
 use super::error::ApiError;
-use super::identity::RequestMeta;
-use super::params::{Params, Validator};
+use super::params::Validator;
+use crate::domain::User;
 use crate::domain::abilities::{self, Action, Resource};
-use crate::domain::{NewActivity, User};
 
-/// The admin routes (mounted under `/admin`).
-pub fn routes() -> Router<ApiState> {
+/// The admin routes (mounted under `/admin`), each call audited as its permissions say.
+pub fn routes(state: ApiState) -> Router<ApiState> {
     Router::new()
         .route("/abilities", get(access::abilities))
         .route("/levels", get(access::levels))
@@ -81,14 +81,14 @@ pub fn routes() -> Router<ApiState> {
         .route("/activities", get(activities::user_activities))
         .route("/activities/admin", get(activities::admin_activities))
         .route("/metrics", get(activities::metrics))
+        .layer(axum::middleware::from_fn_with_state(state, audit::layer))
 }
 
-/// The caller of an admin endpoint: the bearer's user and where the request came from.
+/// The caller of an admin endpoint: the bearer's user.
 pub struct Admin {
     pub user: User,
-    meta: RequestMeta,
-    method: Method,
-    path: String,
+    /// Where the audit layer takes the call's target from (absent when no AUDIT row applies).
+    note: Option<audit::AuditNote>,
 }
 
 impl FromRequestParts<ApiState> for Admin {
@@ -96,18 +96,9 @@ impl FromRequestParts<ApiState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let current = CurrentUser::from_request_parts(parts, state).await?;
-        let meta = RequestMeta::from_request_parts(parts, state).await?;
         Ok(Self {
             user: current.user,
-            meta,
-            method: parts.method.clone(),
-            // Nested routers see the path without their prefix; the activity names the
-            // path the client called.
-            path: parts
-                .extensions
-                .get::<axum::extract::OriginalUri>()
-                .map_or_else(|| parts.uri.path(), |o| o.0.path())
-                .to_owned(),
+            note: parts.extensions.get::<audit::AuditNote>().cloned(),
         })
     }
 }
@@ -126,39 +117,11 @@ impl Admin {
         }
     }
 
-    /// Writes the admin activity of a successful change, in the shape of the authz audit rows
-    /// (§4.5): topic = the path segment after `admin/`, action from the method, data = the
-    /// request parameters with the path. Failures to write are logged, never answered.
-    pub async fn record(&self, state: &ApiState, target_uid: Option<&str>, params: &Params) {
-        let mut data = params.0.clone();
-        data.remove("password");
-        data.insert("path".into(), Value::String(self.path.clone()));
-        let topic = self
-            .path
-            .split_once("/admin/")
-            .and_then(|(_, rest)| rest.split('/').next())
-            .filter(|t| !t.is_empty())
-            .unwrap_or("general");
-        let action = match self.method.as_str() {
-            "POST" => "create",
-            "PUT" | "PATCH" => "update",
-            "DELETE" => "delete",
-            _ => "system",
-        };
-        let activity = NewActivity {
-            user_id: self.user.id,
-            target_uid: target_uid.map(str::to_owned),
-            category: "admin".into(),
-            user_ip: self.meta.ip.to_string(),
-            user_ip_country: None,
-            user_agent: self.meta.user_agent.clone().unwrap_or_default(),
-            topic: topic.into(),
-            action: action.into(),
-            result: "succeed".into(),
-            data: Some(Value::Object(data).to_string()),
-        };
-        if let Err(error) = state.store.insert_activities(&[activity]).await {
-            tracing::warn!(%error, topic, "admin activity not recorded");
+    /// Names the user this call was about, for its audit row (see `audit`), when the handler
+    /// knows it better than the `uid`/`user_uid` parameter says.
+    pub fn target(&self, uid: &str) {
+        if let Some(note) = &self.note {
+            note.target(uid);
         }
     }
 }

@@ -100,7 +100,7 @@ pub async fn update(
         .await?
         .ok_or_else(not_editable)?;
     resource::publish_change(&state, &change);
-    admin.record(&state, Some(&target.uid), &params).await;
+    admin.target(&target.uid);
     Ok(Json(entities::profile(&profile, false)))
 }
 
@@ -170,7 +170,7 @@ pub async fn create(
         Err(other) => return Err(other.into()),
     };
     resource::publish_change(&state, &change);
-    admin.record(&state, Some(&target.uid), &params).await;
+    admin.target(&target.uid);
     let body = entities::profile(&profile, false);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

@@ -192,7 +192,7 @@ pub async fn update(
         &["email", "state", "otp"],
         "admin.user.one_of_state_otp_email",
     )?;
-    apply_update(&state, &admin, &params, &uid, &name, value, true).await
+    apply_update(&state, &admin, &uid, &name, value, true).await
 }
 
 /// `POST users/update`: one of `state`, `otp`.
@@ -203,13 +203,12 @@ pub async fn update_state_otp(
 ) -> Result<Json<Value>, ApiError> {
     let (uid, name, value) =
         requested_change(&params, &["state", "otp"], "admin.user.one_of_state_otp")?;
-    apply_update(&state, &admin, &params, &uid, &name, value, false).await
+    apply_update(&state, &admin, &uid, &name, value, false).await
 }
 
 async fn apply_update(
     state: &ApiState,
     admin: &Admin,
-    params: &Params,
     uid: &str,
     name: &str,
     value: Option<String>,
@@ -252,15 +251,14 @@ async fn apply_update(
             UserUpdate::State(value)
         }
     };
-    change_user(state, admin, params, &target, &update).await?;
+    change_user(state, admin, &target, &update).await?;
     Ok(Json(json!(200)))
 }
 
-/// Applies a change, publishes what the caches must forget and records the activity.
+/// Applies a change, publishes what the caches must forget and names the target for the audit.
 async fn change_user(
     state: &ApiState,
     admin: &Admin,
-    params: &Params,
     target: &User,
     update: &UserUpdate,
 ) -> Result<(), ApiError> {
@@ -270,7 +268,7 @@ async fn change_user(
         Err(other) => return Err(other.into()),
     };
     resource::publish_change(state, &change);
-    admin.record(state, Some(&target.uid), params).await;
+    admin.target(&target.uid);
     Ok(())
 }
 
@@ -303,7 +301,7 @@ pub async fn role(
     if !known {
         return Err(unprocessable("role.doesnt_exist"));
     }
-    change_user(&state, &admin, &params, &target, &UserUpdate::Role(role)).await?;
+    change_user(&state, &admin, &target, &UserUpdate::Role(role)).await?;
     Ok(Json(json!(200)))
 }
 
@@ -329,7 +327,7 @@ pub async fn delete_data_storage(
             "admin.storage.doesnt_exist",
         ));
     }
-    admin.record(&state, Some(&target.uid), &params).await;
+    admin.target(&target.uid);
     Ok(Json(user_with_kyc(&state, &target).await?))
 }
 
@@ -377,7 +375,7 @@ pub async fn comment_create(
             &data.unwrap_or_default(),
         )
         .await?;
-    admin.record(&state, Some(&target.uid), &params).await;
+    admin.target(&target.uid);
     let body = user_with_kyc(&state, &target).await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -411,7 +409,7 @@ pub async fn comment_update(
         .await?
         .ok_or_else(comment_not_found)?;
     let owner = comment_owner(&state, comment.user_id).await?;
-    admin.record(&state, Some(&owner.uid), &params).await;
+    admin.target(&owner.uid);
     Ok(Json(user_with_kyc(&state, &owner).await?))
 }
 
@@ -430,6 +428,6 @@ pub async fn comment_delete(
         .await?
         .ok_or_else(comment_not_found)?;
     let owner = comment_owner(&state, comment.user_id).await?;
-    admin.record(&state, Some(&owner.uid), &params).await;
+    admin.target(&owner.uid);
     Ok(Json(user_with_kyc(&state, &owner).await?))
 }
