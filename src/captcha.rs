@@ -1,4 +1,4 @@
-//! Captcha verification (reference §13): reCAPTCHA v2 and GeeTest v3, checked server-side on the
+//! Captcha verification: reCAPTCHA v2 and GeeTest v3, checked server-side on the
 //! endpoints listed in `captcha_protected_endpoints`. The providers' URLs are settings
 //! (`BARONG_RECAPTCHA_VERIFY_URL`, `BARONG_GEETEST_API_URL`) so tests can point them at a fake.
 

@@ -1,7 +1,7 @@
 //! Settings: every Barong setting (same environment names, same defaults) plus the ones this server
-//! adds (see `CONTRACT.md`, "Settings"), read from the environment and an optional TOML file.
+//! adds (listed in `docs/configuration.md`), read from the environment and an optional TOML file.
 //!
-//! Resolution follows Barong's `Barong::App.set` (`reference/barong-behavior.md` §2.1): the
+//! Resolution follows Barong's `Barong::App.set`: the
 //! environment wins, then the TOML file (our stand-in for Rails credentials), then the default.
 //! Values are typed as Barong types them: `bool` is exactly `true`/`false`, integers are all digits,
 //! enumerated settings reject unknown values, paths must exist. Any bad value stops the start with one
@@ -518,7 +518,7 @@ macro_rules! settings {
 }
 
 settings! {
-    // ---- This server (CONTRACT.md "Settings") ----------------------------------------------------
+    // ---- This server (`docs/configuration.md`) ---------------------------------------------------
     /// `BARONG_ENV` (`development`): `production` demands explicit keys and database.
     env: Environment = "BARONG_ENV", "development";
     /// `BARONG_DATA_DIR` (`data`): home of the embedded defaults (database, generated keys, uploads).
@@ -1508,7 +1508,7 @@ fn default_activation_requirements() -> Vec<(String, String)> {
 
 impl BarongYml {
     /// Parses a barong.yml document. A key that is absent keeps its default, except
-    /// `captcha_protected_endpoints`: Barong protects nothing when that list is absent (§13).
+    /// `captcha_protected_endpoints`: Barong protects nothing when that list is absent.
     /// A key present but empty (`null`) means an empty list, except `activation_requirements`,
     /// which Barong then replaces by `email: verified`. Unknown keys are ignored, as in Barong.
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
@@ -2312,7 +2312,7 @@ mod tests {
         assert_eq!(yml.activation_requirements, d.activation_requirements);
         assert_eq!(yml.document_types, d.document_types);
         assert_eq!(yml.profile_verification_roles, d.profile_verification_roles);
-        // Barong protects nothing when the list is absent (§13).
+        // Barong protects nothing when the list is absent.
         assert!(yml.captcha_protected_endpoints.is_empty());
     }
 

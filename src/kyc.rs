@@ -1,4 +1,4 @@
-//! KYCAID, the KYC provider Barong uses (§8.12, §14): its REST API (applicants, verifications)
+//! KYCAID, the KYC provider Barong uses: its REST API (applicants, verifications)
 //! and the integrity check of its callbacks. No storage and no HTTP serving here; the API layer
 //! runs the jobs that use it.
 //!
@@ -174,7 +174,7 @@ fn parse_verification(answer: &Map<String, Value>) -> Verification {
     }
 }
 
-/// The label decisions of a completed verification (§14): each check names the label it
+/// The label decisions of a completed verification: each check names the label it
 /// decides (`facial` decides `document` together with `document`, so a document is verified
 /// only when both are), in KYCAID's order.
 pub fn label_decisions(verification: &Verification) -> Vec<(String, bool)> {

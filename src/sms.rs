@@ -1,4 +1,4 @@
-//! Phone verification providers (reference §6.4 "Phones", `BARONG_PHONE_VERIFICATION`):
+//! Phone verification providers (`BARONG_PHONE_VERIFICATION`):
 //! `mock` sends nothing and accepts any code (Barong's development provider), `twilio_sms` sends
 //! the phone's code by SMS through Twilio's Messages API and compares it locally, `twilio_verify`
 //! lets Twilio Verify send and check the code. Twilio is spoken over its real HTTP API; the base

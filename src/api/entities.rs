@@ -1,4 +1,4 @@
-//! Barong's response entities (reference §7), rendered with fields in Barong's order. Shared by
+//! Barong's response entities, rendered with fields in Barong's order. Shared by
 //! every namespace so a user looks the same wherever it is returned.
 
 use serde_json::{Value, json};
@@ -17,7 +17,7 @@ pub(crate) fn iso8601(time: &chrono::DateTime<chrono::Utc>) -> String {
     time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// `UserWithFullInfo` (§7.3), with `csrf_token` when the response opens a session.
+/// `UserWithFullInfo`, with `csrf_token` when the response opens a session.
 pub(crate) async fn user_full_info(
     state: &ApiState,
     user: &User,
@@ -74,7 +74,7 @@ pub(crate) async fn user_full_info(
     Ok(Value::Object(body))
 }
 
-/// `Label` (§7.5).
+/// `Label`.
 pub(crate) fn label(l: &Label) -> Value {
     json!({
         "key": l.key,
@@ -85,7 +85,7 @@ pub(crate) fn label(l: &Label) -> Value {
     })
 }
 
-/// `APIKey` (§7.10); `secret` only in the answer that creates the key.
+/// `APIKey`; `secret` only in the answer that creates the key.
 pub(crate) fn api_key(key: &ApiKey, secret: Option<&str>) -> Value {
     let mut body = serde_json::Map::new();
     body.insert("kid".into(), json!(key.kid));
@@ -100,7 +100,7 @@ pub(crate) fn api_key(key: &ApiKey, secret: Option<&str>) -> Value {
     Value::Object(body)
 }
 
-/// The resource `Activity` (§7.11).
+/// The resource `Activity`.
 pub(crate) fn activity(a: &Activity) -> Value {
     json!({
         "id": a.id,
@@ -115,7 +115,7 @@ pub(crate) fn activity(a: &Activity) -> Value {
     })
 }
 
-/// `DataStorage` (§7.12).
+/// `DataStorage`.
 pub(crate) fn data_storage(d: &DataStorage) -> Value {
     json!({
         "title": d.title,
@@ -130,8 +130,8 @@ pub(crate) fn masked(state: &ApiState) -> bool {
     state.config.api_data_masking_enabled
 }
 
-/// `Profile` (§7.6): `last_name` and `dob` masked when `mask` (user-facing entities with
-/// masking on); admin and management pass false (§7.6b).
+/// `Profile`: `last_name` and `dob` masked when `mask` (user-facing entities with
+/// masking on); admin and management pass false.
 pub(crate) fn profile(p: &Profile, mask: bool) -> Value {
     let d = &p.data;
     let last_name = d.last_name.as_deref().map(|n| {
@@ -184,7 +184,7 @@ pub(crate) fn json_time(time: &chrono::DateTime<chrono::Utc>) -> String {
     time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// `Phone` (§7.7): `number` as digits without `+`, masked for users (`mask`), unmasked for the
+/// `Phone`: `number` as digits without `+`, masked for users (`mask`), unmasked for the
 /// admin and management variants. A number that cannot be decrypted shows as empty (and is
 /// logged without its value).
 pub(crate) fn phone(p: &Phone, encryptor: &Encryptor, mask: bool) -> Value {
@@ -218,7 +218,7 @@ fn doc_number(d: &Document, encryptor: &Encryptor, mask: bool) -> Option<String>
     })
 }
 
-/// `Document` (§7.8); `mask` for user-facing answers. Used by the admin and management views
+/// `Document`; `mask` for user-facing answers. Used by the admin and management views
 /// (the resource API answers [`document_summary`]).
 pub(crate) fn document(
     d: &Document,

@@ -1,4 +1,4 @@
-//! The KYCAID workflow (§8.12, §14): `POST public/kyc`, the callback KYCAID sends when a
+//! The KYCAID workflow: `POST public/kyc`, the callback KYCAID sends when a
 //! verification changes, and the background jobs Barong runs in Sidekiq, here as tasks on the
 //! runtime: applicant creation for a submitted profile, and applying a completed verification
 //! to the user's labels.

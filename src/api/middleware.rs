@@ -1,5 +1,5 @@
 //! What wraps every REST request: the request id, the request timeout, metrics, Barong's CORS
-//! (`BARONG_API_CORS_*`, reference §2.2) and the security headers.
+//! (`BARONG_API_CORS_*`) and the security headers.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! Barong's pagination (reference §9): `page` (default 1) and `limit` (default 100, 1..=100)
+//! Barong's pagination: `page` (default 1) and `limit` (default 100, 1..=100)
 //! with un-prefixed error keys, and the api-pagination headers `Total`, `Per-Page`, `Page` and
 //! `Link` on the answer. Shared by every paginated endpoint.
 

@@ -402,7 +402,7 @@ impl<'a> Validator<'a> {
         self.params.0.get(name)
     }
 
-    /// `page` and `limit` (§9), with their un-prefixed keys.
+    /// `page` and `limit`, with their un-prefixed keys.
     pub fn page(&mut self) -> super::pagination::Page {
         super::pagination::page_params(self.params, &mut self.errors)
     }

@@ -1,4 +1,4 @@
-//! Barong's `system.*` events raised by the REST API (reference §12.2): confirmation and reset
+//! Barong's `system.*` events raised by the REST API: confirmation and reset
 //! tokens, password resets and changes, logins and account deletions. They go to the event
 //! outbox right after the change they report (the `model.*` events are written by the store
 //! inside the change's transaction).

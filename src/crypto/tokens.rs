@@ -1,4 +1,4 @@
-//! Barong's one-time tokens (reference §12.3): JWTs signed by our signing key, with `sub`
+//! Barong's one-time tokens: JWTs signed by our signing key, with `sub`
 //! `confirmation` (e-mail confirmation) or `reset` (password reset), `iss: barong`,
 //! `aud: ["peatio","barong"]`, a 20-hex `jti`, and `exp = iat + BARONG_JWT_EXPIRE_TIME`.
 //! Verification answers Barong's `jwt.decode_and_verify.<suffix>` keys in Barong's check order

@@ -1,4 +1,4 @@
-//! Barong's admin abilities (`config/abilities.yml`, reference §10.1): which role may read or
+//! Barong's admin abilities (`config/abilities.yml`): which role may read or
 //! manage which resource. The admin API asks [`permits`] and nothing else.
 
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-/// An admin's note on a user (§7.14).
+/// An admin's note on a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comment {
     pub id: i64,
@@ -15,7 +15,7 @@ pub struct Comment {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Filters of `GET /admin/users` (§10.3); `None` means no filter.
+/// Filters of `GET /admin/users`; `None` means no filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {
     pub uid: Option<String>,
@@ -66,7 +66,7 @@ pub const USER_ORDER_COLUMNS: &[&str] = &[
     "updated_at",
 ];
 
-/// Filters of `GET /admin/activities` and `.../admin` (§10.10).
+/// Filters of `GET /admin/activities` and `.../admin`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActivityFilter {
     /// `user` or `admin`.

@@ -98,7 +98,7 @@ pub fn scope_from_column(column: Option<&str>) -> Vec<String> {
     }
 }
 
-/// A new service account as the management API asks for it (§8.5), before the rules ran.
+/// A new service account as the management API asks for it, before the rules ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceAccountRequest {
     pub uid: String,

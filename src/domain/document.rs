@@ -1,4 +1,4 @@
-//! Documents and addresses (reference §6.4, §7.8, §8.12): KYC uploads with their type, number
+//! Documents and addresses: KYC uploads with their type, number
 //! and expiry. The number is personal data (stored encrypted, blind index beside it); the file
 //! lives in object storage under `upload`.
 
@@ -110,7 +110,7 @@ pub fn doc_number_is_valid(number: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c.is_whitespace())
 }
 
-/// Barong's document-number masking (§7): first 2 and last 2 kept, `*` between; unchanged when
+/// Barong's document-number masking: first 2 and last 2 kept, `*` between; unchanged when
 /// 4 characters or fewer.
 pub fn mask_doc_number(number: &str) -> String {
     let chars: Vec<char> = number.chars().collect();

@@ -1,4 +1,4 @@
-//! Barong's Event API payloads (reference §12.2): pure functions from domain rows to the JSON
+//! Barong's Event API payloads: pure functions from domain rows to the JSON
 //! that goes into the event outbox. Signing and delivery live in `crate::events`.
 
 use chrono::{DateTime, SecondsFormat, Utc};

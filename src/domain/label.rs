@@ -1,4 +1,4 @@
-//! Labels and what private labels decide: the user's state (§8.2) and level (§8.4).
+//! Labels and what private labels decide: the user's state and level.
 
 use chrono::{DateTime, Utc};
 

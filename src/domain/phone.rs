@@ -1,4 +1,4 @@
-//! Phones (reference §8.11): numbers normalised to E.164, masked for users, verified by a code.
+//! Phones: numbers normalised to E.164, masked for users, verified by a code.
 //! The number itself is personal data: stores keep it encrypted with a blind index beside it.
 
 use chrono::{DateTime, Utc};
@@ -62,7 +62,7 @@ impl NormalisedPhone {
     }
 }
 
-/// Normalises a submitted number as Barong does (§8.11): every non-digit dropped, parsed as an
+/// Normalises a submitted number as Barong does: every non-digit dropped, parsed as an
 /// international number, strict validity; `None` when it is not a valid number.
 /// `+44 07418084106` and `447418084106` both give `+447418084106`.
 pub fn normalise_phone(input: &str) -> Option<NormalisedPhone> {
@@ -85,7 +85,7 @@ pub fn normalise_phone(input: &str) -> Option<NormalisedPhone> {
     })
 }
 
-/// Masks digits as Barong's phone masking (§7): the country calling code kept (2 digits when it
+/// Masks digits as Barong's phone masking: the country calling code kept (2 digits when it
 /// cannot be found), the last 4 kept, `*` in between; unchanged when too short.
 pub fn mask_phone(digits: &str) -> String {
     let head = phonenumber::parse(None, format!("+{digits}"))

@@ -1,5 +1,5 @@
-//! KYC profiles (§8.12): states, the model validations with Barong's keys, and the masking of
-//! personal data in user-facing entities (§7).
+//! KYC profiles: states, the model validations with Barong's keys, and the masking of
+//! personal data in user-facing entities.
 
 use std::sync::LazyLock;
 
@@ -168,7 +168,7 @@ fn check_text(
     }
 }
 
-/// Barong's Profile validations (§3.4, §8.12) in its order. Only present fields are checked;
+/// Barong's Profile validations in its order. Only present fields are checked;
 /// `open_profile_exists` adds `state.exists` (a create while a drafted or submitted profile
 /// exists), `today` bounds `dob`.
 pub fn validate_profile(

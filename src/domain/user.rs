@@ -55,7 +55,7 @@ pub fn generate_uid(prefix: &str, random: [u8; 5]) -> String {
     format!("{}{}", prefix.to_uppercase(), hex::encode_upper(random))
 }
 
-/// Barong's e-mail format (email_validator 1.6 strict mode, reference §8.9), as a linear-time
+/// Barong's e-mail format (email_validator 1.6 strict mode), as a linear-time
 /// regex: the anchored local part makes the gem's atomic group unnecessary.
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     let atom = r#"[\p{L}0-9\-+_!"'#$%^&*{}/=?`|~]"#;
@@ -93,7 +93,7 @@ pub struct UserInput<'a> {
 /// The most characters `data` may hold.
 pub const DATA_MAX: usize = 1024;
 
-/// Barong's User validations that need no database, in Barong's order (§8.1): data length,
+/// Barong's User validations that need no database, in Barong's order: data length,
 /// data format, e-mail, username, password length and policy. Uniqueness (`email.taken`,
 /// `username.taken`) is the caller's, with the store.
 pub fn validate_user(input: &UserInput<'_>, policy: &PasswordPolicy) -> Vec<String> {
@@ -263,7 +263,7 @@ mod tests {
     }
 }
 
-/// A stored data storage row (§8.13): one per title per user.
+/// A stored data storage row: one per title per user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataStorage {
     pub title: String,

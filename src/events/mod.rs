@@ -1,4 +1,4 @@
-//! Barong's Event API (reference §12): the worker that drains the event outbox into RabbitMQ.
+//! Barong's Event API: the worker that drains the event outbox into RabbitMQ.
 //!
 //! Events are written to `event_outbox` by the store in the transaction of the change they
 //! describe (see the `Store` events section). This worker claims due rows, signs each as Barong

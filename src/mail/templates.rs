@@ -1,4 +1,4 @@
-//! Barong's mailer templates (reference §12.4): e-mail confirmation, password reset and the
+//! Barong's mailer templates: e-mail confirmation, password reset and the
 //! "New Login" notice, in English and Russian. A language without a template falls back to
 //! English. Every value put into the HTML is escaped.
 

@@ -265,7 +265,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<String>>;
     /// Self-deletion in one transaction: private label `delete:by_user`, state and level
     /// recomputed (the `delete` trigger makes the user `deleted`), the side effects of a state
-    /// change (§8.1: keys deactivated, service accounts get the state), every session deleted.
+    /// change (keys deactivated, service accounts get the state), every session deleted.
     async fn delete_own_account(&self, user_id: i64, rules: &StateRules)
     -> StoreResult<UserChange>;
     /// Creates a label and recomputes state and level, in one transaction. A clash on
@@ -366,7 +366,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>>;
 
     // ---- admin -------------------------------------------------------------------------------
-    // The admin API (§10). Every write returns what the caller must publish on the
+    // The admin API. Every write returns what the caller must publish on the
     // invalidation bus; none publishes by itself.
     /// One page of users matching `filter` (distinct, ordered), with the total count.
     async fn admin_list_users(
@@ -375,7 +375,7 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<User>, i64)>;
-    /// Applies one admin change with Barong's after-update side effects (§8.1: keys deactivated
+    /// Applies one admin change with Barong's after-update side effects (keys deactivated
     /// when 2FA goes off or the state leaves `active`, service accounts follow a non-active
     /// state); a changed `otp` flag deletes the private `otp` label. An e-mail clash is
     /// [`StoreError::Conflict`]`("email")`.
@@ -464,7 +464,7 @@ pub trait Store: Send + Sync + 'static {
         result: &str,
     ) -> StoreResult<Vec<(String, i64)>>;
 
-    // ---- KYC: profiles (§8.12) ----------------------------------------------------------------
+    // ---- KYC: profiles ----------------------------------------------------------------
     // Personal fields (first/last name, dob, address, postcode, city) are encrypted with `enc`
     // before they reach SQL and decrypted on the way out: callers pass and get clear values.
     // Every create/update sets the private label `profile` to the profile's state and
@@ -516,7 +516,7 @@ pub trait Store: Send + Sync + 'static {
         enc: &Encryptor,
     ) -> StoreResult<(Vec<Profile>, i64)>;
 
-    // ---- KYC: phones and documents (issue 7) ---------------------------------------------------
+    // ---- KYC: phones and documents ---------------------------------------------------
     // Numbers are stored encrypted by the caller (`Encryptor::encrypt`) with their blind index
     // (`Encryptor::blind_index` of the E.164 number / `normalise_doc_number`); stores compare
     // indexes only and never see a number in clear.
@@ -580,7 +580,7 @@ pub trait Store: Send + Sync + 'static {
         offset: i64,
     ) -> StoreResult<(Vec<Document>, i64)>;
 
-    // ---- events (Barong's Event API, reference §12) ------------------------------------------
+    // ---- events (Barong's Event API) ------------------------------------------
     // Model events (`model.user.*`, `model.label.*`) and `system.user.email.confirmed` are written
     // by the store methods above inside their own transactions once `enable_events` was called.
     /// Turns event recording on; `domain` is the `domain` field of system events.

@@ -311,7 +311,7 @@ fn relabelled(
     })
 }
 
-/// Recomputes state (§8.2) and level (§8.4) of a user from its labels, inside a transaction.
+/// Recomputes state and level of a user from its labels, inside a transaction.
 fn recompute_state_level(
     tx: &rusqlite::Transaction<'_>,
     user_id: i64,
@@ -408,7 +408,7 @@ fn user_by_id(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<User>
 
 // ---- resource ----------------------------------------------------------------------------------
 
-/// Barong's after-update side effects (§8.1), given the user before the change: when 2FA went
+/// Barong's after-update side effects, given the user before the change: when 2FA went
 /// off or the state changed to anything but `active`, every active key of the user and of its
 /// service accounts becomes `inactive`; a non-active state is copied to the service accounts.
 /// Returns the user now and the deactivated kids.

@@ -347,10 +347,14 @@ impl TcpProxy {
         *self.task.lock().expect("task") = Some(task);
     }
 
-    /// Drops every forwarded connection and stops accepting (the database "goes away").
-    pub fn cut(&self) {
-        if let Some(task) = self.task.lock().expect("task").take() {
+    /// Drops every forwarded connection and stops accepting (the database "goes away"). Returns
+    /// once they are gone: aborting only asks, and a query the server sends meanwhile could
+    /// still reach the database through a connection that is not closed yet.
+    pub async fn cut(&self) {
+        let task = self.task.lock().expect("task").take();
+        if let Some(task) = task {
             task.abort(); // aborting the accept loop drops the JoinSet, which aborts connections
+            let _ = task.await;
         }
     }
 

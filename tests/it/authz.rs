@@ -1038,7 +1038,7 @@ async fn database_outage_fails_closed_and_recovers() {
         StatusCode::OK
     );
 
-    proxy.cut();
+    proxy.cut().await;
     assert_eq!(
         f.with_cookie("GET", PRIVATE, &warm, &[]).await.status,
         StatusCode::OK,

@@ -279,7 +279,7 @@ async fn outage_keeps_events_until_rabbitmq_is_back(backend: Backend) {
             .is_some()
     );
 
-    s.proxy.cut();
+    s.proxy.cut().await;
     let mut uids = Vec::new();
     for i in 0..3 {
         uids.push(

@@ -199,7 +199,7 @@ async fn database_outage_under_load() {
     }
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    proxy.cut();
+    proxy.cut().await;
     outage.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(4)).await;
     // While it is gone, a REST read that needs the database answers 503 with a JSON error.

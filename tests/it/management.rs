@@ -1,5 +1,5 @@
-//! The Management API over real sockets on both backends: Barong's signature checks (§11.1),
-//! error conventions (§11.2) and the implemented endpoints (§11.3), with keys made by the test.
+//! The Management API over real sockets on both backends: Barong's signature checks,
+//! error conventions and the implemented endpoints, with keys made by the test.
 
 use crate::{common, mgmt_support};
 use base64::Engine;

@@ -1,5 +1,5 @@
-//! `admin/abilities`, `admin/levels`, `admin/permissions` and `admin/restrictions`
-//! (§10.2, §10.7, §10.8). Every permission or restriction change is announced on the
+//! `admin/abilities`, `admin/levels`, `admin/permissions` and `admin/restrictions`.
+//! Every permission or restriction change is announced on the
 //! invalidation bus, so the authz decision follows it at once here and through NOTIFY elsewhere.
 
 use axum::Json;
@@ -268,7 +268,7 @@ fn blocks_login(r: &NewRestriction) -> bool {
     r.category == "blocklogin" && r.state == "enabled"
 }
 
-/// The model validations of a restriction (§8.14): value format per scope, length, and
+/// The model validations of a restriction: value format per scope, length, and
 /// uniqueness per (scope, category) among the other rows.
 fn restriction_errors(r: &NewRestriction, others: &[Restriction], id: Option<i64>) -> Vec<String> {
     let mut errors = Vec::new();
@@ -332,7 +332,7 @@ pub async fn restriction_create(
     Ok(Json(json!(200)))
 }
 
-/// A required value from a list, with Barong's per-parameter key order (§10.8): scope gives
+/// A required value from a list, with Barong's per-parameter key order: scope gives
 /// `missing`, `empty`, `invalid`; category `missing`, `invalid`, `empty`.
 fn required_listed(
     v: &mut Validator<'_>,

@@ -1,5 +1,4 @@
-//! `admin/api_keys`, `admin/activities`, `admin/activities/admin` and `admin/metrics`
-//! (§10.6, §10.10).
+//! `admin/api_keys`, `admin/activities`, `admin/activities/admin` and `admin/metrics`.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! The admin variants of Barong's entities (§7): unmasked, with descriptions and comments.
+//! The admin variants of Barong's entities: unmasked, with descriptions and comments.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,7 @@ use crate::api::entities::{data_storage, document, iso8601, phone, user_profiles
 use crate::api::error::ApiError;
 use crate::domain::{Activity, Comment, Label, Level, Permission, Restriction, User};
 
-/// The plain `User` entity (§7.1).
+/// The plain `User` entity.
 pub(crate) async fn user(state: &ApiState, u: &User) -> Result<Value, ApiError> {
     Ok(Value::Object(user_fields(state, u).await?))
 }
@@ -32,7 +32,7 @@ async fn user_fields(state: &ApiState, u: &User) -> Result<Map<String, Value>, A
     Ok(m)
 }
 
-/// Admin `UserWithProfile` (§7.2): `email username uid role level otp state data profiles
+/// Admin `UserWithProfile`: `email username uid role level otp state data profiles
 /// referral_uid created_at updated_at`, profiles unmasked.
 pub(crate) async fn user_with_profile(state: &ApiState, u: &User) -> Result<Value, ApiError> {
     user_with_profile_masked(state, u, false).await
@@ -64,7 +64,7 @@ pub(crate) async fn user_with_profile_masked(
     Ok(Value::Object(m))
 }
 
-/// Admin `UserWithKYC` (§7.4): labels with descriptions, data storages and comments;
+/// Admin `UserWithKYC`: labels with descriptions, data storages and comments;
 /// profiles, phones and documents unmasked.
 pub(crate) async fn user_with_kyc(state: &ApiState, u: &User) -> Result<Value, ApiError> {
     let mut m = user_fields(state, u).await?;
@@ -122,7 +122,7 @@ pub(crate) async fn kyc_documents(state: &ApiState, user_id: i64) -> Result<Vec<
         .collect())
 }
 
-/// `AdminLabelView` (§7.5b).
+/// `AdminLabelView`.
 pub(crate) fn label_view(l: &Label) -> Value {
     json!({
         "key": l.key,
@@ -134,7 +134,7 @@ pub(crate) fn label_view(l: &Label) -> Value {
     })
 }
 
-/// `Comment` (§7.14).
+/// `Comment`.
 pub(crate) fn comment(c: &Comment) -> Value {
     json!({
         "id": c.id,
@@ -146,12 +146,12 @@ pub(crate) fn comment(c: &Comment) -> Value {
     })
 }
 
-/// `Level` (§7.9).
+/// `Level`.
 pub(crate) fn level(l: &Level) -> Value {
     json!({ "id": l.id, "key": l.key, "value": l.value })
 }
 
-/// `Permission` (§7.15).
+/// `Permission`.
 pub(crate) fn permission(p: &Permission) -> Value {
     json!({
         "id": p.id,
@@ -165,7 +165,7 @@ pub(crate) fn permission(p: &Permission) -> Value {
     })
 }
 
-/// `Restriction` (§7.16).
+/// `Restriction`.
 pub(crate) fn restriction(r: &Restriction) -> Value {
     json!({
         "id": r.id,
@@ -215,7 +215,7 @@ impl<'a> UserCache<'a> {
         }
     }
 
-    /// `ActivityWithUser` (§7.11).
+    /// `ActivityWithUser`.
     pub(crate) async fn activity_with_user(&mut self, a: &Activity) -> Result<Value, ApiError> {
         let user = self.by_id(a.user_id).await?;
         Ok(json!({
@@ -231,7 +231,7 @@ impl<'a> UserCache<'a> {
         }))
     }
 
-    /// `AdminActivity` (§7.11).
+    /// `AdminActivity`.
     pub(crate) async fn admin_activity(&mut self, a: &Activity) -> Result<Value, ApiError> {
         let admin = self.by_id(a.user_id).await?;
         let target = self.by_uid(a.target_uid.as_deref()).await?;

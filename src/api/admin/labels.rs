@@ -1,4 +1,4 @@
-//! `admin/users/labels` (§10.4): labels of any scope, with descriptions. Private-label changes
+//! `admin/users/labels`: labels of any scope, with descriptions. Private-label changes
 //! recompute the user's state and level in the same transaction, and the authz caches forget
 //! the user (and any key the change deactivated).
 

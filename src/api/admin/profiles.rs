@@ -1,6 +1,6 @@
-//! `admin/profiles` (§10.9): every user's profiles, an admin's decision on a submitted
+//! `admin/profiles`: every user's profiles, an admin's decision on a submitted
 //! profile (the private `profile` label, state and level follow in the same transaction),
-//! and profiles an admin creates for a user. Unmasked (§7.6b).
+//! and profiles an admin creates for a user. Unmasked.
 
 use axum::Json;
 use axum::extract::{OriginalUri, State};

@@ -1,5 +1,5 @@
 //! `admin/users`: listing and filtering, one user with everything, state/otp/email/role
-//! changes, pending documents, data storage removal and comments (§10.3, §10.5).
+//! changes, pending documents, data storage removal and comments.
 
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};

@@ -1,4 +1,4 @@
-//! The identity namespace (reference §6.2–6.3): sign-up, login/logout, e-mail confirmation,
+//! The identity namespace: sign-up, login/logout, e-mail confirmation,
 //! password reset, whitelink access and the GeeTest registration helper. The informational
 //! endpoints shared with `public/` live in `api::public`.
 
@@ -135,7 +135,7 @@ pub(crate) struct OpenedSession {
     pub csrf_token: String,
 }
 
-/// Barong's `open_session` (§5.2), with a new id at every login: a session the request carried
+/// Barong's `open_session`, with a new id at every login: a session the request carried
 /// is deleted first (no fixation).
 pub(crate) async fn open_session(
     state: &ApiState,

@@ -1,4 +1,4 @@
-//! `POST identity/sessions` (login) and `DELETE identity/sessions` (logout), reference §6.2/§5.3.
+//! `POST identity/sessions` (login) and `DELETE identity/sessions` (logout)
 
 use std::sync::atomic::Ordering;
 

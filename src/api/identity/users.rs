@@ -1,5 +1,5 @@
 //! `identity/users`: sign-up, e-mail confirmation, password reset, whitelink access and the
-//! GeeTest registration helper (reference §6.3).
+//! GeeTest registration helper.
 
 use std::net::IpAddr;
 

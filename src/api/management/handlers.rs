@@ -1,4 +1,4 @@
-//! The management endpoints (reference §11.3) this server implements so far.
+//! The management endpoints this server implements so far.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! Management `profiles`, `phones/*` and `documents` (reference §11.3, §8.11, §8.12): KYC data
+//! Management `profiles`, `phones/*` and `documents`: KYC data
 //! written by a trusted back office. Phones are created already verified; documents arrive
 //! base64-encoded and are stored under the same rules as the resource uploads.
 
@@ -285,7 +285,7 @@ fn document_params(params: &Params) -> Result<DocumentParams, MgmtError> {
     })
 }
 
-/// The model rules of a document (§8.12), as keys.
+/// The model rules of a document, as keys.
 fn document_errors(state: &ApiState, doc: &DocumentParams) -> Vec<String> {
     let mut errors = Vec::new();
     if !state

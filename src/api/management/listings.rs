@@ -1,4 +1,4 @@
-//! The paginated management listings (reference §11.3, §9): `users/list` and
+//! The paginated management listings: `users/list` and
 //! `labels/filter/users`, answered 200 with Barong's pagination headers.
 
 use serde_json::Value;

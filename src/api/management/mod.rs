@@ -1,4 +1,4 @@
-//! The Management API (reference §11): server-to-server calls under `/management/...`, each a
+//! The Management API: server-to-server calls under `/management/...`, each a
 //! jwt-multisig request checked against `BARONG_MANAGEMENT_API_FILE` (Barong's
 //! `management_api.yml`) for the endpoint's scope. Errors use Barong's management shapes
 //! (`{"error": "..."}`, Grape's English validation messages, Rails full messages).

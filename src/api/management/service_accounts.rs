@@ -1,4 +1,4 @@
-//! Management `service_accounts/*` (reference §11.3, §8.5): accounts that authenticate only
+//! Management `service_accounts/*`: accounts that authenticate only
 //! with API keys, owned by a user (whose state they follow) or by nobody.
 
 use axum::http::StatusCode;

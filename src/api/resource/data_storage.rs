@@ -1,4 +1,4 @@
-//! `resource/data_storage`: one JSON object per allowed title per user (§8.13).
+//! `resource/data_storage`: one JSON object per allowed title per user.
 
 use axum::Json;
 use axum::extract::State;

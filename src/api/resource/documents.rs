@@ -1,4 +1,4 @@
-//! `resource/documents` and `resource/addresses` (reference §6.4, §7.8, §8.12): KYC uploads.
+//! `resource/documents` and `resource/addresses`: KYC uploads.
 //!
 //! Each file is streamed from the multipart body into object storage as it arrives (never held
 //! whole in memory), checked by size (`BARONG_UPLOAD_SIZE_MAX_RANGE` MiB) and by its real type
@@ -298,7 +298,7 @@ pub(crate) fn parse_date(text: &str) -> Result<Option<NaiveDate>, ()> {
         .ok_or(())
 }
 
-/// The label a new document sets (§8.12): `local` marks every document pending; `kycaid` only
+/// The label a new document sets: `local` marks every document pending; `kycaid` only
 /// when a Passport (2 files) or an ID card / driver license (3 files) is complete.
 pub(crate) fn document_label(
     provider: KycProvider,

@@ -33,7 +33,7 @@ pub(crate) fn normalize(text: &str) -> String {
         .to_lowercase()
 }
 
-/// Length 3..=255 and `^[a-z0-9_-]+$` (§8.3), as `<attr>.too_short|too_long|invalid`.
+/// Length 3..=255 and `^[a-z0-9_-]+$`, as `<attr>.too_short|too_long|invalid`.
 pub(crate) fn check(attr: &str, text: &str, errors: &mut Vec<String>) {
     let n = text.chars().count();
     if n < 3 {

@@ -1,4 +1,4 @@
-//! The resource namespace (reference §6.4): the logged-in user's own account, authenticated by
+//! The resource namespace: the logged-in user's own account, authenticated by
 //! the bearer JWT the authz path minted (see `api::auth::CurrentUser`).
 
 mod api_keys;

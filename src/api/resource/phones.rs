@@ -1,4 +1,4 @@
-//! `resource/phones` (reference §6.4 "Phones", §8.11): add a number, (re)send its code, verify
+//! `resource/phones`: add a number, (re)send its code, verify
 //! it. Numbers are normalised to E.164, stored encrypted with a blind index, and never logged.
 //!
 //! Beyond Barong: codes to one phone are limited (`BARONG_PHONE_RESEND_INTERVAL` between two,

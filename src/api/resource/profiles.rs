@@ -1,4 +1,4 @@
-//! `resource/profiles`: the user's KYC profiles (§6.4 "Profiles", §8.12). A user edits one
+//! `resource/profiles`: the user's KYC profiles. A user edits one
 //! drafted profile, submits it (`confirm`), and may open a new one once none is drafted or
 //! submitted. The private label `profile` follows the state; with KYCAID a submitted profile
 //! becomes an applicant (see `api::kyc`).

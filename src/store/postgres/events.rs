@@ -1,4 +1,4 @@
-//! The event outbox on PostgreSQL (Barong's Event API, reference §12): events are written inside
+//! The event outbox on PostgreSQL (Barong's Event API): events are written inside
 //! the transaction of the change they describe, then claimed and marked by `crate::events`.
 
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! PostgreSQL SQL for phones and documents (issue 7); the trait impl delegates here.
+//! PostgreSQL SQL for phones and documents; the trait impl delegates here.
 
 use tokio_postgres::Row;
 

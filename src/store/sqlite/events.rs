@@ -1,4 +1,4 @@
-//! The event outbox on SQLite (Barong's Event API, reference §12): events are written inside the
+//! The event outbox on SQLite (Barong's Event API): events are written inside the
 //! transaction of the change they describe, then claimed and marked by `crate::events`.
 
 use deadpool_sqlite::rusqlite::{self, OptionalExtension, params};

@@ -1,4 +1,4 @@
-//! SQLite SQL for phones and documents (issue 7); the trait impl delegates here.
+//! SQLite SQL for phones and documents; the trait impl delegates here.
 
 use chrono::{DateTime, Utc};
 use deadpool_sqlite::rusqlite::{self, OptionalExtension, Row, params};
