@@ -27,6 +27,10 @@ impl FromRequestParts<ApiState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        // Verified once per request: a layer (the admin audit) and the handler both ask.
+        if let Some(current) = parts.extensions.get::<CurrentUser>() {
+            return Ok(current.clone());
+        }
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -49,6 +53,8 @@ impl FromRequestParts<ApiState> for CurrentUser {
             .find_user_by_uid(&uid)
             .await?
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "record.not_found"))?;
-        Ok(Self { user, claims })
+        let current = Self { user, claims };
+        parts.extensions.insert(current.clone());
+        Ok(current)
     }
 }
