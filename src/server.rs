@@ -168,7 +168,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     let source = crate::keys::KeySource {
         store: store.clone(),
-        encryptor,
+        encryptor: encryptor.clone(),
         configured: keys.signing.clone(),
         retention,
     };
@@ -194,6 +194,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         &config,
         store.clone(),
         api_state.tokens.clone(),
+        encryptor.as_ref().clone(),
         shutdown.clone(),
     );
     let maintain = tokio::spawn(

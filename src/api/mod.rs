@@ -77,6 +77,22 @@ pub struct ApiState {
     pub management: Arc<management::ManagementConfig>,
 }
 
+impl ApiState {
+    /// What the store needs to write the sealed `model.document.created` events of `documents`.
+    pub(crate) fn document_events(
+        &self,
+        documents: &[crate::domain::NewDocument],
+    ) -> crate::store::DocumentEvents {
+        crate::store::DocumentEvents {
+            enc: self.encryptor.as_ref().clone(),
+            upload_urls: documents
+                .iter()
+                .map(|d| self.uploads.url_of(&d.upload))
+                .collect(),
+        }
+    }
+}
+
 /// The complete REST router, both mount points, with Barong's 404 for everything else.
 pub fn router(state: ApiState) -> Router {
     let namespaces = Router::new()

@@ -20,9 +20,11 @@ const PREFIX: &str = "v1:";
 #[error("cannot decrypt a stored secret (wrong BARONG_ENCRYPTION_KEY or corrupted value)")]
 pub struct DecryptError;
 
-/// Encrypts and decrypts values; cheap to share (`Arc`).
+/// Encrypts and decrypts values; cheap to clone (the storage's blocking SQLite closures take an
+/// owned copy).
+#[derive(Clone)]
 pub struct Encryptor {
-    key: RandomizedNonceKey,
+    key: std::sync::Arc<RandomizedNonceKey>,
     /// Derived from the encryption key, so one setting covers both; distinct from it, so an index
     /// value reveals nothing about the AES key.
     index_key: hmac::Key,
@@ -44,7 +46,7 @@ impl Encryptor {
         );
         let index_key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
         Self {
-            key: aead,
+            key: std::sync::Arc::new(aead),
             index_key,
         }
     }

@@ -33,8 +33,10 @@ pub struct OutboxEvent {
     pub id: i64,
     pub exchange: String,
     pub routing_key: String,
-    /// The unsigned payload JSON, `name` included.
+    /// The unsigned payload JSON, `name` included; encrypted with the encryption key when
+    /// `sealed` (personal data).
     pub payload: String,
+    pub sealed: bool,
     /// Delivery attempts so far, this one included.
     pub attempts: i32,
 }
@@ -86,6 +88,60 @@ pub fn data_storage_json(storage: &super::DataStorage, user: Value) -> Value {
         "created_at": iso(&storage.created_at),
         "updated_at": iso(&storage.updated_at),
     })
+}
+
+/// A profile record `{user, first_name, last_name, dob, address, postcode, city, country,
+/// metadata, created_at, updated_at}`, personal fields in clear: callers seal the event.
+pub fn profile_json(profile: &super::Profile, user: Value) -> Value {
+    let d = &profile.data;
+    json!({
+        "user": user,
+        "first_name": d.first_name,
+        "last_name": d.last_name,
+        "dob": d.dob.map(|dob| dob.format("%Y-%m-%d").to_string()),
+        "address": d.address,
+        "postcode": d.postcode,
+        "city": d.city,
+        "country": d.country,
+        "metadata": d.metadata,
+        "created_at": iso(&profile.created_at),
+        "updated_at": iso(&profile.updated_at),
+    })
+}
+
+/// A document record `{user, upload, doc_type, doc_number, doc_expire, metadata, created_at,
+/// updated_at}`: `upload` is the file's URL percent-encoded as Barong's `URI.encode`, the number
+/// in clear (callers seal the event).
+pub fn document_json(
+    document: &super::Document,
+    upload_url: &str,
+    doc_number: Option<&str>,
+    user: Value,
+) -> Value {
+    json!({
+        "user": user,
+        "upload": uri_encode(upload_url),
+        "doc_type": document.doc_type,
+        "doc_number": doc_number,
+        "doc_expire": document.doc_expire.map(|e| e.format("%Y-%m-%d").to_string()),
+        "metadata": document.metadata,
+        "created_at": iso(&document.created_at),
+        "updated_at": iso(&document.updated_at),
+    })
+}
+
+/// Ruby's `URI.encode` (`URI::DEFAULT_PARSER.escape`): every byte outside the URI's reserved and
+/// unreserved characters is percent-encoded; `%` itself is kept.
+fn uri_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,[]#%".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Model events drop null values from the top level of `record`.
@@ -171,6 +227,14 @@ pub fn outbox_payload(event: &NewEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upload_urls_are_encoded_as_ruby_uri_encode() {
+        assert_eq!(
+            uri_encode("https://cdn.example/documents/ID1/a b é.png?x=1&y=%20"),
+            "https://cdn.example/documents/ID1/a%20b%20%C3%A9.png?x=1&y=%20"
+        );
+    }
 
     #[test]
     fn exchange_is_the_first_segment() {

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::crypto::encryption::Encryptor;
 use crate::crypto::tokens::TokenSigner;
 use crate::domain::OutboxEvent;
 use crate::store::Store;
@@ -111,11 +112,13 @@ pub fn start(
     config: &Config,
     store: Arc<dyn Store>,
     signer: Arc<TokenSigner>,
+    encryptor: Encryptor,
     shutdown: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let settings = EventSettings::from_config(config)?;
     store.enable_events(&config.domain);
-    Some(tokio::spawn(run(settings, store, signer, shutdown)))
+    let keys = Keys { signer, encryptor };
+    Some(tokio::spawn(run(settings, store, keys, shutdown)))
 }
 
 /// An open connection with a confirm-mode channel.
@@ -138,10 +141,17 @@ async fn connect(url: &str) -> Result<Link, lapin::Error> {
     })
 }
 
+/// What delivery needs besides the store: the signer of the messages and the key that opens
+/// sealed payloads.
+struct Keys {
+    signer: Arc<TokenSigner>,
+    encryptor: Encryptor,
+}
+
 async fn run(
     settings: EventSettings,
     store: Arc<dyn Store>,
-    signer: Arc<TokenSigner>,
+    keys: Keys,
     shutdown: CancellationToken,
 ) {
     let mut link: Option<Link> = None;
@@ -150,7 +160,7 @@ async fn run(
         if shutdown.is_cancelled() {
             break;
         }
-        let wait = match round(&settings, store.as_ref(), &signer, &mut link).await {
+        let wait = match round(&settings, store.as_ref(), &keys, &mut link).await {
             Ok(true) => {
                 failures = 0;
                 continue; // a full batch: more may be due
@@ -184,7 +194,7 @@ fn backoff(failures: u32, max: Duration) -> Duration {
 async fn round(
     settings: &EventSettings,
     store: &dyn Store,
-    signer: &TokenSigner,
+    keys: &Keys,
     link: &mut Option<Link>,
 ) -> Result<bool, String> {
     let events = store
@@ -197,7 +207,7 @@ async fn round(
     let full = events.len() as i64 == BATCH;
     let mut pending = events.into_iter();
     while let Some(event) = pending.next() {
-        if let Err(error) = deliver(settings, store, signer, link, &event).await {
+        if let Err(error) = deliver(settings, store, keys, link, &event).await {
             // This one and the rest of the batch are due again after a short wait, in order.
             let retry = 1;
             for e in std::iter::once(event).chain(pending) {
@@ -212,11 +222,30 @@ async fn round(
 async fn deliver(
     settings: &EventSettings,
     store: &dyn Store,
-    signer: &TokenSigner,
+    keys: &Keys,
     link: &mut Option<Link>,
     event: &OutboxEvent,
 ) -> Result<(), String> {
-    let body = match sign_event(signer, &event.payload) {
+    let opened;
+    let payload = if event.sealed {
+        match keys.encryptor.decrypt(&event.payload) {
+            Ok(clear) => {
+                opened = clear;
+                opened.as_str()
+            }
+            Err(error) => {
+                // Another key or a damaged row: retrying cannot help, and nothing of it is logged.
+                tracing::error!(id = event.id, %error, "sealed event cannot be opened; giving up on it");
+                let _ = store
+                    .mark_event_failed(event.id, &error.to_string(), i64::from(i32::MAX))
+                    .await;
+                return Ok(());
+            }
+        }
+    } else {
+        event.payload.as_str()
+    };
+    let body = match sign_event(&keys.signer, payload) {
         Ok(body) => body,
         Err(error) => {
             tracing::error!(id = event.id, %error, "event cannot be signed; giving up on it");

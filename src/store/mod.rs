@@ -48,6 +48,32 @@ pub enum StoreError {
 /// Event API is on; `None`, the default, writes no event at all.
 pub type EventDomain = Option<Arc<String>>;
 
+/// What `create_documents` needs for the sealed `model.document.created` events: the encryption
+/// key (to read the number and seal the payload) and the public URL of each document's upload,
+/// in the order of the documents (the store does not know the object storage).
+#[derive(Clone)]
+pub struct DocumentEvents {
+    pub enc: Encryptor,
+    pub upload_urls: Vec<String>,
+}
+
+impl DocumentEvents {
+    /// The event record of the `i`-th inserted document.
+    pub(crate) fn record(
+        &self,
+        i: usize,
+        d: &Document,
+        user: serde_json::Value,
+    ) -> serde_json::Value {
+        let number = d
+            .doc_number_encrypted
+            .as_deref()
+            .and_then(|n| self.enc.decrypt(n).ok());
+        let url = self.upload_urls.get(i).map_or("", String::as_str);
+        crate::domain::event::document_json(d, url, number.as_deref(), user)
+    }
+}
+
 /// Shorthand used by every store method.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -561,6 +587,7 @@ pub trait Store: Send + Sync + 'static {
         documents: &[NewDocument],
         label: Option<(&str, &str)>,
         rules: &StateRules,
+        events: &DocumentEvents,
     ) -> StoreResult<(Vec<Document>, UserChange)>;
     /// How many documents the user has (of one `identificator` when given).
     async fn count_user_documents(

@@ -2210,8 +2210,9 @@ impl Store for PostgresStore {
         documents: &[NewDocument],
         label: Option<(&str, &str)>,
         rules: &StateRules,
+        events: &crate::store::DocumentEvents,
     ) -> StoreResult<(Vec<Document>, UserChange)> {
-        self.kyc_create_documents(user_id, documents, label, rules)
+        self.kyc_create_documents(user_id, documents, label, rules, events)
             .await
     }
     async fn count_user_documents(

@@ -85,7 +85,6 @@ impl TestDb {
         }
     }
 
-    /// Opens the store through the library, as the server does.
     /// The URL of the same database reached through `port` on loopback (see [`TcpProxy`]).
     pub fn url_via(&self, port: u16) -> String {
         let (before, after) = self
@@ -95,6 +94,52 @@ impl TestDb {
         format!("{before}@127.0.0.1:{port}{after}")
     }
 
+    /// Every byte the database holds that a reader of its files or tables could see: the SQLite
+    /// files (main and WAL) or every PostgreSQL table as JSON rows.
+    pub async fn raw_text(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.url.trim_start_matches("sqlite://").to_owned();
+                let mut bytes = std::fs::read(&path).expect("db file");
+                if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+                    bytes.extend(wal);
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Backend::Postgres => {
+                let (client, connection) =
+                    tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+                        .await
+                        .expect("connect");
+                let task = tokio::spawn(connection);
+                let tables = client
+                    .query(
+                        "SELECT table_name::text FROM information_schema.tables
+                         WHERE table_schema = 'public'",
+                        &[],
+                    )
+                    .await
+                    .expect("tables");
+                let mut text = String::new();
+                for table in tables {
+                    let name: String = table.get(0);
+                    let rows = client
+                        .query(&format!("SELECT row_to_json(t)::text FROM {name} t"), &[])
+                        .await
+                        .expect("rows");
+                    for row in rows {
+                        text.push_str(&row.get::<_, String>(0));
+                        text.push('\n');
+                    }
+                }
+                drop(client);
+                let _ = task.await;
+                text
+            }
+        }
+    }
+
+    /// Opens the store through the library, as the server does.
     pub async fn open(&self) -> Arc<dyn Store> {
         store::open(&StoreOptions {
             url: self.url.clone(),

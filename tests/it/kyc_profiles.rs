@@ -61,50 +61,6 @@ async fn store_with_user(db: &TestDb) -> (Arc<dyn Store>, i64) {
     (store, user.id)
 }
 
-/// Every byte the database holds that a reader of its files or tables could see: the SQLite
-/// files (main and WAL) or every PostgreSQL table as JSON rows.
-async fn raw_database_text(db: &TestDb) -> String {
-    match db.backend {
-        Backend::Sqlite => {
-            let path = db.url.trim_start_matches("sqlite://").to_owned();
-            let mut bytes = std::fs::read(&path).expect("db file");
-            if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
-                bytes.extend(wal);
-            }
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-        Backend::Postgres => {
-            let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-            let task = tokio::spawn(connection);
-            let tables = client
-                .query(
-                    "SELECT table_name::text FROM information_schema.tables
-                     WHERE table_schema = 'public'",
-                    &[],
-                )
-                .await
-                .expect("tables");
-            let mut text = String::new();
-            for table in tables {
-                let name: String = table.get(0);
-                let rows = client
-                    .query(&format!("SELECT row_to_json(t)::text FROM {name} t"), &[])
-                    .await
-                    .expect("rows");
-                for row in rows {
-                    text.push_str(&row.get::<_, String>(0));
-                    text.push('\n');
-                }
-            }
-            drop(client);
-            let _ = task.await;
-            text
-        }
-    }
-}
-
 fn assert_no_clear_pii(text: &str) {
     for needle in [FIRST, LAST, ADDRESS, "Ravensholm", "Z9 8QX", "1990-05-17"] {
         assert!(!text.contains(needle), "{needle} stored in clear text");
@@ -244,10 +200,88 @@ async fn storage_profiles_lifecycle(backend: Backend) {
     // Personal data is only readable with the key.
     let other = Encryptor::new(&EncryptionKey([8; 32]));
     assert!(store.list_user_profiles(user_id, &other).await.is_err());
-    assert_no_clear_pii(&raw_database_text(&db).await);
+    assert_no_clear_pii(&db.raw_text().await);
 }
 
-both_backends!(storage_profiles_lifecycle);
+/// `model.profile.created` and `model.profile.updated` wait in the outbox sealed: only the key
+/// opens them, and they hold Barong's records (`changes` = the values before).
+async fn storage_profile_events_are_sealed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (store, user_id) = store_with_user(&db).await;
+    store.enable_events("exchange.example");
+    let (enc, rules) = (enc(), StateRules::default());
+    let drafted = NewProfile {
+        data: data(),
+        state: ProfileState::Drafted,
+        author: None,
+        applicant_id: None,
+    };
+    let (created, _) = store
+        .create_profile(user_id, &drafted, &enc, &rules)
+        .await
+        .expect("create");
+    let changes = ProfileChanges {
+        data: ProfileData {
+            city: Some("Oldtown".into()),
+            ..ProfileData::default()
+        },
+        ..ProfileChanges::default()
+    };
+    store
+        .update_profile(created.id, &changes, &enc, &rules)
+        .await
+        .expect("update")
+        .expect("found");
+    // The same values again: Barong emits nothing when nothing changed.
+    store
+        .update_profile(created.id, &changes, &enc, &rules)
+        .await
+        .expect("update")
+        .expect("found");
+
+    let events = store.claim_events(100, 60).await.expect("claim");
+    let profile_events: Vec<_> = events
+        .iter()
+        .filter(|e| e.routing_key.starts_with("profile."))
+        .collect();
+    assert_eq!(
+        profile_events
+            .iter()
+            .map(|e| e.routing_key.as_str())
+            .collect::<Vec<_>>(),
+        ["profile.created", "profile.updated"]
+    );
+    for e in &events {
+        assert_eq!(
+            e.sealed,
+            e.routing_key.starts_with("profile."),
+            "{}",
+            e.routing_key
+        );
+    }
+    let opened: Vec<serde_json::Value> = profile_events
+        .iter()
+        .map(|e| serde_json::from_str(&enc.decrypt(&e.payload).expect("opens")).expect("json"))
+        .collect();
+    assert_eq!(opened[0]["name"], "model.profile.created");
+    assert_eq!(opened[0]["record"]["first_name"], FIRST);
+    assert_eq!(opened[0]["record"]["dob"], "1990-05-17");
+    assert_eq!(opened[0]["record"]["user"]["uid"], "ID00000000A1");
+    assert_eq!(opened[1]["name"], "model.profile.updated");
+    assert_eq!(opened[1]["record"]["city"], "Oldtown");
+    assert_eq!(
+        opened[1]["changes"],
+        serde_json::json!({"city": "Ravensholm"})
+    );
+    let other = Encryptor::new(&EncryptionKey([8; 32]));
+    assert!(other.decrypt(&profile_events[0].payload).is_err());
+    assert_no_clear_pii(&db.raw_text().await);
+}
+
+both_backends!(
+    storage_profiles_lifecycle,
+    storage_profile_events_are_sealed
+);
 
 // ---- HTTP: the endpoints through the real authz path -----------------------------------------
 
@@ -635,7 +669,7 @@ async fn profiles_endpoints_and_keys(backend: Backend) {
         .await
         .errors(401, &["jwt.decode_and_verify"]);
 
-    assert_no_clear_pii(&raw_database_text(&db).await);
+    assert_no_clear_pii(&db.raw_text().await);
     assert_logs_clean(&server);
 }
 
@@ -661,7 +695,7 @@ async fn masking_off_shows_personal_data(backend: Backend) {
     assert_eq!(me.body["profiles"][0]["last_name"], LAST);
     assert_eq!(me.body["profiles"][0]["dob"], "1990-05-17");
     // The clear text is for the answer only: the database still holds ciphertext.
-    assert_no_clear_pii(&raw_database_text(&db).await);
+    assert_no_clear_pii(&db.raw_text().await);
 }
 
 both_backends!(profiles_endpoints_and_keys, masking_off_shows_personal_data);
@@ -933,7 +967,7 @@ async fn kycaid_applicant_and_signed_callback(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.applicants.lock().expect("lock").len(), 2);
 
-    assert_no_clear_pii(&raw_database_text(&db).await);
+    assert_no_clear_pii(&db.raw_text().await);
     assert_logs_clean(&server);
 }
 

@@ -50,7 +50,8 @@ async fn migrations_apply_once(backend: Backend) {
             "0004_kyc_documents",
             "0005_rate_limits",
             "0006_confirmation_tokens",
-            "0007_signing_keys"
+            "0007_signing_keys",
+            "0008_sealed_events"
         ]
     );
     let second = store.migrate().await.expect("second");
@@ -64,7 +65,7 @@ async fn concurrent_migrations_do_not_collide(backend: Backend) {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("a").len() + rb.expect("b").len();
     applied += a.migrate().await.expect("again").len();
-    assert_eq!(applied, 7, "each migration ran exactly once");
+    assert_eq!(applied, 8, "each migration ran exactly once");
     assert_eq!(a.count_users().await.expect("count"), 0);
 }
 

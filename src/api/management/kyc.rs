@@ -364,9 +364,10 @@ pub async fn documents_create(state: ApiState, params: Params) -> MgmtResult {
         identificator: Some(hex::encode(rand::random::<[u8; 16]>())),
         metadata: doc.metadata,
     };
+    let events = state.document_events(std::slice::from_ref(&new));
     match state
         .store
-        .create_documents(user.id, &[new], label, &state.state_rules)
+        .create_documents(user.id, &[new], label, &state.state_rules, &events)
         .await
     {
         Ok((_, change)) => {

@@ -460,9 +460,10 @@ async fn save(
     (documents, label): (Vec<NewDocument>, Option<(&'static str, &'static str)>),
     stored: &Stored,
 ) -> Result<Response, ApiError> {
+    let events = state.document_events(&documents);
     match state
         .store
-        .create_documents(user_id, &documents, label, &state.state_rules)
+        .create_documents(user_id, &documents, label, &state.state_rules, &events)
         .await
     {
         Ok((_, change)) => {

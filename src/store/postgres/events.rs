@@ -4,9 +4,10 @@
 use serde_json::{Value, json};
 
 use super::{PostgresStore, Tx, label_from_row, map_error, user_by_id};
-use crate::domain::User;
+use crate::crypto::encryption::Encryptor;
 use crate::domain::event::{self, NewEvent, OutboxEvent};
-use crate::store::{EventDomain, StoreResult};
+use crate::domain::{Document, Profile, User};
+use crate::store::{DocumentEvents, EventDomain, StoreResult};
 
 type PgResult<T> = Result<T, tokio_postgres::Error>;
 
@@ -21,6 +22,30 @@ pub(super) async fn record(tx: &Tx<'_>, domain: &EventDomain, event: &NewEvent) 
             &event.exchange(),
             &event.routing_key(),
             &event::outbox_payload(event),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes `event` sealed: its payload encrypted with `enc`, so personal data never sits in the
+/// outbox in clear; the publisher opens it just before signing.
+pub(super) async fn record_sealed(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    event: &NewEvent,
+    enc: &Encryptor,
+) -> PgResult<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO event_outbox (exchange, routing_key, payload, sealed)
+         VALUES ($1, $2, $3, true)",
+        &[
+            &event.exchange(),
+            &event.routing_key(),
+            &enc.encrypt(&event::outbox_payload(event)),
         ],
     )
     .await?;
@@ -83,6 +108,49 @@ pub(super) async fn user_updated(
     let data = (before.data.as_deref(), after.data.as_deref());
     if let Some(e) = event::user_updated(&old, new, data) {
         record(tx, domain, &e).await?;
+    }
+    Ok(())
+}
+
+/// `model.profile.created` (no `before`) or `model.profile.updated`, sealed; the nested user is
+/// the one the transaction leaves (labels, state and level already recomputed).
+pub(super) async fn profile_changed(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    before: Option<&Profile>,
+    after: &Profile,
+    enc: &Encryptor,
+) -> PgResult<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let user = user_json(tx, &user_by_id(tx, after.user_id).await?).await?;
+    let new = event::profile_json(after, user.clone());
+    let changed = match before {
+        None => Some(event::model_created("profile", new)),
+        Some(old) => event::model_updated("profile", &event::profile_json(old, user), new),
+    };
+    if let Some(e) = changed {
+        record_sealed(tx, domain, &e, enc).await?;
+    }
+    Ok(())
+}
+
+/// `model.document.created` for each inserted document, sealed (the number is in clear inside).
+pub(super) async fn documents_created(
+    tx: &Tx<'_>,
+    domain: &EventDomain,
+    documents: &[Document],
+    user_id: i64,
+    sealer: &DocumentEvents,
+) -> PgResult<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let user = user_json(tx, &user_by_id(tx, user_id).await?).await?;
+    for (i, d) in documents.iter().enumerate() {
+        let e = event::model_created("document", sealer.record(i, d, user.clone()));
+        record_sealed(tx, domain, &e, &sealer.enc).await?;
     }
     Ok(())
 }
@@ -208,7 +276,7 @@ impl PostgresStore {
                  WHERE id IN (SELECT id FROM event_outbox
                      WHERE sent_at IS NULL AND next_attempt_at <= now()
                      ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, exchange, routing_key, payload, attempts",
+                 RETURNING id, exchange, routing_key, payload, attempts, sealed",
                 &[&limit, &lease_secs],
             )
             .await
@@ -221,6 +289,7 @@ impl PostgresStore {
                 routing_key: r.get(2),
                 payload: r.get(3),
                 attempts: r.get(4),
+                sealed: r.get(5),
             })
             .collect();
         events.sort_by_key(|e| e.id);

@@ -7,7 +7,7 @@ use super::{
     user_side_effects,
 };
 use crate::domain::{Document, NewDocument, NewPhone, Phone, StateRules};
-use crate::store::{StoreResult, UserChange, phone_conflict};
+use crate::store::{DocumentEvents, StoreResult, UserChange, phone_conflict};
 
 fn phone_from_row(row: &Row) -> Phone {
     Phone {
@@ -188,6 +188,7 @@ impl PostgresStore {
         documents: &[NewDocument],
         label: Option<(&str, &str)>,
         rules: &StateRules,
+        events: &DocumentEvents,
     ) -> StoreResult<(Vec<Document>, UserChange)> {
         let domain = self.event_domain();
         let mut client = self.client().await?;
@@ -222,6 +223,7 @@ impl PostgresStore {
                 recompute_state_level(&tx, user_id, rules).await?;
             }
             let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
+            super::events::documents_created(&tx, &domain, &rows, user_id, events).await?;
             Ok::<_, tokio_postgres::Error>((
                 rows,
                 UserChange {

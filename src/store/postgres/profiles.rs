@@ -2,7 +2,7 @@
 
 use tokio_postgres::Row;
 
-use super::{PostgresStore, Tx, map_error, relabelled, set_label, user_by_id};
+use super::{PostgresStore, Tx, events, map_error, relabelled, set_label, user_by_id};
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{NewProfile, Profile, ProfileChanges, ProfileState, StateRules, User};
 use crate::store::profiles::{ProfileRow, SealedProfile, open, open_all, seal};
@@ -104,8 +104,12 @@ impl PostgresStore {
         }
         .await
         .map_err(map_error)?;
+        let profile = open(result.0, enc)?;
+        events::profile_changed(&tx, &domain, None, &profile, enc)
+            .await
+            .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
-        Ok((open(result.0, enc)?, result.1))
+        Ok((profile, result.1))
     }
 
     pub(super) async fn profile_update(
@@ -124,7 +128,7 @@ impl PostgresStore {
         let result = async {
             let Some(found) = tx
                 .query_opt(
-                    "SELECT user_id FROM profiles
+                    "SELECT * FROM profiles
                      WHERE id = $1 AND ($2::smallint IS NULL OR state = $2) FOR UPDATE",
                     &[&id, &only],
                 )
@@ -132,7 +136,8 @@ impl PostgresStore {
             else {
                 return Ok(None);
             };
-            let user_id: i64 = found.get(0);
+            let found = row_from(&found);
+            let user_id = found.user_id;
             let before = user_by_id(&tx, user_id).await?;
             let row = tx
                 .query_one(
@@ -166,15 +171,19 @@ impl PostgresStore {
                 .await?;
             let row = row_from(&row);
             let change = after_write(&tx, &domain, &before, row.state, rules).await?;
-            Ok::<_, tokio_postgres::Error>(Some((row, change)))
+            Ok::<_, tokio_postgres::Error>(Some((found, row, change)))
         }
         .await
         .map_err(map_error)?;
+        let Some((found, row, change)) = result else {
+            return Ok(None);
+        };
+        let (before, after) = (open(found, enc)?, open(row, enc)?);
+        events::profile_changed(&tx, &domain, Some(&before), &after, enc)
+            .await
+            .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
-        match result {
-            Some((row, change)) => Ok(Some((open(row, enc)?, change))),
-            None => Ok(None),
-        }
+        Ok(Some((after, change)))
     }
 
     async fn profile_rows(

@@ -5,9 +5,10 @@ use deadpool_sqlite::rusqlite::{self, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::{SqliteStore, label_by_key, now_text, text_in, user_by_id};
-use crate::domain::User;
+use crate::crypto::encryption::Encryptor;
 use crate::domain::event::{self, NewEvent, OutboxEvent};
-use crate::store::{EventDomain, StoreResult};
+use crate::domain::{Document, Profile, User};
+use crate::store::{DocumentEvents, EventDomain, StoreResult};
 
 /// Writes `event` when the Event API is on (`domain` is set); nothing otherwise.
 pub(super) fn record(
@@ -29,6 +30,75 @@ pub(super) fn record(
             now
         ],
     )?;
+    Ok(())
+}
+
+/// Writes `event` sealed: its payload encrypted with `enc`, so personal data never sits in the
+/// outbox in clear; the publisher opens it just before signing.
+pub(super) fn record_sealed(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    event: &NewEvent,
+    enc: &Encryptor,
+) -> rusqlite::Result<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let now = now_text();
+    tx.execute(
+        "INSERT INTO event_outbox (exchange, routing_key, payload, sealed, next_attempt_at,
+             created_at)
+         VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+        params![
+            event.exchange(),
+            event.routing_key(),
+            enc.encrypt(&event::outbox_payload(event)),
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// `model.profile.created` (no `before`) or `model.profile.updated`, sealed; the nested user is
+/// the one the transaction leaves (labels, state and level already recomputed).
+pub(super) fn profile_changed(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    before: Option<&Profile>,
+    after: &Profile,
+    enc: &Encryptor,
+) -> rusqlite::Result<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let user = user_json(tx, &user_by_id(tx, after.user_id)?)?;
+    let new = event::profile_json(after, user.clone());
+    let changed = match before {
+        None => Some(event::model_created("profile", new)),
+        Some(old) => event::model_updated("profile", &event::profile_json(old, user), new),
+    };
+    if let Some(e) = changed {
+        record_sealed(tx, domain, &e, enc)?;
+    }
+    Ok(())
+}
+
+/// `model.document.created` for each inserted document, sealed (the number is in clear inside).
+pub(super) fn documents_created(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &EventDomain,
+    documents: &[Document],
+    user_id: i64,
+    sealer: &DocumentEvents,
+) -> rusqlite::Result<()> {
+    if domain.is_none() {
+        return Ok(());
+    }
+    let user = user_json(tx, &user_by_id(tx, user_id)?)?;
+    for (i, d) in documents.iter().enumerate() {
+        let e = event::model_created("document", sealer.record(i, d, user.clone()));
+        record_sealed(tx, domain, &e, &sealer.enc)?;
+    }
     Ok(())
 }
 
@@ -210,7 +280,7 @@ impl SqliteStore {
                     "UPDATE event_outbox SET attempts = attempts + 1, next_attempt_at = ?3
                      WHERE id IN (SELECT id FROM event_outbox
                          WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2)
-                     RETURNING id, exchange, routing_key, payload, attempts",
+                     RETURNING id, exchange, routing_key, payload, attempts, sealed",
                 )?;
                 stmt.query_map(params![now_text(), limit, text_in(lease_secs)], |r| {
                     Ok(OutboxEvent {
@@ -219,6 +289,7 @@ impl SqliteStore {
                         routing_key: r.get(2)?,
                         payload: r.get(3)?,
                         attempts: r.get(4)?,
+                        sealed: r.get(5)?,
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?

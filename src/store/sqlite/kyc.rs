@@ -8,7 +8,7 @@ use super::{
     user_side_effects,
 };
 use crate::domain::{Document, NewDocument, NewPhone, Phone, StateRules};
-use crate::store::{StoreResult, UserChange, phone_conflict};
+use crate::store::{DocumentEvents, StoreResult, UserChange, phone_conflict};
 
 fn optional_timestamp(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<DateTime<Utc>>> {
     match row.get::<_, Option<String>>(column)? {
@@ -192,8 +192,10 @@ impl SqliteStore {
         documents: &[NewDocument],
         label: Option<(&str, &str)>,
         rules: &StateRules,
+        events: &DocumentEvents,
     ) -> StoreResult<(Vec<Document>, UserChange)> {
         let domain = self.event_domain();
+        let events = events.clone();
         let documents = documents.to_vec();
         let label = label.map(|(k, v)| (k.to_owned(), v.to_owned()));
         let rules = rules.clone();
@@ -228,6 +230,7 @@ impl SqliteStore {
                 recompute_state_level(&tx, user_id, &rules)?;
             }
             let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            super::events::documents_created(&tx, &domain, &rows, user_id, &events)?;
             tx.commit()?;
             Ok((
                 rows,

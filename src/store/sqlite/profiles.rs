@@ -2,7 +2,7 @@
 
 use deadpool_sqlite::rusqlite::{self, OptionalExtension, Row, params};
 
-use super::{SqliteStore, now_text, relabelled, set_label, timestamp, user_by_id};
+use super::{SqliteStore, events, now_text, relabelled, set_label, timestamp, user_by_id};
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{NewProfile, Profile, ProfileChanges, ProfileState, StateRules};
 use crate::store::profiles::{ProfileRow, SealedProfile, open, open_all, seal};
@@ -38,6 +38,13 @@ fn state_exists() -> rusqlite::Error {
     )
 }
 
+/// [`open`] inside a transaction closure: an unreadable row aborts the transaction.
+fn open_in_tx(row: ProfileRow, enc: &Encryptor) -> rusqlite::Result<Profile> {
+    open(row, enc).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// The label follows the profile, then state and level follow the labels.
 fn after_write(
     tx: &rusqlite::Transaction<'_>,
@@ -64,6 +71,7 @@ impl SqliteStore {
         let s = seal(&profile.data, enc);
         let state = i64::from(profile.state.code());
         let open_state = profile.state.is_open();
+        let enc = enc.clone();
         let (author, applicant, rules) = (
             profile.author.clone(),
             profile.applicant_id.clone(),
@@ -109,11 +117,13 @@ impl SqliteStore {
                     row_from,
                 )?;
                 let change = after_write(&tx, &domain, &before, row.state, &rules)?;
+                let profile = open_in_tx(row, &enc)?;
+                events::profile_changed(&tx, &domain, None, &profile, &enc)?;
                 tx.commit()?;
-                Ok((row, change))
+                Ok((profile, change))
             })
             .await?;
-        Ok((open(row, enc)?, change))
+        Ok((row, change))
     }
 
     pub(super) async fn profile_update(
@@ -128,19 +138,21 @@ impl SqliteStore {
         let state = changes.state.map(|v| i64::from(v.code()));
         let only = changes.only_in_state.map(|v| i64::from(v.code()));
         let (applicant, rules) = (changes.applicant_id.clone(), rules.clone());
+        let enc = enc.clone();
         let result = self
             .with_conn(move |c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let Some(user_id) = tx
+                let Some(found) = tx
                     .query_row(
-                        "SELECT user_id FROM profiles WHERE id = ?1 AND (?2 IS NULL OR state = ?2)",
+                        "SELECT * FROM profiles WHERE id = ?1 AND (?2 IS NULL OR state = ?2)",
                         params![id, only],
-                        |r| r.get::<_, i64>(0),
+                        row_from,
                     )
                     .optional()?
                 else {
                     return Ok(None);
                 };
+                let user_id = found.user_id;
                 let before = user_by_id(&tx, user_id)?;
                 let row = tx.query_row(
                     "UPDATE profiles SET
@@ -173,14 +185,13 @@ impl SqliteStore {
                     row_from,
                 )?;
                 let change = after_write(&tx, &domain, &before, row.state, &rules)?;
+                let (before, after) = (open_in_tx(found, &enc)?, open_in_tx(row, &enc)?);
+                events::profile_changed(&tx, &domain, Some(&before), &after, &enc)?;
                 tx.commit()?;
-                Ok(Some((row, change)))
+                Ok(Some((after, change)))
             })
             .await?;
-        match result {
-            Some((row, change)) => Ok(Some((open(row, enc)?, change))),
-            None => Ok(None),
-        }
+        Ok(result)
     }
 
     /// Rows of one `WHERE` clause (with `?1` bound to `arg`), in id order.
