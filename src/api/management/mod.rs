@@ -25,6 +25,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::pagination::Page;
 pub use auth::ManagementConfig;
+pub use handlers::full_messages;
 
 /// An error answer of the management API: a status and a JSON body.
 #[derive(Debug, Clone, PartialEq)]
