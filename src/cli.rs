@@ -262,23 +262,36 @@ async fn import_users(config: &Config, file: &std::path::Path) -> Result<(), ser
     let started = std::time::Instant::now();
     let rows =
         crate::import::read_rows(file).map_err(|e| server::ServeError::Invalid(e.to_string()))?;
+    // The server's key: imported profiles and phones must decrypt there.
+    let encryptor =
+        crate::crypto::encryption::Encryptor::new(&server::load_encryption_key(config)?);
     let store = server::open_store(config).await?;
     store.migrate().await?;
     let rules = crate::domain::StateRules {
         activation_requirements: config.barong_yml.activation_requirements.clone(),
         state_triggers: config.barong_yml.state_triggers.clone(),
     };
-    let report = crate::import::import_users(store.as_ref(), &rows, &config.uid_prefix, &rules)
+    let ctx = crate::import::ImportContext {
+        store: store.as_ref(),
+        encryptor: &encryptor,
+        rules: &rules,
+        uid_prefix: &config.uid_prefix,
+    };
+    let report = crate::import::import_users(&ctx, &rows, crate::api::management::full_messages)
         .await
         .map_err(|e| server::ServeError::Invalid(e.to_string()))?;
     for (row, reason) in &report.refused {
+        eprintln!("row {row}: refused: {reason}");
+    }
+    for (row, reason) in &report.incomplete {
         eprintln!("row {row}: {reason}");
     }
     println!(
-        "imported users created={} skipped={} refused={} in {} ms",
+        "imported users created={} skipped={} refused={} incomplete={} in {} ms",
         report.created,
         report.skipped,
         report.refused.len(),
+        report.incomplete.len(),
         started.elapsed().as_millis()
     );
     Ok(())

@@ -97,16 +97,7 @@ pub fn load_keys(config: &Config) -> Result<Keys, ServeError> {
             key
         }
     };
-    let encryption = match &config.encryption_key {
-        Some(secret) => EncryptionKey::parse(secret.expose())
-            .ok_or_else(|| ServeError::Invalid("invalid BARONG_ENCRYPTION_KEY".into()))?,
-        None => {
-            let (key, generated) = keys::ensure_dev_encryption_key(&config.data_dir)?;
-            let verb = if generated { "generated" } else { "using" };
-            tracing::warn!(dir = %config.data_dir.display(), "BARONG_ENCRYPTION_KEY unset: {verb} the development encryption key");
-            key
-        }
-    };
+    let encryption = load_encryption_key(config)?;
     let multisig = match &config.multisig_private_key_path {
         Some(path) => Some(SigningKey::load(path, multisig_algorithm(config))?),
         None => None,
@@ -115,6 +106,21 @@ pub fn load_keys(config: &Config) -> Result<Keys, ServeError> {
         signing,
         encryption,
         multisig,
+    })
+}
+
+/// The key that encrypts personal data at rest; outside production, a missing one is generated
+/// into the data dir. Commands that only read or write such data need no signing key.
+pub fn load_encryption_key(config: &Config) -> Result<EncryptionKey, ServeError> {
+    Ok(match &config.encryption_key {
+        Some(secret) => EncryptionKey::parse(secret.expose())
+            .ok_or_else(|| ServeError::Invalid("invalid BARONG_ENCRYPTION_KEY".into()))?,
+        None => {
+            let (key, generated) = keys::ensure_dev_encryption_key(&config.data_dir)?;
+            let verb = if generated { "generated" } else { "using" };
+            tracing::warn!(dir = %config.data_dir.display(), "BARONG_ENCRYPTION_KEY unset: {verb} the development encryption key");
+            key
+        }
     })
 }
 

@@ -390,6 +390,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: i64,
     ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>>;
+    /// Gives the account to `owner_id` with that owner's `state` and `level`, in one
+    /// transaction; when the state becomes `disabled` its active keys become `inactive`. The
+    /// account now and the deactivated kids, `None` when there is no such account.
+    async fn reassign_service_account(
+        &self,
+        id: i64,
+        owner_id: i64,
+        state: &str,
+        level: i32,
+    ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>>;
 
     // ---- admin -------------------------------------------------------------------------------
     // The admin API. Every write returns what the caller must publish on the

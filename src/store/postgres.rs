@@ -1977,6 +1977,56 @@ impl Store for PostgresStore {
         Ok(Some((service_account_from_row(&row), kids)))
     }
 
+    async fn reassign_service_account(
+        &self,
+        id: i64,
+        owner_id: i64,
+        state: &str,
+        level: i32,
+    ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        // Locked, so the state seen before is the one this update replaces.
+        let Some(before) = tx
+            .query_opt(
+                "SELECT state FROM service_accounts WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await
+            .map_err(map_error)?
+        else {
+            return Ok(None);
+        };
+        let previous: String = before.get(0);
+        let row = tx
+            .query_one(
+                "UPDATE service_accounts SET owner_id = $2, state = $3, level = $4,
+                     updated_at = now()
+                 WHERE id = $1 RETURNING *",
+                &[&id, &owner_id, &state, &level],
+            )
+            .await
+            .map_err(map_error)?;
+        let mut kids = Vec::new();
+        if state == "disabled" && previous != "disabled" {
+            kids = tx
+                .query(
+                    "UPDATE api_keys SET state = 'inactive', updated_at = now()
+                     WHERE state = 'active' AND key_holder_account_type = 'ServiceAccount'
+                       AND key_holder_account_id = $1
+                     RETURNING kid",
+                    &[&id],
+                )
+                .await
+                .map_err(map_error)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some((service_account_from_row(&row), kids)))
+    }
+
     // ---- admin (SQL in the `admin` child module) ---------------------------------------------
     async fn admin_list_users(
         &self,

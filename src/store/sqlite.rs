@@ -1779,6 +1779,52 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn reassign_service_account(
+        &self,
+        id: i64,
+        owner_id: i64,
+        state: &str,
+        level: i32,
+    ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>> {
+        let state = state.to_owned();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let now = now_text();
+            let Some(previous) = tx
+                .query_row(
+                    "SELECT state FROM service_accounts WHERE id = ?1",
+                    params![id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let account = tx.query_row(
+                "UPDATE service_accounts SET owner_id = ?2, state = ?3, level = ?4,
+                     updated_at = ?5
+                 WHERE id = ?1 RETURNING *",
+                params![id, owner_id, state, level, now],
+                service_account_from_row,
+            )?;
+            let mut kids = Vec::new();
+            if state == "disabled" && previous != "disabled" {
+                let mut stmt = tx.prepare(
+                    "UPDATE api_keys SET state = 'inactive', updated_at = ?2
+                     WHERE state = 'active' AND key_holder_account_type = 'ServiceAccount'
+                       AND key_holder_account_id = ?1
+                     RETURNING kid",
+                )?;
+                kids = stmt
+                    .query_map(params![id, now], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+            }
+            tx.commit()?;
+            Ok(Some((account, kids)))
+        })
+        .await
+    }
+
     // ---- admin (SQL in the `admin` child module) ---------------------------------------------
     async fn admin_list_users(
         &self,

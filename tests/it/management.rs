@@ -13,13 +13,18 @@ use serde_json::{Value, json};
 /// Two signers: `applogic` (RS256) and `admin` (ES256). `read_users` needs both; the other
 /// scopes need `applogic`; `read_phones` is permitted to nobody we sign with.
 struct Setup {
-    _db: TestDb,
+    db: TestDb,
     server: TestServer,
     applogic: TestSigner,
     admin: TestSigner,
 }
 
 async fn setup(backend: Backend) -> Setup {
+    setup_with(backend, &[]).await
+}
+
+/// The server with `env` on top of the management file.
+async fn setup_with(backend: Backend, env: &[(&str, &str)]) -> Setup {
     let db = TestDb::new(backend).await;
     let applogic = rs256("applogic", db.dir.path());
     let admin = es256("admin");
@@ -37,6 +42,7 @@ async fn setup(backend: Backend) -> Setup {
         "write_service_accounts",
         "write_phones",
         "write_documents",
+        "write_apikeys",
     ] {
         yml += &format!(
             "  {scope}:\n    permitted_signers: [applogic, admin]\n    mandatory_signers: [applogic]\n"
@@ -46,13 +52,11 @@ async fn setup(backend: Backend) -> Setup {
     yml += "  read_phones:\n    permitted_signers: [admin]\n    mandatory_signers: [admin]\n";
     let path = db.dir.path().join("management_api.yml");
     std::fs::write(&path, yml).expect("write yml");
-    let server = TestServer::start(
-        db.dir.path(),
-        &db.url,
-        &[("BARONG_MANAGEMENT_API_FILE", path.to_str().expect("path"))],
-    );
+    let mut all_env = vec![("BARONG_MANAGEMENT_API_FILE", path.to_str().expect("path"))];
+    all_env.extend_from_slice(env);
+    let server = TestServer::start(db.dir.path(), &db.url, &all_env);
     Setup {
-        _db: db,
+        db,
         server,
         applogic,
         admin,
@@ -684,6 +688,264 @@ async fn service_accounts(backend: Backend) {
     let gone = sign(json!({"uid": "SI0000000000"}));
     let (status, body) = call(api, Method::POST, "/service_accounts/delete", &gone).await;
     assert_eq!((status, body), (404, error("Record is not found")));
+
+    // API keys by management are off unless BARONG_MGN_API_KEYS_USER / _SA allow them.
+    for holder in [owner.as_str(), sa_uid.as_str()] {
+        let create = sign(json!({"algorithm": "HS256", "uid": holder}));
+        let (status, body) = call(api, Method::POST, "/api_keys", &create).await;
+        assert_eq!(
+            (status, body),
+            (422, error("disabled_management_endpoint")),
+            "{holder}"
+        );
+        let update = sign(json!({"kid": "0123456789abcdef", "uid": holder}));
+        let (status, body) = call(api, Method::POST, "/api_keys/update", &update).await;
+        assert_eq!((status, body), (422, error("disabled_management_endpoint")));
+    }
+}
+
+/// The authz decision for `GET /api/v2/peatio/account/balances` signed with an API key
+/// (HS256 of nonce + kid): the status and the error body.
+async fn decide_with_key(s: &Setup, kid: &str, secret: &str) -> (u16, Value) {
+    use aws_lc_rs::hmac;
+    let nonce = chrono::Utc::now().timestamp_millis().to_string();
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let signature = hex::encode(hmac::sign(&key, format!("{nonce}{kid}").as_bytes()).as_ref());
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v2/auth/api/v2/peatio/account/balances",
+            s.server.authz
+        ))
+        .header("x-auth-apikey", kid)
+        .header("x-auth-nonce", nonce)
+        .header("x-auth-signature", signature)
+        .send()
+        .await
+        .expect("authz");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Sets what the decision depends on, straight in the database (no management call does).
+async fn set_access(s: &Setup, uid: &str, state: &str, otp: bool) {
+    let store = s.db.open().await;
+    let user = store
+        .find_user_by_uid(uid)
+        .await
+        .expect("find")
+        .expect("user");
+    store
+        .update_user_access(user.id, &user.role, state, user.level, otp)
+        .await
+        .expect("access");
+}
+
+fn is_hex(text: &Value, len: usize) -> bool {
+    text.as_str().is_some_and(|t| {
+        t.len() == len
+            && t.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+async fn api_keys(backend: Backend) {
+    let s = setup_with(
+        backend,
+        &[
+            ("BARONG_MGN_API_KEYS_USER", "true"),
+            ("BARONG_MGN_API_KEYS_SA", "true"),
+        ],
+    )
+    .await;
+    let api = &s.server.api;
+    let sign = |data: Value| request(data, &[&s.applogic]);
+    let post = |path: &'static str, data: Value| {
+        let body = sign(data);
+        async move { call(api, Method::POST, path, &body).await }
+    };
+
+    // Parameters, then holder routing by the uid's prefix.
+    assert_eq!(
+        post("/api_keys", json!({})).await,
+        (
+            422,
+            error("algorithm is missing, algorithm is empty, uid is missing, uid is empty")
+        )
+    );
+    assert_eq!(
+        post(
+            "/api_keys",
+            json!({"algorithm": "HS256", "uid": " ", "scopes": ""})
+        )
+        .await,
+        (422, error("uid is empty, scopes is empty"))
+    );
+    for (uid, message) in [
+        ("XY0000000000", "uid_prefix_doesnt_exist"),
+        ("ID0000000000", "user_doesnt_exist"),
+        ("SI0000000000", "service_account_doesnt_exist"),
+    ] {
+        let create = json!({"algorithm": "HS256", "uid": uid});
+        assert_eq!(post("/api_keys", create).await, (422, error(message)));
+    }
+
+    // A user's key: the holder must be active.
+    let uid = new_user(&s, "keys@example.com").await;
+    let create = json!({"algorithm": "HS256", "uid": uid, "scopes": "trade,read"});
+    assert_eq!(
+        post("/api_keys", create.clone()).await,
+        (422, json!({"errors": ["key_holder_account.invalid"]}))
+    );
+    set_access(&s, &uid, "active", true).await;
+    assert_eq!(
+        post("/api_keys", json!({"algorithm": "RS256", "uid": uid})).await,
+        (422, json!({"errors": ["kid.blank", "algorithm.inclusion"]}))
+    );
+    let (status, key) = post("/api_keys", create).await;
+    assert_eq!(status, 201, "{key}");
+    assert!(
+        is_hex(&key["kid"], 16) && is_hex(&key["secret"], 32),
+        "{key}"
+    );
+    assert_eq!(
+        (key["scope"].clone(), key["state"].clone()),
+        (json!(["trade", "read"]), json!("active"))
+    );
+    let kid = key["kid"].as_str().expect("kid").to_owned();
+    let secret = key["secret"].as_str().expect("secret").to_owned();
+    // The key authenticates at authz (its user has 2FA on).
+    let (status, body) = decide_with_key(&s, &kid, &secret).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Updates: the scope is replaced, or cleared when absent; never the secret.
+    assert_eq!(
+        post("/api_keys/update", json!({})).await,
+        (
+            422,
+            error("kid is missing, kid is empty, uid is missing, uid is empty")
+        )
+    );
+    assert_eq!(
+        post(
+            "/api_keys/update",
+            json!({"kid": kid, "uid": uid, "state": ""})
+        )
+        .await,
+        (422, error("state is empty"))
+    );
+    assert_eq!(
+        post(
+            "/api_keys/update",
+            json!({"kid": "0123456789abcdef", "uid": uid})
+        )
+        .await,
+        (422, error("api_key_doesnt_exist"))
+    );
+    let (status, updated) = post(
+        "/api_keys/update",
+        json!({"kid": kid, "uid": uid, "scopes": "read"}),
+    )
+    .await;
+    assert_eq!(
+        (status, updated["scope"].clone(), updated.get("secret")),
+        (201, json!(["read"]), None),
+        "{updated}"
+    );
+    let (status, updated) = post(
+        "/api_keys/update",
+        json!({"kid": kid, "uid": uid, "state": "inactive"}),
+    )
+    .await;
+    assert_eq!(
+        (status, updated["scope"].clone(), updated["state"].clone()),
+        (201, json!([]), json!("inactive")),
+        "{updated}"
+    );
+    // The very next decision refuses it: the caches were told before the answer.
+    assert_eq!(
+        decide_with_key(&s, &kid, &secret).await,
+        (401, json!({"errors": ["authz.apikey_not_active"]}))
+    );
+
+    // A service account's key; the account follows a new owner.
+    let (status, account) = post(
+        "/service_accounts/create",
+        json!({"service_account_role": "sa_maker", "owner_uid": uid}),
+    )
+    .await;
+    assert_eq!((status, account["state"].clone()), (201, json!("active")));
+    let sa_uid = account["uid"].as_str().expect("uid").to_owned();
+    let (status, sa_key) = post(
+        "/api_keys",
+        json!({"algorithm": "HS256", "uid": sa_uid, "scopes": "trade"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{sa_key}");
+    let sa_kid = sa_key["kid"].as_str().expect("kid").to_owned();
+    let sa_secret = sa_key["secret"].as_str().expect("secret").to_owned();
+    assert_eq!(decide_with_key(&s, &sa_kid, &sa_secret).await.0, 200);
+    // Keys are looked up among the holder's own.
+    assert_eq!(
+        post("/api_keys/update", json!({"kid": kid, "uid": sa_uid})).await,
+        (422, error("api_key_doesnt_exist"))
+    );
+    let (status, updated) = post(
+        "/api_keys/update",
+        json!({"kid": sa_kid, "uid": sa_uid, "scopes": "read,trade"}),
+    )
+    .await;
+    assert_eq!(
+        (status, updated["scope"].clone()),
+        (201, json!(["read", "trade"]))
+    );
+
+    assert_eq!(
+        post("/service_accounts/update", json!({"owner_uid": ""})).await,
+        (
+            422,
+            error("uid is missing, uid is empty, owner_uid is empty")
+        )
+    );
+    assert_eq!(
+        post("/service_accounts/update", json!({"uid": "SI0000000000"})).await,
+        (422, error("Service account doesnt exist"))
+    );
+    let other = new_user(&s, "other@example.com").await;
+    let (status, moved) = post(
+        "/service_accounts/update",
+        json!({"uid": sa_uid, "owner_uid": other}),
+    )
+    .await;
+    assert_eq!(status, 201, "{moved}");
+    assert_eq!(
+        (
+            moved["user"]["uid"].clone(),
+            moved["state"].clone(),
+            moved["level"].clone()
+        ),
+        (json!(other), json!("pending"), json!(0))
+    );
+    // An unknown owner changes nothing.
+    let (status, same) = post(
+        "/service_accounts/update",
+        json!({"uid": sa_uid, "owner_uid": "ID0000000000"}),
+    )
+    .await;
+    assert_eq!((status, same["user"]["uid"].clone()), (201, json!(other)));
+    // A disabled owner's account is disabled with its keys, at once at authz.
+    set_access(&s, &other, "disabled", false).await;
+    let (status, disabled) = post(
+        "/service_accounts/update",
+        json!({"uid": sa_uid, "owner_uid": other}),
+    )
+    .await;
+    assert_eq!(
+        (status, disabled["state"].clone()),
+        (201, json!("disabled"))
+    );
+    assert_eq!(decide_with_key(&s, &sa_kid, &sa_secret).await.0, 401);
+    let (_, key_now) = post("/api_keys/update", json!({"kid": sa_kid, "uid": sa_uid})).await;
+    assert_eq!(key_now["state"], json!("inactive"), "{key_now}");
 }
 
 /// The authz decision for `GET /api/v2/barong/resource/users/me` with the session cookie: the
@@ -779,5 +1041,6 @@ both_backends!(
     listings,
     kyc,
     service_accounts,
+    api_keys,
     authz_follows_management_changes
 );

@@ -9,7 +9,8 @@ use crate::api::admin::entities::{user_with_kyc, user_with_profile};
 use crate::api::entities::{iso8601, label};
 use crate::api::resource::{check_totp, publish_change};
 use crate::crypto::multisig::Multisig;
-use crate::domain::{NewUser, User, UserInput, generate_uid, normalise_phone, validate_user};
+use crate::domain::{User, UserInput, normalise_phone, validate_user};
+use crate::import::{ImportContext, ImportRow, Outcome, PartRefused, import_row, insert_member};
 use crate::store::StoreError;
 
 /// Management `UserWithProfile`: the admin entity (profiles unmasked).
@@ -88,7 +89,7 @@ pub async fn users_get(state: ApiState, params: Params) -> MgmtResult {
 }
 
 /// Rails full messages for the validation keys management answers with.
-pub(super) fn full_messages(keys: &[String]) -> Vec<String> {
+pub fn full_messages(keys: &[String]) -> Vec<String> {
     keys.iter()
         .map(|k| match k.as_str() {
             "email.invalid" => "Email is invalid".to_owned(),
@@ -98,6 +99,7 @@ pub(super) fn full_messages(keys: &[String]) -> Vec<String> {
                 "Password requirements".to_owned()
             }
             "state.exists" => "State already exists".to_owned(),
+            "state.inclusion" => "State is not included in the list".to_owned(),
             "email.blank" => "Email can't be blank".to_owned(),
             "role.doesnt_exist" => "Role doesnt_exist".to_owned(),
             "email_or_uid.not_uniq" => "Email or uid not_uniq".to_owned(),
@@ -149,44 +151,26 @@ pub async fn users_create(state: ApiState, params: Params) -> MgmtResult {
     Ok((StatusCode::CREATED, user_entity(&state, &user).await?))
 }
 
-/// Inserts a pending member with a fresh uid (retried on the rare uid clash).
+/// What importing and creating users needs from the state.
+pub(super) fn import_context(state: &ApiState) -> ImportContext<'_> {
+    ImportContext {
+        store: state.store.as_ref(),
+        encryptor: &state.encryptor,
+        rules: &state.state_rules,
+        uid_prefix: &state.config.uid_prefix,
+    }
+}
+
+/// Inserts a pending member with a fresh uid.
 pub(crate) async fn insert_user(
     state: &ApiState,
     email: &str,
     digest: &str,
     referral_id: Option<i64>,
 ) -> Result<User, MgmtError> {
-    for _ in 0..5 {
-        let uid = generate_uid(&state.config.uid_prefix, rand::random());
-        let new_user = NewUser {
-            uid,
-            username: None,
-            email: email.to_owned(),
-            password_digest: digest.to_owned(),
-            role: "member".into(),
-            data: None,
-            level: 0,
-            otp: false,
-            state: "pending".into(),
-            referral_id,
-            labels: Vec::new(),
-        };
-        match state
-            .store
-            .register_user(&new_user, false, None, &state.state_rules)
-            .await
-        {
-            Ok(user) => return Ok(user),
-            Err(StoreError::Conflict(column)) if column == "uid" => continue,
-            Err(StoreError::Conflict(_)) => {
-                return Err(MgmtError::model(vec![
-                    "Email has already been taken".into(),
-                ]));
-            }
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(crate::api::ApiError::internal().into())
+    insert_member(&import_context(state), email, digest, referral_id)
+        .await?
+        .ok_or_else(|| MgmtError::model(vec!["Email has already been taken".into()]))
 }
 
 /// POST /users/update: `role` and/or `data`.
@@ -236,27 +220,32 @@ pub async fn users_update(state: ApiState, params: Params) -> MgmtResult {
 }
 
 /// POST /users/import: a user with the given bcrypt digest, kept as is, then its verified
-/// phone (when given) and a profile from the profile fields. A refused phone or profile
-/// answers 422 and leaves the user created, as in Barong.
+/// phone (when given) and a profile from the profile fields (the rule `barong users import`
+/// shares). A refused phone or profile answers 422 and leaves the user created, as in Barong.
 pub async fn users_import(state: ApiState, params: Params) -> MgmtResult {
     require(&params, &["email", "password_digest"])?;
-    let email = text(&params, "email").unwrap_or_default();
-    let digest = text(&params, "password_digest").unwrap_or_default();
-    if state.store.find_user_by_email(&email).await?.is_some() {
-        return Err(MgmtError::unprocessable(
-            "User already exists by this email",
-        ));
-    }
-    let referral_id = match text(&params, "referral_uid") {
-        Some(uid) => state.store.find_user_by_uid(&uid).await?.map(|u| u.id),
-        None => None,
+    let row = ImportRow::parse(&params)
+        .map_err(|invalid| MgmtError::unprocessable(&invalid.to_string()))?;
+    let imported = match import_row(&import_context(&state), &row, full_messages).await? {
+        Outcome::Exists => {
+            return Err(MgmtError::unprocessable(
+                "User already exists by this email",
+            ));
+        }
+        Outcome::Created(imported) => imported,
     };
-    let user = insert_user(&state, &email, &digest, referral_id).await?;
-    if let Some(number) = present(&params, "phone") {
-        super::kyc::import_phone(&state, &user, &number).await?;
+    if let Some((profile, change)) = &imported.profile {
+        super::kyc::publish_profile(&state, profile, change);
     }
-    let user = super::kyc::create_profile(&state, &user, &params).await?;
-    Ok((StatusCode::CREATED, user_entity(&state, &user).await?))
+    match imported.refused {
+        Some(PartRefused::Phone(messages) | PartRefused::Profile(messages)) => {
+            Err(MgmtError::model(messages))
+        }
+        None => Ok((
+            StatusCode::CREATED,
+            user_entity(&state, &imported.user).await?,
+        )),
+    }
 }
 
 /// `AdminLabelView`.

@@ -15,11 +15,11 @@ use crate::api::kyc::queue_applicant;
 use crate::api::resource::documents::{discard, document_label, parse_date, store_bytes};
 use crate::api::resource::publish_change;
 use crate::domain::{
-    ADDRESS_DOC_TYPE, NewDocument, NewPhone, NewProfile, NormalisedPhone, ProfileData,
-    ProfileState, User, doc_number_is_valid, normalise_doc_number, normalise_phone, squish,
-    validate_profile,
+    ADDRESS_DOC_TYPE, NewDocument, Profile, ProfileState, User, doc_number_is_valid,
+    normalise_doc_number, normalise_phone,
 };
-use crate::store::StoreError;
+use crate::import::{ProfileInput, add_profile, verified_phone};
+use crate::store::{StoreError, UserChange};
 
 /// The user named by `uid`, else `422 {"error":"user.doesnt_exist"}`.
 async fn target(state: &ApiState, params: &Params) -> Result<User, MgmtError> {
@@ -35,73 +35,33 @@ fn bad_request(message: &str) -> MgmtError {
     MgmtError::message(StatusCode::BAD_REQUEST, message)
 }
 
-/// The profile fields and `state` (default `drafted`) of `profiles` and `users/import`.
-fn profile_params(params: &Params) -> Result<(ProfileData, ProfileState), MgmtError> {
-    let dob = match present(params, "dob") {
-        Some(raw) => Some(
-            crate::domain::parse_date(&raw)
-                .ok_or_else(|| MgmtError::unprocessable("dob is invalid"))?,
-        ),
-        None => None,
-    };
-    let profile_state = match present(params, "state") {
-        None => ProfileState::Drafted,
-        Some(name) => ProfileState::parse(&name)
-            .ok_or_else(|| MgmtError::model(vec!["State is not included in the list".into()]))?,
-    };
-    let data = ProfileData {
-        first_name: present(params, "first_name").as_deref().map(squish),
-        last_name: present(params, "last_name").as_deref().map(squish),
-        dob,
-        address: present(params, "address"),
-        postcode: present(params, "postcode").as_deref().map(squish),
-        city: present(params, "city").as_deref().map(squish),
-        country: present(params, "country"),
-        metadata: present(params, "metadata"),
-    };
-    Ok((data, profile_state))
-}
-
 /// Creates the user's profile from the request (model rules as full messages); the user now.
 pub(super) async fn create_profile(
     state: &ApiState,
     user: &User,
     params: &Params,
 ) -> Result<User, MgmtError> {
-    let (data, profile_state) = profile_params(params)?;
-    let open_exists = profile_state.is_open()
-        && state
-            .store
-            .list_user_profiles(user.id, &state.encryptor)
-            .await?
-            .iter()
-            .any(|p| p.state.is_open());
-    let errors = validate_profile(&data, open_exists, chrono::Utc::now().date_naive());
-    if !errors.is_empty() {
-        return Err(MgmtError::model(full_messages(&errors)));
-    }
-    let new = NewProfile {
-        data,
-        state: profile_state,
-        author: None,
-        applicant_id: None,
-    };
-    let (profile, change) = match state
-        .store
-        .create_profile(user.id, &new, &state.encryptor, &state.state_rules)
-        .await
-    {
-        Ok(done) => done,
-        Err(StoreError::Conflict(_)) => {
-            return Err(MgmtError::model(vec!["State already exists".into()]));
-        }
-        Err(other) => return Err(other.into()),
-    };
-    publish_change(state, &change);
-    if profile.state == ProfileState::Submitted {
-        queue_applicant(state, profile.id, user.email.clone());
-    }
+    let input = ProfileInput::parse(params, true)
+        .map_err(|invalid| MgmtError::unprocessable(&invalid.to_string()))?;
+    let (profile, change) = add_profile(
+        state.store.as_ref(),
+        &state.encryptor,
+        &state.state_rules,
+        user.id,
+        &input,
+    )
+    .await?
+    .map_err(|keys| MgmtError::model(full_messages(&keys)))?;
+    publish_profile(state, &profile, &change);
     Ok(change.user)
+}
+
+/// Tells the caches about a created profile's change and sends a submitted one to KYC.
+pub(super) fn publish_profile(state: &ApiState, profile: &Profile, change: &UserChange) {
+    publish_change(state, change);
+    if profile.state == ProfileState::Submitted {
+        queue_applicant(state, profile.id, change.user.email.clone());
+    }
 }
 
 /// POST /profiles: a profile in the given state (default `drafted`); 201 UserWithProfile.
@@ -110,39 +70,6 @@ pub async fn profiles_create(state: ApiState, params: Params) -> MgmtResult {
     let user = target(&state, &params).await?;
     let user = create_profile(&state, &user, &params).await?;
     Ok((StatusCode::CREATED, user_entity(&state, &user).await?))
-}
-
-/// A phone row already verified (management phones are never sent a code).
-fn verified_phone(state: &ApiState, user_id: i64, normalised: &NormalisedPhone) -> NewPhone {
-    NewPhone {
-        user_id,
-        country: normalised.country.clone(),
-        code: None,
-        number_encrypted: state.encryptor.encrypt(&normalised.e164),
-        number_index: state.encryptor.blind_index(&normalised.e164),
-        validated: true,
-    }
-}
-
-/// Adds a verified phone to an imported user; `Number is invalid` when it is not a number.
-pub(super) async fn import_phone(
-    state: &ApiState,
-    user: &User,
-    number: &str,
-) -> Result<(), MgmtError> {
-    let invalid = || MgmtError::model(vec!["Number is invalid".into()]);
-    let normalised = normalise_phone(number).ok_or_else(invalid)?;
-    match state
-        .store
-        .create_phone(&verified_phone(state, user.id, &normalised))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(StoreError::Conflict(_)) => Err(MgmtError::model(vec![
-            "Number has already been taken".into(),
-        ])),
-        Err(other) => Err(other.into()),
-    }
 }
 
 /// POST /phones/get: the user's phones, unmasked; 201.
@@ -173,7 +100,7 @@ pub async fn phones_create(state: ApiState, params: Params) -> MgmtResult {
     if holders.iter().any(|p| p.user_id == user.id) {
         return Err(bad_request("management.phone.exists"));
     }
-    let new = verified_phone(&state, user.id, &normalised);
+    let new = verified_phone(&state.encryptor, user.id, &normalised);
     let created = match state.store.create_phone(&new).await {
         Ok(created) => created,
         Err(StoreError::Conflict(_)) => return Err(bad_request("management.phone.number_exist")),

@@ -3,6 +3,7 @@
 //! `management_api.yml`) for the endpoint's scope. Errors use Barong's management shapes
 //! (`{"error": "..."}`, Grape's English validation messages, Rails full messages).
 
+mod api_keys;
 pub mod auth;
 mod handlers;
 mod kyc;
@@ -24,6 +25,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::pagination::Page;
 pub use auth::ManagementConfig;
+pub use handlers::full_messages;
 
 /// An error answer of the management API: a status and a JSON body.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,15 +219,31 @@ pub fn routes() -> Router<ApiState> {
             op("write_service_accounts", sa::create),
         )
         .route(
+            "/service_accounts/update",
+            op("write_service_accounts", sa::update),
+        )
+        .route(
             "/service_accounts/delete",
             op("write_service_accounts", sa::delete),
         )
+        .route("/api_keys", op("write_apikeys", api_keys::create))
+        .route("/api_keys/update", op("write_apikeys", api_keys::update))
 }
 
 /// Grape's presence checks for required, not-blank parameters, in declaration order.
 pub fn require(params: &Params, names: &[&str]) -> Result<(), MgmtError> {
+    check_presence(params, names, &[])
+}
+
+/// Grape's checks for required, not-blank parameters and optional ones that may not be blank
+/// when given, in declaration order (the required ones are declared first).
+pub fn check_presence(
+    params: &Params,
+    required: &[&str],
+    not_blank: &[&str],
+) -> Result<(), MgmtError> {
     let mut messages = Vec::new();
-    for name in names {
+    for name in required {
         match params.get(*name) {
             None | Some(Value::Null) => {
                 messages.push(format!("{name} is missing"));
@@ -235,11 +253,15 @@ pub fn require(params: &Params, names: &[&str]) -> Result<(), MgmtError> {
             Some(_) => {}
         }
     }
-    if messages.is_empty() {
-        Ok(())
-    } else {
-        Err(MgmtError::unprocessable(&messages.join(", ")))
+    for name in not_blank {
+        if params
+            .get(*name)
+            .is_some_and(|v| !v.is_null() && is_blank(v))
+        {
+            messages.push(format!("{name} is empty"));
+        }
     }
+    refuse(messages)
 }
 
 /// The pagination parameters, refused as `page non_integer_page` and the like.

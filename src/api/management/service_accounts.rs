@@ -5,7 +5,10 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::handlers::{exactly_one, full_messages};
-use super::{MgmtError, MgmtResult, Paged, Params, integer, page, present, refuse, require, text};
+use super::{
+    MgmtError, MgmtResult, Paged, Params, check_presence, integer, page, present, refuse, require,
+    text,
+};
 use crate::api::ApiState;
 use crate::api::admin::entities::user;
 use crate::api::entities::iso8601;
@@ -143,6 +146,61 @@ pub async fn create(state: ApiState, params: Params) -> MgmtResult {
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// POST /service_accounts/update: `uid`, `owner_uid`. When `owner_uid` names a user the
+/// account becomes theirs; an owned account then takes its owner's state and level again (an
+/// owner's `disabled` deactivates its keys). 201; the authz caches drop the account.
+pub async fn update(state: ApiState, params: Params) -> MgmtResult {
+    check_presence(&params, &["uid"], &["owner_uid"])?;
+    let store = &state.store;
+    let uid = text(&params, "uid").unwrap_or_default();
+    let account = store
+        .find_service_account_by_uid(&uid)
+        .await?
+        .ok_or_else(|| MgmtError::unprocessable("Service account doesnt exist"))?;
+    let new_owner = match text(&params, "owner_uid") {
+        Some(owner_uid) => store.find_user_by_uid(&owner_uid).await?,
+        None => None,
+    };
+    let owner = match (new_owner, account.owner_id) {
+        (Some(owner), _) => Some(owner),
+        (None, Some(id)) => store.find_user_by_id(id).await?,
+        (None, None) => None,
+    };
+    // The model is validated again on every save, as in Barong.
+    let request = ServiceAccountRequest {
+        role_known: store
+            .list_permissions()
+            .await?
+            .iter()
+            .any(|p| p.role == account.role),
+        clashes_with_user: store.find_user_by_uid(&account.uid).await?.is_some()
+            || store.find_user_by_email(&account.email).await?.is_some(),
+        uid: account.uid.clone(),
+        email: account.email.clone(),
+        role: account.role.clone(),
+    };
+    let errors = validate_service_account(&request);
+    if !errors.is_empty() {
+        return Err(crate::api::ApiError::unprocessable(errors).into());
+    }
+    let Some(owner) = owner else {
+        return Ok((StatusCode::CREATED, entity(&state, &account).await?));
+    };
+    let (account, kids) = store
+        .reassign_service_account(account.id, owner.id, &owner.state, owner.level)
+        .await?
+        .ok_or_else(|| MgmtError::unprocessable("Service account doesnt exist"))?;
+    for kid in kids {
+        state.invalidation.publish(Invalidation::ApiKey(kid));
+    }
+    // The caches apply in order: once this one is applied, the keys' are too.
+    state
+        .invalidation
+        .publish_applied(Invalidation::User(account.uid.clone()))
+        .await;
+    Ok((StatusCode::CREATED, entity(&state, &account).await?))
 }
 
 /// POST /service_accounts/delete: the account becomes `disabled` and its keys inactive; 200.

@@ -115,8 +115,7 @@ pub(crate) async fn list_keys(
     Ok((pagination::headers(uri, page, total), Json(body)).into_response())
 }
 
-/// Creates a key for `holder` (whose state is `holder_state`): kid of 16 hex digits, secret of
-/// 32, state active; 201 with the secret.
+/// Creates a key for `holder` (whose state is `holder_state`); 201 with the secret.
 pub(crate) async fn create_key(
     state: &ApiState,
     holder: KeyHolder,
@@ -124,6 +123,23 @@ pub(crate) async fn create_key(
     algorithm: &str,
     scope: Option<&str>,
 ) -> Result<Response, ApiError> {
+    let (key, secret) = issue_key(state, holder, holder_state, algorithm, scope).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(entities::api_key(&key, Some(&secret))),
+    )
+        .into_response())
+}
+
+/// Creates a key for `holder` (whose state is `holder_state`): kid of 16 hex digits, secret of
+/// 32, state active; the key and its secret in clear (stored encrypted).
+pub(crate) async fn issue_key(
+    state: &ApiState,
+    holder: KeyHolder,
+    holder_state: &str,
+    algorithm: &str,
+    scope: Option<&str>,
+) -> Result<(ApiKey, String), ApiError> {
     let mut errors = Vec::new();
     if !ALGORITHMS.contains(&algorithm) {
         errors.push("kid.blank".to_owned());
@@ -156,11 +172,7 @@ pub(crate) async fn create_key(
             Err(other) => return Err(other.into()),
         }
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(entities::api_key(&key, Some(&secret))),
-    )
-        .into_response())
+    Ok((key, secret))
 }
 
 /// Replaces a key's scope (cleared when absent, as Barong does) and sets its state; activating
@@ -180,9 +192,11 @@ pub(crate) async fn update_key(
         .update_api_key(key.id, &split_scope(scope), new_state)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "record.not_found"))?;
+    // Awaited: the answer is never followed by a decision that still accepts the old key.
     state
         .invalidation
-        .publish(Invalidation::ApiKey(updated.kid.clone()));
+        .publish_applied(Invalidation::ApiKey(updated.kid.clone()))
+        .await;
     Ok(Json(entities::api_key(&updated, None)))
 }
 

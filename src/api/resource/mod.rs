@@ -1,7 +1,7 @@
 //! The resource namespace: the logged-in user's own account, authenticated by
 //! the bearer JWT the authz path minted (see `api::auth::CurrentUser`).
 
-mod api_keys;
+pub(crate) mod api_keys;
 mod data_storage;
 pub(crate) mod documents;
 pub(crate) mod labels;
