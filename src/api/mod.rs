@@ -108,7 +108,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .nest("/resource", resource::routes())
         .nest("/admin", admin::routes(state.clone()))
-        .nest("/management", management::routes());
+        .nest("/management", management::routes(&state));
     Router::new()
         .nest("/api/v2/barong", namespaces.clone())
         .nest("/api/v2", namespaces)

@@ -14,8 +14,8 @@ use std::future::Future;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::OriginalUri;
 use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
@@ -180,9 +180,22 @@ where
 }
 
 /// The management routes (nested under `/management`).
-pub fn routes() -> Router<ApiState> {
+pub fn routes(state: &ApiState) -> Router<ApiState> {
     use handlers as h;
     use service_accounts as sa;
+    // A document arrives base64 inside the signed JSON, itself base64 in the JWS payload: about
+    // 16/9 of the file. Twice the largest file, plus the usual limit, lets every file the upload
+    // setting allows through; every other call keeps the usual limit.
+    let max_file = usize::try_from(
+        state
+            .config
+            .upload_size_max_range
+            .saturating_mul(1024 * 1024),
+    )
+    .unwrap_or(usize::MAX);
+    let documents_limit = max_file
+        .saturating_mul(2)
+        .saturating_add(state.max_body_size);
     Router::new()
         .route("/timestamp", op("tools", h::timestamp))
         .route("/users/get", op("read_users", h::users_get))
@@ -195,7 +208,11 @@ pub fn routes() -> Router<ApiState> {
         .route("/phones/get", op("read_phones", kyc::phones_get))
         .route("/phones", op("write_phones", kyc::phones_create))
         .route("/phones/delete", op("write_phones", kyc::phones_delete))
-        .route("/documents", op("write_documents", kyc::documents_create))
+        .route(
+            "/documents",
+            op("write_documents", kyc::documents_create)
+                .layer(DefaultBodyLimit::max(documents_limit)),
+        )
         .route("/users", op("write_users", h::users_create))
         .route("/users/update", op("write_users", h::users_update))
         .route("/users/import", op("write_users", h::users_import))
@@ -228,6 +245,7 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/api_keys", op("write_apikeys", api_keys::create))
         .route("/api_keys/update", op("write_apikeys", api_keys::update))
+        .layer(DefaultBodyLimit::max(state.max_body_size))
 }
 
 /// Grape's presence checks for required, not-blank parameters, in declaration order.
