@@ -105,10 +105,13 @@ impl PhoneVerifier {
             verify_url: config.twilio_verify_url.trim_end_matches('/').to_owned(),
             app_name: config.app_name.clone(),
             service_sid,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http: {
+                crate::crypto::install_tls_provider();
+                reqwest::Client::builder()
+            }
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default(),
         }
     }
 

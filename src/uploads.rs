@@ -44,6 +44,33 @@ impl std::fmt::Debug for Uploads {
     }
 }
 
+/// The cloud store named by `scheme`, when this build has it (cargo features `s3`, `gcs`).
+fn cloud_store(scheme: &str, url: &str) -> Result<Arc<dyn ObjectStore>, UploadError> {
+    match scheme {
+        #[cfg(feature = "s3")]
+        "s3" => Ok(Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(|e| UploadError::Config(e.to_string()))?,
+        )),
+        #[cfg(feature = "gcs")]
+        "gs" => Ok(Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map_err(|e| UploadError::Config(e.to_string()))?,
+        )),
+        "s3" | "gs" => {
+            let feature = if scheme == "s3" { "s3" } else { "gcs" };
+            Err(UploadError::Config(format!(
+                "{url}: this build has no {scheme}:// storage; build with `--features {feature}`"
+            )))
+        }
+        other => Err(UploadError::Config(format!("unsupported scheme {other}"))),
+    }
+}
+
 impl Uploads {
     /// Opens the store named by `url` (`file://DIR`, `s3://bucket[/prefix]`, `gs://bucket[/prefix]`).
     /// A local directory is created when missing.
@@ -61,21 +88,7 @@ impl Uploads {
             });
         }
         let parsed = url::Url::parse(url).map_err(|e| UploadError::Config(e.to_string()))?;
-        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-            "s3" => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(url)
-                    .build()
-                    .map_err(|e| UploadError::Config(e.to_string()))?,
-            ),
-            "gs" => Arc::new(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(url)
-                    .build()
-                    .map_err(|e| UploadError::Config(e.to_string()))?,
-            ),
-            other => return Err(UploadError::Config(format!("unsupported scheme {other}"))),
-        };
+        let store = cloud_store(parsed.scheme(), url)?;
         let prefix = parsed.path().trim_matches('/');
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             store
@@ -145,5 +158,27 @@ impl UploadWriter {
         if let Err(error) = self.inner.abort().await {
             tracing::warn!(%error, "could not abort an upload");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "s3"))]
+    #[test]
+    fn a_build_without_s3_says_how_to_get_it() {
+        let Err(UploadError::Config(message)) = Uploads::open("s3://bucket/kyc") else {
+            panic!("s3:// opened without the s3 feature");
+        };
+        assert!(message.contains("--features s3"), "{message}");
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused() {
+        assert!(matches!(
+            Uploads::open("ftp://host/dir"),
+            Err(UploadError::Config(_))
+        ));
     }
 }

@@ -317,6 +317,65 @@ fn listening_addrs(line: &str) -> Option<(String, String)> {
     ))
 }
 
+/// The tests' plain HTTP client: no cookie store, no proxy from the environment, and a timeout
+/// so that a hung server fails its test instead of the whole run.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// A REST answer: status, headers, and the body as JSON (a string when it is not JSON, `Null`
+/// when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    pub async fn read(response: reqwest::Response) -> Answer {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    #[track_caller]
+    pub fn assert(&self, status: u16, body: serde_json::Value) {
+        assert_eq!(
+            (self.status, &self.body),
+            (status, &body),
+            "unexpected answer"
+        );
+    }
+
+    /// Barong's error body: `{"errors": keys}`.
+    #[track_caller]
+    pub fn errors(&self, status: u16, keys: &[&str]) {
+        self.assert(status, serde_json::json!({ "errors": keys }));
+    }
+
+    /// The body of a 200.
+    #[track_caller]
+    pub fn ok(&self) -> &serde_json::Value {
+        assert_eq!(self.status, 200, "{}", self.body);
+        &self.body
+    }
+}
+
 /// An HTTP client that keeps cookies, like a browser.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

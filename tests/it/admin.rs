@@ -3,13 +3,13 @@
 //! Every operation, each role's allowed and refused calls, and the authz caches following each
 //! kind of admin change. Both backends.
 
+use crate::common::{Answer, http};
 use crate::{common, support};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::{Backend, TestDb, TestServer, barong_command};
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 const AGENT: &str = "Mozilla/5.0 (admin test)";
@@ -17,41 +17,6 @@ const PASSWORD: &str = "Iequ4geiEWQw";
 /// The path whose bearer the role tests use: every role may reach its own resource API, so
 /// the admin API's ability check is what answers (the authz permissions are tested apart).
 const ANY_ROLE_PATH: &str = "/resource/users/me";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    #[track_caller]
-    fn assert(&self, status: u16, body: Value) {
-        assert_eq!(
-            (self.status, &self.body),
-            (status, &body),
-            "unexpected answer"
-        );
-    }
-
-    #[track_caller]
-    fn errors(&self, status: u16, keys: &[&str]) {
-        self.assert(status, json!({ "errors": keys }));
-    }
-
-    #[track_caller]
-    fn ok(&self) -> &Value {
-        assert_eq!(self.status, 200, "{}", self.body);
-        &self.body
-    }
-}
 
 struct Env {
     db: TestDb,
@@ -198,19 +163,7 @@ async fn send(server: &TestServer, method: &str, path: &str, bearer: &str, body:
         request = request.json(&body);
     }
     let response = request.send().await.expect("call");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    Answer::read(response).await
 }
 
 /// Polls `check` every 50 ms until it holds; panics after `within`. Returns how long it took.

@@ -1,6 +1,7 @@
 //! The operator commands: `barong users create` and `barong permissions load`, against a
 //! running server sharing the database. Both backends.
 
+use crate::common::http;
 use crate::{common, support};
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -11,13 +12,6 @@ use serde_json::{Value, json};
 
 const AGENT: &str = "Mozilla/5.0 (admin cli test)";
 const PASSWORD: &str = "Iequ4geiEWQw";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 fn barong(db: &TestDb, args: &[&str]) -> Output {
     barong_command(db.dir.path(), &db.url)

@@ -5,6 +5,7 @@
 //! for two instances behind one gateway, which share a PostgreSQL database as deployments do.
 
 use crate::common;
+use crate::common::http;
 use axum::http::{HeaderValue, StatusCode as AxumStatus, header};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
@@ -19,14 +20,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A client without cookies or proxies from the environment.
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(std::time::Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
-
 async fn barong() -> (TestDb, TestServer) {
     let db = TestDb::new(Backend::Sqlite).await;
     let server = TestServer::start(db.dir.path(), &db.url, &[]);

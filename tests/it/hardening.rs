@@ -1,6 +1,7 @@
 //! Abuse limits, HTTP hardening, secrets kept out of logs and the metrics, on the real server
 //! over real sockets (storage-dependent tests on SQLite and PostgreSQL).
 
+use crate::common::http;
 use crate::{common, support};
 use std::time::{Duration, Instant};
 
@@ -15,13 +16,6 @@ use tokio::net::TcpStream;
 
 const AGENT: &str = "Mozilla/5.0 (hardening test)";
 const PASSWORD: &str = "Iequ4geiEWQw";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
 
 async fn post(server: &TestServer, path: &str, body: Value) -> (StatusCode, Value) {
     post_from(server, path, body, None).await

@@ -2,6 +2,7 @@
 //! a JWT from the cookie, and the resource API accepts that JWT (and nothing else). Then logout on
 //! one instance is refused by another instance on the same PostgreSQL database.
 
+use crate::common::http;
 use crate::{common, support};
 use std::time::{Duration, Instant};
 
@@ -10,13 +11,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const AGENT: &str = "Mozilla/5.0 (journey test)";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 /// Signs up through the REST API: (cookie value, csrf token, response body).
 async fn sign_up(server: &TestServer, email: &str) -> (String, String, Value) {

@@ -4,6 +4,7 @@
 //! `PyJWKClient` against the JWKS), new tokens carry the new `kid` on both instances without a
 //! restart, and the old key leaves the JWKS once its last token has expired.
 
+use crate::common::http;
 use crate::{common, support};
 use std::path::Path;
 use std::process::Command;
@@ -21,13 +22,6 @@ const PATH: &str = "/api/v2/barong/resource/users/me";
 /// Token lifetime of the test: short, so the old key's retirement is seen within the test.
 const LIFETIME: u64 = 8;
 const RELOAD: u64 = 1;
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
 
 fn settings() -> Vec<(&'static str, String)> {
     vec![

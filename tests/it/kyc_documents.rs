@@ -3,11 +3,11 @@
 //! Twilio is replaced by a local axum server speaking its HTTP API (form posts with basic auth,
 //! its JSON answers and error bodies).
 
+use crate::common::http;
 use crate::{common, support};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Form, State};
@@ -28,13 +28,6 @@ const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01fake jpeg body";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDRfake png body";
 const PDF: &[u8] = b"%PDF-1.7\n%fake pdf body\n%%EOF\n";
 const ELF: &[u8] = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00executable";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
 
 #[derive(Debug)]
 struct Answer {

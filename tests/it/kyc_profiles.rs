@@ -2,6 +2,7 @@
 //! through the real authz path, the KYCAID callback signed as KYCAID signs it, and a direct
 //! look at the database for personal data in clear text.
 
+use crate::common::{Answer, http};
 use crate::{common, support};
 use std::sync::Arc;
 
@@ -295,13 +296,6 @@ const AGENT: &str = "Mozilla/5.0 (kyc test)";
 const PASSWORD: &str = "Iequ4geiEWQw";
 const KYCAID_TOKEN: &str = "kycaid-test-token-7f3a";
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
 /// A signed-up user with its session.
 struct Account<'a> {
     server: &'a TestServer,
@@ -310,35 +304,8 @@ struct Account<'a> {
     uid: String,
 }
 
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-impl Answer {
-    fn assert(&self, status: u16, body: Value) {
-        assert_eq!(
-            (self.status, &self.body),
-            (status, &body),
-            "unexpected answer"
-        );
-    }
-
-    fn errors(&self, status: u16, keys: &[&str]) {
-        self.assert(status, json!({ "errors": keys }));
-    }
-}
-
 async fn answer(response: reqwest::Response) -> Answer {
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("json body")
-    };
-    Answer { status, body }
+    Answer::read(response).await
 }
 
 impl<'a> Account<'a> {

@@ -7,6 +7,7 @@
 //! PostgreSQL; the two-instance ones on one PostgreSQL (and one Redis for replay protection).
 
 use crate::common;
+use crate::common::http;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,13 +169,6 @@ fn vm_hwm_mib(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .expect("VmHWM");
     kib / 1024
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
 }
 
 async fn post(server: &TestServer, path: &str, body: Value) -> reqwest::Response {

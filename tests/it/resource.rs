@@ -1,6 +1,7 @@
 //! The resource API through the real request path: identity opens a session, the authz listener
 //! mints the bearer JWT from the cookie, the REST listener serves the call. Both backends.
 
+use crate::common::http;
 use crate::{common, support};
 use std::time::Duration;
 
@@ -13,13 +14,6 @@ use serde_json::{Value, json};
 
 const AGENT: &str = "Mozilla/5.0 (resource test)";
 const PASSWORD: &str = "Iequ4geiEWQw";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 /// A signed-up user with its session.
 struct Account<'a> {

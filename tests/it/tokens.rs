@@ -4,6 +4,7 @@
 //! expiry has no leeway beyond the configured one, and management requests are good once and
 //! for a bounded time (also across two instances on one database).
 
+use crate::common::http;
 use crate::{common, mgmt_support, support};
 use std::time::Duration;
 
@@ -20,13 +21,6 @@ const AGENT: &str = "Mozilla/5.0 (tokens test)";
 const PASSWORD: &str = "Iequ4geiEWQw";
 const RESERVED: &str =
     "JWT is invalid by the reason \"payload is reserved for tokens issued by barong\"";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
 
 /// A server with an SMTP sink and a management keychain (`applogic` may sign every scope).
 struct Env {
