@@ -218,14 +218,35 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     }
 }
 
+/// A new id: 16 random bytes drawn once per process, the second half advanced by a counter per
+/// request, in hex. Unique across processes and requests; an id is for correlation, not a
+/// secret, so the per-request cost is one atomic add rather than a draw from the system RNG.
 fn generate_id() -> HeaderValue {
-    let mut random = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut random).is_err() {
-        // The system RNG failed: an id is for correlation only, so a counter will do.
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        random[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    static SEED: std::sync::OnceLock<[u64; 2]> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let [high, low] = *SEED.get_or_init(|| {
+        let mut random = [0u8; 16];
+        if aws_lc_rs::rand::fill(&mut random).is_err() {
+            // Without the system RNG the clock tells processes apart well enough.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            random = nanos.to_be_bytes();
+        }
+        let (a, b) = random.split_at(8);
+        [
+            u64::from_be_bytes(a.try_into().unwrap_or_default()),
+            u64::from_be_bytes(b.try_into().unwrap_or_default()),
+        ]
+    });
+    let id = (u128::from(high) << 64)
+        | u128::from(low.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)));
+    let mut text = [0u8; 32];
+    if hex::encode_to_slice(id.to_be_bytes(), &mut text).is_err() {
+        return HeaderValue::from_static("-");
     }
-    HeaderValue::from_str(&hex::encode(random)).unwrap_or(HeaderValue::from_static("-"))
+    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]
@@ -256,6 +277,8 @@ mod tests {
         assert_eq!(request_id(&headers), "abc-123");
         headers.insert(REQUEST_ID, HeaderValue::from_static("has space"));
         assert_ne!(request_id(&headers), "has space");
-        assert_eq!(request_id(&HeaderMap::new()).len(), 32);
+        let (a, b) = (request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b, "every generated id is new");
     }
 }

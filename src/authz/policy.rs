@@ -37,25 +37,25 @@ impl Permissions {
     /// Barong's rule: applicable = same role, verb equal or ALL, path a plain prefix.
     /// Deny when none applies, any is DROP, or none is ACCEPT.
     pub fn evaluate(&self, role: &str, method: &Method, path: &str) -> PermissionDecision {
-        let applicable: Vec<&Permission> = self
+        // Iterated, not collected: this runs on every authenticated decision.
+        let rows = self
             .by_role
             .get(role)
-            .map(|rows| {
-                rows.iter()
-                    .filter(|p| p.verb == "ALL" || p.verb == method.as_str())
-                    .filter(|p| starts_with_ignore_case(path, &p.path))
-                    .collect()
-            })
+            .map(Vec::as_slice)
             .unwrap_or_default();
-        let has = |action: &str| applicable.iter().any(|p| p.action == action);
-        if applicable.is_empty() || has("DROP") || !has("ACCEPT") {
-            let topic = applicable.iter().find_map(|p| p.topic.clone());
+        let applicable = || {
+            rows.iter()
+                .filter(|p| p.verb == "ALL" || p.verb == method.as_str())
+                .filter(|p| starts_with_ignore_case(path, &p.path))
+        };
+        let has = |action: &str| applicable().any(|p| p.action == action);
+        if has("DROP") || !has("ACCEPT") {
+            let topic = applicable().find_map(|p| p.topic.clone());
             return PermissionDecision::Deny {
                 topic: topic.unwrap_or_else(|| derived_topic(path)),
             };
         }
-        let audit = applicable
-            .iter()
+        let audit = applicable()
             .find(|p| p.action == "AUDIT")
             .map(|p| p.topic.clone().unwrap_or_else(|| derived_topic(path)));
         PermissionDecision::Allow { audit }
