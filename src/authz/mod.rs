@@ -111,32 +111,72 @@ pub enum Deny {
     Unavailable,
 }
 
+/// Each deny key with its whole answer body, both `'static`: a deny answer copies nothing.
+macro_rules! deny_texts {
+    ($($name:ident = $key:literal;)*) => {
+        $(const $name: (&str, &str) = ($key, concat!(r#"{"errors":[""#, $key, r#""]}"#));)*
+    };
+}
+
+deny_texts! {
+    RESTRICT_MAINTENANCE = "authz.restrict.maintenance";
+    RESTRICT_BLOCKLOGIN = "authz.restrict.blocklogin";
+    RESTRICT_BLACKLIST = "authz.restrict.blacklist";
+    INVALID_PATH = "authz.invalid_path";
+    INVALID_METHOD = "authz.invalid_method";
+    PERMISSION_DENIED = "authz.permission_denied";
+    MISSING_CSRF_TOKEN = "authz.missing_csrf_token";
+    CSRF_TOKEN_MISMATCH = "authz.csrf_token_mismatch";
+    INVALID_SESSION = "authz.invalid_session";
+    CLIENT_SESSION_MISMATCH = "authz.client_session_mismatch";
+    USER_NOT_ACTIVE = "authz.user_not_active";
+    INVALID_API_KEY_HEADERS = "authz.invalid_api_key_headers";
+    UNEXISTENT_APIKEY = "authz.unexistent_apikey";
+    NONCE_NOT_VALID_TIMESTAMP = "authz.nonce_not_valid_timestamp";
+    NONCE_EXPIRED = "authz.nonce_expired";
+    NONCE_REPLAYED = "authz.nonce_replayed";
+    INVALID_SIGNATURE = "authz.invalid_signature";
+    APIKEY_NOT_ACTIVE = "authz.apikey_not_active";
+    DISABLED_2FA = "authz.disabled_2fa";
+    INVALID_PERMISSION = "authz.invalid_permission";
+    UNAVAILABLE = "authz.unavailable";
+}
+
 impl Deny {
     pub fn key(self) -> &'static str {
+        self.texts().0
+    }
+
+    /// Barong's error body, `{"errors":["<key>"]}`.
+    pub fn body(self) -> &'static str {
+        self.texts().1
+    }
+
+    fn texts(self) -> (&'static str, &'static str) {
         match self {
             Self::Restricted { category, .. } => match category {
-                "maintenance" => "authz.restrict.maintenance",
-                "blocklogin" => "authz.restrict.blocklogin",
-                _ => "authz.restrict.blacklist",
+                "maintenance" => RESTRICT_MAINTENANCE,
+                "blocklogin" => RESTRICT_BLOCKLOGIN,
+                _ => RESTRICT_BLACKLIST,
             },
-            Self::InvalidPath => "authz.invalid_path",
-            Self::InvalidMethod => "authz.invalid_method",
-            Self::PermissionDenied => "authz.permission_denied",
-            Self::MissingCsrfToken => "authz.missing_csrf_token",
-            Self::CsrfTokenMismatch => "authz.csrf_token_mismatch",
-            Self::InvalidSession => "authz.invalid_session",
-            Self::ClientSessionMismatch => "authz.client_session_mismatch",
-            Self::UserNotActive => "authz.user_not_active",
-            Self::InvalidApiKeyHeaders => "authz.invalid_api_key_headers",
-            Self::UnexistentApiKey => "authz.unexistent_apikey",
-            Self::NonceNotValidTimestamp => "authz.nonce_not_valid_timestamp",
-            Self::NonceExpired => "authz.nonce_expired",
-            Self::NonceReplayed => "authz.nonce_replayed",
-            Self::InvalidSignature => "authz.invalid_signature",
-            Self::ApiKeyNotActive => "authz.apikey_not_active",
-            Self::Disabled2fa => "authz.disabled_2fa",
-            Self::InvalidPermission => "authz.invalid_permission",
-            Self::Unavailable => "authz.unavailable",
+            Self::InvalidPath => INVALID_PATH,
+            Self::InvalidMethod => INVALID_METHOD,
+            Self::PermissionDenied => PERMISSION_DENIED,
+            Self::MissingCsrfToken => MISSING_CSRF_TOKEN,
+            Self::CsrfTokenMismatch => CSRF_TOKEN_MISMATCH,
+            Self::InvalidSession => INVALID_SESSION,
+            Self::ClientSessionMismatch => CLIENT_SESSION_MISMATCH,
+            Self::UserNotActive => USER_NOT_ACTIVE,
+            Self::InvalidApiKeyHeaders => INVALID_API_KEY_HEADERS,
+            Self::UnexistentApiKey => UNEXISTENT_APIKEY,
+            Self::NonceNotValidTimestamp => NONCE_NOT_VALID_TIMESTAMP,
+            Self::NonceExpired => NONCE_EXPIRED,
+            Self::NonceReplayed => NONCE_REPLAYED,
+            Self::InvalidSignature => INVALID_SIGNATURE,
+            Self::ApiKeyNotActive => APIKEY_NOT_ACTIVE,
+            Self::Disabled2fa => DISABLED_2FA,
+            Self::InvalidPermission => INVALID_PERMISSION,
+            Self::Unavailable => UNAVAILABLE,
         }
     }
 
@@ -644,25 +684,41 @@ fn allow(authorization: Option<HeaderValue>) -> Response<Full<Bytes>> {
         headers.insert(header::AUTHORIZATION, value);
     }
     headers.insert(
-        "x-envoy-auth-headers-to-remove",
+        ENVOY_HEADERS_TO_REMOVE,
         HeaderValue::from_static("x-auth-apikey,x-auth-nonce,x-auth-signature"),
     );
     response
 }
 
+// Header names as constants: a name given as `&str` is copied on every insert.
+const ENVOY_HEADERS_TO_REMOVE: header::HeaderName =
+    header::HeaderName::from_static("x-envoy-auth-headers-to-remove");
+const BARONG_STATUS: header::HeaderName = header::HeaderName::from_static("x-barong-status");
+const BARONG_ERROR: header::HeaderName = header::HeaderName::from_static("x-barong-error");
+
 /// Barong's authz error body (exactly one key), repeated in two headers for nginx: its
 /// `auth_request` turns any status but 401/403 into a 500 and drops the body, so the shipped
 /// config restores both from `X-Barong-Status` and `X-Barong-Error`.
 fn deny_response(deny: Deny) -> Response<Full<Bytes>> {
-    let body = format!(r#"{{"errors":["{}"]}}"#, deny.key());
     let status = deny.status();
-    let mut response = body_response(status, Bytes::from(body.clone()));
+    let mut response = body_response(status, Bytes::from_static(deny.body().as_bytes()));
     let headers = response.headers_mut();
-    headers.insert("x-barong-status", HeaderValue::from(status.as_u16()));
-    if let Ok(value) = HeaderValue::from_str(&body) {
-        headers.insert("x-barong-error", value);
-    }
+    headers.insert(BARONG_STATUS, status_value(status));
+    headers.insert(BARONG_ERROR, HeaderValue::from_static(deny.body()));
     response
+}
+
+/// `X-Barong-Status` for a deny status (always 400-599), made once per code: a clone is a
+/// reference-count bump.
+fn status_value(status: StatusCode) -> HeaderValue {
+    static VALUES: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let values = VALUES.get_or_init(|| (400u16..600).map(HeaderValue::from).collect());
+    status
+        .as_u16()
+        .checked_sub(400)
+        .and_then(|i| values.get(usize::from(i)))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(status.as_u16()))
 }
 
 fn body_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
@@ -688,6 +744,23 @@ mod tests {
         assert!(!same_network("2001:db8::1", v4("2001:db9::1")));
         assert!(!same_network("10.1.2.3", v4("::1")));
         assert!(!same_network("garbage", v4("10.1.2.3")));
+    }
+
+    #[test]
+    fn deny_answers_carry_their_key_and_status() {
+        let maintenance = Deny::Restricted {
+            category: "maintenance",
+            code: 471,
+        };
+        for deny in [Deny::InvalidPath, Deny::Unavailable, Deny::Disabled2fa, maintenance] {
+            assert_eq!(deny.body(), format!(r#"{{"errors":["{}"]}}"#, deny.key()));
+            let response = deny_response(deny);
+            assert_eq!(response.headers()[&BARONG_ERROR], deny.body());
+            assert_eq!(
+                response.headers()[&BARONG_STATUS],
+                deny.status().as_u16().to_string().as_str()
+            );
+        }
     }
 
     #[test]
