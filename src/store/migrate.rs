@@ -46,6 +46,10 @@ pub const SQLITE: &[Migration] = &[
         version: "0007_signing_keys",
         sql: include_str!("../../sql/sqlite/0007_signing_keys.sql"),
     },
+    Migration {
+        version: "0008_session_devices",
+        sql: include_str!("../../sql/sqlite/0008_session_devices.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -77,6 +81,10 @@ pub const POSTGRES: &[Migration] = &[
     Migration {
         version: "0007_signing_keys",
         sql: include_str!("../../sql/postgres/0007_signing_keys.sql"),
+    },
+    Migration {
+        version: "0008_session_devices",
+        sql: include_str!("../../sql/postgres/0008_session_devices.sql"),
     },
 ];
 
