@@ -168,6 +168,8 @@ fn fixture() -> Fixture {
                 user_agent: Some(AGENT.into()),
                 csrf_token: "c0ffee00c0ffee00c0ff".into(),
                 expire_at: chrono::Utc::now().timestamp() + 86_400,
+                authenticated_with: "password".into(),
+                user_ip_country: None,
             })
             .await
             .expect("session");

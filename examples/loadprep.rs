@@ -230,6 +230,8 @@ async fn library_sessions(
                         user_agent: Some(agent),
                         csrf_token: CSRF.into(),
                         expire_at,
+                        authenticated_with: "password".into(),
+                        user_ip_country: None,
                     })
                     .await
                     .expect("create session");

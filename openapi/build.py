@@ -68,6 +68,91 @@ def mark_nullable(definitions):
                 prop["x-nullable"] = True
 
 
+# Beyond Barong: endpoints and fields this server adds (docs/sessions.md), in Barong's style.
+PAGE_PARAMETERS = [
+    {"in": "query", "name": "page", "description": "Page number (defaults to 1).",
+     "type": "integer", "format": "int32", "default": 1, "required": False},
+    {"in": "query", "name": "limit",
+     "description": "Number of sessions per page (defaults to 100, maximum is 100).",
+     "type": "integer", "format": "int32", "default": 100, "minimum": 1, "maximum": 100,
+     "required": False},
+]
+
+SESSION = {
+    "type": "object",
+    "description": "A live session of the user (one per device logged in)",
+    "properties": {
+        "id": {"type": "string", "description": "Opaque id (not the cookie)"},
+        "user_agent": {"type": "string", "x-nullable": True},
+        "device": {"type": "string", "description": "Browser and OS read from the agent"},
+        "user_ip": {"type": "string", "description": "Login address (masked when masking is on)"},
+        "user_ip_country": {"type": "string", "x-nullable": True},
+        "authenticated_with": {"type": "string",
+                               "description": "password, password+2fa or email"},
+        "created_at": {"type": "string"},
+        "last_seen_at": {"type": "string",
+                         "description": "Last use, to within BARONG_SESSION_WRITE_BEHIND"},
+        "expire_at": {"type": "string"},
+        "current": {"type": "boolean",
+                    "description": "The session the request came from"},
+    },
+}
+
+EXTENSIONS = {
+    "/api/v2/barong/resource/sessions": {
+        "get": {
+            "description": "List the live sessions of the current account, newest first.",
+            "produces": ["application/json"],
+            "parameters": PAGE_PARAMETERS,
+            "responses": {
+                "200": {"description": "List the live sessions of the current account.",
+                        "schema": {"type": "array",
+                                   "items": {"$ref": "#/definitions/API_V2_Entities_Session"}}},
+                "401": {"description": "Invalid bearer token"},
+                "422": {"description": "Validation errors"},
+            },
+            "tags": ["sessions"],
+            "operationId": "getApiV2BarongResourceSessions",
+        },
+        "delete": {
+            "description": "End every session of the current account but the current one.",
+            "produces": ["application/json"],
+            "responses": {
+                "204": {"description": "Ended"},
+                "401": {"description": "Invalid bearer token"},
+            },
+            "tags": ["sessions"],
+            "operationId": "deleteApiV2BarongResourceSessions",
+        },
+    },
+    "/api/v2/barong/resource/sessions/{id}": {
+        "delete": {
+            "description": "End one session of the current account.",
+            "produces": ["application/json"],
+            "parameters": [{"in": "path", "name": "id", "description": "Session id",
+                            "type": "string", "required": True}],
+            "responses": {
+                "204": {"description": "Ended"},
+                "401": {"description": "Invalid bearer token"},
+                "404": {"description": "No such session of the current account"},
+            },
+            "tags": ["sessions"],
+            "operationId": "deleteApiV2BarongResourceSessionsId",
+        },
+    },
+}
+
+
+def add_extensions(doc):
+    doc["paths"].update(EXTENSIONS)
+    doc["definitions"]["API_V2_Entities_Session"] = SESSION
+    doc["definitions"]["API_V2_Entities_APIKey"]["properties"]["last_used_at"] = {
+        "type": "string",
+        "description": "Last authenticated use (to within BARONG_SESSION_WRITE_BEHIND)",
+        "x-nullable": True,
+    }
+
+
 def main(source):
     doc = json.load(open(source))
     for path in NOT_SERVED:
@@ -79,6 +164,7 @@ def main(source):
     fix_types(doc)
     plural_refs_as_arrays(doc["definitions"])
     mark_nullable(doc["definitions"])
+    add_extensions(doc)
     # Paths carry the full prefix, so the base is the root; the host is wherever it is served.
     doc["basePath"] = "/"
     doc.pop("host", None)

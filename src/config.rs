@@ -235,6 +235,15 @@ impl Value for Secret {
     }
 }
 
+impl Value for crate::domain::Binding {
+    fn parse(raw: &str) -> Result<Self, String> {
+        raw.parse()
+    }
+    fn show(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
 impl<T: Value> Value for Option<T> {
     const SECRET: bool = T::SECRET;
     fn parse(raw: &str) -> Result<Self, String> {
@@ -541,6 +550,20 @@ settings! {
     /// `BARONG_SESSION_WRITE_BEHIND` (`30` s): the sliding session expiry is written to the
     /// database at most once per session per this interval (a crash loses at most this much).
     session_write_behind: u64 = "BARONG_SESSION_WRITE_BEHIND", "30", parse_positive_u64;
+    /// `BARONG_SESSION_BINDING` (`network`, Barong's /16 or /96): what a session is bound to
+    /// besides its agent: `network`, `address` (the exact login address) or `none`.
+    session_binding: crate::domain::Binding = "BARONG_SESSION_BINDING", "network";
+    /// `BARONG_SESSION_CLIENT_AGENT` (unset): a regular expression; sessions whose `User-Agent`
+    /// matches it follow the two `BARONG_SESSION_CLIENT_*` settings instead (a mobile app).
+    session_client_agent: String = "BARONG_SESSION_CLIENT_AGENT", "", parse_agent_pattern;
+    /// `BARONG_SESSION_CLIENT_BINDING` (`network`): the binding of those sessions.
+    session_client_binding: crate::domain::Binding = "BARONG_SESSION_CLIENT_BINDING", "network";
+    /// `BARONG_SESSION_CLIENT_EXPIRE_TIME` (`0`: `BARONG_SESSION_EXPIRE_TIME`): their inactivity
+    /// timeout, in seconds.
+    session_client_expire_time: u64 = "BARONG_SESSION_CLIENT_EXPIRE_TIME", "0";
+    /// `BARONG_SESSION_NEW_DEVICE_NOTICE` (`false`): a login from a device and network the user
+    /// never logged in from sends a mail and `system.session.new_device`.
+    session_new_device_notice: bool = "BARONG_SESSION_NEW_DEVICE_NOTICE", "false";
     /// `BARONG_JWT_REUSE_TIME` (`30` s): a minted JWT is reused for the same principal and claims
     /// for this long (capped at a tenth of `BARONG_JWT_EXPIRE_TIME`); `0` signs every time.
     jwt_reuse_time: u64 = "BARONG_JWT_REUSE_TIME", "30";
@@ -910,6 +933,31 @@ impl Config {
     /// The upload directory when `BARONG_UPLOADS_URL` is a `file://` URL (relative paths allowed).
     pub fn uploads_dir(&self) -> Option<PathBuf> {
         self.uploads_url.strip_prefix("file://").map(PathBuf::from)
+    }
+
+    /// The session policies: Barong's binding and expiry, and the client pattern's, if any.
+    pub fn session_policies(&self) -> crate::domain::SessionPolicies {
+        let expire_time = |seconds: u64| i64::try_from(seconds).unwrap_or(i64::MAX);
+        let default = crate::domain::SessionPolicy {
+            binding: self.session_binding,
+            expire_time: expire_time(self.session_expire_time),
+        };
+        // The pattern was compiled once when the setting was read; an empty one is no pattern.
+        let client = regex::Regex::new(&self.session_client_agent)
+            .ok()
+            .filter(|_| !self.session_client_agent.is_empty())
+            .map(|pattern| {
+                let seconds = match self.session_client_expire_time {
+                    0 => self.session_expire_time,
+                    seconds => seconds,
+                };
+                let policy = crate::domain::SessionPolicy {
+                    binding: self.session_client_binding,
+                    expire_time: expire_time(seconds),
+                };
+                (pattern, policy)
+            });
+        crate::domain::SessionPolicies { default, client }
     }
 
     /// Whose forwarding headers the client address is read from.
@@ -1313,6 +1361,13 @@ fn parse_uid_prefix(raw: &str) -> Result<String, String> {
 
 fn parse_password_regexp(raw: &str) -> Result<String, String> {
     match fancy_regex::Regex::new(raw) {
+        Ok(_) => Ok(raw.to_owned()),
+        Err(e) => Err(format!("expected a valid regular expression ({e})")),
+    }
+}
+
+fn parse_agent_pattern(raw: &str) -> Result<String, String> {
+    match regex::Regex::new(raw) {
         Ok(_) => Ok(raw.to_owned()),
         Err(e) => Err(format!("expected a valid regular expression ({e})")),
     }

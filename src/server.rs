@@ -194,6 +194,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         ring.clone(),
         bus.clone(),
         authz_state.observe.clone(),
+        authz_state.geoip.clone(),
     )?;
     // Before the listeners open, so that no change goes unrecorded.
     let _events = crate::events::start(
@@ -312,9 +313,9 @@ pub async fn build_authz(
     let ttl = Duration::from_secs(config.authz_cache_ttl);
     let caches = Caches::new(store.clone(), encryptor, ttl).await?;
     let geoip = match &config.maxminddb_path {
-        Some(path) => {
-            Some(GeoIp::open(path, config.geoip_lang.as_str()).map_err(ServeError::Invalid)?)
-        }
+        Some(path) => Some(Arc::new(
+            GeoIp::open(path, config.geoip_lang.as_str()).map_err(ServeError::Invalid)?,
+        )),
         None => None,
     };
     let (audit, audit_task) = AuditQueue::start(store.clone());
@@ -345,7 +346,7 @@ pub async fn build_authz(
     let authz = Authz {
         settings: AuthzSettings {
             session_name: config.session_name.clone(),
-            session_expire_time: i64::try_from(config.session_expire_time).unwrap_or(1800),
+            sessions: config.session_policies(),
             session_write_behind: i64::try_from(config.session_write_behind).unwrap_or(30),
             csrf_protection: config.csrf_protection,
             trusted_proxies: config.trusted_proxies(),
@@ -377,6 +378,7 @@ pub fn api_state(
     ring: Arc<SharedKeys>,
     invalidation: InvalidationBus,
     observe: Arc<crate::observe::Observability>,
+    geoip: Option<Arc<GeoIp>>,
 ) -> Result<ApiState, ServeError> {
     let audience = if config.jwt_audience.is_empty() {
         vec!["peatio".into(), "barong".into()]
@@ -419,6 +421,7 @@ pub fn api_state(
         }),
         encryptor: Arc::new(Encryptor::new(&keys.encryption)),
         observe,
+        geoip,
         phone_verifier: Arc::new(crate::sms::PhoneVerifier::new(config)),
         uploads: Arc::new(
             crate::uploads::Uploads::open(&config.uploads_url)

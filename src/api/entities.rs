@@ -100,6 +100,21 @@ pub(crate) fn api_key(key: &ApiKey, secret: Option<&str>) -> Value {
     Value::Object(body)
 }
 
+/// `APIKey` as the resource listings show it: Barong's, plus (beyond Barong) the last
+/// authenticated use, written behind (see `authz::expiry`). The admin and management views
+/// keep Barong's exact shape.
+pub(crate) fn api_key_with_use(key: &ApiKey) -> Value {
+    let mut body = api_key(key, None);
+    let last_used_at = key
+        .last_used_at
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| iso8601(&t));
+    if let Value::Object(map) = &mut body {
+        map.insert("last_used_at".into(), json!(last_used_at));
+    }
+    body
+}
+
 /// The resource `Activity`.
 pub(crate) fn activity(a: &Activity) -> Value {
     json!({

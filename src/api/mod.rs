@@ -69,6 +69,8 @@ pub struct ApiState {
     pub encryptor: Arc<crate::crypto::encryption::Encryptor>,
     /// Abuse limits (failed logins, TOTP codes, mail, sign-ups) and the request metrics.
     pub observe: Arc<crate::observe::Observability>,
+    /// GeoIP (`BARONG_MAXMINDDB_PATH`), shared with the authz path: the country of a login.
+    pub geoip: Option<Arc<crate::authz::geo::GeoIp>>,
     /// Sends and checks phone codes (`BARONG_PHONE_VERIFICATION`).
     pub phone_verifier: Arc<crate::sms::PhoneVerifier>,
     /// Where KYC uploads are stored (`BARONG_UPLOADS_URL`).

@@ -28,12 +28,16 @@ pub struct CachedSession {
     pub expire_at: AtomicI64,
     /// The expiry last queued for the database.
     pub persisted: AtomicI64,
+    /// The session's policy, chosen from its agent on first use (the agent never changes).
+    pub policy: std::sync::OnceLock<crate::domain::SessionPolicy>,
 }
 
 /// A cached API key with its HMAC key ready (the secret is decrypted once, on load).
 pub struct CachedKey {
     pub key: ApiKey,
     pub hmac: Option<hmac::Key>,
+    /// The last use queued for the database (epoch seconds).
+    pub used: AtomicI64,
 }
 
 impl std::fmt::Debug for CachedKey {
@@ -130,6 +134,7 @@ impl Caches {
                     Arc::new(CachedSession {
                         expire_at: AtomicI64::new(session.expire_at),
                         persisted: AtomicI64::new(session.expire_at),
+                        policy: std::sync::OnceLock::new(),
                         session,
                     })
                 }))
@@ -186,7 +191,8 @@ impl Caches {
                         }
                     }
                 });
-                Ok(Some(Arc::new(CachedKey { key, hmac })))
+                let used = AtomicI64::new(key.last_used_at.unwrap_or(0));
+                Ok(Some(Arc::new(CachedKey { key, hmac, used })))
             })
             .await?)
     }
@@ -308,6 +314,18 @@ impl Caches {
             ("api_keys", self.api_keys.entry_count()),
         ]
     }
+}
+
+/// Notes a use of a key at `now`; returns it when it is due for the database (at most once
+/// per key per `write_every` seconds).
+pub fn key_used(key: &CachedKey, now: i64, write_every: i64) -> Option<i64> {
+    let queued = key.used.load(Ordering::Relaxed);
+    (now - queued >= write_every
+        && key
+            .used
+            .compare_exchange(queued, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok())
+    .then_some(now)
 }
 
 /// Moves a session's sliding expiry; returns the expiry to persist when it is due.

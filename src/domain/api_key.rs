@@ -46,6 +46,9 @@ pub struct ApiKey {
     pub state: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Epoch seconds of the last authenticated use (written behind by the authz path, so up to
+    /// `BARONG_SESSION_WRITE_BEHIND` late); `None` before the first.
+    pub last_used_at: Option<i64>,
 }
 
 /// What it takes to create a key (the secret already encrypted by the caller).

@@ -14,7 +14,7 @@ mod mail;
 pub mod password;
 mod phone;
 mod profile;
-mod session;
+pub mod session;
 mod signing_key;
 mod user;
 
@@ -45,7 +45,10 @@ pub use profile::{
     NewProfile, Profile, ProfileChanges, ProfileData, ProfileState, country_is_valid, mask_dob,
     mask_last_name, parse_date, squish, validate_profile,
 };
-pub use session::{NewSession, Session, SessionCookie, session_cookie, session_key};
+pub use session::{
+    Binding, NewSession, Session, SessionCookie, SessionPolicies, SessionPolicy, describe_device,
+    mask_ip, network_of, session_cookie, session_key,
+};
 pub use signing_key::StoredSigningKey;
 pub use user::{
     DATA_MAX, DATA_STORAGE_MAX, DataStorage, NewLabel, NewUser, User, UserInput, data_is_valid,

@@ -1,7 +1,10 @@
 //! Server-side sessions behind the `_barong_session` cookie.
 //!
 //! The cookie carries an opaque random id; the database keys the row by the SHA-256 of that id,
-//! so a leaked table (or log) does not hand out live cookies.
+//! so a leaked table (or log) does not hand out live cookies. What a user sees of a session is
+//! a third value, a random public id: neither the cookie nor its hash ever leaves the server.
+
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
@@ -18,7 +21,15 @@ pub struct Session {
     /// Epoch seconds after which the session is refused (sliding: pushed forward on use).
     pub expire_at: i64,
     pub created_at: DateTime<Utc>,
+    /// Moved by the sliding expiry's write-behind too: the last sighting, to within
+    /// `BARONG_SESSION_WRITE_BEHIND`.
     pub updated_at: DateTime<Utc>,
+    /// The id the owner and admins see and end the session by.
+    pub public_id: String,
+    /// How the login was proven: `password` or `password+2fa`.
+    pub authenticated_with: String,
+    /// GeoIP country of `user_ip` at login, when GeoIP is configured.
+    pub user_ip_country: Option<String>,
 }
 
 /// What it takes to open a session.
@@ -31,6 +42,9 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     pub csrf_token: String,
     pub expire_at: i64,
+    /// `password` or `password+2fa`.
+    pub authenticated_with: String,
+    pub user_ip_country: Option<String>,
 }
 
 /// What a request carries under the session cookie's name.
@@ -81,9 +95,256 @@ pub fn session_key(cookie_value: &str) -> String {
     ))
 }
 
+/// Whether a login's device and network were seen before (see `Store::record_user_device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSighting {
+    /// The first pair remembered for the user (a new account, or the first login since this
+    /// was introduced): the baseline, no notice.
+    First,
+    /// A pair the user has not logged in from before.
+    New,
+    Known,
+}
+
+/// How a session is tied to the address it was opened from (`BARONG_SESSION_BINDING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Binding {
+    /// Barong's: the same /16 (IPv4) or /96 (IPv6).
+    Network,
+    /// The very address of the login.
+    Address,
+    /// Any address (the agent and the expiry still bind the session).
+    None,
+}
+
+impl Binding {
+    pub const ALL: &'static [Binding] = &[Binding::Network, Binding::Address, Binding::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Network => "network",
+            Self::Address => "address",
+            Self::None => "none",
+        }
+    }
+
+    /// Whether a request from `client` may use a session opened from `session_ip`. An address
+    /// that does not parse binds nothing: the session is refused (fail closed).
+    pub fn allows(self, session_ip: &str, client: IpAddr) -> bool {
+        let Ok(session_ip) = session_ip.parse::<IpAddr>() else {
+            return false;
+        };
+        match self {
+            Self::None => true,
+            Self::Address => session_ip == client,
+            Self::Network => match (session_ip, client) {
+                (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..2] == b.octets()[..2],
+                (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..12] == b.octets()[..12],
+                _ => false,
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for Binding {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|b| b.as_str() == raw)
+            .ok_or_else(|| "expected one of network, address, none".into())
+    }
+}
+
+/// The rules one session lives by: its address binding and its sliding expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    pub binding: Binding,
+    /// Seconds of inactivity after which the session ends.
+    pub expire_time: i64,
+}
+
+/// The default policy and, optionally, another one for sessions whose `User-Agent` matches a
+/// pattern (a mobile app that changes networks all day, say). The agent of a session never
+/// changes (the decision refuses another one), so a session keeps its policy for life.
+#[derive(Debug, Clone)]
+pub struct SessionPolicies {
+    pub default: SessionPolicy,
+    pub client: Option<(regex::Regex, SessionPolicy)>,
+}
+
+impl SessionPolicies {
+    pub fn for_agent(&self, agent: Option<&str>) -> &SessionPolicy {
+        match (&self.client, agent) {
+            (Some((pattern, policy)), Some(agent)) if pattern.is_match(agent) => policy,
+            _ => &self.default,
+        }
+    }
+}
+
+/// A readable device, `<browser> on <OS>`, from a `User-Agent`: what a user recognises in a
+/// list of sessions, and what the new-device notice compares (versions left out, so a browser
+/// update is not a new device).
+pub fn describe_device(agent: Option<&str>) -> String {
+    let agent = agent.unwrap_or("").trim();
+    if agent.is_empty() {
+        return "Unknown device".into();
+    }
+    let browser = browser_of(agent);
+    match os_of(agent) {
+        Some(os) => format!("{browser} on {os}"),
+        None => browser,
+    }
+}
+
+fn browser_of(agent: &str) -> String {
+    // Order matters: Chromium-based browsers also say `Chrome/` and `Safari/`, Chrome says
+    // `Safari/`, so the most specific tokens come first.
+    const BROWSERS: &[(&str, &str)] = &[
+        ("Edg/", "Edge"),
+        ("EdgA/", "Edge"),
+        ("EdgiOS/", "Edge"),
+        ("OPR/", "Opera"),
+        ("OPiOS/", "Opera"),
+        ("Opera", "Opera"),
+        ("YaBrowser/", "Yandex Browser"),
+        ("SamsungBrowser/", "Samsung Internet"),
+        ("Vivaldi/", "Vivaldi"),
+        ("UCBrowser", "UC Browser"),
+        ("Electron/", "Electron"),
+        ("FxiOS/", "Firefox"),
+        ("Firefox/", "Firefox"),
+        ("CriOS/", "Chrome"),
+        ("Chromium/", "Chromium"),
+        ("Chrome/", "Chrome"),
+        ("Trident/", "Internet Explorer"),
+        ("MSIE ", "Internet Explorer"),
+        ("Version/", "Safari"),
+    ];
+    if let Some((_, name)) = BROWSERS.iter().find(|(token, _)| agent.contains(token)) {
+        return (*name).into();
+    }
+    // A library or an app: its first product token (`okhttp/4.12` -> `okhttp`).
+    let product = agent
+        .split([' ', '/', ';', '('])
+        .find(|part| !part.is_empty())
+        .unwrap_or("Unknown");
+    product.chars().take(40).collect()
+}
+
+fn os_of(agent: &str) -> Option<&'static str> {
+    const SYSTEMS: &[(&str, &str)] = &[
+        ("Windows Phone", "Windows Phone"),
+        ("Windows", "Windows"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Android", "Android"),
+        ("CrOS", "ChromeOS"),
+        ("Mac OS X", "macOS"),
+        ("Macintosh", "macOS"),
+        ("Darwin", "macOS"),
+        ("Linux", "Linux"),
+        ("FreeBSD", "FreeBSD"),
+    ];
+    SYSTEMS
+        .iter()
+        .find(|(token, _)| agent.contains(token))
+        .map(|(_, name)| *name)
+}
+
+/// The network a login came from, as the new-device notice remembers it: the /16 of an IPv4
+/// address, the /48 (one site) of an IPv6 one.
+pub fn network_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            format!("{a}.{b}.0.0/16")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+/// An address as user-facing entities show it with masking on: the network part only
+/// (`203.0.*.*`, `2001:db8:1:*`); text that is not an address is masked whole.
+pub fn mask_ip(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
+            let [a, b, ..] = v4.octets();
+            format!("{a}.{b}.*.*")
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:*", s[0], s[1], s[2])
+        }
+        Err(_) => "*".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bindings() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(Binding::Network.allows("10.1.2.3", ip("10.1.200.200")));
+        assert!(!Binding::Network.allows("10.1.2.3", ip("10.2.2.3")));
+        assert!(Binding::Network.allows("2001:db8::1", ip("2001:db8::ffff:1")));
+        assert!(!Binding::Network.allows("2001:db8::1", ip("2001:db9::1")));
+        assert!(!Binding::Network.allows("10.1.2.3", ip("::1")));
+        assert!(Binding::Address.allows("10.1.2.3", ip("10.1.2.3")));
+        assert!(!Binding::Address.allows("10.1.2.3", ip("10.1.2.4")));
+        assert!(Binding::None.allows("10.1.2.3", ip("192.0.2.1")));
+        for binding in Binding::ALL {
+            assert!(!binding.allows("garbage", ip("10.1.2.3")));
+            assert_eq!(binding.as_str().parse::<Binding>(), Ok(*binding));
+        }
+        assert!("/16".parse::<Binding>().is_err());
+    }
+
+    #[test]
+    fn policies_by_agent() {
+        let default = SessionPolicy {
+            binding: Binding::Network,
+            expire_time: 1800,
+        };
+        let mobile = SessionPolicy {
+            binding: Binding::None,
+            expire_time: 86400,
+        };
+        let policies = SessionPolicies {
+            default,
+            client: Some((regex::Regex::new("BarongMobile/").expect("re"), mobile)),
+        };
+        assert_eq!(policies.for_agent(Some("BarongMobile/2.1 (iOS)")), &mobile);
+        assert_eq!(policies.for_agent(Some("Mozilla/5.0")), &default);
+        assert_eq!(policies.for_agent(None), &default);
+    }
+
+    #[test]
+    fn devices_addresses_and_masks() {
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        assert_eq!(describe_device(Some(chrome)), "Chrome on Windows");
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+        assert_eq!(describe_device(Some(safari)), "Safari on iOS");
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+        assert_eq!(describe_device(Some(firefox)), "Firefox on Linux");
+        let edge = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0";
+        assert_eq!(describe_device(Some(edge)), "Edge on macOS");
+        assert_eq!(describe_device(Some("okhttp/4.12.0")), "okhttp");
+        assert_eq!(describe_device(None), "Unknown device");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(network_of(ip("203.0.113.7")), "203.0.0.0/16");
+        assert_eq!(network_of(ip("2001:db8:1:2::1")), "2001:db8:1::/48");
+        assert_eq!(mask_ip("203.0.113.7"), "203.0.*.*");
+        assert_eq!(mask_ip("2001:db8:1:2::1"), "2001:db8:1:*");
+        assert_eq!(mask_ip("nonsense"), "*");
+    }
 
     fn cookies(values: &[&'static str]) -> http::HeaderMap {
         let mut map = http::HeaderMap::new();

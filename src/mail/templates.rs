@@ -172,6 +172,62 @@ pub fn new_login(
     }
 }
 
+/// What the new-device notice tells: the device, the address and its country, the time.
+pub struct DeviceNotice<'a> {
+    pub device: &'a str,
+    pub ip: &'a str,
+    pub country: Option<&'a str>,
+    pub time: &'a str,
+}
+
+/// `session.new_device`: "New Device".
+pub fn new_device(
+    settings: &MailSettings,
+    email: &str,
+    notice: &DeviceNotice<'_>,
+    language: &str,
+) -> NewMail {
+    let lang = supported(language);
+    let device = escape_html(notice.device);
+    let ip = escape_html(notice.ip);
+    let country = notice.country.map(escape_html);
+    let time = escape_html(notice.time);
+    let (subject, content) = match lang {
+        "ru" => {
+            let place = country.map(|c| format!(" ({c})")).unwrap_or_default();
+            (
+                "Вход с Нового Устройства",
+                format!(
+                    "<h2>Здравствуйте!</h2>\n<p>В ваш аккаунт вошли с устройства или из сети, \
+                     которых мы раньше не видели.</p>\n<p>Устройство: {device}</p>\n\
+                     <p>IP-адрес: {ip}{place}</p>\n<p>Время: {time}</p>\n<p>Если это были \
+                     не вы, завершите этот сеанс и немедленно смените пароль.</p>"
+                ),
+            )
+        }
+        _ => {
+            let place = country.map(|c| format!(" ({c})")).unwrap_or_default();
+            (
+                "New Device",
+                format!(
+                    "<h2>Hello!</h2>\n<p>Your account was signed in to from a device or \
+                     network we have not seen before.</p>\n<p>Device: {device}</p>\n\
+                     <p>IP address: {ip}{place}</p>\n<p>Time: {time}</p>\n<p>If this was \
+                     not you, end that session and change your password immediately.</p>"
+                ),
+            )
+        }
+    };
+    NewMail {
+        kind: "new_device".into(),
+        recipient: email.into(),
+        language: lang.into(),
+        subject: subject.into(),
+        body_html: layout(settings, &content),
+        confirmation: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,10 @@ pub const SQLITE: &[Migration] = &[
         version: "0008_sealed_events",
         sql: include_str!("../../sql/sqlite/0008_sealed_events.sql"),
     },
+    Migration {
+        version: "0009_session_devices",
+        sql: include_str!("../../sql/sqlite/0009_session_devices.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -85,6 +89,10 @@ pub const POSTGRES: &[Migration] = &[
     Migration {
         version: "0008_sealed_events",
         sql: include_str!("../../sql/postgres/0008_sealed_events.sql"),
+    },
+    Migration {
+        version: "0009_session_devices",
+        sql: include_str!("../../sql/postgres/0009_session_devices.sql"),
     },
 ];
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::crypto::encryption::Encryptor;
+use crate::domain::session::DeviceSighting;
 use crate::domain::{
     Activity, ActivityFilter, ApiKey, Comment, DataStorage, Document, KeyHolder, Label, LabelWrite,
     Level, NewActivity, NewApiKey, NewDocument, NewEvent, NewLevel, NewMail, NewPermission,
@@ -156,6 +157,24 @@ pub trait Store: Send + Sync + 'static {
     /// Pushes sliding expiries forward in one batch (the write-behind of the authz path);
     /// an expiry never moves backwards.
     async fn extend_sessions(&self, expiries: &[(String, i64)]) -> StoreResult<()>;
+    /// A user's sessions not expired at `now` (epoch seconds), newest first.
+    async fn list_user_sessions(&self, user_id: i64, now: i64) -> StoreResult<Vec<Session>>;
+    /// Deletes the user's session with this public id; its storage id (for the caches), or
+    /// `None` when the user has no session by that id (another user's id included).
+    async fn delete_user_session(
+        &self,
+        user_id: i64,
+        public_id: &str,
+    ) -> StoreResult<Option<String>>;
+    /// Remembers a login of the user from `device` on `network` at `at` (epoch seconds) and
+    /// says whether the pair was known.
+    async fn record_user_device(
+        &self,
+        user_id: i64,
+        device: &str,
+        network: &str,
+        at: i64,
+    ) -> StoreResult<DeviceSighting>;
 
     // ---- activities ------------------------------------------------------------------------
     /// Inserts a batch of activities in one transaction, skipping invalid rows (Barong drops
@@ -180,6 +199,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_api_key(&self, kid: &str) -> StoreResult<Option<ApiKey>>;
     /// Sets a key's state; true when the key exists.
     async fn set_api_key_state(&self, kid: &str, state: &str) -> StoreResult<bool>;
+    /// Records the last authenticated use of keys in one batch (the authz path's write-behind);
+    /// a use never moves backwards.
+    async fn record_api_key_uses(&self, uses: &[(String, i64)]) -> StoreResult<()>;
     async fn create_service_account(
         &self,
         account: &NewServiceAccount,
@@ -708,6 +730,11 @@ pub struct UserChange {
     pub user: User,
     pub sessions: Vec<String>,
     pub kids: Vec<String>,
+}
+
+/// A new session's public id: 128 random bits, unrelated to the cookie.
+pub(crate) fn new_public_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
 }
 
 /// Names the two unique rules of phones the same way on both backends (see

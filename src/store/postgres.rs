@@ -21,6 +21,7 @@ use super::{
     StoreOptions, StoreResult, UserChange, migrate,
 };
 use crate::crypto::encryption::Encryptor;
+use crate::domain::session::DeviceSighting;
 use crate::domain::{
     Activity, ActivityFilter, ApiKey, Comment, DataStorage, Document, KeyHolder, Label, LabelWrite,
     Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
@@ -296,6 +297,9 @@ fn session_from_row(row: &Row) -> Session {
         expire_at: row.get("expire_at"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
+        public_id: row.get("public_id"),
+        authenticated_with: row.get("authenticated_with"),
+        user_ip_country: row.get("user_ip_country"),
     }
 }
 
@@ -331,6 +335,7 @@ fn api_key_from_row(row: &Row) -> Option<ApiKey> {
         state: row.get("state"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
+        last_used_at: row.get("last_used_at"),
     })
 }
 
@@ -826,9 +831,21 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token, expire_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&s.id, &s.user_id, &s.uid, &s.user_ip, &s.user_agent, &s.csrf_token, &s.expire_at],
+                "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token, expire_at,
+                     public_id, authenticated_with, user_ip_country)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &s.id,
+                    &s.user_id,
+                    &s.uid,
+                    &s.user_ip,
+                    &s.user_agent,
+                    &s.csrf_token,
+                    &s.expire_at,
+                    &super::new_public_id(),
+                    &s.authenticated_with,
+                    &s.user_ip_country,
+                ],
             )
             .await
             .map_err(map_error)?;
@@ -894,6 +911,80 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(())
+    }
+
+    async fn list_user_sessions(&self, user_id: i64, now: i64) -> StoreResult<Vec<Session>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM sessions WHERE user_id = $1 AND expire_at > $2
+                 ORDER BY created_at DESC, public_id DESC",
+                &[&user_id, &now],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(session_from_row).collect())
+    }
+
+    async fn delete_user_session(
+        &self,
+        user_id: i64,
+        public_id: &str,
+    ) -> StoreResult<Option<String>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "DELETE FROM sessions WHERE user_id = $1 AND public_id = $2 RETURNING id",
+                &[&user_id, &public_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn record_user_device(
+        &self,
+        user_id: i64,
+        device: &str,
+        network: &str,
+        at: i64,
+    ) -> StoreResult<DeviceSighting> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO user_devices (user_id, device, network, first_seen_at, last_seen_at)
+                 VALUES ($1, $2, $3, $4, $4) ON CONFLICT (user_id, device, network) DO NOTHING",
+                &[&user_id, &device, &network, &at],
+            )
+            .await
+            .map_err(map_error)?;
+        let sighting = if inserted == 0 {
+            tx.execute(
+                "UPDATE user_devices SET last_seen_at = GREATEST(last_seen_at, $4)
+                 WHERE user_id = $1 AND device = $2 AND network = $3",
+                &[&user_id, &device, &network, &at],
+            )
+            .await
+            .map_err(map_error)?;
+            DeviceSighting::Known
+        } else {
+            let known: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM user_devices WHERE user_id = $1",
+                    &[&user_id],
+                )
+                .await
+                .map_err(map_error)?
+                .get(0);
+            if known > 1 {
+                DeviceSighting::New
+            } else {
+                DeviceSighting::First
+            }
+        };
+        tx.commit().await.map_err(map_error)?;
+        Ok(sighting)
     }
 
     async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize> {
@@ -1023,6 +1114,25 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(n > 0)
+    }
+
+    async fn record_api_key_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let (kids, times): (Vec<&str>, Vec<i64>) =
+            uses.iter().map(|(kid, t)| (kid.as_str(), *t)).unzip();
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE api_keys AS k SET last_used_at = v.at
+                 FROM unnest($1::text[], $2::bigint[]) AS v(kid, at)
+                 WHERE k.kid = v.kid AND (k.last_used_at IS NULL OR k.last_used_at < v.at)",
+                &[&kids, &times],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
     }
 
     async fn create_service_account(&self, a: &NewServiceAccount) -> StoreResult<ServiceAccount> {

@@ -19,6 +19,7 @@ use super::{
     UserChange, migrate,
 };
 use crate::crypto::encryption::Encryptor;
+use crate::domain::session::DeviceSighting;
 use crate::domain::{
     Activity, ActivityFilter, ApiKey, Comment, DataStorage, Document, KeyHolder, Label, LabelWrite,
     Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
@@ -161,6 +162,9 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
         expire_at: row.get("expire_at")?,
         created_at: timestamp(row, "created_at")?,
         updated_at: timestamp(row, "updated_at")?,
+        public_id: row.get("public_id")?,
+        authenticated_with: row.get("authenticated_with")?,
+        user_ip_country: row.get("user_ip_country")?,
     })
 }
 
@@ -198,6 +202,7 @@ fn api_key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
         state: row.get("state")?,
         created_at: timestamp(row, "created_at")?,
         updated_at: timestamp(row, "updated_at")?,
+        last_used_at: row.get("last_used_at")?,
     })
 }
 
@@ -684,8 +689,9 @@ impl Store for SqliteStore {
             let now = now_text();
             c.execute(
                 "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token,
-                     expire_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                     expire_at, created_at, updated_at, public_id, authenticated_with,
+                     user_ip_country)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
                 params![
                     s.id,
                     s.user_id,
@@ -694,7 +700,10 @@ impl Store for SqliteStore {
                     s.user_agent,
                     s.csrf_token,
                     s.expire_at,
-                    now
+                    now,
+                    super::new_public_id(),
+                    s.authenticated_with,
+                    s.user_ip_country
                 ],
             )
             .map(|_| ())
@@ -759,6 +768,75 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()
+        })
+        .await
+    }
+
+    async fn list_user_sessions(&self, user_id: i64, now: i64) -> StoreResult<Vec<Session>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT * FROM sessions WHERE user_id = ?1 AND expire_at > ?2
+                 ORDER BY created_at DESC, rowid DESC",
+            )?;
+            stmt.query_map(params![user_id, now], session_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_user_session(
+        &self,
+        user_id: i64,
+        public_id: &str,
+    ) -> StoreResult<Option<String>> {
+        let public_id = public_id.to_owned();
+        self.with_conn(move |c| {
+            c.query_row(
+                "DELETE FROM sessions WHERE user_id = ?1 AND public_id = ?2 RETURNING id",
+                params![user_id, public_id],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn record_user_device(
+        &self,
+        user_id: i64,
+        device: &str,
+        network: &str,
+        at: i64,
+    ) -> StoreResult<DeviceSighting> {
+        let (device, network) = (device.to_owned(), network.to_owned());
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let inserted = tx.execute(
+                "INSERT INTO user_devices (user_id, device, network, first_seen_at, last_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (user_id, device, network) DO NOTHING",
+                params![user_id, device, network, at],
+            )?;
+            let sighting = if inserted == 0 {
+                tx.execute(
+                    "UPDATE user_devices SET last_seen_at = max(last_seen_at, ?4)
+                     WHERE user_id = ?1 AND device = ?2 AND network = ?3",
+                    params![user_id, device, network, at],
+                )?;
+                DeviceSighting::Known
+            } else {
+                let known: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM user_devices WHERE user_id = ?1",
+                    [user_id],
+                    |r| r.get(0),
+                )?;
+                if known > 1 {
+                    DeviceSighting::New
+                } else {
+                    DeviceSighting::First
+                }
+            };
+            tx.commit()?;
+            Ok(sighting)
         })
         .await
     }
@@ -887,6 +965,24 @@ impl Store for SqliteStore {
                 params![kid, state, now_text()],
             )
             .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn record_api_key_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+        let uses = uses.to_vec();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare(
+                    "UPDATE api_keys SET last_used_at = ?2
+                     WHERE kid = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                )?;
+                for (kid, at) in &uses {
+                    stmt.execute(params![kid, at])?;
+                }
+            }
+            tx.commit()
         })
         .await
     }

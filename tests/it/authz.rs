@@ -113,6 +113,8 @@ async fn open_session(
             user_agent: Some(AGENT.into()),
             csrf_token: csrf.clone(),
             expire_at: chrono::Utc::now().timestamp() + expires_in,
+            authenticated_with: "password".into(),
+            user_ip_country: None,
         })
         .await
         .expect("session");

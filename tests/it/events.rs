@@ -357,7 +357,13 @@ async fn system_events_are_published(backend: Backend) {
     .await;
     let wait = Duration::from_secs(20);
     // Not the first user, who would become the active superadmin without a confirmation.
-    create_user(&s, &format!("first-{backend:?}@example.com").to_lowercase()).await;
+    // (Its address must not end like the outage test's marker, `-<backend>@`: the two tests
+    // share RabbitMQ's exchanges and may run at the same time.)
+    create_user(
+        &s,
+        &format!("first-{backend:?}-system@example.com").to_lowercase(),
+    )
+    .await;
     let email = format!("system-{backend:?}-{}@example.com", std::process::id()).to_lowercase();
     let password = "Tr0ub4dor&3xyzzy!";
     let signup = json!({"email": email, "password": password});

@@ -39,6 +39,7 @@ mod memory;
 mod openapi;
 mod public_api;
 mod resource;
+mod sessions;
 mod storage;
 mod tls;
 mod tokens;

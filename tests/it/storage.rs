@@ -51,7 +51,8 @@ async fn migrations_apply_once(backend: Backend) {
             "0005_rate_limits",
             "0006_confirmation_tokens",
             "0007_signing_keys",
-            "0008_sealed_events"
+            "0008_sealed_events",
+            "0009_session_devices"
         ]
     );
     let second = store.migrate().await.expect("second");
@@ -65,7 +66,7 @@ async fn concurrent_migrations_do_not_collide(backend: Backend) {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("a").len() + rb.expect("b").len();
     applied += a.migrate().await.expect("again").len();
-    assert_eq!(applied, 8, "each migration ran exactly once");
+    assert_eq!(applied, 9, "each migration ran exactly once");
     assert_eq!(a.count_users().await.expect("count"), 0);
 }
 
@@ -274,6 +275,8 @@ async fn sessions_open_find_extend_and_revoke(backend: Backend) {
         user_agent: Some("Mozilla/5.0".into()),
         csrf_token: "0123456789abcdef0123".into(),
         expire_at,
+        authenticated_with: "password".into(),
+        user_ip_country: None,
     };
     for cookie in ["one", "two", "three"] {
         store
@@ -598,6 +601,8 @@ async fn confirm_email_and_reset_password_are_single_use(backend: Backend) {
                 user_agent: None,
                 csrf_token: "c".into(),
                 expire_at: exp,
+                authenticated_with: "password".into(),
+                user_ip_country: None,
             })
             .await
             .expect("session");
@@ -950,6 +955,8 @@ async fn labels_recompute_state_and_self_deletion(backend: Backend) {
                 user_agent: None,
                 csrf_token: "c".into(),
                 expire_at: chrono::Utc::now().timestamp() + 100,
+                authenticated_with: "password".into(),
+                user_ip_country: None,
             })
             .await
             .expect("session");

@@ -190,6 +190,8 @@ async fn session_cookie(store: &dyn Store) -> String {
             user_agent: Some(AGENT.into()),
             csrf_token: "0123456789abcdef0123".into(),
             expire_at: chrono::Utc::now().timestamp() + 600,
+            authenticated_with: "password".into(),
+            user_ip_country: None,
         })
         .await
         .expect("session");

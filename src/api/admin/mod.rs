@@ -11,6 +11,7 @@ mod audit;
 pub(crate) mod entities;
 mod labels;
 mod profiles;
+mod sessions;
 mod users;
 
 use axum::Router;
@@ -54,6 +55,10 @@ pub fn routes(state: ApiState) -> Router<ApiState> {
             post(users::comment_create)
                 .put(users::comment_update)
                 .delete(users::comment_delete),
+        )
+        .route(
+            "/users/sessions",
+            get(sessions::list).delete(sessions::destroy),
         )
         .route("/users/{uid}", get(users::show))
         .route("/api_keys", get(activities::api_keys))

@@ -136,11 +136,13 @@ pub(crate) struct OpenedSession {
 }
 
 /// Barong's `open_session`, with a new id at every login: a session the request carried
-/// is deleted first (no fixation).
+/// is deleted first (no fixation). `authenticated_with` says how the caller proved who it is
+/// (`password`, `password+2fa`, `email` for a confirmation link), for the sessions list.
 pub(crate) async fn open_session(
     state: &ApiState,
     user: &User,
     meta: &RequestMeta,
+    authenticated_with: &str,
 ) -> Result<OpenedSession, ApiError> {
     if let Some(old) = &meta.cookie {
         let id = session_key(old);
@@ -150,7 +152,9 @@ pub(crate) async fn open_session(
     }
     let cookie = random_hex(16);
     let csrf_token = random_hex(10);
-    let expire_at = chrono::Utc::now().timestamp() + state.config.session_expire_time as i64;
+    let policies = state.config.session_policies();
+    let policy = policies.for_agent(meta.user_agent.as_deref());
+    let expire_at = chrono::Utc::now().timestamp() + policy.expire_time;
     state
         .store
         .create_session(&NewSession {
@@ -161,6 +165,8 @@ pub(crate) async fn open_session(
             user_agent: meta.user_agent.clone(),
             csrf_token: csrf_token.clone(),
             expire_at,
+            authenticated_with: authenticated_with.to_owned(),
+            user_ip_country: country_of(state, meta.ip),
         })
         .await?;
     let set_cookie = HeaderValue::from_str(&cookie_attributes(state, &cookie, false))
@@ -169,6 +175,11 @@ pub(crate) async fn open_session(
         set_cookie,
         csrf_token,
     })
+}
+
+/// The GeoIP country of an address, when GeoIP is configured.
+pub(crate) fn country_of(state: &ApiState, ip: IpAddr) -> Option<String> {
+    state.geoip.as_ref().and_then(|geo| geo.locate(ip).country)
 }
 
 /// The session cookie as this server sets it; `expire` clears it.

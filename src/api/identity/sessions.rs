@@ -9,15 +9,18 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{
-    RequestMeta, captcha_error, cookie_attributes, error, mail_settings, open_session,
+    RequestMeta, captcha_error, cookie_attributes, country_of, error, mail_settings, open_session,
     record_activity, user_full_info,
 };
 use crate::api::ApiState;
+use crate::api::entities::iso8601;
 use crate::api::error::ApiError;
 use crate::api::limits::too_many;
 use crate::api::params::{Params, Validator, coerce_string};
 use crate::api::system_events;
 use crate::crypto::password_hash::{self, Verification};
+use crate::domain::session::DeviceSighting;
+use crate::domain::{User, describe_device, network_of};
 use crate::domain::{session_key, user_language};
 use crate::invalidation::Invalidation;
 
@@ -162,7 +165,8 @@ pub async fn create(
     // Barong names a login that passed its 2FA code apart.
     let action = if user.otp { "login::2fa" } else { "login" };
     record_activity(&state, user.id, &meta, "session", action, "succeed", None).await;
-    let session = open_session(&state, &user, &meta).await?;
+    let proven = if user.otp { "password+2fa" } else { "password" };
+    let session = open_session(&state, &user, &meta, proven).await?;
     let origin = [
         ("user_ip", json!(meta.ip.to_string())),
         (
@@ -183,6 +187,7 @@ pub async fn create(
         Ok(()) => state.mail_wakeup.notify_one(),
         Err(e) => tracing::warn!(error = %e, "new-login notice not queued"),
     }
+    notice_new_device(&state, &user, &meta, &language).await;
     let body = user_full_info(&state, &user, Some(&session.csrf_token)).await?;
     Ok((
         StatusCode::OK,
@@ -190,6 +195,59 @@ pub async fn create(
         Json(body),
     )
         .into_response())
+}
+
+/// With `BARONG_SESSION_NEW_DEVICE_NOTICE` on: remembers the login's device and network and,
+/// when the pair is new to the user, mails a notice and raises `system.session.new_device`.
+/// Best effort: the login has succeeded whatever happens here.
+async fn notice_new_device(state: &ApiState, user: &User, meta: &RequestMeta, language: &str) {
+    if !state.config.session_new_device_notice {
+        return;
+    }
+    let device = describe_device(meta.user_agent.as_deref());
+    let now = chrono::Utc::now();
+    let network = network_of(meta.ip);
+    let sighting = state
+        .store
+        .record_user_device(user.id, &device, &network, now.timestamp())
+        .await;
+    match sighting {
+        Ok(DeviceSighting::New) => {}
+        Ok(DeviceSighting::First | DeviceSighting::Known) => return,
+        Err(error) => {
+            tracing::warn!(%error, "login device not recorded; no new-device notice");
+            return;
+        }
+    }
+    let ip = meta.ip.to_string();
+    let country = country_of(state, meta.ip);
+    let time = iso8601(&now);
+    let fields = [
+        ("device", json!(device)),
+        ("user_ip", json!(ip)),
+        ("user_ip_country", json!(country)),
+        (
+            "user_agent",
+            json!(meta.user_agent.as_deref().unwrap_or("")),
+        ),
+        ("time", json!(time)),
+    ];
+    system_events::emit(state, "session.new_device", user, &fields).await;
+    let mail = crate::mail::templates::new_device(
+        &mail_settings(state),
+        &user.email,
+        &crate::mail::templates::DeviceNotice {
+            device: &device,
+            ip: &ip,
+            country: country.as_deref(),
+            time: &time,
+        },
+        language,
+    );
+    match state.store.queue_mail(&mail).await {
+        Ok(()) => state.mail_wakeup.notify_one(),
+        Err(e) => tracing::warn!(error = %e, "new-device notice not queued"),
+    }
 }
 
 /// Replaces a Barong bcrypt digest (or a weaker argon2 one) with a current argon2id hash.

@@ -51,8 +51,9 @@ async fn with_session(
     user: &crate::domain::User,
     meta: &RequestMeta,
     status: StatusCode,
+    authenticated_with: &str,
 ) -> Result<Response, ApiError> {
-    let session = open_session(state, user, meta).await?;
+    let session = open_session(state, user, meta, authenticated_with).await?;
     let body = user_full_info(state, user, Some(&session.csrf_token)).await?;
     Ok((
         status,
@@ -168,7 +169,7 @@ pub async fn create(
         system_events::emit_with_domain(&state, name, &user, Some(&token)).await;
     }
     record_activity(&state, user.id, &meta, "account", "signup", "succeed", None).await;
-    with_session(&state, &user, &meta, StatusCode::CREATED).await
+    with_session(&state, &user, &meta, StatusCode::CREATED, "password").await
 }
 
 /// `GET identity/users/register_geetest`.
@@ -337,7 +338,7 @@ pub async fn email_confirm_code(
     state
         .invalidation
         .publish(Invalidation::User(user.uid.clone()));
-    with_session(&state, &user, &meta, StatusCode::CREATED).await
+    with_session(&state, &user, &meta, StatusCode::CREATED, "email").await
 }
 
 /// `POST identity/users/password/generate_code`: mails a reset link (201 for any e-mail).

@@ -111,7 +111,7 @@ pub(crate) async fn list_keys(
         .store
         .list_api_keys(holder, order_by, descending, page.limit, page.offset())
         .await?;
-    let body: Vec<Value> = keys.iter().map(|k| entities::api_key(k, None)).collect();
+    let body: Vec<Value> = keys.iter().map(entities::api_key_with_use).collect();
     Ok((pagination::headers(uri, page, total), Json(body)).into_response())
 }
 

@@ -9,6 +9,7 @@ mod otp;
 mod phones;
 mod profiles;
 mod service_accounts;
+pub(crate) mod sessions;
 mod users;
 
 use axum::Router;
@@ -47,6 +48,11 @@ pub fn routes() -> Router<ApiState> {
             "/api_keys/{kid}",
             delete(api_keys::destroy).patch(api_keys::update),
         )
+        .route(
+            "/sessions",
+            get(sessions::list).delete(sessions::destroy_others),
+        )
+        .route("/sessions/{id}", delete(sessions::destroy))
         .route("/data_storage", post(data_storage::create))
         .route("/profiles", post(profiles::create).put(profiles::update))
         .route("/profiles/me", get(profiles::me))
