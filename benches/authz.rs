@@ -591,11 +591,11 @@ fn jwt_signing(c: &mut Criterion) {
 fn token_reuse(c: &mut Criterion) {
     let mut group = c.benchmark_group("token");
     let principal = Principal {
-        uid: "IDBENCH00001".into(),
-        email: "bench@barong.test".into(),
-        role: "member".into(),
+        uid: "IDBENCH00001",
+        email: "bench@barong.test",
+        role: "member",
         level: 3,
-        state: "active".into(),
+        state: "active",
         user_extras: Some(UserExtras {
             username: None,
             referral_id: None,

@@ -122,6 +122,11 @@ impl Caches {
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<Arc<CachedSession>>, LoadError> {
+        // A hit borrows the key; `try_get_with` below wants it owned and boxes its loader.
+        if let Some(hit) = self.sessions.get(id).await {
+            self.count(SESSIONS);
+            return Ok(hit);
+        }
         let store = self.store.clone();
         let key = id.to_owned();
         let miss = self.count(SESSIONS);
@@ -147,6 +152,10 @@ impl Caches {
     }
 
     pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, LoadError> {
+        if let Some(hit) = self.users.get(&id).await {
+            self.count(USERS);
+            return Ok(hit);
+        }
         let store = self.store.clone();
         let miss = self.count(USERS);
         Ok(self
@@ -159,6 +168,10 @@ impl Caches {
     }
 
     pub async fn service_account(&self, id: i64) -> Result<Option<Arc<ServiceAccount>>, LoadError> {
+        if let Some(hit) = self.service_accounts.get(&id).await {
+            self.count(SERVICE_ACCOUNTS);
+            return Ok(hit);
+        }
         let store = self.store.clone();
         let miss = self.count(SERVICE_ACCOUNTS);
         Ok(self
@@ -171,6 +184,10 @@ impl Caches {
     }
 
     pub async fn api_key(&self, kid: &str) -> Result<Option<Arc<CachedKey>>, LoadError> {
+        if let Some(hit) = self.api_keys.get(kid).await {
+            self.count(API_KEYS);
+            return Ok(hit);
+        }
         let store = self.store.clone();
         let encryptor = self.encryptor.clone();
         let kid = kid.to_owned();

@@ -213,11 +213,50 @@ enum Allow {
     },
 }
 
-/// The principal of a request and, for users, what audit records need.
+/// The principal of a request, as the caches hold it (the token's claims are borrowed from
+/// it), and whether an API key authenticated it.
 struct Authenticated {
-    principal: Principal,
-    user_id: Option<i64>,
+    holder: Holder,
     api_key: bool,
+}
+
+enum Holder {
+    User(Arc<User>),
+    ServiceAccount(Arc<crate::domain::ServiceAccount>),
+}
+
+impl Authenticated {
+    fn principal(&self) -> Principal<'_> {
+        match &self.holder {
+            Holder::User(user) => Principal {
+                uid: &user.uid,
+                email: &user.email,
+                role: &user.role,
+                level: user.level,
+                state: &user.state,
+                user_extras: Some(UserExtras {
+                    username: user.username.as_deref(),
+                    referral_id: user.referral_id,
+                }),
+            },
+            Holder::ServiceAccount(account) => Principal {
+                uid: &account.uid,
+                email: &account.email,
+                role: &account.role,
+                level: account.level,
+                state: &account.state,
+                user_extras: None,
+            },
+        }
+    }
+
+    /// The user whose audit rows this request writes; service accounts are never logged.
+    fn user_id(&self) -> Option<i64> {
+        match &self.holder {
+            Holder::User(user) => Some(user.id),
+            Holder::ServiceAccount(_) => None,
+        }
+    }
 }
 
 /// Answers one request of the authz listener, in a span carrying its request id (the proxy's
@@ -347,7 +386,7 @@ impl Authz {
         self.check_permission(req, &authenticated)?;
         let authorization = self
             .tokens
-            .token(&authenticated.principal)
+            .token(&authenticated.principal())
             .map_err(|error| {
                 tracing::error!(%error, "JWT signing failed");
                 Deny::Unavailable
@@ -427,8 +466,7 @@ impl Authz {
             return Err(Deny::UserNotActive);
         }
         Ok(Authenticated {
-            principal: user_principal(&user),
-            user_id: Some(user.id),
+            holder: Holder::User(user),
             api_key: false,
         })
     }
@@ -513,8 +551,7 @@ impl Authz {
                     return Err(Deny::Disabled2fa);
                 }
                 Ok(Authenticated {
-                    principal: user_principal(&user),
-                    user_id: Some(user.id),
+                    holder: Holder::User(user),
                     api_key: true,
                 })
             }
@@ -528,15 +565,7 @@ impl Authz {
                     return Err(Deny::InvalidSession);
                 }
                 Ok(Authenticated {
-                    principal: Principal {
-                        uid: account.uid.clone(),
-                        email: account.email.clone(),
-                        role: account.role.clone(),
-                        level: account.level,
-                        state: account.state.clone(),
-                        user_extras: None,
-                    },
-                    user_id: None,
+                    holder: Holder::ServiceAccount(account),
                     api_key: true,
                 })
             }
@@ -564,7 +593,7 @@ impl Authz {
             self.caches
                 .permissions
                 .load()
-                .evaluate(&who.principal.role, method, req.path);
+                .evaluate(who.principal().role, method, req.path);
         match decision {
             PermissionDecision::Allow { audit: None } => Ok(()),
             PermissionDecision::Allow { audit: Some(topic) } => {
@@ -590,7 +619,7 @@ impl Authz {
         topic: String,
         result: &str,
     ) {
-        let Some(user_id) = who.user_id else {
+        let Some(user_id) = who.user_id() else {
             return; // service accounts are never logged
         };
         let mut params: serde_json::Map<String, serde_json::Value> = req
@@ -670,20 +699,6 @@ fn session_matches(
         && policy
             .binding
             .allows(&cached.session.user_ip, req.client_ip)
-}
-
-fn user_principal(user: &User) -> Principal {
-    Principal {
-        uid: user.uid.clone(),
-        email: user.email.clone(),
-        role: user.role.clone(),
-        level: user.level,
-        state: user.state.clone(),
-        user_extras: Some(UserExtras {
-            username: user.username.clone(),
-            referral_id: user.referral_id,
-        }),
-    }
 }
 
 /// 200 with an empty body and `Content-Length: 0`, so nginx keeps the upstream connection

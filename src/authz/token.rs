@@ -2,6 +2,7 @@
 //! for the same principal and claims for a short while so signing is not paid per request.
 //! A reused token is only handed out while the key that signed it is still current.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,23 +13,62 @@ use serde::Serialize;
 use crate::crypto::keyring::{RingKey, SharedKeys};
 use crate::crypto::keys::KeyError;
 
-/// Who the token speaks for, with the claims Barong puts in it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Principal {
-    pub uid: String,
-    pub email: String,
-    pub role: String,
+/// Who the token speaks for, with the claims Barong puts in it, borrowed from the cached user
+/// or service account: building one per decision copies nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Principal<'a> {
+    pub uid: &'a str,
+    pub email: &'a str,
+    pub role: &'a str,
     pub level: i32,
-    pub state: String,
+    pub state: &'a str,
     /// `Some` for users (`username`, `referral_id`), `None` for service accounts.
-    pub user_extras: Option<UserExtras>,
+    pub user_extras: Option<UserExtras<'a>>,
 }
 
 /// Claims only users carry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UserExtras {
-    pub username: Option<String>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserExtras<'a> {
+    pub username: Option<&'a str>,
     pub referral_id: Option<i64>,
+}
+
+/// The principal a reusable token was minted for, owned: a hit is only taken when it equals
+/// the asking principal field by field, so two principals whose hashes collide never share a
+/// token.
+#[derive(Debug)]
+struct Owner {
+    uid: Box<str>,
+    email: Box<str>,
+    role: Box<str>,
+    level: i32,
+    state: Box<str>,
+    user_extras: Option<(Option<Box<str>>, Option<i64>)>,
+}
+
+impl Owner {
+    fn of(p: &Principal<'_>) -> Self {
+        Self {
+            uid: p.uid.into(),
+            email: p.email.into(),
+            role: p.role.into(),
+            level: p.level,
+            state: p.state.into(),
+            user_extras: p
+                .user_extras
+                .map(|u| (u.username.map(Into::into), u.referral_id)),
+        }
+    }
+
+    fn is(&self, p: &Principal<'_>) -> bool {
+        *self.uid == *p.uid
+            && *self.email == *p.email
+            && *self.role == *p.role
+            && self.level == p.level
+            && *self.state == *p.state
+            && self.user_extras.as_ref().map(|(n, r)| (n.as_deref(), *r))
+                == p.user_extras.map(|u| (u.username, u.referral_id))
+    }
 }
 
 #[derive(Serialize)]
@@ -55,15 +95,17 @@ pub struct TokenMinter {
     keys: Arc<SharedKeys>,
     lifetime: i64,
     reuse: Duration,
-    /// Ready `Authorization` values with the `kid` that signed them: a reuse is a
-    /// reference-count bump, not a copy.
-    minted: Cache<Principal, Arc<Minted>>,
+    /// Ready `Authorization` values with the `kid` that signed them, by the principal's hash:
+    /// a reuse is a hash, a lookup, a comparison and a reference-count bump, not a copy.
+    minted: Cache<u64, Arc<Minted>>,
+    hasher: std::hash::RandomState,
 }
 
 struct Minted {
     value: HeaderValue,
     at: Instant,
     kid: Box<str>,
+    owner: Owner,
 }
 
 impl TokenMinter {
@@ -79,16 +121,19 @@ impl TokenMinter {
                 .max_capacity(100_000)
                 .time_to_live(reuse.max(Duration::from_millis(1)))
                 .build(),
+            hasher: std::hash::RandomState::new(),
         }
     }
 
     /// The `Authorization: Bearer <jwt>` value for `principal`, fresh or reused within the
     /// reuse window.
-    pub fn token(&self, principal: &Principal) -> Result<HeaderValue, KeyError> {
+    pub fn token(&self, principal: &Principal<'_>) -> Result<HeaderValue, KeyError> {
         let ring = self.keys.load();
         let key = ring.current();
+        let hash = self.hasher.hash_one(principal);
         if !self.reuse.is_zero()
-            && let Some(entry) = self.minted.get(principal)
+            && let Some(entry) = self.minted.get(&hash)
+            && entry.owner.is(principal)
             && entry.at.elapsed() < self.reuse
             && *entry.kid == *key.kid()
         {
@@ -101,13 +146,14 @@ impl TokenMinter {
                 value: token.clone(),
                 at: Instant::now(),
                 kid: key.kid().into(),
+                owner: Owner::of(principal),
             };
-            self.minted.insert(principal.clone(), Arc::new(minted));
+            self.minted.insert(hash, Arc::new(minted));
         }
         Ok(token)
     }
 
-    fn mint(&self, key: &RingKey, p: &Principal) -> Result<String, KeyError> {
+    fn mint(&self, key: &RingKey, p: &Principal<'_>) -> Result<String, KeyError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iat: now,
@@ -116,13 +162,13 @@ impl TokenMinter {
             iss: "barong",
             aud: ["peatio", "barong"],
             jti: hex::encode(rand::random::<[u8; 10]>()),
-            uid: &p.uid,
-            email: &p.email,
-            role: &p.role,
+            uid: p.uid,
+            email: p.email,
+            role: p.role,
             level: p.level,
-            state: &p.state,
-            referral_id: p.user_extras.as_ref().map(|u| u.referral_id),
-            username: p.user_extras.as_ref().map(|u| u.username.as_deref()),
+            state: p.state,
+            referral_id: p.user_extras.map(|u| u.referral_id),
+            username: p.user_extras.map(|u| u.username),
         };
         let json = serde_json::to_vec(&claims).map_err(|_| KeyError::Generation)?;
         key.sign(&json)
@@ -154,16 +200,49 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_token_is_only_the_same_principals() {
+        let keys = Arc::new(SharedKeys::new(KeyRing::single(&key()).expect("ring")));
+        let minter = TokenMinter::new(keys, 3600, 30);
+        let member = Principal {
+            uid: "ID1",
+            email: "a@b.io",
+            role: "member",
+            level: 1,
+            state: "active",
+            user_extras: Some(UserExtras {
+                username: None,
+                referral_id: None,
+            }),
+        };
+        let first = minter.token(&member).expect("token");
+        assert_eq!(minter.token(&member).expect("reused"), first);
+        let admin = Principal {
+            role: "admin",
+            ..member
+        };
+        assert_ne!(minter.token(&admin).expect("token"), first, "another role");
+        let account = Principal {
+            user_extras: None,
+            ..member
+        };
+        assert_ne!(
+            minter.token(&account).expect("token"),
+            first,
+            "no user claims"
+        );
+    }
+
+    #[test]
     fn a_reused_token_never_outlives_its_key() {
         let old = key();
         let keys = Arc::new(SharedKeys::new(KeyRing::single(&old).expect("ring")));
         let minter = TokenMinter::new(keys.clone(), 3600, 30);
         let principal = Principal {
-            uid: "ID1".into(),
-            email: "a@b.io".into(),
-            role: "member".into(),
+            uid: "ID1",
+            email: "a@b.io",
+            role: "member",
             level: 1,
-            state: "active".into(),
+            state: "active",
             user_extras: None,
         };
         let first = minter.token(&principal).expect("token");
