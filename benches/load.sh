@@ -164,9 +164,10 @@ if [ "$BUILD" = 1 ]; then
   cargo build --release --locked --bin barong --example baseline --example loadprep >&2 ||
     die "release build failed"
 fi
-BARONG=target/release/barong
-BASELINE=target/release/examples/baseline
-LOADPREP=target/release/examples/loadprep
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BARONG=$TARGET_DIR/release/barong
+BASELINE=$TARGET_DIR/release/examples/baseline
+LOADPREP=$TARGET_DIR/release/examples/loadprep
 for bin in "$BARONG" "$BASELINE" "$LOADPREP"; do [ -x "$bin" ] || die "$bin missing (drop --no-build)"; done
 
 # ---- database ---------------------------------------------------------------------------------
@@ -236,13 +237,19 @@ EOF
 { cat "$WORK/cold.lua"; echo "function delay() return $DELAY_MS end"; } >"$WORK/cold-paced.lua"
 
 # ---- running wrk ------------------------------------------------------------------------------
-declare -A RPS P50 P99 NON2XX ERRS REQS
+declare -A RPS P50 P99 NON2XX ERRS REQS CPU_US
+CLK_TCK=$(getconf CLK_TCK)
+# utime + stime of the server under test, in clock ticks: server CPU per answered request is far
+# steadier than requests/s when wrk shares the cores.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 run_wrk() { # key, script, url, duration, connections, script args...
   local key=$1 script=$2 url=$3 duration=$4 connections=$5 threads=$THREADS
   shift 5
   [ "$connections" -lt "$threads" ] && threads=$connections
-  local out
+  local out ticks_before ticks_after
+  ticks_before=$(cpu_ticks)
   out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --timeout 5s -s "$script" "$url" -- "$@" 2>&1)
+  ticks_after=$(cpu_ticks)
   local line
   line=$(grep '^RESULT' <<<"$out")
   if [ -z "$line" ]; then
@@ -257,13 +264,15 @@ run_wrk() { # key, script, url, duration, connections, script args...
   non2xx=$(sed 's/.*non2xx=\([0-9]*\).*/\1/' <<<"$line")
   errors=$(sed 's/.*socket_errors=\([0-9]*\).*/\1/' <<<"$line")
   REQS[$key]=$requests
+  CPU_US[$key]=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$CLK_TCK" -v r="$requests" \
+    'BEGIN { printf "%.1f", (r > 0 ? t * 1e6 / hz / r : 0) }')
   RPS[$key]=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
   P50[$key]=$p50
   P99[$key]=$p99
   NON2XX[$key]=$non2xx
   ERRS[$key]=$errors
-  log "$(printf '%-16s %8s req/s  p50 %6s us  p99 %6s us  non-2xx %s  socket errors %s' \
-    "$key" "${RPS[$key]}" "$p50" "$p99" "$non2xx" "$errors")"
+  log "$(printf '%-16s %8s req/s  p50 %6s us  p99 %6s us  server CPU %6s us/req  non-2xx %s  socket errors %s' \
+    "$key" "${RPS[$key]}" "$p50" "$p99" "${CPU_US[$key]}" "$non2xx" "$errors")"
 }
 
 scenario() { # key, script, url (warm-up then measured run)
@@ -451,9 +460,12 @@ fi
 # ---- report -----------------------------------------------------------------------------------
 ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
 ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[baseline]:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }'; }
+# Efficiency: the baseline's server CPU per request over this scenario's (1.00 = costs what bare
+# hyper costs to answer).
+efficiency() { awk -v a="${CPU_US[$1]:-0}" -v b="${CPU_US[baseline]:-0}" 'BEGIN { if (a > 0) printf "%.2f", b / a; else printf "-" }'; }
 row() { # key, label, server
-  printf '| %-38s | %9s | %10s | %10s | %6s | %10s |\n' "$2" "${RPS[$1]:--}" "$(ms "${P50[$1]:-}")" \
-    "$(ms "${P99[$1]:-}")" "$(ratio "$1")" "$(mib "${HWM[$3]:-0}")"
+  printf '| %-38s | %9s | %10s | %10s | %6s | %8s | %6s | %10s |\n' "$2" "${RPS[$1]:--}" "$(ms "${P50[$1]:-}")" \
+    "$(ms "${P99[$1]:-}")" "$(ratio "$1")" "${CPU_US[$1]:--}" "$(efficiency "$1")" "$(mib "${HWM[$3]:-0}")"
 }
 {
   echo
@@ -461,8 +473,8 @@ row() { # key, label, server
   echo
   echo "wrk $THREADS threads, $CONNECTIONS connections, ${DURATION}s per run (${WARMUP}s warm-up before each cached scenario); JWT $ALGORITHM; PostgreSQL for every scenario (cached scenarios do not touch it)"
   echo
-  printf '| %-38s | %9s | %10s | %10s | %6s | %10s |\n' scenario "req/s" p50 p99 "ratio" "peak RSS"
-  echo "|----------------------------------------|-----------|------------|------------|--------|------------|"
+  printf '| %-38s | %9s | %10s | %10s | %6s | %8s | %6s | %10s |\n' scenario "req/s" p50 p99 "ratio" "CPU/req" "eff." "peak RSS"
+  echo "|----------------------------------------|-----------|------------|------------|--------|----------|--------|------------|"
   row baseline "baseline: bare hyper, fixed 200" baseline
   row cookie "cookie allow (cached session)" cached
   row apikey "API-key allow (cached key, HS256)" cached
@@ -482,6 +494,7 @@ row() { # key, label, server
     done
   fi
   echo
+  echo "CPU/req is the server process's utime+stime over the measured run divided by the requests it answered (us); eff. is the baseline's CPU/req over the scenario's."
   echo "peak RSS is the server process's VmHWM over its whole life (cookie, API-key, deny and the paced runs share one process)."
   for key in cookie_half apikey_half cold_half; do
     [ -n "${RPS[$key]:-}" ] || continue
