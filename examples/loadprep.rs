@@ -265,8 +265,10 @@ async fn bulk_sessions(
     tokio::spawn(connection);
     let statement = client
         .prepare(
-            "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token, expire_at)
-             SELECT id, user_id, uid, '127.0.0.1', $4, $5, $6
+            "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token, expire_at,
+                 public_id)
+             SELECT id, user_id, uid, '127.0.0.1', $4, $5, $6,
+                 replace(gen_random_uuid()::text, '-', '')
              FROM unnest($1::text[], $2::bigint[], $3::text[]) AS s (id, user_id, uid)",
         )
         .await
