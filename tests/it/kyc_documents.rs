@@ -1111,7 +1111,7 @@ async fn addresses_and_clear_text_at_rest(backend: Backend) {
         );
 
     // Nothing in the database holds the numbers in clear.
-    let dump = database_text(&db).await;
+    let dump = db.raw_text().await;
     assert!(dump.contains("v1:"), "the encrypted values are there");
     for secret in ["79225551234", "9225551234", "ZX9876543", "zx9876543"] {
         assert!(
@@ -1121,43 +1121,6 @@ async fn addresses_and_clear_text_at_rest(backend: Backend) {
     }
     let logs = server.log_text();
     assert!(!logs.contains("9225551234") && !logs.contains("ZX9876543"));
-}
-
-/// Every row of phones, documents and labels as text (PostgreSQL), or the raw database and WAL
-/// files (SQLite), to look for values in clear.
-async fn database_text(db: &TestDb) -> String {
-    match db.backend {
-        Backend::Sqlite => {
-            let path = db.url.trim_start_matches("sqlite://").to_owned();
-            let mut text = String::new();
-            for suffix in ["", "-wal"] {
-                if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
-                    text.push_str(&String::from_utf8_lossy(&bytes));
-                }
-            }
-            text
-        }
-        Backend::Postgres => {
-            let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-            let task = tokio::spawn(connection);
-            let mut text = String::new();
-            for table in ["phones", "documents", "labels", "users"] {
-                let rows = client
-                    .query(&format!("SELECT row_to_json(t)::text FROM {table} t"), &[])
-                    .await
-                    .expect("select");
-                for row in rows {
-                    text.push_str(&row.get::<_, String>(0));
-                    text.push('\n');
-                }
-            }
-            drop(client);
-            let _ = task.await;
-            text
-        }
-    }
 }
 
 /// `VmRSS` and `VmHWM` of a process, in KiB.
