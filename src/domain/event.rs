@@ -133,15 +133,46 @@ pub fn document_json(
 /// Ruby's `URI.encode` (`URI::DEFAULT_PARSER.escape`): every byte outside the URI's reserved and
 /// unreserved characters is percent-encoded; `%` itself is kept.
 fn uri_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,[]#%".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const KEPT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'!')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')')
+        .remove(b';')
+        .remove(b'/')
+        .remove(b'?')
+        .remove(b':')
+        .remove(b'@')
+        .remove(b'&')
+        .remove(b'=')
+        .remove(b'+')
+        .remove(b'$')
+        .remove(b',')
+        .remove(b'[')
+        .remove(b']')
+        .remove(b'#')
+        .remove(b'%');
+    utf8_percent_encode(text, KEPT).to_string()
+}
+
+/// `model.profile.created` (no `before`) or `model.profile.updated` (`None` when nothing
+/// changed), both profiles nested with the same `user`.
+pub fn profile_changed(
+    before: Option<&super::Profile>,
+    after: &super::Profile,
+    user: Value,
+) -> Option<NewEvent> {
+    let new = profile_json(after, user.clone());
+    match before {
+        None => Some(model_created("profile", new)),
+        Some(old) => model_updated("profile", &profile_json(old, user), new),
     }
-    out
 }
 
 /// Model events drop null values from the top level of `record`.

@@ -125,12 +125,7 @@ pub(super) async fn profile_changed(
         return Ok(());
     }
     let user = user_json(tx, &user_by_id(tx, after.user_id).await?).await?;
-    let new = event::profile_json(after, user.clone());
-    let changed = match before {
-        None => Some(event::model_created("profile", new)),
-        Some(old) => event::model_updated("profile", &event::profile_json(old, user), new),
-    };
-    if let Some(e) = changed {
+    if let Some(e) = event::profile_changed(before, after, user) {
         record_sealed(tx, domain, &e, enc).await?;
     }
     Ok(())

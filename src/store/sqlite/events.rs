@@ -72,12 +72,7 @@ pub(super) fn profile_changed(
         return Ok(());
     }
     let user = user_json(tx, &user_by_id(tx, after.user_id)?)?;
-    let new = event::profile_json(after, user.clone());
-    let changed = match before {
-        None => Some(event::model_created("profile", new)),
-        Some(old) => event::model_updated("profile", &event::profile_json(old, user), new),
-    };
-    if let Some(e) = changed {
+    if let Some(e) = event::profile_changed(before, after, user) {
         record_sealed(tx, domain, &e, enc)?;
     }
     Ok(())
