@@ -304,10 +304,6 @@ struct Account<'a> {
     uid: String,
 }
 
-async fn answer(response: reqwest::Response) -> Answer {
-    Answer::read(response).await
-}
-
 impl<'a> Account<'a> {
     async fn sign_up(server: &'a TestServer, email: &str) -> Account<'a> {
         let response = http()
@@ -360,7 +356,7 @@ impl<'a> Account<'a> {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        answer(request.send().await.expect("call")).await
+        Answer::read(request.send().await.expect("call")).await
     }
 
     async fn get(&self, path: &str) -> Answer {
@@ -427,7 +423,7 @@ async fn kyc_callback(server: &TestServer, body: &str, signature: Option<&str>) 
     if let Some(signature) = signature {
         request = request.header("x-data-integrity", signature);
     }
-    answer(request.send().await.expect("callback")).await
+    Answer::read(request.send().await.expect("callback")).await
 }
 
 /// Rejects every request in a local-provider server's logs that mention personal data.
@@ -632,7 +628,7 @@ async fn profiles_endpoints_and_keys(backend: Backend) {
         .send()
         .await
         .expect("anonymous");
-    answer(anonymous)
+    Answer::read(anonymous)
         .await
         .errors(401, &["jwt.decode_and_verify"]);
 
