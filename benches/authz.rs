@@ -18,6 +18,12 @@
 //! Before the groups run, the number of heap allocations per decision is printed (a counting
 //! global allocator, switched on only for that count).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, bench or example fails loudly: a panic is its failure"
+)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::hint::black_box;

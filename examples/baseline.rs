@@ -10,6 +10,12 @@
 //! ```
 //! Prints `baseline listening on ADDR` once ready; stops on SIGINT/SIGTERM.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, bench or example fails loudly: a panic is its failure"
+)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 

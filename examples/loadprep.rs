@@ -11,6 +11,12 @@
 //! `--connections` keep-alive connections (plain HTTP/1.1 on Tokio, no client library), so that
 //! many sessions are cached; prints `WARMED`, `OK` and `WARM_SECONDS`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, bench or example fails loudly: a panic is its failure"
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -67,13 +67,17 @@ impl Captcha {
             .build()
             .unwrap_or_default();
         Self {
-            kind: config.captcha,
+            kind: config.captcha.captcha,
             protected: config.barong_yml.captcha_protected_endpoints.clone(),
-            recaptcha_secret: config.recaptcha_secret_key.expose().to_owned(),
-            recaptcha_url: config.recaptcha_verify_url.clone(),
-            geetest_id: config.geetest_id.clone(),
-            geetest_key: config.geetest_key.expose().to_owned(),
-            geetest_url: config.geetest_api_url.trim_end_matches('/').to_owned(),
+            recaptcha_secret: config.captcha.recaptcha_secret_key.expose().to_owned(),
+            recaptcha_url: config.captcha.recaptcha_verify_url.clone(),
+            geetest_id: config.captcha.geetest_id.clone(),
+            geetest_key: config.captcha.geetest_key.expose().to_owned(),
+            geetest_url: config
+                .captcha
+                .geetest_api_url
+                .trim_end_matches('/')
+                .to_owned(),
             http,
         }
     }

@@ -275,7 +275,7 @@ async fn import_users(config: &Config, file: &std::path::Path) -> Result<(), ser
         store: store.as_ref(),
         encryptor: &encryptor,
         rules: &rules,
-        uid_prefix: &config.uid_prefix,
+        uid_prefix: &config.users.uid_prefix,
     };
     let report = crate::import::import_users(&ctx, &rows, crate::api::management::full_messages)
         .await
@@ -340,7 +340,7 @@ fn init_logging(config: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match config.log_format {
+    match config.server.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }

@@ -39,8 +39,9 @@ pub enum KeysError {
 pub fn retention(config: &Config) -> i64 {
     let leeway = crate::server::leeways(config).exp.max(0);
     let seconds = config
+        .keys
         .jwt_expire_time
-        .saturating_add(config.keys_reload_interval);
+        .saturating_add(config.keys.keys_reload_interval);
     i64::try_from(seconds)
         .unwrap_or(i64::MAX / 2)
         .saturating_add(leeway)

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use crate::config::Config;
+use crate::config::Kyc;
 
 /// Why a KYCAID call did not give an answer (the caller retries later or gives up; the
 /// profile stays as it is).
@@ -74,7 +74,7 @@ fn http() -> &'static reqwest::Client {
 }
 
 impl Kycaid {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Kyc) -> Self {
         Self {
             endpoint: config.kycaid_api_endpoint.trim_end_matches('/').to_owned(),
             token: config.kycaid_authorization_token.expose().to_owned(),

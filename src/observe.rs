@@ -11,7 +11,6 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::api::hashing::HashPool;
 use crate::api::limits::Limits;
-use crate::config::Config;
 use crate::store::{SharedCounters, Store};
 
 /// Upper bounds of the latency buckets, microseconds (Prometheus `le` in seconds).
@@ -126,7 +125,7 @@ pub struct Observability {
 impl Observability {
     /// Fresh counters, the limiters the settings ask for (counting in `shared` when the store
     /// offers shared counters) and the hashing cap.
-    pub fn new(config: &Config, shared: Option<Arc<dyn SharedCounters>>) -> Self {
+    pub fn new(config: &crate::config::Limits, shared: Option<Arc<dyn SharedCounters>>) -> Self {
         Self {
             requests: RequestMetrics::default(),
             limits: Arc::new(Limits::from_config(config, shared)),

@@ -65,7 +65,7 @@ pub struct Keys {
 
 /// The signing algorithm chosen by `BARONG_JWT_ALGORITHM`.
 pub fn key_algorithm(config: &Config) -> KeyAlgorithm {
-    match config.jwt_algorithm {
+    match config.keys.jwt_algorithm {
         crate::config::JwtAlgorithm::Rs256 => KeyAlgorithm::Rs256,
         crate::config::JwtAlgorithm::Es256 => KeyAlgorithm::Es256,
         crate::config::JwtAlgorithm::EdDsa => KeyAlgorithm::EdDsa,
@@ -74,7 +74,7 @@ pub fn key_algorithm(config: &Config) -> KeyAlgorithm {
 
 /// The algorithm of the separate multisig key (`BARONG_MULTISIG_ALGORITHM`).
 pub fn multisig_algorithm(config: &Config) -> KeyAlgorithm {
-    match config.multisig_algorithm {
+    match config.keys.multisig_algorithm {
         crate::config::JwtAlgorithm::Rs256 => KeyAlgorithm::Rs256,
         crate::config::JwtAlgorithm::Es256 => KeyAlgorithm::Es256,
         crate::config::JwtAlgorithm::EdDsa => KeyAlgorithm::EdDsa,
@@ -84,11 +84,12 @@ pub fn multisig_algorithm(config: &Config) -> KeyAlgorithm {
 /// Loads the configured keys; outside production, generates missing ones into the data dir.
 pub fn load_keys(config: &Config) -> Result<Keys, ServeError> {
     let algorithm = key_algorithm(config);
-    let signing = match &config.jwt_private_key_path {
+    let signing = match &config.keys.jwt_private_key_path {
         Some(path) => SigningKey::load(path, algorithm)?,
         None => {
-            let (key, generated) = keys::ensure_dev_signing_key(&config.data_dir, algorithm)?;
-            let path = keys::dev_signing_key_path(&config.data_dir, algorithm);
+            let (key, generated) =
+                keys::ensure_dev_signing_key(&config.server.data_dir, algorithm)?;
+            let path = keys::dev_signing_key_path(&config.server.data_dir, algorithm);
             if generated {
                 tracing::warn!(path = %path.display(), "JWT_PRIVATE_KEY_PATH unset: generated a development signing key");
             } else {
@@ -98,7 +99,7 @@ pub fn load_keys(config: &Config) -> Result<Keys, ServeError> {
         }
     };
     let encryption = load_encryption_key(config)?;
-    let multisig = match &config.multisig_private_key_path {
+    let multisig = match &config.keys.multisig_private_key_path {
         Some(path) => Some(SigningKey::load(path, multisig_algorithm(config))?),
         None => None,
     };
@@ -112,13 +113,13 @@ pub fn load_keys(config: &Config) -> Result<Keys, ServeError> {
 /// The key that encrypts personal data at rest; outside production, a missing one is generated
 /// into the data dir. Commands that only read or write such data need no signing key.
 pub fn load_encryption_key(config: &Config) -> Result<EncryptionKey, ServeError> {
-    Ok(match &config.encryption_key {
+    Ok(match &config.keys.encryption_key {
         Some(secret) => EncryptionKey::parse(secret.expose())
             .ok_or_else(|| ServeError::Invalid("invalid BARONG_ENCRYPTION_KEY".into()))?,
         None => {
-            let (key, generated) = keys::ensure_dev_encryption_key(&config.data_dir)?;
+            let (key, generated) = keys::ensure_dev_encryption_key(&config.server.data_dir)?;
             let verb = if generated { "generated" } else { "using" };
-            tracing::warn!(dir = %config.data_dir.display(), "BARONG_ENCRYPTION_KEY unset: {verb} the development encryption key");
+            tracing::warn!(dir = %config.server.data_dir.display(), "BARONG_ENCRYPTION_KEY unset: {verb} the development encryption key");
             key
         }
     })
@@ -127,9 +128,9 @@ pub fn load_encryption_key(config: &Config) -> Result<EncryptionKey, ServeError>
 /// Opens the configured store.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
     let options = StoreOptions {
-        url: config.database_url.clone(),
-        pool_size: config.db_pool_size as usize,
-        connect_timeout: Duration::from_millis(config.db_connect_timeout),
+        url: config.database.database_url.clone(),
+        pool_size: config.database.db_pool_size as usize,
+        connect_timeout: Duration::from_millis(config.database.db_connect_timeout),
     };
     Ok(store::open(&options).await?)
 }
@@ -140,18 +141,27 @@ pub async fn seed(
     store: &dyn Store,
     file: Option<&Path>,
 ) -> Result<crate::seed::SeedReport, ServeError> {
-    let seeds = match file.or(config.seeds_file.as_deref()) {
+    let seeds = match file.or(config.files.seeds_file.as_deref()) {
         Some(path) => Seeds::from_file(path)?,
         None => Seeds::parse(DEFAULT_SEEDS)?,
     };
-    Ok(seeds.apply(store, &config.uid_prefix).await?)
+    Ok(seeds.apply(store, &config.users.uid_prefix).await?)
 }
 
 /// Runs the server until a shutdown signal.
 pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     let started = Instant::now();
+    for name in &config.ignored {
+        // Barong's deployments set these; refusing them would break a drop-in start, and
+        // accepting them silently would let an operator believe they act (docs/configuration.md).
+        tracing::warn!(
+            setting = name,
+            "accepted for compatibility with Barong and not used by this server"
+        );
+    }
     let keys = load_keys(&config)?;
-    let https = tls::ListenersTls::load(&config).map_err(|e| ServeError::Invalid(e.to_string()))?;
+    let https =
+        tls::ListenersTls::load(&config.tls).map_err(|e| ServeError::Invalid(e.to_string()))?;
     let store = open_store(&config).await?;
     if migrate {
         let applied = store.migrate().await?;
@@ -182,7 +192,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         source,
         ring.clone(),
         bus.clone(),
-        Duration::from_secs(config.keys_reload_interval),
+        Duration::from_secs(config.keys.keys_reload_interval),
         shutdown.clone(),
     ));
     let (authz_state, writers) =
@@ -204,24 +214,22 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         encryptor.as_ref().clone(),
         shutdown.clone(),
     );
-    let maintain = tokio::spawn(
-        authz_state
-            .caches
-            .clone()
-            .maintain(bus.clone(), Duration::from_secs(config.authz_cache_ttl)),
-    );
+    let maintain = tokio::spawn(authz_state.caches.clone().maintain(
+        bus.clone(),
+        Duration::from_secs(config.authz.authz_cache_ttl),
+    ));
     let relay = tokio::spawn(invalidation::relay(
         store.clone(),
         bus.clone(),
         shutdown.clone(),
     ));
 
-    let poll =
-        (config.tls_reload_interval > 0).then(|| Duration::from_secs(config.tls_reload_interval));
+    let poll = (config.tls.tls_reload_interval > 0)
+        .then(|| Duration::from_secs(config.tls.tls_reload_interval));
     tokio::spawn(tls::watch(https.reloaders(), poll, shutdown.clone()));
     spawn_signal_handler(shutdown.clone())?;
-    let authz_listener = bind(config.authz_addr).await?;
-    let api_listener = bind(config.api_addr).await?;
+    let authz_listener = bind(config.server.authz_addr).await?;
+    let api_listener = bind(config.server.api_addr).await?;
     tracing::info!(
         authz = %authz_listener.local_addr().map_err(|e| ServeError::Invalid(e.to_string()))?,
         api = %api_listener.local_addr().map_err(|e| ServeError::Invalid(e.to_string()))?,
@@ -233,15 +241,15 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     );
 
     let _mail = crate::mail::spawn_worker(
-        &config,
+        &config.mail,
         store.clone(),
         api_state.mail_wakeup.clone(),
         shutdown.clone(),
     );
     let api_router = with_authz_routes(api::router(api_state), authz_state.clone());
     let limits = ConnLimits {
-        header_read_timeout: Duration::from_secs(config.header_read_timeout),
-        max_header_size: usize::try_from(config.max_header_size).unwrap_or(usize::MAX),
+        header_read_timeout: Duration::from_secs(config.server.header_read_timeout),
+        max_header_size: usize::try_from(config.server.max_header_size).unwrap_or(usize::MAX),
     };
     let authz_task = tokio::spawn(serve_connections(
         "authz",
@@ -310,53 +318,60 @@ pub async fn build_authz(
     bus: InvalidationBus,
 ) -> Result<(Arc<Authz>, Vec<tokio::task::JoinHandle<()>>), ServeError> {
     let encryptor = Arc::new(Encryptor::new(&keys.encryption));
-    let ttl = Duration::from_secs(config.authz_cache_ttl);
+    let ttl = Duration::from_secs(config.authz.authz_cache_ttl);
     let caches = Caches::new(store.clone(), encryptor, ttl).await?;
-    let geoip = match &config.maxminddb_path {
+    let geoip = match &config.authz.maxminddb_path {
         Some(path) => Some(Arc::new(
-            GeoIp::open(path, config.geoip_lang.as_str()).map_err(ServeError::Invalid)?,
+            GeoIp::open(path, config.authz.geoip_lang.as_str()).map_err(ServeError::Invalid)?,
         )),
         None => None,
     };
     let (audit, audit_task) = AuditQueue::start(store.clone());
     let (expiry, expiry_task) = ExpiryQueue::start(store.clone());
-    let nonce_window = Duration::from_millis(config.apikey_nonce_lifetime.saturating_mul(2));
+    let nonce_window = Duration::from_millis(config.authz.apikey_nonce_lifetime.saturating_mul(2));
     let nonce_window = nonce_window.max(Duration::from_secs(1));
-    let replay = match (config.apikey_replay_protection, config.apikey_replay_store) {
+    let replay = match (
+        config.authz.apikey_replay_protection,
+        config.authz.apikey_replay_store,
+    ) {
         (false, _) => None,
         (true, ReplayStore::Memory) => Some(ReplayGuard::memory(nonce_window)),
-        (true, ReplayStore::Redis) if config.redis_cluster => {
+        (true, ReplayStore::Redis) if config.redis.redis_cluster => {
             return Err(ServeError::Invalid(
                 "BARONG_REDIS_CLUSTER=true: replay protection needs one Redis endpoint".into(),
             ));
         }
         (true, ReplayStore::Redis) => Some(
             ReplayGuard::redis(
-                &config.redis_url,
-                config.redis_password.expose(),
+                &config.redis.redis_url,
+                config.redis.redis_password.expose(),
                 nonce_window,
             )
             .map_err(|e| ServeError::Invalid(format!("BARONG_REDIS_URL: {e}")))?,
         ),
     };
     let observe = Arc::new(crate::observe::Observability::new(
-        config,
+        &config.limits,
         store.shared_counters(),
     ));
     let authz = Authz {
         settings: AuthzSettings {
-            session_name: config.session_name.clone(),
+            session_name: config.session.session_name.clone(),
             sessions: config.session_policies(),
-            session_write_behind: i64::try_from(config.session_write_behind).unwrap_or(30),
-            csrf_protection: config.csrf_protection,
+            session_write_behind: i64::try_from(config.session.session_write_behind).unwrap_or(30),
+            csrf_protection: config.authz.csrf_protection,
             trusted_proxies: config.trusted_proxies(),
-            nonce_lifetime_ms: i64::try_from(config.apikey_nonce_lifetime).unwrap_or(5000),
-            replay_protection: config.apikey_replay_protection,
-            future_skew_ms: i64::try_from(config.apikey_future_skew).unwrap_or(1000),
+            nonce_lifetime_ms: i64::try_from(config.authz.apikey_nonce_lifetime).unwrap_or(5000),
+            replay_protection: config.authz.apikey_replay_protection,
+            future_skew_ms: i64::try_from(config.authz.apikey_future_skew).unwrap_or(1000),
         },
-        rules: Rules::load(config.authz_rules_file.as_deref())?,
+        rules: Rules::load(config.authz.authz_rules_file.as_deref())?,
         caches,
-        tokens: TokenMinter::new(ring.clone(), config.jwt_expire_time, config.jwt_reuse_time),
+        tokens: TokenMinter::new(
+            ring.clone(),
+            config.keys.jwt_expire_time,
+            config.authz.jwt_reuse_time,
+        ),
         keys: ring,
         audit,
         expiry,
@@ -380,12 +395,16 @@ pub fn api_state(
     observe: Arc<crate::observe::Observability>,
     geoip: Option<Arc<GeoIp>>,
 ) -> Result<ApiState, ServeError> {
-    let audience = if config.jwt_audience.is_empty() {
+    let audience = if config.bearer.jwt_audience.is_empty() {
         vec!["peatio".into(), "barong".into()]
     } else {
-        config.jwt_audience.clone()
+        config.bearer.jwt_audience.clone()
     };
-    let issuer = config.jwt_issuer.clone().unwrap_or_else(|| "barong".into());
+    let issuer = config
+        .bearer
+        .jwt_issuer
+        .clone()
+        .unwrap_or_else(|| "barong".into());
     let bearer =
         crate::crypto::jws::JwtVerifier::new(ring.clone(), &issuer, &audience, leeways(config));
     let multisig = match &keys.multisig {
@@ -393,9 +412,9 @@ pub fn api_state(
         None => None,
     };
     let policy = PasswordPolicy::new(
-        &config.password_regexp,
-        config.password_min_entropy as f64,
-        config.password_use_dictionary,
+        &config.users.password_regexp,
+        config.users.password_min_entropy as f64,
+        config.users.password_use_dictionary,
     )
     .map_err(|e| ServeError::Invalid(format!("invalid BARONG_PASSWORD_REGEXP: {e}")))?;
     Ok(ApiState {
@@ -403,14 +422,14 @@ pub fn api_state(
         password_policy: Arc::new(policy),
         public_configs: Arc::new(public_configs(config)),
         version: Arc::new(version_info()),
-        max_body_size: config.max_body_size as usize,
-        ready_timeout: Duration::from_millis(config.db_connect_timeout),
+        max_body_size: config.server.max_body_size as usize,
+        ready_timeout: Duration::from_millis(config.database.db_connect_timeout),
         config: Arc::new(config.clone()),
         invalidation,
         tokens: Arc::new(crate::crypto::tokens::TokenSigner::new(
             ring,
             multisig,
-            i64::try_from(config.jwt_expire_time).unwrap_or(3600),
+            i64::try_from(config.keys.jwt_expire_time).unwrap_or(3600),
         )),
         captcha: Arc::new(crate::captcha::Captcha::from_config(config)),
         mail_wakeup: Arc::new(tokio::sync::Notify::new()),
@@ -424,16 +443,16 @@ pub fn api_state(
         geoip,
         phone_verifier: Arc::new(crate::sms::PhoneVerifier::new(config)),
         uploads: Arc::new(
-            crate::uploads::Uploads::open(&config.uploads_url)
+            crate::uploads::Uploads::open(&config.uploads.uploads_url)
                 .map_err(|e| ServeError::Invalid(e.to_string()))?,
         ),
         management: Arc::new(
-            match &config.management_api_file {
+            match &config.management.management_api_file {
                 Some(path) => crate::api::management::ManagementConfig::load(path)
                     .map_err(|e| ServeError::Invalid(format!("BARONG_MANAGEMENT_API_FILE: {e}")))?,
                 None => crate::api::management::ManagementConfig::default(),
             }
-            .with_max_age(i64::try_from(config.management_max_age).unwrap_or(300)),
+            .with_max_age(i64::try_from(config.management.management_max_age).unwrap_or(300)),
         ),
     })
 }
@@ -442,14 +461,14 @@ pub fn api_state(
 pub fn leeways(config: &Config) -> crate::crypto::jws::Leeways {
     let pick = |specific: Option<u64>| {
         specific
-            .or(config.jwt_default_leeway)
+            .or(config.bearer.jwt_default_leeway)
             .and_then(|s| i64::try_from(s).ok())
             .unwrap_or(0)
     };
     crate::crypto::jws::Leeways {
-        exp: pick(config.jwt_expiration_leeway),
-        nbf: pick(config.jwt_not_before_leeway),
-        iat: pick(config.jwt_issued_at_leeway),
+        exp: pick(config.bearer.jwt_expiration_leeway),
+        nbf: pick(config.bearer.jwt_not_before_leeway),
+        iat: pick(config.bearer.jwt_issued_at_leeway),
     }
 }
 
@@ -458,23 +477,29 @@ fn public_configs(config: &Config) -> Value {
     let mut body = serde_json::Map::new();
     body.insert(
         "session_expire_time".into(),
-        json!(config.session_expire_time),
+        json!(config.session.session_expire_time),
     );
-    body.insert("captcha_type".into(), json!(config.captcha.as_str()));
-    if config.captcha == CaptchaType::Recaptcha {
-        body.insert("captcha_id".into(), json!(config.recaptcha_site_key));
+    body.insert(
+        "captcha_type".into(),
+        json!(config.captcha.captcha.as_str()),
+    );
+    if config.captcha.captcha == CaptchaType::Recaptcha {
+        body.insert(
+            "captcha_id".into(),
+            json!(config.captcha.recaptcha_site_key),
+        );
     }
     body.insert(
         "phone_verification_type".into(),
-        json!(config.phone_verification.as_str()),
+        json!(config.phone.phone_verification.as_str()),
     );
     body.insert(
         "password_min_entropy".into(),
-        json!(config.password_min_entropy),
+        json!(config.users.password_min_entropy),
     );
     body.insert(
         "password_regexp".into(),
-        json!(format!("(?-mix:{})", config.password_regexp)),
+        json!(format!("(?-mix:{})", config.users.password_regexp)),
     );
     Value::Object(body)
 }

@@ -92,18 +92,22 @@ impl PhoneVerifier {
     /// The provider of `BARONG_PHONE_VERIFICATION` with its Twilio settings.
     pub fn new(config: &Config) -> Self {
         let service_sid = OnceCell::new();
-        if !config.twilio_service_sid.is_empty() {
-            let _ = service_sid.set(config.twilio_service_sid.clone());
+        if !config.phone.twilio_service_sid.is_empty() {
+            let _ = service_sid.set(config.phone.twilio_service_sid.clone());
         }
         Self {
-            mode: config.phone_verification,
-            template: config.sms_content_template.clone(),
-            from: config.twilio_phone_number.clone(),
-            account_sid: config.twilio_account_sid.clone(),
-            auth_token: config.twilio_auth_token.expose().to_owned(),
-            api_url: config.twilio_api_url.trim_end_matches('/').to_owned(),
-            verify_url: config.twilio_verify_url.trim_end_matches('/').to_owned(),
-            app_name: config.app_name.clone(),
+            mode: config.phone.phone_verification,
+            template: config.phone.sms_content_template.clone(),
+            from: config.phone.twilio_phone_number.clone(),
+            account_sid: config.phone.twilio_account_sid.clone(),
+            auth_token: config.phone.twilio_auth_token.expose().to_owned(),
+            api_url: config.phone.twilio_api_url.trim_end_matches('/').to_owned(),
+            verify_url: config
+                .phone
+                .twilio_verify_url
+                .trim_end_matches('/')
+                .to_owned(),
+            app_name: config.users.app_name.clone(),
             service_sid,
             http: {
                 crate::crypto::install_tls_provider();

@@ -48,7 +48,7 @@ pub(crate) async fn user_full_info(
     }
     body.insert("username".into(), json!(user.username));
     body.insert("labels".into(), Value::Array(labels));
-    let mask = state.config.api_data_masking_enabled;
+    let mask = state.config.users.api_data_masking_enabled;
     let phones: Vec<Value> = state
         .store
         .list_user_phones(user.id)
@@ -142,7 +142,7 @@ pub(crate) fn data_storage(d: &DataStorage) -> Value {
 
 /// Whether user-facing entities mask personal data (`BARONG_API_DATA_MASKING_ENABLED`).
 pub(crate) fn masked(state: &ApiState) -> bool {
-    state.config.api_data_masking_enabled
+    state.config.users.api_data_masking_enabled
 }
 
 /// `Profile`: `last_name` and `dob` masked when `mask` (user-facing entities with

@@ -44,13 +44,13 @@ pub fn routes() -> Router<ApiState> {
 /// checks nothing here, KYCAID documents the check), then 200 (body `200`) and the
 /// verification is applied in the background.
 async fn callback(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
-    if state.config.kyc_provider == KycProvider::Local {
+    if state.config.kyc.kyc_provider == KycProvider::Local {
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!(422))).into_response();
     }
     let signature = headers
         .get("x-data-integrity")
         .and_then(|v| v.to_str().ok());
-    let token = state.config.kycaid_authorization_token.expose();
+    let token = state.config.kyc.kycaid_authorization_token.expose();
     if !crate::kyc::callback_is_authentic(token, &body, signature) {
         tracing::warn!("KYC callback refused: missing or wrong x-data-integrity signature");
         return ApiError::new(StatusCode::UNAUTHORIZED, "public.kyc.invalid_signature")
@@ -91,7 +91,7 @@ async fn apply_verification(
         tracing::info!("KYC callback for an unknown applicant: ignored");
         return Ok(());
     };
-    let verification = Kycaid::from_config(&state.config)
+    let verification = Kycaid::from_config(&state.config.kyc)
         .verification(verification_id)
         .await?;
     if verification.status != "completed" {
@@ -116,7 +116,7 @@ async fn apply_verification(
 
 /// Queues Barong's `ApplicantWorker` for a submitted profile (KYCAID provider only).
 pub(crate) fn queue_applicant(state: &ApiState, profile_id: i64, email: String) {
-    if state.config.kyc_provider != KycProvider::Kycaid {
+    if state.config.kyc.kyc_provider != KycProvider::Kycaid {
         return;
     }
     let state = state.clone();
@@ -147,7 +147,7 @@ async fn create_applicant(state: &ApiState, profile_id: i64, email: &str) -> Res
         email,
         phone: None,
     };
-    let outcome = Kycaid::from_config(&state.config)
+    let outcome = Kycaid::from_config(&state.config.kyc)
         .create_applicant(&applicant)
         .await?;
     let (next, applicant_id) = match outcome {

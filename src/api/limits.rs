@@ -24,7 +24,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 
 use super::error::ApiError;
-use crate::config::{Config, RateLimit};
+use crate::config::RateLimit;
 use crate::store::{SharedCounters, StoreError};
 
 /// Keys kept per in-process limiter at most; beyond that the least recently used entries are
@@ -212,7 +212,10 @@ pub struct Limits {
 impl Limits {
     /// The limiters the settings ask for (`BARONG_RATE_LIMIT_*`), counting in `shared` when the
     /// store offers shared counters.
-    pub fn from_config(config: &Config, shared: Option<Arc<dyn SharedCounters>>) -> Self {
+    pub fn from_config(
+        config: &crate::config::Limits,
+        shared: Option<Arc<dyn SharedCounters>>,
+    ) -> Self {
         let limiter = |name, limit| Limiter::with_counters(name, limit, shared.clone());
         Self {
             login_account: limiter("login_account", config.rate_limit_login_account),

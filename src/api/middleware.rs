@@ -37,7 +37,7 @@ pub async fn harden(State(state): State<ApiState>, mut request: Request, next: N
     let mut response = if preflight {
         preflight_response(request.headers())
     } else {
-        let timeout = Duration::from_secs(state.config.request_timeout);
+        let timeout = Duration::from_secs(state.config.server.request_timeout);
         match tokio::time::timeout(timeout, next.run(request)).await {
             Ok(response) => response,
             Err(_) => {
@@ -80,13 +80,13 @@ fn cors_headers(state: &ApiState, origin: &HeaderValue, headers: &mut HeaderMap)
         .to_str()
         .ok()
         .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
-        .is_some_and(|o| config.api_cors_origins.contains(&o));
+        .is_some_and(|o| config.cors.api_cors_origins.contains(&o));
     if !any && !listed {
         headers.remove(header::ACCESS_CONTROL_ALLOW_HEADERS);
         return;
     }
     // With credentials a browser refuses `*`, so the origin is echoed (as rack-cors does).
-    let allow_origin = if any && !config.api_cors_allow_credentials {
+    let allow_origin = if any && !config.cors.api_cors_allow_credentials {
         HeaderValue::from_static("*")
     } else {
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
@@ -99,9 +99,9 @@ fn cors_headers(state: &ApiState, origin: &HeaderValue, headers: &mut HeaderMap)
     );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from(config.api_cors_max_age),
+        HeaderValue::from(config.cors.api_cors_max_age),
     );
-    if config.api_cors_allow_credentials {
+    if config.cors.api_cors_allow_credentials {
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
@@ -124,7 +124,7 @@ fn security_headers(state: &ApiState, no_store: bool, headers: &mut HeaderMap) {
     if no_store {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if state.config.tls_cert_path.is_some() {
+    if state.config.tls.tls_cert_path.is_some() {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),

@@ -40,7 +40,7 @@ pub(crate) async fn emit_with_domain(
     user: &User,
     token: Option<&str>,
 ) {
-    let mut fields = vec![("domain", Value::String(state.config.domain.clone()))];
+    let mut fields = vec![("domain", Value::String(state.config.users.domain.clone()))];
     if let Some(token) = token {
         fields.push(("token", Value::String(token.to_owned())));
     }

@@ -34,9 +34,9 @@ pub async fn create_user(
     store.migrate().await?;
     let email = email.trim().to_lowercase();
     let policy = PasswordPolicy::new(
-        &config.password_regexp,
-        config.password_min_entropy as f64,
-        config.password_use_dictionary,
+        &config.users.password_regexp,
+        config.users.password_min_entropy as f64,
+        config.users.password_use_dictionary,
     )
     .map_err(|e| invalid(format!("invalid BARONG_PASSWORD_REGEXP: {e}")))?;
     let input = UserInput {
@@ -68,7 +68,7 @@ pub async fn create_user(
     let digest = hash_password(password).map_err(|_| invalid("cannot hash the password"))?;
     let user = store
         .create_user(&NewUser {
-            uid: generate_uid(&config.uid_prefix, rand::random()),
+            uid: generate_uid(&config.users.uid_prefix, rand::random()),
             username: None,
             email,
             password_digest: digest,

@@ -37,6 +37,10 @@ impl std::fmt::Debug for Encryptor {
 }
 
 impl Encryptor {
+    #[expect(
+        clippy::expect_used,
+        reason = "an EncryptionKey is 32 bytes by construction"
+    )]
     pub fn new(key: &EncryptionKey) -> Self {
         let aead = RandomizedNonceKey::new(&AES_256_GCM, &key.0)
             .expect("a 32-byte key is always valid for AES-256-GCM");
@@ -59,6 +63,10 @@ impl Encryptor {
     }
 
     /// Encrypts `plaintext` with a fresh random nonce.
+    #[expect(
+        clippy::expect_used,
+        reason = "sealing fails only for inputs beyond AES-GCM's 64 GiB limit"
+    )]
     pub fn encrypt(&self, plaintext: &str) -> String {
         let mut data = plaintext.as_bytes().to_vec();
         let nonce = self

@@ -181,6 +181,10 @@ fn last_word(text: &str) -> &str {
 }
 
 /// `n` random bytes as lowercase hex.
+#[expect(
+    clippy::expect_used,
+    reason = "without system randomness no token can be made; the process cannot go on safely"
+)]
 pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");

@@ -49,6 +49,10 @@ pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// A fresh secret: 20 random bytes, base32.
+#[expect(
+    clippy::expect_used,
+    reason = "without system randomness no secret can be made; the process cannot go on safely"
+)]
 pub fn generate_secret() -> String {
     let mut bytes = [0u8; 20];
     aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");

@@ -89,6 +89,10 @@ impl PasswordPolicy {
     }
 
     /// The policy Barong uses when no `BARONG_PASSWORD_*` variable is set.
+    #[expect(
+        clippy::expect_used,
+        reason = "a constant pattern, compiled by the unit tests"
+    )]
     pub fn barong_default() -> Self {
         Self::new(
             DEFAULT_PASSWORD_REGEXP,
@@ -367,6 +371,7 @@ fn bonus_bits(chars: &[char]) -> i32 {
 
 /// Ruby's `[[:digit:]]`: any Unicode decimal digit (general category Nd).
 fn is_decimal_digit(c: char) -> bool {
+    #[expect(clippy::expect_used, reason = "a constant pattern")]
     static DECIMAL_DIGIT: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\p{Nd}").expect("\\p{Nd} compiles"));
     if c.is_ascii() {

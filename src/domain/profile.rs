@@ -123,11 +123,16 @@ pub fn squish(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+// The four patterns are constants, compiled by the unit tests.
+#[expect(clippy::expect_used, reason = "a constant pattern")]
 static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[\w\s\-']+$").expect("static regex"));
+#[expect(clippy::expect_used, reason = "a constant pattern")]
 static CITY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[\w\s\-'–.~]+$").expect("static regex"));
+#[expect(clippy::expect_used, reason = "a constant pattern")]
 static POSTCODE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[\w\s\-]+$").expect("static regex"));
+#[expect(clippy::expect_used, reason = "a constant pattern")]
 static ADDRESS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"^[\w\s\-–,.~;/:\#"\\&'()]+$"#).expect("static regex"));
 

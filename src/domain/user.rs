@@ -57,6 +57,10 @@ pub fn generate_uid(prefix: &str, random: [u8; 5]) -> String {
 
 /// Barong's e-mail format (email_validator 1.6 strict mode), as a linear-time
 /// regex: the anchored local part makes the gem's atomic group unnecessary.
+#[expect(
+    clippy::expect_used,
+    reason = "a constant pattern, compiled by the unit tests"
+)]
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     let atom = r#"[\p{L}0-9\-+_!"'#$%^&*{}/=?`|~]"#;
     let label =

@@ -44,7 +44,7 @@ pub struct EventSettings {
 
 /// Whether the Event API is on (`BARONG_EVENT_API_ENABLED` or a RabbitMQ URL given).
 pub fn enabled(config: &Config) -> bool {
-    config.event_api_enabled || config.event_api_rabbitmq_url.is_some()
+    config.events.event_api_enabled || config.events.event_api_rabbitmq_url.is_some()
 }
 
 impl EventSettings {
@@ -53,19 +53,23 @@ impl EventSettings {
         if !enabled(config) {
             return None;
         }
-        let url = config.event_api_rabbitmq_url.clone().unwrap_or_else(|| {
-            format!(
-                "amqp://{}:{}@{}:{}/%2f",
-                urlencode(&config.event_api_rabbitmq_username),
-                urlencode(config.event_api_rabbitmq_password.expose()),
-                config.event_api_rabbitmq_host,
-                config.event_api_rabbitmq_port
-            )
-        });
+        let url = config
+            .events
+            .event_api_rabbitmq_url
+            .clone()
+            .unwrap_or_else(|| {
+                format!(
+                    "amqp://{}:{}@{}:{}/%2f",
+                    urlencode(&config.events.event_api_rabbitmq_username),
+                    urlencode(config.events.event_api_rabbitmq_password.expose()),
+                    config.events.event_api_rabbitmq_host,
+                    config.events.event_api_rabbitmq_port
+                )
+            });
         Some(Self {
             url,
-            poll_interval: Duration::from_millis(config.event_api_poll_interval),
-            max_backoff: Duration::from_secs(config.event_api_retry_max_backoff),
+            poll_interval: Duration::from_millis(config.events.event_api_poll_interval),
+            max_backoff: Duration::from_secs(config.events.event_api_retry_max_backoff),
         })
     }
 }
@@ -116,7 +120,7 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let settings = EventSettings::from_config(config)?;
-    store.enable_events(&config.domain);
+    store.enable_events(&config.users.domain);
     let keys = Keys { signer, encryptor };
     Some(tokio::spawn(run(settings, store, keys, shutdown)))
 }

@@ -18,7 +18,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::Mail;
 use crate::domain::OutboxMail;
 use crate::store::Store;
 
@@ -49,7 +49,7 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Mail) -> Self {
         Self {
             smtp_host: config.smtp_host.clone(),
             smtp_port: config.smtp_port,
@@ -75,7 +75,7 @@ pub fn retry_delay(attempts: i32, backoff: Duration, max: Duration) -> Duration 
 /// Starts the outbox worker; it stops when `shutdown` is cancelled. `wakeup` makes it look at
 /// the outbox at once (handlers notify it after queueing a mail).
 pub fn spawn_worker(
-    config: &Config,
+    config: &Mail,
     store: Arc<dyn Store>,
     wakeup: Arc<Notify>,
     shutdown: CancellationToken,

@@ -18,7 +18,7 @@ use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::Tls;
 
 /// The protocol versions offered: TLS 1.3 and 1.2, nothing older.
 pub static PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
@@ -159,7 +159,7 @@ impl ListenersTls {
     /// `BARONG_TLS_CERT_PATH`/`BARONG_TLS_KEY_PATH` serve both listeners;
     /// `BARONG_AUTHZ_TLS_CERT_PATH`/`BARONG_AUTHZ_TLS_KEY_PATH` replace them on the authz
     /// listener, which alone asks for client certificates (`BARONG_AUTHZ_CLIENT_CA_PATH`).
-    pub fn load(config: &Config) -> Result<ListenersTls, TlsError> {
+    pub fn load(config: &Tls) -> Result<ListenersTls, TlsError> {
         let pair = |cert: &Option<PathBuf>, cert_setting, key: &Option<PathBuf>, key_setting| {
             Some(TlsFiles {
                 cert: cert.clone()?,

@@ -1,6 +1,9 @@
 //! Test harness: fresh databases on both backends and the real `barong` binary on free
 //! loopback ports, talked to over real sockets.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "a helper kept for the areas that use it may be unused in the others"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

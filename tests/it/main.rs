@@ -5,6 +5,12 @@
 //! `cargo test --test it authz::` runs one module; `scripts/test -- --test it authz::` does the
 //! set-up first.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test, bench or example fails loudly: a panic is its failure"
+)]
+
 // The shared harness stays beside the test directories it has always lived in: its Python
 // helpers and fixtures are found by path at run time.
 #[macro_use]

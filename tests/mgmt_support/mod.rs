@@ -1,6 +1,9 @@
 //! Management API test helpers: signer keys made by the test, Barong's `management_api.yml`,
 //! and jwt-multisig request bodies signed like Barong's clients sign them.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "a helper kept for the areas that use it may be unused in the others"
+)]
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,10 @@
 //! Helpers of the identity tests: a local SMTP server (aiosmtpd, `smtp_sink.py`), a fake of
 //! the captcha providers speaking their real protocols, raw SQL on the test database, and
 //! small HTTP helpers.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "a helper kept for the areas that use it may be unused in the others"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

@@ -91,7 +91,10 @@ fn validated(key: &str, value: &str, scope: &str) -> Result<(String, String), Ap
 
 /// Writes, publishes and names the target for the audit; `None` from the store is
 /// `admin.label.doesnt_exist`.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the one writer behind three admin label routes; each argument is one field of the request"
+)]
 async fn write(
     state: &ApiState,
     admin: &Admin,

@@ -77,7 +77,7 @@ pub async fn update(
             "admin.profiles.superadmin_change".into(),
         ]));
     }
-    let second_approval_needed = state.config.profile_double_verification
+    let second_approval_needed = state.config.users.profile_double_verification
         && submitted.author.as_deref() == Some(admin.user.uid.as_str())
         && !state
             .config

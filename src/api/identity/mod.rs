@@ -77,7 +77,7 @@ impl FromRequestParts<ApiState> for RequestMeta {
             .map(str::to_owned);
         // A repeated session cookie carries no session here, as it authorizes nothing at the
         // decision: what was judged is what gets used or logged out.
-        let cookie = match session_cookie(&parts.headers, &state.config.session_name) {
+        let cookie = match session_cookie(&parts.headers, &state.config.session.session_name) {
             SessionCookie::One(value) => Some(value.to_owned()),
             SessionCookie::Absent | SessionCookie::Repeated => None,
         };
@@ -185,10 +185,10 @@ pub(crate) fn country_of(state: &ApiState, ip: IpAddr) -> Option<String> {
 /// The session cookie as this server sets it; `expire` clears it.
 pub(crate) fn cookie_attributes(state: &ApiState, value: &str, expire: bool) -> String {
     let secure = !matches!(
-        state.config.env,
+        state.config.server.env,
         Environment::Development | Environment::Test
     );
-    session_cookie_header(&state.config.session_name, value, expire, secure)
+    session_cookie_header(&state.config.session.session_name, value, expire, secure)
 }
 
 /// `name=value; Path=/; HttpOnly; SameSite=Lax[; Max-Age=0; Expires=...][; Secure]`.
@@ -206,8 +206,8 @@ pub fn session_cookie_header(name: &str, value: &str, expire: bool, secure: bool
 /// The language and mail settings used by the templates.
 pub(crate) fn mail_settings(state: &ApiState) -> crate::mail::MailSettings {
     crate::mail::MailSettings {
-        domain: state.config.domain.clone(),
-        logo: state.config.smtp_logo_link.clone(),
+        domain: state.config.users.domain.clone(),
+        logo: state.config.mail.smtp_logo_link.clone(),
     }
 }
 

@@ -175,7 +175,7 @@ pub async fn create(
         ),
     ];
     system_events::emit(&state, "session.create", &user, &origin).await;
-    let language = user_language(user.data.as_deref(), &state.config.default_language);
+    let language = user_language(user.data.as_deref(), &state.config.mail.default_language);
     let mail = crate::mail::templates::new_login(
         &mail_settings(&state),
         &user.email,
@@ -201,7 +201,7 @@ pub async fn create(
 /// when the pair is new to the user, mails a notice and raises `system.session.new_device`.
 /// Best effort: the login has succeeded whatever happens here.
 async fn notice_new_device(state: &ApiState, user: &User, meta: &RequestMeta, language: &str) {
-    if !state.config.session_new_device_notice {
+    if !state.config.session.session_new_device_notice {
         return;
     }
     let device = describe_device(meta.user_agent.as_deref());

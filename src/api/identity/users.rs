@@ -91,7 +91,7 @@ pub async fn create(
 
     let mut referral_id = None;
     if let Some(refid) = refid.filter(|r| !r.trim().is_empty()) {
-        if !refid.starts_with(&state.config.uid_prefix.to_uppercase()) {
+        if !refid.starts_with(&state.config.users.uid_prefix.to_uppercase()) {
             return Err(unprocessable("identity.user.invalid_referral_format"));
         }
         match state.store.find_user_by_uid(&refid).await? {
@@ -121,14 +121,14 @@ pub async fn create(
         return Err(ApiError::unprocessable(errors));
     }
     let digest = hash(&state, password).await?;
-    let language = user_language(data.as_deref(), &state.config.default_language);
+    let language = user_language(data.as_deref(), &state.config.mail.default_language);
 
     let mut attempt = 0;
     let (user, token) = loop {
         attempt += 1;
         let mut random = [0u8; 5];
         aws_lc_rs::rand::fill(&mut random).map_err(|_| ApiError::internal())?;
-        let uid = generate_uid(&state.config.uid_prefix, random);
+        let uid = generate_uid(&state.config.users.uid_prefix, random);
         let token = confirmation_token(&state, &email, &uid)?;
         let mail = confirmation_mail(&state, &email, &token, &language);
         let new_user = NewUser {
@@ -148,7 +148,7 @@ pub async fn create(
             .store
             .register_user(
                 &new_user,
-                state.config.first_registration_superadmin,
+                state.config.users.first_registration_superadmin,
                 Some(&mail),
                 &state.state_rules,
             )
@@ -232,7 +232,7 @@ pub async fn email_generate_code(
         && user.state != "active"
     {
         let token = confirmation_token(&state, &user.email, &user.uid)?;
-        let language = user_language(user.data.as_deref(), &state.config.default_language);
+        let language = user_language(user.data.as_deref(), &state.config.mail.default_language);
         let mail = confirmation_mail(&state, &user.email, &token, &language);
         state.store.queue_mail(&mail).await?;
         state.mail_wakeup.notify_one();
@@ -384,7 +384,7 @@ async fn send_reset(state: &ApiState, email: &str, meta: &RequestMeta) -> Result
         .tokens
         .issue("reset", claims)
         .map_err(|_| ApiError::internal())?;
-    let language = user_language(user.data.as_deref(), &state.config.default_language);
+    let language = user_language(user.data.as_deref(), &state.config.mail.default_language);
     let mail =
         templates::password_reset(&mail_settings(state), &user.email, &token.token, &language);
     state

@@ -18,8 +18,8 @@ const SERVICE_ACCOUNT_PREFIX: &str = "SI";
 async fn holder(state: &ApiState, uid: &str) -> Result<(KeyHolder, String), MgmtError> {
     let config = &state.config;
     let disabled = || MgmtError::unprocessable("disabled_management_endpoint");
-    if uid.starts_with(config.uid_prefix.as_str()) {
-        if !config.mgn_api_keys_user {
+    if uid.starts_with(config.users.uid_prefix.as_str()) {
+        if !config.management.mgn_api_keys_user {
             return Err(disabled());
         }
         let user = state
@@ -29,7 +29,7 @@ async fn holder(state: &ApiState, uid: &str) -> Result<(KeyHolder, String), Mgmt
             .ok_or_else(|| MgmtError::unprocessable("user_doesnt_exist"))?;
         Ok((KeyHolder::User(user.id), user.state))
     } else if uid.starts_with(SERVICE_ACCOUNT_PREFIX) {
-        if !config.mgn_api_keys_sa {
+        if !config.management.mgn_api_keys_sa {
             return Err(disabled());
         }
         let account = state

@@ -157,7 +157,7 @@ pub(super) fn import_context(state: &ApiState) -> ImportContext<'_> {
         store: state.store.as_ref(),
         encryptor: &state.encryptor,
         rules: &state.state_rules,
-        uid_prefix: &state.config.uid_prefix,
+        uid_prefix: &state.config.users.uid_prefix,
     }
 }
 

@@ -223,7 +223,7 @@ fn document_errors(state: &ApiState, doc: &DocumentParams) -> Vec<String> {
     {
         errors.push("doc_type.inclusion".to_owned());
     }
-    if state.config.required_docs_expire
+    if state.config.kyc.required_docs_expire
         && doc
             .doc_expire
             .is_none_or(|d| d < chrono::Utc::now().date_naive())
@@ -274,7 +274,7 @@ pub async fn documents_create(state: ApiState, params: Params) -> MgmtResult {
     let label = if doc.doc_type == ADDRESS_DOC_TYPE {
         None
     } else {
-        document_label(state.config.kyc_provider, &doc.doc_type, 0, 1)
+        document_label(state.config.kyc.kyc_provider, &doc.doc_type, 0, 1)
     };
     let new = NewDocument {
         user_id: user.id,

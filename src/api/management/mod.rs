@@ -189,6 +189,7 @@ pub fn routes(state: &ApiState) -> Router<ApiState> {
     let max_file = usize::try_from(
         state
             .config
+            .uploads
             .upload_size_max_range
             .saturating_mul(1024 * 1024),
     )

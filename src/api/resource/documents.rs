@@ -32,7 +32,7 @@ pub async fn list(
     State(state): State<ApiState>,
     current: CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    let mask = state.config.api_data_masking_enabled;
+    let mask = state.config.users.api_data_masking_enabled;
     let documents = state.store.list_user_documents(current.user.id).await?;
     Ok(Json(Value::Array(
         documents
@@ -61,7 +61,7 @@ async fn read_form(
 ) -> Result<(Params, Stored), ApiError> {
     let max_file = max_file_size(state);
     let stream_limit = max_file
-        .saturating_mul(u64::from(state.config.doc_num_limit) + 1)
+        .saturating_mul(u64::from(state.config.kyc.doc_num_limit) + 1)
         .saturating_add(state.max_body_size as u64);
     let mut form = StreamingForm::new(request, stream_limit, state.max_body_size).await?;
     let mut stored = Stored::default();
@@ -96,6 +96,7 @@ async fn read_form(
 fn max_file_size(state: &ApiState) -> u64 {
     state
         .config
+        .uploads
         .upload_size_max_range
         .saturating_mul(1024 * 1024)
 }
@@ -116,7 +117,7 @@ fn upload_error(message: String) -> Vec<String> {
 
 /// The refusal of a file name extension outside `BARONG_UPLOAD_EXTENSION_WHITELIST`, if it is.
 fn extension_refused(state: &ApiState, extension: &str) -> Option<Vec<String>> {
-    let whitelist = &state.config.upload_extension_whitelist;
+    let whitelist = &state.config.uploads.upload_extension_whitelist;
     (!whitelist.iter().any(|w| w.eq_ignore_ascii_case(extension))).then(|| {
         upload_error(format!(
             "You are not allowed to upload \"{extension}\" files, allowed types: {}",
@@ -128,14 +129,14 @@ fn extension_refused(state: &ApiState, extension: &str) -> Option<Vec<String>> {
 fn too_small(state: &ApiState) -> Vec<String> {
     upload_error(format!(
         "File size should be greater than {} Byte",
-        state.config.upload_size_min_range
+        state.config.uploads.upload_size_min_range
     ))
 }
 
 fn too_large(state: &ApiState) -> Vec<String> {
     upload_error(format!(
         "File size should be less than {} MB",
-        state.config.upload_size_max_range
+        state.config.uploads.upload_size_max_range
     ))
 }
 
@@ -215,7 +216,7 @@ async fn store_file(
             return Ok(Err(refused?));
         }
     }
-    if writer.written() < state.config.upload_size_min_range {
+    if writer.written() < state.config.uploads.upload_size_min_range {
         writer.abort().await;
         return Ok(Err(too_small(state)));
     }
@@ -236,7 +237,7 @@ pub(crate) async fn store_bytes(
     if let Some(refused) = extension_refused(state, &extension) {
         return Ok(Err(refused));
     }
-    if (bytes.len() as u64) < state.config.upload_size_min_range.max(1) {
+    if (bytes.len() as u64) < state.config.uploads.upload_size_min_range.max(1) {
         return Ok(Err(too_small(state)));
     }
     if bytes.len() as u64 > max_file_size(state) {
@@ -370,7 +371,7 @@ async fn check_document(
     }
     v.finish()?;
     let (doc_type, doc_number) = (doc_type.unwrap_or_default(), doc_number.unwrap_or_default());
-    if state.config.required_docs_expire {
+    if state.config.kyc.required_docs_expire {
         let today = chrono::Utc::now().date_naive();
         match expire {
             None => return Err(unprocessable("resource.documents.invalid_format")),
@@ -380,7 +381,7 @@ async fn check_document(
             Some(_) => {}
         }
     }
-    let limit = i64::from(state.config.doc_num_limit);
+    let limit = i64::from(state.config.kyc.doc_num_limit);
     let count = state.store.count_user_documents(user_id, None).await?;
     if count > limit {
         return Err(ApiError::new(
@@ -425,7 +426,7 @@ async fn check_document(
         .count_user_documents(user_id, Some(&identificator))
         .await?;
     let label = document_label(
-        state.config.kyc_provider,
+        state.config.kyc.kyc_provider,
         &doc_type,
         before,
         stored.keys.len(),
@@ -518,7 +519,7 @@ fn check_address(
     v.finish()?;
     // The Document model applies: Barong passes no expiry, so a required one fails.
     let mut errors = Vec::new();
-    if state.config.required_docs_expire {
+    if state.config.kyc.required_docs_expire {
         errors.push("doc_expire.blank".to_owned());
     }
     if let Some(refused) = &stored.refused {

@@ -58,7 +58,7 @@ pub async fn generate_qrcode(
         return Err(already_enabled());
     }
     let secret = totp::generate_secret();
-    let url = totp::otpauth_url(&state.config.app_name, &user.email, &secret);
+    let url = totp::otpauth_url(&state.config.users.app_name, &user.email, &secret);
     let barcode = totp::qr_png_base64(&url, QR_SIZE).ok_or_else(ApiError::internal)?;
     state
         .store

@@ -43,7 +43,7 @@ pub async fn list(
     State(state): State<ApiState>,
     current: CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    let mask = state.config.api_data_masking_enabled;
+    let mask = state.config.users.api_data_masking_enabled;
     let phones = state.store.list_user_phones(current.user.id).await?;
     Ok(Json(Value::Array(
         phones
@@ -94,9 +94,9 @@ async fn send(state: &ApiState, phone: &Phone, e164: &str, channel: &str) -> Res
         .claim_phone_code_send(
             phone.id,
             chrono::Utc::now().timestamp(),
-            config.phone_resend_interval as i64,
+            config.phone.phone_resend_interval as i64,
             3600,
-            config.phone_max_codes_per_hour as i64,
+            config.phone.phone_max_codes_per_hour as i64,
         )
         .await?;
     if !allowed {
