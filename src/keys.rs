@@ -37,7 +37,9 @@ pub enum KeysError {
 
 /// How long a retired key keeps verifying, seconds.
 pub fn retention(config: &Config) -> i64 {
-    let leeway = crate::server::leeways(config).exp.max(0);
+    let leeway = crate::crypto::bearer::Leeways::from_config(&config.bearer)
+        .exp
+        .max(0);
     let seconds = config
         .keys
         .jwt_expire_time

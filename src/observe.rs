@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 
-use crate::api::hashing::HashPool;
-use crate::api::limits::Limits;
+use crate::limits::Limits;
+use crate::limits::hashing::HashPool;
 use crate::store::{SharedCounters, Store};
 
 /// Upper bounds of the latency buckets, microseconds (Prometheus `le` in seconds).

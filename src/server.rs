@@ -246,7 +246,10 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         api_state.mail_wakeup.clone(),
         shutdown.clone(),
     );
-    let api_router = with_authz_routes(api::router(api_state), authz_state.clone());
+    let api_router = with_authz_routes(
+        api::router(api_state, management_config(&config)?),
+        authz_state.clone(),
+    );
     let limits = ConnLimits {
         header_read_timeout: Duration::from_secs(config.server.header_read_timeout),
         max_header_size: usize::try_from(config.server.max_header_size).unwrap_or(usize::MAX),
@@ -405,8 +408,12 @@ pub fn api_state(
         .jwt_issuer
         .clone()
         .unwrap_or_else(|| "barong".into());
-    let bearer =
-        crate::crypto::jws::JwtVerifier::new(ring.clone(), &issuer, &audience, leeways(config));
+    let bearer = crate::crypto::bearer::JwtVerifier::new(
+        ring.clone(),
+        &issuer,
+        &audience,
+        crate::crypto::bearer::Leeways::from_config(&config.bearer),
+    );
     let multisig = match &keys.multisig {
         Some(key) => Some(MultisigKey::new(key)?),
         None => None,
@@ -446,30 +453,20 @@ pub fn api_state(
             crate::uploads::Uploads::open(&config.uploads.uploads_url)
                 .map_err(|e| ServeError::Invalid(e.to_string()))?,
         ),
-        management: Arc::new(
-            match &config.management.management_api_file {
-                Some(path) => crate::api::management::ManagementConfig::load(path)
-                    .map_err(|e| ServeError::Invalid(format!("BARONG_MANAGEMENT_API_FILE: {e}")))?,
-                None => crate::api::management::ManagementConfig::default(),
-            }
-            .with_max_age(i64::try_from(config.management.management_max_age).unwrap_or(300)),
-        ),
     })
 }
 
-/// The bearer check's leeways: each `JWT_*_LEEWAY`, else `JWT_DEFAULT_LEEWAY`, else none.
-pub fn leeways(config: &Config) -> crate::crypto::jws::Leeways {
-    let pick = |specific: Option<u64>| {
-        specific
-            .or(config.bearer.jwt_default_leeway)
-            .and_then(|s| i64::try_from(s).ok())
-            .unwrap_or(0)
+/// The management API's signers and scopes (`BARONG_MANAGEMENT_API_FILE`; none: every call 401).
+fn management_config(
+    config: &Config,
+) -> Result<crate::api::management::ManagementConfig, ServeError> {
+    let management = match &config.management.management_api_file {
+        Some(path) => crate::api::management::ManagementConfig::load(path)
+            .map_err(|e| ServeError::Invalid(format!("BARONG_MANAGEMENT_API_FILE: {e}")))?,
+        None => crate::api::management::ManagementConfig::default(),
     };
-    crate::crypto::jws::Leeways {
-        exp: pick(config.bearer.jwt_expiration_leeway),
-        nbf: pick(config.bearer.jwt_not_before_leeway),
-        iat: pick(config.bearer.jwt_issued_at_leeway),
-    }
+    let max_age = i64::try_from(config.management.management_max_age).unwrap_or(300);
+    Ok(management.with_max_age(max_age))
 }
 
 /// The body of `GET configs`, null entries omitted as Barong omits them.

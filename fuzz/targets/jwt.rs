@@ -1,4 +1,4 @@
-//! Bearer-token verification (`barong::crypto::jws::JwtVerifier`, what the resource API runs on
+//! Bearer-token verification (`barong::crypto::bearer::JwtVerifier`, what the resource API runs on
 //! every `Authorization: Bearer` header), and signing of arbitrary claims.
 //!
 //! Input, by its first byte: 0 = the rest is a whole token; 1 = header JSON, a newline,
@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use std::sync::Arc;
 
-use barong::crypto::jws::{JwtVerifier, Leeways};
+use barong::crypto::bearer::{JwtVerifier, Leeways};
 use barong::crypto::keyring::{KeyRing, RingKey, SharedKeys};
 use barong::crypto::keys::{KeyAlgorithm, SigningKey, generate_private_key_pem};
 use base64::Engine;

@@ -1,78 +1,11 @@
 //! The one place where failures become Barong's wire errors: `{"errors":["<key>", ...]}` with
-//! Barong's status, or `{"error":"..."}` where Barong answers that shape.
+//! Barong's status, or `{"error":"..."}` where Barong answers that shape. The error type itself
+//! lives with the rules that raise it, in `service::error`.
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::store::StoreError;
-
-/// An error answer of the REST API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub body: ErrorBody,
-}
-
-/// The two body shapes Barong uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorBody {
-    /// `{"errors":[...]}`, the common shape.
-    Keys(Vec<String>),
-    /// `{"error":"..."}`, used for unknown routes and a few handlers.
-    Message(String),
-}
-
-impl ApiError {
-    /// One key with a status.
-    pub fn new(status: StatusCode, key: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorBody::Keys(vec![key.into()]),
-        }
-    }
-
-    /// 422 with the given keys (parameter and model validation).
-    pub fn unprocessable(keys: Vec<String>) -> Self {
-        Self {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: ErrorBody::Keys(keys),
-        }
-    }
-
-    /// Barong's answer for a path (or method) no route serves.
-    pub fn route_not_found() -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            body: ErrorBody::Message("Route is not found".into()),
-        }
-    }
-
-    /// The database is gone: the request cannot be served now, retrying later may work.
-    pub fn unavailable() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server.unavailable")
-    }
-
-    /// Anything unexpected: logged by the caller, never detailed to the client.
-    pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server.internal_error")
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
-                Self::unavailable()
-            }
-            other => {
-                tracing::error!(error = %other, "storage error");
-                Self::internal()
-            }
-        }
-    }
-}
+pub use crate::service::error::{ApiError, ErrorBody};
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

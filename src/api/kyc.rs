@@ -18,10 +18,10 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
-use super::resource::publish_change;
 use crate::config::KycProvider;
 use crate::domain::{ProfileChanges, ProfileState};
 use crate::kyc::{Applicant, ApplicantOutcome, KycError, Kycaid, label_decisions};
+use crate::service::changes::publish_change;
 use crate::store::StoreError;
 
 /// Why a job stopped early (logged; never carries personal data).

@@ -5,75 +5,7 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde_json::Value;
 
-use super::params::Params;
-
-/// The requested page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    pub page: i64,
-    pub limit: i64,
-}
-
-impl Page {
-    pub fn offset(&self) -> i64 {
-        (self.page - 1).saturating_mul(self.limit)
-    }
-}
-
-/// Grape's Integer coercion: integers, and strings of decimal digits (with a sign).
-pub fn coerce_integer(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => {
-            let t = s.trim();
-            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                None
-            } else {
-                t.parse().ok()
-            }
-        }
-        _ => None,
-    }
-}
-
-/// Reads `page` and `limit`, pushing Barong's keys into `errors`.
-pub fn page_params(params: &Params, errors: &mut Vec<String>) -> Page {
-    let mut push = |key: &str| {
-        if !errors.iter().any(|e| e == key) {
-            errors.push(key.to_owned());
-        }
-    };
-    let page = match params.0.get("page") {
-        None | Some(Value::Null) => 1,
-        Some(value) => match coerce_integer(value) {
-            Some(p) if p > 0 => p,
-            Some(_) => {
-                push("non_positive_page");
-                1
-            }
-            None => {
-                push("non_integer_page");
-                1
-            }
-        },
-    };
-    let limit = match params.0.get("limit") {
-        None | Some(Value::Null) => 100,
-        Some(value) => match coerce_integer(value) {
-            Some(l) if (1..=100).contains(&l) => l,
-            Some(_) => {
-                push("invalid_limit");
-                100
-            }
-            None => {
-                push("non_integer_limit");
-                100
-            }
-        },
-    };
-    Page { page, limit }
-}
+pub use super::params::{Page, coerce_integer, page_params};
 
 /// `Total`, `Per-Page`, `Page` and (when there is more than one page) `Link`.
 pub fn headers(uri: &Uri, page: Page, total: i64) -> HeaderMap {
@@ -115,9 +47,21 @@ pub fn headers(uri: &Uri, page: Page, total: i64) -> HeaderMap {
     headers
 }
 
+/// One page of sessions with the pagination headers.
+pub(crate) fn page_response(uri: &Uri, page: Page, rows: Vec<Value>) -> axum::response::Response {
+    let total = rows.len() as i64;
+    let shown: Vec<Value> = rows
+        .into_iter()
+        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.limit).unwrap_or(0))
+        .collect();
+    axum::response::IntoResponse::into_response((headers(uri, page, total), axum::Json(shown)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::params::Params;
     use serde_json::json;
 
     fn params(value: Value) -> Params {

@@ -403,8 +403,8 @@ impl<'a> Validator<'a> {
     }
 
     /// `page` and `limit`, with their un-prefixed keys.
-    pub fn page(&mut self) -> super::pagination::Page {
-        super::pagination::page_params(self.params, &mut self.errors)
+    pub fn page(&mut self) -> Page {
+        page_params(self.params, &mut self.errors)
     }
 
     /// An optional Integer that must not be blank when given: blank gives `empty_key`, a value
@@ -425,7 +425,7 @@ impl<'a> Validator<'a> {
             self.push(empty_key.to_owned());
             return None;
         }
-        let value = super::pagination::coerce_integer(raw);
+        let value = coerce_integer(raw);
         if value.is_none() {
             self.push(invalid_key.to_owned());
         }
@@ -472,6 +472,74 @@ pub fn coerce_string(value: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+/// The requested page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub page: i64,
+    pub limit: i64,
+}
+
+/// Grape's Integer coercion: integers, and strings of decimal digits (with a sign).
+pub fn coerce_integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => {
+            let t = s.trim();
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                None
+            } else {
+                t.parse().ok()
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Reads `page` and `limit`, pushing Barong's keys into `errors`.
+pub fn page_params(params: &Params, errors: &mut Vec<String>) -> Page {
+    let mut push = |key: &str| {
+        if !errors.iter().any(|e| e == key) {
+            errors.push(key.to_owned());
+        }
+    };
+    let page = match params.0.get("page") {
+        None | Some(Value::Null) => 1,
+        Some(value) => match coerce_integer(value) {
+            Some(p) if p > 0 => p,
+            Some(_) => {
+                push("non_positive_page");
+                1
+            }
+            None => {
+                push("non_integer_page");
+                1
+            }
+        },
+    };
+    let limit = match params.0.get("limit") {
+        None | Some(Value::Null) => 100,
+        Some(value) => match coerce_integer(value) {
+            Some(l) if (1..=100).contains(&l) => l,
+            Some(_) => {
+                push("invalid_limit");
+                100
+            }
+            None => {
+                push("non_integer_limit");
+                100
+            }
+        },
+    };
+    Page { page, limit }
+}
+
+impl Page {
+    pub fn offset(&self) -> i64 {
+        (self.page - 1).saturating_mul(self.limit)
     }
 }
 

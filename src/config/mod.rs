@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 pub use barong_yml::BarongYml;
 pub use enums::*;
 pub use settings::*;
-use sources::*;
+use sources::{parse_toml, process_env};
 use value::decode_key32;
 pub use value::{RateLimit, Secret};
 

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::enums::*;
-use super::sources::*;
 use super::value::*;
 use super::{BarongYml, ConfigError};
+use std::collections::HashMap;
 
 /// Barong's default password policy (lower, upper, digit, printable; 8 to 80 characters).
 pub(super) const DEFAULT_PASSWORD_REGEXP: &str =
@@ -37,6 +37,78 @@ macro_rules! parser {
     ($ty:ty, $parse:path) => {
         $parse
     };
+}
+
+/// The environment and the file, as raw text per setting name.
+pub(super) struct Sources<'a> {
+    pub(super) env: &'a HashMap<String, String>,
+    pub(super) file: HashMap<&'static str, String>,
+}
+
+impl Sources<'_> {
+    /// The explicitly given value: the environment wins over the file.
+    pub(super) fn given(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .or_else(|| self.file.get(name))
+            .map(String::as_str)
+    }
+
+    /// The given value or the default, before parsing.
+    pub(super) fn resolved(&self, name: &str) -> String {
+        match self.given(name) {
+            Some(value) => value.to_owned(),
+            None => match default_of(name) {
+                Dflt::Lit(text) => text.to_owned(),
+                Dflt::Derived(derive) => derive(self),
+            },
+        }
+    }
+
+    pub(super) fn get<T: Value>(
+        &self,
+        name: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let raw = self.resolved(name);
+        parse(&raw).map_err(|problem| {
+            let shown = (!T::SECRET).then(|| redact_url_password(&raw));
+            ConfigError::invalid(name, shown.as_deref(), &problem)
+        })
+    }
+}
+
+pub(super) fn default_database_url(src: &Sources) -> String {
+    let dir = PathBuf::from(src.resolved("BARONG_DATA_DIR"));
+    format!("sqlite://{}", dir.join("barong.db").display())
+}
+
+pub(super) fn default_uploads_url(src: &Sources) -> String {
+    let dir = PathBuf::from(src.resolved("BARONG_DATA_DIR"));
+    format!("file://{}", dir.join("uploads").display())
+}
+
+pub(super) fn default_log_format(src: &Sources) -> String {
+    let production = src.resolved("BARONG_ENV") == Environment::Production.as_str();
+    let format = if production {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    };
+    format.as_str().to_owned()
+}
+
+pub(super) fn default_replay_store(src: &Sources) -> String {
+    let store = if src.given("BARONG_REDIS_URL").is_some() {
+        ReplayStore::Redis
+    } else {
+        ReplayStore::Memory
+    };
+    store.as_str().to_owned()
+}
+
+pub(super) fn default_jwt_verify_algorithm(src: &Sources) -> String {
+    src.resolved("BARONG_JWT_ALGORITHM")
 }
 
 /// Declares [`Config`]: one sub-struct per concern, each field with its setting's name, default
@@ -282,7 +354,7 @@ settings! {
         /// `JWT_NOT_BEFORE_LEEWAY` (unset), seconds.
         jwt_not_before_leeway: Option<u64> = "JWT_NOT_BEFORE_LEEWAY", "";
     }
-    /// Abuse limits (`src/api/limits.rs`) and the password-hashing queue.
+    /// Abuse limits (`src/src/limits/mod.rs`) and the password-hashing queue.
     limits: Limits {
         /// `BARONG_RATE_LIMIT_LOGIN_ACCOUNT` (`5/300`): failed logins per e-mail per window (count/seconds,
         /// `0` off); then `429 identity.session.too_many_attempts` until the window ends.

@@ -1,4 +1,5 @@
 use super::settings::DEFAULT_PASSWORD_REGEXP;
+use super::settings::*;
 use super::sources::*;
 use super::value::*;
 use super::*;

@@ -5,8 +5,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::sources::redact_url_password;
-
 /// A password, token or key. `Debug` and `Display` print `[redacted]` so a secret cannot reach a log
 /// line, an error or `barong config` by accident; [`Secret::expose`] is the one deliberate way out.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -415,4 +413,36 @@ pub(super) fn base64_sextet(c: u8) -> Option<u32> {
         _ => return None,
     };
     Some(u32::from(value))
+}
+
+/// Hides the password of `scheme://user:password@host...` and of a `password=` query parameter,
+/// so database, Redis and RabbitMQ URLs can be shown and echoed in errors.
+pub(super) fn redact_url_password(text: &str) -> String {
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return text.to_owned();
+    };
+    let authority_end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    let mut out = text.to_owned();
+    if let Some(at) = text[start..authority_end].rfind('@').map(|i| start + i)
+        && let Some(colon) = text[start..at].find(':').map(|i| start + i)
+    {
+        out = format!("{}:[redacted]{}", &text[..colon], &text[at..]);
+    }
+    redact_password_param(&out)
+}
+
+pub(super) fn redact_password_param(text: &str) -> String {
+    let Some((head, query)) = text.split_once('?') else {
+        return text.to_owned();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=[redacted]"),
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{head}?{}", params.join("&"))
 }

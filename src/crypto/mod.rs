@@ -1,6 +1,7 @@
 //! Keys and cryptography: JWT signing keys (generated, loaded, provisioned for development) and
 //! the symmetric key that encrypts secrets at rest.
 
+pub mod bearer;
 pub mod encryption;
 pub mod jws;
 pub mod keyring;

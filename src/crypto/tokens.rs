@@ -322,7 +322,7 @@ mod tests {
     /// confirmation, not a reset, not a session bearer, whatever its claims say.
     #[test]
     fn multisig_signatures_are_no_compact_tokens() {
-        use crate::crypto::jws::{JwtVerifier, Leeways};
+        use crate::crypto::bearer::{JwtVerifier, Leeways};
         let signer = signer(KeyAlgorithm::Rs256, 60);
         let now = chrono::Utc::now().timestamp();
         for sub in ["confirmation", "reset", "session"] {

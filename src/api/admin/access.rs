@@ -9,9 +9,9 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::entities::{level, permission, restriction};
 use super::{Admin, required_id};
 use crate::api::ApiState;
+use crate::api::entities::admin::{level, permission, restriction};
 use crate::api::error::ApiError;
 use crate::api::pagination::{self, Page};
 use crate::api::params::{Params, Validator};

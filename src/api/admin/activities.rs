@@ -8,9 +8,9 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::entities::UserCache;
 use super::{Admin, ordering, target_user};
 use crate::api::ApiState;
+use crate::api::entities::admin::UserCache;
 use crate::api::entities::api_key;
 use crate::api::error::ApiError;
 use crate::api::pagination;

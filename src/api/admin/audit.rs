@@ -16,10 +16,10 @@ use serde_json::Value;
 use super::super::ApiState;
 use super::super::auth::CurrentUser;
 use super::super::error::ApiError;
-use super::super::identity::RequestMeta;
 use super::super::params::Params;
 use crate::authz::policy::{PermissionDecision, Permissions};
 use crate::domain::NewActivity;
+use crate::service::activity::RequestMeta;
 
 /// Where a handler leaves the uid of the user its call was about, when it knows it better than
 /// the parameters say (a comment's owner, a label's user).

@@ -8,15 +8,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::entities::user;
 use super::{Admin, optional_bool, superadmin_guard, target_user};
+use crate::api::ApiState;
+use crate::api::entities::admin::user;
 use crate::api::error::ApiError;
 use crate::api::pagination;
 use crate::api::params::{Params, Validator};
-use crate::api::resource::labels::{check, normalize};
-use crate::api::{ApiState, resource};
 use crate::domain::abilities::{Action, Resource};
 use crate::domain::{LabelFilter, LabelWrite, User};
+use crate::service::labels::{check, normalize};
 use crate::store::{StoreError, UserChange};
 
 const SCOPE: &str = "admin.user";
@@ -122,7 +122,7 @@ async fn write(
 }
 
 fn finish(state: &ApiState, admin: &Admin, change: &UserChange) {
-    resource::publish_change(state, change);
+    crate::service::changes::publish_change(state, change);
     admin.target(&change.user.uid);
 }
 

@@ -8,7 +8,6 @@
 mod access;
 mod activities;
 mod audit;
-pub(crate) mod entities;
 mod labels;
 mod profiles;
 mod sessions;

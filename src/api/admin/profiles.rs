@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{Admin, target_user};
 use crate::api::error::ApiError;
 use crate::api::params::{Params, Validator};
-use crate::api::{ApiState, entities, pagination, resource};
+use crate::api::{ApiState, entities, pagination};
 use crate::domain::abilities::{Action, Resource};
 use crate::domain::{
     NewProfile, ProfileChanges, ProfileData, ProfileState, parse_date, squish, validate_profile,
@@ -99,7 +99,7 @@ pub async fn update(
         .update_profile(submitted.id, &changes, &state.encryptor, &state.state_rules)
         .await?
         .ok_or_else(not_editable)?;
-    resource::publish_change(&state, &change);
+    crate::service::changes::publish_change(&state, &change);
     admin.target(&target.uid);
     Ok(Json(entities::profile(&profile, false)))
 }
@@ -169,7 +169,7 @@ pub async fn create(
         }
         Err(other) => return Err(other.into()),
     };
-    resource::publish_change(&state, &change);
+    crate::service::changes::publish_change(&state, &change);
     admin.target(&target.uid);
     let body = entities::profile(&profile, false);
     Ok((StatusCode::CREATED, Json(body)).into_response())

@@ -9,11 +9,13 @@ use serde_json::json;
 
 use super::{Admin, target_user};
 use crate::api::ApiState;
+use crate::api::entities;
 use crate::api::error::ApiError;
-use crate::api::identity::RequestMeta;
+use crate::api::pagination::page_response;
 use crate::api::params::{Params, Validator};
-use crate::api::resource::sessions::{entity, forget, page_of, record_end};
 use crate::domain::abilities::{Action, Resource};
+use crate::service::activity::RequestMeta;
+use crate::service::sessions::{forget, record_end};
 
 const SCOPE: &str = "admin.user";
 
@@ -32,8 +34,11 @@ pub async fn list(
     let target = target_user(&state, &uid.unwrap_or_default()).await?;
     let now = chrono::Utc::now().timestamp();
     let sessions = state.store.list_user_sessions(target.id, now).await?;
-    let rows = sessions.iter().map(|s| entity(s, None, false)).collect();
-    Ok(page_of(&uri, page, rows))
+    let rows = sessions
+        .iter()
+        .map(|s| entities::session(s, None, false))
+        .collect();
+    Ok(page_response(&uri, page, rows))
 }
 
 /// `DELETE users/sessions?uid=[&id=]`: ends the session `id` of the user, or every one of its

@@ -7,14 +7,14 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::entities::{user, user_with_kyc, user_with_profile};
 use super::{
     Admin, optional_bool, ordering, required_id, superadmin_guard, target_user, user_not_found,
 };
+use crate::api::ApiState;
+use crate::api::entities::admin::{user, user_with_kyc, user_with_profile};
 use crate::api::error::ApiError;
 use crate::api::pagination::{self, Page};
 use crate::api::params::{Params, Validator};
-use crate::api::{ApiState, resource};
 use crate::domain::abilities::{Action, Resource};
 use crate::domain::{USER_ORDER_COLUMNS, User, UserFilter, UserUpdate, email_is_valid};
 use crate::store::StoreError;
@@ -267,7 +267,7 @@ async fn change_user(
         Err(StoreError::Conflict(_)) => return Err(unprocessable("email.taken")),
         Err(other) => return Err(other.into()),
     };
-    resource::publish_change(state, &change);
+    crate::service::changes::publish_change(state, &change);
     admin.target(&target.uid);
     Ok(())
 }

@@ -5,14 +5,9 @@
 mod sessions;
 mod users;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::routing::{get, post};
-use serde_json::json;
 
 use super::ApiState;
 pub(crate) use super::entities::user_full_info;
@@ -20,8 +15,9 @@ use super::error::ApiError;
 use crate::captcha::CaptchaError;
 use crate::config::Environment;
 use crate::crypto::tokens::random_hex;
-use crate::domain::{NewActivity, NewSession, SessionCookie, User, session_cookie, session_key};
+use crate::domain::{NewSession, User, session_key};
 use crate::invalidation::Invalidation;
+use crate::service::activity::RequestMeta;
 
 /// The identity routes (mounted under `/identity` next to the shared informational ones).
 pub fn routes() -> Router<ApiState> {
@@ -48,47 +44,6 @@ pub fn routes() -> Router<ApiState> {
         )
 }
 
-/// What identity handlers need to know about the caller: Barong's `remote_ip`, the raw
-/// `User-Agent` and the session cookie value, if any.
-#[derive(Debug, Clone)]
-pub struct RequestMeta {
-    pub ip: IpAddr,
-    pub user_agent: Option<String>,
-    pub cookie: Option<String>,
-}
-
-impl FromRequestParts<ApiState> for RequestMeta {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let ip = state
-            .config
-            .trusted_proxies()
-            .client_ip(&parts.headers, peer);
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        // A repeated session cookie carries no session here, as it authorizes nothing at the
-        // decision: what was judged is what gets used or logged out.
-        let cookie = match session_cookie(&parts.headers, &state.config.session.session_name) {
-            SessionCookie::One(value) => Some(value.to_owned()),
-            SessionCookie::Absent | SessionCookie::Repeated => None,
-        };
-        Ok(Self {
-            ip,
-            user_agent,
-            cookie,
-        })
-    }
-}
-
 /// An API error with one key.
 pub(crate) fn error(status: StatusCode, key: &str) -> ApiError {
     ApiError::new(status, key)
@@ -100,33 +55,6 @@ pub(crate) fn captcha_error(e: CaptchaError) -> ApiError {
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.key())
-}
-
-/// Writes a user-category activity (Barong drops invalid rows silently; so do we).
-pub(crate) async fn record_activity(
-    state: &ApiState,
-    user_id: i64,
-    meta: &RequestMeta,
-    topic: &str,
-    action: &str,
-    result: &str,
-    reason: Option<&str>,
-) {
-    let activity = NewActivity {
-        user_id,
-        target_uid: None,
-        category: "user".into(),
-        user_ip: meta.ip.to_string(),
-        user_ip_country: None,
-        user_agent: meta.user_agent.clone().unwrap_or_default(),
-        topic: topic.into(),
-        action: action.into(),
-        result: result.into(),
-        data: reason.map(|r| json!({ "reason": r }).to_string()),
-    };
-    if let Err(error) = state.store.insert_activities(&[activity]).await {
-        tracing::warn!(%error, topic, action, "activity not recorded");
-    }
 }
 
 /// A freshly opened session: the `Set-Cookie` value and the CSRF token for the body.
@@ -166,7 +94,7 @@ pub(crate) async fn open_session(
             csrf_token: csrf_token.clone(),
             expire_at,
             authenticated_with: authenticated_with.to_owned(),
-            user_ip_country: country_of(state, meta.ip),
+            user_ip_country: state.country_of(meta.ip),
         })
         .await?;
     let set_cookie = HeaderValue::from_str(&cookie_attributes(state, &cookie, false))
@@ -175,11 +103,6 @@ pub(crate) async fn open_session(
         set_cookie,
         csrf_token,
     })
-}
-
-/// The GeoIP country of an address, when GeoIP is configured.
-pub(crate) fn country_of(state: &ApiState, ip: IpAddr) -> Option<String> {
-    state.geoip.as_ref().and_then(|geo| geo.locate(ip).country)
 }
 
 /// The session cookie as this server sets it; `expire` clears it.

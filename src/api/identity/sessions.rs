@@ -8,14 +8,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{
-    RequestMeta, captcha_error, cookie_attributes, country_of, error, mail_settings, open_session,
-    record_activity, user_full_info,
-};
+use super::{captcha_error, cookie_attributes, error, mail_settings, open_session, user_full_info};
 use crate::api::ApiState;
 use crate::api::entities::iso8601;
 use crate::api::error::ApiError;
-use crate::api::limits::too_many;
 use crate::api::params::{Params, Validator, coerce_string};
 use crate::api::system_events;
 use crate::crypto::password_hash::{self, Verification};
@@ -23,6 +19,8 @@ use crate::domain::session::DeviceSighting;
 use crate::domain::{User, describe_device, network_of};
 use crate::domain::{session_key, user_language};
 use crate::invalidation::Invalidation;
+use crate::service::activity::{RequestMeta, record_activity};
+use crate::service::error::too_many;
 
 /// An argon2id digest of nothing in particular, checked against when the e-mail is unknown.
 static DUMMY_DIGEST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -53,7 +51,7 @@ pub async fn create(
     let (email, password) = (as_text(email.as_ref()), as_text(password.as_ref()));
     let limits = state.observe.limits.clone();
     // A locked account or address is refused before the captcha, so it costs nothing more
-    // (`BARONG_RATE_LIMIT_LOGIN_*`, see `api::limits`).
+    // (`BARONG_RATE_LIMIT_LOGIN_*`, see `limits`).
     if limits.login_locked(&email, meta.ip).await? {
         return Err(too_many("identity.session"));
     }
@@ -82,7 +80,7 @@ pub async fn create(
             .await;
         if let Err(busy) = checked {
             limits.login_release(&email, meta.ip).await;
-            return Err(busy);
+            return Err(busy.into());
         }
         return Err(invalid());
     };
@@ -117,7 +115,7 @@ pub async fn create(
         Err(busy) => {
             // Not checked: the attempt does not count.
             limits.login_release(&email, meta.ip).await;
-            return Err(busy);
+            return Err(busy.into());
         }
     };
     if verification == Verification::Mismatch {
@@ -144,7 +142,7 @@ pub async fn create(
             ));
         }
         let code = otp_code.as_deref().unwrap_or_default();
-        if !crate::api::resource::check_totp(&state, user.id, code).await? {
+        if !crate::service::totp::check_totp(&state, user.id, code).await? {
             record_activity(
                 &state,
                 user.id,
@@ -220,7 +218,7 @@ async fn notice_new_device(state: &ApiState, user: &User, meta: &RequestMeta, la
         }
     }
     let ip = meta.ip.to_string();
-    let country = country_of(state, meta.ip);
+    let country = state.country_of(meta.ip);
     let time = iso8601(&now);
     let fields = [
         ("device", json!(device)),

@@ -9,12 +9,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::{
-    RequestMeta, captcha_error, error, mail_settings, open_session, record_activity, user_full_info,
-};
+use super::{captcha_error, error, mail_settings, open_session, user_full_info};
 use crate::api::ApiState;
 use crate::api::error::ApiError;
-use crate::api::limits::too_many;
 use crate::api::params::{Params, Validator};
 use crate::api::system_events;
 use crate::crypto::constant_time_eq;
@@ -26,6 +23,8 @@ use crate::domain::{
 };
 use crate::invalidation::Invalidation;
 use crate::mail::templates;
+use crate::service::activity::{RequestMeta, record_activity};
+use crate::service::error::too_many;
 use crate::store::{ClaimUse, StoreError};
 
 fn created() -> Response {

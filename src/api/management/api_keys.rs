@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use super::{MgmtError, MgmtResult, Params, check_presence, present, text};
 use crate::api::ApiState;
 use crate::api::entities;
-use crate::api::resource::api_keys::{issue_key, update_key};
 use crate::domain::KeyHolder;
+use crate::service::api_keys::{issue_key, update_key};
 
 /// The prefix of generated service-account uids.
 const SERVICE_ACCOUNT_PREFIX: &str = "SI";
@@ -79,5 +79,5 @@ pub async fn update(state: ApiState, params: Params) -> MgmtResult {
         new_state.as_deref(),
     )
     .await?;
-    Ok((StatusCode::CREATED, updated.0))
+    Ok((StatusCode::CREATED, entities::api_key(&updated, None)))
 }

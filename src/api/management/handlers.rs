@@ -3,20 +3,19 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{MgmtError, MgmtResult, Params, is_blank, present, require, text};
+use super::{
+    MgmtError, MgmtResult, Params, full_messages, is_blank, present, publish_profile, require,
+    text, user_entity,
+};
 use crate::api::ApiState;
-use crate::api::admin::entities::{user_with_kyc, user_with_profile};
+use crate::api::entities::admin::user_with_kyc;
 use crate::api::entities::{iso8601, label};
-use crate::api::resource::{check_totp, publish_change};
 use crate::crypto::multisig::Multisig;
 use crate::domain::{User, UserInput, normalise_phone, validate_user};
 use crate::import::{ImportContext, ImportRow, Outcome, PartRefused, import_row, insert_member};
+use crate::service::changes::publish_change;
+use crate::service::totp::check_totp;
 use crate::store::StoreError;
-
-/// Management `UserWithProfile`: the admin entity (profiles unmasked).
-pub(super) async fn user_entity(state: &ApiState, user: &User) -> Result<Value, MgmtError> {
-    Ok(user_with_profile(state, user).await?)
-}
 
 /// The user named by `uid`, `email` or `phone_num` (the owner of a phone with that
 /// number); `None` when there is none.
@@ -86,33 +85,6 @@ pub async fn users_get(state: ApiState, params: Params) -> MgmtResult {
         .await?
         .ok_or_else(MgmtError::not_found)?;
     Ok((StatusCode::CREATED, user_with_kyc(&state, &user).await?))
-}
-
-/// Rails full messages for the validation keys management answers with.
-pub fn full_messages(keys: &[String]) -> Vec<String> {
-    keys.iter()
-        .map(|k| match k.as_str() {
-            "email.invalid" => "Email is invalid".to_owned(),
-            "email.taken" => "Email has already been taken".to_owned(),
-            "password.weak" | "password.password.password_too_weak" => "Password weak".to_owned(),
-            "password.requirements" | "password.requirements.not_met" => {
-                "Password requirements".to_owned()
-            }
-            "state.exists" => "State already exists".to_owned(),
-            "state.inclusion" => "State is not included in the list".to_owned(),
-            "email.blank" => "Email can't be blank".to_owned(),
-            "role.doesnt_exist" => "Role doesnt_exist".to_owned(),
-            "email_or_uid.not_uniq" => "Email or uid not_uniq".to_owned(),
-            other => {
-                let (attr, msg) = other.split_once('.').unwrap_or((other, "invalid"));
-                let mut attr = attr.replace('_', " ");
-                if let Some(first) = attr.get(0..1) {
-                    attr = first.to_uppercase() + &attr[1..];
-                }
-                format!("{attr} {}", msg.replace('_', " "))
-            }
-        })
-        .collect()
 }
 
 /// POST /users: a pending user, no confirmation, no activity.
@@ -235,7 +207,7 @@ pub async fn users_import(state: ApiState, params: Params) -> MgmtResult {
         Outcome::Created(imported) => imported,
     };
     if let Some((profile, change)) = &imported.profile {
-        super::kyc::publish_profile(&state, profile, change);
+        publish_profile(&state, profile, change);
     }
     match imported.refused {
         Some(PartRefused::Phone(messages) | PartRefused::Profile(messages)) => {

@@ -6,20 +6,20 @@ use axum::http::StatusCode;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::handlers::{full_messages, user_entity};
-use super::{MgmtError, MgmtResult, Params, boolean, present, require, text};
+use super::{
+    MgmtError, MgmtResult, Params, boolean, full_messages, present, publish_profile, require, text,
+    user_entity,
+};
 use crate::api::ApiState;
-use crate::api::admin::entities::kyc_phones;
+use crate::api::entities::admin::kyc_phones;
 use crate::api::entities::phone;
-use crate::api::kyc::queue_applicant;
-use crate::api::resource::documents::{discard, document_label, parse_date, store_bytes};
-use crate::api::resource::publish_change;
 use crate::domain::{
-    ADDRESS_DOC_TYPE, NewDocument, Profile, ProfileState, User, doc_number_is_valid,
-    normalise_doc_number, normalise_phone,
+    ADDRESS_DOC_TYPE, NewDocument, User, doc_number_is_valid, normalise_doc_number, normalise_phone,
 };
 use crate::import::{ProfileInput, add_profile, verified_phone};
-use crate::store::{StoreError, UserChange};
+use crate::service::changes::publish_change;
+use crate::service::documents::{discard, document_label, parse_date, store_bytes};
+use crate::store::StoreError;
 
 /// The user named by `uid`, else `422 {"error":"user.doesnt_exist"}`.
 async fn target(state: &ApiState, params: &Params) -> Result<User, MgmtError> {
@@ -54,14 +54,6 @@ pub(super) async fn create_profile(
     .map_err(|keys| MgmtError::model(full_messages(&keys)))?;
     publish_profile(state, &profile, &change);
     Ok(change.user)
-}
-
-/// Tells the caches about a created profile's change and sends a submitted one to KYC.
-pub(super) fn publish_profile(state: &ApiState, profile: &Profile, change: &UserChange) {
-    publish_change(state, change);
-    if profile.state == ProfileState::Submitted {
-        queue_applicant(state, profile.id, change.user.email.clone());
-    }
 }
 
 /// POST /profiles: a profile in the given state (default `drafted`); 201 UserWithProfile.

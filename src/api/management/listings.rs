@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{MgmtError, Paged, Params, boolean, integer, page, present, refuse, require, text};
 use crate::api::ApiState;
-use crate::api::admin::entities::{user, user_with_profile_masked};
+use crate::api::entities::admin::{user, user_with_profile_masked};
 use crate::api::entities::masked;
 use crate::domain::{LabelFilter, User, UserFilter};
 

@@ -11,21 +11,26 @@ mod listings;
 mod service_accounts;
 
 use std::future::Future;
+use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
+use axum::{Extension, Router};
 use serde_json::{Map, Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
 use super::pagination::Page;
+use crate::api::entities::admin::user_with_profile;
+use crate::api::kyc::queue_applicant;
+use crate::domain::{Profile, ProfileState, User};
+use crate::service::changes::publish_change;
+use crate::store::UserChange;
 pub use auth::ManagementConfig;
-pub use handlers::full_messages;
 
 /// An error answer of the management API: a status and a JSON body.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,16 +124,14 @@ impl Reply for Paged {
 /// The request parameters (the `data` claim).
 pub type Params = Map<String, Value>;
 
+/// What a signed route's future answers.
+type Answer = std::pin::Pin<Box<dyn Future<Output = Response> + Send>>;
+
 /// Wraps a handler with the signature check of its scope.
 fn signed<F, Fut, R>(
     scope: &'static str,
     handler: F,
-) -> impl Fn(
-    State<ApiState>,
-    OriginalUri,
-    HeaderMap,
-    Bytes,
-) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>>
+) -> impl Fn(State<ApiState>, Extension<Arc<ManagementConfig>>, OriginalUri, HeaderMap, Bytes) -> Answer
 + Clone
 + Send
 + Sync
@@ -139,12 +142,13 @@ where
     R: Reply,
 {
     move |State(state): State<ApiState>,
+          Extension(auth): Extension<Arc<ManagementConfig>>,
           OriginalUri(uri): OriginalUri,
           headers: HeaderMap,
           body: Bytes| {
         let handler = handler.clone();
         Box::pin(async move {
-            let verified = match state.management.authenticate(scope, &uri, &headers, &body) {
+            let verified = match auth.authenticate(scope, &uri, &headers, &body) {
                 Ok(verified) => verified,
                 Err(error) => return error.into_response(),
             };
@@ -179,8 +183,9 @@ where
     post(signed(scope, handler))
 }
 
-/// The management routes (nested under `/management`).
-pub fn routes(state: &ApiState) -> Router<ApiState> {
+/// The management routes (nested under `/management`), checked against `auth`'s signers and
+/// scopes (`BARONG_MANAGEMENT_API_FILE`).
+pub fn routes(state: &ApiState, auth: ManagementConfig) -> Router<ApiState> {
     use handlers as h;
     use service_accounts as sa;
     // A document arrives base64 inside the signed JSON, itself base64 in the JWS payload: about
@@ -247,6 +252,7 @@ pub fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/api_keys", op("write_apikeys", api_keys::create))
         .route("/api_keys/update", op("write_apikeys", api_keys::update))
         .layer(DefaultBodyLimit::max(state.max_body_size))
+        .layer(Extension(Arc::new(auth)))
 }
 
 /// Grape's presence checks for required, not-blank parameters, in declaration order.
@@ -360,5 +366,45 @@ pub fn text(params: &Params, name: &str) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+/// Management `UserWithProfile`: the admin entity (profiles unmasked).
+pub(crate) async fn user_entity(state: &ApiState, user: &User) -> Result<Value, MgmtError> {
+    Ok(user_with_profile(state, user).await?)
+}
+
+/// Rails full messages for the validation keys management answers with.
+pub fn full_messages(keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .map(|k| match k.as_str() {
+            "email.invalid" => "Email is invalid".to_owned(),
+            "email.taken" => "Email has already been taken".to_owned(),
+            "password.weak" | "password.password.password_too_weak" => "Password weak".to_owned(),
+            "password.requirements" | "password.requirements.not_met" => {
+                "Password requirements".to_owned()
+            }
+            "state.exists" => "State already exists".to_owned(),
+            "state.inclusion" => "State is not included in the list".to_owned(),
+            "email.blank" => "Email can't be blank".to_owned(),
+            "role.doesnt_exist" => "Role doesnt_exist".to_owned(),
+            "email_or_uid.not_uniq" => "Email or uid not_uniq".to_owned(),
+            other => {
+                let (attr, msg) = other.split_once('.').unwrap_or((other, "invalid"));
+                let mut attr = attr.replace('_', " ");
+                if let Some(first) = attr.get(0..1) {
+                    attr = first.to_uppercase() + &attr[1..];
+                }
+                format!("{attr} {}", msg.replace('_', " "))
+            }
+        })
+        .collect()
+}
+
+/// Tells the caches about a created profile's change and sends a submitted one to KYC.
+pub(crate) fn publish_profile(state: &ApiState, profile: &Profile, change: &UserChange) {
+    publish_change(state, change);
+    if profile.state == ProfileState::Submitted {
+        queue_applicant(state, profile.id, change.user.email.clone());
     }
 }

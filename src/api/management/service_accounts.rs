@@ -4,13 +4,14 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::handlers::{exactly_one, full_messages};
+use super::full_messages;
+use super::handlers::exactly_one;
 use super::{
     MgmtError, MgmtResult, Paged, Params, check_presence, integer, page, present, refuse, require,
     text,
 };
 use crate::api::ApiState;
-use crate::api::admin::entities::user;
+use crate::api::entities::admin::user;
 use crate::api::entities::iso8601;
 use crate::domain::{
     NewServiceAccount, ServiceAccount, ServiceAccountRequest, generate_uid, service_account_email,

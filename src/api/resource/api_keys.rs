@@ -7,19 +7,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::check_totp;
 use crate::api::ApiState;
 use crate::api::auth::CurrentUser;
 use crate::api::entities;
 use crate::api::error::ApiError;
 use crate::api::pagination;
 use crate::api::params::{Params, Validator};
-use crate::domain::{ApiKey, KeyHolder, NewApiKey, User};
+use crate::domain::{ApiKey, KeyHolder, User};
 use crate::invalidation::Invalidation;
-use crate::store::{API_KEY_COLUMNS, StoreError};
-
-/// Algorithms a key may use (Barong: HS256 only; the authz path verifies all three).
-pub const ALGORITHMS: &[&str] = &["HS256", "HS384", "HS512"];
+use crate::service::api_keys::{issue_key, update_key};
+use crate::service::totp::check_totp;
+use crate::store::API_KEY_COLUMNS;
 
 fn unprocessable(key: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, key)
@@ -49,19 +47,6 @@ pub(crate) async fn otp_guard(
 }
 
 const GUARD: &str = "resource.api_key";
-
-/// `scope` as Barong splits it: on `,`, no trimming.
-fn split_scope(scope: Option<&str>) -> Vec<String> {
-    scope
-        .map(|s| s.split(',').map(str::to_owned).collect())
-        .unwrap_or_default()
-}
-
-fn random_hex(bytes: usize) -> Result<String, ApiError> {
-    let mut buf = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| ApiError::internal())?;
-    Ok(hex::encode(buf))
-}
 
 /// `GET api_keys`: the user's keys, paginated, ordered by `order_by` (any column) and
 /// `ordering`; no secret, no 2FA needed.
@@ -131,75 +116,6 @@ pub(crate) async fn create_key(
         .into_response())
 }
 
-/// Creates a key for `holder` (whose state is `holder_state`): kid of 16 hex digits, secret of
-/// 32, state active; the key and its secret in clear (stored encrypted).
-pub(crate) async fn issue_key(
-    state: &ApiState,
-    holder: KeyHolder,
-    holder_state: &str,
-    algorithm: &str,
-    scope: Option<&str>,
-) -> Result<(ApiKey, String), ApiError> {
-    let mut errors = Vec::new();
-    if !ALGORITHMS.contains(&algorithm) {
-        errors.push("kid.blank".to_owned());
-        errors.push("algorithm.inclusion".to_owned());
-    }
-    if holder_state != "active" {
-        errors.push("key_holder_account.invalid".to_owned());
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::unprocessable(errors));
-    }
-    let secret = random_hex(16)?;
-    let mut attempt = 0;
-    let key = loop {
-        attempt += 1;
-        let new = NewApiKey {
-            holder,
-            kid: random_hex(8)?,
-            algorithm: algorithm.to_owned(),
-            scope: split_scope(scope),
-            secret_encrypted: state.encryptor.encrypt(&secret),
-            state: "active".into(),
-        };
-        match state.store.create_api_key(&new).await {
-            Ok(key) => break key,
-            Err(StoreError::Conflict(_)) if attempt < 3 => continue,
-            Err(StoreError::Conflict(_)) => {
-                return Err(ApiError::unprocessable(vec!["kid.taken".into()]));
-            }
-            Err(other) => return Err(other.into()),
-        }
-    };
-    Ok((key, secret))
-}
-
-/// Replaces a key's scope (cleared when absent, as Barong does) and sets its state; activating
-/// needs an active holder (`state.invalid`).
-pub(crate) async fn update_key(
-    state: &ApiState,
-    key: &ApiKey,
-    holder_state: &str,
-    scope: Option<&str>,
-    new_state: Option<&str>,
-) -> Result<Json<Value>, ApiError> {
-    if new_state == Some("active") && holder_state != "active" {
-        return Err(ApiError::unprocessable(vec!["state.invalid".into()]));
-    }
-    let updated = state
-        .store
-        .update_api_key(key.id, &split_scope(scope), new_state)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "record.not_found"))?;
-    // Awaited: the answer is never followed by a decision that still accepts the old key.
-    state
-        .invalidation
-        .publish_applied(Invalidation::ApiKey(updated.kid.clone()))
-        .await;
-    Ok(Json(entities::api_key(&updated, None)))
-}
-
 /// Deletes a key; 204.
 pub(crate) async fn delete_key(state: &ApiState, key: &ApiKey) -> Result<Response, ApiError> {
     state.store.delete_api_key(key.id).await?;
@@ -261,14 +177,15 @@ pub async fn update(
     let user = current.user;
     otp_guard(&state, &user, totp_code.as_deref(), GUARD).await?;
     let key = own_key(&state, KeyHolder::User(user.id), &kid).await?;
-    update_key(
+    let updated = update_key(
         &state,
         &key,
         &user.state,
         scope.as_deref(),
         new_state.as_deref(),
     )
-    .await
+    .await?;
+    Ok(Json(entities::api_key(&updated, None)))
 }
 
 /// `DELETE api_keys/{kid}`.

@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::publish_change;
 use crate::api::ApiState;
 use crate::api::auth::CurrentUser;
 use crate::api::error::ApiError;
 use crate::api::params::{Params, Validator};
 use crate::domain::DATA_STORAGE_MAX;
+use crate::service::changes::publish_change;
 use crate::store::StoreError;
 
 /// Titles no storage may use (they name Barong's own records).

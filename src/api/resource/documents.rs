@@ -10,21 +10,22 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveDate;
 use serde_json::{Value, json};
 
-use super::publish_change;
 use crate::api::ApiState;
 use crate::api::auth::CurrentUser;
 use crate::api::entities;
 use crate::api::error::ApiError;
 use crate::api::params::{FileField, Params, StreamingForm, Validator};
-use crate::config::KycProvider;
 use crate::domain::{
     ADDRESS_DOC_TYPE, DOC_CATEGORIES, NewDocument, UploadKind, doc_number_is_valid,
     normalise_doc_number,
 };
-use crate::uploads::UploadWriter;
+use crate::service::changes::publish_change;
+use crate::service::documents::{
+    discard, document_label, extension_refused, max_file_size, parse_date, storage_error,
+    too_small, unknown_type, upload_key, write_capped,
+};
 
 /// `GET documents`: the user's documents (`upload`, `doc_type`, masked `doc_number`,
 /// `doc_expire`).
@@ -90,72 +91,6 @@ async fn read_form(
         }
     }
     Ok((form.into_params(), stored))
-}
-
-/// `BARONG_UPLOAD_SIZE_MAX_RANGE` in bytes (MiB).
-fn max_file_size(state: &ApiState) -> u64 {
-    state
-        .config
-        .uploads
-        .upload_size_max_range
-        .saturating_mul(1024 * 1024)
-}
-
-/// Deletes files stored by a request that is being refused.
-pub(crate) async fn discard(state: &ApiState, keys: &[String]) {
-    for key in keys {
-        if let Err(error) = state.uploads.delete(key).await {
-            tracing::error!(%error, key, "could not delete a refused upload");
-        }
-    }
-}
-
-/// Barong's upload errors: the CarrierWave message as `upload.<message>`, then `upload.blank`.
-fn upload_error(message: String) -> Vec<String> {
-    vec![format!("upload.{message}"), "upload.blank".to_owned()]
-}
-
-/// The refusal of a file name extension outside `BARONG_UPLOAD_EXTENSION_WHITELIST`, if it is.
-fn extension_refused(state: &ApiState, extension: &str) -> Option<Vec<String>> {
-    let whitelist = &state.config.uploads.upload_extension_whitelist;
-    (!whitelist.iter().any(|w| w.eq_ignore_ascii_case(extension))).then(|| {
-        upload_error(format!(
-            "You are not allowed to upload \"{extension}\" files, allowed types: {}",
-            whitelist.join(", ")
-        ))
-    })
-}
-
-fn too_small(state: &ApiState) -> Vec<String> {
-    upload_error(format!(
-        "File size should be greater than {} Byte",
-        state.config.uploads.upload_size_min_range
-    ))
-}
-
-fn too_large(state: &ApiState) -> Vec<String> {
-    upload_error(format!(
-        "File size should be less than {} MB",
-        state.config.uploads.upload_size_max_range
-    ))
-}
-
-/// Content that is neither JPEG, PNG nor PDF, whatever its name says.
-fn unknown_type() -> Vec<String> {
-    upload_error(
-        "You are not allowed to upload \"application/octet-stream\" files, allowed types: \
-         image/jpeg, image/png, application/pdf"
-            .to_owned(),
-    )
-}
-
-/// Where a new upload of `uid` goes: a random name with the extension of its real type.
-fn upload_key(uid: &str, kind: UploadKind) -> String {
-    format!(
-        "documents/{uid}/{}.{}",
-        hex::encode(rand::random::<[u8; 16]>()),
-        kind.extension()
-    )
 }
 
 /// Streams one file into storage. `Ok(Err(keys))` when a rule refused it (the rest of the file
@@ -224,98 +159,10 @@ async fn store_file(
     Ok(Ok(key))
 }
 
-/// Stores a file received whole (the management API sends it base64-encoded), under the same
-/// rules as a streamed one: extension, size bounds and recognised type. `Ok(Err(keys))` when a
-/// rule refused it.
-pub(crate) async fn store_bytes(
-    state: &ApiState,
-    uid: &str,
-    extension: &str,
-    bytes: &[u8],
-) -> Result<Result<String, Vec<String>>, ApiError> {
-    let extension = extension.trim_start_matches('.').to_lowercase();
-    if let Some(refused) = extension_refused(state, &extension) {
-        return Ok(Err(refused));
-    }
-    if (bytes.len() as u64) < state.config.uploads.upload_size_min_range.max(1) {
-        return Ok(Err(too_small(state)));
-    }
-    if bytes.len() as u64 > max_file_size(state) {
-        return Ok(Err(too_large(state)));
-    }
-    let Some(kind) = UploadKind::sniff(&bytes[..bytes.len().min(UploadKind::SNIFF_LEN)]) else {
-        return Ok(Err(unknown_type()));
-    };
-    let key = upload_key(uid, kind);
-    let mut writer = state.uploads.writer(&key).await.map_err(storage_error)?;
-    if let Err(error) = writer.write(bytes).await {
-        writer.abort().await;
-        return Err(storage_error(error));
-    }
-    writer.finish().await.map_err(storage_error)?;
-    Ok(Ok(key))
-}
-
-/// Writes a chunk unless the file would pass the size cap. The outer `Err` is a refusal: its
-/// inner value is the upload keys, or the storage failure.
-async fn write_capped(
-    state: &ApiState,
-    writer: &mut UploadWriter,
-    chunk: &[u8],
-) -> Result<(), Result<Vec<String>, ApiError>> {
-    let max = max_file_size(state);
-    if writer.written() + chunk.len() as u64 > max {
-        return Err(Ok(too_large(state)));
-    }
-    writer.write(chunk).await.map_err(|e| Err(storage_error(e)))
-}
-
 /// Reads the rest of a refused file and drops it (bounded by the request's stream limit).
 async fn drain(field: &mut FileField) -> Result<(), ApiError> {
     while field.chunk().await?.is_some() {}
     Ok(())
-}
-
-/// Barong answers a storage failure with `422 {"error":"Connection error"}`.
-fn storage_error(error: crate::uploads::UploadError) -> ApiError {
-    tracing::error!(%error, "upload storage failed");
-    ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        body: crate::api::error::ErrorBody::Message("Connection error".into()),
-    }
-}
-
-/// Grape's Date coercion of `doc_expire`: `YYYY-MM-DD` (or `DD-MM-YYYY`, `YYYY/MM/DD`,
-/// `DD/MM/YYYY`); blank is no date.
-pub(crate) fn parse_date(text: &str) -> Result<Option<NaiveDate>, ()> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    ["%Y-%m-%d", "%d-%m-%Y", "%Y/%m/%d", "%d/%m/%Y"]
-        .iter()
-        .find_map(|f| NaiveDate::parse_from_str(text, f).ok())
-        .map(Some)
-        .ok_or(())
-}
-
-/// The label a new document sets: `local` marks every document pending; `kycaid` only
-/// when a Passport (2 files) or an ID card / driver license (3 files) is complete.
-pub(crate) fn document_label(
-    provider: KycProvider,
-    doc_type: &str,
-    before: i64,
-    added: usize,
-) -> Option<(&'static str, &'static str)> {
-    if provider == KycProvider::Local {
-        return Some(("document", "pending"));
-    }
-    let needed = match doc_type {
-        "Passport" => 2,
-        "Identity card" | "Driver license" => 3,
-        _ => return None,
-    };
-    (before < needed && before + added as i64 >= needed).then_some(("document", "pending"))
 }
 
 /// Refuses a request whose files are already stored: deletes them first.

@@ -7,13 +7,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::publish_change;
 use crate::api::ApiState;
 use crate::api::auth::CurrentUser;
 use crate::api::entities;
 use crate::api::error::ApiError;
 use crate::api::params::{Params, Validator};
 use crate::domain::Label;
+use crate::service::changes::publish_change;
+use crate::service::labels::{check, normalize};
 use crate::store::StoreError;
 
 fn not_found() -> ApiError {
@@ -22,33 +23,6 @@ fn not_found() -> ApiError {
 
 fn private() -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "resource.labels.private")
-}
-
-/// Barong's `before_validation`: squished (whitespace runs become one space, ends trimmed) and
-/// lower-cased.
-pub(crate) fn normalize(text: &str) -> String {
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
-}
-
-/// Length 3..=255 and `^[a-z0-9_-]+$`, as `<attr>.too_short|too_long|invalid`.
-pub(crate) fn check(attr: &str, text: &str, errors: &mut Vec<String>) {
-    let n = text.chars().count();
-    if n < 3 {
-        errors.push(format!("{attr}.too_short"));
-    }
-    if n > 255 {
-        errors.push(format!("{attr}.too_long"));
-    }
-    if text.is_empty()
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-    {
-        errors.push(format!("{attr}.invalid"));
-    }
 }
 
 async fn find(state: &ApiState, user_id: i64, key: &str) -> Result<Label, ApiError> {

@@ -16,10 +16,6 @@ use axum::Router;
 use axum::routing::{delete, get, post, put};
 
 use super::ApiState;
-use super::error::ApiError;
-use crate::crypto::totp;
-use crate::invalidation::Invalidation;
-use crate::store::UserChange;
 
 /// The resource routes (mounted under `/resource`).
 pub fn routes() -> Router<ApiState> {
@@ -78,59 +74,4 @@ pub fn routes() -> Router<ApiState> {
             "/service_accounts/api_keys/{kid}",
             put(service_accounts::update).delete(service_accounts::destroy),
         )
-}
-
-/// Checks a TOTP code of the user as Vault does (SHA-1, 6 digits, 30 s, ±1 step): false when
-/// there is no secret, the code is wrong, it was already accepted in its window (replay), or
-/// the user sent too many wrong codes lately (`BARONG_RATE_LIMIT_OTP`, see `api::limits`).
-pub(crate) async fn check_totp(
-    state: &ApiState,
-    user_id: i64,
-    code: &str,
-) -> Result<bool, ApiError> {
-    let limiter = &state.observe.limits.otp;
-    let key = user_id.to_string();
-    // The code takes its slot before it is compared: concurrent guesses get at most the
-    // limit's comparisons per window; a wrong code keeps its slot.
-    if !limiter.reserve(&key).await? {
-        return Ok(false);
-    }
-    let Some((encrypted, _)) = state.store.find_otp_secret(user_id).await? else {
-        return Ok(false);
-    };
-    let secret = state.encryptor.decrypt(&encrypted).map_err(|error| {
-        tracing::error!(%error, "TOTP secret unreadable");
-        ApiError::internal()
-    })?;
-    let now = chrono::Utc::now().timestamp().max(0) as u64;
-    let Some(step) = totp::verify(&secret, code, now) else {
-        return Ok(false);
-    };
-    // A right code already used in its time step: Barong surfaces Vault's "code already used"
-    // as `422 totp.error` wherever a code is checked, not as the endpoint's wrong-code key.
-    if !state.store.accept_otp_step(user_id, step as i64).await? {
-        return Err(ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "totp.error",
-        ));
-    }
-    limiter.clear(&key).await;
-    Ok(true)
-}
-
-/// Tells the caches what a user change made stale.
-pub(crate) fn publish_change(state: &ApiState, change: &UserChange) {
-    for id in &change.sessions {
-        state
-            .invalidation
-            .publish(Invalidation::Session(id.clone()));
-    }
-    for kid in &change.kids {
-        state
-            .invalidation
-            .publish(Invalidation::ApiKey(kid.clone()));
-    }
-    state
-        .invalidation
-        .publish(Invalidation::User(change.user.uid.clone()));
 }

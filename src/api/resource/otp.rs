@@ -7,14 +7,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{check_totp, publish_change};
 use crate::api::ApiState;
 use crate::api::auth::CurrentUser;
 use crate::api::error::ApiError;
-use crate::api::identity::{RequestMeta, record_activity};
 use crate::api::params::{Params, Validator};
 use crate::crypto::totp;
 use crate::domain::session_key;
+use crate::service::activity::{RequestMeta, record_activity};
+use crate::service::changes::publish_change;
+use crate::service::totp::check_totp;
 
 const QR_SIZE: u32 = 300;
 

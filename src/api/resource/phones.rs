@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::publish_change;
 use crate::api::ApiState;
 use crate::api::auth::CurrentUser;
 use crate::api::entities::{self, user_full_info};
@@ -21,6 +20,7 @@ use crate::api::params::{Params, Validator};
 use crate::domain::{
     NewPhone, NormalisedPhone, PHONE_CHANNELS, Phone, normalise_phone, phone_code,
 };
+use crate::service::changes::publish_change;
 use crate::sms::SmsError;
 use crate::store::StoreError;
 

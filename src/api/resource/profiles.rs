@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::publish_change;
 use crate::api::ApiState;
 use crate::api::auth::CurrentUser;
 use crate::api::entities;
@@ -20,6 +19,7 @@ use crate::domain::{
     NewProfile, Profile, ProfileChanges, ProfileData, ProfileState, parse_date, squish,
     validate_profile,
 };
+use crate::service::changes::publish_change;
 use crate::store::{StoreError, UserChange};
 
 fn not_editable() -> ApiError {

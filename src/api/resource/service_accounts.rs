@@ -7,12 +7,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::api_keys::{create_key, delete_key, list_keys, otp_guard, own_key, update_key};
+use super::api_keys::{create_key, delete_key, list_keys, otp_guard, own_key};
 use crate::api::ApiState;
 use crate::api::auth::CurrentUser;
 use crate::api::error::ApiError;
 use crate::api::params::{Params, Validator, coerce_string};
 use crate::domain::{KeyHolder, ServiceAccount, User};
+use crate::service::api_keys::update_key;
 
 const GUARD: &str = "resource.service_accounts";
 
@@ -150,14 +151,15 @@ pub async fn update(
     let sa = owned(&state, &user, &uid.unwrap_or_default()).await?;
     otp_guard(&state, &user, totp_code.as_deref(), GUARD).await?;
     let key = own_key(&state, KeyHolder::ServiceAccount(sa.id), &kid).await?;
-    update_key(
+    let updated = update_key(
         &state,
         &key,
         &sa.state,
         scope.as_deref(),
         new_state.as_deref(),
     )
-    .await
+    .await?;
+    Ok(Json(crate::api::entities::api_key(&updated, None)))
 }
 
 /// `DELETE service_accounts/api_keys/{kid}`.

@@ -6,18 +6,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{check_totp, publish_change};
 use crate::api::ApiState;
 use crate::api::auth::CurrentUser;
 use crate::api::entities::{self, user_full_info};
 use crate::api::error::ApiError;
-use crate::api::identity::{RequestMeta, record_activity};
 use crate::api::pagination;
 use crate::api::params::{Params, Validator};
 use crate::api::system_events;
 use crate::crypto::password_hash::{self, Verification};
 use crate::domain::{DATA_MAX, data_is_valid, session_key};
 use crate::invalidation::Invalidation;
+use crate::service::activity::{RequestMeta, record_activity};
+use crate::service::changes::publish_change;
+use crate::service::totp::check_totp;
 
 fn unprocessable(key: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, key)

@@ -8,10 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::http::StatusCode;
 use tokio::sync::Semaphore;
-
-use super::error::ApiError;
 
 /// The hashing cap of one process.
 pub struct HashPool {
@@ -44,21 +41,21 @@ impl HashPool {
 
     /// Runs `work` (a password hash or check) on a blocking thread when a turn is free; `503
     /// server.busy` at once when the queue is full.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, work: F) -> Result<T, Refused>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         let Ok(admitted) = self.admitted.clone().try_acquire_owned() else {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(busy());
+            return Err(Refused::Busy);
         };
         let running = self
             .running
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| ApiError::internal())?;
+            .map_err(|_| Refused::Failed)?;
         // The permits travel with the work: a client that hangs up while its hash runs does
         // not free a turn before the thread does.
         tokio::task::spawn_blocking(move || {
@@ -67,7 +64,7 @@ impl HashPool {
             result
         })
         .await
-        .map_err(|_| ApiError::internal())
+        .map_err(|_| Refused::Failed)
     }
 
     /// Hashes running at most at once.
@@ -91,9 +88,13 @@ impl HashPool {
     }
 }
 
-/// `503 server.busy`: every hashing turn and queue place is taken; retrying later may work.
-pub fn busy() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy")
+/// Why a hash did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Every turn and queue place is taken: `503 server.busy`, retrying later may work.
+    Busy,
+    /// The blocking thread panicked or the pool was closed.
+    Failed,
 }
 
 #[cfg(test)]
@@ -127,7 +128,7 @@ mod tests {
             match task.await.expect("task") {
                 Ok(()) => done += 1,
                 Err(error) => {
-                    assert_eq!(error, busy());
+                    assert_eq!(error, Refused::Busy);
                     busy_answers += 1;
                 }
             }

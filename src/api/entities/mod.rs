@@ -1,14 +1,16 @@
 //! Barong's response entities, rendered with fields in Barong's order. Shared by
 //! every namespace so a user looks the same wherever it is returned.
 
+pub(crate) mod admin;
+
 use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
-    Activity, ApiKey, DataStorage, Document, Label, Phone, Profile, User, mask_dob,
-    mask_doc_number, mask_last_name, mask_phone,
+    Activity, ApiKey, DataStorage, Document, Label, Phone, Profile, Session, User, describe_device,
+    mask_dob, mask_doc_number, mask_ip, mask_last_name, mask_phone,
 };
 use crate::uploads::Uploads;
 
@@ -265,4 +267,32 @@ pub(crate) fn document_summary(
         "doc_number": doc_number(d, encryptor, mask),
         "doc_expire": d.doc_expire.map(|e| e.format("%Y-%m-%d").to_string()),
     })
+}
+
+/// One session as its owner (`current` known, addresses masked as the settings say) or an
+/// admin (`current` absent, unmasked) sees it.
+pub(crate) fn session(session: &Session, current: Option<bool>, mask: bool) -> Value {
+    let user_ip = if mask {
+        mask_ip(&session.user_ip)
+    } else {
+        session.user_ip.clone()
+    };
+    let expire_at = chrono::DateTime::from_timestamp(session.expire_at, 0)
+        .map(|t| iso8601(&t))
+        .unwrap_or_default();
+    let mut body = json!({
+        "id": session.public_id,
+        "user_agent": session.user_agent,
+        "device": describe_device(session.user_agent.as_deref()),
+        "user_ip": user_ip,
+        "user_ip_country": session.user_ip_country,
+        "authenticated_with": session.authenticated_with,
+        "created_at": iso8601(&session.created_at),
+        "last_seen_at": iso8601(&session.updated_at),
+        "expire_at": expire_at,
+    });
+    if let (Some(current), Value::Object(map)) = (current, &mut body) {
+        map.insert("current".into(), Value::Bool(current));
+    }
+    body
 }

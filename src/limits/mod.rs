@@ -16,14 +16,13 @@
 //! Nothing here is on the authz decision path: only REST handlers consult these limiters, so a
 //! valid session's decision never waits on them.
 
+pub mod hashing;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::http::StatusCode;
-
-use super::error::ApiError;
 use crate::config::RateLimit;
 use crate::store::{SharedCounters, StoreError};
 
@@ -297,14 +296,6 @@ impl Limits {
 /// E-mails are compared case-insensitively by the store; so are the limiter keys.
 fn account_key(email: &str) -> String {
     email.trim().to_lowercase()
-}
-
-/// `429 <namespace>.too_many_attempts`.
-pub fn too_many(namespace: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        format!("{namespace}.too_many_attempts"),
-    )
 }
 
 #[cfg(test)]
