@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::Value as Yaml;
 
+mod passkeys;
+pub use passkeys::Passkeys;
+
 /// A bad or missing setting. `Display` is one line naming the setting and what is allowed, e.g.
 /// `invalid BARONG_CSRF_PROTECTION="yes": expected true or false`; secret values are never echoed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -564,6 +567,18 @@ settings! {
     /// `BARONG_SESSION_NEW_DEVICE_NOTICE` (`false`): a login from a device and network the user
     /// never logged in from sends a mail and `system.session.new_device`.
     session_new_device_notice: bool = "BARONG_SESSION_NEW_DEVICE_NOTICE", "false";
+    /// `BARONG_PASSKEY_RP_ID` (unset: passkeys off): the relying-party id, a domain name
+    /// (`docs/passkeys.md`; gathered in `config::passkeys::Passkeys`).
+    passkey_rp_id: String = "BARONG_PASSKEY_RP_ID", "", passkeys::parse_rp_id;
+    /// `BARONG_PASSKEY_RP_NAME` (unset: `BARONG_APP_NAME`): the name authenticators show.
+    passkey_rp_name: String = "BARONG_PASSKEY_RP_NAME", "";
+    /// `BARONG_PASSKEY_ORIGINS` (unset: `https://<rp id>`): comma list of the exact origins a
+    /// passkey ceremony may come from.
+    passkey_origins: Vec<String> = "BARONG_PASSKEY_ORIGINS", "";
+    /// `BARONG_PASSKEY_PASSWORDLESS` (`false`): a discoverable passkey alone opens a session.
+    passkey_passwordless: bool = "BARONG_PASSKEY_PASSWORDLESS", "false";
+    /// `BARONG_PASSKEY_CHALLENGE_TTL` (`120` s): how long a passkey challenge may be answered.
+    passkey_challenge_ttl: u64 = "BARONG_PASSKEY_CHALLENGE_TTL", "120", parse_positive_u64;
     /// `BARONG_JWT_REUSE_TIME` (`30` s): a minted JWT is reused for the same principal and claims
     /// for this long (capped at a tenth of `BARONG_JWT_EXPIRE_TIME`); `0` signs every time.
     jwt_reuse_time: u64 = "BARONG_JWT_REUSE_TIME", "30";
@@ -986,6 +1001,7 @@ impl Config {
         config.check_tls()?;
         config.check_jwt()?;
         config.check_addrs()?;
+        config.check_passkeys()?;
         config.barong_yml = config.read_barong_yml()?;
         Ok(config)
     }
