@@ -18,6 +18,7 @@ pub mod kyc;
 pub mod mail;
 pub mod memory;
 pub mod observe;
+pub mod passkeys;
 pub mod seed;
 pub mod server;
 pub mod sms;
