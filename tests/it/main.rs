@@ -37,6 +37,8 @@ mod limits;
 mod management;
 mod memory;
 mod openapi;
+mod passkeys;
+mod passkeys_browser;
 mod public_api;
 mod resource;
 mod sessions;
