@@ -39,6 +39,7 @@ mod memory;
 mod openapi;
 mod passkeys;
 mod passkeys_browser;
+mod passkeys_storage;
 mod public_api;
 mod resource;
 mod sessions;

@@ -5,273 +5,17 @@
 //! last one needs proof), login with a passkey as the second factor and alone, clone detection,
 //! replayed and expired challenges, wrong origins and relying-party ids, two instances.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{common, support};
-use common::{Backend, TestDb, TestServer, barong_command};
+use barong::crypto::totp;
+
+use crate::common;
+use crate::support::webauthn::{
+    Authenticator, Browser, PASSWORD, RP_ID, create_user, finish_login, identity, login_options,
+    start,
+};
+use common::{Backend, TestDb, TestServer};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "Iequ4geiEWQw";
-const AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
-const RP_ID: &str = "exchange.test";
-const ORIGIN: &str = "https://exchange.test";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
-
-fn start(db: &TestDb, more: &[(&str, &str)]) -> TestServer {
-    let mut env = vec![
-        ("BARONG_PASSKEY_RP_ID", RP_ID),
-        ("BARONG_PASSKEY_ORIGINS", ORIGIN),
-    ];
-    env.extend_from_slice(more);
-    TestServer::start(db.dir.path(), &db.url, &env)
-}
-
-/// `barong users create`: an active member.
-fn create_user(db: &TestDb, email: &str) {
-    let output = barong_command(db.dir.path(), &db.url)
-        .args(["users", "create", "--email", email, "--password", PASSWORD])
-        .args(["--role", "member"])
-        .output()
-        .expect("run barong users create");
-    assert!(output.status.success(), "{output:?}");
-}
-
-/// The software authenticator: one request, the credential it answers.
-fn authenticator(request: Value) -> Value {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/support/soft_authenticator.py");
-    let mut child = Command::new(support::python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python with fido2 (scripts/test installs it into .venv)");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(request.to_string().as_bytes())
-            .expect("write request");
-    }
-    let output = child.wait_with_output().expect("authenticator");
-    assert!(output.status.success(), "soft authenticator failed");
-    serde_json::from_slice(&output.stdout).expect("credential json")
-}
-
-/// An authenticator holding one credential (its key file in the test's directory).
-struct Authenticator {
-    state: std::path::PathBuf,
-}
-
-impl Authenticator {
-    fn new(db: &TestDb, name: &str) -> Authenticator {
-        Authenticator {
-            state: db.dir.path().join(format!("{name}.json")),
-        }
-    }
-
-    fn create(&self, options: &Value, extra: Value) -> Value {
-        let mut request = json!({
-            "op": "create",
-            "options": options["publicKey"],
-            "origin": ORIGIN,
-            "state": self.state,
-        });
-        merge(&mut request, extra);
-        authenticator(request)
-    }
-
-    fn get(&self, options: &Value, extra: Value) -> Value {
-        let mut request = json!({
-            "op": "get",
-            "options": options["publicKey"],
-            "origin": ORIGIN,
-            "state": self.state,
-        });
-        merge(&mut request, extra);
-        authenticator(request)
-    }
-}
-
-fn merge(request: &mut Value, extra: Value) {
-    if let (Some(request), Value::Object(extra)) = (request.as_object_mut(), extra) {
-        request.extend(extra);
-    }
-}
-
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    async fn read(response: reqwest::Response) -> Answer {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    #[track_caller]
-    fn errors(&self, status: u16, key: &str) {
-        assert_eq!(
-            (self.status, &self.body),
-            (status, &json!({ "errors": [key] })),
-            "unexpected answer"
-        );
-    }
-
-    #[track_caller]
-    fn status(&self, status: u16) -> &Value {
-        assert_eq!(self.status, status, "{}", self.body);
-        &self.body
-    }
-}
-
-/// `POST /api/v2/barong/identity/<path>` with a JSON body.
-async fn identity(server: &TestServer, path: &str, body: Value) -> Answer {
-    let response = http()
-        .post(server.url(&format!("/api/v2/barong/identity/{path}")))
-        .header("user-agent", AGENT)
-        .json(&body)
-        .send()
-        .await
-        .expect("identity call");
-    Answer::read(response).await
-}
-
-/// A logged-in browser.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
-impl Browser {
-    fn of(answer: &Answer) -> Browser {
-        assert_eq!(answer.status, 200, "{}", answer.body);
-        let cookie = answer
-            .headers
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix("_barong_session="))
-            .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-            .expect("session cookie");
-        Browser {
-            cookie,
-            csrf: answer.body["csrf_token"].as_str().expect("csrf").to_owned(),
-        }
-    }
-
-    async fn login(server: &TestServer, email: &str) -> Browser {
-        let answer = identity(
-            server,
-            "sessions",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-        Browser::of(&answer)
-    }
-
-    /// `method /api/v2/barong/resource<path>` as a gateway forwards it: the authz decision
-    /// mints the bearer from the cookie, then the REST call.
-    async fn call(&self, server: &TestServer, method: &str, path: &str, body: Value) -> Answer {
-        let decision = http()
-            .get(format!(
-                "{}/api/v2/auth/api/v2/barong/resource{path}",
-                server.authz
-            ))
-            .header("x-original-method", method)
-            .header("cookie", format!("_barong_session={}", self.cookie))
-            .header("x-csrf-token", &self.csrf)
-            .header("user-agent", AGENT)
-            .send()
-            .await
-            .expect("authz");
-        assert_eq!(decision.status(), 200, "authz refused {method} {path}");
-        let bearer = decision.headers()["authorization"]
-            .to_str()
-            .expect("ascii")
-            .to_owned();
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut request = http()
-            .request(
-                method,
-                server.url(&format!("/api/v2/barong/resource{path}")),
-            )
-            .header("authorization", bearer)
-            .header("user-agent", AGENT)
-            .header("cookie", format!("_barong_session={}", self.cookie));
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        Answer::read(request.send().await.expect("rest call")).await
-    }
-
-    /// Registers a passkey held by `key`; the stored passkey.
-    async fn register(&self, server: &TestServer, key: &Authenticator, name: &str) -> Value {
-        let options = self
-            .call(server, "POST", "/passkeys/options", Value::Null)
-            .await;
-        let credential = key.create(options.status(201), json!({}));
-        let created = self
-            .call(
-                server,
-                "POST",
-                "/passkeys",
-                json!({"credential": credential, "name": name}),
-            )
-            .await;
-        created.status(201).clone()
-    }
-
-    async fn authenticated_with(&self, server: &TestServer) -> String {
-        let sessions = self.call(server, "GET", "/sessions", Value::Null).await;
-        let sessions = sessions.status(200).as_array().expect("sessions").clone();
-        let current = sessions
-            .iter()
-            .find(|s| s["current"] == json!(true))
-            .expect("the current session");
-        current["authenticated_with"]
-            .as_str()
-            .expect("method")
-            .to_owned()
-    }
-}
-
-/// The second step of a login: options for the password, the authenticator's assertion.
-async fn login_options(server: &TestServer, email: &str) -> Answer {
-    identity(
-        server,
-        "sessions/passkey/options",
-        json!({"email": email, "password": PASSWORD}),
-    )
-    .await
-}
-
-async fn finish_login(server: &TestServer, credential: &Value) -> Answer {
-    identity(
-        server,
-        "sessions/passkey",
-        json!({"credential": credential}),
-    )
-    .await
-}
 
 async fn register_list_rename_delete(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -529,7 +273,13 @@ async fn passwordless_off_then_on(backend: Backend) {
         .await
         .errors(403, "identity.session.passwordless_disabled");
     drop(server);
-    let server = start(&db, &[("BARONG_PASSKEY_PASSWORDLESS", "true")]);
+    let server = start(
+        &db,
+        &[
+            ("BARONG_PASSKEY_PASSWORDLESS", "true"),
+            ("BARONG_RATE_LIMIT_LOGIN_IP", "4/300"),
+        ],
+    );
     let options = identity(&server, "sessions/passkey/options", json!({})).await;
     let public_key = &options.status(201)["publicKey"];
     assert!(
@@ -550,6 +300,16 @@ async fn passwordless_off_then_on(backend: Backend) {
     finish_login(&server, &forged)
         .await
         .errors(401, "identity.session.invalid_passkey");
+    // Anyone may ask for passwordless options: each takes a login slot of its address until a
+    // login from there succeeds (4 here), so they cannot fill the database.
+    let mut last = identity(&server, "sessions/passkey/options", json!({})).await;
+    for _ in 0..4 {
+        if last.status == 429 {
+            break;
+        }
+        last = identity(&server, "sessions/passkey/options", json!({})).await;
+    }
+    last.errors(429, "identity.session.too_many_attempts");
 }
 
 async fn expired_challenges_are_refused(backend: Backend) {
@@ -581,7 +341,69 @@ async fn expired_challenges_are_refused(backend: Backend) {
         .errors(401, "identity.session.challenge_expired");
 }
 
+/// TOTP codes of three consecutive steps of the accepted window: three uses without waiting.
+fn codes(secret: &str) -> Vec<String> {
+    let now = chrono::Utc::now().timestamp() as u64;
+    (0..3)
+        .map(|i| totp::code_at(secret, now - totp::PERIOD + i * totp::PERIOD).expect("code"))
+        .collect()
+}
+
+/// A TOTP user keeps Barong's login and may use a passkey instead of the code; its last passkey
+/// goes with a TOTP code.
+async fn totp_users_may_use_a_passkey_instead(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = start(&db, &[]);
+    create_user(&db, "heidi@barong.test");
+    let heidi = Browser::login(&server, "heidi@barong.test").await;
+    let qr = heidi
+        .call(&server, "POST", "/otp/generate_qrcode", Value::Null)
+        .await;
+    let url = qr.status(201)["data"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let secret = url
+        .split("secret=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .expect("secret")
+        .to_owned();
+    let codes = codes(&secret);
+    heidi
+        .call(&server, "POST", "/otp/enable", json!({"code": codes[0]}))
+        .await
+        .status(201);
+    let key = Authenticator::new(&db, "key");
+    let passkey = heidi.register(&server, &key, "Laptop").await;
+    let password_only = json!({"email": "heidi@barong.test", "password": PASSWORD});
+    identity(&server, "sessions", password_only.clone())
+        .await
+        .errors(401, "identity.session.missing_otp");
+    let mut with_code = password_only;
+    with_code["otp_code"] = json!(codes[1]);
+    let by_code = Browser::of(&identity(&server, "sessions", with_code).await);
+    assert_eq!(by_code.authenticated_with(&server).await, "password+2fa");
+    let options = login_options(&server, "heidi@barong.test").await;
+    let assertion = key.get(options.status(201), json!({}));
+    let by_passkey = Browser::of(&finish_login(&server, &assertion).await);
+    assert_eq!(
+        by_passkey.authenticated_with(&server).await,
+        "password+passkey"
+    );
+    let path = format!("/passkeys/{}", passkey["id"]);
+    by_passkey
+        .call(&server, "DELETE", &path, json!({"otp_code": "000000"}))
+        .await
+        .errors(422, "resource.passkey.invalid_otp");
+    by_passkey
+        .call(&server, "DELETE", &path, json!({"otp_code": codes[2]}))
+        .await
+        .status(204);
+}
+
 both_backends!(
+    totp_users_may_use_a_passkey_instead,
     register_list_rename_delete,
     login_with_passkey_as_second_factor,
     passwordless_off_then_on,

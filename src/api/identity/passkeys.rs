@@ -11,6 +11,7 @@ use super::sessions::{Checked, check_password, complete_login, refused_state, re
 use super::{RequestMeta, error, record_activity};
 use crate::api::ApiState;
 use crate::api::error::ApiError;
+use crate::api::limits::too_many;
 use crate::api::params::{Params, Validator, coerce_string};
 use crate::crypto::password_hash::Verification;
 use crate::domain::User;
@@ -76,6 +77,17 @@ pub async fn options(
                 StatusCode::FORBIDDEN,
                 "identity.session.passwordless_disabled",
             ));
+        }
+        // Anyone may ask, and each answer is a row until it expires: each takes a login slot of
+        // the address (`BARONG_RATE_LIMIT_LOGIN_IP`), given back by a login that succeeds.
+        if !state
+            .observe
+            .limits
+            .login_ip
+            .reserve(&meta.ip.to_string())
+            .await?
+        {
+            return Err(too_many("identity.session"));
         }
         let options = passkeys::start_passwordless(state.store.as_ref(), settings.as_ref(), now())
             .await
