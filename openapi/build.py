@@ -88,7 +88,8 @@ SESSION = {
         "user_ip": {"type": "string", "description": "Login address (masked when masking is on)"},
         "user_ip_country": {"type": "string", "x-nullable": True},
         "authenticated_with": {"type": "string",
-                               "description": "password, password+2fa or email"},
+                               "description": "password, password+2fa, password+passkey, passkey "
+                                              "or email"},
         "created_at": {"type": "string"},
         "last_seen_at": {"type": "string",
                          "description": "Last use, to within BARONG_SESSION_WRITE_BEHIND"},
@@ -143,8 +144,121 @@ EXTENSIONS = {
 }
 
 
+# Passkeys (docs/passkeys.md): WebAuthn options and answers are WebAuthn's JSON, passed through.
+PASSKEY = {
+    "type": "object",
+    "description": "A passkey (WebAuthn credential) of the user; its key never leaves the server",
+    "properties": {
+        "id": {"type": "integer", "format": "int64"},
+        "name": {"type": "string"},
+        "created_at": {"type": "string"},
+        "last_used_at": {"type": "string", "x-nullable": True},
+    },
+}
+
+WEBAUTHN_OPTIONS = {
+    "type": "object",
+    "description": "{publicKey: ...}, the WebAuthn options as parseCreationOptionsFromJSON / "
+                   "parseRequestOptionsFromJSON take them",
+    "properties": {"publicKey": {"type": "object"}},
+}
+
+
+def credential_parameter(description):
+    return {"in": "body", "name": "body", "required": True, "schema": {
+        "type": "object", "required": ["credential"],
+        "properties": {"credential": {"type": "object", "description": description},
+                       "name": {"type": "string", "description": "Name (registration only)"}},
+    }}
+
+
+def passkey_operation(method, path, description, responses, parameters=None, tag="passkeys"):
+    operation = {
+        "description": description,
+        "produces": ["application/json"],
+        "consumes": ["application/json"],
+        "responses": responses,
+        "tags": [tag],
+        "operationId": method + "".join(
+            part.capitalize() for part in
+            path.replace("{", "").replace("}", "").replace("_", "/").split("/") if part),
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+ID_PARAMETER = {"in": "path", "name": "id", "description": "Passkey id", "type": "integer",
+                "format": "int64", "required": True}
+PASSKEY_REF = {"$ref": "#/definitions/API_V2_Entities_Passkey"}
+UNAUTHORIZED = {"description": "Invalid bearer token"}
+INVALID = {"description": "Validation errors, or passkeys are off (resource.passkey.disabled)"}
+P = "/api/v2/barong/"
+
+PASSKEY_PATHS = {
+    P + "resource/passkeys/options": {"post": passkey_operation(
+        "post", P + "resource/passkeys/options",
+        "Options to register a passkey (navigator.credentials.create).",
+        {"201": {"description": "Creation options", "schema": WEBAUTHN_OPTIONS},
+         "401": UNAUTHORIZED, "422": INVALID})},
+    P + "resource/passkeys": {
+        "get": passkey_operation(
+            "get", P + "resource/passkeys", "List the passkeys of the current account.",
+            {"200": {"description": "The passkeys, oldest first",
+                     "schema": {"type": "array", "items": PASSKEY_REF}},
+             "401": UNAUTHORIZED}),
+        "post": passkey_operation(
+            "post", P + "resource/passkeys",
+            "Register a passkey: the authenticator's answer to the options.",
+            {"201": {"description": "Registered", "schema": PASSKEY_REF},
+             "401": UNAUTHORIZED, "422": INVALID},
+            [credential_parameter("PublicKeyCredential.toJSON() of navigator.credentials.create")]),
+    },
+    P + "resource/passkeys/{id}": {
+        "patch": passkey_operation(
+            "patch", P + "resource/passkeys/{id}", "Rename a passkey.",
+            {"200": {"description": "Renamed", "schema": PASSKEY_REF},
+             "401": UNAUTHORIZED, "404": {"description": "No such passkey"}, "422": INVALID},
+            [ID_PARAMETER, {"in": "formData", "name": "name", "description": "New name",
+                            "type": "string", "required": True}]),
+        "delete": passkey_operation(
+            "delete", P + "resource/passkeys/{id}",
+            "Delete a passkey; the last one also needs password or otp_code.",
+            {"204": {"description": "Deleted"}, "401": UNAUTHORIZED,
+             "404": {"description": "No such passkey"}, "422": INVALID},
+            [ID_PARAMETER,
+             {"in": "formData", "name": "password", "description": "The account's password",
+              "type": "string", "required": False},
+             {"in": "formData", "name": "otp_code", "description": "A TOTP code (2FA on)",
+              "type": "string", "required": False}]),
+    },
+    P + "identity/sessions/passkey/options": {"post": passkey_operation(
+        "post", P + "identity/sessions/passkey/options",
+        "Options to log in with a passkey: with email and password the second step of a login, "
+        "without them a passwordless login (when enabled).",
+        {"201": {"description": "Request options", "schema": WEBAUTHN_OPTIONS},
+         "401": {"description": "Invalid email or password"},
+         "403": {"description": "Passwordless login is off"},
+         "422": INVALID, "429": {"description": "Too many attempts"}},
+        [{"in": "formData", "name": "email", "type": "string", "required": False},
+         {"in": "formData", "name": "password", "type": "string", "required": False},
+         {"in": "formData", "name": "captcha_response", "type": "string", "required": False}],
+        tag="sessions")},
+    P + "identity/sessions/passkey": {"post": passkey_operation(
+        "post", P + "identity/sessions/passkey",
+        "Log in with the authenticator's answer to passkey login options.",
+        {"200": {"description": "Logged in",
+                 "schema": {"$ref": "#/definitions/API_V2_Entities_UserWithFullInfo"}},
+         "401": {"description": "Refused passkey answer"}, "422": INVALID},
+        [credential_parameter("PublicKeyCredential.toJSON() of navigator.credentials.get")],
+        tag="sessions")},
+}
+
+
 def add_extensions(doc):
     doc["paths"].update(EXTENSIONS)
+    doc["paths"].update(PASSKEY_PATHS)
+    doc["definitions"]["API_V2_Entities_Passkey"] = PASSKEY
     doc["definitions"]["API_V2_Entities_Session"] = SESSION
     doc["definitions"]["API_V2_Entities_APIKey"]["properties"]["last_used_at"] = {
         "type": "string",

@@ -3,6 +3,7 @@
 # user up, asks the authz listener for the JWT the gateway would forward (as nginx/Envoy do:
 # the decision mints it from the session cookie), then runs schemathesis against the document
 # the REST listener serves (`/api/v2/swagger`) with that bearer on every request.
+# Passkeys are on (RP id `localhost`), so their options answers are checked too.
 # Fails on any 5xx, any answer that contradicts the document's schema for its status, or a
 # crash of the server. Bounded: MAX_EXAMPLES cases per operation (default 10), a few minutes.
 #
@@ -33,7 +34,7 @@ API=http://127.0.0.1:$API_PORT
 AUTHZ=http://127.0.0.1:$AUTHZ_PORT
 env BARONG_DATA_DIR="$WORK/data" BARONG_DATABASE_URL="sqlite://$WORK/barong.db" \
   BARONG_API_ADDR=127.0.0.1:$API_PORT BARONG_AUTHZ_ADDR=127.0.0.1:$AUTHZ_PORT \
-  BARONG_SMTP_PORT=9 RUST_LOG=warn "$BARONG_BIN" serve >"$WORK/server.log" 2>&1 &
+  BARONG_SMTP_PORT=9 BARONG_PASSKEY_RP_ID=localhost RUST_LOG=warn "$BARONG_BIN" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 150); do curl -sf "$API/api/v2/barong/public/ping" >/dev/null && break; sleep 0.2; done
 

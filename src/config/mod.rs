@@ -15,6 +15,7 @@
 
 mod barong_yml;
 mod enums;
+mod passkeys;
 mod settings;
 mod sources;
 #[cfg(test)]
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use barong_yml::BarongYml;
 pub use enums::*;
+pub use passkeys::Passkeys;
 pub use settings::*;
 use sources::{parse_toml, process_env};
 use value::decode_key32;
@@ -173,6 +175,7 @@ impl Config {
         config.check_tls()?;
         config.check_jwt()?;
         config.check_addrs()?;
+        config.check_passkeys()?;
         config.barong_yml = config.read_barong_yml()?;
         Ok(config)
     }

@@ -316,6 +316,20 @@ settings! {
         /// never logged in from sends a mail and `system.session.new_device`.
         session_new_device_notice: bool = "BARONG_SESSION_NEW_DEVICE_NOTICE", "false";
     }
+    /// Passkeys (WebAuthn, `docs/passkeys.md`); gathered with their checks in `passkeys.rs`.
+    passkey: PasskeySettings {
+        /// `BARONG_PASSKEY_RP_ID` (unset: passkeys off): the relying-party id, a domain name.
+        passkey_rp_id: String = "BARONG_PASSKEY_RP_ID", "", parse_rp_id;
+        /// `BARONG_PASSKEY_RP_NAME` (unset: `BARONG_APP_NAME`): the name authenticators show.
+        passkey_rp_name: String = "BARONG_PASSKEY_RP_NAME", "";
+        /// `BARONG_PASSKEY_ORIGINS` (unset: `https://<rp id>`): comma list of the exact origins a
+        /// passkey ceremony may come from.
+        passkey_origins: Vec<String> = "BARONG_PASSKEY_ORIGINS", "";
+        /// `BARONG_PASSKEY_PASSWORDLESS` (`false`): a discoverable passkey alone opens a session.
+        passkey_passwordless: bool = "BARONG_PASSKEY_PASSWORDLESS", "false";
+        /// `BARONG_PASSKEY_CHALLENGE_TTL` (`120` s): how long a passkey challenge may be answered.
+        passkey_challenge_ttl: u64 = "BARONG_PASSKEY_CHALLENGE_TTL", "120", parse_positive_u64;
+    }
     /// Signing and encryption keys.
     keys: Keys {
         /// `JWT_PRIVATE_KEY_PATH` (unset: a key is generated into the data dir outside production).

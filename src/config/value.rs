@@ -446,3 +446,19 @@ pub(super) fn redact_password_param(text: &str) -> String {
         .collect();
     format!("{head}?{}", params.join("&"))
 }
+
+/// A relying-party id is a bare domain name: no scheme, port, path or address.
+pub(super) fn parse_rp_id(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(String::new());
+    }
+    let bare = raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let is_address = raw.parse::<std::net::IpAddr>().is_ok();
+    if !bare || is_address || raw.starts_with('.') || raw.ends_with('.') {
+        return Err("expected a domain name such as example.com (no scheme, port or path)".into());
+    }
+    Ok(raw.to_ascii_lowercase())
+}

@@ -11,6 +11,7 @@ mod document;
 pub mod event;
 mod label;
 mod mail;
+pub mod passkey;
 pub mod password;
 mod phone;
 mod profile;

@@ -26,7 +26,8 @@ pub struct Session {
     pub updated_at: DateTime<Utc>,
     /// The id the owner and admins see and end the session by.
     pub public_id: String,
-    /// How the login was proven: `password` or `password+2fa`.
+    /// How the login was proven: `password`, `password+2fa`, `password+passkey`, `passkey`
+    /// (passwordless) or `email` (a confirmation link).
     pub authenticated_with: String,
     /// GeoIP country of `user_ip` at login, when GeoIP is configured.
     pub user_ip_country: Option<String>,
@@ -42,7 +43,7 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     pub csrf_token: String,
     pub expire_at: i64,
-    /// `password` or `password+2fa`.
+    /// As [`Session::authenticated_with`].
     pub authenticated_with: String,
     pub user_ip_country: Option<String>,
 }

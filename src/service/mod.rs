@@ -10,6 +10,7 @@ pub mod changes;
 pub mod documents;
 pub mod error;
 pub mod labels;
+pub mod passkeys;
 pub mod sessions;
 pub mod totp;
 

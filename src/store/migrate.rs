@@ -54,6 +54,10 @@ pub const SQLITE: &[Migration] = &[
         version: "0009_session_devices",
         sql: include_str!("../../sql/sqlite/0009_session_devices.sql"),
     },
+    Migration {
+        version: "0010_passkeys",
+        sql: include_str!("../../sql/sqlite/0010_passkeys.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -93,6 +97,10 @@ pub const POSTGRES: &[Migration] = &[
     Migration {
         version: "0009_session_devices",
         sql: include_str!("../../sql/postgres/0009_session_devices.sql"),
+    },
+    Migration {
+        version: "0010_passkeys",
+        sql: include_str!("../../sql/postgres/0010_passkeys.sql"),
     },
 ];
 

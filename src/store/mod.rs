@@ -6,6 +6,7 @@
 
 mod admin_sql;
 mod migrate;
+mod passkeys;
 mod postgres;
 mod profiles;
 mod sqlite;
@@ -25,6 +26,7 @@ use crate::domain::{
     ServiceAccount, Session, StateRules, StoredSigningKey, User, UserFilter, UserUpdate,
 };
 
+pub use passkeys::PasskeyStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -105,7 +107,7 @@ pub struct ClaimUse<'a> {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: PasskeyStore + Send + Sync + 'static {
     /// Which backend this is (for logs and `barong config`).
     fn backend(&self) -> Backend;
 

@@ -32,6 +32,7 @@ use crate::domain::{
 };
 
 mod events;
+mod passkeys;
 
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {

@@ -37,6 +37,7 @@ PRAGMA busy_timeout = 5000;
 PRAGMA foreign_keys = ON;";
 
 mod events;
+mod passkeys;
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {

@@ -140,7 +140,7 @@ async fn migrate_and_seed_commands_are_idempotent(backend: Backend) {
     let migrate = |db: &TestDb| run(barong_command(db.dir.path(), &db.url).arg("migrate"));
     let first = migrate(&db);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied 9 migration"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied 10 migration"));
     let second = migrate(&db);
     assert!(String::from_utf8_lossy(&second.stdout).contains("applied 0 migration"));
 

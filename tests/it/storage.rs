@@ -52,7 +52,8 @@ async fn migrations_apply_once(backend: Backend) {
             "0006_confirmation_tokens",
             "0007_signing_keys",
             "0008_sealed_events",
-            "0009_session_devices"
+            "0009_session_devices",
+            "0010_passkeys"
         ]
     );
     let second = store.migrate().await.expect("second");
@@ -66,7 +67,7 @@ async fn concurrent_migrations_do_not_collide(backend: Backend) {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("a").len() + rb.expect("b").len();
     applied += a.migrate().await.expect("again").len();
-    assert_eq!(applied, 9, "each migration ran exactly once");
+    assert_eq!(applied, 10, "each migration ran exactly once");
     assert_eq!(a.count_users().await.expect("count"), 0);
 }
 

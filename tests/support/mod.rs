@@ -20,6 +20,8 @@ use serde_json::Value;
 
 use crate::common::{Backend, TestDb};
 
+pub mod webauthn;
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

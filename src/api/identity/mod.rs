@@ -2,6 +2,7 @@
 //! password reset, whitelink access and the GeeTest registration helper. The informational
 //! endpoints shared with `public/` live in `api::public`.
 
+mod passkeys;
 mod sessions;
 mod users;
 
@@ -26,6 +27,8 @@ pub fn routes() -> Router<ApiState> {
             "/sessions",
             post(sessions::create).delete(sessions::destroy),
         )
+        .route("/sessions/passkey", post(passkeys::create))
+        .route("/sessions/passkey/options", post(passkeys::options))
         .route("/users", post(users::create))
         .route("/users/register_geetest", get(users::register_geetest))
         .route("/users/access", post(users::access))

@@ -50,87 +50,8 @@ pub async fn create(
     v.finish()?;
     let (email, password) = (as_text(email.as_ref()), as_text(password.as_ref()));
     let limits = state.observe.limits.clone();
-    // A locked account or address is refused before the captcha, so it costs nothing more
-    // (`BARONG_RATE_LIMIT_LOGIN_*`, see `limits`).
-    if limits.login_locked(&email, meta.ip).await? {
-        return Err(too_many("identity.session"));
-    }
-    state
-        .captcha
-        .verify("session_create", captcha.as_ref())
-        .await
-        .map_err(captcha_error)?;
-    // The attempt takes its slot before any password is checked: a burst released at once
-    // gets at most the limit's checks, the rest are refused here. A failed attempt keeps it.
-    if !limits.login_reserve(&email, meta.ip).await? {
-        return Err(too_many("identity.session"));
-    }
-    let invalid = || error(StatusCode::UNAUTHORIZED, "identity.session.invalid_params");
-    let Some(user) = state.store.find_user_by_email(&email).await? else {
-        // Spend the time a password check takes, so the answer time does not tell whether
-        // the e-mail is registered.
-        state
-            .observe
-            .dummy_password_checks
-            .fetch_add(1, Ordering::Relaxed);
-        let checked = state
-            .observe
-            .hashing
-            .run(move || password_hash::verify_password(&password, &DUMMY_DIGEST))
-            .await;
-        if let Err(busy) = checked {
-            limits.login_release(&email, meta.ip).await;
-            return Err(busy.into());
-        }
-        return Err(invalid());
-    };
-    let refused = match user.state.as_str() {
-        "active" | "pending" => None,
-        "banned" => Some(("Your account is banned", "identity.session.banned")),
-        "deleted" => Some(("Your account is deleted", "identity.session.deleted")),
-        _ => Some(("Your account is not active", "identity.session.not_active")),
-    };
-    if let Some((reason, key)) = refused {
-        record_activity(
-            &state,
-            user.id,
-            &meta,
-            "session",
-            "login",
-            "failed",
-            Some(reason),
-        )
-        .await;
-        return Err(error(StatusCode::UNAUTHORIZED, key));
-    }
-    let digest = user.password_digest.clone();
-    let checked = password.clone();
-    let verification = match state
-        .observe
-        .hashing
-        .run(move || password_hash::verify_password(&checked, &digest))
-        .await
-    {
-        Ok(verification) => verification,
-        Err(busy) => {
-            // Not checked: the attempt does not count.
-            limits.login_release(&email, meta.ip).await;
-            return Err(busy.into());
-        }
-    };
-    if verification == Verification::Mismatch {
-        record_activity(
-            &state,
-            user.id,
-            &meta,
-            "session",
-            "login",
-            "failed",
-            Some("Invalid Email or Password"),
-        )
-        .await;
-        return Err(invalid());
-    }
+    let checked = check_password(&state, &meta, &email, password.clone(), captcha.as_ref()).await?;
+    let (user, verification) = (checked.user, checked.verification);
     if user.otp {
         if otp_code.as_deref().is_none_or(|c| c.trim().is_empty()) {
             // The right password without a code is the first step of a 2FA login, not a
@@ -155,6 +76,16 @@ pub async fn create(
             .await;
             return Err(error(StatusCode::FORBIDDEN, "identity.session.invalid_otp"));
         }
+    } else if crate::service::passkeys::second_factors(&state, &user)
+        .await?
+        .passkey
+    {
+        // A user whose only second factor is a passkey finishes at `sessions/passkey`.
+        limits.login_release(&email, meta.ip).await;
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "identity.session.missing_passkey",
+        ));
     }
     if verification == Verification::MatchNeedsRehash {
         rehash(&state, user.id, password).await;
@@ -164,7 +95,121 @@ pub async fn create(
     let action = if user.otp { "login::2fa" } else { "login" };
     record_activity(&state, user.id, &meta, "session", action, "succeed", None).await;
     let proven = if user.otp { "password+2fa" } else { "password" };
-    let session = open_session(&state, &user, &meta, proven).await?;
+    complete_login(&state, &user, &meta, proven).await
+}
+
+/// A user whose e-mail and password were right.
+pub(super) struct Checked {
+    pub user: User,
+    pub verification: Verification,
+}
+
+/// Why a user in `user.state` may not log in: the activity's reason and the error key.
+pub(super) fn refused_state(user: &User) -> Option<(&'static str, &'static str)> {
+    match user.state.as_str() {
+        "active" | "pending" => None,
+        "banned" => Some(("Your account is banned", "identity.session.banned")),
+        "deleted" => Some(("Your account is deleted", "identity.session.deleted")),
+        _ => Some(("Your account is not active", "identity.session.not_active")),
+    }
+}
+
+/// The first step of every password login (`sessions`, `sessions/passkey/options`): the abuse
+/// limits, the captcha, the user's state and the password. A wrong one keeps its limit slots.
+pub(super) async fn check_password(
+    state: &ApiState,
+    meta: &RequestMeta,
+    email: &str,
+    password: String,
+    captcha: Option<&Value>,
+) -> Result<Checked, ApiError> {
+    let limits = state.observe.limits.clone();
+    // A locked account or address is refused before the captcha, so it costs nothing more
+    // (`BARONG_RATE_LIMIT_LOGIN_*`, see `api::limits`).
+    if limits.login_locked(email, meta.ip).await? {
+        return Err(too_many("identity.session"));
+    }
+    state
+        .captcha
+        .verify("session_create", captcha)
+        .await
+        .map_err(captcha_error)?;
+    // The attempt takes its slot before any password is checked: a burst released at once
+    // gets at most the limit's checks, the rest are refused here. A failed attempt keeps it.
+    if !limits.login_reserve(email, meta.ip).await? {
+        return Err(too_many("identity.session"));
+    }
+    let invalid = || error(StatusCode::UNAUTHORIZED, "identity.session.invalid_params");
+    let Some(user) = state.store.find_user_by_email(email).await? else {
+        // Spend the time a password check takes, so the answer time does not tell whether
+        // the e-mail is registered.
+        state
+            .observe
+            .dummy_password_checks
+            .fetch_add(1, Ordering::Relaxed);
+        let checked = state
+            .observe
+            .hashing
+            .run(move || password_hash::verify_password(&password, &DUMMY_DIGEST))
+            .await;
+        if let Err(busy) = checked {
+            limits.login_release(email, meta.ip).await;
+            return Err(busy.into());
+        }
+        return Err(invalid());
+    };
+    if let Some((reason, key)) = refused_state(&user) {
+        record_activity(
+            state,
+            user.id,
+            meta,
+            "session",
+            "login",
+            "failed",
+            Some(reason),
+        )
+        .await;
+        return Err(error(StatusCode::UNAUTHORIZED, key));
+    }
+    let digest = user.password_digest.clone();
+    let verification = match state
+        .observe
+        .hashing
+        .run(move || password_hash::verify_password(&password, &digest))
+        .await
+    {
+        Ok(verification) => verification,
+        Err(busy) => {
+            // Not checked: the attempt does not count.
+            limits.login_release(email, meta.ip).await;
+            return Err(busy.into());
+        }
+    };
+    if verification == Verification::Mismatch {
+        record_activity(
+            state,
+            user.id,
+            meta,
+            "session",
+            "login",
+            "failed",
+            Some("Invalid Email or Password"),
+        )
+        .await;
+        return Err(invalid());
+    }
+    Ok(Checked { user, verification })
+}
+
+/// The last step of every login: the session, its event and notices, and the answer (the
+/// user with the CSRF token, and the cookie).
+pub(super) async fn complete_login(
+    state: &ApiState,
+    user: &User,
+    meta: &RequestMeta,
+    proven: &str,
+) -> Result<Response, ApiError> {
+    let session = open_session(state, user, meta, proven).await?;
     let origin = [
         ("user_ip", json!(meta.ip.to_string())),
         (
@@ -172,10 +217,10 @@ pub async fn create(
             json!(meta.user_agent.as_deref().unwrap_or("")),
         ),
     ];
-    system_events::emit(&state, "session.create", &user, &origin).await;
+    system_events::emit(state, "session.create", user, &origin).await;
     let language = user_language(user.data.as_deref(), &state.config.mail.default_language);
     let mail = crate::mail::templates::new_login(
-        &mail_settings(&state),
+        &mail_settings(state),
         &user.email,
         &meta.ip.to_string(),
         meta.user_agent.as_deref().unwrap_or(""),
@@ -185,8 +230,8 @@ pub async fn create(
         Ok(()) => state.mail_wakeup.notify_one(),
         Err(e) => tracing::warn!(error = %e, "new-login notice not queued"),
     }
-    notice_new_device(&state, &user, &meta, &language).await;
-    let body = user_full_info(&state, &user, Some(&session.csrf_token)).await?;
+    notice_new_device(state, user, meta, &language).await;
+    let body = user_full_info(state, user, Some(&session.csrf_token)).await?;
     Ok((
         StatusCode::OK,
         [(header::SET_COOKIE, session.set_cookie)],
@@ -249,7 +294,7 @@ async fn notice_new_device(state: &ApiState, user: &User, meta: &RequestMeta, la
 }
 
 /// Replaces a Barong bcrypt digest (or a weaker argon2 one) with a current argon2id hash.
-async fn rehash(state: &ApiState, user_id: i64, password: String) {
+pub(super) async fn rehash(state: &ApiState, user_id: i64, password: String) {
     let hashed = state
         .observe
         .hashing

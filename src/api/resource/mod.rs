@@ -6,6 +6,7 @@ mod data_storage;
 pub(crate) mod documents;
 pub(crate) mod labels;
 mod otp;
+mod passkeys;
 mod phones;
 mod profiles;
 mod service_accounts;
@@ -39,6 +40,12 @@ pub fn routes() -> Router<ApiState> {
         .route("/otp/enable", post(otp::enable))
         .route("/otp/disable", post(otp::disable))
         .route("/otp/verify", post(otp::verify))
+        .route("/passkeys", get(passkeys::list).post(passkeys::create))
+        .route("/passkeys/options", post(passkeys::options))
+        .route(
+            "/passkeys/{id}",
+            delete(passkeys::destroy).patch(passkeys::update),
+        )
         .route("/api_keys", get(api_keys::list).post(api_keys::create))
         .route(
             "/api_keys/{kid}",
