@@ -4,13 +4,14 @@
 //! user is `404 record.not_found`. (Barong does not re-check the user's state here.)
 
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use serde_json::{Map, Value};
 
 use super::ApiState;
 use super::error::ApiError;
 use crate::domain::User;
+use crate::service::error::Key;
 
 /// The user a bearer token speaks for, with the token's claims.
 #[derive(Debug, Clone)]
@@ -20,7 +21,7 @@ pub struct CurrentUser {
 }
 
 fn unauthorized() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "jwt.decode_and_verify")
+    ApiError::from(Key::JwtDecodeAndVerify)
 }
 
 impl FromRequestParts<ApiState> for CurrentUser {
@@ -52,7 +53,7 @@ impl FromRequestParts<ApiState> for CurrentUser {
             .store
             .find_user_by_uid(&uid)
             .await?
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "record.not_found"))?;
+            .ok_or_else(|| ApiError::from(Key::RecordNotFound))?;
         let current = Self { user, claims };
         parts.extensions.insert(current.clone());
         Ok(current)

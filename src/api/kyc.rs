@@ -22,6 +22,7 @@ use crate::config::KycProvider;
 use crate::domain::{ProfileChanges, ProfileState};
 use crate::kyc::{Applicant, ApplicantOutcome, KycError, Kycaid, label_decisions};
 use crate::service::changes::publish_change;
+use crate::service::error::Key;
 use crate::store::StoreError;
 
 /// Why a job stopped early (logged; never carries personal data).
@@ -53,11 +54,10 @@ async fn callback(State(state): State<ApiState>, headers: HeaderMap, body: Bytes
     let token = state.config.kyc.kycaid_authorization_token.expose();
     if !crate::kyc::callback_is_authentic(token, &body, signature) {
         tracing::warn!("KYC callback refused: missing or wrong x-data-integrity signature");
-        return ApiError::new(StatusCode::UNAUTHORIZED, "public.kyc.invalid_signature")
-            .into_response();
+        return ApiError::from(Key::PublicKycInvalidSignature).into_response();
     }
     let Ok(Value::Object(params)) = serde_json::from_slice::<Value>(&body) else {
-        return ApiError::new(StatusCode::BAD_REQUEST, "request.malformed_body").into_response();
+        return ApiError::from(Key::RequestMalformedBody).into_response();
     };
     let text = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
     match (text("applicant_id"), text("verification_id")) {

@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
 use super::error::ApiError;
 use crate::observe::{REQUEST_ID, request_id};
+use crate::service::error::Key;
 
 /// Barong's CORS methods (rack-cors `methods: %i[get post delete put patch options head]`).
 const CORS_METHODS: &str = "GET, POST, DELETE, PUT, PATCH, OPTIONS, HEAD";
@@ -40,9 +41,7 @@ pub async fn harden(State(state): State<ApiState>, mut request: Request, next: N
         let timeout = Duration::from_secs(state.config.server.request_timeout);
         match tokio::time::timeout(timeout, next.run(request)).await {
             Ok(response) => response,
-            Err(_) => {
-                ApiError::new(StatusCode::REQUEST_TIMEOUT, "server.request_timeout").into_response()
-            }
+            Err(_) => ApiError::from(Key::ServerRequestTimeout).into_response(),
         }
     };
     let headers = response.headers_mut();

@@ -4,11 +4,12 @@
 
 use axum::body::Body;
 use axum::extract::{FromRef, FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use serde_json::{Map, Value};
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::service::error::Key;
 
 /// The merged parameters of one request.
 #[derive(Debug, Default, Clone)]
@@ -71,11 +72,11 @@ async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
 }
 
 fn body_too_large() -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request.body_too_large")
+    ApiError::from(Key::RequestBodyTooLarge)
 }
 
 fn malformed_body() -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "request.malformed_body")
+    ApiError::from(Key::RequestMalformedBody)
 }
 
 /// A JSON object body merges its keys; any other JSON value is refused as malformed.

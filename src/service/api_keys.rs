@@ -1,11 +1,10 @@
 //! API keys as both the resource and the management namespaces issue and change them.
 
-use axum::http::StatusCode;
-
 use super::ApiState;
 use super::error::ApiError;
 use crate::domain::{ApiKey, KeyHolder, NewApiKey};
 use crate::invalidation::Invalidation;
+use crate::service::error::Key;
 use crate::store::StoreError;
 
 /// Algorithms a key may use (Barong: HS256 only; the authz path verifies all three).
@@ -84,7 +83,7 @@ pub async fn update_key(
         .store
         .update_api_key(key.id, &split_scope(scope), new_state)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "record.not_found"))?;
+        .ok_or_else(|| ApiError::from(Key::RecordNotFound))?;
     // Awaited: the answer is never followed by a decision that still accepts the old key.
     state
         .invalidation

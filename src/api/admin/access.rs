@@ -18,6 +18,7 @@ use crate::api::params::{Params, Validator};
 use crate::domain::abilities::{self, Action, Resource};
 use crate::domain::{NewPermission, NewRestriction, Restriction};
 use crate::invalidation::Invalidation;
+use crate::service::error::Key;
 
 const PERMISSION: &str = "admin.permission";
 const RESTRICTION: &str = "admin.restriction";
@@ -26,10 +27,6 @@ const ACTIONS: &[&str] = &["accept", "drop", "audit"];
 const SCOPES: &[&str] = &["continent", "country", "ip", "ip_subnet", "all"];
 const CATEGORIES: &[&str] = &["whitelist", "maintenance", "blacklist", "blocklogin"];
 const STATES: &[&str] = &["enabled", "disabled"];
-
-fn unprocessable(key: &str) -> ApiError {
-    ApiError::unprocessable(vec![key.to_owned()])
-}
 
 /// One page of an in-memory listing with the pagination headers.
 fn page_of<T>(uri: &Uri, page: Page, rows: &[T], render: impl Fn(&T) -> Value) -> Response {
@@ -108,14 +105,14 @@ pub async fn permission_create(
         topic,
     };
     if !VERBS.contains(&new.verb.to_lowercase().as_str()) {
-        return Err(unprocessable("admin.permissions.invalid_verb"));
+        return Err(ApiError::from(Key::AdminPermissionsInvalidVerb));
     }
     if !ACTIONS.contains(&new.action.to_lowercase().as_str()) {
-        return Err(unprocessable("admin.permissions.invalid_action"));
+        return Err(ApiError::from(Key::AdminPermissionsInvalidAction));
     }
     let existing = state.store.list_permissions().await?;
     if !existing.iter().any(|p| p.role == new.role) {
-        return Err(unprocessable("admin.permission.role_doesnt_exist"));
+        return Err(ApiError::from(Key::AdminPermissionRoleDoesntExist));
     }
     state.store.create_permission(&new.normalized()).await?;
     permissions_changed(&state).await;
@@ -123,7 +120,7 @@ pub async fn permission_create(
 }
 
 fn permission_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "admin.permission.doesnt_exist")
+    ApiError::from(Key::AdminPermissionDoesntExist)
 }
 
 /// `PUT permissions`: any field, without the verb/action lists (as Barong).
@@ -371,7 +368,7 @@ fn required_listed(
 }
 
 fn restriction_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "admin.restriction.doesnt_exist")
+    ApiError::from(Key::AdminRestrictionDoesntExist)
 }
 
 /// `PUT restrictions`: re-validated as a whole; an invalid change leaves the row as it was.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, OriginalUri, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -20,6 +20,7 @@ use super::super::params::Params;
 use crate::authz::policy::{PermissionDecision, Permissions};
 use crate::domain::NewActivity;
 use crate::service::activity::RequestMeta;
+use crate::service::error::Key;
 
 /// Where a handler leaves the uid of the user its call was about, when it knows it better than
 /// the parameters say (a comment's owner, a label's user).
@@ -56,8 +57,7 @@ pub(crate) async fn layer(State(state): State<ApiState>, request: Request, next:
     let bytes = match axum::body::to_bytes(body, state.max_body_size).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request.body_too_large")
-                .into_response();
+            return ApiError::from(Key::RequestBodyTooLarge).into_response();
         }
     };
     let content_type = parts

@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::{OriginalUri, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -16,13 +15,14 @@ use crate::api::pagination;
 use crate::api::params::{Params, Validator};
 use crate::domain::abilities::{Action, Resource};
 use crate::domain::{LabelFilter, LabelWrite, User};
+use crate::service::error::Key;
 use crate::service::labels::{check, normalize};
 use crate::store::{StoreError, UserChange};
 
 const SCOPE: &str = "admin.user";
 
 fn label_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "admin.label.doesnt_exist")
+    ApiError::from(Key::AdminLabelDoesntExist)
 }
 
 /// `GET labels/list`: private labels counted by `["key", "value"]` (Ruby's array inspect).

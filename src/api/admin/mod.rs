@@ -15,7 +15,6 @@ mod users;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use serde_json::Value;
@@ -26,6 +25,7 @@ use super::error::ApiError;
 use super::params::Validator;
 use crate::domain::User;
 use crate::domain::abilities::{self, Action, Resource};
+use crate::service::error::Key;
 
 /// The admin routes (mounted under `/admin`), each call audited as its permissions say.
 pub fn routes(state: ApiState) -> Router<ApiState> {
@@ -114,10 +114,7 @@ impl Admin {
         if abilities::permits(&self.user.role, action, resource) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "admin.ability.not_permitted",
-            ))
+            Err(ApiError::from(Key::AdminAbilityNotPermitted))
         }
     }
 
@@ -132,7 +129,7 @@ impl Admin {
 
 /// `404 admin.user.doesnt_exist`.
 fn user_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "admin.user.doesnt_exist")
+    ApiError::from(Key::AdminUserDoesntExist)
 }
 
 /// The user named by `uid`, or `404 admin.user.doesnt_exist`.

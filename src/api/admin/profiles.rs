@@ -16,15 +16,13 @@ use crate::domain::abilities::{Action, Resource};
 use crate::domain::{
     NewProfile, ProfileChanges, ProfileData, ProfileState, parse_date, squish, validate_profile,
 };
+use crate::service::error::Key;
 use crate::store::StoreError;
 
 const SCOPE: &str = "admin.profile";
 
 fn not_editable() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "admin.profiles.doesnt_exist_or_not_editable",
-    )
+    ApiError::from(Key::AdminProfilesDoesntExistOrNotEditable)
 }
 
 /// `GET profiles`: every user's profiles by id, paginated.

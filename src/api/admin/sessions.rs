@@ -15,6 +15,7 @@ use crate::api::pagination::page_response;
 use crate::api::params::{Params, Validator};
 use crate::domain::abilities::{Action, Resource};
 use crate::service::activity::RequestMeta;
+use crate::service::error::Key;
 use crate::service::sessions::{forget, record_end};
 
 const SCOPE: &str = "admin.user";
@@ -63,9 +64,7 @@ pub async fn destroy(
                 .store
                 .delete_user_session(target.id, &id)
                 .await?
-                .ok_or_else(|| {
-                    ApiError::new(StatusCode::NOT_FOUND, "admin.session.doesnt_exist")
-                })?;
+                .ok_or_else(|| ApiError::from(Key::AdminSessionDoesntExist))?;
             forget(&state, vec![ended]).await;
             let data = json!({ "session": id, "by": by });
             record_end(&state, &target, &meta, "end", data).await;

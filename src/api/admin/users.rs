@@ -17,6 +17,7 @@ use crate::api::pagination::{self, Page};
 use crate::api::params::{Params, Validator};
 use crate::domain::abilities::{Action, Resource};
 use crate::domain::{USER_ORDER_COLUMNS, User, UserFilter, UserUpdate, email_is_valid};
+use crate::service::error::Key;
 use crate::store::StoreError;
 
 const SCOPE: &str = "admin.user";
@@ -218,35 +219,35 @@ async fn apply_update(
     let target = target_user(state, uid).await?;
     superadmin_guard(admin, &target)?;
     if target.id == admin.user.id {
-        return Err(unprocessable("admin.user.update_himself"));
+        return Err(ApiError::from(Key::AdminUserUpdateHimself));
     }
     let value = value.unwrap_or_default();
     let update = match name {
         "email" if email_allowed => {
             if admin.user.role != "superadmin" {
-                return Err(unprocessable("superadmin.user.update_email"));
+                return Err(ApiError::from(Key::SuperadminUserUpdateEmail));
             }
             let email = value.to_lowercase();
             if email == target.email {
-                return Err(unprocessable("admin.user.email_no_change"));
+                return Err(ApiError::from(Key::AdminUserEmailNoChange));
             }
             if !email_is_valid(&email) {
-                return Err(unprocessable("email.invalid"));
+                return Err(ApiError::from(Key::EmailInvalid));
             }
             UserUpdate::Email(email)
         }
         "otp" => {
             if value == "true" {
-                return Err(unprocessable("admin.user.enable_2fa"));
+                return Err(ApiError::from(Key::AdminUserEnable2fa));
             }
             if !target.otp {
-                return Err(unprocessable("admin.user.otp_no_change"));
+                return Err(ApiError::from(Key::AdminUserOtpNoChange));
             }
             UserUpdate::Otp(false)
         }
         _ => {
             if value == target.state {
-                return Err(unprocessable("admin.user.state_no_change"));
+                return Err(ApiError::from(Key::AdminUserStateNoChange));
             }
             UserUpdate::State(value)
         }
@@ -264,7 +265,7 @@ async fn change_user(
 ) -> Result<(), ApiError> {
     let change = match state.store.admin_update_user(target.id, update).await {
         Ok(change) => change,
-        Err(StoreError::Conflict(_)) => return Err(unprocessable("email.taken")),
+        Err(StoreError::Conflict(_)) => return Err(ApiError::from(Key::EmailTaken)),
         Err(other) => return Err(other.into()),
     };
     crate::service::changes::publish_change(state, &change);
@@ -287,10 +288,10 @@ pub async fn role(
     let target = target_user(&state, &uid).await?;
     superadmin_guard(&admin, &target)?;
     if target.id == admin.user.id {
-        return Err(unprocessable("admin.user.update_himself"));
+        return Err(ApiError::from(Key::AdminUserUpdateHimself));
     }
     if target.role == role {
-        return Err(unprocessable("admin.user.role_no_change"));
+        return Err(ApiError::from(Key::AdminUserRoleNoChange));
     }
     let known = state
         .store
@@ -299,7 +300,7 @@ pub async fn role(
         .iter()
         .any(|p| p.role == role);
     if !known {
-        return Err(unprocessable("role.doesnt_exist"));
+        return Err(ApiError::from(Key::RoleDoesntExist));
     }
     change_user(&state, &admin, &target, &UserUpdate::Role(role)).await?;
     Ok(Json(json!(200)))
@@ -322,10 +323,7 @@ pub async fn delete_data_storage(
         .delete_data_storage(target.id, &title.unwrap_or_default())
         .await?;
     if !deleted {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "admin.storage.doesnt_exist",
-        ));
+        return Err(ApiError::from(Key::AdminStorageDoesntExist));
     }
     admin.target(&target.uid);
     Ok(Json(user_with_kyc(&state, &target).await?))
@@ -381,7 +379,7 @@ pub async fn comment_create(
 }
 
 fn comment_not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "record.not_found")
+    ApiError::from(Key::RecordNotFound)
 }
 
 async fn comment_owner(state: &ApiState, user_id: i64) -> Result<User, ApiError> {

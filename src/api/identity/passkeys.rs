@@ -15,6 +15,7 @@ use crate::api::params::{Params, Validator, coerce_string};
 use crate::crypto::password_hash::Verification;
 use crate::domain::passkey::ChallengePurpose;
 use crate::service::activity::{RequestMeta, record_activity};
+use crate::service::error::Key;
 use crate::service::error::too_many;
 use crate::service::passkeys::{self, PasskeyError};
 
@@ -22,14 +23,8 @@ use crate::service::passkeys::{self, PasskeyError};
 fn refused(e: PasskeyError) -> ApiError {
     let unauthorized = |key| error(StatusCode::UNAUTHORIZED, key);
     match e {
-        PasskeyError::Disabled => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "identity.session.passkey_disabled",
-        ),
-        PasskeyError::NoPasskeys => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "identity.session.no_passkeys",
-        ),
+        PasskeyError::Disabled => ApiError::from(Key::IdentitySessionPasskeyDisabled),
+        PasskeyError::NoPasskeys => ApiError::from(Key::IdentitySessionNoPasskeys),
         PasskeyError::UnknownChallenge => unauthorized("identity.session.invalid_challenge"),
         PasskeyError::ChallengeExpired => unauthorized("identity.session.challenge_expired"),
         PasskeyError::Cloned { .. } => unauthorized("identity.session.passkey_cloned"),
@@ -59,10 +54,7 @@ pub async fn options(
     };
     if !params.0.contains_key("email") && !params.0.contains_key("password") {
         if !enabled.passwordless {
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                "identity.session.passwordless_disabled",
-            ));
+            return Err(ApiError::from(Key::IdentitySessionPasswordlessDisabled));
         }
         // Anyone may ask, and each answer is a row until it expires: each takes a login slot of
         // the address (`BARONG_RATE_LIMIT_LOGIN_IP`), given back by a login that succeeds.

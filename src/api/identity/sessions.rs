@@ -20,6 +20,7 @@ use crate::domain::{User, describe_device, network_of};
 use crate::domain::{session_key, user_language};
 use crate::invalidation::Invalidation;
 use crate::service::activity::{RequestMeta, record_activity};
+use crate::service::error::Key;
 use crate::service::error::too_many;
 
 /// An argon2id digest of nothing in particular, checked against when the e-mail is unknown.
@@ -57,10 +58,7 @@ pub async fn create(
             // The right password without a code is the first step of a 2FA login, not a
             // failed guess: its slots go back.
             limits.login_release(&email, meta.ip).await;
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                "identity.session.missing_otp",
-            ));
+            return Err(ApiError::from(Key::IdentitySessionMissingOtp));
         }
         let code = otp_code.as_deref().unwrap_or_default();
         if !crate::service::totp::check_totp(&state, user.id, code).await? {
@@ -74,7 +72,7 @@ pub async fn create(
                 Some("OTP code is invalid"),
             )
             .await;
-            return Err(error(StatusCode::FORBIDDEN, "identity.session.invalid_otp"));
+            return Err(ApiError::from(Key::IdentitySessionInvalidOtp));
         }
     } else if crate::service::passkeys::second_factors(&state, &user)
         .await?
@@ -82,10 +80,7 @@ pub async fn create(
     {
         // A user whose only second factor is a passkey finishes at `sessions/passkey`.
         limits.login_release(&email, meta.ip).await;
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "identity.session.missing_passkey",
-        ));
+        return Err(ApiError::from(Key::IdentitySessionMissingPasskey));
     }
     if verification == Verification::MatchNeedsRehash {
         rehash(&state, user.id, password).await;
@@ -139,7 +134,7 @@ pub(super) async fn check_password(
     if !limits.login_reserve(email, meta.ip).await? {
         return Err(too_many("identity.session"));
     }
-    let invalid = || error(StatusCode::UNAUTHORIZED, "identity.session.invalid_params");
+    let invalid = || ApiError::from(Key::IdentitySessionInvalidParams);
     let Some(user) = state.store.find_user_by_email(email).await? else {
         // Spend the time a password check takes, so the answer time does not tell whether
         // the e-mail is registered.
@@ -315,7 +310,7 @@ pub async fn destroy(
     State(state): State<ApiState>,
     meta: RequestMeta,
 ) -> Result<Response, ApiError> {
-    let not_found = || error(StatusCode::NOT_FOUND, "identity.session.not_found");
+    let not_found = || ApiError::from(Key::IdentitySessionNotFound);
     let Some(cookie) = &meta.cookie else {
         return Err(not_found());
     };

@@ -24,6 +24,7 @@ use crate::domain::{
 use crate::invalidation::Invalidation;
 use crate::mail::templates;
 use crate::service::activity::{RequestMeta, record_activity};
+use crate::service::error::Key;
 use crate::service::error::too_many;
 use crate::store::{ClaimUse, StoreError};
 
@@ -91,11 +92,11 @@ pub async fn create(
     let mut referral_id = None;
     if let Some(refid) = refid.filter(|r| !r.trim().is_empty()) {
         if !refid.starts_with(&state.config.users.uid_prefix.to_uppercase()) {
-            return Err(unprocessable("identity.user.invalid_referral_format"));
+            return Err(ApiError::from(Key::IdentityUserInvalidReferralFormat));
         }
         match state.store.find_user_by_uid(&refid).await? {
             Some(referrer) => referral_id = Some(referrer.id),
-            None => return Err(unprocessable("identity.user.referral_doesnt_exist")),
+            None => return Err(ApiError::from(Key::IdentityUserReferralDoesntExist)),
         }
     }
 
@@ -188,10 +189,10 @@ pub async fn access(
     let token = token.unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
     if !state.store.whitelink_token_valid(&token, now).await? {
-        return Err(unprocessable("identity.user.access.invalid_token"));
+        return Err(ApiError::from(Key::IdentityUserAccessInvalidToken));
     }
     if matches!(meta.ip, IpAddr::V6(_)) {
-        return Err(unprocessable("value.invalid"));
+        return Err(ApiError::from(Key::ValueInvalid));
     }
     let inserted = state
         .store
@@ -204,7 +205,7 @@ pub async fn access(
         })
         .await?;
     if !inserted {
-        return Err(unprocessable("value.taken"));
+        return Err(ApiError::from(Key::ValueTaken));
     }
     state.invalidation.publish(Invalidation::Restrictions);
     Ok(created())
@@ -314,11 +315,11 @@ pub async fn email_confirm_code(
     let email = claim_str(&claims, "email");
     let user = match state.store.find_user_by_email(&email).await? {
         Some(user) if user.state != "active" => user,
-        _ => return Err(unprocessable("identity.user.active_or_doesnt_exist")),
+        _ => return Err(ApiError::from(Key::IdentityUserActiveOrDoesntExist)),
     };
     // A token without its one-time claim never matches a stored one.
     let Some(one_time) = claims.get("confirmation_token").and_then(Value::as_str) else {
-        return Err(unprocessable("identity.user.utilized_token"));
+        return Err(ApiError::from(Key::IdentityUserUtilizedToken));
     };
     let jti = claim_str(&claims, "jti");
     let claim = ClaimUse {
@@ -332,7 +333,7 @@ pub async fn email_confirm_code(
         .confirm_email(user.id, &claim, &state.state_rules)
         .await?
     else {
-        return Err(unprocessable("identity.user.utilized_token"));
+        return Err(ApiError::from(Key::IdentityUserUtilizedToken));
     };
     state
         .invalidation
@@ -437,7 +438,7 @@ pub async fn password_confirm_code(
     v.finish()?;
     let (token, password) = (token.unwrap_or_default(), password.unwrap_or_default());
     if Some(&password) != confirm.as_ref() {
-        return Err(unprocessable("identity.user.passwords_doesnt_match"));
+        return Err(ApiError::from(Key::IdentityUserPasswordsDoesntMatch));
     }
     let claims = state
         .tokens
@@ -459,10 +460,10 @@ pub async fn password_confirm_code(
         _ => false,
     };
     let Some(presented) = presented.filter(|_| same) else {
-        return Err(unprocessable("identity.user.utilized_token"));
+        return Err(ApiError::from(Key::IdentityUserUtilizedToken));
     };
     let Some(user) = state.store.find_user_by_email(&email).await? else {
-        return Err(error(StatusCode::NOT_FOUND, "record.not_found"));
+        return Err(ApiError::from(Key::RecordNotFound));
     };
     let mut problems = Vec::new();
     if password.len() > 72 {
@@ -493,7 +494,7 @@ pub async fn password_confirm_code(
         expires_at: claim_exp(&claims),
     };
     let Some(revoked) = state.store.reset_password(user.id, &claim, &digest).await? else {
-        return Err(unprocessable("identity.user.utilized_token"));
+        return Err(ApiError::from(Key::IdentityUserUtilizedToken));
     };
     for id in revoked {
         state.invalidation.publish(Invalidation::Session(id));

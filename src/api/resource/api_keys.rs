@@ -16,6 +16,7 @@ use crate::api::params::{Params, Validator};
 use crate::domain::{ApiKey, KeyHolder, User};
 use crate::invalidation::Invalidation;
 use crate::service::api_keys::{issue_key, update_key};
+use crate::service::error::Key;
 use crate::service::totp::check_totp;
 use crate::store::API_KEY_COLUMNS;
 
@@ -159,7 +160,7 @@ pub(crate) async fn own_key(
         .find_api_key(kid)
         .await?
         .filter(|k| k.holder == holder)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "record.not_found"))
+        .ok_or_else(|| ApiError::from(Key::RecordNotFound))
 }
 
 /// `PATCH api_keys/{kid}`.

@@ -26,6 +26,7 @@ use crate::service::documents::{
     discard, document_label, extension_refused, max_file_size, parse_date, storage_error,
     too_small, unknown_type, upload_key, write_capped,
 };
+use crate::service::error::Key;
 
 /// `GET documents`: the user's documents (`upload`, `doc_type`, masked `doc_number`,
 /// `doc_expire`).
@@ -221,9 +222,9 @@ async fn check_document(
     if state.config.kyc.required_docs_expire {
         let today = chrono::Utc::now().date_naive();
         match expire {
-            None => return Err(unprocessable("resource.documents.invalid_format")),
+            None => return Err(ApiError::from(Key::ResourceDocumentsInvalidFormat)),
             Some(date) if date < today => {
-                return Err(unprocessable("resource.documents.already_expired"));
+                return Err(ApiError::from(Key::ResourceDocumentsAlreadyExpired));
             }
             Some(_) => {}
         }
@@ -231,16 +232,10 @@ async fn check_document(
     let limit = i64::from(state.config.kyc.doc_num_limit);
     let count = state.store.count_user_documents(user_id, None).await?;
     if count > limit {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "resource.documents.limit_reached",
-        ));
+        return Err(ApiError::from(Key::ResourceDocumentsLimitReached));
     }
     if count + stored.files as i64 > limit {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "resource.documents.limit_will_be_reached",
-        ));
+        return Err(ApiError::from(Key::ResourceDocumentsLimitWillBeReached));
     }
     let mut errors = Vec::new();
     if !state.config.barong_yml.document_types.contains(&doc_type) {
@@ -295,10 +290,6 @@ async fn check_document(
         })
         .collect();
     Ok((new, label))
-}
-
-fn unprocessable(key: &str) -> ApiError {
-    ApiError::unprocessable(vec![key.to_owned()])
 }
 
 /// Writes the rows (and label) in one transaction; 201. A failed write deletes the files.

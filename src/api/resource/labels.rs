@@ -14,15 +14,16 @@ use crate::api::error::ApiError;
 use crate::api::params::{Params, Validator};
 use crate::domain::Label;
 use crate::service::changes::publish_change;
+use crate::service::error::Key;
 use crate::service::labels::{check, normalize};
 use crate::store::StoreError;
 
 fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "record.not_found")
+    ApiError::from(Key::RecordNotFound)
 }
 
 fn private() -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "resource.labels.private")
+    ApiError::from(Key::ResourceLabelsPrivate)
 }
 
 async fn find(state: &ApiState, user_id: i64, key: &str) -> Result<Label, ApiError> {

@@ -15,16 +15,17 @@ use crate::crypto::totp;
 use crate::domain::session_key;
 use crate::service::activity::{RequestMeta, record_activity};
 use crate::service::changes::publish_change;
+use crate::service::error::Key;
 use crate::service::totp::check_totp;
 
 const QR_SIZE: u32 = 300;
 
 fn already_enabled() -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "resource.otp.already_enabled")
+    ApiError::from(Key::ResourceOtpAlreadyEnabled)
 }
 
 fn invalid() -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "resource.otp.invalid")
+    ApiError::from(Key::ResourceOtpInvalid)
 }
 
 async fn failed(state: &ApiState, user_id: i64, meta: &RequestMeta, action: &str, reason: &str) {
@@ -135,10 +136,7 @@ pub async fn disable(
             "2FA has not been enabled for this account",
         )
         .await;
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "resource.otp.not_enabled",
-        ));
+        return Err(ApiError::from(Key::ResourceOtpNotEnabled));
     }
     if !check_totp(&state, user.id, &code).await? {
         failed(&state, user.id, &meta, action, "OTP code is invalid").await;

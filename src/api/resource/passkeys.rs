@@ -15,30 +15,23 @@ use crate::api::params::{Params, Validator};
 use crate::crypto::password_hash::{self, Verification};
 use crate::domain::passkey::{Passkey, PasskeyDeletion, passkey_name};
 use crate::service::activity::{RequestMeta, record_activity};
+use crate::service::error::Key;
 use crate::service::passkeys::{self, PasskeyError};
 use crate::service::totp::check_totp;
-
-fn error(status: StatusCode, key: &str) -> ApiError {
-    ApiError::new(status, key)
-}
-
-fn unprocessable(key: &str) -> ApiError {
-    error(StatusCode::UNPROCESSABLE_ENTITY, key)
-}
 
 /// The resource scope's key of a ceremony failure.
 fn refused(e: PasskeyError) -> ApiError {
     match e {
-        PasskeyError::Disabled => unprocessable("resource.passkey.disabled"),
-        PasskeyError::UnknownChallenge => unprocessable("resource.passkey.invalid_challenge"),
-        PasskeyError::ChallengeExpired => unprocessable("resource.passkey.challenge_expired"),
-        PasskeyError::AlreadyRegistered => unprocessable("resource.passkey.already_registered"),
+        PasskeyError::Disabled => ApiError::from(Key::ResourcePasskeyDisabled),
+        PasskeyError::UnknownChallenge => ApiError::from(Key::ResourcePasskeyInvalidChallenge),
+        PasskeyError::ChallengeExpired => ApiError::from(Key::ResourcePasskeyChallengeExpired),
+        PasskeyError::AlreadyRegistered => ApiError::from(Key::ResourcePasskeyAlreadyRegistered),
         PasskeyError::Store(e) => e.into(),
         PasskeyError::Malformed
         | PasskeyError::UnknownCredential
         | PasskeyError::NoPasskeys
         | PasskeyError::Cloned { .. }
-        | PasskeyError::Refused(_) => unprocessable("resource.passkey.invalid_credential"),
+        | PasskeyError::Refused(_) => ApiError::from(Key::ResourcePasskeyInvalidCredential),
     }
 }
 
@@ -103,7 +96,7 @@ pub async fn create(
     let name = match name {
         None => "Passkey".to_owned(),
         Some(raw) => {
-            passkey_name(&raw).ok_or_else(|| unprocessable("resource.passkey.invalid_name"))?
+            passkey_name(&raw).ok_or_else(|| ApiError::from(Key::ResourcePasskeyInvalidName))?
         }
     };
     let user = current.user;
@@ -154,7 +147,7 @@ pub async fn list(
 
 fn passkey_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
-        .map_err(|_| error(StatusCode::NOT_FOUND, "resource.passkey.not_found"))
+        .map_err(|_| ApiError::from(Key::ResourcePasskeyNotFound))
 }
 
 /// `PATCH passkeys/{id}`: a new `name`; 200 with the passkey.
@@ -169,11 +162,11 @@ pub async fn update(
     let name = v.required_string("name");
     v.finish()?;
     let name = passkey_name(&name.unwrap_or_default())
-        .ok_or_else(|| unprocessable("resource.passkey.invalid_name"))?;
+        .ok_or_else(|| ApiError::from(Key::ResourcePasskeyInvalidName))?;
     let id = passkey_id(&id)?;
     let user = current.user;
     let Some(passkey) = state.store.passkey_rename(user.id, id, &name).await? else {
-        return Err(error(StatusCode::NOT_FOUND, "resource.passkey.not_found"));
+        return Err(ApiError::from(Key::ResourcePasskeyNotFound));
     };
     record_activity(
         &state,
@@ -216,7 +209,7 @@ pub async fn destroy(
                 Some("OTP code is invalid"),
             )
             .await;
-            return Err(unprocessable("resource.passkey.invalid_otp"));
+            return Err(ApiError::from(Key::ResourcePasskeyInvalidOtp));
         }
         true
     } else if let Some(password) = password {
@@ -237,7 +230,7 @@ pub async fn destroy(
                 Some("Invalid password"),
             )
             .await;
-            return Err(unprocessable("resource.passkey.invalid_password"));
+            return Err(ApiError::from(Key::ResourcePasskeyInvalidPassword));
         }
         true
     } else {
@@ -248,11 +241,9 @@ pub async fn destroy(
             record_activity(&state, user.id, &meta, "otp", action, "succeed", None).await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        PasskeyDeletion::NotFound => {
-            Err(error(StatusCode::NOT_FOUND, "resource.passkey.not_found"))
-        }
+        PasskeyDeletion::NotFound => Err(ApiError::from(Key::ResourcePasskeyNotFound)),
         PasskeyDeletion::NeedsConfirmation => {
-            Err(unprocessable("resource.passkey.confirmation_required"))
+            Err(ApiError::from(Key::ResourcePasskeyConfirmationRequired))
         }
     }
 }

@@ -21,18 +21,11 @@ use crate::domain::{
     NewPhone, NormalisedPhone, PHONE_CHANNELS, Phone, normalise_phone, phone_code,
 };
 use crate::service::changes::publish_change;
+use crate::service::error::Key;
 use crate::sms::SmsError;
 use crate::store::StoreError;
 
 const SCOPE: &str = "resource.phone";
-
-fn bad_request(key: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, key)
-}
-
-fn not_found(key: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, key)
-}
 
 fn provider_error(error: SmsError) -> ApiError {
     ApiError::unprocessable(vec![error.key().to_owned()])
@@ -77,11 +70,11 @@ async fn validate_phone(
     number: &str,
 ) -> Result<(NormalisedPhone, String), ApiError> {
     let normalised =
-        normalise_phone(number).ok_or_else(|| bad_request("resource.phone.invalid_num"))?;
+        normalise_phone(number).ok_or_else(|| ApiError::from(Key::ResourcePhoneInvalidNum))?;
     let index = state.encryptor.blind_index(&normalised.e164);
     let holders = state.store.list_phones_by_number_index(&index).await?;
     if holders.iter().any(Phone::is_verified) {
-        return Err(bad_request("resource.phone.number_exist"));
+        return Err(ApiError::from(Key::ResourcePhoneNumberExist));
     }
     Ok((normalised, index))
 }
@@ -100,10 +93,7 @@ async fn send(state: &ApiState, phone: &Phone, e164: &str, channel: &str) -> Res
         )
         .await?;
     if !allowed {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "resource.phone.too_many_codes",
-        ));
+        return Err(ApiError::from(Key::ResourcePhoneTooManyCodes));
     }
     let code = phone.code.as_deref().unwrap_or_default();
     state
@@ -133,7 +123,7 @@ pub async fn create(
         .await?
         .is_some()
     {
-        return Err(bad_request("resource.phone.exists"));
+        return Err(ApiError::from(Key::ResourcePhoneExists));
     }
     let new = NewPhone {
         user_id,
@@ -145,7 +135,7 @@ pub async fn create(
     };
     let phone = match state.store.create_phone(&new).await {
         Ok(phone) => phone,
-        Err(StoreError::Conflict(_)) => return Err(bad_request("resource.phone.exists")),
+        Err(StoreError::Conflict(_)) => return Err(ApiError::from(Key::ResourcePhoneExists)),
         Err(other) => return Err(other.into()),
     };
     send(&state, &phone, &normalised.e164, &channel).await?;
@@ -164,7 +154,7 @@ pub async fn send_code(
         .store
         .find_user_phone(current.user.id, &index)
         .await?
-        .ok_or_else(|| not_found("resource.phone.doesnt_exist"))?;
+        .ok_or_else(|| ApiError::from(Key::ResourcePhoneDoesntExist))?;
     send(&state, &phone, &normalised.e164, &channel).await?;
     Ok(code_sent(&channel))
 }
@@ -186,13 +176,13 @@ pub async fn verify(
         .store
         .find_user_phone(current.user.id, &index)
         .await?
-        .ok_or_else(|| not_found("resource.phone.doesnt_exist"))?;
+        .ok_or_else(|| ApiError::from(Key::ResourcePhoneDoesntExist))?;
     // 5-digit codes are guessable: after too many wrong ones they are refused unchecked.
     let failures = &state.observe.limits.phone_code;
     let failure_key = current.user.id.to_string();
     // The slot is taken before the provider sees the code; a wrong code keeps it.
     if !failures.reserve(&failure_key).await? {
-        return Err(not_found("resource.phone.verification_invalid"));
+        return Err(ApiError::from(Key::ResourcePhoneVerificationInvalid));
     }
     let approved = state
         .phone_verifier
@@ -200,13 +190,13 @@ pub async fn verify(
         .await
         .map_err(provider_error)?;
     if !approved {
-        return Err(not_found("resource.phone.verification_invalid"));
+        return Err(ApiError::from(Key::ResourcePhoneVerificationInvalid));
     }
     failures.clear(&failure_key).await;
     let change = match state.store.verify_phone(phone.id, &state.state_rules).await {
         Ok(Some(change)) => change,
-        Ok(None) => return Err(not_found("resource.phone.doesnt_exist")),
-        Err(StoreError::Conflict(_)) => return Err(bad_request("resource.phone.number_exist")),
+        Ok(None) => return Err(ApiError::from(Key::ResourcePhoneDoesntExist)),
+        Err(StoreError::Conflict(_)) => return Err(ApiError::from(Key::ResourcePhoneNumberExist)),
         Err(other) => return Err(other.into()),
     };
     publish_change(&state, &change);

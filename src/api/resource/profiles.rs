@@ -20,13 +20,11 @@ use crate::domain::{
     validate_profile,
 };
 use crate::service::changes::publish_change;
+use crate::service::error::Key;
 use crate::store::{StoreError, UserChange};
 
 fn not_editable() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "resource.profile.doesnt_exist_or_not_editable",
-    )
+    ApiError::from(Key::ResourceProfileDoesntExistOrNotEditable)
 }
 
 /// Grape's Boolean coercion; `Err` for anything it refuses.

@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -14,6 +13,7 @@ use crate::api::error::ApiError;
 use crate::api::params::{Params, Validator, coerce_string};
 use crate::domain::{KeyHolder, ServiceAccount, User};
 use crate::service::api_keys::update_key;
+use crate::service::error::Key;
 
 const GUARD: &str = "resource.service_accounts";
 
@@ -46,12 +46,7 @@ async fn owned(state: &ApiState, user: &User, uid: &str) -> Result<ServiceAccoun
         .find_service_account_by_uid(uid)
         .await?
         .filter(|sa| sa.owner_id == Some(user.id))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "resource.service_account.doesnt_exist",
-            )
-        })
+        .ok_or_else(|| ApiError::from(Key::ResourceServiceAccountDoesntExist))
 }
 
 /// `GET service_accounts`: the raw records (Barong does not use the entity here).

@@ -19,6 +19,7 @@ use crate::api::pagination::{self};
 use crate::api::params::{Params, Validator};
 use crate::domain::session_key;
 use crate::service::activity::RequestMeta;
+use crate::service::error::Key;
 use crate::service::sessions::{forget, record_end};
 
 /// The storage id of the session the request's cookie names, if any.
@@ -61,10 +62,7 @@ pub async fn destroy(
         .delete_user_session(current.user.id, &id)
         .await?
     else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "resource.session.not_found",
-        ));
+        return Err(ApiError::from(Key::ResourceSessionNotFound));
     };
     forget(&state, vec![ended]).await;
     record_end(

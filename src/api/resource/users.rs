@@ -18,11 +18,8 @@ use crate::domain::{DATA_MAX, data_is_valid, session_key};
 use crate::invalidation::Invalidation;
 use crate::service::activity::{RequestMeta, record_activity};
 use crate::service::changes::publish_change;
+use crate::service::error::Key;
 use crate::service::totp::check_totp;
-
-fn unprocessable(key: &str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, key)
-}
 
 /// `GET users/me`: UserWithFullInfo, without `csrf_token`.
 pub async fn me(
@@ -90,14 +87,14 @@ pub async fn delete_me(
     )
     .await?
     {
-        return Err(unprocessable("resource.user.invalid_password"));
+        return Err(ApiError::from(Key::ResourceUserInvalidPassword));
     }
     if user.otp {
         let Some(code) = otp_code else {
-            return Err(unprocessable("resource.user.missing_otp_code"));
+            return Err(ApiError::from(Key::ResourceUserMissingOtpCode));
         };
         if !check_totp(&state, user.id, &code).await? {
-            return Err(unprocessable("resource.user.invalid_otp"));
+            return Err(ApiError::from(Key::ResourceUserInvalidOtp));
         }
     }
     let change = state
@@ -142,21 +139,15 @@ pub async fn change_password(
     };
     if new != confirm {
         fail("New passwords don't match").await;
-        return Err(unprocessable("resource.password.doesnt_match"));
+        return Err(ApiError::from(Key::ResourcePasswordDoesntMatch));
     }
     if !password_matches(&state, old.clone(), user.password_digest.clone()).await? {
         fail("Previous password is not correct").await;
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "resource.password.prev_pass_not_correct",
-        ));
+        return Err(ApiError::from(Key::ResourcePasswordPrevPassNotCorrect));
     }
     if old == new {
         fail("New password cant be the same, as old one").await;
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "resource.password.no_change_provided",
-        ));
+        return Err(ApiError::from(Key::ResourcePasswordNoChangeProvided));
     }
     let mut problems = Vec::new();
     if new.len() > 72 {
@@ -227,7 +218,7 @@ pub async fn activity(
         topic.as_str(),
         "all" | "session" | "otp" | "password" | "account"
     ) {
-        return Err(unprocessable("resource.user.wrong_topic"));
+        return Err(ApiError::from(Key::ResourceUserWrongTopic));
     }
     let all = state.store.list_user_activities(current.user.id).await?;
     let selected: Vec<_> = all
@@ -239,7 +230,7 @@ pub async fn activity(
         .filter(|a| result.as_deref().is_none_or(|r| a.result == r))
         .collect();
     if selected.is_empty() {
-        return Err(unprocessable("resource.user.no_activity"));
+        return Err(ApiError::from(Key::ResourceUserNoActivity));
     }
     let total = selected.len() as i64;
     let body: Vec<Value> = selected
