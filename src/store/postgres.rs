@@ -3,7 +3,9 @@
 //! `sslmode` asks for it.
 
 mod admin;
+mod conn;
 mod kyc;
+mod migrate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,24 +13,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::config::SslMode;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 mod profiles;
 
+use super::prelude::*;
+use super::sql::{Database, Dialect};
 use super::{
     API_KEY_COLUMNS, Backend, ClaimUse, EventDomain, SharedCounters, Store, StoreError,
-    StoreOptions, StoreResult, UserChange, migrate,
+    StoreOptions, StoreResult, UserChange,
 };
 use crate::crypto::encryption::Encryptor;
-use crate::domain::session::DeviceSighting;
 use crate::domain::{
     Activity, ActivityFilter, ApiKey, Comment, DataStorage, Document, KeyHolder, Label, LabelWrite,
     Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
-    NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
-    Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount, Session, StateRules,
-    StoredSigningKey, User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column,
-    scope_to_column,
+    NewProfile, NewRestriction, NewServiceAccount, NewUser, OutboxMail, Permission, Phone, Profile,
+    ProfileChanges, ProfileState, Restriction, ServiceAccount, StateRules, StoredSigningKey, User,
+    UserFilter, UserUpdate, derive_level, derive_state, scope_from_column, scope_to_column,
 };
 
 mod events;
@@ -76,11 +77,6 @@ impl PostgresStore {
         };
         store.ping().await?;
         Ok(store)
-    }
-
-    /// The Event API switch.
-    fn event_domain(&self) -> EventDomain {
-        self.events.load_full()
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
@@ -236,37 +232,9 @@ where
     }
 }
 
-/// The most useful line of a driver error: the server's message when there is one.
-pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => db.message().to_owned(),
-        None => match std::error::Error::source(error) {
-            Some(source) => format!("{error}: {source}"),
-            None => error.to_string(),
-        },
-    }
-}
+pub(crate) use conn::describe;
 
-/// Maps driver errors: unique violations name their column (from the detail
-/// `Key (email)=(...) already exists.`), lost connections are `Unavailable`.
-fn map_error(error: tokio_postgres::Error) -> StoreError {
-    if let Some(db) = error.as_db_error() {
-        if db.code() == &SqlState::UNIQUE_VIOLATION {
-            let column = db
-                .detail()
-                .and_then(|d| d.strip_prefix("Key ("))
-                .and_then(|d| d.split(")=").next())
-                .map(|c| c.trim_start_matches("lower(").trim_end_matches("::text"))
-                .unwrap_or("unknown");
-            return StoreError::Conflict(column.to_owned());
-        }
-        return StoreError::Backend(db.message().to_owned());
-    }
-    if error.is_closed() || std::error::Error::source(&error).is_some() {
-        return StoreError::Unavailable(describe(&error));
-    }
-    StoreError::Backend(describe(&error))
-}
+use conn::map_error;
 
 fn user_from_row(row: &Row) -> User {
     User {
@@ -283,23 +251,6 @@ fn user_from_row(row: &Row) -> User {
         referral_id: row.get("referral_id"),
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
-    }
-}
-
-fn session_from_row(row: &Row) -> Session {
-    Session {
-        id: row.get("id"),
-        user_id: row.get("user_id"),
-        uid: row.get("uid"),
-        user_ip: row.get("user_ip"),
-        user_agent: row.get("user_agent"),
-        csrf_token: row.get("csrf_token"),
-        expire_at: row.get("expire_at"),
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-        public_id: row.get("public_id"),
-        authenticated_with: row.get("authenticated_with"),
-        user_ip_country: row.get("user_ip_country"),
     }
 }
 
@@ -622,6 +573,20 @@ async fn delete_sessions_except(
 }
 
 #[async_trait]
+impl Database for PostgresStore {
+    type Conn = conn::PgConn;
+    const DIALECT: Dialect = Dialect::Postgres;
+
+    async fn conn(&self) -> StoreResult<conn::PgConn> {
+        Ok(conn::PgConn(self.client().await?))
+    }
+
+    fn event_domain(&self) -> EventDomain {
+        self.events.load_full()
+    }
+}
+
+#[async_trait]
 impl Store for PostgresStore {
     fn pool_status(&self) -> crate::store::PoolStatus {
         let status = self.pool.status();
@@ -645,7 +610,7 @@ impl Store for PostgresStore {
 
     async fn migrate(&self) -> StoreResult<Vec<String>> {
         let mut client = self.client().await?;
-        migrate::apply_postgres(&mut client).await
+        migrate::apply(&mut client).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -654,6 +619,33 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn notify_invalidation(&self, message: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&INVALIDATION_CHANNEL, &message],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn listen_invalidations(
+        &self,
+        sink: tokio::sync::mpsc::Sender<String>,
+    ) -> StoreResult<()> {
+        listen(&self.config, sink).await
+    }
+
+    fn enable_events(&self, domain: &str) {
+        self.events
+            .store(Some(std::sync::Arc::new(domain.to_owned())));
+    }
+}
+
+#[async_trait]
+impl AccessStore for PostgresStore {
     async fn is_unseeded(&self) -> StoreResult<bool> {
         let client = self.client().await?;
         let row = client
@@ -756,6 +748,50 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(restriction_from_row).collect())
     }
 
+    async fn delete_permission(&self, id: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM permissions WHERE id = $1", &[&id])
+            .await
+            .map_err(map_error)?;
+        Ok(n > 0)
+    }
+
+    async fn create_permission(&self, p: &NewPermission) -> StoreResult<Permission> {
+        self.create_permission_impl(p).await
+    }
+
+    async fn update_permission(
+        &self,
+        id: i64,
+        p: &NewPermission,
+    ) -> StoreResult<Option<Permission>> {
+        self.update_permission_impl(id, p).await
+    }
+
+    async fn replace_permissions(&self, permissions: &[NewPermission]) -> StoreResult<usize> {
+        self.replace_permissions_impl(permissions).await
+    }
+
+    async fn create_restriction(&self, r: &NewRestriction) -> StoreResult<Restriction> {
+        self.create_restriction_impl(r).await
+    }
+
+    async fn update_restriction(
+        &self,
+        id: i64,
+        r: &NewRestriction,
+    ) -> StoreResult<Option<Restriction>> {
+        self.update_restriction_impl(id, r).await
+    }
+
+    async fn delete_restriction(&self, id: i64) -> StoreResult<bool> {
+        self.delete_restriction_impl(id).await
+    }
+}
+
+#[async_trait]
+impl UserStore for PostgresStore {
     async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
@@ -827,220 +863,6 @@ impl Store for PostgresStore {
         Ok(row.get(0))
     }
 
-    async fn create_session(&self, s: &NewSession) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token, expire_at,
-                     public_id, authenticated_with, user_ip_country)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                &[
-                    &s.id,
-                    &s.user_id,
-                    &s.uid,
-                    &s.user_ip,
-                    &s.user_agent,
-                    &s.csrf_token,
-                    &s.expire_at,
-                    &super::new_public_id(),
-                    &s.authenticated_with,
-                    &s.user_ip_country,
-                ],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(())
-    }
-
-    async fn find_session(&self, id: &str) -> StoreResult<Option<Session>> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT * FROM sessions WHERE id = $1", &[&id])
-            .await
-            .map_err(map_error)?;
-        Ok(row.as_ref().map(session_from_row))
-    }
-
-    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
-        let client = self.client().await?;
-        let n = client
-            .execute("DELETE FROM sessions WHERE id = $1", &[&id])
-            .await
-            .map_err(map_error)?;
-        Ok(n > 0)
-    }
-
-    async fn delete_all_sessions(&self) -> StoreResult<u64> {
-        let client = self.client().await?;
-        client
-            .execute("DELETE FROM sessions", &[])
-            .await
-            .map_err(map_error)
-    }
-
-    async fn delete_user_sessions(
-        &self,
-        user_id: i64,
-        keep: Option<&str>,
-    ) -> StoreResult<Vec<String>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "DELETE FROM sessions WHERE user_id = $1 AND id <> $2 RETURNING id",
-                &[&user_id, &keep.unwrap_or("")],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
-    async fn extend_sessions(&self, expiries: &[(String, i64)]) -> StoreResult<()> {
-        if expiries.is_empty() {
-            return Ok(());
-        }
-        let (ids, times): (Vec<&str>, Vec<i64>) =
-            expiries.iter().map(|(id, t)| (id.as_str(), *t)).unzip();
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE sessions AS s SET expire_at = v.expire_at, updated_at = now()
-                 FROM unnest($1::text[], $2::bigint[]) AS v(id, expire_at)
-                 WHERE s.id = v.id AND s.expire_at < v.expire_at",
-                &[&ids, &times],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(())
-    }
-
-    async fn list_user_sessions(&self, user_id: i64, now: i64) -> StoreResult<Vec<Session>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT * FROM sessions WHERE user_id = $1 AND expire_at > $2
-                 ORDER BY created_at DESC, public_id DESC",
-                &[&user_id, &now],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(rows.iter().map(session_from_row).collect())
-    }
-
-    async fn delete_user_session(
-        &self,
-        user_id: i64,
-        public_id: &str,
-    ) -> StoreResult<Option<String>> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "DELETE FROM sessions WHERE user_id = $1 AND public_id = $2 RETURNING id",
-                &[&user_id, &public_id],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(row.map(|r| r.get(0)))
-    }
-
-    async fn record_user_device(
-        &self,
-        user_id: i64,
-        device: &str,
-        network: &str,
-        at: i64,
-    ) -> StoreResult<DeviceSighting> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        let inserted = tx
-            .execute(
-                "INSERT INTO user_devices (user_id, device, network, first_seen_at, last_seen_at)
-                 VALUES ($1, $2, $3, $4, $4) ON CONFLICT (user_id, device, network) DO NOTHING",
-                &[&user_id, &device, &network, &at],
-            )
-            .await
-            .map_err(map_error)?;
-        let sighting = if inserted == 0 {
-            tx.execute(
-                "UPDATE user_devices SET last_seen_at = GREATEST(last_seen_at, $4)
-                 WHERE user_id = $1 AND device = $2 AND network = $3",
-                &[&user_id, &device, &network, &at],
-            )
-            .await
-            .map_err(map_error)?;
-            DeviceSighting::Known
-        } else {
-            let known: i64 = tx
-                .query_one(
-                    "SELECT COUNT(*) FROM user_devices WHERE user_id = $1",
-                    &[&user_id],
-                )
-                .await
-                .map_err(map_error)?
-                .get(0);
-            if known > 1 {
-                DeviceSighting::New
-            } else {
-                DeviceSighting::First
-            }
-        };
-        tx.commit().await.map_err(map_error)?;
-        Ok(sighting)
-    }
-
-    async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize> {
-        let valid = crate::domain::activity::storable(activities);
-        if valid.is_empty() {
-            return Ok(0);
-        }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        let stmt = tx
-            .prepare(
-                "INSERT INTO activities (user_id, target_uid, category, user_ip, user_ip_country,
-                     user_agent, topic, action, result, data)
-                 SELECT $1, $2::text, $3, $4, $5, $6, $7, $8, $9, $10
-                 WHERE $2::text IS NULL OR $2::text = ''
-                    OR EXISTS (SELECT 1 FROM users WHERE uid = $2::text)",
-            )
-            .await
-            .map_err(map_error)?;
-        let mut stored = 0;
-        for a in valid {
-            stored += tx
-                .execute(
-                    &stmt,
-                    &[
-                        &a.user_id,
-                        &a.target_uid,
-                        &a.category,
-                        &a.user_ip,
-                        &a.user_ip_country,
-                        &a.user_agent,
-                        &a.topic,
-                        &a.action,
-                        &a.result,
-                        &a.data,
-                    ],
-                )
-                .await
-                .map_err(map_error)? as usize;
-        }
-        tx.commit().await.map_err(map_error)?;
-        Ok(stored)
-    }
-
-    async fn list_user_activities(&self, user_id: i64) -> StoreResult<Vec<Activity>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT * FROM activities WHERE user_id = $1 ORDER BY id DESC",
-                &[&user_id],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(rows.iter().map(activity_from_row).collect())
-    }
-
     async fn find_user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
         let client = self.client().await?;
         let row = client
@@ -1073,120 +895,6 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "INSERT INTO api_keys (key_holder_account_type, key_holder_account_id, kid,
-                     algorithm, scope, secret_encrypted, state)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
-                &[
-                    &key.holder.type_name(),
-                    &key.holder.id(),
-                    &key.kid,
-                    &key.algorithm,
-                    &scope_to_column(&key.scope),
-                    &key.secret_encrypted,
-                    &key.state,
-                ],
-            )
-            .await
-            .map_err(map_error)?;
-        api_key_from_row(&row).ok_or_else(|| StoreError::Backend("bad key holder type".into()))
-    }
-
-    async fn find_api_key(&self, kid: &str) -> StoreResult<Option<ApiKey>> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT * FROM api_keys WHERE kid = $1", &[&kid])
-            .await
-            .map_err(map_error)?;
-        Ok(row.as_ref().and_then(api_key_from_row))
-    }
-
-    async fn set_api_key_state(&self, kid: &str, state: &str) -> StoreResult<bool> {
-        let client = self.client().await?;
-        let n = client
-            .execute(
-                "UPDATE api_keys SET state = $2, updated_at = now() WHERE kid = $1",
-                &[&kid, &state],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(n > 0)
-    }
-
-    async fn record_api_key_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
-        if uses.is_empty() {
-            return Ok(());
-        }
-        let (kids, times): (Vec<&str>, Vec<i64>) =
-            uses.iter().map(|(kid, t)| (kid.as_str(), *t)).unzip();
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE api_keys AS k SET last_used_at = v.at
-                 FROM unnest($1::text[], $2::bigint[]) AS v(kid, at)
-                 WHERE k.kid = v.kid AND (k.last_used_at IS NULL OR k.last_used_at < v.at)",
-                &[&kids, &times],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(())
-    }
-
-    async fn create_service_account(&self, a: &NewServiceAccount) -> StoreResult<ServiceAccount> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "INSERT INTO service_accounts (uid, owner_id, email, role, level, state)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
-                &[&a.uid, &a.owner_id, &a.email, &a.role, &a.level, &a.state],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(service_account_from_row(&row))
-    }
-
-    async fn find_service_account_by_id(&self, id: i64) -> StoreResult<Option<ServiceAccount>> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT * FROM service_accounts WHERE id = $1", &[&id])
-            .await
-            .map_err(map_error)?;
-        Ok(row.as_ref().map(service_account_from_row))
-    }
-
-    async fn delete_permission(&self, id: i64) -> StoreResult<bool> {
-        let client = self.client().await?;
-        let n = client
-            .execute("DELETE FROM permissions WHERE id = $1", &[&id])
-            .await
-            .map_err(map_error)?;
-        Ok(n > 0)
-    }
-
-    async fn notify_invalidation(&self, message: &str) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "SELECT pg_notify($1, $2)",
-                &[&INVALIDATION_CHANNEL, &message],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(())
-    }
-
-    async fn listen_invalidations(
-        &self,
-        sink: tokio::sync::mpsc::Sender<String>,
-    ) -> StoreResult<()> {
-        listen(&self.config, sink).await
-    }
-
-    // ---- identity --------------------------------------------------------------------------
-
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let client = self.client().await?;
         let row = client
@@ -1199,18 +907,96 @@ impl Store for PostgresStore {
         Ok(row.as_ref().map(user_from_row))
     }
 
-    async fn list_user_labels(&self, user_id: i64) -> StoreResult<Vec<Label>> {
+    async fn update_password_digest(&self, user_id: i64, digest: &str) -> StoreResult<()> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT * FROM labels WHERE user_id = $1 ORDER BY id",
-                &[&user_id],
+        client
+            .execute(
+                "UPDATE users SET password_digest = $2 WHERE id = $1",
+                &[&user_id, &digest],
             )
             .await
             .map_err(map_error)?;
-        Ok(rows.iter().map(label_from_row).collect())
+        Ok(())
     }
 
+    async fn update_user_data(&self, user_id: i64, data: &str) -> StoreResult<User> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let domain = self.event_domain();
+        let before = user_by_id(&tx, user_id).await.map_err(map_error)?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE users SET data = $2, updated_at = now() WHERE id = $1
+                     RETURNING {USER_COLUMNS}"
+                ),
+                &[&user_id, &data],
+            )
+            .await
+            .map_err(map_error)?;
+        let user = user_from_row(&row);
+        events::user_updated(&tx, &domain, &before, &user)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(user)
+    }
+
+    async fn delete_own_account(
+        &self,
+        user_id: i64,
+        rules: &StateRules,
+    ) -> StoreResult<UserChange> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let domain = self.event_domain();
+        let result = async {
+            let before = user_by_id(&tx, user_id).await?;
+            set_label(&tx, &domain, user_id, "delete", "by_user", "private").await?;
+            recompute_state_level(&tx, user_id, rules).await?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
+            let sessions = delete_sessions_except(&tx, user_id, None).await?;
+            Ok::<_, tokio_postgres::Error>(UserChange {
+                user,
+                sessions,
+                kids,
+            })
+        }
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(result)
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        self.admin_list_users_impl(filter, limit, offset).await
+    }
+
+    async fn update_user(&self, user_id: i64, update: &UserUpdate) -> StoreResult<UserChange> {
+        self.admin_update_user_impl(user_id, update).await
+    }
+
+    async fn users_with_label(
+        &self,
+        filter: &crate::domain::LabelFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        self.users_with_label_impl(filter, limit, offset).await
+    }
+
+    async fn users_with_pending_documents(&self) -> StoreResult<Vec<User>> {
+        self.users_with_pending_documents_impl().await
+    }
+}
+
+#[async_trait]
+impl CredentialStore for PostgresStore {
     async fn register_user(
         &self,
         user: &NewUser,
@@ -1327,82 +1113,6 @@ impl Store for PostgresStore {
         Ok(Some(user))
     }
 
-    async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        insert_mail(&tx, mail).await.map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT kid, algorithm, private_key, created_at, retired_at FROM signing_keys
-                 WHERE retired_at IS NULL OR retired_at > $1
-                 ORDER BY created_at DESC, kid",
-                &[&retired_after],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredSigningKey {
-                kid: r.get(0),
-                algorithm: r.get(1),
-                private_key: r.get(2),
-                created_at: r.get(3),
-                retired_at: r.get(4),
-            })
-            .collect())
-    }
-
-    async fn rotate_signing_key(
-        &self,
-        new: &StoredSigningKey,
-        first: &StoredSigningKey,
-    ) -> StoreResult<()> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        // Two rotations at once would both retire the same key and leave two current ones.
-        tx.execute("LOCK TABLE signing_keys IN EXCLUSIVE MODE", &[])
-            .await
-            .map_err(map_error)?;
-        let empty: bool = tx
-            .query_one("SELECT NOT EXISTS (SELECT 1 FROM signing_keys)", &[])
-            .await
-            .map_err(map_error)?
-            .get(0);
-        if empty {
-            tx.execute(
-                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
-                 VALUES ($1, $2, $3, $4)",
-                &[
-                    &first.kid,
-                    &first.algorithm,
-                    &first.private_key,
-                    &first.created_at,
-                ],
-            )
-            .await
-            .map_err(map_error)?;
-        }
-        tx.execute(
-            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL",
-            &[&new.created_at],
-        )
-        .await
-        .map_err(map_error)?;
-        tx.execute(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
-             VALUES ($1, $2, $3, $4)",
-            &[&new.kid, &new.algorithm, &new.private_key, &new.created_at],
-        )
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
-    }
-
     async fn use_once(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_error)?;
@@ -1496,99 +1206,6 @@ impl Store for PostgresStore {
         Ok(Some(ids))
     }
 
-    async fn update_password_digest(&self, user_id: i64, digest: &str) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE users SET password_digest = $2 WHERE id = $1",
-                &[&user_id, &digest],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(())
-    }
-
-    async fn claim_mails(&self, limit: i64, lease_secs: i64) -> StoreResult<Vec<OutboxMail>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "UPDATE mail_outbox SET attempts = attempts + 1,
-                     next_attempt_at = now() + make_interval(secs => $2::bigint)
-                 WHERE id IN (SELECT id FROM mail_outbox
-                     WHERE sent_at IS NULL AND next_attempt_at <= now()
-                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, kind, recipient, language, subject, body_html, attempts",
-                &[&limit, &lease_secs],
-            )
-            .await
-            .map_err(map_error)?;
-        let mut mails: Vec<OutboxMail> = rows
-            .iter()
-            .map(|r| OutboxMail {
-                id: r.get(0),
-                kind: r.get(1),
-                recipient: r.get(2),
-                language: r.get(3),
-                subject: r.get(4),
-                body_html: r.get(5),
-                attempts: r.get(6),
-            })
-            .collect();
-        mails.sort_by_key(|m| m.id);
-        Ok(mails)
-    }
-
-    async fn mark_mail_sent(&self, id: i64) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE mail_outbox SET sent_at = now(), last_error = NULL
-                 WHERE id = $1 AND sent_at IS NULL",
-                &[&id],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(())
-    }
-
-    async fn mark_mail_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE mail_outbox SET last_error = $2,
-                     next_attempt_at = now() + make_interval(secs => $3::bigint)
-                 WHERE id = $1 AND sent_at IS NULL",
-                &[&id, &error, &retry_in_secs],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(())
-    }
-
-    async fn purge_sent_mails(&self, older_than_secs: i64) -> StoreResult<u64> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "DELETE FROM mail_outbox WHERE sent_at IS NOT NULL
-                     AND sent_at < now() - make_interval(secs => $1::bigint)",
-                &[&older_than_secs],
-            )
-            .await
-            .map_err(map_error)
-    }
-
-    async fn count_unsent_mails(&self) -> StoreResult<i64> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL",
-                &[],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(row.get(0))
-    }
-
     async fn create_whitelink_token(&self, token: &str, expires_at: i64) -> StoreResult<()> {
         let client = self.client().await?;
         client
@@ -1614,30 +1231,6 @@ impl Store for PostgresStore {
         Ok(row.get::<_, i64>(0) > 0)
     }
 
-    // ---- resource ----------------------------------------------------------------------------
-    async fn update_user_data(&self, user_id: i64, data: &str) -> StoreResult<User> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        let domain = self.event_domain();
-        let before = user_by_id(&tx, user_id).await.map_err(map_error)?;
-        let row = tx
-            .query_one(
-                &format!(
-                    "UPDATE users SET data = $2, updated_at = now() WHERE id = $1
-                     RETURNING {USER_COLUMNS}"
-                ),
-                &[&user_id, &data],
-            )
-            .await
-            .map_err(map_error)?;
-        let user = user_from_row(&row);
-        events::user_updated(&tx, &domain, &before, &user)
-            .await
-            .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(user)
-    }
-
     async fn change_password(
         &self,
         user_id: i64,
@@ -1659,9 +1252,50 @@ impl Store for PostgresStore {
         Ok(ids)
     }
 
-    async fn delete_own_account(
+    async fn set_otp_secret(&self, user_id: i64, secret_encrypted: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO otp_secrets (user_id, secret_encrypted) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = excluded.secret_encrypted,
+                     last_step = 0, updated_at = now()",
+                &[&user_id, &secret_encrypted],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn find_otp_secret(&self, user_id: i64) -> StoreResult<Option<(String, i64)>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT secret_encrypted, last_step FROM otp_secrets WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn accept_otp_step(&self, user_id: i64, step: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE otp_secrets SET last_step = $2, updated_at = now()
+                 WHERE user_id = $1 AND last_step < $2",
+                &[&user_id, &step],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(n > 0)
+    }
+
+    async fn set_user_otp(
         &self,
         user_id: i64,
+        enabled: bool,
+        keep: Option<&str>,
         rules: &StateRules,
     ) -> StoreResult<UserChange> {
         let mut client = self.client().await?;
@@ -1669,10 +1303,24 @@ impl Store for PostgresStore {
         let domain = self.event_domain();
         let result = async {
             let before = user_by_id(&tx, user_id).await?;
-            set_label(&tx, &domain, user_id, "delete", "by_user", "private").await?;
+            tx.execute(
+                "UPDATE users SET otp = $2, updated_at = now() WHERE id = $1",
+                &[&user_id, &enabled],
+            )
+            .await?;
+            let mut sessions = Vec::new();
+            if enabled {
+                set_label(&tx, &domain, user_id, "otp", "enabled", "private").await?;
+                sessions = delete_sessions_except(&tx, user_id, keep).await?;
+            } else {
+                tx.execute(
+                    "DELETE FROM labels WHERE user_id = $1 AND key = 'otp'",
+                    &[&user_id],
+                )
+                .await?;
+            }
             recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before).await?;
-            let sessions = delete_sessions_except(&tx, user_id, None).await?;
+            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
             Ok::<_, tokio_postgres::Error>(UserChange {
                 user,
                 sessions,
@@ -1683,6 +1331,21 @@ impl Store for PostgresStore {
         .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(result)
+    }
+}
+
+#[async_trait]
+impl LabelStore for PostgresStore {
+    async fn list_user_labels(&self, user_id: i64) -> StoreResult<Vec<Label>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM labels WHERE user_id = $1 ORDER BY id",
+                &[&user_id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(label_from_row).collect())
     }
 
     async fn create_label(
@@ -1778,85 +1441,214 @@ impl Store for PostgresStore {
         Ok(result)
     }
 
-    async fn set_otp_secret(&self, user_id: i64, secret_encrypted: &str) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO otp_secrets (user_id, secret_encrypted) VALUES ($1, $2)
-                 ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = excluded.secret_encrypted,
-                     last_step = 0, updated_at = now()",
-                &[&user_id, &secret_encrypted],
-            )
+    async fn write_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        value: &str,
+        write: &LabelWrite,
+        rules: &StateRules,
+    ) -> StoreResult<Option<UserChange>> {
+        self.admin_write_label_impl(user_id, key, scope, value, write, rules)
             .await
-            .map_err(map_error)?;
-        Ok(())
     }
 
-    async fn find_otp_secret(&self, user_id: i64) -> StoreResult<Option<(String, i64)>> {
+    async fn count_private_labels(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        self.count_private_labels_impl().await
+    }
+}
+
+#[async_trait]
+impl RecordStore for PostgresStore {
+    async fn create_data_storage(
+        &self,
+        user_id: i64,
+        title: &str,
+        data: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(DataStorage, UserChange)> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        // One writer per user at a time, so the case-insensitive check below holds.
+        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id])
+            .await
+            .map_err(map_error)?;
+        let taken: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM data_storages
+                     WHERE user_id = $1 AND lower(title) = lower($2))",
+                &[&user_id, &title],
+            )
+            .await
+            .map_err(map_error)?
+            .get(0);
+        if taken {
+            return Err(StoreError::Conflict(super::Clash::Title));
+        }
+        let domain = self.event_domain();
+        let result = async {
+            let before = user_by_id(&tx, user_id).await?;
+            let row = tx
+                .query_one(
+                    "INSERT INTO data_storages (user_id, title, data) VALUES ($1, $2, $3)
+                     RETURNING *",
+                    &[&user_id, &title, &data],
+                )
+                .await?;
+            set_label(
+                &tx,
+                &domain,
+                user_id,
+                &title.to_lowercase(),
+                "recorded",
+                "private",
+            )
+            .await?;
+            let change = relabelled(&tx, &domain, &before, rules).await?;
+            let storage = data_storage_from_row(&row);
+            events::data_storage_created(&tx, &domain, &storage, &change.user).await?;
+            Ok::<_, tokio_postgres::Error>((storage, change))
+        }
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(result)
+    }
+
+    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT secret_encrypted, last_step FROM otp_secrets WHERE user_id = $1",
+        let rows = client
+            .query(
+                "SELECT * FROM data_storages WHERE user_id = $1 ORDER BY id",
                 &[&user_id],
             )
             .await
             .map_err(map_error)?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        Ok(rows.iter().map(data_storage_from_row).collect())
     }
 
-    async fn accept_otp_step(&self, user_id: i64, step: i64) -> StoreResult<bool> {
+    async fn create_comment(
+        &self,
+        user_id: i64,
+        author_uid: &str,
+        title: &str,
+        data: &str,
+    ) -> StoreResult<Comment> {
+        self.create_comment_impl(user_id, author_uid, title, data)
+            .await
+    }
+
+    async fn find_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
+        self.find_comment_impl(id).await
+    }
+
+    async fn update_comment(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        data: Option<&str>,
+    ) -> StoreResult<Option<Comment>> {
+        self.update_comment_impl(id, title, data).await
+    }
+
+    async fn delete_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
+        self.delete_comment_impl(id).await
+    }
+
+    async fn list_comments(&self, user_id: i64) -> StoreResult<Vec<Comment>> {
+        self.list_comments_impl(user_id).await
+    }
+
+    async fn delete_data_storage(&self, user_id: i64, title: &str) -> StoreResult<bool> {
+        self.delete_data_storage_impl(user_id, title).await
+    }
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO api_keys (key_holder_account_type, key_holder_account_id, kid,
+                     algorithm, scope, secret_encrypted, state)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                &[
+                    &key.holder.type_name(),
+                    &key.holder.id(),
+                    &key.kid,
+                    &key.algorithm,
+                    &scope_to_column(&key.scope),
+                    &key.secret_encrypted,
+                    &key.state,
+                ],
+            )
+            .await
+            .map_err(map_error)?;
+        api_key_from_row(&row).ok_or_else(|| StoreError::Backend("bad key holder type".into()))
+    }
+
+    async fn find_api_key(&self, kid: &str) -> StoreResult<Option<ApiKey>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT * FROM api_keys WHERE kid = $1", &[&kid])
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().and_then(api_key_from_row))
+    }
+
+    async fn set_api_key_state(&self, kid: &str, state: &str) -> StoreResult<bool> {
         let client = self.client().await?;
         let n = client
             .execute(
-                "UPDATE otp_secrets SET last_step = $2, updated_at = now()
-                 WHERE user_id = $1 AND last_step < $2",
-                &[&user_id, &step],
+                "UPDATE api_keys SET state = $2, updated_at = now() WHERE kid = $1",
+                &[&kid, &state],
             )
             .await
             .map_err(map_error)?;
         Ok(n > 0)
     }
 
-    async fn set_user_otp(
-        &self,
-        user_id: i64,
-        enabled: bool,
-        keep: Option<&str>,
-        rules: &StateRules,
-    ) -> StoreResult<UserChange> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        let domain = self.event_domain();
-        let result = async {
-            let before = user_by_id(&tx, user_id).await?;
-            tx.execute(
-                "UPDATE users SET otp = $2, updated_at = now() WHERE id = $1",
-                &[&user_id, &enabled],
-            )
-            .await?;
-            let mut sessions = Vec::new();
-            if enabled {
-                set_label(&tx, &domain, user_id, "otp", "enabled", "private").await?;
-                sessions = delete_sessions_except(&tx, user_id, keep).await?;
-            } else {
-                tx.execute(
-                    "DELETE FROM labels WHERE user_id = $1 AND key = 'otp'",
-                    &[&user_id],
-                )
-                .await?;
-            }
-            recompute_state_level(&tx, user_id, rules).await?;
-            let (user, kids) = user_side_effects(&tx, &self.event_domain(), &before).await?;
-            Ok::<_, tokio_postgres::Error>(UserChange {
-                user,
-                sessions,
-                kids,
-            })
+    async fn record_api_key_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
         }
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(result)
+        let (kids, times): (Vec<&str>, Vec<i64>) =
+            uses.iter().map(|(kid, t)| (kid.as_str(), *t)).unzip();
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE api_keys AS k SET last_used_at = v.at
+                 FROM unnest($1::text[], $2::bigint[]) AS v(kid, at)
+                 WHERE k.kid = v.kid AND (k.last_used_at IS NULL OR k.last_used_at < v.at)",
+                &[&kids, &times],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn create_service_account(&self, a: &NewServiceAccount) -> StoreResult<ServiceAccount> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO service_accounts (uid, owner_id, email, role, level, state)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+                &[&a.uid, &a.owner_id, &a.email, &a.role, &a.level, &a.state],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(service_account_from_row(&row))
+    }
+
+    async fn find_service_account_by_id(&self, id: i64) -> StoreResult<Option<ServiceAccount>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT * FROM service_accounts WHERE id = $1", &[&id])
+            .await
+            .map_err(map_error)?;
+        Ok(row.as_ref().map(service_account_from_row))
     }
 
     async fn list_api_keys(
@@ -1923,73 +1715,6 @@ impl Store for PostgresStore {
             .await
             .map_err(map_error)?;
         Ok(n > 0)
-    }
-
-    async fn create_data_storage(
-        &self,
-        user_id: i64,
-        title: &str,
-        data: &str,
-        rules: &StateRules,
-    ) -> StoreResult<(DataStorage, UserChange)> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        // One writer per user at a time, so the case-insensitive check below holds.
-        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id])
-            .await
-            .map_err(map_error)?;
-        let taken: bool = tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM data_storages
-                     WHERE user_id = $1 AND lower(title) = lower($2))",
-                &[&user_id, &title],
-            )
-            .await
-            .map_err(map_error)?
-            .get(0);
-        if taken {
-            return Err(StoreError::Conflict("title".into()));
-        }
-        let domain = self.event_domain();
-        let result = async {
-            let before = user_by_id(&tx, user_id).await?;
-            let row = tx
-                .query_one(
-                    "INSERT INTO data_storages (user_id, title, data) VALUES ($1, $2, $3)
-                     RETURNING *",
-                    &[&user_id, &title, &data],
-                )
-                .await?;
-            set_label(
-                &tx,
-                &domain,
-                user_id,
-                &title.to_lowercase(),
-                "recorded",
-                "private",
-            )
-            .await?;
-            let change = relabelled(&tx, &domain, &before, rules).await?;
-            let storage = data_storage_from_row(&row);
-            events::data_storage_created(&tx, &domain, &storage, &change.user).await?;
-            Ok::<_, tokio_postgres::Error>((storage, change))
-        }
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(result)
-    }
-
-    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT * FROM data_storages WHERE user_id = $1 ORDER BY id",
-                &[&user_id],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(rows.iter().map(data_storage_from_row).collect())
     }
 
     async fn list_owned_service_accounts(&self, owner_id: i64) -> StoreResult<Vec<ServiceAccount>> {
@@ -2136,124 +1861,65 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(map_error)?;
         Ok(Some((service_account_from_row(&row), kids)))
     }
+}
 
-    // ---- admin (SQL in the `admin` child module) ---------------------------------------------
-    async fn admin_list_users(
-        &self,
-        filter: &UserFilter,
-        limit: i64,
-        offset: i64,
-    ) -> StoreResult<(Vec<User>, i64)> {
-        self.admin_list_users_impl(filter, limit, offset).await
-    }
-
-    async fn admin_update_user(
-        &self,
-        user_id: i64,
-        update: &UserUpdate,
-    ) -> StoreResult<UserChange> {
-        self.admin_update_user_impl(user_id, update).await
-    }
-
-    async fn admin_write_label(
-        &self,
-        user_id: i64,
-        key: &str,
-        scope: &str,
-        value: &str,
-        write: &LabelWrite,
-        rules: &StateRules,
-    ) -> StoreResult<Option<UserChange>> {
-        self.admin_write_label_impl(user_id, key, scope, value, write, rules)
+#[async_trait]
+impl ActivityStore for PostgresStore {
+    async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize> {
+        let valid = crate::domain::activity::storable(activities);
+        if valid.is_empty() {
+            return Ok(0);
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO activities (user_id, target_uid, category, user_ip, user_ip_country,
+                     user_agent, topic, action, result, data)
+                 SELECT $1, $2::text, $3, $4, $5, $6, $7, $8, $9, $10
+                 WHERE $2::text IS NULL OR $2::text = ''
+                    OR EXISTS (SELECT 1 FROM users WHERE uid = $2::text)",
+            )
             .await
+            .map_err(map_error)?;
+        let mut stored = 0;
+        for a in valid {
+            stored += tx
+                .execute(
+                    &stmt,
+                    &[
+                        &a.user_id,
+                        &a.target_uid,
+                        &a.category,
+                        &a.user_ip,
+                        &a.user_ip_country,
+                        &a.user_agent,
+                        &a.topic,
+                        &a.action,
+                        &a.result,
+                        &a.data,
+                    ],
+                )
+                .await
+                .map_err(map_error)? as usize;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(stored)
     }
 
-    async fn count_private_labels(&self) -> StoreResult<Vec<(String, String, i64)>> {
-        self.count_private_labels_impl().await
-    }
-
-    async fn users_with_label(
-        &self,
-        filter: &crate::domain::LabelFilter,
-        limit: i64,
-        offset: i64,
-    ) -> StoreResult<(Vec<User>, i64)> {
-        self.users_with_label_impl(filter, limit, offset).await
-    }
-
-    async fn users_with_pending_documents(&self) -> StoreResult<Vec<User>> {
-        self.users_with_pending_documents_impl().await
-    }
-
-    async fn create_comment(
-        &self,
-        user_id: i64,
-        author_uid: &str,
-        title: &str,
-        data: &str,
-    ) -> StoreResult<Comment> {
-        self.create_comment_impl(user_id, author_uid, title, data)
+    async fn list_user_activities(&self, user_id: i64) -> StoreResult<Vec<Activity>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT * FROM activities WHERE user_id = $1 ORDER BY id DESC",
+                &[&user_id],
+            )
             .await
+            .map_err(map_error)?;
+        Ok(rows.iter().map(activity_from_row).collect())
     }
 
-    async fn find_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
-        self.find_comment_impl(id).await
-    }
-
-    async fn update_comment(
-        &self,
-        id: i64,
-        title: Option<&str>,
-        data: Option<&str>,
-    ) -> StoreResult<Option<Comment>> {
-        self.update_comment_impl(id, title, data).await
-    }
-
-    async fn delete_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
-        self.delete_comment_impl(id).await
-    }
-
-    async fn list_comments(&self, user_id: i64) -> StoreResult<Vec<Comment>> {
-        self.list_comments_impl(user_id).await
-    }
-
-    async fn delete_data_storage(&self, user_id: i64, title: &str) -> StoreResult<bool> {
-        self.delete_data_storage_impl(user_id, title).await
-    }
-
-    async fn create_permission(&self, p: &NewPermission) -> StoreResult<Permission> {
-        self.create_permission_impl(p).await
-    }
-
-    async fn update_permission(
-        &self,
-        id: i64,
-        p: &NewPermission,
-    ) -> StoreResult<Option<Permission>> {
-        self.update_permission_impl(id, p).await
-    }
-
-    async fn replace_permissions(&self, permissions: &[NewPermission]) -> StoreResult<usize> {
-        self.replace_permissions_impl(permissions).await
-    }
-
-    async fn create_restriction(&self, r: &NewRestriction) -> StoreResult<Restriction> {
-        self.create_restriction_impl(r).await
-    }
-
-    async fn update_restriction(
-        &self,
-        id: i64,
-        r: &NewRestriction,
-    ) -> StoreResult<Option<Restriction>> {
-        self.update_restriction_impl(id, r).await
-    }
-
-    async fn delete_restriction(&self, id: i64) -> StoreResult<bool> {
-        self.delete_restriction_impl(id).await
-    }
-
-    async fn admin_list_activities(
+    async fn list_activities(
         &self,
         filter: &ActivityFilter,
         limit: i64,
@@ -2271,7 +1937,82 @@ impl Store for PostgresStore {
         self.activity_counts_per_day_impl(topic, action, result)
             .await
     }
+}
 
+#[async_trait]
+impl SigningKeyStore for PostgresStore {
+    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT kid, algorithm, private_key, created_at, retired_at FROM signing_keys
+                 WHERE retired_at IS NULL OR retired_at > $1
+                 ORDER BY created_at DESC, kid",
+                &[&retired_after],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredSigningKey {
+                kid: r.get(0),
+                algorithm: r.get(1),
+                private_key: r.get(2),
+                created_at: r.get(3),
+                retired_at: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        new: &StoredSigningKey,
+        first: &StoredSigningKey,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        // Two rotations at once would both retire the same key and leave two current ones.
+        tx.execute("LOCK TABLE signing_keys IN EXCLUSIVE MODE", &[])
+            .await
+            .map_err(map_error)?;
+        let empty: bool = tx
+            .query_one("SELECT NOT EXISTS (SELECT 1 FROM signing_keys)", &[])
+            .await
+            .map_err(map_error)?
+            .get(0);
+        if empty {
+            tx.execute(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &first.kid,
+                    &first.algorithm,
+                    &first.private_key,
+                    &first.created_at,
+                ],
+            )
+            .await
+            .map_err(map_error)?;
+        }
+        tx.execute(
+            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL",
+            &[&new.created_at],
+        )
+        .await
+        .map_err(map_error)?;
+        tx.execute(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+             VALUES ($1, $2, $3, $4)",
+            &[&new.kid, &new.algorithm, &new.private_key, &new.created_at],
+        )
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+}
+
+#[async_trait]
+impl ProfileStore for PostgresStore {
     async fn create_profile(
         &self,
         user_id: i64,
@@ -2325,14 +2066,18 @@ impl Store for PostgresStore {
     ) -> StoreResult<(Vec<Profile>, i64)> {
         self.profiles_page(limit, offset, enc).await
     }
+}
 
-    // ---- KYC: phones and documents (SQL in the `kyc` child module) -----------------------------
+#[async_trait]
+impl PhoneStore for PostgresStore {
     async fn create_phone(&self, phone: &NewPhone) -> StoreResult<Phone> {
         self.kyc_create_phone(phone).await
     }
+
     async fn list_user_phones(&self, user_id: i64) -> StoreResult<Vec<Phone>> {
         self.kyc_list_user_phones(user_id).await
     }
+
     async fn find_user_phone(
         &self,
         user_id: i64,
@@ -2340,9 +2085,11 @@ impl Store for PostgresStore {
     ) -> StoreResult<Option<Phone>> {
         self.kyc_find_user_phone(user_id, number_index).await
     }
+
     async fn list_phones_by_number_index(&self, number_index: &str) -> StoreResult<Vec<Phone>> {
         self.kyc_list_phones_by_number_index(number_index).await
     }
+
     async fn claim_phone_code_send(
         &self,
         phone_id: i64,
@@ -2354,6 +2101,7 @@ impl Store for PostgresStore {
         self.kyc_claim_phone_code_send(phone_id, now, min_interval, window, max_in_window)
             .await
     }
+
     async fn verify_phone(
         &self,
         phone_id: i64,
@@ -2361,9 +2109,14 @@ impl Store for PostgresStore {
     ) -> StoreResult<Option<UserChange>> {
         self.kyc_verify_phone(phone_id, rules).await
     }
+
     async fn delete_phone(&self, phone_id: i64) -> StoreResult<bool> {
         self.kyc_delete_phone(phone_id).await
     }
+}
+
+#[async_trait]
+impl DocumentStore for PostgresStore {
     async fn create_documents(
         &self,
         user_id: i64,
@@ -2375,6 +2128,7 @@ impl Store for PostgresStore {
         self.kyc_create_documents(user_id, documents, label, rules, events)
             .await
     }
+
     async fn count_user_documents(
         &self,
         user_id: i64,
@@ -2382,12 +2136,15 @@ impl Store for PostgresStore {
     ) -> StoreResult<i64> {
         self.kyc_count_user_documents(user_id, identificator).await
     }
+
     async fn list_user_documents(&self, user_id: i64) -> StoreResult<Vec<Document>> {
         self.kyc_list_user_documents(user_id).await
     }
+
     async fn list_documents_by_number_index(&self, index: &str) -> StoreResult<Vec<Document>> {
         self.kyc_list_documents_by_number_index(index).await
     }
+
     async fn list_pending_documents(
         &self,
         limit: i64,
@@ -2395,15 +2152,102 @@ impl Store for PostgresStore {
     ) -> StoreResult<(Vec<Document>, i64)> {
         self.kyc_list_pending_documents(limit, offset).await
     }
+}
 
-    // ---- events --------------------------------------------------------------------------------
-    fn enable_events(&self, domain: &str) {
-        self.events
-            .store(Some(std::sync::Arc::new(domain.to_owned())));
+#[async_trait]
+impl OutboxStore for PostgresStore {
+    async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_error)?;
+        insert_mail(&tx, mail).await.map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
     }
+
+    async fn claim_mails(&self, limit: i64, lease_secs: i64) -> StoreResult<Vec<OutboxMail>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE mail_outbox SET attempts = attempts + 1,
+                     next_attempt_at = now() + make_interval(secs => $2::bigint)
+                 WHERE id IN (SELECT id FROM mail_outbox
+                     WHERE sent_at IS NULL AND next_attempt_at <= now()
+                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, kind, recipient, language, subject, body_html, attempts",
+                &[&limit, &lease_secs],
+            )
+            .await
+            .map_err(map_error)?;
+        let mut mails: Vec<OutboxMail> = rows
+            .iter()
+            .map(|r| OutboxMail {
+                id: r.get(0),
+                kind: r.get(1),
+                recipient: r.get(2),
+                language: r.get(3),
+                subject: r.get(4),
+                body_html: r.get(5),
+                attempts: r.get(6),
+            })
+            .collect();
+        mails.sort_by_key(|m| m.id);
+        Ok(mails)
+    }
+
+    async fn mark_mail_sent(&self, id: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE mail_outbox SET sent_at = now(), last_error = NULL
+                 WHERE id = $1 AND sent_at IS NULL",
+                &[&id],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn mark_mail_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE mail_outbox SET last_error = $2,
+                     next_attempt_at = now() + make_interval(secs => $3::bigint)
+                 WHERE id = $1 AND sent_at IS NULL",
+                &[&id, &error, &retry_in_secs],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn purge_sent_mails(&self, older_than_secs: i64) -> StoreResult<u64> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM mail_outbox WHERE sent_at IS NOT NULL
+                     AND sent_at < now() - make_interval(secs => $1::bigint)",
+                &[&older_than_secs],
+            )
+            .await
+            .map_err(map_error)
+    }
+
+    async fn count_unsent_mails(&self) -> StoreResult<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(map_error)?;
+        Ok(row.get(0))
+    }
+
     async fn queue_events(&self, events: &[crate::domain::NewEvent]) -> StoreResult<()> {
         self.events_queue(events).await
     }
+
     async fn claim_events(
         &self,
         limit: i64,
@@ -2411,12 +2255,15 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<crate::domain::OutboxEvent>> {
         self.events_claim(limit, lease_secs).await
     }
+
     async fn mark_event_sent(&self, id: i64) -> StoreResult<()> {
         self.events_mark_sent(id).await
     }
+
     async fn mark_event_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
         self.events_mark_failed(id, error, retry_in_secs).await
     }
+
     async fn count_unsent_events(&self) -> StoreResult<i64> {
         self.events_count_unsent().await
     }

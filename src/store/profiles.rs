@@ -1,11 +1,12 @@
 //! What both backends share for KYC profiles: personal fields are sealed (encrypted) before
 //! they reach SQL and opened after, so no SQL statement, row or log line holds them in clear.
 
+use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{StoreError, StoreResult};
+use super::*;
 use crate::crypto::encryption::Encryptor;
-use crate::domain::{Profile, ProfileData, ProfileState};
+use crate::domain::ProfileData;
 
 /// The stored form of [`ProfileData`]: the six personal fields encrypted, country and
 /// metadata as they are.
@@ -89,4 +90,63 @@ pub(crate) fn open(row: ProfileRow, enc: &Encryptor) -> StoreResult<Profile> {
 /// Opens every row, in order.
 pub(crate) fn open_all(rows: Vec<ProfileRow>, enc: &Encryptor) -> StoreResult<Vec<Profile>> {
     rows.into_iter().map(|r| open(r, enc)).collect()
+}
+
+#[async_trait]
+pub trait ProfileStore: Send + Sync {
+    // Personal fields (first/last name, dob, address, postcode, city) are encrypted with `enc`
+    // before they reach SQL and decrypted on the way out: callers pass and get clear values.
+    // Every create/update sets the private label `profile` to the profile's state and
+    // recomputes the user's state and level in the same transaction (Barong's `profile_step`).
+    /// Creates a profile. When its state is drafted or submitted and the user already has a
+    /// drafted or submitted profile, nothing is written and the answer is
+    /// [`StoreError::Conflict`]`("state")` (Barong's `state.exists`), checked atomically.
+    async fn create_profile(
+        &self,
+        user_id: i64,
+        profile: &NewProfile,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<(Profile, UserChange)>;
+
+    /// Applies `changes` to profile `id` (given fields replaced, state and applicant id set
+    /// when given); `None` when the profile does not exist or is not in
+    /// `changes.only_in_state`.
+    async fn update_profile(
+        &self,
+        id: i64,
+        changes: &ProfileChanges,
+        enc: &Encryptor,
+        rules: &StateRules,
+    ) -> StoreResult<Option<(Profile, UserChange)>>;
+
+    /// Every profile of a user, oldest first (history included).
+    async fn list_user_profiles(&self, user_id: i64, enc: &Encryptor) -> StoreResult<Vec<Profile>>;
+
+    /// The user's newest profile in `state` (the drafted one a PUT edits, the submitted one an
+    /// admin decides on).
+    async fn find_user_profile_in_state(
+        &self,
+        user_id: i64,
+        state: ProfileState,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>>;
+
+    /// One profile by id.
+    async fn find_profile(&self, id: i64, enc: &Encryptor) -> StoreResult<Option<Profile>>;
+
+    /// The newest profile carrying the KYC provider's `applicant_id` (the KYC callback).
+    async fn find_profile_by_applicant_id(
+        &self,
+        applicant_id: &str,
+        enc: &Encryptor,
+    ) -> StoreResult<Option<Profile>>;
+
+    /// One page of every user's profiles in id order, with the total count (admin listing).
+    async fn list_profiles(
+        &self,
+        limit: i64,
+        offset: i64,
+        enc: &Encryptor,
+    ) -> StoreResult<(Vec<Profile>, i64)>;
 }

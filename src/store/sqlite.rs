@@ -2,7 +2,9 @@
 //! connections driven through `deadpool-sqlite` so queries never block the async runtime.
 
 mod admin;
+mod conn;
 mod kyc;
+mod migrate;
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,19 +16,19 @@ use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 
 mod profiles;
 
+use super::prelude::*;
+use super::sql::{Database, Dialect};
 use super::{
     API_KEY_COLUMNS, Backend, ClaimUse, EventDomain, Store, StoreError, StoreOptions, StoreResult,
-    UserChange, migrate,
+    UserChange,
 };
 use crate::crypto::encryption::Encryptor;
-use crate::domain::session::DeviceSighting;
 use crate::domain::{
     Activity, ActivityFilter, ApiKey, Comment, DataStorage, Document, KeyHolder, Label, LabelWrite,
     Level, NewActivity, NewApiKey, NewDocument, NewLevel, NewMail, NewPermission, NewPhone,
-    NewProfile, NewRestriction, NewServiceAccount, NewSession, NewUser, OutboxMail, Permission,
-    Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount, Session, StateRules,
-    StoredSigningKey, User, UserFilter, UserUpdate, derive_level, derive_state, scope_from_column,
-    scope_to_column,
+    NewProfile, NewRestriction, NewServiceAccount, NewUser, OutboxMail, Permission, Phone, Profile,
+    ProfileChanges, ProfileState, Restriction, ServiceAccount, StateRules, StoredSigningKey, User,
+    UserFilter, UserUpdate, derive_level, derive_state, scope_from_column, scope_to_column,
 };
 
 /// Pragmas every connection needs: WAL so readers never wait for the writer, a busy timeout so
@@ -82,11 +84,6 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// The Event API switch, to move into a transaction closure.
-    fn event_domain(&self) -> EventDomain {
-        self.events.load_full()
-    }
-
     /// Runs `f` on a pooled connection in a blocking thread.
     async fn with_conn<T, F>(&self, f: F) -> StoreResult<T>
     where
@@ -105,19 +102,7 @@ impl SqliteStore {
     }
 }
 
-/// Maps driver errors, naming the clashing column of a unique violation
-/// (SQLite says `UNIQUE constraint failed: users.email`).
-fn map_error(error: rusqlite::Error) -> StoreError {
-    if let rusqlite::Error::SqliteFailure(code, Some(message)) = &error
-        && code.code == rusqlite::ErrorCode::ConstraintViolation
-        && let Some(columns) = message.strip_prefix("UNIQUE constraint failed: ")
-    {
-        let column = columns.split(',').next().unwrap_or(columns).trim();
-        let column = column.rsplit('.').next().unwrap_or(column);
-        return StoreError::Conflict(column.to_owned());
-    }
-    StoreError::Backend(error.to_string())
-}
+use conn::map_error;
 
 /// Timestamps are RFC 3339 text with milliseconds, so they sort and compare as strings.
 pub(crate) fn now_text() -> String {
@@ -148,23 +133,6 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         referral_id: row.get("referral_id")?,
         created_at: timestamp(row, "created_at")?,
         updated_at: timestamp(row, "updated_at")?,
-    })
-}
-
-fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
-    Ok(Session {
-        id: row.get("id")?,
-        user_id: row.get("user_id")?,
-        uid: row.get("uid")?,
-        user_ip: row.get("user_ip")?,
-        user_agent: row.get("user_agent")?,
-        csrf_token: row.get("csrf_token")?,
-        expire_at: row.get("expire_at")?,
-        created_at: timestamp(row, "created_at")?,
-        updated_at: timestamp(row, "updated_at")?,
-        public_id: row.get("public_id")?,
-        authenticated_with: row.get("authenticated_with")?,
-        user_ip_country: row.get("user_ip_country")?,
     })
 }
 
@@ -485,6 +453,25 @@ fn delete_sessions_except(
 }
 
 #[async_trait]
+impl Database for SqliteStore {
+    type Conn = conn::SqliteConn;
+    const DIALECT: Dialect = Dialect::Sqlite;
+
+    async fn conn(&self) -> StoreResult<conn::SqliteConn> {
+        let conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(conn::SqliteConn(conn))
+    }
+
+    fn event_domain(&self) -> EventDomain {
+        self.events.load_full()
+    }
+}
+
+#[async_trait]
 impl Store for SqliteStore {
     fn pool_status(&self) -> crate::store::PoolStatus {
         let status = self.pool.status();
@@ -506,7 +493,7 @@ impl Store for SqliteStore {
             .get()
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        conn.interact(migrate::apply_sqlite)
+        conn.interact(migrate::apply)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?
     }
@@ -516,6 +503,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn notify_invalidation(&self, _message: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn listen_invalidations(
+        &self,
+        _sink: tokio::sync::mpsc::Sender<String>,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn enable_events(&self, domain: &str) {
+        self.events
+            .store(Some(std::sync::Arc::new(domain.to_owned())));
+    }
+}
+
+#[async_trait]
+impl AccessStore for SqliteStore {
     async fn is_unseeded(&self) -> StoreResult<bool> {
         self.with_conn(|c| {
             c.query_row(
@@ -610,6 +616,49 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn delete_permission(&self, id: i64) -> StoreResult<bool> {
+        self.with_conn(move |c| {
+            c.execute("DELETE FROM permissions WHERE id = ?1", [id])
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn create_permission(&self, p: &NewPermission) -> StoreResult<Permission> {
+        self.create_permission_impl(p).await
+    }
+
+    async fn update_permission(
+        &self,
+        id: i64,
+        p: &NewPermission,
+    ) -> StoreResult<Option<Permission>> {
+        self.update_permission_impl(id, p).await
+    }
+
+    async fn replace_permissions(&self, permissions: &[NewPermission]) -> StoreResult<usize> {
+        self.replace_permissions_impl(permissions).await
+    }
+
+    async fn create_restriction(&self, r: &NewRestriction) -> StoreResult<Restriction> {
+        self.create_restriction_impl(r).await
+    }
+
+    async fn update_restriction(
+        &self,
+        id: i64,
+        r: &NewRestriction,
+    ) -> StoreResult<Option<Restriction>> {
+        self.update_restriction_impl(id, r).await
+    }
+
+    async fn delete_restriction(&self, id: i64) -> StoreResult<bool> {
+        self.delete_restriction_impl(id).await
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
     async fn create_user(&self, user: &NewUser) -> StoreResult<User> {
         let user = user.clone();
         self.with_conn(move |c| {
@@ -683,211 +732,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
-        let s = session.clone();
-        self.with_conn(move |c| {
-            let now = now_text();
-            c.execute(
-                "INSERT INTO sessions (id, user_id, uid, user_ip, user_agent, csrf_token,
-                     expire_at, created_at, updated_at, public_id, authenticated_with,
-                     user_ip_country)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
-                params![
-                    s.id,
-                    s.user_id,
-                    s.uid,
-                    s.user_ip,
-                    s.user_agent,
-                    s.csrf_token,
-                    s.expire_at,
-                    now,
-                    super::new_public_id(),
-                    s.authenticated_with,
-                    s.user_ip_country
-                ],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
-    async fn find_session(&self, id: &str) -> StoreResult<Option<Session>> {
-        let id = id.to_owned();
-        self.with_conn(move |c| {
-            c.query_row(
-                "SELECT * FROM sessions WHERE id = ?1",
-                [id],
-                session_from_row,
-            )
-            .optional()
-        })
-        .await
-    }
-
-    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
-        let id = id.to_owned();
-        self.with_conn(move |c| {
-            c.execute("DELETE FROM sessions WHERE id = ?1", [id])
-                .map(|n| n > 0)
-        })
-        .await
-    }
-
-    async fn delete_all_sessions(&self) -> StoreResult<u64> {
-        self.with_conn(|c| c.execute("DELETE FROM sessions", []).map(|n| n as u64))
-            .await
-    }
-
-    async fn delete_user_sessions(
-        &self,
-        user_id: i64,
-        keep: Option<&str>,
-    ) -> StoreResult<Vec<String>> {
-        let keep = keep.unwrap_or("").to_owned();
-        self.with_conn(move |c| {
-            let mut stmt =
-                c.prepare("DELETE FROM sessions WHERE user_id = ?1 AND id <> ?2 RETURNING id")?;
-            stmt.query_map(params![user_id, keep], |r| r.get(0))?
-                .collect()
-        })
-        .await
-    }
-
-    async fn extend_sessions(&self, expiries: &[(String, i64)]) -> StoreResult<()> {
-        let expiries = expiries.to_vec();
-        self.with_conn(move |c| {
-            let tx = c.transaction()?;
-            {
-                let now = now_text();
-                let mut stmt = tx.prepare(
-                    "UPDATE sessions SET expire_at = ?2, updated_at = ?3
-                     WHERE id = ?1 AND expire_at < ?2",
-                )?;
-                for (id, expire_at) in &expiries {
-                    stmt.execute(params![id, expire_at, now])?;
-                }
-            }
-            tx.commit()
-        })
-        .await
-    }
-
-    async fn list_user_sessions(&self, user_id: i64, now: i64) -> StoreResult<Vec<Session>> {
-        self.with_conn(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT * FROM sessions WHERE user_id = ?1 AND expire_at > ?2
-                 ORDER BY created_at DESC, rowid DESC",
-            )?;
-            stmt.query_map(params![user_id, now], session_from_row)?
-                .collect()
-        })
-        .await
-    }
-
-    async fn delete_user_session(
-        &self,
-        user_id: i64,
-        public_id: &str,
-    ) -> StoreResult<Option<String>> {
-        let public_id = public_id.to_owned();
-        self.with_conn(move |c| {
-            c.query_row(
-                "DELETE FROM sessions WHERE user_id = ?1 AND public_id = ?2 RETURNING id",
-                params![user_id, public_id],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-        .await
-    }
-
-    async fn record_user_device(
-        &self,
-        user_id: i64,
-        device: &str,
-        network: &str,
-        at: i64,
-    ) -> StoreResult<DeviceSighting> {
-        let (device, network) = (device.to_owned(), network.to_owned());
-        self.with_conn(move |c| {
-            let tx = c.transaction()?;
-            let inserted = tx.execute(
-                "INSERT INTO user_devices (user_id, device, network, first_seen_at, last_seen_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (user_id, device, network) DO NOTHING",
-                params![user_id, device, network, at],
-            )?;
-            let sighting = if inserted == 0 {
-                tx.execute(
-                    "UPDATE user_devices SET last_seen_at = max(last_seen_at, ?4)
-                     WHERE user_id = ?1 AND device = ?2 AND network = ?3",
-                    params![user_id, device, network, at],
-                )?;
-                DeviceSighting::Known
-            } else {
-                let known: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM user_devices WHERE user_id = ?1",
-                    [user_id],
-                    |r| r.get(0),
-                )?;
-                if known > 1 {
-                    DeviceSighting::New
-                } else {
-                    DeviceSighting::First
-                }
-            };
-            tx.commit()?;
-            Ok(sighting)
-        })
-        .await
-    }
-
-    async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize> {
-        let valid = crate::domain::activity::storable(activities);
-        if valid.is_empty() {
-            return Ok(0);
-        }
-        self.with_conn(move |c| {
-            let tx = c.transaction()?;
-            let mut stored = 0;
-            {
-                let now = now_text();
-                let mut stmt = tx.prepare(
-                    "INSERT INTO activities (user_id, target_uid, category, user_ip,
-                         user_ip_country, user_agent, topic, action, result, data, created_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
-                     WHERE ?2 IS NULL OR ?2 = '' OR EXISTS (SELECT 1 FROM users WHERE uid = ?2)",
-                )?;
-                for a in &valid {
-                    stored += stmt.execute(params![
-                        a.user_id,
-                        a.target_uid,
-                        a.category,
-                        a.user_ip,
-                        a.user_ip_country,
-                        a.user_agent,
-                        a.topic,
-                        a.action,
-                        a.result,
-                        a.data,
-                        now
-                    ])?;
-                }
-            }
-            tx.commit()?;
-            Ok(stored)
-        })
-        .await
-    }
-
-    async fn list_user_activities(&self, user_id: i64) -> StoreResult<Vec<Activity>> {
-        self.with_conn(move |c| {
-            let mut stmt =
-                c.prepare("SELECT * FROM activities WHERE user_id = ?1 ORDER BY id DESC")?;
-            stmt.query_map([user_id], activity_from_row)?.collect()
-        })
-        .await
-    }
-
     async fn find_user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
         self.with_conn(move |c| {
             c.query_row(
@@ -920,124 +764,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey> {
-        let key = key.clone();
-        self.with_conn(move |c| {
-            let now = now_text();
-            c.query_row(
-                "INSERT INTO api_keys (key_holder_account_type, key_holder_account_id, kid,
-                     algorithm, scope, secret_encrypted, state, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING *",
-                params![
-                    key.holder.type_name(),
-                    key.holder.id(),
-                    key.kid,
-                    key.algorithm,
-                    scope_to_column(&key.scope),
-                    key.secret_encrypted,
-                    key.state,
-                    now
-                ],
-                api_key_from_row,
-            )
-        })
-        .await
-    }
-
-    async fn find_api_key(&self, kid: &str) -> StoreResult<Option<ApiKey>> {
-        let kid = kid.to_owned();
-        self.with_conn(move |c| {
-            c.query_row(
-                "SELECT * FROM api_keys WHERE kid = ?1",
-                [kid],
-                api_key_from_row,
-            )
-            .optional()
-        })
-        .await
-    }
-
-    async fn set_api_key_state(&self, kid: &str, state: &str) -> StoreResult<bool> {
-        let (kid, state) = (kid.to_owned(), state.to_owned());
-        self.with_conn(move |c| {
-            c.execute(
-                "UPDATE api_keys SET state = ?2, updated_at = ?3 WHERE kid = ?1",
-                params![kid, state, now_text()],
-            )
-            .map(|n| n > 0)
-        })
-        .await
-    }
-
-    async fn record_api_key_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
-        let uses = uses.to_vec();
-        self.with_conn(move |c| {
-            let tx = c.transaction()?;
-            {
-                let mut stmt = tx.prepare(
-                    "UPDATE api_keys SET last_used_at = ?2
-                     WHERE kid = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
-                )?;
-                for (kid, at) in &uses {
-                    stmt.execute(params![kid, at])?;
-                }
-            }
-            tx.commit()
-        })
-        .await
-    }
-
-    async fn create_service_account(
-        &self,
-        account: &NewServiceAccount,
-    ) -> StoreResult<ServiceAccount> {
-        let a = account.clone();
-        self.with_conn(move |c| {
-            let now = now_text();
-            c.query_row(
-                "INSERT INTO service_accounts (uid, owner_id, email, role, level, state,
-                     created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING *",
-                params![a.uid, a.owner_id, a.email, a.role, a.level, a.state, now],
-                service_account_from_row,
-            )
-        })
-        .await
-    }
-
-    async fn find_service_account_by_id(&self, id: i64) -> StoreResult<Option<ServiceAccount>> {
-        self.with_conn(move |c| {
-            c.query_row(
-                "SELECT * FROM service_accounts WHERE id = ?1",
-                [id],
-                service_account_from_row,
-            )
-            .optional()
-        })
-        .await
-    }
-
-    async fn delete_permission(&self, id: i64) -> StoreResult<bool> {
-        self.with_conn(move |c| {
-            c.execute("DELETE FROM permissions WHERE id = ?1", [id])
-                .map(|n| n > 0)
-        })
-        .await
-    }
-
-    async fn notify_invalidation(&self, _message: &str) -> StoreResult<()> {
-        Ok(())
-    }
-
-    async fn listen_invalidations(
-        &self,
-        _sink: tokio::sync::mpsc::Sender<String>,
-    ) -> StoreResult<()> {
-        Ok(())
-    }
-
-    // ---- identity --------------------------------------------------------------------------
-
     async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let username = username.to_owned();
         self.with_conn(move |c| {
@@ -1051,14 +777,89 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_user_labels(&self, user_id: i64) -> StoreResult<Vec<Label>> {
+    async fn update_password_digest(&self, user_id: i64, digest: &str) -> StoreResult<()> {
+        let digest = digest.to_owned();
         self.with_conn(move |c| {
-            let mut stmt = c.prepare("SELECT * FROM labels WHERE user_id = ?1 ORDER BY id")?;
-            stmt.query_map([user_id], label_from_row)?.collect()
+            c.execute(
+                "UPDATE users SET password_digest = ?2 WHERE id = ?1",
+                params![user_id, digest],
+            )
+            .map(|_| ())
         })
         .await
     }
 
+    async fn update_user_data(&self, user_id: i64, data: &str) -> StoreResult<User> {
+        let data = data.to_owned();
+        let domain = self.event_domain();
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = user_by_id(&tx, user_id)?;
+            tx.execute(
+                "UPDATE users SET data = ?2, updated_at = ?3 WHERE id = ?1",
+                params![user_id, data, now_text()],
+            )?;
+            let user = user_by_id(&tx, user_id)?;
+            events::user_updated(&tx, &domain, &before, &user)?;
+            tx.commit()?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn delete_own_account(
+        &self,
+        user_id: i64,
+        rules: &StateRules,
+    ) -> StoreResult<UserChange> {
+        let rules = rules.clone();
+        let domain = self.event_domain();
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = user_by_id(&tx, user_id)?;
+            set_label(&tx, &domain, user_id, "delete", "by_user", "private")?;
+            recompute_state_level(&tx, user_id, &rules)?;
+            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
+            let sessions = delete_sessions_except(&tx, user_id, None)?;
+            tx.commit()?;
+            Ok(UserChange {
+                user,
+                sessions,
+                kids,
+            })
+        })
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        self.admin_list_users_impl(filter, limit, offset).await
+    }
+
+    async fn update_user(&self, user_id: i64, update: &UserUpdate) -> StoreResult<UserChange> {
+        self.admin_update_user_impl(user_id, update).await
+    }
+
+    async fn users_with_label(
+        &self,
+        filter: &crate::domain::LabelFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        self.users_with_label_impl(filter, limit, offset).await
+    }
+
+    async fn users_with_pending_documents(&self) -> StoreResult<Vec<User>> {
+        self.users_with_pending_documents_impl().await
+    }
+}
+
+#[async_trait]
+impl CredentialStore for SqliteStore {
     async fn register_user(
         &self,
         user: &NewUser,
@@ -1150,75 +951,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()> {
-        let mail = mail.clone();
-        self.with_conn(move |c| {
-            let tx = c.transaction()?;
-            insert_mail(&tx, &mail)?;
-            tx.commit()
-        })
-        .await
-    }
-
-    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
-        self.with_conn(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT kid, algorithm, private_key, created_at, retired_at FROM signing_keys
-                 WHERE retired_at IS NULL OR retired_at > ?1
-                 ORDER BY created_at DESC, kid",
-            )?;
-            stmt.query_map([retired_after], |r| {
-                Ok(StoredSigningKey {
-                    kid: r.get(0)?,
-                    algorithm: r.get(1)?,
-                    private_key: r.get(2)?,
-                    created_at: r.get(3)?,
-                    retired_at: r.get(4)?,
-                })
-            })?
-            .collect()
-        })
-        .await
-    }
-
-    async fn rotate_signing_key(
-        &self,
-        new: &StoredSigningKey,
-        first: &StoredSigningKey,
-    ) -> StoreResult<()> {
-        let (new, first) = (new.clone(), first.clone());
-        self.with_conn(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let empty: bool =
-                tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM signing_keys)", [], |r| {
-                    r.get(0)
-                })?;
-            if empty {
-                tx.execute(
-                    "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        first.kid,
-                        first.algorithm,
-                        first.private_key,
-                        first.created_at
-                    ],
-                )?;
-            }
-            tx.execute(
-                "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
-                [new.created_at],
-            )?;
-            tx.execute(
-                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![new.kid, new.algorithm, new.private_key, new.created_at],
-            )?;
-            tx.commit()
-        })
-        .await
-    }
-
     async fn use_once(&self, key: &str, expires_at: i64) -> StoreResult<bool> {
         let key = key.to_owned();
         self.with_conn(move |c| {
@@ -1306,95 +1038,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_password_digest(&self, user_id: i64, digest: &str) -> StoreResult<()> {
-        let digest = digest.to_owned();
-        self.with_conn(move |c| {
-            c.execute(
-                "UPDATE users SET password_digest = ?2 WHERE id = ?1",
-                params![user_id, digest],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
-    async fn claim_mails(&self, limit: i64, lease_secs: i64) -> StoreResult<Vec<OutboxMail>> {
-        self.with_conn(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut mails: Vec<OutboxMail> = {
-                let mut stmt = tx.prepare(
-                    "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = ?3
-                     WHERE id IN (SELECT id FROM mail_outbox
-                         WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2)
-                     RETURNING id, kind, recipient, language, subject, body_html, attempts",
-                )?;
-                stmt.query_map(params![now_text(), limit, text_in(lease_secs)], |r| {
-                    Ok(OutboxMail {
-                        id: r.get(0)?,
-                        kind: r.get(1)?,
-                        recipient: r.get(2)?,
-                        language: r.get(3)?,
-                        subject: r.get(4)?,
-                        body_html: r.get(5)?,
-                        attempts: r.get(6)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?
-            };
-            tx.commit()?;
-            mails.sort_by_key(|m| m.id);
-            Ok(mails)
-        })
-        .await
-    }
-
-    async fn mark_mail_sent(&self, id: i64) -> StoreResult<()> {
-        self.with_conn(move |c| {
-            c.execute(
-                "UPDATE mail_outbox SET sent_at = ?2, last_error = NULL
-                 WHERE id = ?1 AND sent_at IS NULL",
-                params![id, now_text()],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
-    async fn mark_mail_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
-        let error = error.to_owned();
-        self.with_conn(move |c| {
-            c.execute(
-                "UPDATE mail_outbox SET last_error = ?2, next_attempt_at = ?3
-                 WHERE id = ?1 AND sent_at IS NULL",
-                params![id, error, text_in(retry_in_secs)],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
-    async fn purge_sent_mails(&self, older_than_secs: i64) -> StoreResult<u64> {
-        self.with_conn(move |c| {
-            c.execute(
-                "DELETE FROM mail_outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
-                [text_in(-older_than_secs)],
-            )
-            .map(|n| n as u64)
-        })
-        .await
-    }
-
-    async fn count_unsent_mails(&self) -> StoreResult<i64> {
-        self.with_conn(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .await
-    }
-
     async fn create_whitelink_token(&self, token: &str, expires_at: i64) -> StoreResult<()> {
         let token = token.to_owned();
         self.with_conn(move |c| {
@@ -1421,25 +1064,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    // ---- resource ----------------------------------------------------------------------------
-    async fn update_user_data(&self, user_id: i64, data: &str) -> StoreResult<User> {
-        let data = data.to_owned();
-        let domain = self.event_domain();
-        self.with_conn(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let before = user_by_id(&tx, user_id)?;
-            tx.execute(
-                "UPDATE users SET data = ?2, updated_at = ?3 WHERE id = ?1",
-                params![user_id, data, now_text()],
-            )?;
-            let user = user_by_id(&tx, user_id)?;
-            events::user_updated(&tx, &domain, &before, &user)?;
-            tx.commit()?;
-            Ok(user)
-        })
-        .await
-    }
-
     async fn change_password(
         &self,
         user_id: i64,
@@ -1460,26 +1084,91 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_own_account(
+    async fn set_otp_secret(&self, user_id: i64, secret_encrypted: &str) -> StoreResult<()> {
+        let secret = secret_encrypted.to_owned();
+        self.with_conn(move |c| {
+            let now = now_text();
+            c.execute(
+                "INSERT INTO otp_secrets (user_id, secret_encrypted, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = excluded.secret_encrypted,
+                     last_step = 0, updated_at = excluded.updated_at",
+                params![user_id, secret, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn find_otp_secret(&self, user_id: i64) -> StoreResult<Option<(String, i64)>> {
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT secret_encrypted, last_step FROM otp_secrets WHERE user_id = ?1",
+                [user_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn accept_otp_step(&self, user_id: i64, step: i64) -> StoreResult<bool> {
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE otp_secrets SET last_step = ?2, updated_at = ?3
+                 WHERE user_id = ?1 AND last_step < ?2",
+                params![user_id, step, now_text()],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn set_user_otp(
         &self,
         user_id: i64,
+        enabled: bool,
+        keep: Option<&str>,
         rules: &StateRules,
     ) -> StoreResult<UserChange> {
-        let rules = rules.clone();
+        let (keep, rules) = (keep.map(str::to_owned), rules.clone());
         let domain = self.event_domain();
         self.with_conn(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let before = user_by_id(&tx, user_id)?;
-            set_label(&tx, &domain, user_id, "delete", "by_user", "private")?;
+            tx.execute(
+                "UPDATE users SET otp = ?2, updated_at = ?3 WHERE id = ?1",
+                params![user_id, enabled, now_text()],
+            )?;
+            let mut sessions = Vec::new();
+            if enabled {
+                set_label(&tx, &domain, user_id, "otp", "enabled", "private")?;
+                sessions = delete_sessions_except(&tx, user_id, keep.as_deref())?;
+            } else {
+                tx.execute(
+                    "DELETE FROM labels WHERE user_id = ?1 AND key = 'otp'",
+                    [user_id],
+                )?;
+            }
             recompute_state_level(&tx, user_id, &rules)?;
             let (user, kids) = user_side_effects(&tx, &domain, &before)?;
-            let sessions = delete_sessions_except(&tx, user_id, None)?;
             tx.commit()?;
             Ok(UserChange {
                 user,
                 sessions,
                 kids,
             })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl LabelStore for SqliteStore {
+    async fn list_user_labels(&self, user_id: i64) -> StoreResult<Vec<Label>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare("SELECT * FROM labels WHERE user_id = ?1 ORDER BY id")?;
+            stmt.query_map([user_id], label_from_row)?.collect()
         })
         .await
     }
@@ -1580,80 +1269,214 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_otp_secret(&self, user_id: i64, secret_encrypted: &str) -> StoreResult<()> {
-        let secret = secret_encrypted.to_owned();
+    async fn write_label(
+        &self,
+        user_id: i64,
+        key: &str,
+        scope: &str,
+        value: &str,
+        write: &LabelWrite,
+        rules: &StateRules,
+    ) -> StoreResult<Option<UserChange>> {
+        self.admin_write_label_impl(user_id, key, scope, value, write, rules)
+            .await
+    }
+
+    async fn count_private_labels(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        self.count_private_labels_impl().await
+    }
+}
+
+#[async_trait]
+impl RecordStore for SqliteStore {
+    async fn create_data_storage(
+        &self,
+        user_id: i64,
+        title: &str,
+        data: &str,
+        rules: &StateRules,
+    ) -> StoreResult<(DataStorage, UserChange)> {
+        let (title, data, rules) = (title.to_owned(), data.to_owned(), rules.clone());
+        let domain = self.event_domain();
         self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM data_storages
+                     WHERE user_id = ?1 AND lower(title) = lower(?2))",
+                params![user_id, title],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                    Some("UNIQUE constraint failed: data_storages.title".into()),
+                ));
+            }
+            let before = user_by_id(&tx, user_id)?;
             let now = now_text();
-            c.execute(
-                "INSERT INTO otp_secrets (user_id, secret_encrypted, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT (user_id) DO UPDATE SET secret_encrypted = excluded.secret_encrypted,
-                     last_step = 0, updated_at = excluded.updated_at",
-                params![user_id, secret, now],
-            )
-            .map(|_| ())
+            let row = tx.query_row(
+                "INSERT INTO data_storages (user_id, title, data, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4) RETURNING *",
+                params![user_id, title, data, now],
+                data_storage_from_row,
+            )?;
+            set_label(
+                &tx,
+                &domain,
+                user_id,
+                &title.to_lowercase(),
+                "recorded",
+                "private",
+            )?;
+            let change = relabelled(&tx, &domain, &before, &rules)?;
+            events::data_storage_created(&tx, &domain, &row, &change.user)?;
+            tx.commit()?;
+            Ok((row, change))
         })
         .await
     }
 
-    async fn find_otp_secret(&self, user_id: i64) -> StoreResult<Option<(String, i64)>> {
+    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>> {
+        self.with_conn(move |c| {
+            let mut stmt =
+                c.prepare("SELECT * FROM data_storages WHERE user_id = ?1 ORDER BY id")?;
+            stmt.query_map([user_id], data_storage_from_row)?.collect()
+        })
+        .await
+    }
+
+    async fn create_comment(
+        &self,
+        user_id: i64,
+        author_uid: &str,
+        title: &str,
+        data: &str,
+    ) -> StoreResult<Comment> {
+        self.create_comment_impl(user_id, author_uid, title, data)
+            .await
+    }
+
+    async fn find_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
+        self.find_comment_impl(id).await
+    }
+
+    async fn update_comment(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        data: Option<&str>,
+    ) -> StoreResult<Option<Comment>> {
+        self.update_comment_impl(id, title, data).await
+    }
+
+    async fn delete_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
+        self.delete_comment_impl(id).await
+    }
+
+    async fn list_comments(&self, user_id: i64) -> StoreResult<Vec<Comment>> {
+        self.list_comments_impl(user_id).await
+    }
+
+    async fn delete_data_storage(&self, user_id: i64, title: &str) -> StoreResult<bool> {
+        self.delete_data_storage_impl(user_id, title).await
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey> {
+        let key = key.clone();
+        self.with_conn(move |c| {
+            let now = now_text();
+            c.query_row(
+                "INSERT INTO api_keys (key_holder_account_type, key_holder_account_id, kid,
+                     algorithm, scope, secret_encrypted, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING *",
+                params![
+                    key.holder.type_name(),
+                    key.holder.id(),
+                    key.kid,
+                    key.algorithm,
+                    scope_to_column(&key.scope),
+                    key.secret_encrypted,
+                    key.state,
+                    now
+                ],
+                api_key_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, kid: &str) -> StoreResult<Option<ApiKey>> {
+        let kid = kid.to_owned();
         self.with_conn(move |c| {
             c.query_row(
-                "SELECT secret_encrypted, last_step FROM otp_secrets WHERE user_id = ?1",
-                [user_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                "SELECT * FROM api_keys WHERE kid = ?1",
+                [kid],
+                api_key_from_row,
             )
             .optional()
         })
         .await
     }
 
-    async fn accept_otp_step(&self, user_id: i64, step: i64) -> StoreResult<bool> {
+    async fn set_api_key_state(&self, kid: &str, state: &str) -> StoreResult<bool> {
+        let (kid, state) = (kid.to_owned(), state.to_owned());
         self.with_conn(move |c| {
             c.execute(
-                "UPDATE otp_secrets SET last_step = ?2, updated_at = ?3
-                 WHERE user_id = ?1 AND last_step < ?2",
-                params![user_id, step, now_text()],
+                "UPDATE api_keys SET state = ?2, updated_at = ?3 WHERE kid = ?1",
+                params![kid, state, now_text()],
             )
             .map(|n| n > 0)
         })
         .await
     }
 
-    async fn set_user_otp(
-        &self,
-        user_id: i64,
-        enabled: bool,
-        keep: Option<&str>,
-        rules: &StateRules,
-    ) -> StoreResult<UserChange> {
-        let (keep, rules) = (keep.map(str::to_owned), rules.clone());
-        let domain = self.event_domain();
+    async fn record_api_key_uses(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+        let uses = uses.to_vec();
         self.with_conn(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let before = user_by_id(&tx, user_id)?;
-            tx.execute(
-                "UPDATE users SET otp = ?2, updated_at = ?3 WHERE id = ?1",
-                params![user_id, enabled, now_text()],
-            )?;
-            let mut sessions = Vec::new();
-            if enabled {
-                set_label(&tx, &domain, user_id, "otp", "enabled", "private")?;
-                sessions = delete_sessions_except(&tx, user_id, keep.as_deref())?;
-            } else {
-                tx.execute(
-                    "DELETE FROM labels WHERE user_id = ?1 AND key = 'otp'",
-                    [user_id],
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare(
+                    "UPDATE api_keys SET last_used_at = ?2
+                     WHERE kid = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
                 )?;
+                for (kid, at) in &uses {
+                    stmt.execute(params![kid, at])?;
+                }
             }
-            recompute_state_level(&tx, user_id, &rules)?;
-            let (user, kids) = user_side_effects(&tx, &domain, &before)?;
-            tx.commit()?;
-            Ok(UserChange {
-                user,
-                sessions,
-                kids,
-            })
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn create_service_account(
+        &self,
+        account: &NewServiceAccount,
+    ) -> StoreResult<ServiceAccount> {
+        let a = account.clone();
+        self.with_conn(move |c| {
+            let now = now_text();
+            c.query_row(
+                "INSERT INTO service_accounts (uid, owner_id, email, role, level, state,
+                     created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING *",
+                params![a.uid, a.owner_id, a.email, a.role, a.level, a.state, now],
+                service_account_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn find_service_account_by_id(&self, id: i64) -> StoreResult<Option<ServiceAccount>> {
+        self.with_conn(move |c| {
+            c.query_row(
+                "SELECT * FROM service_accounts WHERE id = ?1",
+                [id],
+                service_account_from_row,
+            )
+            .optional()
         })
         .await
     }
@@ -1718,62 +1541,6 @@ impl Store for SqliteStore {
         self.with_conn(move |c| {
             c.execute("DELETE FROM api_keys WHERE id = ?1", [id])
                 .map(|n| n > 0)
-        })
-        .await
-    }
-
-    async fn create_data_storage(
-        &self,
-        user_id: i64,
-        title: &str,
-        data: &str,
-        rules: &StateRules,
-    ) -> StoreResult<(DataStorage, UserChange)> {
-        let (title, data, rules) = (title.to_owned(), data.to_owned(), rules.clone());
-        let domain = self.event_domain();
-        self.with_conn(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let taken: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM data_storages
-                     WHERE user_id = ?1 AND lower(title) = lower(?2))",
-                params![user_id, title],
-                |r| r.get(0),
-            )?;
-            if taken {
-                return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
-                    Some("UNIQUE constraint failed: data_storages.title".into()),
-                ));
-            }
-            let before = user_by_id(&tx, user_id)?;
-            let now = now_text();
-            let row = tx.query_row(
-                "INSERT INTO data_storages (user_id, title, data, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4) RETURNING *",
-                params![user_id, title, data, now],
-                data_storage_from_row,
-            )?;
-            set_label(
-                &tx,
-                &domain,
-                user_id,
-                &title.to_lowercase(),
-                "recorded",
-                "private",
-            )?;
-            let change = relabelled(&tx, &domain, &before, &rules)?;
-            events::data_storage_created(&tx, &domain, &row, &change.user)?;
-            tx.commit()?;
-            Ok((row, change))
-        })
-        .await
-    }
-
-    async fn list_data_storages(&self, user_id: i64) -> StoreResult<Vec<DataStorage>> {
-        self.with_conn(move |c| {
-            let mut stmt =
-                c.prepare("SELECT * FROM data_storages WHERE user_id = ?1 ORDER BY id")?;
-            stmt.query_map([user_id], data_storage_from_row)?.collect()
         })
         .await
     }
@@ -1920,124 +1687,58 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    // ---- admin (SQL in the `admin` child module) ---------------------------------------------
-    async fn admin_list_users(
-        &self,
-        filter: &UserFilter,
-        limit: i64,
-        offset: i64,
-    ) -> StoreResult<(Vec<User>, i64)> {
-        self.admin_list_users_impl(filter, limit, offset).await
+#[async_trait]
+impl ActivityStore for SqliteStore {
+    async fn insert_activities(&self, activities: &[NewActivity]) -> StoreResult<usize> {
+        let valid = crate::domain::activity::storable(activities);
+        if valid.is_empty() {
+            return Ok(0);
+        }
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            let mut stored = 0;
+            {
+                let now = now_text();
+                let mut stmt = tx.prepare(
+                    "INSERT INTO activities (user_id, target_uid, category, user_ip,
+                         user_ip_country, user_agent, topic, action, result, data, created_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+                     WHERE ?2 IS NULL OR ?2 = '' OR EXISTS (SELECT 1 FROM users WHERE uid = ?2)",
+                )?;
+                for a in &valid {
+                    stored += stmt.execute(params![
+                        a.user_id,
+                        a.target_uid,
+                        a.category,
+                        a.user_ip,
+                        a.user_ip_country,
+                        a.user_agent,
+                        a.topic,
+                        a.action,
+                        a.result,
+                        a.data,
+                        now
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(stored)
+        })
+        .await
     }
 
-    async fn admin_update_user(
-        &self,
-        user_id: i64,
-        update: &UserUpdate,
-    ) -> StoreResult<UserChange> {
-        self.admin_update_user_impl(user_id, update).await
+    async fn list_user_activities(&self, user_id: i64) -> StoreResult<Vec<Activity>> {
+        self.with_conn(move |c| {
+            let mut stmt =
+                c.prepare("SELECT * FROM activities WHERE user_id = ?1 ORDER BY id DESC")?;
+            stmt.query_map([user_id], activity_from_row)?.collect()
+        })
+        .await
     }
 
-    async fn admin_write_label(
-        &self,
-        user_id: i64,
-        key: &str,
-        scope: &str,
-        value: &str,
-        write: &LabelWrite,
-        rules: &StateRules,
-    ) -> StoreResult<Option<UserChange>> {
-        self.admin_write_label_impl(user_id, key, scope, value, write, rules)
-            .await
-    }
-
-    async fn count_private_labels(&self) -> StoreResult<Vec<(String, String, i64)>> {
-        self.count_private_labels_impl().await
-    }
-
-    async fn users_with_label(
-        &self,
-        filter: &crate::domain::LabelFilter,
-        limit: i64,
-        offset: i64,
-    ) -> StoreResult<(Vec<User>, i64)> {
-        self.users_with_label_impl(filter, limit, offset).await
-    }
-
-    async fn users_with_pending_documents(&self) -> StoreResult<Vec<User>> {
-        self.users_with_pending_documents_impl().await
-    }
-
-    async fn create_comment(
-        &self,
-        user_id: i64,
-        author_uid: &str,
-        title: &str,
-        data: &str,
-    ) -> StoreResult<Comment> {
-        self.create_comment_impl(user_id, author_uid, title, data)
-            .await
-    }
-
-    async fn find_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
-        self.find_comment_impl(id).await
-    }
-
-    async fn update_comment(
-        &self,
-        id: i64,
-        title: Option<&str>,
-        data: Option<&str>,
-    ) -> StoreResult<Option<Comment>> {
-        self.update_comment_impl(id, title, data).await
-    }
-
-    async fn delete_comment(&self, id: i64) -> StoreResult<Option<Comment>> {
-        self.delete_comment_impl(id).await
-    }
-
-    async fn list_comments(&self, user_id: i64) -> StoreResult<Vec<Comment>> {
-        self.list_comments_impl(user_id).await
-    }
-
-    async fn delete_data_storage(&self, user_id: i64, title: &str) -> StoreResult<bool> {
-        self.delete_data_storage_impl(user_id, title).await
-    }
-
-    async fn create_permission(&self, p: &NewPermission) -> StoreResult<Permission> {
-        self.create_permission_impl(p).await
-    }
-
-    async fn update_permission(
-        &self,
-        id: i64,
-        p: &NewPermission,
-    ) -> StoreResult<Option<Permission>> {
-        self.update_permission_impl(id, p).await
-    }
-
-    async fn replace_permissions(&self, permissions: &[NewPermission]) -> StoreResult<usize> {
-        self.replace_permissions_impl(permissions).await
-    }
-
-    async fn create_restriction(&self, r: &NewRestriction) -> StoreResult<Restriction> {
-        self.create_restriction_impl(r).await
-    }
-
-    async fn update_restriction(
-        &self,
-        id: i64,
-        r: &NewRestriction,
-    ) -> StoreResult<Option<Restriction>> {
-        self.update_restriction_impl(id, r).await
-    }
-
-    async fn delete_restriction(&self, id: i64) -> StoreResult<bool> {
-        self.delete_restriction_impl(id).await
-    }
-
-    async fn admin_list_activities(
+    async fn list_activities(
         &self,
         filter: &ActivityFilter,
         limit: i64,
@@ -2055,7 +1756,72 @@ impl Store for SqliteStore {
         self.activity_counts_per_day_impl(topic, action, result)
             .await
     }
+}
 
+#[async_trait]
+impl SigningKeyStore for SqliteStore {
+    async fn list_signing_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
+        self.with_conn(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT kid, algorithm, private_key, created_at, retired_at FROM signing_keys
+                 WHERE retired_at IS NULL OR retired_at > ?1
+                 ORDER BY created_at DESC, kid",
+            )?;
+            stmt.query_map([retired_after], |r| {
+                Ok(StoredSigningKey {
+                    kid: r.get(0)?,
+                    algorithm: r.get(1)?,
+                    private_key: r.get(2)?,
+                    created_at: r.get(3)?,
+                    retired_at: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        new: &StoredSigningKey,
+        first: &StoredSigningKey,
+    ) -> StoreResult<()> {
+        let (new, first) = (new.clone(), first.clone());
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let empty: bool =
+                tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM signing_keys)", [], |r| {
+                    r.get(0)
+                })?;
+            if empty {
+                tx.execute(
+                    "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        first.kid,
+                        first.algorithm,
+                        first.private_key,
+                        first.created_at
+                    ],
+                )?;
+            }
+            tx.execute(
+                "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
+                [new.created_at],
+            )?;
+            tx.execute(
+                "INSERT INTO signing_keys (kid, algorithm, private_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![new.kid, new.algorithm, new.private_key, new.created_at],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ProfileStore for SqliteStore {
     async fn create_profile(
         &self,
         user_id: i64,
@@ -2109,14 +1875,18 @@ impl Store for SqliteStore {
     ) -> StoreResult<(Vec<Profile>, i64)> {
         self.profiles_page(limit, offset, enc).await
     }
+}
 
-    // ---- KYC: phones and documents (SQL in the `kyc` child module) -----------------------------
+#[async_trait]
+impl PhoneStore for SqliteStore {
     async fn create_phone(&self, phone: &NewPhone) -> StoreResult<Phone> {
         self.kyc_create_phone(phone).await
     }
+
     async fn list_user_phones(&self, user_id: i64) -> StoreResult<Vec<Phone>> {
         self.kyc_list_user_phones(user_id).await
     }
+
     async fn find_user_phone(
         &self,
         user_id: i64,
@@ -2124,9 +1894,11 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<Phone>> {
         self.kyc_find_user_phone(user_id, number_index).await
     }
+
     async fn list_phones_by_number_index(&self, number_index: &str) -> StoreResult<Vec<Phone>> {
         self.kyc_list_phones_by_number_index(number_index).await
     }
+
     async fn claim_phone_code_send(
         &self,
         phone_id: i64,
@@ -2138,6 +1910,7 @@ impl Store for SqliteStore {
         self.kyc_claim_phone_code_send(phone_id, now, min_interval, window, max_in_window)
             .await
     }
+
     async fn verify_phone(
         &self,
         phone_id: i64,
@@ -2145,9 +1918,14 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<UserChange>> {
         self.kyc_verify_phone(phone_id, rules).await
     }
+
     async fn delete_phone(&self, phone_id: i64) -> StoreResult<bool> {
         self.kyc_delete_phone(phone_id).await
     }
+}
+
+#[async_trait]
+impl DocumentStore for SqliteStore {
     async fn create_documents(
         &self,
         user_id: i64,
@@ -2159,6 +1937,7 @@ impl Store for SqliteStore {
         self.kyc_create_documents(user_id, documents, label, rules, events)
             .await
     }
+
     async fn count_user_documents(
         &self,
         user_id: i64,
@@ -2166,12 +1945,15 @@ impl Store for SqliteStore {
     ) -> StoreResult<i64> {
         self.kyc_count_user_documents(user_id, identificator).await
     }
+
     async fn list_user_documents(&self, user_id: i64) -> StoreResult<Vec<Document>> {
         self.kyc_list_user_documents(user_id).await
     }
+
     async fn list_documents_by_number_index(&self, index: &str) -> StoreResult<Vec<Document>> {
         self.kyc_list_documents_by_number_index(index).await
     }
+
     async fn list_pending_documents(
         &self,
         limit: i64,
@@ -2179,15 +1961,101 @@ impl Store for SqliteStore {
     ) -> StoreResult<(Vec<Document>, i64)> {
         self.kyc_list_pending_documents(limit, offset).await
     }
+}
 
-    // ---- events --------------------------------------------------------------------------------
-    fn enable_events(&self, domain: &str) {
-        self.events
-            .store(Some(std::sync::Arc::new(domain.to_owned())));
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()> {
+        let mail = mail.clone();
+        self.with_conn(move |c| {
+            let tx = c.transaction()?;
+            insert_mail(&tx, &mail)?;
+            tx.commit()
+        })
+        .await
     }
+
+    async fn claim_mails(&self, limit: i64, lease_secs: i64) -> StoreResult<Vec<OutboxMail>> {
+        self.with_conn(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut mails: Vec<OutboxMail> = {
+                let mut stmt = tx.prepare(
+                    "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = ?3
+                     WHERE id IN (SELECT id FROM mail_outbox
+                         WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2)
+                     RETURNING id, kind, recipient, language, subject, body_html, attempts",
+                )?;
+                stmt.query_map(params![now_text(), limit, text_in(lease_secs)], |r| {
+                    Ok(OutboxMail {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        recipient: r.get(2)?,
+                        language: r.get(3)?,
+                        subject: r.get(4)?,
+                        body_html: r.get(5)?,
+                        attempts: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?
+            };
+            tx.commit()?;
+            mails.sort_by_key(|m| m.id);
+            Ok(mails)
+        })
+        .await
+    }
+
+    async fn mark_mail_sent(&self, id: i64) -> StoreResult<()> {
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE mail_outbox SET sent_at = ?2, last_error = NULL
+                 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, now_text()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn mark_mail_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
+        let error = error.to_owned();
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE mail_outbox SET last_error = ?2, next_attempt_at = ?3
+                 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, error, text_in(retry_in_secs)],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn purge_sent_mails(&self, older_than_secs: i64) -> StoreResult<u64> {
+        self.with_conn(move |c| {
+            c.execute(
+                "DELETE FROM mail_outbox WHERE sent_at IS NOT NULL AND sent_at < ?1",
+                [text_in(-older_than_secs)],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn count_unsent_mails(&self) -> StoreResult<i64> {
+        self.with_conn(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+
     async fn queue_events(&self, events: &[crate::domain::NewEvent]) -> StoreResult<()> {
         self.events_queue(events.to_vec()).await
     }
+
     async fn claim_events(
         &self,
         limit: i64,
@@ -2195,13 +2063,16 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<crate::domain::OutboxEvent>> {
         self.events_claim(limit, lease_secs).await
     }
+
     async fn mark_event_sent(&self, id: i64) -> StoreResult<()> {
         self.events_mark_sent(id).await
     }
+
     async fn mark_event_failed(&self, id: i64, error: &str, retry_in_secs: i64) -> StoreResult<()> {
         self.events_mark_failed(id, error.to_owned(), retry_in_secs)
             .await
     }
+
     async fn count_unsent_events(&self) -> StoreResult<i64> {
         self.events_count_unsent().await
     }

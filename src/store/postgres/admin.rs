@@ -12,6 +12,7 @@ use crate::domain::{
     Permission, Restriction, StateRules, User, UserFilter, UserUpdate,
 };
 use crate::store::admin_sql::{self, Arg};
+use crate::store::sql::Database;
 use crate::store::{StoreResult, UserChange};
 
 /// Casts fix each parameter's type, whatever the column's width.

@@ -7,6 +7,7 @@ use super::{PostgresStore, Tx, label_from_row, map_error, user_by_id};
 use crate::crypto::encryption::Encryptor;
 use crate::domain::event::{self, NewEvent, OutboxEvent};
 use crate::domain::{Document, Profile, User};
+use crate::store::sql::Database;
 use crate::store::{DocumentEvents, EventDomain, StoreResult};
 
 type PgResult<T> = Result<T, tokio_postgres::Error>;

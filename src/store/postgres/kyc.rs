@@ -7,6 +7,7 @@ use super::{
     user_side_effects,
 };
 use crate::domain::{Document, NewDocument, NewPhone, Phone, StateRules};
+use crate::store::sql::Database;
 use crate::store::{DocumentEvents, StoreResult, UserChange, phone_conflict};
 
 fn phone_from_row(row: &Row) -> Phone {

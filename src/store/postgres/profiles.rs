@@ -6,6 +6,7 @@ use super::{PostgresStore, Tx, events, map_error, relabelled, set_label, user_by
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{NewProfile, Profile, ProfileChanges, ProfileState, StateRules, User};
 use crate::store::profiles::{ProfileRow, SealedProfile, open, open_all, seal};
+use crate::store::sql::Database;
 use crate::store::{StoreError, StoreResult, UserChange};
 
 fn row_from(row: &Row) -> ProfileRow {
@@ -70,7 +71,7 @@ impl PostgresStore {
                 .map_err(map_error)?
                 .get(0);
             if exists {
-                return Err(StoreError::Conflict("state".into()));
+                return Err(StoreError::Conflict(crate::store::Clash::OpenProfile));
             }
         }
         let result = async {

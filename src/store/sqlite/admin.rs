@@ -11,6 +11,7 @@ use crate::domain::{
     Permission, Restriction, StateRules, User, UserFilter, UserUpdate,
 };
 use crate::store::admin_sql::{self, Arg};
+use crate::store::sql::Database;
 use crate::store::{StoreResult, UserChange};
 
 fn placeholder(n: usize, _: &Arg) -> String {

@@ -8,6 +8,7 @@ use super::{SqliteStore, label_by_key, now_text, text_in, user_by_id};
 use crate::crypto::encryption::Encryptor;
 use crate::domain::event::{self, NewEvent, OutboxEvent};
 use crate::domain::{Document, Profile, User};
+use crate::store::sql::Database;
 use crate::store::{DocumentEvents, EventDomain, StoreResult};
 
 /// Writes `event` when the Event API is on (`domain` is set); nothing otherwise.

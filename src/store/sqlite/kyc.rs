@@ -8,6 +8,7 @@ use super::{
     user_side_effects,
 };
 use crate::domain::{Document, NewDocument, NewPhone, Phone, StateRules};
+use crate::store::sql::Database;
 use crate::store::{DocumentEvents, StoreResult, UserChange, phone_conflict};
 
 fn optional_timestamp(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<DateTime<Utc>>> {

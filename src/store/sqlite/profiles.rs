@@ -6,6 +6,7 @@ use super::{SqliteStore, events, now_text, relabelled, set_label, timestamp, use
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{NewProfile, Profile, ProfileChanges, ProfileState, StateRules};
 use crate::store::profiles::{ProfileRow, SealedProfile, open, open_all, seal};
+use crate::store::sql::Database;
 use crate::store::{StoreResult, UserChange};
 
 fn row_from(row: &Row<'_>) -> rusqlite::Result<ProfileRow> {
