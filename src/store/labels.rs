@@ -1,7 +1,13 @@
 //! Labels; every write recomputes the user's state and level in its transaction.
 
+#![allow(
+    dead_code,
+    reason = "helpers of the aggregates still migrating to the shared layer"
+)]
+
 use async_trait::async_trait;
 
+use super::sql::{Exec, Row, args};
 use super::*;
 
 #[async_trait]
@@ -54,4 +60,34 @@ pub trait LabelStore: Send + Sync {
 
     /// Private labels counted by (key, value), ordered by key then value.
     async fn count_private_labels(&self) -> StoreResult<Vec<(String, String, i64)>>;
+}
+
+pub(super) fn label_from_row(row: &Row) -> StoreResult<Label> {
+    Ok(Label {
+        key: row.get("key")?,
+        value: row.get("value")?,
+        scope: row.get("scope")?,
+        description: row.get("description")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+/// The user's label (key, scope) with its id, if any.
+pub(super) async fn label_by_key(
+    c: &mut impl Exec,
+    user_id: i64,
+    key: &str,
+    scope: &str,
+) -> StoreResult<Option<(i64, Label)>> {
+    let row = c
+        .query_opt(
+            "SELECT * FROM labels WHERE user_id = $1 AND key = $2 AND scope = $3",
+            args![user_id, key, scope],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(Some((row.get("id")?, label_from_row(&row)?))),
+        None => Ok(None),
+    }
 }

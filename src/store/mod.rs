@@ -13,6 +13,7 @@ mod activities;
 mod admin_sql;
 mod credentials;
 mod documents;
+mod events;
 mod keys;
 mod labels;
 mod migrate;
@@ -34,11 +35,9 @@ use async_trait::async_trait;
 
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
-    Activity, ActivityFilter, ApiKey, Comment, DataStorage, Document, KeyHolder, Label, LabelWrite,
-    Level, NewActivity, NewApiKey, NewDocument, NewEvent, NewLevel, NewMail, NewPermission,
-    NewPhone, NewProfile, NewRestriction, NewServiceAccount, NewUser, OutboxEvent, OutboxMail,
-    Permission, Phone, Profile, ProfileChanges, ProfileState, Restriction, ServiceAccount,
-    StateRules, StoredSigningKey, User, UserFilter, UserUpdate,
+    Comment, DataStorage, Document, Label, LabelWrite, NewDocument, NewMail, NewPhone, NewProfile,
+    NewUser, Phone, Profile, ProfileChanges, ProfileState, StateRules, User, UserFilter,
+    UserUpdate,
 };
 
 pub use access::AccessStore;

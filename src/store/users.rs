@@ -1,7 +1,13 @@
 //! Users: lookups, admin listings and changes, with Barong's after-update side effects.
 
+#![allow(
+    dead_code,
+    reason = "helpers of the aggregates still migrating to the shared layer"
+)]
+
 use async_trait::async_trait;
 
+use super::sql::{Exec, Row, args};
 use super::*;
 
 #[async_trait]
@@ -71,4 +77,36 @@ pub trait UserStore: Send + Sync {
     /// Users with the private label `document` at `pending` or `replaced`, by that label's
     /// `updated_at`.
     async fn users_with_pending_documents(&self) -> StoreResult<Vec<User>>;
+}
+
+pub(super) const USER_COLUMNS: &str = "id, uid, username, email, password_digest, role, data, \
+     level, otp, state, referral_id, created_at, updated_at";
+
+pub(super) fn user_from_row(row: &Row) -> StoreResult<User> {
+    Ok(User {
+        id: row.get("id")?,
+        uid: row.get("uid")?,
+        username: row.get("username")?,
+        email: row.get("email")?,
+        password_digest: row.get("password_digest")?,
+        role: row.get("role")?,
+        data: row.get("data")?,
+        level: row.get("level")?,
+        otp: row.get("otp")?,
+        state: row.get("state")?,
+        referral_id: row.get("referral_id")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+/// The user with this id (it must exist).
+pub(super) async fn user_by_id(c: &mut impl Exec, id: i64) -> StoreResult<User> {
+    let row = c
+        .query_one(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+            args![id],
+        )
+        .await?;
+    user_from_row(&row)
 }

@@ -3,12 +3,11 @@
 
 use serde_json::{Value, json};
 
-use super::{PostgresStore, Tx, label_from_row, map_error, user_by_id};
+use super::{Tx, label_from_row, user_by_id};
 use crate::crypto::encryption::Encryptor;
-use crate::domain::event::{self, NewEvent, OutboxEvent};
+use crate::domain::event::{self, NewEvent};
 use crate::domain::{Document, Profile, User};
-use crate::store::sql::Database;
-use crate::store::{DocumentEvents, EventDomain, StoreResult};
+use crate::store::{DocumentEvents, EventDomain};
 
 type PgResult<T> = Result<T, tokio_postgres::Error>;
 
@@ -246,93 +245,4 @@ pub(super) async fn email_confirmed(
         &event::system("user.email.confirmed", record_json),
     )
     .await
-}
-
-impl PostgresStore {
-    pub(super) async fn events_queue(&self, events: &[NewEvent]) -> StoreResult<()> {
-        let domain = self.event_domain();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_error)?;
-        for e in events {
-            record(&tx, &domain, e).await.map_err(map_error)?;
-        }
-        tx.commit().await.map_err(map_error)
-    }
-
-    pub(super) async fn events_claim(
-        &self,
-        limit: i64,
-        lease_secs: i64,
-    ) -> StoreResult<Vec<OutboxEvent>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "UPDATE event_outbox SET attempts = attempts + 1,
-                     next_attempt_at = now() + make_interval(secs => $2::bigint)
-                 WHERE id IN (SELECT id FROM event_outbox
-                     WHERE sent_at IS NULL AND next_attempt_at <= now()
-                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, exchange, routing_key, payload, attempts, sealed",
-                &[&limit, &lease_secs],
-            )
-            .await
-            .map_err(map_error)?;
-        let mut events: Vec<OutboxEvent> = rows
-            .iter()
-            .map(|r| OutboxEvent {
-                id: r.get(0),
-                exchange: r.get(1),
-                routing_key: r.get(2),
-                payload: r.get(3),
-                attempts: r.get(4),
-                sealed: r.get(5),
-            })
-            .collect();
-        events.sort_by_key(|e| e.id);
-        Ok(events)
-    }
-
-    pub(super) async fn events_mark_sent(&self, id: i64) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE event_outbox SET sent_at = now(), last_error = NULL
-                 WHERE id = $1 AND sent_at IS NULL",
-                &[&id],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(())
-    }
-
-    pub(super) async fn events_mark_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_in_secs: i64,
-    ) -> StoreResult<()> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE event_outbox SET last_error = $2,
-                     next_attempt_at = now() + make_interval(secs => $3::bigint)
-                 WHERE id = $1 AND sent_at IS NULL",
-                &[&id, &error, &retry_in_secs],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(())
-    }
-
-    pub(super) async fn events_count_unsent(&self) -> StoreResult<i64> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT COUNT(*) FROM event_outbox WHERE sent_at IS NULL",
-                &[],
-            )
-            .await
-            .map_err(map_error)?;
-        Ok(row.get(0))
-    }
 }

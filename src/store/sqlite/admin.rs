@@ -3,13 +3,10 @@
 use deadpool_sqlite::rusqlite::{self, OptionalExtension, Row, params, params_from_iter};
 
 use super::{
-    SqliteStore, USER_COLUMNS, activity_from_row, label_by_key, now_text, permission_from_row,
-    relabelled, restriction_from_row, timestamp, user_by_id, user_from_row, user_side_effects,
+    SqliteStore, USER_COLUMNS, label_by_key, now_text, relabelled, timestamp, user_by_id,
+    user_from_row, user_side_effects,
 };
-use crate::domain::{
-    Activity, ActivityFilter, Comment, LabelFilter, LabelWrite, NewPermission, NewRestriction,
-    Permission, Restriction, StateRules, User, UserFilter, UserUpdate,
-};
+use crate::domain::{Comment, LabelFilter, LabelWrite, StateRules, User, UserFilter, UserUpdate};
 use crate::store::admin_sql::{self, Arg};
 use crate::store::sql::Database;
 use crate::store::{StoreResult, UserChange};
@@ -340,151 +337,6 @@ impl SqliteStore {
                 params![user_id, title],
             )
             .map(|n| n > 0)
-        })
-        .await
-    }
-
-    pub(super) async fn create_permission_impl(
-        &self,
-        p: &NewPermission,
-    ) -> StoreResult<Permission> {
-        let p = p.clone();
-        self.with_conn(move |c| {
-            c.query_row(
-                "INSERT INTO permissions (role, verb, path, action, topic, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING *",
-                params![p.role, p.verb, p.path, p.action, p.topic, now_text()],
-                permission_from_row,
-            )
-        })
-        .await
-    }
-
-    pub(super) async fn update_permission_impl(
-        &self,
-        id: i64,
-        p: &NewPermission,
-    ) -> StoreResult<Option<Permission>> {
-        let p = p.clone();
-        self.with_conn(move |c| {
-            c.query_row(
-                "UPDATE permissions SET role = ?2, verb = ?3, path = ?4, action = ?5, topic = ?6,
-                     updated_at = ?7 WHERE id = ?1 RETURNING *",
-                params![id, p.role, p.verb, p.path, p.action, p.topic, now_text()],
-                permission_from_row,
-            )
-            .optional()
-        })
-        .await
-    }
-
-    pub(super) async fn replace_permissions_impl(
-        &self,
-        permissions: &[NewPermission],
-    ) -> StoreResult<usize> {
-        let permissions = permissions.to_vec();
-        self.with_conn(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            tx.execute("DELETE FROM permissions", [])?;
-            let now = now_text();
-            for p in &permissions {
-                tx.execute(
-                    "INSERT INTO permissions (role, verb, path, action, topic, created_at,
-                         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                    params![p.role, p.verb, p.path, p.action, p.topic, now],
-                )?;
-            }
-            tx.commit()?;
-            Ok(permissions.len())
-        })
-        .await
-    }
-
-    pub(super) async fn create_restriction_impl(
-        &self,
-        r: &NewRestriction,
-    ) -> StoreResult<Restriction> {
-        let (r, code) = (r.clone(), r.effective_code());
-        self.with_conn(move |c| {
-            c.query_row(
-                "INSERT INTO restrictions (category, scope, value, code, state, created_at,
-                     updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING *",
-                params![r.category, r.scope, r.value, code, r.state, now_text()],
-                restriction_from_row,
-            )
-        })
-        .await
-    }
-
-    pub(super) async fn update_restriction_impl(
-        &self,
-        id: i64,
-        r: &NewRestriction,
-    ) -> StoreResult<Option<Restriction>> {
-        let (r, code) = (r.clone(), r.effective_code());
-        self.with_conn(move |c| {
-            c.query_row(
-                "UPDATE restrictions SET category = ?2, scope = ?3, value = ?4, code = ?5,
-                     state = ?6, updated_at = ?7 WHERE id = ?1 RETURNING *",
-                params![id, r.category, r.scope, r.value, code, r.state, now_text()],
-                restriction_from_row,
-            )
-            .optional()
-        })
-        .await
-    }
-
-    pub(super) async fn delete_restriction_impl(&self, id: i64) -> StoreResult<bool> {
-        self.with_conn(move |c| {
-            c.execute("DELETE FROM restrictions WHERE id = ?1", [id])
-                .map(|n| n > 0)
-        })
-        .await
-    }
-
-    pub(super) async fn admin_list_activities_impl(
-        &self,
-        filter: &ActivityFilter,
-        limit: i64,
-        offset: i64,
-    ) -> StoreResult<(Vec<Activity>, i64)> {
-        let (clause, args) = admin_sql::activities_where(filter, placeholder);
-        self.with_conn(move |c| {
-            let values = bind(args);
-            let from = format!("activities a JOIN users u ON u.id = a.user_id WHERE {clause}");
-            let total: i64 = c.query_row(
-                &format!("SELECT COUNT(*) FROM {from}"),
-                params_from_iter(values.iter()),
-                |r| r.get(0),
-            )?;
-            let mut stmt = c.prepare(&format!(
-                "SELECT a.* FROM {from} ORDER BY a.id DESC LIMIT {limit} OFFSET {offset}"
-            ))?;
-            let rows = stmt
-                .query_map(params_from_iter(values.iter()), activity_from_row)?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok((rows, total))
-        })
-        .await
-    }
-
-    pub(super) async fn activity_counts_per_day_impl(
-        &self,
-        topic: &str,
-        action: &str,
-        result: &str,
-    ) -> StoreResult<Vec<(String, i64)>> {
-        let (topic, action, result) = (topic.to_owned(), action.to_owned(), result.to_owned());
-        self.with_conn(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT substr(created_at, 1, 10) AS day, COUNT(*) FROM activities
-                 WHERE category = 'user' AND topic = ?1 AND action = ?2 AND result = ?3
-                 GROUP BY day ORDER BY day",
-            )?;
-            stmt.query_map(params![topic, action, result], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect()
         })
         .await
     }

@@ -4,12 +4,11 @@
 use deadpool_sqlite::rusqlite::{self, OptionalExtension, params};
 use serde_json::{Value, json};
 
-use super::{SqliteStore, label_by_key, now_text, text_in, user_by_id};
+use super::{label_by_key, now_text, user_by_id};
 use crate::crypto::encryption::Encryptor;
-use crate::domain::event::{self, NewEvent, OutboxEvent};
+use crate::domain::event::{self, NewEvent};
 use crate::domain::{Document, Profile, User};
-use crate::store::sql::Database;
-use crate::store::{DocumentEvents, EventDomain, StoreResult};
+use crate::store::{DocumentEvents, EventDomain};
 
 /// Writes `event` when the Event API is on (`domain` is set); nothing otherwise.
 pub(super) fn record(
@@ -249,91 +248,4 @@ pub(super) fn email_confirmed(
         domain,
         &event::system("user.email.confirmed", record_json),
     )
-}
-
-impl SqliteStore {
-    pub(super) async fn events_queue(&self, events: Vec<NewEvent>) -> StoreResult<()> {
-        let domain = self.event_domain();
-        self.with_conn(move |c| {
-            let tx = c.transaction()?;
-            for e in &events {
-                record(&tx, &domain, e)?;
-            }
-            tx.commit()
-        })
-        .await
-    }
-
-    pub(super) async fn events_claim(
-        &self,
-        limit: i64,
-        lease_secs: i64,
-    ) -> StoreResult<Vec<OutboxEvent>> {
-        self.with_conn(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut events: Vec<OutboxEvent> = {
-                let mut stmt = tx.prepare(
-                    "UPDATE event_outbox SET attempts = attempts + 1, next_attempt_at = ?3
-                     WHERE id IN (SELECT id FROM event_outbox
-                         WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2)
-                     RETURNING id, exchange, routing_key, payload, attempts, sealed",
-                )?;
-                stmt.query_map(params![now_text(), limit, text_in(lease_secs)], |r| {
-                    Ok(OutboxEvent {
-                        id: r.get(0)?,
-                        exchange: r.get(1)?,
-                        routing_key: r.get(2)?,
-                        payload: r.get(3)?,
-                        attempts: r.get(4)?,
-                        sealed: r.get(5)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?
-            };
-            tx.commit()?;
-            events.sort_by_key(|e| e.id);
-            Ok(events)
-        })
-        .await
-    }
-
-    pub(super) async fn events_mark_sent(&self, id: i64) -> StoreResult<()> {
-        self.with_conn(move |c| {
-            c.execute(
-                "UPDATE event_outbox SET sent_at = ?2, last_error = NULL
-                 WHERE id = ?1 AND sent_at IS NULL",
-                params![id, now_text()],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
-    pub(super) async fn events_mark_failed(
-        &self,
-        id: i64,
-        error: String,
-        retry_in_secs: i64,
-    ) -> StoreResult<()> {
-        self.with_conn(move |c| {
-            c.execute(
-                "UPDATE event_outbox SET last_error = ?2, next_attempt_at = ?3
-                 WHERE id = ?1 AND sent_at IS NULL",
-                params![id, error, text_in(retry_in_secs)],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
-    pub(super) async fn events_count_unsent(&self) -> StoreResult<i64> {
-        self.with_conn(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM event_outbox WHERE sent_at IS NULL",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .await
-    }
 }
