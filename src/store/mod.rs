@@ -34,11 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::crypto::encryption::Encryptor;
-use crate::domain::{
-    Comment, DataStorage, Document, Label, LabelWrite, NewDocument, NewMail, NewPhone, NewProfile,
-    NewUser, Phone, Profile, ProfileChanges, ProfileState, StateRules, User, UserFilter,
-    UserUpdate,
-};
+use crate::domain::{Document, User};
 
 pub use access::AccessStore;
 pub use activities::ActivityStore;
@@ -259,11 +255,6 @@ pub trait Store:
         sink: tokio::sync::mpsc::Sender<String>,
     ) -> StoreResult<()>;
 
-    // Model events (`model.user.*`, `model.label.*`) and `system.user.email.confirmed` are written
-    // by the store methods above inside their own transactions once `enable_events` was called.
-    /// Turns event recording on; `domain` is the `domain` field of system events.
-    fn enable_events(&self, domain: &str);
-
     /// The connection pool's usage now, for `/metrics`.
     fn pool_status(&self) -> PoolStatus;
 
@@ -301,6 +292,18 @@ pub trait SharedCounters: Send + Sync + 'static {
 
     /// Deletes the windows that have ended; returns how many.
     async fn purge_ended(&self) -> StoreResult<u64>;
+}
+
+impl From<deadpool_postgres::Status> for PoolStatus {
+    // `deadpool_sqlite::Status` is the same type: both pools are deadpool's.
+    fn from(status: deadpool_postgres::Status) -> Self {
+        Self {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
 }
 
 /// Connections of a store's pool.
@@ -342,11 +345,6 @@ pub struct UserChange {
 /// A new session's public id: 128 random bits, unrelated to the cookie.
 pub(crate) fn new_public_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
-}
-
-/// Phones' two unique rules are told apart by [`Clash::of`] already.
-pub(crate) fn phone_conflict(error: StoreError) -> StoreError {
-    error
 }
 
 /// Opens the store named by `options.url` (`sqlite://PATH` or `postgres://...`).

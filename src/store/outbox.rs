@@ -8,6 +8,11 @@ use crate::domain::{NewEvent, NewMail, OutboxEvent, OutboxMail};
 
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
+    /// Turns event recording on; `domain` is the `domain` field of system events. From then on
+    /// the store writes model events (`model.user.*`, `model.label.*`, ...) and
+    /// `system.user.email.confirmed` inside the transactions of the changes they describe.
+    fn enable_events(&self, domain: &str);
+
     /// Queues one mail.
     async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()>;
 
@@ -144,6 +149,11 @@ async fn count_unsent(c: &mut impl Exec, table: &str) -> StoreResult<i64> {
 
 #[async_trait]
 impl<S: Database> OutboxStore for S {
+    fn enable_events(&self, domain: &str) {
+        self.event_switch()
+            .store(Some(std::sync::Arc::new(domain.to_owned())));
+    }
+
     async fn queue_mail(&self, mail: &NewMail) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         insert_mail(&mut tx, mail).await?;

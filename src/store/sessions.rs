@@ -72,6 +72,22 @@ pub(super) fn session_from_row(row: &Row) -> StoreResult<Session> {
     })
 }
 
+/// Deletes the user's sessions except `keep`; the deleted ids (for the caches).
+pub(super) async fn delete_sessions_except(
+    c: &mut impl Exec,
+    user_id: i64,
+    keep: Option<&str>,
+) -> StoreResult<Vec<String>> {
+    let rows = c
+        .query(
+            "DELETE FROM sessions WHERE user_id = $1 AND (CAST($2 AS TEXT) IS NULL OR id <> $2)
+             RETURNING id",
+            args![user_id, keep],
+        )
+        .await?;
+    all(rows, |r| r.at(0))
+}
+
 /// Rows per statement of a batched update: well under both backends' parameter limits.
 const BATCH: usize = 500;
 

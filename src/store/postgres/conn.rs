@@ -124,18 +124,8 @@ impl Conn for PgConn {
         self.0.batch_execute(sql).await.map_err(map_error)
     }
 
-    fn abandon(self) {
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if self.0.batch_execute("ROLLBACK").await.is_err() {
-                        // Never hand a connection in an unknown transaction state back.
-                        drop(deadpool_postgres::Object::take(self.0));
-                    }
-                });
-            }
-            Err(_) => drop(deadpool_postgres::Object::take(self.0)),
-        }
+    fn detach(self) {
+        drop(deadpool_postgres::Object::take(self.0));
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod value;
 
+use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 
 pub use value::{FromValue, Row, Value};
@@ -103,9 +104,24 @@ pub trait Conn: Exec + Sized + 'static {
     /// Runs statements without arguments (`COMMIT`, `ROLLBACK`).
     async fn batch(&mut self, sql: &str) -> StoreResult<()>;
 
+    /// Takes the connection out of the pool for good (it closes when dropped).
+    fn detach(self);
+
     /// Rolls back in the background and only then returns the connection to the pool (a
-    /// transaction dropped before its commit: an early `?` or `return`).
-    fn abandon(self);
+    /// transaction dropped before its commit: an early `?` or `return`); a connection that
+    /// cannot roll back is never handed out again.
+    fn abandon(mut self) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if self.batch("ROLLBACK").await.is_err() {
+                        self.detach();
+                    }
+                });
+            }
+            Err(_) => self.detach(),
+        }
+    }
 }
 
 /// A store backed by SQL: what the aggregate modules need from a backend.
@@ -118,7 +134,12 @@ pub trait Database: Send + Sync + 'static {
     async fn conn(&self) -> StoreResult<Self::Conn>;
 
     /// The Event API switch (see [`EventDomain`]).
-    fn event_domain(&self) -> EventDomain;
+    fn event_switch(&self) -> &ArcSwapOption<String>;
+
+    /// The Event API's domain now, to write events with (`None`: the API is off).
+    fn event_domain(&self) -> EventDomain {
+        self.event_switch().load_full()
+    }
 
     /// Starts a write transaction; it rolls back unless [`Tx::commit`] is called.
     async fn begin(&self) -> StoreResult<Tx<Self::Conn>> {

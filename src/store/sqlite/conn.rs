@@ -152,23 +152,8 @@ impl Conn for SqliteConn {
             .map_err(map_error)
     }
 
-    fn abandon(self) {
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    let rolled_back = self
-                        .0
-                        .interact(|c| c.execute_batch("ROLLBACK"))
-                        .await
-                        .is_ok_and(|r| r.is_ok());
-                    if !rolled_back {
-                        // Never hand a connection in an unknown transaction state back.
-                        drop(deadpool_sqlite::Object::take(self.0));
-                    }
-                });
-            }
-            Err(_) => drop(deadpool_sqlite::Object::take(self.0)),
-        }
+    fn detach(self) {
+        drop(deadpool_sqlite::Object::take(self.0));
     }
 }
 
