@@ -17,7 +17,7 @@ use crate::domain::{
     NewPhone, NewProfile, NewUser, NormalisedPhone, Profile, ProfileData, ProfileState, StateRules,
     User, generate_uid, normalise_phone, squish, validate_profile,
 };
-use crate::store::{Store, StoreError, UserChange};
+use crate::store::{Clash, Store, StoreError, UserChange};
 
 /// A row's or a request's fields, by name (strings; numbers and booleans as their text).
 pub type Fields = Map<String, Value>;
@@ -184,12 +184,12 @@ pub async fn insert_member(
             .await
         {
             Ok(user) => return Ok(Some(user)),
-            Err(StoreError::Conflict(column)) if column == "uid" => continue,
+            Err(StoreError::Conflict(Clash::Uid)) => continue,
             Err(StoreError::Conflict(_)) => return Ok(None),
             Err(other) => return Err(other),
         }
     }
-    Err(StoreError::Conflict("uid".into()))
+    Err(StoreError::Conflict(Clash::Uid))
 }
 
 /// A phone row already verified (imported and management phones are never sent a code).

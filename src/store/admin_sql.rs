@@ -16,6 +16,21 @@ pub(super) enum Arg {
 /// Writes the placeholder of the `n`-th (1-based) argument.
 pub(super) type Placeholder = fn(usize, &Arg) -> String;
 
+/// The placeholder of the shared SQL (`store::sql`): `$n`, whatever the argument.
+pub(super) fn numbered(n: usize, _: &Arg) -> String {
+    format!("${n}")
+}
+
+impl From<Arg> for super::sql::Value {
+    fn from(arg: Arg) -> Self {
+        match arg {
+            Arg::Text(t) => Self::Text(t),
+            Arg::Int(i) => Self::Int(i),
+            Arg::Time(secs) => Self::epoch(secs),
+        }
+    }
+}
+
 struct Builder {
     ph: Placeholder,
     clauses: Vec<String>,

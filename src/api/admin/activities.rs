@@ -116,7 +116,7 @@ async fn listing(
     admin.authorize(Action::Read, Resource::Activity)?;
     let (rows, total) = state
         .store
-        .admin_list_activities(&filter, page.limit, page.offset())
+        .list_activities(&filter, page.limit, page.offset())
         .await?;
     let mut users = UserCache::new(&state);
     let mut body = Vec::with_capacity(rows.len());

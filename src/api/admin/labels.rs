@@ -107,7 +107,7 @@ async fn write(
     let (key, value) = validated(key, value, scope)?;
     let change = match state
         .store
-        .admin_write_label(target.id, &key, scope, &value, &how, &state.state_rules)
+        .write_label(target.id, &key, scope, &value, &how, &state.state_rules)
         .await
     {
         Ok(Some(change)) => change,

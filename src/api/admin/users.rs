@@ -96,7 +96,7 @@ pub async fn list(
     admin.authorize(Action::Read, Resource::User)?;
     let (users, total) = state
         .store
-        .admin_list_users(&filter, page.limit, page.offset())
+        .list_users(&filter, page.limit, page.offset())
         .await?;
     let body = render(&state, &users, extended).await?;
     Ok(paginated(&uri, page, total, body))
@@ -130,7 +130,7 @@ pub async fn documents_pending(
     admin.authorize(Action::Read, Resource::User)?;
     let mut users = state.store.users_with_pending_documents().await?;
     if filter != UserFilter::default() {
-        let (matching, _) = state.store.admin_list_users(&filter, i64::MAX, 0).await?;
+        let (matching, _) = state.store.list_users(&filter, i64::MAX, 0).await?;
         let ids: std::collections::HashSet<i64> = matching.iter().map(|u| u.id).collect();
         users.retain(|u| ids.contains(&u.id));
     }
@@ -263,7 +263,7 @@ async fn change_user(
     target: &User,
     update: &UserUpdate,
 ) -> Result<(), ApiError> {
-    let change = match state.store.admin_update_user(target.id, update).await {
+    let change = match state.store.update_user(target.id, update).await {
         Ok(change) => change,
         Err(StoreError::Conflict(_)) => return Err(ApiError::from(Key::EmailTaken)),
         Err(other) => return Err(other.into()),

@@ -26,7 +26,7 @@ use crate::mail::templates;
 use crate::service::activity::{RequestMeta, record_activity};
 use crate::service::error::Key;
 use crate::service::error::too_many;
-use crate::store::{ClaimUse, StoreError};
+use crate::store::{ClaimUse, Clash, StoreError};
 
 fn created() -> Response {
     (StatusCode::CREATED, Json(json!(201))).into_response()
@@ -155,9 +155,9 @@ pub async fn create(
             .await
         {
             Ok(user) => break (user, token.token),
-            Err(StoreError::Conflict(column)) if column == "uid" && attempt < 5 => continue,
-            Err(StoreError::Conflict(column)) if column == "email" || column == "username" => {
-                return Err(ApiError::unprocessable(vec![format!("{column}.taken")]));
+            Err(StoreError::Conflict(Clash::Uid)) if attempt < 5 => continue,
+            Err(StoreError::Conflict(clash @ (Clash::Email | Clash::Username))) => {
+                return Err(ApiError::unprocessable(vec![format!("{clash}.taken")]));
             }
             Err(other) => return Err(other.into()),
         }

@@ -171,7 +171,7 @@ pub async fn users_update(state: ApiState, params: Params) -> MgmtResult {
         }
         let change = state
             .store
-            .admin_update_user(user.id, &crate::domain::UserUpdate::Role(role))
+            .update_user(user.id, &crate::domain::UserUpdate::Role(role))
             .await?;
         publish_change(&state, &change);
     }

@@ -41,7 +41,7 @@ pub async fn users(state: ApiState, params: Params) -> Result<Paged, MgmtError> 
     refuse(messages)?;
     let (users, total) = state
         .store
-        .admin_list_users(&filter, page.limit, page.offset())
+        .list_users(&filter, page.limit, page.offset())
         .await?;
     // The management `UserWithProfile`: profiles unmasked.
     let body = render(&state, &users, extended.unwrap_or(false), false).await?;

@@ -18,7 +18,7 @@ use crate::domain::{
     validate_service_account,
 };
 use crate::invalidation::Invalidation;
-use crate::store::StoreError;
+use crate::store::{Clash, StoreError};
 
 /// The `ServiceAccounts` entity: `email uid role level state user created_at updated_at`,
 /// the owner as a `User` entity (or null).
@@ -136,11 +136,7 @@ pub async fn create(state: ApiState, params: Params) -> MgmtResult {
     match store.create_service_account(&new).await {
         Ok(account) => Ok((StatusCode::CREATED, entity(&state, &account).await?)),
         Err(StoreError::Conflict(column)) => {
-            let attribute = if column.contains("uid") {
-                "Uid"
-            } else {
-                "Email"
-            };
+            let attribute = if column == Clash::Uid { "Uid" } else { "Email" };
             Err(MgmtError::model(vec![format!(
                 "{attribute} has already been taken"
             )]))
