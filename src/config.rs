@@ -540,6 +540,10 @@ settings! {
     db_connect_timeout: u64 = "BARONG_DB_CONNECT_TIMEOUT", "2000", parse_positive_u64;
     /// `BARONG_AUTHZ_ADDR` (`127.0.0.1:8002`): the authz listener.
     authz_addr: SocketAddr = "BARONG_AUTHZ_ADDR", "127.0.0.1:8002";
+    /// `BARONG_AUTHZ_GRPC_ADDR` (unset: off): the same decision as Envoy's gRPC `ext_authz`
+    /// (`envoy.service.auth.v3.Authorization/Check`), on its own listener with the TLS (and
+    /// mTLS) settings of the authz listener.
+    authz_grpc_addr: Option<SocketAddr> = "BARONG_AUTHZ_GRPC_ADDR", "";
     /// `BARONG_API_ADDR` (`127.0.0.1:8001`): the REST listener.
     api_addr: SocketAddr = "BARONG_API_ADDR", "127.0.0.1:8001";
     /// `BARONG_MAX_BODY_SIZE` (`1048576` bytes): largest accepted request body.
@@ -1100,6 +1104,19 @@ impl Config {
     /// Both listeners on one address would fail later with a less helpful bind error (port 0 asks
     /// the system for a free port, so it may repeat).
     fn check_addrs(&self) -> Result<(), ConfigError> {
+        if let Some(grpc) = self.authz_grpc_addr
+            && grpc.port() != 0
+            && (grpc == self.authz_addr || grpc == self.api_addr)
+        {
+            let shown = grpc.to_string();
+            let problem =
+                "expected an address different from BARONG_AUTHZ_ADDR and BARONG_API_ADDR";
+            return Err(ConfigError::invalid(
+                "BARONG_AUTHZ_GRPC_ADDR",
+                Some(&shown),
+                problem,
+            ));
+        }
         if self.api_addr != self.authz_addr || self.api_addr.port() == 0 {
             return Ok(());
         }
@@ -1972,6 +1989,14 @@ mod tests {
             ("BARONG_AUTHZ_ADDR", "127.0.0.1:0"),
         ];
         assert!(load(&same).is_ok());
+        assert_eq!(load(&[]).unwrap().authz_grpc_addr, None);
+        let grpc = load(&[("BARONG_AUTHZ_GRPC_ADDR", "127.0.0.1:8003")]).unwrap();
+        assert_eq!(
+            grpc.authz_grpc_addr,
+            Some("127.0.0.1:8003".parse().unwrap())
+        );
+        let e = error(&[("BARONG_AUTHZ_GRPC_ADDR", "127.0.0.1:8002")]);
+        assert_eq!(e.setting, "BARONG_AUTHZ_GRPC_ADDR");
     }
 
     #[test]
