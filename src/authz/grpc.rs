@@ -31,9 +31,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use super::http_front::{API_KEY_HEADERS, status_value};
 use super::{Authz, Deny, Input};
 
-/// Largest `CheckRequest` accepted: the request head Envoy forwards (its own limit is 60 KiB by
-/// default) with room to spare; checks carry no body.
-pub const MAX_MESSAGE: usize = 256 * 1024;
+/// Largest `CheckRequest` accepted: above anything Envoy can send (its request heads are capped
+/// by `max_request_headers_kb`, at most 8 MiB; checks carry no body). A smaller cap would turn a
+/// client's oversized head into a gRPC error, which `failure_mode_allow: true` lets through;
+/// only Envoy should be able to reach this listener.
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// gRPC's `OK` and `PERMISSION_DENIED` (`google.rpc.Code`).
 const CODE_OK: i32 = 0;
