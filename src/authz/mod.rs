@@ -9,8 +9,11 @@
 pub mod apikey;
 pub mod audit;
 pub mod cache;
+mod deny;
 pub mod expiry;
 pub mod geo;
+pub mod grpc;
+mod http_front;
 mod metrics;
 pub mod path;
 pub mod policy;
@@ -19,16 +22,13 @@ pub mod request;
 pub mod rules;
 pub mod token;
 
-use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http::{HeaderValue, Method};
 
 use self::audit::AuditQueue;
-use self::cache::{Caches, LoadError};
+use self::cache::Caches;
 use self::expiry::ExpiryQueue;
 use self::geo::GeoIp;
 use self::metrics::{Metrics, Outcome};
@@ -42,6 +42,8 @@ use crate::domain::{
 use crate::invalidation::{Invalidation, InvalidationBus};
 use crate::store::Store;
 
+pub use deny::Deny;
+pub use http_front::handle;
 pub use rules::Rules;
 
 /// The settings the decision reads, copied out of the configuration once.
@@ -82,125 +84,6 @@ pub struct Authz {
 
 /// Barong's whitelink path: exempt from restrictions so a blocked visitor can whitelist itself.
 const WHITELINK_PATH: &str = "api/v2/barong/identity/users/access";
-
-/// Every way a decision can refuse, with Barong's key and status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deny {
-    /// A path spelling two servers could route differently (`path::canonical`).
-    InvalidPath,
-    /// A method override that is not one verb.
-    InvalidMethod,
-    Restricted {
-        category: &'static str,
-        code: u16,
-    },
-    PermissionDenied,
-    MissingCsrfToken,
-    CsrfTokenMismatch,
-    InvalidSession,
-    ClientSessionMismatch,
-    UserNotActive,
-    InvalidApiKeyHeaders,
-    UnexistentApiKey,
-    NonceNotValidTimestamp,
-    NonceExpired,
-    NonceReplayed,
-    InvalidSignature,
-    ApiKeyNotActive,
-    Disabled2fa,
-    InvalidPermission,
-    /// The database is needed and unreachable: fail closed, fast.
-    Unavailable,
-}
-
-/// Each deny key with its whole answer body, both `'static`: a deny answer copies nothing.
-macro_rules! deny_texts {
-    ($($name:ident = $key:literal;)*) => {
-        $(const $name: (&str, &str) = ($key, concat!(r#"{"errors":[""#, $key, r#""]}"#));)*
-    };
-}
-
-deny_texts! {
-    RESTRICT_MAINTENANCE = "authz.restrict.maintenance";
-    RESTRICT_BLOCKLOGIN = "authz.restrict.blocklogin";
-    RESTRICT_BLACKLIST = "authz.restrict.blacklist";
-    INVALID_PATH = "authz.invalid_path";
-    INVALID_METHOD = "authz.invalid_method";
-    PERMISSION_DENIED = "authz.permission_denied";
-    MISSING_CSRF_TOKEN = "authz.missing_csrf_token";
-    CSRF_TOKEN_MISMATCH = "authz.csrf_token_mismatch";
-    INVALID_SESSION = "authz.invalid_session";
-    CLIENT_SESSION_MISMATCH = "authz.client_session_mismatch";
-    USER_NOT_ACTIVE = "authz.user_not_active";
-    INVALID_API_KEY_HEADERS = "authz.invalid_api_key_headers";
-    UNEXISTENT_APIKEY = "authz.unexistent_apikey";
-    NONCE_NOT_VALID_TIMESTAMP = "authz.nonce_not_valid_timestamp";
-    NONCE_EXPIRED = "authz.nonce_expired";
-    NONCE_REPLAYED = "authz.nonce_replayed";
-    INVALID_SIGNATURE = "authz.invalid_signature";
-    APIKEY_NOT_ACTIVE = "authz.apikey_not_active";
-    DISABLED_2FA = "authz.disabled_2fa";
-    INVALID_PERMISSION = "authz.invalid_permission";
-    UNAVAILABLE = "authz.unavailable";
-}
-
-impl Deny {
-    pub fn key(self) -> &'static str {
-        self.texts().0
-    }
-
-    /// Barong's error body, `{"errors":["<key>"]}`.
-    pub fn body(self) -> &'static str {
-        self.texts().1
-    }
-
-    fn texts(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Restricted { category, .. } => match category {
-                "maintenance" => RESTRICT_MAINTENANCE,
-                "blocklogin" => RESTRICT_BLOCKLOGIN,
-                _ => RESTRICT_BLACKLIST,
-            },
-            Self::InvalidPath => INVALID_PATH,
-            Self::InvalidMethod => INVALID_METHOD,
-            Self::PermissionDenied => PERMISSION_DENIED,
-            Self::MissingCsrfToken => MISSING_CSRF_TOKEN,
-            Self::CsrfTokenMismatch => CSRF_TOKEN_MISMATCH,
-            Self::InvalidSession => INVALID_SESSION,
-            Self::ClientSessionMismatch => CLIENT_SESSION_MISMATCH,
-            Self::UserNotActive => USER_NOT_ACTIVE,
-            Self::InvalidApiKeyHeaders => INVALID_API_KEY_HEADERS,
-            Self::UnexistentApiKey => UNEXISTENT_APIKEY,
-            Self::NonceNotValidTimestamp => NONCE_NOT_VALID_TIMESTAMP,
-            Self::NonceExpired => NONCE_EXPIRED,
-            Self::NonceReplayed => NONCE_REPLAYED,
-            Self::InvalidSignature => INVALID_SIGNATURE,
-            Self::ApiKeyNotActive => APIKEY_NOT_ACTIVE,
-            Self::Disabled2fa => DISABLED_2FA,
-            Self::InvalidPermission => INVALID_PERMISSION,
-            Self::Unavailable => UNAVAILABLE,
-        }
-    }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::Restricted { code, .. } => {
-                StatusCode::from_u16(code).unwrap_or(StatusCode::UNAUTHORIZED)
-            }
-            Self::InvalidPath | Self::InvalidMethod => StatusCode::BAD_REQUEST,
-            Self::InvalidApiKeyHeaders => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::UNAUTHORIZED,
-        }
-    }
-}
-
-impl From<LoadError> for Deny {
-    fn from(error: LoadError) -> Self {
-        tracing::warn!(%error, "authz cannot reach the database");
-        Deny::Unavailable
-    }
-}
 
 /// A positive decision.
 enum Allow {
@@ -259,111 +142,118 @@ impl Authenticated {
     }
 }
 
-/// Answers one request of the authz listener, in a span carrying its request id (the proxy's
-/// `X-Request-Id`, else a new one), which every answer repeats so the proxy can pass it on to
-/// the upstream; counts the answer and its latency.
-pub async fn handle<B>(
-    authz: Arc<Authz>,
-    peer: SocketAddr,
-    request: Request<B>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    use tracing::Instrument;
-    let started = std::time::Instant::now();
-    let request_id = crate::observe::request_id(request.headers());
-    // Debug level: at the default `info` the span is never built, so the hot path does not pay
-    // for it; `RUST_LOG=barong=debug` shows every decision's id.
-    let span = tracing::debug_span!("authz", request_id = ?request_id);
-    // Only the head is read (the body is never forwarded for a decision); `Parts` is `Sync`,
-    // which keeps this future `Send` whatever the body type is.
-    let (parts, _body) = request.into_parts();
-    let (mut response, decided) = answer(&authz, peer, &parts).instrument(span).await;
-    let elapsed = started.elapsed();
-    let requests = &authz.observe.requests;
-    requests.authz.record(response.status().as_u16(), elapsed);
-    match decided {
-        Some(true) => requests.allow_latency.observe(elapsed),
-        Some(false) => requests.deny_latency.observe(elapsed),
-        None => {}
-    }
-    response
-        .headers_mut()
-        .insert(crate::observe::REQUEST_ID, request_id);
-    Ok(response)
+/// What a front (the HTTP listener, the gRPC listener) hands the decision: the original
+/// request as the gateway saw it. Each front reads these from its own wire format; everything
+/// after that is this one code path.
+#[derive(Debug)]
+pub struct Input<'a> {
+    /// The verb the upstream gets.
+    pub method: Method,
+    /// The original path without its one leading `/`, not yet canonical (`path::canonical`).
+    pub raw_path: &'a str,
+    /// The original query string, without `?`.
+    pub query: Option<&'a str>,
+    pub headers: &'a http::HeaderMap,
+    /// Who sent the check (the proxy): its forwarding headers are believed only if it is one
+    /// of `BARONG_TRUSTED_PROXIES`.
+    pub peer: IpAddr,
 }
 
-/// The answer and, for decisions, whether it allowed.
-async fn answer(
-    authz: &Authz,
-    peer: SocketAddr,
-    request: &http::request::Parts,
-) -> (Response<Full<Bytes>>, Option<bool>) {
-    let uri_path = request.uri.path();
-    if let Some(raw_path) = request::original_path(uri_path, &request.headers) {
-        let outcome = match judged(request, raw_path) {
+/// The decision on one request, and the request id it was made under (the proxy's
+/// `X-Request-Id`, else a new one), which every answer repeats.
+#[derive(Debug)]
+pub struct Verdict {
+    /// `Ok(None)`: a pass rule, no token; `Ok(Some)`: the `Authorization` value with the JWT.
+    pub outcome: Result<Option<HeaderValue>, Deny>,
+    pub request_id: HeaderValue,
+}
+
+impl Authz {
+    /// The one decision both fronts call, in a span carrying the request id; counts the
+    /// outcome and its latency.
+    pub async fn check(&self, input: &Input<'_>) -> Verdict {
+        use tracing::Instrument;
+        let started = std::time::Instant::now();
+        let request_id = crate::observe::request_id(input.headers);
+        // Debug level: at the default `info` the span is never built, so the hot path does not
+        // pay for it; `RUST_LOG=barong=debug` shows every decision's id.
+        let span = tracing::debug_span!("authz", request_id = ?request_id);
+        let outcome = self.judge(input).instrument(span).await;
+        self.count(&outcome, started.elapsed());
+        let outcome = outcome.map(|allow| match allow {
+            Allow::Public => None,
+            Allow::Token { authorization, .. } => Some(authorization),
+        });
+        Verdict {
+            outcome,
+            request_id,
+        }
+    }
+
+    /// A request a front refuses before it can be judged (a malformed gRPC check), counted as
+    /// a deny like any other.
+    pub fn refuse(&self, deny: Deny, headers: &http::HeaderMap) -> Verdict {
+        self.count(&Err(deny), std::time::Duration::ZERO);
+        Verdict {
+            outcome: Err(deny),
+            request_id: crate::observe::request_id(headers),
+        }
+    }
+
+    async fn judge(&self, input: &Input<'_>) -> Result<Allow, Deny> {
+        let outcome = match judged(input) {
             Ok((path, override_method)) => {
                 let req = AuthzRequest {
-                    method: request::original_method(&request.method, &request.headers),
+                    method: input.method.clone(),
                     override_method,
                     path: &path,
-                    query: request.uri.query(),
-                    headers: &request.headers,
-                    client_ip: authz
+                    query: input.query,
+                    headers: input.headers,
+                    client_ip: self
                         .settings
                         .trusted_proxies
-                        .client_ip(&request.headers, peer.ip()),
+                        .client_ip(input.headers, input.peer),
                 };
-                authz.decide(&req).await
+                self.decide(&req).await
             }
             Err(deny) => Err(deny),
         };
-        authz.metrics.record(match &outcome {
+        // Inside the request's span: with `RUST_LOG=barong::authz=debug` every decision is
+        // logged with its request id (never with cookies, tokens or keys).
+        tracing::debug!(
+            allowed = outcome.is_ok(),
+            raw_path = input.raw_path,
+            "authz decision"
+        );
+        outcome
+    }
+
+    fn count(&self, outcome: &Result<Allow, Deny>, elapsed: std::time::Duration) {
+        self.metrics.record(match outcome {
             Ok(Allow::Public) => Outcome::Public,
             Ok(Allow::Token { api_key: true, .. }) => Outcome::ApiKey,
             Ok(Allow::Token { .. }) => Outcome::Session,
             Err(deny) => Outcome::Deny(*deny),
         });
-        let allowed = outcome.is_ok();
-        // Inside the request's span: with `RUST_LOG=barong::authz=debug` every decision is
-        // logged with its request id (never with cookies, tokens or keys).
-        tracing::debug!(allowed, raw_path, "authz decision");
-        let response = match outcome {
-            Ok(Allow::Public) => allow(None),
-            Ok(Allow::Token { authorization, .. }) => allow(Some(authorization)),
-            Err(deny) => deny_response(deny),
+        let requests = &self.observe.requests;
+        let status = match outcome {
+            Ok(_) => 200,
+            Err(deny) => deny.status().as_u16(),
         };
-        (response, Some(allowed))
-    } else if uri_path == "/.well-known/jwks.json" {
-        (
-            body_response(StatusCode::OK, authz.keys.load().jwks()),
-            None,
-        )
-    } else if uri_path == "/metrics" {
-        let mut text = authz.metrics.render(&authz.caches, authz.audit.dropped());
-        authz.observe.render(&mut text, authz.store.as_ref()).await;
-        let mut response = body_response(StatusCode::OK, Bytes::from(text));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        );
-        (response, None)
-    } else {
-        let response = body_response(
-            StatusCode::NOT_FOUND,
-            Bytes::from_static(br#"{"error":"Route is not found"}"#),
-        );
-        (response, None)
+        requests.authz.record(status, elapsed);
+        match outcome {
+            Ok(_) => requests.allow_latency.observe(elapsed),
+            Err(_) => requests.deny_latency.observe(elapsed),
+        }
     }
 }
 
 /// What the decision judges besides the headers: the canonical path and the override verb.
 /// Refused before anything else, so no rule, cache or audit row ever sees a raw spelling.
-fn judged<'r>(
-    request: &'r http::request::Parts,
-    raw_path: &'r str,
-) -> Result<(std::borrow::Cow<'r, str>, Option<Method>), Deny> {
-    let path = path::canonical(raw_path).map_err(|_| Deny::InvalidPath)?;
-    let override_method = request::override_method(&request.headers, request.uri.query())
-        .map_err(|_| Deny::InvalidMethod)?;
+fn judged<'r>(input: &Input<'r>) -> Result<(std::borrow::Cow<'r, str>, Option<Method>), Deny> {
+    let path = path::canonical(input.raw_path).map_err(|_| Deny::InvalidPath)?;
+    let override_method =
+        request::override_method(input.headers, input.query).map_err(|_| Deny::InvalidMethod)?;
     Ok((path, override_method))
 }
 
@@ -699,104 +589,4 @@ fn session_matches(
         && policy
             .binding
             .allows(&cached.session.user_ip, req.client_ip)
-}
-
-/// 200 with an empty body and `Content-Length: 0`, so nginx keeps the upstream connection
-/// alive. Envoy is told to strip the API-key headers before the upstream sees them, on every
-/// allow (a public path too): a signed request must never reach an upstream to be replayed.
-fn allow(authorization: Option<HeaderValue>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::new()));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    if let Some(value) = authorization {
-        headers.insert(header::AUTHORIZATION, value);
-    }
-    headers.insert(
-        ENVOY_HEADERS_TO_REMOVE,
-        HeaderValue::from_static("x-auth-apikey,x-auth-nonce,x-auth-signature"),
-    );
-    response
-}
-
-// Header names as constants: a name given as `&str` is copied on every insert.
-const ENVOY_HEADERS_TO_REMOVE: header::HeaderName =
-    header::HeaderName::from_static("x-envoy-auth-headers-to-remove");
-const BARONG_STATUS: header::HeaderName = header::HeaderName::from_static("x-barong-status");
-const BARONG_ERROR: header::HeaderName = header::HeaderName::from_static("x-barong-error");
-
-/// Barong's authz error body (exactly one key), repeated in two headers for nginx: its
-/// `auth_request` turns any status but 401/403 into a 500 and drops the body, so the shipped
-/// config restores both from `X-Barong-Status` and `X-Barong-Error`.
-fn deny_response(deny: Deny) -> Response<Full<Bytes>> {
-    let status = deny.status();
-    let mut response = body_response(status, Bytes::from_static(deny.body().as_bytes()));
-    let headers = response.headers_mut();
-    headers.insert(BARONG_STATUS, status_value(status));
-    headers.insert(BARONG_ERROR, HeaderValue::from_static(deny.body()));
-    response
-}
-
-/// `X-Barong-Status` for a deny status (always 400-599), made once per code: a clone is a
-/// reference-count bump.
-fn status_value(status: StatusCode) -> HeaderValue {
-    static VALUES: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
-    let values = VALUES.get_or_init(|| (400u16..600).map(HeaderValue::from).collect());
-    status
-        .as_u16()
-        .checked_sub(400)
-        .and_then(|i| values.get(usize::from(i)))
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from(status.as_u16()))
-}
-
-fn body_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deny_answers_carry_their_key_and_status() {
-        let maintenance = Deny::Restricted {
-            category: "maintenance",
-            code: 471,
-        };
-        for deny in [
-            Deny::InvalidPath,
-            Deny::Unavailable,
-            Deny::Disabled2fa,
-            maintenance,
-        ] {
-            assert_eq!(deny.body(), format!(r#"{{"errors":["{}"]}}"#, deny.key()));
-            let response = deny_response(deny);
-            assert_eq!(response.headers()[&BARONG_ERROR], deny.body());
-            assert_eq!(
-                response.headers()[&BARONG_STATUS],
-                deny.status().as_u16().to_string().as_str()
-            );
-        }
-    }
-
-    #[test]
-    fn deny_statuses_follow_barong() {
-        assert_eq!(
-            Deny::InvalidApiKeyHeaders.status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        let maintenance = Deny::Restricted {
-            category: "maintenance",
-            code: 471,
-        };
-        assert_eq!(maintenance.status().as_u16(), 471);
-        assert_eq!(maintenance.key(), "authz.restrict.maintenance");
-        assert_eq!(Deny::Unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
-    }
 }

@@ -290,6 +290,19 @@ impl Config {
     /// Both listeners on one address would fail later with a less helpful bind error (port 0 asks
     /// the system for a free port, so it may repeat).
     fn check_addrs(&self) -> Result<(), ConfigError> {
+        if let Some(grpc) = self.server.authz_grpc_addr
+            && grpc.port() != 0
+            && (grpc == self.server.authz_addr || grpc == self.server.api_addr)
+        {
+            let shown = grpc.to_string();
+            let problem =
+                "expected an address different from BARONG_AUTHZ_ADDR and BARONG_API_ADDR";
+            return Err(ConfigError::invalid(
+                "BARONG_AUTHZ_GRPC_ADDR",
+                Some(&shown),
+                problem,
+            ));
+        }
         if self.server.api_addr != self.server.authz_addr || self.server.api_addr.port() == 0 {
             return Ok(());
         }

@@ -220,6 +220,10 @@ settings! {
         data_dir: PathBuf = "BARONG_DATA_DIR", "data";
         /// `BARONG_AUTHZ_ADDR` (`127.0.0.1:8002`): the authz listener.
         authz_addr: SocketAddr = "BARONG_AUTHZ_ADDR", "127.0.0.1:8002";
+        /// `BARONG_AUTHZ_GRPC_ADDR` (unset: off): the same decision as Envoy's gRPC `ext_authz`
+        /// (`envoy.service.auth.v3.Authorization/Check`), on its own listener with the TLS (and
+        /// mTLS) settings of the authz listener.
+        authz_grpc_addr: Option<SocketAddr> = "BARONG_AUTHZ_GRPC_ADDR", "";
         /// `BARONG_API_ADDR` (`127.0.0.1:8001`): the REST listener.
         api_addr: SocketAddr = "BARONG_API_ADDR", "127.0.0.1:8001";
         /// `BARONG_MAX_BODY_SIZE` (`1048576` bytes): largest accepted request body.

@@ -341,6 +341,14 @@ fn bad_address() {
         ("BARONG_AUTHZ_ADDR", "127.0.0.1:0"),
     ];
     assert!(load(&same).is_ok());
+    assert_eq!(load(&[]).unwrap().server.authz_grpc_addr, None);
+    let grpc = load(&[("BARONG_AUTHZ_GRPC_ADDR", "127.0.0.1:8003")]).unwrap();
+    assert_eq!(
+        grpc.server.authz_grpc_addr,
+        Some("127.0.0.1:8003".parse().unwrap())
+    );
+    let e = error(&[("BARONG_AUTHZ_GRPC_ADDR", "127.0.0.1:8002")]);
+    assert_eq!(e.setting, "BARONG_AUTHZ_GRPC_ADDR");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Real gateways in front of barong: nginx (`auth_request`) and Envoy (`ext_authz`) started with
-//! the shipped configs (`nginx/barong.conf`, `envoy/envoy.yaml`), only their `${...}` placeholders
+//! Real gateways in front of barong: nginx (`auth_request`) and Envoy (`ext_authz` over HTTP or
+//! gRPC) started with the shipped configs (`nginx/barong.conf`, `envoy/envoy.yaml`,
+//! `envoy/envoy-grpc.yaml`), only their `${...}` placeholders
 //! filled in, on free loopback ports; plus small in-process HTTP servers for what stands behind
 //! them (an upstream that echoes what reached it, stub authz servers).
 //!
@@ -34,6 +35,8 @@ use super::TestServer;
 pub enum Proxy {
     Nginx,
     Envoy,
+    /// Envoy asking barong's gRPC listener (`envoy/envoy-grpc.yaml`).
+    EnvoyGrpc,
 }
 
 /// Runs one async test body once per gateway: `both_proxies!(name)` expects
@@ -87,6 +90,15 @@ impl Backends {
     /// barong's listeners of a running `TestServer` and an upstream.
     pub fn of(server: &TestServer, upstream: SocketAddr) -> Backends {
         Backends::new(addr_of(&server.authz), addr_of(&server.api), upstream)
+    }
+
+    /// The listeners `proxy` asks: the gRPC one for [`Proxy::EnvoyGrpc`].
+    pub fn for_proxy(proxy: Proxy, server: &TestServer, upstream: SocketAddr) -> Backends {
+        let mut backends = Backends::of(server, upstream);
+        if proxy == Proxy::EnvoyGrpc {
+            backends.authz = addr_of(server.grpc.as_deref().expect("gRPC listener on"));
+        }
+        backends
     }
 
     /// All of `servers` (sharing one database), balanced by the proxy.
@@ -174,6 +186,7 @@ pub fn render_config(proxy: Proxy, port: u16, backends: &Backends, route: Barong
     let template = match proxy {
         Proxy::Nginx => "nginx/barong.conf",
         Proxy::Envoy => "envoy/envoy.yaml",
+        Proxy::EnvoyGrpc => "envoy/envoy-grpc.yaml",
     };
     let mut text = std::fs::read_to_string(repo_root().join(template))
         .unwrap_or_else(|e| panic!("{template}: {e}"));
@@ -222,7 +235,7 @@ fn add_instances(proxy: Proxy, text: &str, name: &str, addrs: &[SocketAddr]) -> 
     // nginx: the `server` line; Envoy: `- endpoint:`, `address:`, `socket_address: ...`.
     let block = match proxy {
         Proxy::Nginx => &lines[at..=at],
-        Proxy::Envoy => &lines[at - 2..=at],
+        Proxy::Envoy | Proxy::EnvoyGrpc => &lines[at - 2..=at],
     };
     let mut out: Vec<String> = lines[..=at].iter().map(|l| l.to_string()).collect();
     for addr in addrs {
@@ -254,7 +267,7 @@ fn rewrite_variant(proxy: Proxy, text: &str) -> String {
                     changed += 1;
                     format!("{indent}{}", trimmed.trim_start_matches("# "))
                 }
-                Proxy::Envoy if trimmed == "# prefix_rewrite: /api/v2/" => {
+                Proxy::Envoy | Proxy::EnvoyGrpc if trimmed == "# prefix_rewrite: /api/v2/" => {
                     changed += 1;
                     format!("{indent}prefix_rewrite: /api/v2/")
                 }
@@ -282,7 +295,7 @@ impl Gateway {
     pub async fn in_front_of(proxy: Proxy, server: &TestServer, upstream: &StubServer) -> Gateway {
         Gateway::start(
             proxy,
-            &Backends::of(server, upstream.addr),
+            &Backends::for_proxy(proxy, server, upstream.addr),
             BarongRoute::AsIs,
         )
         .await
@@ -345,7 +358,7 @@ impl Gateway {
                     .args(["-g", "daemon off;"]);
                 command
             }
-            Proxy::Envoy => {
+            Proxy::Envoy | Proxy::EnvoyGrpc => {
                 std::fs::write(d.join("envoy.yaml"), config).expect("write envoy.yaml");
                 let mut command = Command::new(envoy_bin());
                 command
@@ -402,7 +415,7 @@ impl Gateway {
     pub fn config_text(&self) -> String {
         let name = match self.proxy {
             Proxy::Nginx => "barong.conf",
-            Proxy::Envoy => "envoy.yaml",
+            Proxy::Envoy | Proxy::EnvoyGrpc => "envoy.yaml",
         };
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }

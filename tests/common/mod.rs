@@ -219,6 +219,8 @@ pub struct TestServer {
     child: Option<Child>,
     pub api: String,
     pub authz: String,
+    /// `http://` address of the authz gRPC listener, on unless the test turns it off.
+    pub grpc: Option<String>,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -229,6 +231,7 @@ impl TestServer {
         command
             .env("BARONG_AUTHZ_ADDR", "127.0.0.1:0")
             .env("BARONG_API_ADDR", "127.0.0.1:0")
+            .env("BARONG_AUTHZ_GRPC_ADDR", "127.0.0.1:0")
             .args(["serve"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -248,7 +251,7 @@ impl TestServer {
                 sink.lock().expect("logs").push(line);
             }
         });
-        let (authz, api) = match rx.recv_timeout(Duration::from_secs(60)) {
+        let (authz, api, grpc) = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(addrs) => addrs,
             Err(_) => {
                 let _ = child.kill();
@@ -259,6 +262,7 @@ impl TestServer {
             child: Some(child),
             api: format!("http://{api}"),
             authz: format!("http://{authz}"),
+            grpc: grpc.map(|addr| format!("http://{addr}")),
             logs,
         }
     }
@@ -308,15 +312,21 @@ impl Drop for TestServer {
 }
 
 /// Picks the listener addresses out of the JSON "barong listening" log line.
-fn listening_addrs(line: &str) -> Option<(String, String)> {
+fn listening_addrs(line: &str) -> Option<(String, String, Option<String>)> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = value.get("fields")?;
     if fields.get("message")?.as_str()? != "barong listening" {
         return None;
     }
+    let grpc = fields
+        .get("authz_grpc")
+        .and_then(|v| v.as_str())
+        .filter(|addr| *addr != "off")
+        .map(str::to_owned);
     Some((
         fields.get("authz")?.as_str()?.to_owned(),
         fields.get("api")?.as_str()?.to_owned(),
+        grpc,
     ))
 }
 

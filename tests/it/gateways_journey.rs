@@ -53,7 +53,7 @@ async fn sign_up(browser: &reqwest::Client, gateway: &Gateway, email: &str) -> S
 /// Sign-up, the confirmation token from the mail, confirmation through the proxy (a session
 /// with the e-mail label), logout, then a password login through the proxy that opens the
 /// resource API again.
-async fn confirmation_and_login_through_the_gateway(proxy: Proxy) {
+pub(crate) async fn confirmation_and_login_through_the_gateway(proxy: Proxy) {
     let db = TestDb::new(Backend::Sqlite).await;
     let sink = SmtpSink::start(free_port(), &db.dir.path().join("mail"));
     let smtp_port = sink.port.to_string();

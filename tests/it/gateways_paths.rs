@@ -276,7 +276,7 @@ struct Tally {
     server_errors: Vec<String>,
 }
 
-async fn spellings_reach_only_allowed_routes(proxy: Proxy) {
+pub(crate) async fn spellings_reach_only_allowed_routes(proxy: Proxy) {
     let db = TestDb::new(Backend::Sqlite).await;
     let email = "support@paths.test";
     // The server seeds the default permissions (the support role) before the user is made.
@@ -285,15 +285,8 @@ async fn spellings_reach_only_allowed_routes(proxy: Proxy) {
     let cookie = login(&server, email).await;
     let api = echo_upstream().await;
     let app = echo_upstream().await;
-    let backends = Backends::new(
-        server
-            .authz
-            .trim_start_matches("http://")
-            .parse()
-            .expect("authz"),
-        api.addr,
-        app.addr,
-    );
+    let mut backends = Backends::for_proxy(proxy, &server, app.addr);
+    backends.api = api.addr;
 
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ proxy as u64);
     let mut corpus: Vec<String> = TARGETS.iter().map(|t| (*t).to_owned()).collect();

@@ -8,7 +8,7 @@ use common::{Backend, TestDb, TestServer};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-async fn the_upstream_gets_the_id_barong_decided_under(proxy: Proxy) {
+pub(crate) async fn the_upstream_gets_the_id_barong_decided_under(proxy: Proxy) {
     let db = TestDb::new(Backend::Sqlite).await;
     let server = TestServer::start(
         db.dir.path(),

@@ -30,6 +30,7 @@ mod faults;
 mod fuzz_replay;
 mod gateways;
 mod gateways_admin;
+mod gateways_grpc;
 mod gateways_journey;
 mod gateways_paths;
 mod gateways_request_id;

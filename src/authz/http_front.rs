@@ -1,0 +1,162 @@
+//! The HTTP front of the decision: Envoy's HTTP `ext_authz` and nginx's `auth_request` call
+//! `ANY /api/v2/auth/{path}`; the same listener serves the JWKS and `/metrics`. Served straight
+//! on hyper (no router, no middleware stack) because this is the hot path.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+
+use super::{Authz, Deny, Input, request};
+
+/// Answers one request of the authz listener: a decision reads the original method, path and
+/// query (nginx's in `X-Original-Method` and `X-Original-URI`) and the headers, and is made by
+/// [`Authz::check`]. Every answer repeats the request id so the proxy can pass it on to the
+/// upstream.
+pub async fn handle<B>(
+    authz: Arc<Authz>,
+    peer: SocketAddr,
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    // Only the head is read (the body is never forwarded for a decision); `Parts` is `Sync`,
+    // which keeps this future `Send` whatever the body type is.
+    let (parts, _body) = request.into_parts();
+    let uri_path = parts.uri.path();
+    if let Some(raw_path) = request::original_path(uri_path, &parts.headers) {
+        let input = Input {
+            method: request::original_method(&parts.method, &parts.headers),
+            raw_path,
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            peer: peer.ip(),
+        };
+        let verdict = authz.check(&input).await;
+        let mut response = match verdict.outcome {
+            Ok(authorization) => allow(authorization),
+            Err(deny) => deny_response(deny),
+        };
+        response
+            .headers_mut()
+            .insert(crate::observe::REQUEST_ID, verdict.request_id);
+        return Ok(response);
+    }
+    let started = std::time::Instant::now();
+    let request_id = crate::observe::request_id(&parts.headers);
+    let mut response = if uri_path == "/.well-known/jwks.json" {
+        body_response(StatusCode::OK, authz.keys.load().jwks())
+    } else if uri_path == "/metrics" {
+        let mut text = authz.metrics.render(&authz.caches, authz.audit.dropped());
+        authz.observe.render(&mut text, authz.store.as_ref()).await;
+        let mut response = body_response(StatusCode::OK, Bytes::from(text));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        response
+    } else {
+        body_response(
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(br#"{"error":"Route is not found"}"#),
+        )
+    };
+    authz
+        .observe
+        .requests
+        .authz
+        .record(response.status().as_u16(), started.elapsed());
+    response
+        .headers_mut()
+        .insert(crate::observe::REQUEST_ID, request_id);
+    Ok(response)
+}
+
+/// The request headers an allow has Envoy strip before the upstream, on every allow (a public
+/// path too): a signed request must never reach an upstream to be replayed.
+pub const API_KEY_HEADERS: [&str; 3] = ["x-auth-apikey", "x-auth-nonce", "x-auth-signature"];
+
+/// 200 with an empty body and `Content-Length: 0`, so nginx keeps the upstream connection
+/// alive; Envoy strips [`API_KEY_HEADERS`] as `x-envoy-auth-headers-to-remove` asks.
+fn allow(authorization: Option<HeaderValue>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    if let Some(value) = authorization {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    headers.insert(
+        ENVOY_HEADERS_TO_REMOVE,
+        HeaderValue::from_static("x-auth-apikey,x-auth-nonce,x-auth-signature"),
+    );
+    response
+}
+
+// Header names as constants: a name given as `&str` is copied on every insert.
+const ENVOY_HEADERS_TO_REMOVE: header::HeaderName =
+    header::HeaderName::from_static("x-envoy-auth-headers-to-remove");
+pub const BARONG_STATUS: header::HeaderName = header::HeaderName::from_static("x-barong-status");
+pub const BARONG_ERROR: header::HeaderName = header::HeaderName::from_static("x-barong-error");
+
+/// Barong's authz error body (exactly one key), repeated in two headers for nginx: its
+/// `auth_request` turns any status but 401/403 into a 500 and drops the body, so the shipped
+/// config restores both from `X-Barong-Status` and `X-Barong-Error`.
+fn deny_response(deny: Deny) -> Response<Full<Bytes>> {
+    let status = deny.status();
+    let mut response = body_response(status, Bytes::from_static(deny.body().as_bytes()));
+    let headers = response.headers_mut();
+    headers.insert(BARONG_STATUS, status_value(status));
+    headers.insert(BARONG_ERROR, HeaderValue::from_static(deny.body()));
+    response
+}
+
+/// `X-Barong-Status` for a deny status (always 400-599), made once per code: a clone is a
+/// reference-count bump.
+pub fn status_value(status: StatusCode) -> HeaderValue {
+    static VALUES: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let values = VALUES.get_or_init(|| (400u16..600).map(HeaderValue::from).collect());
+    status
+        .as_u16()
+        .checked_sub(400)
+        .and_then(|i| values.get(usize::from(i)))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(status.as_u16()))
+}
+
+fn body_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_answers_carry_their_key_and_status() {
+        let maintenance = Deny::Restricted {
+            category: "maintenance",
+            code: 471,
+        };
+        for deny in [
+            Deny::InvalidPath,
+            Deny::Unavailable,
+            Deny::Disabled2fa,
+            maintenance,
+        ] {
+            assert_eq!(deny.body(), format!(r#"{{"errors":["{}"]}}"#, deny.key()));
+            let response = deny_response(deny);
+            assert_eq!(response.headers()[&BARONG_ERROR], deny.body());
+            assert_eq!(
+                response.headers()[&BARONG_STATUS],
+                deny.status().as_u16().to_string().as_str()
+            );
+        }
+    }
+}
