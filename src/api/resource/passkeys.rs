@@ -199,17 +199,8 @@ pub async fn destroy(
     let action = "delete passkey";
     let confirmed = if let Some(code) = otp_code.filter(|_| user.otp) {
         if !check_totp(&state, user.id, &code).await? {
-            record_activity(
-                &state,
-                user.id,
-                &meta,
-                "otp",
-                action,
-                "failed",
-                Some("OTP code is invalid"),
-            )
-            .await;
-            return Err(ApiError::from(Key::ResourcePasskeyInvalidOtp));
+            let key = Key::ResourcePasskeyInvalidOtp;
+            return Err(refuse_deletion(&state, &user, &meta, "OTP code is invalid", key).await);
         }
         true
     } else if let Some(password) = password {
@@ -220,17 +211,8 @@ pub async fn destroy(
             .run(move || password_hash::verify_password(&password, &digest))
             .await?;
         if verification == Verification::Mismatch {
-            record_activity(
-                &state,
-                user.id,
-                &meta,
-                "otp",
-                action,
-                "failed",
-                Some("Invalid password"),
-            )
-            .await;
-            return Err(ApiError::from(Key::ResourcePasskeyInvalidPassword));
+            let key = Key::ResourcePasskeyInvalidPassword;
+            return Err(refuse_deletion(&state, &user, &meta, "Invalid password", key).await);
         }
         true
     } else {
@@ -246,4 +228,17 @@ pub async fn destroy(
             Err(ApiError::from(Key::ResourcePasskeyConfirmationRequired))
         }
     }
+}
+
+/// A refused confirmation of a passkey's deletion: the failed `otp` activity, then the key.
+async fn refuse_deletion(
+    state: &ApiState,
+    user: &crate::domain::User,
+    meta: &RequestMeta,
+    reason: &str,
+    key: Key,
+) -> ApiError {
+    let action = "delete passkey";
+    record_activity(state, user.id, meta, "otp", action, "failed", Some(reason)).await;
+    ApiError::from(key)
 }
