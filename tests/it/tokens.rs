@@ -778,9 +778,11 @@ async fn management_requests_are_bounded_and_used_once(backend: Backend) {
         &[signer],
     );
     assert_eq!(call(a, Method::POST, "/timestamp", &fresh).await.0, 200);
+    // Ten seconds past the 120 s window each way: the server reads its clock a moment after
+    // `now` was taken, and on a loaded machine that moment can be a second or more.
     for claims in [
-        json!({"iat": now - 121, "jti": jti(), "data": {}}),
-        json!({"iat": now + 121, "jti": jti(), "data": {}}),
+        json!({"iat": now - 130, "jti": jti(), "data": {}}),
+        json!({"iat": now + 130, "jti": jti(), "data": {}}),
         json!({"jti": jti(), "data": {}}),
         json!({"iat": now, "exp": now + 60, "data": {}}),
         json!({"iat": now, "exp": now + 60, "jti": "", "data": {}}),
