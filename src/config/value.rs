@@ -371,48 +371,25 @@ pub(super) fn decode_key32(text: &str) -> Option<[u8; 32]> {
 
 pub(super) fn decode_hex32(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks(2)) {
-        let high = char::from(pair[0]).to_digit(16)?;
-        let low = char::from(pair[1]).to_digit(16)?;
-        *byte = u8::try_from(high * 16 + low).ok()?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
 pub(super) fn decode_base64_32(text: &str) -> Option<[u8; 32]> {
-    // 32 bytes are 43 base64 characters (256 of 258 bits) plus one `=`.
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    // 32 bytes are 43 base64 characters (256 of 258 bits) plus one `=`. Either alphabet, never
+    // both; the engines refuse non-zero spare bits, as strict decoders would later.
     let body = text.strip_suffix('=').unwrap_or(text);
-    if body.len() != 43 || (body.contains(['+', '/']) && body.contains(['-', '_'])) {
+    if body.len() != 43 {
         return None;
     }
-    let mut bytes = Vec::with_capacity(32);
-    let (mut bits, mut count) = (0u32, 0u32);
-    for c in body.bytes() {
-        bits = (bits << 6) | base64_sextet(c)?;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            bytes.push(u8::try_from(bits >> count).ok()?);
-            bits &= (1 << count) - 1;
-        }
-    }
-    // The two spare bits must be zero, or strict decoders would reject the key later.
-    if bits != 0 {
-        return None;
-    }
-    bytes.try_into().ok()
-}
-
-pub(super) fn base64_sextet(c: u8) -> Option<u32> {
-    let value = match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' | b'-' => 62,
-        b'/' | b'_' => 63,
-        _ => return None,
+    let engine = if body.contains(['-', '_']) {
+        URL_SAFE_NO_PAD
+    } else {
+        STANDARD_NO_PAD
     };
-    Some(u32::from(value))
+    engine.decode(body).ok()?.try_into().ok()
 }
 
 /// Hides the password of `scheme://user:password@host...` and of a `password=` query parameter,
