@@ -3,10 +3,11 @@
 //! each other cannot both pass.
 //!
 //! Two stores:
-//! - **memory**, per instance: a bounded cache of 128-bit digests, least recently used evicted
-//!   first. A fresh request is always admitted (a full cache forgets its oldest entry, never
-//!   refuses); so the protection holds while an instance sees fewer than [`MEMORY_CAPACITY`]
-//!   signed requests per window, and a replay sent to another instance is not recognised.
+//! - **memory**, per instance: 128-bit digests in a window of one (`limits::windows`, taken
+//!   under a lock), the oldest forgotten first. A fresh request is always admitted (a full set
+//!   forgets its oldest entry, never refuses); so the protection holds while an instance sees
+//!   fewer than [`MEMORY_CAPACITY`] signed requests per window (spread over its shards), and a
+//!   replay sent to another instance is not recognised.
 //! - **redis**, shared: `SET key 1 NX PX window` on Redis, so a copy sent to any instance is
 //!   refused. Redis unreachable means the request cannot be checked: it is refused (503).
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use aws_lc_rs::digest;
 
 /// Signed requests remembered per instance by the memory store (about 100 bytes each).
-pub const MEMORY_CAPACITY: u64 = 1_000_000;
+pub const MEMORY_CAPACITY: usize = 1_000_000;
 
 /// How long a Redis round trip (or a reconnection) may take before the request is refused.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
@@ -27,7 +28,7 @@ pub struct Unavailable(String);
 
 /// Where seen requests are remembered.
 pub enum ReplayGuard {
-    Memory(moka::sync::Cache<u128, ()>),
+    Memory(crate::limits::windows::Windows<u128>),
     Redis {
         connection: redis::aio::ConnectionManager,
         window_ms: u64,
@@ -37,15 +38,10 @@ pub enum ReplayGuard {
 impl ReplayGuard {
     /// The per-instance store, remembering each request for `window`.
     pub fn memory(window: Duration) -> Self {
-        Self::Memory(
-            moka::sync::Cache::builder()
-                .max_capacity(MEMORY_CAPACITY)
-                // LRU admits every new entry; the default (TinyLFU) may turn a new one away when
-                // full, which would let its replay through.
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .time_to_live(window)
-                .build(),
-        )
+        Self::Memory(crate::limits::windows::Windows::new(
+            window,
+            MEMORY_CAPACITY,
+        ))
     }
 
     /// The shared store on Redis at `url` (`password` when the URL has none). Connects lazily:
@@ -80,7 +76,7 @@ impl ReplayGuard {
     ) -> Result<bool, Unavailable> {
         let digest = fingerprint(kid, nonce, signature);
         match self {
-            Self::Memory(seen) => Ok(seen.entry(digest).or_insert(()).is_fresh()),
+            Self::Memory(seen) => Ok(seen.take(&digest, 1)),
             Self::Redis {
                 connection,
                 window_ms,
@@ -157,12 +153,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_cache_never_refuses_a_fresh_request() {
-        let guard = ReplayGuard::Memory(
-            moka::sync::Cache::builder()
-                .max_capacity(10)
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .build(),
-        );
+        let guard = ReplayGuard::Memory(crate::limits::windows::Windows::new(
+            Duration::from_secs(60),
+            10,
+        ));
         for n in 0..1000 {
             let nonce = n.to_string();
             assert!(

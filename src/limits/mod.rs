@@ -17,18 +17,19 @@
 //! valid session's decision never waits on them.
 
 pub mod hashing;
+pub mod windows;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::config::RateLimit;
 use crate::store::{SharedCounters, StoreError};
 
-/// Keys kept per in-process limiter at most; beyond that the least recently used entries are
-/// evicted (an attacker spraying keys can only make the limiter forget, never grow the process).
-const MAX_KEYS: u64 = 200_000;
+/// Keys kept per in-process limiter at most; beyond that the oldest windows are forgotten (an
+/// attacker spraying keys can only make the limiter forget, never grow the process).
+const MAX_KEYS: usize = 200_000;
 
 /// One in this many shared reservations also purges ended windows from the table.
 const PURGE_EVERY: u64 = 1024;
@@ -38,7 +39,7 @@ enum Counts {
     /// The limit is off.
     Off,
     /// In this process.
-    Local(moka::sync::Cache<String, Arc<AtomicU32>>),
+    Local(windows::Windows<String>),
     /// In the database, shared by every instance.
     Shared(Arc<dyn SharedCounters>),
 }
@@ -67,13 +68,10 @@ impl Limiter {
         let counts = match shared {
             _ if !limit.enabled() => Counts::Off,
             Some(shared) => Counts::Shared(shared),
-            None => Counts::Local(
-                moka::sync::Cache::builder()
-                    .max_capacity(MAX_KEYS)
-                    .eviction_policy(moka::policy::EvictionPolicy::lru())
-                    .time_to_live(Duration::from_secs(limit.window))
-                    .build(),
-            ),
+            None => Counts::Local(windows::Windows::new(
+                Duration::from_secs(limit.window),
+                MAX_KEYS,
+            )),
         };
         Self {
             name,
@@ -90,15 +88,7 @@ impl Limiter {
     pub async fn reserve(&self, key: &str) -> Result<bool, StoreError> {
         let taken = match &self.counts {
             Counts::Off => return Ok(true),
-            Counts::Local(cache) => {
-                let count = cache.get_with_by_ref(key, || Arc::new(AtomicU32::new(0)));
-                let limit = self.limit.count;
-                count
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                        (n < limit).then_some(n + 1)
-                    })
-                    .is_ok()
-            }
+            Counts::Local(windows) => windows.take(key, self.limit.count),
             Counts::Shared(shared) => {
                 let n = self.reserved.load(Ordering::Relaxed);
                 if n % PURGE_EVERY == PURGE_EVERY - 1 {
@@ -128,9 +118,7 @@ impl Limiter {
     pub async fn exhausted(&self, key: &str) -> Result<bool, StoreError> {
         let spent = match &self.counts {
             Counts::Off => false,
-            Counts::Local(cache) => cache
-                .get(key)
-                .is_some_and(|n| n.load(Ordering::Acquire) >= self.limit.count),
+            Counts::Local(windows) => windows.count(key) >= self.limit.count,
             Counts::Shared(shared) => {
                 shared
                     .slots_used_up(self.name, key, self.limit.count)
@@ -147,12 +135,7 @@ impl Limiter {
     pub async fn release(&self, key: &str) {
         match &self.counts {
             Counts::Off => {}
-            Counts::Local(cache) => {
-                if let Some(count) = cache.get(key) {
-                    let _ = count
-                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-                }
-            }
+            Counts::Local(windows) => windows.give_back(key),
             Counts::Shared(shared) => {
                 if let Err(error) = shared.give_back(self.name, key).await {
                     tracing::warn!(%error, limit = self.name, "rate-limit slot not given back");
@@ -166,7 +149,7 @@ impl Limiter {
     pub async fn clear(&self, key: &str) {
         match &self.counts {
             Counts::Off => {}
-            Counts::Local(cache) => cache.invalidate(key),
+            Counts::Local(windows) => windows.close(key),
             Counts::Shared(shared) => {
                 if let Err(error) = shared.forget(self.name, key).await {
                     tracing::warn!(%error, limit = self.name, "rate-limit window not cleared");

@@ -761,15 +761,20 @@ async fn replays_racing_on_one_instance_pass_once() {
         &[("BARONG_APIKEY_REPLAY_PROTECTION", "true")],
     );
     let (kid, secret) = api_key(&server).await;
-    let nonce = nonce();
-    let requests = (0..100)
-        .map(|_| signed_request(&server, &kid, &secret, &nonce))
-        .collect();
-    let answers = burst(requests).await;
-    assert_eq!(count(&answers, 200), 1, "{:?}", statuses(&answers));
-    assert_eq!(count(&answers, 401), 99, "{:?}", statuses(&answers));
-    for answer in answers.iter().filter(|a| a.status == 401) {
-        assert_eq!(answer.body, errors("authz.nonce_replayed"));
+    // Several bursts: a check that is only mostly atomic (a cache's get-or-insert once let two
+    // of 100 through) shows up in some of them.
+    for _ in 0..5 {
+        let nonce = nonce();
+        let requests = (0..100)
+            .map(|_| signed_request(&server, &kid, &secret, &nonce))
+            .collect();
+        let answers = burst(requests).await;
+        assert_eq!(count(&answers, 200), 1, "{:?}", statuses(&answers));
+        assert_eq!(count(&answers, 401), 99, "{:?}", statuses(&answers));
+        for answer in answers.iter().filter(|a| a.status == 401) {
+            assert_eq!(answer.body, errors("authz.nonce_replayed"));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
