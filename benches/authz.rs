@@ -43,7 +43,7 @@ use barong::crypto::encryption::Encryptor;
 use barong::crypto::jws::JwtSigner;
 use barong::crypto::keyring::{KeyRing, SharedKeys};
 use barong::crypto::keys::{EncryptionKey, KeyAlgorithm, SigningKey, generate_private_key_pem};
-use barong::domain::{KeyHolder, NewApiKey, NewSession, NewUser, session_key};
+use barong::domain::{KeyHolder, NewApiKey, NewSession, NewUser, session_digest, session_key};
 use barong::invalidation::InvalidationBus;
 use barong::seed::{DEFAULT_SEEDS, Seeds};
 use barong::server;
@@ -458,7 +458,13 @@ fn decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("cache");
     group.bench_function("session_hit", |b| {
         b.to_async(&f.rt).iter(|| async {
-            black_box(f.authz.caches.session(&f.session_id).await.expect("load"))
+            black_box(
+                f.authz
+                    .caches
+                    .session(&session_digest(&f.cookie))
+                    .await
+                    .expect("load"),
+            )
         });
     });
     group.bench_function("session_miss_sqlite", |b| {
@@ -468,7 +474,13 @@ fn decision(c: &mut Criterion) {
             for _ in 0..iters {
                 f.authz.caches.forget_session(&f.session_id).await;
                 let start = Instant::now();
-                black_box(f.authz.caches.session(&f.session_id).await.expect("load"));
+                black_box(
+                    f.authz
+                        .caches
+                        .session(&session_digest(&f.cookie))
+                        .await
+                        .expect("load"),
+                );
                 total += start.elapsed();
             }
             total

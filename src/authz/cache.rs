@@ -11,25 +11,45 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use aws_lc_rs::hmac;
-use moka::future::Cache;
 use tokio::sync::broadcast;
 
 use super::policy::{Permissions, Restrictions};
+use super::timed_cache::TimedCache;
 use crate::crypto::encryption::Encryptor;
-use crate::domain::{ApiKey, ServiceAccount, Session, User};
+use crate::domain::{ApiKey, ServiceAccount, Session, SessionDigest, User, session_digest_of_key};
 use crate::invalidation::{Invalidation, InvalidationBus};
 use crate::store::{Store, StoreError};
 
-/// A cached session with its sliding expiry kept in memory.
+/// A cached session: only what the decision reads (the row has more), so 100,000 cached
+/// sessions stay small; its sliding expiry is kept in memory.
 #[derive(Debug)]
 pub struct CachedSession {
-    pub session: Session,
+    pub user_id: i64,
+    /// The address the session was opened from, parsed once; `None` if the stored text does
+    /// not parse (then no binding allows it).
+    pub user_ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<Box<str>>,
+    pub csrf_token: Box<str>,
     /// The current expiry (moves on every use).
     pub expire_at: AtomicI64,
     /// The expiry last queued for the database.
     pub persisted: AtomicI64,
     /// The session's policy, chosen from its agent on first use (the agent never changes).
     pub policy: std::sync::OnceLock<crate::domain::SessionPolicy>,
+}
+
+impl CachedSession {
+    fn of(session: Session) -> Self {
+        Self {
+            user_id: session.user_id,
+            user_ip: session.user_ip.parse().ok(),
+            user_agent: session.user_agent.map(String::into_boxed_str),
+            csrf_token: session.csrf_token.into_boxed_str(),
+            expire_at: AtomicI64::new(session.expire_at),
+            persisted: AtomicI64::new(session.expire_at),
+            policy: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// A cached API key with its HMAC key ready (the secret is decrypted once, on load).
@@ -53,8 +73,8 @@ impl std::fmt::Debug for CachedKey {
 #[error("{0}")]
 pub struct LoadError(pub String);
 
-impl From<Arc<StoreError>> for LoadError {
-    fn from(error: Arc<StoreError>) -> Self {
+impl From<StoreError> for LoadError {
+    fn from(error: StoreError) -> Self {
         Self(error.to_string())
     }
 }
@@ -63,10 +83,10 @@ impl From<Arc<StoreError>> for LoadError {
 pub struct Caches {
     store: Arc<dyn Store>,
     encryptor: Arc<Encryptor>,
-    sessions: Cache<String, Option<Arc<CachedSession>>>,
-    users: Cache<i64, Option<Arc<User>>>,
-    service_accounts: Cache<i64, Option<Arc<ServiceAccount>>>,
-    api_keys: Cache<String, Option<Arc<CachedKey>>>,
+    sessions: TimedCache<SessionDigest, Option<Arc<CachedSession>>>,
+    users: TimedCache<i64, Option<Arc<User>>>,
+    service_accounts: TimedCache<i64, Option<Arc<ServiceAccount>>>,
+    api_keys: TimedCache<String, Option<Arc<CachedKey>>>,
     pub permissions: ArcSwap<Permissions>,
     pub restrictions: ArcSwap<Restrictions>,
     /// Lookups and misses per cache (sessions, users, service accounts, API keys), for the hit
@@ -85,18 +105,6 @@ const SESSIONS_BYTES: u64 = 64 << 20;
 const USERS_BYTES: u64 = 32 << 20;
 const KEYS_BYTES: u64 = 16 << 20;
 
-fn cache<K, V>(ttl: Duration, bytes: u64, weigh: fn(&K, &V) -> u32) -> Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    Cache::builder()
-        .time_to_live(ttl)
-        .max_capacity(bytes)
-        .weigher(weigh)
-        .build()
-}
-
 impl Caches {
     /// Builds the caches and loads the first snapshots (failing start-up if the database
     /// cannot give them).
@@ -110,10 +118,12 @@ impl Caches {
         Ok(Arc::new(Self {
             store,
             encryptor,
-            sessions: cache(ttl, SESSIONS_BYTES, |k: &String, _| 400 + k.len() as u32),
-            users: cache(ttl, USERS_BYTES, |_, _| 400),
-            service_accounts: cache(ttl, USERS_BYTES, |_, _| 300),
-            api_keys: cache(ttl, KEYS_BYTES, |k: &String, _| 600 + k.len() as u32),
+            // Approximate bytes: the entry (about 110 beside key and value), the digest, the
+            // `CachedSession` and its agent and CSRF token.
+            sessions: TimedCache::new(ttl, SESSIONS_BYTES, 350, |_, _| 350),
+            users: TimedCache::new(ttl, USERS_BYTES, 500, |_, _| 500),
+            service_accounts: TimedCache::new(ttl, USERS_BYTES, 400, |_, _| 400),
+            api_keys: TimedCache::new(ttl, KEYS_BYTES, 700, |k: &String, _| 700 + k.len() as u64),
             permissions: ArcSwap::from_pointee(permissions),
             restrictions: ArcSwap::from_pointee(restrictions),
             lookups: Default::default(),
@@ -121,82 +131,70 @@ impl Caches {
         }))
     }
 
-    pub async fn session(&self, id: &str) -> Result<Option<Arc<CachedSession>>, LoadError> {
-        // A hit borrows the key; `try_get_with` below wants it owned and boxes its loader.
-        if let Some(hit) = self.sessions.get(id).await {
+    /// The session whose cookie hashes to `digest` (its row id is the digest in hex).
+    pub async fn session(
+        &self,
+        digest: &SessionDigest,
+    ) -> Result<Option<Arc<CachedSession>>, LoadError> {
+        if let Some(hit) = self.sessions.get(digest) {
             self.count(SESSIONS);
             return Ok(hit);
         }
-        let store = self.store.clone();
-        let key = id.to_owned();
         let miss = self.count(SESSIONS);
-        Ok(self
-            .sessions
-            .try_get_with(key.clone(), async move {
-                miss.fetch_add(1, Ordering::Relaxed);
-                let session = store.find_session(&key).await?;
-                Ok::<_, StoreError>(session.map(|session| {
-                    Arc::new(CachedSession {
-                        expire_at: AtomicI64::new(session.expire_at),
-                        persisted: AtomicI64::new(session.expire_at),
-                        policy: std::sync::OnceLock::new(),
-                        session,
-                    })
-                }))
-            })
-            .await?)
+        let load = async {
+            miss.fetch_add(1, Ordering::Relaxed);
+            let session = self.store.find_session(&hex::encode(digest)).await?;
+            Ok::<_, StoreError>(session.map(|session| Arc::new(CachedSession::of(session))))
+        };
+        Ok(self.sessions.get_or_load(digest, load).await?)
     }
 
+    /// Forgets the session with row id `id` (the hex of its digest).
     pub async fn forget_session(&self, id: &str) {
-        self.sessions.invalidate(id).await;
+        if let Some(digest) = session_digest_of_key(id) {
+            self.sessions.invalidate(&digest);
+        }
     }
 
     pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, LoadError> {
-        if let Some(hit) = self.users.get(&id).await {
+        if let Some(hit) = self.users.get(&id) {
             self.count(USERS);
             return Ok(hit);
         }
-        let store = self.store.clone();
         let miss = self.count(USERS);
-        Ok(self
-            .users
-            .try_get_with(id, async move {
-                miss.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, StoreError>(store.find_user_by_id(id).await?.map(Arc::new))
-            })
-            .await?)
+        let load = async {
+            miss.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, StoreError>(self.store.find_user_by_id(id).await?.map(Arc::new))
+        };
+        Ok(self.users.get_or_load(&id, load).await?)
     }
 
     pub async fn service_account(&self, id: i64) -> Result<Option<Arc<ServiceAccount>>, LoadError> {
-        if let Some(hit) = self.service_accounts.get(&id).await {
+        if let Some(hit) = self.service_accounts.get(&id) {
             self.count(SERVICE_ACCOUNTS);
             return Ok(hit);
         }
-        let store = self.store.clone();
         let miss = self.count(SERVICE_ACCOUNTS);
-        Ok(self
-            .service_accounts
-            .try_get_with(id, async move {
-                miss.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, StoreError>(store.find_service_account_by_id(id).await?.map(Arc::new))
-            })
-            .await?)
+        let load = async {
+            miss.fetch_add(1, Ordering::Relaxed);
+            let account = self.store.find_service_account_by_id(id).await?;
+            Ok::<_, StoreError>(account.map(Arc::new))
+        };
+        Ok(self.service_accounts.get_or_load(&id, load).await?)
     }
 
     pub async fn api_key(&self, kid: &str) -> Result<Option<Arc<CachedKey>>, LoadError> {
-        if let Some(hit) = self.api_keys.get(kid).await {
+        if let Some(hit) = self.api_keys.get(kid) {
             self.count(API_KEYS);
             return Ok(hit);
         }
-        let store = self.store.clone();
-        let encryptor = self.encryptor.clone();
-        let kid = kid.to_owned();
+        let (store, encryptor) = (&self.store, &self.encryptor);
         let miss = self.count(API_KEYS);
         Ok(self
             .api_keys
-            .try_get_with(kid.clone(), async move {
+            .get_or_load(kid, async move {
                 miss.fetch_add(1, Ordering::Relaxed);
-                let Some(key) = store.find_api_key(&kid).await? else {
+                let Some(key) = store.find_api_key(kid).await? else {
                     return Ok::<_, StoreError>(None);
                 };
                 let hmac = super::apikey::hmac_algorithm(&key.algorithm).and_then(|algorithm| {
@@ -234,28 +232,15 @@ impl Caches {
 
     async fn apply(&self, invalidation: Invalidation) {
         match invalidation {
-            Invalidation::Session(id) => self.sessions.invalidate(&id).await,
+            Invalidation::Session(id) => self.forget_session(&id).await,
             Invalidation::User(uid) => {
-                let stale: Vec<i64> = self
-                    .users
-                    .iter()
-                    .filter(|(_, user)| user.as_ref().is_some_and(|u| u.uid == uid))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in stale {
-                    self.users.invalidate(&id).await;
-                }
-                let accounts: Vec<i64> = self
-                    .service_accounts
-                    .iter()
-                    .filter(|(_, sa)| sa.as_ref().is_some_and(|s| s.uid == uid))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in accounts {
-                    self.service_accounts.invalidate(&id).await;
-                }
+                let owned_by = |holder: Option<&str>| holder == Some(uid.as_str());
+                self.users
+                    .invalidate_where(|_, user| owned_by(user.as_ref().map(|u| u.uid.as_str())));
+                self.service_accounts
+                    .invalidate_where(|_, sa| owned_by(sa.as_ref().map(|s| s.uid.as_str())));
             }
-            Invalidation::ApiKey(kid) => self.api_keys.invalidate(&kid).await,
+            Invalidation::ApiKey(kid) => self.api_keys.invalidate(kid.as_str()),
             Invalidation::Permissions => self.reload_permissions().await,
             Invalidation::Restrictions => self.reload_restrictions().await,
             Invalidation::AllSessions => self.sessions.invalidate_all(),
@@ -304,7 +289,7 @@ impl Caches {
     }
 
     /// Counts a lookup of cache `index`; returns its miss counter (bumped by the loader, which
-    /// moka runs only on a miss).
+    /// runs only on a miss).
     fn count(&self, index: usize) -> &AtomicU64 {
         self.lookups[index].fetch_add(1, Ordering::Relaxed);
         &self.misses[index]

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod replay;
 pub mod request;
 pub mod rules;
+mod timed_cache;
 pub mod token;
 
 use std::net::IpAddr;
@@ -37,7 +38,7 @@ use self::request::{AuthzRequest, header as header_text};
 use self::token::{Principal, TokenMinter, UserExtras};
 use crate::crypto::constant_time_eq;
 use crate::domain::{
-    KeyHolder, NewActivity, SessionCookie, TrustedProxies, User, session_cookie, session_key,
+    KeyHolder, NewActivity, SessionCookie, TrustedProxies, User, session_cookie, session_digest,
 };
 use crate::invalidation::{Invalidation, InvalidationBus};
 use crate::store::Store;
@@ -315,16 +316,19 @@ impl Authz {
     /// Barong's cookie flow: CSRF first (so a POST without session and token reports the
     /// token), then the session, its binding to agent, network and expiry, then the user.
     async fn authenticate_session(&self, req: &AuthzRequest<'_>) -> Result<Authenticated, Deny> {
-        let session = match session_cookie(req.headers, &self.settings.session_name) {
-            SessionCookie::One(value) => self.caches.session(&session_key(value)).await?,
-            SessionCookie::Absent => None,
+        let (digest, session) = match session_cookie(req.headers, &self.settings.session_name) {
+            SessionCookie::One(value) => {
+                let digest = session_digest(value);
+                (digest, self.caches.session(&digest).await?)
+            }
+            SessionCookie::Absent => ([0; 32], None),
             SessionCookie::Repeated => return Err(Deny::InvalidSession),
         };
         let unsafe_method =
             !is_safe(&req.method) || req.override_method.as_ref().is_some_and(|m| !is_safe(m));
         if self.settings.csrf_protection && unsafe_method {
             let token = header_text(req.headers, "x-csrf-token").ok_or(Deny::MissingCsrfToken)?;
-            let expected = session.as_ref().map(|s| s.session.csrf_token.as_str());
+            let expected = session.as_ref().map(|s| &*s.csrf_token);
             if !expected.is_some_and(|expected| constant_time_eq(expected, token)) {
                 return Err(Deny::CsrfTokenMismatch);
             }
@@ -332,7 +336,7 @@ impl Authz {
         let cached = session.ok_or(Deny::InvalidSession)?;
         let user = self
             .caches
-            .user(cached.session.user_id)
+            .user(cached.user_id)
             .await?
             .ok_or(Deny::InvalidSession)?;
         let now = chrono::Utc::now().timestamp();
@@ -340,17 +344,17 @@ impl Authz {
             *self
                 .settings
                 .sessions
-                .for_agent(cached.session.user_agent.as_deref())
+                .for_agent(cached.user_agent.as_deref())
         });
         if !session_matches(&cached, &policy, req, now) {
-            self.destroy_session(&cached.session.id).await;
+            self.destroy_session(&hex::encode(digest)).await;
             return Err(Deny::ClientSessionMismatch);
         }
         let new_expiry = now + policy.expire_time;
         if let Some(expire_at) =
             cache::slide(&cached, new_expiry, self.settings.session_write_behind)
         {
-            self.expiry.push(&cached.session.id, expire_at);
+            self.expiry.push(&hex::encode(digest), expire_at);
         }
         if !matches!(user.state.as_str(), "active" | "pending") {
             return Err(Deny::UserNotActive);
@@ -584,9 +588,7 @@ fn session_matches(
 ) -> bool {
     let agent = header_text(req.headers, "user-agent");
     let expire_at = cached.expire_at.load(std::sync::atomic::Ordering::Relaxed);
-    agent == cached.session.user_agent.as_deref()
+    agent == cached.user_agent.as_deref()
         && now < expire_at
-        && policy
-            .binding
-            .allows(&cached.session.user_ip, req.client_ip)
+        && policy.binding.allows_ip(cached.user_ip, req.client_ip)
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
-use moka::sync::Cache;
 use serde::Serialize;
 
 use crate::crypto::keyring::{RingKey, SharedKeys};
@@ -97,8 +96,11 @@ pub struct TokenMinter {
     reuse: Duration,
     /// Ready `Authorization` values with the `kid` that signed them, by the principal's hash:
     /// a reuse is a hash, a lookup, a comparison and a reference-count bump, not a copy.
-    minted: Cache<u64, Arc<Minted>>,
-    hasher: std::hash::RandomState,
+    /// Entries past the reuse window are ignored and replaced; the cache only bounds their
+    /// number (the same cache as the decision's, see `authz::timed_cache`).
+    minted: quick_cache::sync::Cache<u64, Arc<Minted>>,
+    /// A seeded fast hash: a collision costs only a fresh token (the owner is compared).
+    hasher: foldhash::fast::RandomState,
 }
 
 struct Minted {
@@ -117,11 +119,8 @@ impl TokenMinter {
             keys,
             lifetime: i64::try_from(lifetime_secs).unwrap_or(3600),
             reuse,
-            minted: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(reuse.max(Duration::from_millis(1)))
-                .build(),
-            hasher: std::hash::RandomState::new(),
+            minted: quick_cache::sync::Cache::new(100_000),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 

@@ -47,8 +47,9 @@ pub use profile::{
     mask_last_name, parse_date, squish, validate_profile,
 };
 pub use session::{
-    Binding, NewSession, Session, SessionCookie, SessionPolicies, SessionPolicy, describe_device,
-    mask_ip, network_of, session_cookie, session_key,
+    Binding, NewSession, Session, SessionCookie, SessionDigest, SessionPolicies, SessionPolicy,
+    describe_device, mask_ip, network_of, session_cookie, session_digest, session_digest_of_key,
+    session_key,
 };
 pub use signing_key::StoredSigningKey;
 pub use user::{

@@ -90,10 +90,26 @@ pub fn session_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCo
 
 /// The storage key of a cookie value: lowercase hex SHA-256.
 pub fn session_key(cookie_value: &str) -> String {
-    hex::encode(aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        cookie_value.as_bytes(),
-    ))
+    hex::encode(session_digest(cookie_value))
+}
+
+/// The raw SHA-256 of a cookie value, of which the storage key is the hex: what the authz
+/// cache is keyed by (32 bytes inline, no string made per request).
+pub type SessionDigest = [u8; 32];
+
+pub fn session_digest(cookie_value: &str) -> SessionDigest {
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cookie_value.as_bytes()).as_ref(),
+    );
+    digest
+}
+
+/// The digest a storage key is the hex of; `None` for anything else.
+pub fn session_digest_of_key(key: &str) -> Option<SessionDigest> {
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(key, &mut digest).ok()?;
+    Some(digest)
 }
 
 /// Whether a login's device and network were seen before (see `Store::record_user_device`).
@@ -132,7 +148,13 @@ impl Binding {
     /// Whether a request from `client` may use a session opened from `session_ip`. An address
     /// that does not parse binds nothing: the session is refused (fail closed).
     pub fn allows(self, session_ip: &str, client: IpAddr) -> bool {
-        let Ok(session_ip) = session_ip.parse::<IpAddr>() else {
+        self.allows_ip(session_ip.parse().ok(), client)
+    }
+
+    /// [`Binding::allows`] for an address parsed once; `None` (a stored address that does not
+    /// parse) is allowed by no binding, `none` included: a broken row fails closed.
+    pub fn allows_ip(self, session_ip: Option<IpAddr>, client: IpAddr) -> bool {
+        let Some(session_ip) = session_ip else {
             return false;
         };
         match self {
@@ -386,6 +408,14 @@ mod tests {
                 "{repeated:?}"
             );
         }
+    }
+
+    #[test]
+    fn session_digest_is_the_key_unhexed() {
+        let key = session_key("abc");
+        assert_eq!(session_digest_of_key(&key), Some(session_digest("abc")));
+        assert_eq!(session_digest_of_key("ab"), None);
+        assert_eq!(session_digest_of_key(&"zz".repeat(32)), None);
     }
 
     #[test]

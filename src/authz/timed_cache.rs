@@ -1,0 +1,199 @@
+//! The cache under every cached read of the decision: `quick_cache` (S3-FIFO eviction, sharded
+//! locks, a reference bit per read) with a deadline per entry, since it has no time to live
+//! of its own.
+//!
+//! Chosen over moka by `benches/cache.rs` (docs/benchmarks.md): a hit costs about a quarter
+//! (no read log to replay, no channel send per read), two threads read about four times as
+//! many hits per second, and an entry costs about 110 bytes beside its key and value instead
+//! of about 350.
+//!
+//! Loads are single-flight: concurrent misses of one key wait for the first loader. An
+//! invalidation that lands while a load is in flight removes its placeholder, so the loaded
+//! value is handed to the callers that were waiting but never cached: a logout racing a miss
+//! cannot leave the old session cached.
+
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use quick_cache::sync::Cache;
+use quick_cache::{Equivalent, Weighter};
+
+/// A cached value and when it stops being served.
+#[derive(Clone)]
+struct Timed<V> {
+    until: Instant,
+    value: V,
+}
+
+/// Weighs an entry by a fixed function of its key and value (approximate bytes).
+#[derive(Clone)]
+struct Weigh<K, V>(fn(&K, &V) -> u64);
+
+impl<K, V> Weighter<K, Timed<V>> for Weigh<K, V> {
+    fn weight(&self, key: &K, timed: &Timed<V>) -> u64 {
+        (self.0)(key, &timed.value).max(1)
+    }
+}
+
+pub struct TimedCache<K, V> {
+    entries: Cache<K, Timed<V>, Weigh<K, V>>,
+    ttl: Duration,
+}
+
+impl<K, V> TimedCache<K, V>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+{
+    /// Entries live `ttl`; the cache holds about `bytes` by `weigh`, `typical` bytes an entry
+    /// (what its table is sized for).
+    pub fn new(ttl: Duration, bytes: u64, typical: u64, weigh: fn(&K, &V) -> u64) -> Self {
+        let items = usize::try_from(bytes / typical.max(1)).unwrap_or(usize::MAX);
+        Self {
+            entries: Cache::with_weighter(items.max(16), bytes, Weigh(weigh)),
+            ttl,
+        }
+    }
+
+    /// The live value of `key`, if cached.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        self.entries
+            .get(key)
+            .filter(|timed| timed.until > Instant::now())
+            .map(|timed| timed.value)
+    }
+
+    /// The live value of `key`, loading it with `load` on a miss (one load per key at a time;
+    /// the others wait for it). A failed load caches nothing.
+    pub async fn get_or_load<Q, E>(
+        &self,
+        key: &Q,
+        load: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E>
+    where
+        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+    {
+        loop {
+            match self.entries.get_value_or_guard_async(key).await {
+                Ok(timed) if timed.until > Instant::now() => return Ok(timed.value),
+                // Expired: drop it (unless it was replaced meanwhile) and ask again.
+                Ok(timed) => {
+                    self.entries
+                        .remove_if(key, |current| current.until == timed.until);
+                }
+                Err(guard) => {
+                    let value = load.await?;
+                    // Err: the key was invalidated during the load; the value is not cached.
+                    let _ = guard.insert(Timed {
+                        until: Instant::now() + self.ttl,
+                        value: value.clone(),
+                    });
+                    return Ok(value);
+                }
+            }
+        }
+    }
+
+    pub fn invalidate<Q>(&self, key: &Q)
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        self.entries.remove(key);
+    }
+
+    pub fn invalidate_all(&self) {
+        self.entries.clear();
+    }
+
+    /// Forgets every entry `matches` picks (a walk over the whole cache: for rare changes).
+    pub fn invalidate_where(&self, matches: impl Fn(&K, &V) -> bool) {
+        self.entries
+            .retain(|key, timed| !matches(key, &timed.value));
+    }
+
+    /// Entries held (expired ones not yet dropped included).
+    pub fn entry_count(&self) -> u64 {
+        self.entries.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn cache(ttl: Duration) -> TimedCache<String, Option<u32>> {
+        TimedCache::new(ttl, 1 << 20, 100, |_, _| 100)
+    }
+
+    #[tokio::test]
+    async fn entries_expire_and_failed_loads_cache_nothing() {
+        let cache = cache(Duration::from_millis(40));
+        let one = cache.get_or_load("a", async { Ok::<_, ()>(Some(1)) }).await;
+        assert_eq!(one, Ok(Some(1)));
+        assert_eq!(cache.get("a"), Some(Some(1)));
+        // A hit does not call the loader.
+        let hit = cache.get_or_load("a", async { Err(()) }).await;
+        assert_eq!(hit, Ok(Some(1)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(cache.get("a"), None);
+        assert_eq!(cache.get_or_load("a", async { Err(()) }).await, Err(()));
+        assert_eq!(cache.get("a"), None);
+        let two = cache.get_or_load("a", async { Ok::<_, ()>(Some(2)) }).await;
+        assert_eq!(two, Ok(Some(2)));
+        cache.invalidate("a");
+        assert_eq!(cache.get("a"), None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_load_once() {
+        let cache = Arc::new(cache(Duration::from_secs(60)));
+        let loads = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, loads) = (cache.clone(), loads.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load("k", async {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok::<_, ()>(Some(7))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), Ok(Some(7)));
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_during_a_load_wins() {
+        let cache = Arc::new(cache(Duration::from_secs(60)));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let loader = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_load("s", async move {
+                        let _ = started_tx.send(());
+                        let _ = go_rx.await;
+                        Ok::<_, ()>(Some(1))
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        cache.invalidate("s"); // a logout while the old row is being read
+        go_tx.send(()).unwrap();
+        assert_eq!(loader.await.unwrap(), Ok(Some(1)));
+        assert_eq!(cache.get("s"), None, "the stale load was cached");
+    }
+}
