@@ -34,7 +34,10 @@ use self::expiry::ExpiryQueue;
 use self::geo::GeoIp;
 use self::metrics::{Metrics, Outcome};
 use self::policy::{Location, PermissionDecision, RestrictionDecision};
-use self::request::{AuthzRequest, header as header_text};
+use self::request::{
+    AuthzRequest, X_AUTH_APIKEY, X_AUTH_NONCE, X_AUTH_SIGNATURE, X_CSRF_TOKEN,
+    header as header_text,
+};
 use self::token::{Principal, TokenMinter, UserExtras};
 use crate::crypto::constant_time_eq;
 use crate::domain::{
@@ -327,7 +330,7 @@ impl Authz {
         let unsafe_method =
             !is_safe(&req.method) || req.override_method.as_ref().is_some_and(|m| !is_safe(m));
         if self.settings.csrf_protection && unsafe_method {
-            let token = header_text(req.headers, "x-csrf-token").ok_or(Deny::MissingCsrfToken)?;
+            let token = header_text(req.headers, X_CSRF_TOKEN).ok_or(Deny::MissingCsrfToken)?;
             let expected = session.as_ref().map(|s| &*s.csrf_token);
             if !expected.is_some_and(|expected| constant_time_eq(expected, token)) {
                 return Err(Deny::CsrfTokenMismatch);
@@ -379,9 +382,9 @@ impl Authz {
     async fn authenticate_api_key(&self, req: &AuthzRequest<'_>) -> Result<Authenticated, Deny> {
         let nonblank = |name| header_text(req.headers, name).filter(|v| !v.trim().is_empty());
         let (Some(kid), Some(nonce), Some(signature)) = (
-            nonblank("x-auth-apikey"),
-            nonblank("x-auth-nonce"),
-            nonblank("x-auth-signature"),
+            nonblank(X_AUTH_APIKEY),
+            nonblank(X_AUTH_NONCE),
+            nonblank(X_AUTH_SIGNATURE),
         ) else {
             return Err(Deny::InvalidApiKeyHeaders);
         };
@@ -538,7 +541,7 @@ impl Authz {
             category: "admin".into(),
             user_ip: req.client_ip.to_string(),
             user_ip_country: location.country,
-            user_agent: header_text(req.headers, "user-agent")
+            user_agent: header_text(req.headers, http::header::USER_AGENT)
                 .unwrap_or("")
                 .to_owned(),
             topic,
@@ -550,9 +553,9 @@ impl Authz {
 }
 
 fn has_api_key_headers(req: &AuthzRequest<'_>) -> bool {
-    ["x-auth-apikey", "x-auth-nonce", "x-auth-signature"]
+    [X_AUTH_APIKEY, X_AUTH_NONCE, X_AUTH_SIGNATURE]
         .iter()
-        .any(|name| req.headers.contains_key(*name))
+        .any(|name| req.headers.contains_key(name))
 }
 
 /// The verbs that never need a CSRF token: every other one (PROPFIND, LOCK, any extension
@@ -586,7 +589,7 @@ fn session_matches(
     req: &AuthzRequest<'_>,
     now: i64,
 ) -> bool {
-    let agent = header_text(req.headers, "user-agent");
+    let agent = header_text(req.headers, http::header::USER_AGENT);
     let expire_at = cached.expire_at.load(std::sync::atomic::Ordering::Relaxed);
     agent == cached.user_agent.as_deref()
         && now < expire_at
