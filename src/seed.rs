@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::crypto::password_hash::hash_password;
 use crate::domain::{
     NewLabel, NewLevel, NewPermission, NewRestriction, NewUser, generate_uid, is_restriction_code,
+    role,
 };
 use crate::store::{Store, StoreError};
 
@@ -49,7 +50,7 @@ pub struct SeedUser {
 }
 
 fn default_role() -> String {
-    "member".into()
+    role::MEMBER.into()
 }
 
 fn default_state() -> String {

@@ -15,6 +15,7 @@ pub mod passkey;
 pub mod password;
 mod phone;
 mod profile;
+pub mod role;
 pub mod session;
 mod signing_key;
 mod user;

@@ -16,7 +16,7 @@ use crate::api::error::ApiError;
 use crate::api::pagination::{self, Page};
 use crate::api::params::{Params, Validator};
 use crate::domain::abilities::{Action, Resource};
-use crate::domain::{USER_ORDER_COLUMNS, User, UserFilter, UserUpdate, email_is_valid};
+use crate::domain::{USER_ORDER_COLUMNS, User, UserFilter, UserUpdate, email_is_valid, role};
 use crate::service::error::Key;
 use crate::store::StoreError;
 
@@ -224,7 +224,7 @@ async fn apply_update(
     let value = value.unwrap_or_default();
     let update = match name {
         "email" if email_allowed => {
-            if admin.user.role != "superadmin" {
+            if admin.user.role != role::SUPERADMIN {
                 return Err(ApiError::from(Key::SuperadminUserUpdateEmail));
             }
             let email = value.to_lowercase();

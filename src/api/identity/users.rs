@@ -18,7 +18,7 @@ use crate::crypto::constant_time_eq;
 use crate::crypto::password_hash;
 use crate::crypto::tokens::random_hex;
 use crate::domain::{
-    NewMail, NewRestriction, NewUser, OneTimeClaim, UserInput, generate_uid, user_language,
+    NewMail, NewRestriction, NewUser, OneTimeClaim, UserInput, generate_uid, role, user_language,
     validate_user,
 };
 use crate::invalidation::Invalidation;
@@ -136,7 +136,7 @@ pub async fn create(
             username: username.clone(),
             email: email.clone(),
             password_digest: digest.clone(),
-            role: "member".into(),
+            role: role::MEMBER.into(),
             data: data.clone(),
             level: 0,
             otp: false,
