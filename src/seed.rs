@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use crate::crypto::password_hash::hash_password;
 use crate::domain::{
-    NewLabel, NewLevel, NewPermission, NewRestriction, NewUser, generate_uid, is_restriction_code,
-    role,
+    NewLabel, NewLevel, NewPermission, NewRestriction, NewUser, UserState, generate_uid,
+    is_restriction_code, role,
 };
 use crate::store::{Store, StoreError};
 
@@ -40,7 +40,7 @@ pub struct SeedUser {
     #[serde(default = "default_role")]
     pub role: String,
     #[serde(default = "default_state")]
-    pub state: String,
+    pub state: UserState,
     #[serde(default)]
     pub level: i32,
     #[serde(default)]
@@ -53,8 +53,8 @@ fn default_role() -> String {
     role::MEMBER.into()
 }
 
-fn default_state() -> String {
-    "active".into()
+fn default_state() -> UserState {
+    UserState::Active
 }
 
 /// Why seeding failed.

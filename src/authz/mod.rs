@@ -116,7 +116,7 @@ impl Authenticated {
                 email: &user.email,
                 role: &user.role,
                 level: user.level,
-                state: &user.state,
+                state: user.state.as_str(),
                 user_extras: Some(UserExtras {
                     username: user.username.as_deref(),
                     referral_id: user.referral_id,
@@ -127,7 +127,7 @@ impl Authenticated {
                 email: &account.email,
                 role: &account.role,
                 level: account.level,
-                state: &account.state,
+                state: account.state.as_str(),
                 user_extras: None,
             },
         }
@@ -352,7 +352,7 @@ impl Authz {
         {
             self.expiry.push(&cached.session.id, expire_at);
         }
-        if !matches!(user.state.as_str(), "active" | "pending") {
+        if !user.state.allows_login() {
             return Err(Deny::UserNotActive);
         }
         Ok(Authenticated {
@@ -430,11 +430,10 @@ impl Authz {
     }
 
     async fn key_holder(&self, holder: KeyHolder) -> Result<Authenticated, Deny> {
-        let active = |state: &str| matches!(state, "active" | "pending");
         match holder {
             KeyHolder::User(id) => {
                 let user = self.caches.user(id).await?.ok_or(Deny::InvalidSession)?;
-                if !active(&user.state) {
+                if !user.state.allows_login() {
                     return Err(Deny::InvalidSession);
                 }
                 if !user.otp {
@@ -451,7 +450,7 @@ impl Authz {
                     .service_account(id)
                     .await?
                     .ok_or(Deny::InvalidSession)?;
-                if !active(&account.state) {
+                if !account.state.allows_login() {
                     return Err(Deny::InvalidSession);
                 }
                 Ok(Authenticated {

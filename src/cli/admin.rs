@@ -8,7 +8,8 @@ use crate::config::Config;
 use crate::crypto::password_hash::hash_password;
 use crate::domain::password::PasswordPolicy;
 use crate::domain::{
-    NewLabel, NewPermission, NewUser, UserInput, derive_level, generate_uid, validate_user,
+    NewLabel, NewPermission, NewUser, UserInput, UserState, derive_level, generate_uid,
+    validate_user,
 };
 use crate::invalidation::Invalidation;
 use crate::server::{self, ServeError};
@@ -76,7 +77,7 @@ pub async fn create_user(
             data: None,
             level,
             otp: false,
-            state: "active".into(),
+            state: UserState::Active,
             referral_id: None,
             labels: vec![NewLabel {
                 key: "email".into(),

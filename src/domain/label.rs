@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Level;
+use super::{Level, UserState};
 
 /// A stored label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Default for StateRules {
 
 /// `update_state`: pending, active when every activation requirement is among the private
 /// labels, then each trigger state whose key is on any label (any scope).
-pub fn derive_state(labels: &[(String, String, String)], rules: &StateRules) -> String {
+pub fn derive_state(labels: &[(String, String, String)], rules: &StateRules) -> UserState {
     let private = |key: &str, value: &str| {
         labels
             .iter()
@@ -63,7 +63,7 @@ pub fn derive_state(labels: &[(String, String, String)], rules: &StateRules) -> 
             state = trigger_state;
         }
     }
-    state.to_owned()
+    UserState::parse(state)
 }
 
 /// The largest level id reached walking levels in id order, stopping at the first whose

@@ -19,6 +19,7 @@ pub mod role;
 pub mod session;
 mod signing_key;
 mod user;
+mod user_state;
 
 pub use access::{
     Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction,
@@ -56,3 +57,4 @@ pub use user::{
     DATA_MAX, DATA_STORAGE_MAX, DataStorage, NewLabel, NewUser, User, UserInput, data_is_valid,
     email_is_valid, generate_uid, user_language, validate_user,
 };
+pub use user_state::{CustomState, UserState};

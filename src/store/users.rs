@@ -121,7 +121,7 @@ pub(super) async fn user_side_effects(
 ) -> StoreResult<(User, Vec<String>)> {
     let after = user_by_id(c, before.id).await?;
     events::user_updated(c, domain, before, &after).await?;
-    let state_changed = after.state != before.state && after.state != "active";
+    let state_changed = after.state != before.state && !after.state.is_active();
     let mut kids = Vec::new();
     if (before.otp && !after.otp) || state_changed {
         let rows = c

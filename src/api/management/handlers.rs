@@ -385,7 +385,7 @@ pub async fn otp_sign(state: ApiState, params: Params) -> MgmtResult {
         .store
         .find_user_by_uid(&uid)
         .await?
-        .filter(|u| u.state == "active")
+        .filter(|u| u.state.is_active())
         .ok_or_else(MgmtError::not_found)?;
     if !user.otp {
         return Err(MgmtError::unprocessable("Account has not enabled 2FA"));
