@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use crate::crypto::password_hash::hash_password;
 use crate::domain::{
-    NewLabel, NewLevel, NewPermission, NewRestriction, NewUser, UserState, generate_uid,
-    is_restriction_code, role,
+    LabelScope, NewLabel, NewLevel, NewPermission, NewRestriction, NewUser, UserState,
+    generate_uid, is_restriction_code, role,
 };
 use crate::store::{Store, StoreError};
 
@@ -146,7 +146,7 @@ impl Seeds {
             .map(|level| NewLabel {
                 key: level.key.clone(),
                 value: level.value.clone(),
-                scope: "private".into(),
+                scope: LabelScope::Private.as_str().into(),
             })
             .collect();
         let digest =

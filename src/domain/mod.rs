@@ -39,7 +39,7 @@ pub use document::{
     mask_doc_number, normalise_doc_number,
 };
 pub use event::{NewEvent, OutboxEvent};
-pub use label::{Label, StateRules, derive_level, derive_state};
+pub use label::{Label, LabelScope, StateRules, derive_level, derive_state};
 pub use mail::{NewMail, OneTimeClaim, OutboxMail};
 pub use phone::{
     NewPhone, NormalisedPhone, PHONE_CHANNELS, Phone, mask_phone, normalise_phone, phone_code,
