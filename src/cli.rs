@@ -79,7 +79,7 @@ pub enum UsersCommand {
         #[arg(long)]
         password: String,
         /// A role named by at least one permission (superadmin, admin, member, ...).
-        #[arg(long, default_value = "member")]
+        #[arg(long, default_value = crate::domain::role::MEMBER)]
         role: String,
     },
 }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
     NewPhone, NewProfile, NewUser, NormalisedPhone, Profile, ProfileData, ProfileState, StateRules,
-    User, generate_uid, normalise_phone, squish, validate_profile,
+    User, UserState, generate_uid, normalise_phone, role, squish, validate_profile,
 };
 use crate::store::{Clash, Store, StoreError, UserChange};
 
@@ -170,11 +170,11 @@ pub async fn insert_member(
             username: None,
             email: email.to_owned(),
             password_digest: digest.to_owned(),
-            role: "member".into(),
+            role: role::MEMBER.into(),
             data: None,
             level: 0,
             otp: false,
-            state: "pending".into(),
+            state: UserState::Pending,
             referral_id,
             labels: Vec::new(),
         };

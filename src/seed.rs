@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use crate::crypto::password_hash::hash_password;
 use crate::domain::{
-    NewLabel, NewLevel, NewPermission, NewRestriction, NewUser, generate_uid, is_restriction_code,
+    LabelScope, NewLabel, NewLevel, NewPermission, NewRestriction, NewUser, UserState,
+    generate_uid, is_restriction_code, role,
 };
 use crate::store::{Store, StoreError};
 
@@ -39,7 +40,7 @@ pub struct SeedUser {
     #[serde(default = "default_role")]
     pub role: String,
     #[serde(default = "default_state")]
-    pub state: String,
+    pub state: UserState,
     #[serde(default)]
     pub level: i32,
     #[serde(default)]
@@ -49,11 +50,11 @@ pub struct SeedUser {
 }
 
 fn default_role() -> String {
-    "member".into()
+    role::MEMBER.into()
 }
 
-fn default_state() -> String {
-    "active".into()
+fn default_state() -> UserState {
+    UserState::Active
 }
 
 /// Why seeding failed.
@@ -145,7 +146,7 @@ impl Seeds {
             .map(|level| NewLabel {
                 key: level.key.clone(),
                 value: level.value.clone(),
-                scope: "private".into(),
+                scope: LabelScope::Private.as_str().into(),
             })
             .collect();
         let digest =

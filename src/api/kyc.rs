@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::error::ApiError;
 use crate::config::KycProvider;
-use crate::domain::{ProfileChanges, ProfileState};
+use crate::domain::{LabelScope, ProfileChanges, ProfileState};
 use crate::kyc::{Applicant, ApplicantOutcome, KycError, Kycaid, label_decisions};
 use crate::service::changes::publish_change;
 use crate::service::error::Key;
@@ -99,13 +99,22 @@ async fn apply_verification(
     }
     let labels = state.store.list_user_labels(profile.user_id).await?;
     for (key, verified) in label_decisions(&verification) {
-        if !labels.iter().any(|l| l.key == key && l.scope == "private") {
+        if !labels
+            .iter()
+            .any(|l| l.key == key && LabelScope::Private.is(&l.scope))
+        {
             continue;
         }
         let value = if verified { "verified" } else { "rejected" };
         let updated = state
             .store
-            .update_label_value(profile.user_id, &key, "private", value, &state.state_rules)
+            .update_label_value(
+                profile.user_id,
+                &key,
+                LabelScope::Private.as_str(),
+                value,
+                &state.state_rules,
+            )
             .await?;
         if let Some((_, change)) = updated {
             publish_change(state, &change);

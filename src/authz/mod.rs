@@ -120,7 +120,7 @@ impl Authenticated {
                 email: &user.email,
                 role: &user.role,
                 level: user.level,
-                state: &user.state,
+                state: user.state.as_str(),
                 user_extras: Some(UserExtras {
                     username: user.username.as_deref(),
                     referral_id: user.referral_id,
@@ -131,7 +131,7 @@ impl Authenticated {
                 email: &account.email,
                 role: &account.role,
                 level: account.level,
-                state: &account.state,
+                state: account.state.as_str(),
                 user_extras: None,
             },
         }
@@ -359,7 +359,7 @@ impl Authz {
         {
             self.expiry.push(&hex::encode(digest), expire_at);
         }
-        if !matches!(user.state.as_str(), "active" | "pending") {
+        if !user.state.allows_login() {
             return Err(Deny::UserNotActive);
         }
         Ok(Authenticated {
@@ -437,11 +437,10 @@ impl Authz {
     }
 
     async fn key_holder(&self, holder: KeyHolder) -> Result<Authenticated, Deny> {
-        let active = |state: &str| matches!(state, "active" | "pending");
         match holder {
             KeyHolder::User(id) => {
                 let user = self.caches.user(id).await?.ok_or(Deny::InvalidSession)?;
-                if !active(&user.state) {
+                if !user.state.allows_login() {
                     return Err(Deny::InvalidSession);
                 }
                 if !user.otp {
@@ -458,7 +457,7 @@ impl Authz {
                     .service_account(id)
                     .await?
                     .ok_or(Deny::InvalidSession)?;
-                if !active(&account.state) {
+                if !account.state.allows_login() {
                     return Err(Deny::InvalidSession);
                 }
                 Ok(Authenticated {

@@ -8,7 +8,8 @@ use crate::config::Config;
 use crate::crypto::password_hash::hash_password;
 use crate::domain::password::PasswordPolicy;
 use crate::domain::{
-    NewLabel, NewPermission, NewUser, UserInput, derive_level, generate_uid, validate_user,
+    LabelScope, NewLabel, NewPermission, NewUser, UserInput, UserState, derive_level, generate_uid,
+    validate_user,
 };
 use crate::invalidation::Invalidation;
 use crate::server::{self, ServeError};
@@ -62,7 +63,7 @@ pub async fn create_user(
     let labels = vec![(
         "email".to_owned(),
         "verified".to_owned(),
-        "private".to_owned(),
+        LabelScope::Private.as_str().to_owned(),
     )];
     let level = derive_level(&labels, &store.list_levels().await?);
     let digest = hash_password(password).map_err(|_| invalid("cannot hash the password"))?;
@@ -76,12 +77,12 @@ pub async fn create_user(
             data: None,
             level,
             otp: false,
-            state: "active".into(),
+            state: UserState::Active,
             referral_id: None,
             labels: vec![NewLabel {
                 key: "email".into(),
                 value: "verified".into(),
-                scope: "private".into(),
+                scope: LabelScope::Private.as_str().into(),
             }],
         })
         .await

@@ -3,6 +3,7 @@
 use serde_yaml_ng::Value as Yaml;
 
 use super::ConfigError;
+use crate::domain::role;
 
 /// Barong's `config/barong.yml` (`BARONG_CONFIG`): lists that drive activation, state triggers,
 /// document types, data storage titles, captcha and profile verification.
@@ -50,7 +51,7 @@ impl Default for BarongYml {
                 "password_reset",
                 "email_confirmation",
             ]),
-            profile_verification_roles: strings(&["superadmin"]),
+            profile_verification_roles: strings(&[role::SUPERADMIN]),
         }
     }
 }

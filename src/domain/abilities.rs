@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use super::role;
+
 /// What an admin call wants to do to a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -59,7 +61,7 @@ struct Grants {
 /// Barong's default `config/abilities.yml`. A role not listed has no ability.
 const DEFAULT: &[Grants] = &[
     Grants {
-        role: "superadmin",
+        role: role::SUPERADMIN,
         manage: &[
             Ability,
             User,
@@ -75,7 +77,7 @@ const DEFAULT: &[Grants] = &[
         read: &[],
     },
     Grants {
-        role: "admin",
+        role: role::ADMIN,
         manage: &[
             Ability,
             User,

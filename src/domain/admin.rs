@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::UserState;
+
 /// An admin's note on a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comment {
@@ -84,7 +86,7 @@ pub struct ActivityFilter {
 /// One change of `PUT /admin/users`, `POST /admin/users/update` or `POST /admin/users/role`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserUpdate {
-    State(String),
+    State(UserState),
     Otp(bool),
     Email(String),
     Role(String),

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::UserState;
+
 /// Who holds an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyHolder {
@@ -71,7 +73,7 @@ pub struct ServiceAccount {
     pub email: String,
     pub role: String,
     pub level: i32,
-    pub state: String,
+    pub state: UserState,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -84,7 +86,7 @@ pub struct NewServiceAccount {
     pub email: String,
     pub role: String,
     pub level: i32,
-    pub state: String,
+    pub state: UserState,
 }
 
 /// The scope column holds the list as comma-separated text (Barong serializes it; we keep a

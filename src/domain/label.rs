@@ -1,8 +1,11 @@
 //! Labels and what private labels decide: the user's state and level.
 
-use chrono::{DateTime, Utc};
+use std::fmt;
 
-use super::Level;
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+
+use super::{Level, UserState};
 
 /// A stored label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +16,52 @@ pub struct Label {
     pub description: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Barong's two label scopes. Public labels are the user's to see and edit; private ones are
+/// written by admins, the management API and the server, and only they decide state and level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LabelScope {
+    Public,
+    Private,
+}
+
+impl LabelScope {
+    /// The scope named by `text` exactly (Barong's `scope.inclusion`); `None` otherwise.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "public" => Some(Self::Public),
+            "private" => Some(Self::Private),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+
+    /// Whether a stored scope column holds this scope. The column stays text because the
+    /// management API stores the scope it is sent; a scope Barong never writes is neither
+    /// (fail closed): not private, so it grants no activation or level, and not public, so no
+    /// user request may change it. State triggers look at every scope, that one included.
+    pub fn is(self, column: &str) -> bool {
+        Self::parse(column) == Some(self)
+    }
+}
+
+impl fmt::Display for LabelScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for LabelScope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// Barong's `barong.yml` rules for the automatic state.
@@ -40,11 +89,11 @@ impl Default for StateRules {
 
 /// `update_state`: pending, active when every activation requirement is among the private
 /// labels, then each trigger state whose key is on any label (any scope).
-pub fn derive_state(labels: &[(String, String, String)], rules: &StateRules) -> String {
+pub fn derive_state(labels: &[(String, String, String)], rules: &StateRules) -> UserState {
     let private = |key: &str, value: &str| {
         labels
             .iter()
-            .any(|(k, v, s)| s == "private" && k == key && v == value)
+            .any(|(k, v, s)| LabelScope::Private.is(s) && k == key && v == value)
     };
     let mut state = if rules
         .activation_requirements
@@ -63,7 +112,7 @@ pub fn derive_state(labels: &[(String, String, String)], rules: &StateRules) -> 
             state = trigger_state;
         }
     }
-    state.to_owned()
+    UserState::parse(state)
 }
 
 /// The largest level id reached walking levels in id order, stopping at the first whose
@@ -75,7 +124,7 @@ pub fn derive_level(labels: &[(String, String, String)], levels: &[Level]) -> i3
     for level in sorted {
         let held = labels
             .iter()
-            .any(|(k, v, s)| s == "private" && *k == level.key && *v == level.value);
+            .any(|(k, v, s)| LabelScope::Private.is(s) && *k == level.key && *v == level.value);
         if !held {
             break;
         }
@@ -125,5 +174,32 @@ mod tests {
             label("lock", "yes", "private"),
         ];
         assert_eq!(derive_state(&banned, &rules), "locked");
+    }
+
+    #[test]
+    fn scopes_parse_print_and_refuse_other_text() {
+        for scope in [LabelScope::Public, LabelScope::Private] {
+            assert_eq!(LabelScope::parse(scope.as_str()), Some(scope));
+            assert_eq!(scope.to_string(), scope.as_str());
+            assert_eq!(
+                serde_json::to_string(&scope).unwrap(),
+                format!("\"{scope}\"")
+            );
+            assert!(scope.is(scope.as_str()));
+        }
+        for other in ["", "Private", "PUBLIC", " private", "secret"] {
+            assert_eq!(LabelScope::parse(other), None, "{other:?}");
+            assert!(!LabelScope::Private.is(other) && !LabelScope::Public.is(other));
+        }
+        // A label of an unknown scope is not private: it does not activate the user.
+        let rules = StateRules::default();
+        assert_eq!(
+            derive_state(&[label("email", "verified", "secret")], &rules),
+            "pending"
+        );
+        assert_eq!(
+            derive_level(&[label("email", "verified", "secret")], &levels()),
+            0
+        );
     }
 }

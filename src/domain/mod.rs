@@ -15,9 +15,11 @@ pub mod passkey;
 pub mod password;
 mod phone;
 mod profile;
+pub mod role;
 pub mod session;
 mod signing_key;
 mod user;
+mod user_state;
 
 pub use access::{
     Level, NewLevel, NewPermission, NewRestriction, Permission, Restriction,
@@ -37,7 +39,7 @@ pub use document::{
     mask_doc_number, normalise_doc_number,
 };
 pub use event::{NewEvent, OutboxEvent};
-pub use label::{Label, StateRules, derive_level, derive_state};
+pub use label::{Label, LabelScope, StateRules, derive_level, derive_state};
 pub use mail::{NewMail, OneTimeClaim, OutboxMail};
 pub use phone::{
     NewPhone, NormalisedPhone, PHONE_CHANNELS, Phone, mask_phone, normalise_phone, phone_code,
@@ -56,3 +58,4 @@ pub use user::{
     DATA_MAX, DATA_STORAGE_MAX, DataStorage, NewLabel, NewUser, User, UserInput, data_is_valid,
     email_is_valid, generate_uid, user_language, validate_user,
 };
+pub use user_state::{CustomState, UserState};

@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
+use super::UserState;
 use super::password::PasswordPolicy;
 
 /// A user row as Barong stores it.
@@ -19,7 +20,7 @@ pub struct User {
     pub data: Option<String>,
     pub level: i32,
     pub otp: bool,
-    pub state: String,
+    pub state: UserState,
     pub referral_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -36,7 +37,7 @@ pub struct NewUser {
     pub data: Option<String>,
     pub level: i32,
     pub otp: bool,
-    pub state: String,
+    pub state: UserState,
     pub referral_id: Option<i64>,
     pub labels: Vec<NewLabel>,
 }

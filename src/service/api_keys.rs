@@ -2,7 +2,7 @@
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::domain::{ApiKey, KeyHolder, NewApiKey};
+use crate::domain::{ApiKey, KeyHolder, NewApiKey, UserState};
 use crate::invalidation::Invalidation;
 use crate::service::error::Key;
 use crate::store::StoreError;
@@ -28,7 +28,7 @@ fn random_hex(bytes: usize) -> Result<String, ApiError> {
 pub async fn issue_key(
     state: &ApiState,
     holder: KeyHolder,
-    holder_state: &str,
+    holder_state: &UserState,
     algorithm: &str,
     scope: Option<&str>,
 ) -> Result<(ApiKey, String), ApiError> {
@@ -37,7 +37,7 @@ pub async fn issue_key(
         errors.push("kid.blank".to_owned());
         errors.push("algorithm.inclusion".to_owned());
     }
-    if holder_state != "active" {
+    if !holder_state.is_active() {
         errors.push("key_holder_account.invalid".to_owned());
     }
     if !errors.is_empty() {
@@ -72,11 +72,11 @@ pub async fn issue_key(
 pub async fn update_key(
     state: &ApiState,
     key: &ApiKey,
-    holder_state: &str,
+    holder_state: &UserState,
     scope: Option<&str>,
     new_state: Option<&str>,
 ) -> Result<ApiKey, ApiError> {
-    if new_state == Some("active") && holder_state != "active" {
+    if new_state == Some("active") && !holder_state.is_active() {
         return Err(ApiError::unprocessable(vec!["state.invalid".into()]));
     }
     let updated = state

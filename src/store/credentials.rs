@@ -9,7 +9,7 @@ use super::sessions::delete_sessions_except;
 use super::sql::{Database, Exec, args};
 use super::users::{insert_user, user_side_effects};
 use super::{ClaimUse, StoreResult, UserChange, events};
-use crate::domain::{NewMail, NewUser, StateRules, User};
+use crate::domain::{LabelScope, NewMail, NewUser, StateRules, User};
 
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
@@ -171,7 +171,14 @@ impl<S: Database> CredentialStore for S {
                 args![id],
             )
             .await?;
-            upsert_label(&mut tx, id, "email", "verified", "private").await?;
+            upsert_label(
+                &mut tx,
+                id,
+                "email",
+                "verified",
+                LabelScope::Private.as_str(),
+            )
+            .await?;
             recompute_state_level(&mut tx, id, rules).await?;
         } else if let Some(mail) = mail {
             insert_mail(&mut tx, mail).await?;
@@ -194,12 +201,34 @@ impl<S: Database> CredentialStore for S {
             return Ok(None);
         }
         let before = user_by_id(&mut tx, user_id).await?;
-        let label = events::label_before(&mut tx, &domain, user_id, "email", "private").await?;
-        upsert_label(&mut tx, user_id, "email", "verified", "private").await?;
+        let label = events::label_before(
+            &mut tx,
+            &domain,
+            user_id,
+            "email",
+            LabelScope::Private.as_str(),
+        )
+        .await?;
+        upsert_label(
+            &mut tx,
+            user_id,
+            "email",
+            "verified",
+            LabelScope::Private.as_str(),
+        )
+        .await?;
         recompute_state_level(&mut tx, user_id, rules).await?;
         let user = user_by_id(&mut tx, user_id).await?;
         events::user_updated(&mut tx, &domain, &before, &user).await?;
-        events::label_changed(&mut tx, &domain, label, user_id, "email", "private").await?;
+        events::label_changed(
+            &mut tx,
+            &domain,
+            label,
+            user_id,
+            "email",
+            LabelScope::Private.as_str(),
+        )
+        .await?;
         events::email_confirmed(&mut tx, &domain, &user).await?;
         tx.commit().await?;
         Ok(Some(user))
@@ -364,7 +393,15 @@ impl<S: Database> CredentialStore for S {
         .await?;
         let mut sessions = Vec::new();
         if enabled {
-            set_label(&mut tx, &domain, user_id, "otp", "enabled", "private").await?;
+            set_label(
+                &mut tx,
+                &domain,
+                user_id,
+                "otp",
+                "enabled",
+                LabelScope::Private.as_str(),
+            )
+            .await?;
             sessions = delete_sessions_except(&mut tx, user_id, keep).await?;
         } else {
             tx.execute(

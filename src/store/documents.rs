@@ -7,7 +7,7 @@ use super::rows::user_by_id;
 use super::sql::{Database, Exec, Row, all, args};
 use super::users::user_side_effects;
 use super::{DocumentEvents, StoreResult, UserChange, events};
-use crate::domain::{Document, NewDocument, StateRules};
+use crate::domain::{Document, LabelScope, NewDocument, StateRules};
 
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
@@ -99,7 +99,15 @@ impl<S: Database> DocumentStore for S {
             inserted.push(document_from_row(&row)?);
         }
         if let Some((key, value)) = label {
-            set_label(&mut tx, &domain, user_id, key, value, "private").await?;
+            set_label(
+                &mut tx,
+                &domain,
+                user_id,
+                key,
+                value,
+                LabelScope::Private.as_str(),
+            )
+            .await?;
             recompute_state_level(&mut tx, user_id, rules).await?;
         }
         let (user, kids) = user_side_effects(&mut tx, &domain, &before).await?;

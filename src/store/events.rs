@@ -15,7 +15,7 @@ use super::sql::{Exec, args};
 use super::{DocumentEvents, EventDomain, StoreResult};
 use crate::crypto::encryption::Encryptor;
 use crate::domain::event::{self, NewEvent};
-use crate::domain::{DataStorage, Document, Profile, User};
+use crate::domain::{DataStorage, Document, LabelScope, Profile, User};
 
 /// Writes `event` when the Event API is on; nothing otherwise.
 pub(super) async fn record(
@@ -229,7 +229,7 @@ pub(super) async fn label_changed(
         record(c, domain, &e).await?;
         let value = after["value"].as_str().unwrap_or_default().to_owned();
         if key == "document"
-            && scope == "private"
+            && LabelScope::Private.is(scope)
             && matches!(value.as_str(), "verified" | "rejected")
         {
             let system = event::system(&format!("document.{value}"), after);

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::sql::{Database, Exec, Row, all, args, opt, values};
 use super::{API_KEY_COLUMNS, StoreError, StoreResult};
 use crate::domain::{
-    ApiKey, KeyHolder, NewApiKey, NewServiceAccount, ServiceAccount, scope_from_column,
+    ApiKey, KeyHolder, NewApiKey, NewServiceAccount, ServiceAccount, UserState, scope_from_column,
     scope_to_column,
 };
 
@@ -84,7 +84,7 @@ pub trait KeyStore: Send + Sync {
         &self,
         id: i64,
         owner_id: i64,
-        state: &str,
+        state: &UserState,
         level: i32,
     ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>>;
 }
@@ -367,7 +367,7 @@ impl<S: Database> KeyStore for S {
         &self,
         id: i64,
         owner_id: i64,
-        state: &str,
+        state: &UserState,
         level: i32,
     ) -> StoreResult<Option<(ServiceAccount, Vec<String>)>> {
         let mut tx = self.begin().await?;
@@ -381,7 +381,7 @@ impl<S: Database> KeyStore for S {
         else {
             return Ok(None);
         };
-        let previous: String = previous.at(0)?;
+        let previous: UserState = previous.at(0)?;
         let row = tx
             .query_one(
                 "UPDATE service_accounts SET owner_id = $2, state = $3, level = $4,
@@ -392,7 +392,7 @@ impl<S: Database> KeyStore for S {
             .await?;
         let account = service_account_from_row(&row)?;
         let mut kids = Vec::new();
-        if state == "disabled" && previous != "disabled" {
+        if *state == UserState::Disabled && previous != UserState::Disabled {
             kids = deactivate_account_keys(&mut tx, id).await?;
         }
         tx.commit().await?;

@@ -7,7 +7,7 @@ use super::labels::relabelled;
 use super::rows::user_by_id;
 use super::sql::{Database, Exec, Row, all, args, opt};
 use super::{StoreResult, UserChange};
-use crate::domain::{NewPhone, Phone, StateRules};
+use crate::domain::{LabelScope, NewPhone, Phone, StateRules};
 
 #[async_trait]
 pub trait PhoneStore: Send + Sync {
@@ -184,7 +184,15 @@ impl<S: Database> PhoneStore for S {
         };
         let user_id: i64 = row.at(0)?;
         let before = user_by_id(&mut tx, user_id).await?;
-        set_label(&mut tx, &domain, user_id, "phone", "verified", "private").await?;
+        set_label(
+            &mut tx,
+            &domain,
+            user_id,
+            "phone",
+            "verified",
+            LabelScope::Private.as_str(),
+        )
+        .await?;
         let change = relabelled(&mut tx, &domain, &before, rules).await?;
         tx.commit().await?;
         Ok(Some(change))

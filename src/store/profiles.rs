@@ -11,7 +11,7 @@ use super::sql::{Database, Exec, Row, Value, all, args};
 use super::{Clash, EventDomain, StoreError, StoreResult, UserChange, events};
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{
-    NewProfile, Profile, ProfileChanges, ProfileData, ProfileState, StateRules, User,
+    LabelScope, NewProfile, Profile, ProfileChanges, ProfileData, ProfileState, StateRules, User,
 };
 
 /// The stored form of [`ProfileData`]: the six personal fields encrypted, country and
@@ -188,7 +188,15 @@ async fn after_write(
     rules: &StateRules,
 ) -> StoreResult<UserChange> {
     let name = ProfileState::from_code(state).map_or("drafted", ProfileState::as_str);
-    set_label(c, domain, before.id, "profile", name, "private").await?;
+    set_label(
+        c,
+        domain,
+        before.id,
+        "profile",
+        name,
+        LabelScope::Private.as_str(),
+    )
+    .await?;
     relabelled(c, domain, before, rules).await
 }
 

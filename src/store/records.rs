@@ -7,7 +7,7 @@ use super::labels::relabelled;
 use super::rows::user_by_id;
 use super::sql::{Database, Exec, Row, all, args, opt};
 use super::{Clash, StoreError, StoreResult, UserChange, events};
-use crate::domain::{Comment, DataStorage, StateRules};
+use crate::domain::{Comment, DataStorage, LabelScope, StateRules};
 
 #[async_trait]
 pub trait RecordStore: Send + Sync {
@@ -112,7 +112,15 @@ impl<S: Database> RecordStore for S {
             .await?;
         let storage = data_storage_from_row(&row)?;
         let key = title.to_lowercase();
-        set_label(&mut tx, &domain, user_id, &key, "recorded", "private").await?;
+        set_label(
+            &mut tx,
+            &domain,
+            user_id,
+            &key,
+            "recorded",
+            LabelScope::Private.as_str(),
+        )
+        .await?;
         let change = relabelled(&mut tx, &domain, &before, rules).await?;
         events::data_storage_created(&mut tx, &domain, &storage, &change.user).await?;
         tx.commit().await?;

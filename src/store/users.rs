@@ -12,7 +12,7 @@ use super::rows::{USER_COLUMNS, user_by_id, user_from_row};
 use super::sessions::delete_sessions_except;
 use super::sql::{Database, Exec, Value, all, args, opt};
 use super::{EventDomain, StoreResult, UserChange, admin_sql, events};
-use crate::domain::{LabelFilter, NewUser, StateRules, User, UserFilter, UserUpdate};
+use crate::domain::{LabelFilter, LabelScope, NewUser, StateRules, User, UserFilter, UserUpdate};
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -121,7 +121,7 @@ pub(super) async fn user_side_effects(
 ) -> StoreResult<(User, Vec<String>)> {
     let after = user_by_id(c, before.id).await?;
     events::user_updated(c, domain, before, &after).await?;
-    let state_changed = after.state != before.state && after.state != "active";
+    let state_changed = after.state != before.state && !after.state.is_active();
     let mut kids = Vec::new();
     if (before.otp && !after.otp) || state_changed {
         let rows = c
@@ -361,7 +361,15 @@ impl<S: Database> UserStore for S {
         let domain = self.event_domain();
         let mut tx = self.begin().await?;
         let before = user_by_id(&mut tx, user_id).await?;
-        set_label(&mut tx, &domain, user_id, "delete", "by_user", "private").await?;
+        set_label(
+            &mut tx,
+            &domain,
+            user_id,
+            "delete",
+            "by_user",
+            LabelScope::Private.as_str(),
+        )
+        .await?;
         recompute_state_level(&mut tx, user_id, rules).await?;
         let (user, kids) = user_side_effects(&mut tx, &domain, &before).await?;
         let sessions = delete_sessions_except(&mut tx, user_id, None).await?;

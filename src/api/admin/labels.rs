@@ -14,7 +14,7 @@ use crate::api::error::ApiError;
 use crate::api::pagination;
 use crate::api::params::{Params, Validator};
 use crate::domain::abilities::{Action, Resource};
-use crate::domain::{LabelFilter, LabelWrite, User};
+use crate::domain::{LabelFilter, LabelScope, LabelWrite, User};
 use crate::service::error::Key;
 use crate::service::labels::{check, normalize};
 use crate::store::{StoreError, UserChange};
@@ -79,7 +79,7 @@ fn validated(key: &str, value: &str, scope: &str) -> Result<(String, String), Ap
     let mut errors = Vec::new();
     check("key", &key, &mut errors);
     check("value", &value, &mut errors);
-    if !matches!(scope, "public" | "private") {
+    if LabelScope::parse(scope).is_none() {
         errors.push("scope.inclusion".into());
     }
     if errors.is_empty() {
@@ -142,7 +142,7 @@ pub async fn create(
     admin.authorize(Action::Create, Resource::Label)?;
     let target = target_user(&state, &uid.unwrap_or_default()).await?;
     superadmin_guard(&admin, &target)?;
-    let scope = scope.unwrap_or_else(|| "public".into());
+    let scope = scope.unwrap_or_else(|| LabelScope::Public.as_str().into());
     write(
         &state,
         &admin,

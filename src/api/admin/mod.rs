@@ -23,8 +23,8 @@ use super::ApiState;
 use super::auth::CurrentUser;
 use super::error::ApiError;
 use super::params::Validator;
-use crate::domain::User;
 use crate::domain::abilities::{self, Action, Resource};
+use crate::domain::{User, role};
 use crate::service::error::Key;
 
 /// The admin routes (mounted under `/admin`), each call audited as its permissions say.
@@ -143,7 +143,7 @@ async fn target_user(state: &ApiState, uid: &str) -> Result<User, ApiError> {
 
 /// Barong's superadmin guard: only a superadmin changes a superadmin.
 fn superadmin_guard(admin: &Admin, target: &User) -> Result<(), ApiError> {
-    if target.role == "superadmin" && admin.user.role != "superadmin" {
+    if target.role == role::SUPERADMIN && admin.user.role != role::SUPERADMIN {
         return Err(ApiError::unprocessable(vec![
             "admin.user.superadmin_change".into(),
         ]));

@@ -14,7 +14,8 @@ use crate::api::params::{Params, Validator};
 use crate::api::{ApiState, entities, pagination};
 use crate::domain::abilities::{Action, Resource};
 use crate::domain::{
-    NewProfile, ProfileChanges, ProfileData, ProfileState, parse_date, squish, validate_profile,
+    NewProfile, ProfileChanges, ProfileData, ProfileState, parse_date, role, squish,
+    validate_profile,
 };
 use crate::service::error::Key;
 use crate::store::StoreError;
@@ -70,7 +71,7 @@ pub async fn update(
         .find_user_profile_in_state(target.id, ProfileState::Submitted, &state.encryptor)
         .await?
         .ok_or_else(not_editable)?;
-    if target.role == "superadmin" && admin.user.role != "superadmin" {
+    if target.role == role::SUPERADMIN && admin.user.role != role::SUPERADMIN {
         return Err(ApiError::unprocessable(vec![
             "admin.profiles.superadmin_change".into(),
         ]));

@@ -16,7 +16,9 @@ use crate::api::error::ApiError;
 use crate::api::pagination::{self, Page};
 use crate::api::params::{Params, Validator};
 use crate::domain::abilities::{Action, Resource};
-use crate::domain::{USER_ORDER_COLUMNS, User, UserFilter, UserUpdate, email_is_valid};
+use crate::domain::{
+    USER_ORDER_COLUMNS, User, UserFilter, UserState, UserUpdate, email_is_valid, role,
+};
 use crate::service::error::Key;
 use crate::store::StoreError;
 
@@ -224,7 +226,7 @@ async fn apply_update(
     let value = value.unwrap_or_default();
     let update = match name {
         "email" if email_allowed => {
-            if admin.user.role != "superadmin" {
+            if admin.user.role != role::SUPERADMIN {
                 return Err(ApiError::from(Key::SuperadminUserUpdateEmail));
             }
             let email = value.to_lowercase();
@@ -246,10 +248,11 @@ async fn apply_update(
             UserUpdate::Otp(false)
         }
         _ => {
-            if value == target.state {
+            let new_state = UserState::parse(&value);
+            if new_state == target.state {
                 return Err(ApiError::from(Key::AdminUserStateNoChange));
             }
-            UserUpdate::State(value)
+            UserUpdate::State(new_state)
         }
     };
     change_user(state, admin, &target, &update).await?;

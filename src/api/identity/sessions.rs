@@ -16,7 +16,7 @@ use crate::api::params::{Params, Validator, coerce_string};
 use crate::api::system_events;
 use crate::crypto::password_hash::{self, Verification};
 use crate::domain::session::DeviceSighting;
-use crate::domain::{User, describe_device, network_of};
+use crate::domain::{User, UserState, describe_device, network_of};
 use crate::domain::{session_key, user_language};
 use crate::invalidation::Invalidation;
 use crate::service::activity::{RequestMeta, record_activity};
@@ -101,11 +101,13 @@ pub(super) struct Checked {
 
 /// Why a user in `user.state` may not log in: the activity's reason and the error key.
 pub(super) fn refused_state(user: &User) -> Option<(&'static str, &'static str)> {
-    match user.state.as_str() {
-        "active" | "pending" => None,
-        "banned" => Some(("Your account is banned", "identity.session.banned")),
-        "deleted" => Some(("Your account is deleted", "identity.session.deleted")),
-        _ => Some(("Your account is not active", "identity.session.not_active")),
+    match user.state {
+        UserState::Active | UserState::Pending => None,
+        UserState::Banned => Some(("Your account is banned", "identity.session.banned")),
+        UserState::Deleted => Some(("Your account is deleted", "identity.session.deleted")),
+        UserState::Locked | UserState::Disabled | UserState::Other(_) => {
+            Some(("Your account is not active", "identity.session.not_active"))
+        }
     }
 }
 

@@ -18,8 +18,8 @@ use crate::crypto::constant_time_eq;
 use crate::crypto::password_hash;
 use crate::crypto::tokens::random_hex;
 use crate::domain::{
-    NewMail, NewRestriction, NewUser, OneTimeClaim, UserInput, generate_uid, user_language,
-    validate_user,
+    NewMail, NewRestriction, NewUser, OneTimeClaim, UserInput, UserState, generate_uid, role,
+    user_language, validate_user,
 };
 use crate::invalidation::Invalidation;
 use crate::mail::templates;
@@ -136,11 +136,11 @@ pub async fn create(
             username: username.clone(),
             email: email.clone(),
             password_digest: digest.clone(),
-            role: "member".into(),
+            role: role::MEMBER.into(),
             data: data.clone(),
             level: 0,
             otp: false,
-            state: "pending".into(),
+            state: UserState::Pending,
             referral_id,
             labels: Vec::new(),
         };
@@ -164,7 +164,7 @@ pub async fn create(
     };
     state.mail_wakeup.notify_one();
     // A first superadmin is active at once: no confirmation for it.
-    if user.state != "active" {
+    if !user.state.is_active() {
         let name = "user.email.confirmation.token";
         system_events::emit_with_domain(&state, name, &user, Some(&token)).await;
     }
@@ -229,7 +229,7 @@ pub async fn email_generate_code(
         .map_err(captcha_error)?;
     let email = email.unwrap_or_default();
     if let Some(user) = state.store.find_user_by_email(&email).await?
-        && user.state != "active"
+        && !user.state.is_active()
     {
         let token = confirmation_token(&state, &user.email, &user.uid)?;
         let language = user_language(user.data.as_deref(), &state.config.mail.default_language);
@@ -314,7 +314,7 @@ pub async fn email_confirm_code(
         .map_err(|key| unprocessable(&key))?;
     let email = claim_str(&claims, "email");
     let user = match state.store.find_user_by_email(&email).await? {
-        Some(user) if user.state != "active" => user,
+        Some(user) if !user.state.is_active() => user,
         _ => return Err(ApiError::from(Key::IdentityUserActiveOrDoesntExist)),
     };
     // A token without its one-time claim never matches a stored one.

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use super::{MgmtError, MgmtResult, Params, check_presence, present, text};
 use crate::api::ApiState;
 use crate::api::entities;
-use crate::domain::KeyHolder;
+use crate::domain::{KeyHolder, UserState};
 use crate::service::api_keys::{issue_key, update_key};
 
 /// The prefix of generated service-account uids.
@@ -15,7 +15,7 @@ const SERVICE_ACCOUNT_PREFIX: &str = "SI";
 
 /// The holder named by `uid` and its state, routed by the uid's prefix as Barong does (the
 /// user prefix first, case-sensitive).
-async fn holder(state: &ApiState, uid: &str) -> Result<(KeyHolder, String), MgmtError> {
+async fn holder(state: &ApiState, uid: &str) -> Result<(KeyHolder, UserState), MgmtError> {
     let config = &state.config;
     let disabled = || MgmtError::unprocessable("disabled_management_endpoint");
     if uid.starts_with(config.users.uid_prefix.as_str()) {

@@ -11,7 +11,7 @@ use crate::api::ApiState;
 use crate::api::entities::admin::user_with_kyc;
 use crate::api::entities::{iso8601, label};
 use crate::crypto::multisig::Multisig;
-use crate::domain::{User, UserInput, normalise_phone, validate_user};
+use crate::domain::{LabelScope, User, UserInput, normalise_phone, validate_user};
 use crate::import::{ImportContext, ImportRow, Outcome, PartRefused, import_row, insert_member};
 use crate::service::changes::publish_change;
 use crate::service::totp::check_totp;
@@ -291,7 +291,13 @@ pub async fn labels_create(state: ApiState, params: Params) -> MgmtResult {
     }
     match state
         .store
-        .create_label(user.id, &key, &value, "private", &state.state_rules)
+        .create_label(
+            user.id,
+            &key,
+            &value,
+            LabelScope::Private.as_str(),
+            &state.state_rules,
+        )
         .await
     {
         Ok((created, change)) => {
@@ -321,7 +327,7 @@ pub async fn labels_put(state: ApiState, params: Params) -> MgmtResult {
     let rules = &state.state_rules;
     if let Some((updated, change)) = state
         .store
-        .update_label_value(user.id, &key, "private", &value, rules)
+        .update_label_value(user.id, &key, LabelScope::Private.as_str(), &value, rules)
         .await?
     {
         publish_change(&state, &change);
@@ -333,7 +339,7 @@ pub async fn labels_put(state: ApiState, params: Params) -> MgmtResult {
             "label doesnt exist",
         ));
     }
-    let scope = text(&params, "scope").unwrap_or_else(|| "private".into());
+    let scope = text(&params, "scope").unwrap_or_else(|| LabelScope::Private.as_str().into());
     let (created, change) = state
         .store
         .create_label(user.id, &key, &value, &scope, rules)
@@ -349,7 +355,12 @@ pub async fn labels_delete(state: ApiState, params: Params) -> MgmtResult {
     let key = text(&params, "key").unwrap_or_default();
     match state
         .store
-        .delete_label(user.id, &key, "private", &state.state_rules)
+        .delete_label(
+            user.id,
+            &key,
+            LabelScope::Private.as_str(),
+            &state.state_rules,
+        )
         .await?
     {
         Some(change) => {
@@ -385,7 +396,7 @@ pub async fn otp_sign(state: ApiState, params: Params) -> MgmtResult {
         .store
         .find_user_by_uid(&uid)
         .await?
-        .filter(|u| u.state == "active")
+        .filter(|u| u.state.is_active())
         .ok_or_else(MgmtError::not_found)?;
     if !user.otp {
         return Err(MgmtError::unprocessable("Account has not enabled 2FA"));

@@ -14,8 +14,8 @@ use crate::api::ApiState;
 use crate::api::entities::admin::user;
 use crate::api::entities::iso8601;
 use crate::domain::{
-    NewServiceAccount, ServiceAccount, ServiceAccountRequest, generate_uid, service_account_email,
-    validate_service_account,
+    NewServiceAccount, ServiceAccount, ServiceAccountRequest, UserState, generate_uid,
+    service_account_email, validate_service_account,
 };
 use crate::invalidation::Invalidation;
 use crate::store::{Clash, StoreError};
@@ -123,7 +123,9 @@ pub async fn create(state: ApiState, params: Params) -> MgmtResult {
         owner_id: owner.as_ref().map(|o| o.id),
         state: match &owner {
             Some(o) => o.state.clone(),
-            None => text(&params, "service_account_state").unwrap_or_else(|| "pending".into()),
+            None => {
+                text(&params, "service_account_state").map_or(UserState::Pending, UserState::from)
+            }
         },
         level: level
             .or(owner.as_ref().map(|o| i64::from(o.level)))

@@ -13,7 +13,7 @@ use crate::api::entities;
 use crate::api::error::ApiError;
 use crate::api::pagination;
 use crate::api::params::{Params, Validator};
-use crate::domain::{ApiKey, KeyHolder, User};
+use crate::domain::{ApiKey, KeyHolder, User, UserState};
 use crate::invalidation::Invalidation;
 use crate::service::api_keys::{issue_key, update_key};
 use crate::service::error::Key;
@@ -105,7 +105,7 @@ pub(crate) async fn list_keys(
 pub(crate) async fn create_key(
     state: &ApiState,
     holder: KeyHolder,
-    holder_state: &str,
+    holder_state: &UserState,
     algorithm: &str,
     scope: Option<&str>,
 ) -> Result<Response, ApiError> {

@@ -12,7 +12,7 @@ use crate::api::auth::CurrentUser;
 use crate::api::entities;
 use crate::api::error::ApiError;
 use crate::api::params::{Params, Validator};
-use crate::domain::Label;
+use crate::domain::{Label, LabelScope};
 use crate::service::changes::publish_change;
 use crate::service::error::Key;
 use crate::service::labels::{check, normalize};
@@ -92,7 +92,7 @@ pub async fn create(
         .list_user_labels(user_id)
         .await?
         .iter()
-        .any(|l| l.key == key && l.scope == "public");
+        .any(|l| l.key == key && LabelScope::Public.is(&l.scope));
     if taken {
         errors.push("key.taken".into());
     }
@@ -102,7 +102,13 @@ pub async fn create(
     }
     let (label, change) = match state
         .store
-        .create_label(user_id, &key, &value, "public", &state.state_rules)
+        .create_label(
+            user_id,
+            &key,
+            &value,
+            LabelScope::Public.as_str(),
+            &state.state_rules,
+        )
         .await
     {
         Ok(done) => done,
@@ -128,7 +134,7 @@ pub async fn update(
     v.finish()?;
     let value = normalize(&value.unwrap_or_default());
     let mut label = find(&state, current.user.id, &key).await?;
-    if label.scope != "public" {
+    if !LabelScope::Public.is(&label.scope) {
         return Err(private());
     }
     let mut errors = Vec::new();
@@ -142,7 +148,7 @@ pub async fn update(
         .update_label_value(
             current.user.id,
             &label.key,
-            "public",
+            LabelScope::Public.as_str(),
             &value,
             &state.state_rules,
         )
@@ -163,12 +169,17 @@ pub async fn destroy(
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     let label = find(&state, current.user.id, &key).await?;
-    if label.scope != "public" {
+    if !LabelScope::Public.is(&label.scope) {
         return Err(private());
     }
     match state
         .store
-        .delete_label(current.user.id, &label.key, "public", &state.state_rules)
+        .delete_label(
+            current.user.id,
+            &label.key,
+            LabelScope::Public.as_str(),
+            &state.state_rules,
+        )
         .await?
     {
         Some(change) => {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
+use crate::domain::UserState;
 use crate::store::{StoreError, StoreResult};
 
 /// A bound argument or a column value.
@@ -73,6 +74,18 @@ impl From<String> for Value {
 impl From<&String> for Value {
     fn from(v: &String) -> Self {
         Value::Text(v.clone())
+    }
+}
+
+impl From<&UserState> for Value {
+    fn from(v: &UserState) -> Self {
+        Value::Text(v.as_str().to_owned())
+    }
+}
+
+impl From<UserState> for Value {
+    fn from(v: UserState) -> Self {
+        Value::from(&v)
     }
 }
 
@@ -184,6 +197,16 @@ impl FromValue for String {
             Value::Text(s) => Ok(s.clone()),
             // SQLite's column affinity may have turned digits into an integer.
             Value::Int(i) => Ok(i.to_string()),
+            other => Err(wrong("text", other)),
+        }
+    }
+}
+
+/// Never fails on text: a state only barong.yml names is kept as it is.
+impl FromValue for UserState {
+    fn from_value(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Text(s) => Ok(UserState::parse(s)),
             other => Err(wrong("text", other)),
         }
     }
