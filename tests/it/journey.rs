@@ -158,6 +158,11 @@ async fn logout_on_one_instance_is_refused_by_the_other() {
         .await
         .expect("logout");
     assert_eq!(logout.status(), StatusCode::OK);
+    // The instance that answered the logout has dropped the session before answering.
+    assert_eq!(
+        decide(&first, "GET", path, &cookie, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     let started = Instant::now();
     loop {
         let status = decide(&second, "GET", path, &cookie, None).await.status();

@@ -78,7 +78,10 @@ pub(crate) async fn open_session(
     if let Some(old) = &meta.cookie {
         let id = session_key(old);
         if state.store.delete_session(&id).await? {
-            state.invalidation.publish(Invalidation::Session(id));
+            state
+                .invalidation
+                .publish_applied(Invalidation::Session(id))
+                .await;
         }
     }
     let cookie = random_hex(16);

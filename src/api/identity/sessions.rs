@@ -322,7 +322,10 @@ pub async fn destroy(
     };
     if session.expire_at <= chrono::Utc::now().timestamp() {
         state.store.delete_session(&id).await?;
-        state.invalidation.publish(Invalidation::Session(id));
+        state
+            .invalidation
+            .publish_applied(Invalidation::Session(id))
+            .await;
         return Err(not_found());
     }
     let Some(user) = state.store.find_user_by_id(session.user_id).await? else {
@@ -330,7 +333,10 @@ pub async fn destroy(
     };
     record_activity(&state, user.id, &meta, "session", "logout", "succeed", None).await;
     state.store.delete_session(&id).await?;
-    state.invalidation.publish(Invalidation::Session(id));
+    state
+        .invalidation
+        .publish_applied(Invalidation::Session(id))
+        .await;
     let expired = HeaderValue::from_str(&cookie_attributes(&state, "", true))
         .map_err(|_| ApiError::internal())?;
     Ok((

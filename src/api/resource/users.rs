@@ -172,7 +172,10 @@ pub async fn change_password(
         .change_password(user.id, &digest, keep.as_deref())
         .await?;
     for id in revoked {
-        state.invalidation.publish(Invalidation::Session(id));
+        state
+            .invalidation
+            .publish_applied(Invalidation::Session(id))
+            .await;
     }
     system_events::emit_with_domain(&state, "user.password.change", &user, None).await;
     record_activity(
