@@ -6,7 +6,7 @@
 //! by weighers (approximate bytes per entry).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -89,16 +89,7 @@ pub struct Caches {
     api_keys: TimedCache<String, Option<Arc<CachedKey>>>,
     pub permissions: ArcSwap<Permissions>,
     pub restrictions: ArcSwap<Restrictions>,
-    /// Lookups and misses per cache (sessions, users, service accounts, API keys), for the hit
-    /// ratio in `/metrics`.
-    lookups: [AtomicU64; 4],
-    misses: [AtomicU64; 4],
 }
-
-const SESSIONS: usize = 0;
-const USERS: usize = 1;
-const SERVICE_ACCOUNTS: usize = 2;
-const API_KEYS: usize = 3;
 
 /// Memory bounds (approximate bytes) per cache.
 const SESSIONS_BYTES: u64 = 64 << 20;
@@ -126,8 +117,6 @@ impl Caches {
             api_keys: TimedCache::new(ttl, KEYS_BYTES, 700, |k: &String, _| 700 + k.len() as u64),
             permissions: ArcSwap::from_pointee(permissions),
             restrictions: ArcSwap::from_pointee(restrictions),
-            lookups: Default::default(),
-            misses: Default::default(),
         }))
     }
 
@@ -136,13 +125,7 @@ impl Caches {
         &self,
         digest: &SessionDigest,
     ) -> Result<Option<Arc<CachedSession>>, LoadError> {
-        if let Some(hit) = self.sessions.get(digest) {
-            self.count(SESSIONS);
-            return Ok(hit);
-        }
-        let miss = self.count(SESSIONS);
         let load = async {
-            miss.fetch_add(1, Ordering::Relaxed);
             let session = self.store.find_session(&hex::encode(digest)).await?;
             Ok::<_, StoreError>(session.map(|session| Arc::new(CachedSession::of(session))))
         };
@@ -157,26 +140,13 @@ impl Caches {
     }
 
     pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, LoadError> {
-        if let Some(hit) = self.users.get(&id) {
-            self.count(USERS);
-            return Ok(hit);
-        }
-        let miss = self.count(USERS);
-        let load = async {
-            miss.fetch_add(1, Ordering::Relaxed);
-            Ok::<_, StoreError>(self.store.find_user_by_id(id).await?.map(Arc::new))
-        };
+        let load =
+            async { Ok::<_, StoreError>(self.store.find_user_by_id(id).await?.map(Arc::new)) };
         Ok(self.users.get_or_load(&id, load).await?)
     }
 
     pub async fn service_account(&self, id: i64) -> Result<Option<Arc<ServiceAccount>>, LoadError> {
-        if let Some(hit) = self.service_accounts.get(&id) {
-            self.count(SERVICE_ACCOUNTS);
-            return Ok(hit);
-        }
-        let miss = self.count(SERVICE_ACCOUNTS);
         let load = async {
-            miss.fetch_add(1, Ordering::Relaxed);
             let account = self.store.find_service_account_by_id(id).await?;
             Ok::<_, StoreError>(account.map(Arc::new))
         };
@@ -184,16 +154,10 @@ impl Caches {
     }
 
     pub async fn api_key(&self, kid: &str) -> Result<Option<Arc<CachedKey>>, LoadError> {
-        if let Some(hit) = self.api_keys.get(kid) {
-            self.count(API_KEYS);
-            return Ok(hit);
-        }
         let (store, encryptor) = (&self.store, &self.encryptor);
-        let miss = self.count(API_KEYS);
         Ok(self
             .api_keys
             .get_or_load(kid, async move {
-                miss.fetch_add(1, Ordering::Relaxed);
                 let Some(key) = store.find_api_key(kid).await? else {
                     return Ok::<_, StoreError>(None);
                 };
@@ -288,23 +252,15 @@ impl Caches {
         self.reload_restrictions().await;
     }
 
-    /// Counts a lookup of cache `index`; returns its miss counter (bumped by the loader, which
-    /// runs only on a miss).
-    fn count(&self, index: usize) -> &AtomicU64 {
-        self.lookups[index].fetch_add(1, Ordering::Relaxed);
-        &self.misses[index]
-    }
-
     /// (cache, lookups, misses) since start, for the hit ratio in `/metrics`.
     pub fn lookups(&self) -> [(&'static str, u64, u64); 4] {
-        let names = ["sessions", "users", "service_accounts", "api_keys"];
-        std::array::from_fn(|i| {
-            (
-                names[i],
-                self.lookups[i].load(Ordering::Relaxed),
-                self.misses[i].load(Ordering::Relaxed),
-            )
-        })
+        let counts = [
+            ("sessions", self.sessions.lookups()),
+            ("users", self.users.lookups()),
+            ("service_accounts", self.service_accounts.lookups()),
+            ("api_keys", self.api_keys.lookups()),
+        ];
+        counts.map(|(name, (lookups, misses))| (name, lookups, misses))
     }
 
     /// Entry counts, for metrics and the memory benchmark.

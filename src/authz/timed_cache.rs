@@ -13,6 +13,7 @@
 //! cannot leave the old session cached.
 
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
@@ -38,6 +39,9 @@ impl<K, V> Weighter<K, Timed<V>> for Weigh<K, V> {
 pub struct TimedCache<K, V> {
     entries: Cache<K, Timed<V>, Weigh<K, V>>,
     ttl: Duration,
+    /// Calls of `get_or_load`, and the loads they ran: the hit ratio in `/metrics`.
+    lookups: AtomicU64,
+    loads: AtomicU64,
 }
 
 impl<K, V> TimedCache<K, V>
@@ -52,10 +56,13 @@ where
         Self {
             entries: Cache::with_weighter(items.max(16), bytes, Weigh(weigh)),
             ttl,
+            lookups: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
         }
     }
 
-    /// The live value of `key`, if cached.
+    /// The live value of `key`, if cached (the tests' look inside).
+    #[cfg(test)]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         Q: Hash + Equivalent<K> + ?Sized,
@@ -67,7 +74,7 @@ where
     }
 
     /// The live value of `key`, loading it with `load` on a miss (one load per key at a time;
-    /// the others wait for it). A failed load caches nothing.
+    /// the others wait for it). A failed load caches nothing. Counted in [`Self::lookups`].
     pub async fn get_or_load<Q, E>(
         &self,
         key: &Q,
@@ -76,6 +83,7 @@ where
     where
         Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
     {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         loop {
             match self.entries.get_value_or_guard_async(key).await {
                 Ok(timed) if timed.until > Instant::now() => return Ok(timed.value),
@@ -85,6 +93,7 @@ where
                         .remove_if(key, |current| current.until == timed.until);
                 }
                 Err(guard) => {
+                    self.loads.fetch_add(1, Ordering::Relaxed);
                     let value = load.await?;
                     // Err: the key was invalidated during the load; the value is not cached.
                     let _ = guard.insert(Timed {
@@ -112,6 +121,14 @@ where
     pub fn invalidate_where(&self, matches: impl Fn(&K, &V) -> bool) {
         self.entries
             .retain(|key, timed| !matches(key, &timed.value));
+    }
+
+    /// (lookups, misses) through `get_or_load` since start.
+    pub fn lookups(&self) -> (u64, u64) {
+        (
+            self.lookups.load(Ordering::Relaxed),
+            self.loads.load(Ordering::Relaxed),
+        )
     }
 
     /// Entries held (expired ones not yet dropped included).
