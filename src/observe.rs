@@ -202,7 +202,9 @@ impl Observability {
 }
 
 /// The request header carrying the request id, from the proxy and to the upstream.
-pub const REQUEST_ID: &str = "x-request-id";
+// A `HeaderName` constant, not a `&str`: a `&str` name is parsed again on every answer of the
+// decision path (issue 20).
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The request id of a request: the proxy's `X-Request-Id` when it is a sane token (at most 128
 /// visible ASCII characters), else a new random one.

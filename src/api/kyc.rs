@@ -117,7 +117,7 @@ async fn apply_verification(
             )
             .await?;
         if let Some((_, change)) = updated {
-            publish_change(state, &change);
+            publish_change(state, &change).await;
         }
     }
     Ok(())
@@ -181,7 +181,7 @@ async fn create_applicant(state: &ApiState, profile_id: i64, email: &str) -> Res
         .update_profile(profile_id, &changes, &state.encryptor, &state.state_rules)
         .await?;
     if let Some((_, change)) = updated {
-        publish_change(state, &change);
+        publish_change(state, &change).await;
     }
     Ok(())
 }

@@ -262,6 +262,17 @@ impl Limits {
         self.login_ip.release(&ip.to_string()).await;
     }
 
+    /// Reserves a password check of a signed-in user (`service::confirm`): the account's login
+    /// slot only, since the guesser already holds a session of that account.
+    pub async fn account_reserve(&self, email: &str) -> Result<bool, StoreError> {
+        self.login_account.reserve(&account_key(email)).await
+    }
+
+    /// Gives back the slot of a password check that was right or did not happen.
+    pub async fn account_release(&self, email: &str) {
+        self.login_account.release(&account_key(email)).await;
+    }
+
     /// Reserves a mail-sending request; false when the address or the IP is over its limit.
     /// Both are counted whatever the other says, so a refused address still uses the IP's.
     pub async fn mail_reserve(&self, email: &str, ip: IpAddr) -> Result<bool, StoreError> {

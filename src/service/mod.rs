@@ -1,12 +1,13 @@
 //! The service layer: what the REST namespaces share, between the HTTP adapters of `api/` and
 //! the store. The state every handler is given ([`ApiState`]), the error of the rules
 //! ([`error::ApiError`]), and the rules more than one namespace applies: TOTP checks
-//! (`totp`), activity rows (`activity`), opening sessions (`sessions`), telling the caches what a
+//! (`totp`), passwords asked again of a signed-in user (`confirm`), activity rows (`activity`), opening sessions (`sessions`), telling the caches what a
 //! change made stale (`changes`). A namespace never imports another; both import this.
 
 pub mod activity;
 pub mod api_keys;
 pub mod changes;
+pub mod confirm;
 pub mod documents;
 pub mod error;
 pub mod labels;

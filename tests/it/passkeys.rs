@@ -22,8 +22,19 @@ async fn register_list_rename_delete(backend: Backend) {
     let server = start(&db, &[]);
     create_user(&db, "alice@barong.test");
     let alice = Browser::login(&server, "alice@barong.test").await;
-    let options = alice
+    // A session alone does not start a registration: a stolen cookie must not add a way in.
+    alice
         .call(&server, "POST", "/passkeys/options", Value::Null)
+        .await
+        .errors(422, "resource.passkey.confirmation_required");
+    let wrong = json!({"password": "Wrong-Passw0rd"});
+    alice
+        .call(&server, "POST", "/passkeys/options", wrong)
+        .await
+        .errors(422, "resource.passkey.invalid_password");
+    let proof = json!({"password": PASSWORD});
+    let options = alice
+        .call(&server, "POST", "/passkeys/options", proof.clone())
         .await;
     let public_key = &options.status(201)["publicKey"];
     assert_eq!(public_key["rp"]["id"], RP_ID);
@@ -56,7 +67,7 @@ async fn register_list_rename_delete(backend: Backend) {
         json!({"rp_id": "evil.test"}),
     ] {
         let options = alice
-            .call(&server, "POST", "/passkeys/options", Value::Null)
+            .call(&server, "POST", "/passkeys/options", proof.clone())
             .await;
         let other = Authenticator::new(&db, "other");
         let credential = other.create(options.status(201), extra.clone());
@@ -319,7 +330,12 @@ async fn expired_challenges_are_refused(backend: Backend) {
     let frank = Browser::login(&server, "frank@barong.test").await;
     let key = Authenticator::new(&db, "key");
     let options = frank
-        .call(&server, "POST", "/passkeys/options", Value::Null)
+        .call(
+            &server,
+            "POST",
+            "/passkeys/options",
+            json!({"password": PASSWORD}),
+        )
         .await;
     let credential = key.create(options.status(201), json!({}));
     tokio::time::sleep(Duration::from_millis(4100)).await;
@@ -375,13 +391,33 @@ async fn totp_users_may_use_a_passkey_instead(backend: Backend) {
         .await
         .status(201);
     let key = Authenticator::new(&db, "key");
-    let passkey = heidi.register(&server, &key, "Laptop").await;
+    // With TOTP on, only a code starts a registration: the password is not enough.
+    heidi
+        .call(
+            &server,
+            "POST",
+            "/passkeys/options",
+            json!({"password": PASSWORD}),
+        )
+        .await
+        .errors(422, "resource.passkey.confirmation_required");
+    heidi
+        .call(
+            &server,
+            "POST",
+            "/passkeys/options",
+            json!({"otp_code": "000000"}),
+        )
+        .await
+        .errors(422, "resource.passkey.invalid_otp");
+    let proof = json!({"otp_code": codes[1]});
+    let passkey = heidi.register_with(&server, &key, "Laptop", proof).await;
     let password_only = json!({"email": "heidi@barong.test", "password": PASSWORD});
     identity(&server, "sessions", password_only.clone())
         .await
         .errors(401, "identity.session.missing_otp");
     let mut with_code = password_only;
-    with_code["otp_code"] = json!(codes[1]);
+    with_code["otp_code"] = json!(codes[2]);
     let by_code = Browser::of(&identity(&server, "sessions", with_code).await);
     assert_eq!(by_code.authenticated_with(&server).await, "password+2fa");
     let options = login_options(&server, "heidi@barong.test").await;
@@ -397,13 +433,78 @@ async fn totp_users_may_use_a_passkey_instead(backend: Backend) {
         .await
         .errors(422, "resource.passkey.invalid_otp");
     by_passkey
-        .call(&server, "DELETE", &path, json!({"otp_code": codes[2]}))
+        .call(&server, "DELETE", &path, json!({"password": PASSWORD}))
         .await
         .status(204);
 }
 
+/// Passwords asked again behind a session (`DELETE users/me`, `PUT users/password`, passkey
+/// proofs) take the account's login slots: a stolen cookie does not buy unlimited guesses, and
+/// a locked account refuses even the right password until its window ends.
+async fn password_confirmations_share_the_login_limit(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = start(&db, &[("BARONG_RATE_LIMIT_LOGIN_ACCOUNT", "3/300")]);
+    create_user(&db, "ivan@barong.test");
+    let ivan = Browser::login(&server, "ivan@barong.test").await;
+    // The right password gives its slot back: any number of these.
+    for _ in 0..4 {
+        ivan.call(
+            &server,
+            "POST",
+            "/passkeys/options",
+            json!({"password": PASSWORD}),
+        )
+        .await
+        .status(201);
+    }
+    let wrong = "Wrong-Passw0rd";
+    ivan.call(
+        &server,
+        "POST",
+        "/passkeys/options",
+        json!({"password": wrong}),
+    )
+    .await
+    .errors(422, "resource.passkey.invalid_password");
+    let change = json!({"old_password": wrong, "new_password": "N3w-Passw0rd!x", "confirm_password": "N3w-Passw0rd!x"});
+    ivan.call(&server, "PUT", "/users/password", change)
+        .await
+        .errors(400, "resource.password.prev_pass_not_correct");
+    ivan.call(&server, "DELETE", "/users/me", json!({"password": wrong}))
+        .await
+        .errors(422, "resource.user.invalid_password");
+    // Three wrong guesses: the right password is refused now, here and at the login page.
+    ivan.call(
+        &server,
+        "POST",
+        "/passkeys/options",
+        json!({"password": PASSWORD}),
+    )
+    .await
+    .errors(422, "resource.passkey.invalid_password");
+    identity(
+        &server,
+        "sessions",
+        json!({"email": "ivan@barong.test", "password": PASSWORD}),
+    )
+    .await
+    .errors(429, "identity.session.too_many_attempts");
+    // A burst of wrong guesses released together is refused past the limit just the same.
+    let answers = futures_util::future::join_all((0..20).map(|_| {
+        ivan.call(
+            &server,
+            "DELETE",
+            "/users/me",
+            json!({"password": PASSWORD}),
+        )
+    }))
+    .await;
+    assert!(answers.iter().all(|a| a.status == 422), "none deleted");
+}
+
 both_backends!(
     totp_users_may_use_a_passkey_instead,
+    password_confirmations_share_the_login_limit,
     register_list_rename_delete,
     login_with_passkey_as_second_factor,
     passwordless_off_then_on,
@@ -421,7 +522,12 @@ async fn challenges_work_across_instances() {
     let grace = Browser::login(&first, "grace@barong.test").await;
     let key = Authenticator::new(&db, "key");
     let options = grace
-        .call(&first, "POST", "/passkeys/options", Value::Null)
+        .call(
+            &first,
+            "POST",
+            "/passkeys/options",
+            json!({"password": PASSWORD}),
+        )
         .await;
     let credential = key.create(options.status(201), json!({}));
     grace

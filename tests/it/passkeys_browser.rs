@@ -36,7 +36,7 @@ async function run(email, password) {
   const login = await api("POST", "/identity/sessions", { email, password });
   steps.login = login.status;
   csrf = login.body.csrf_token;
-  const options = await api("POST", "/resource/passkeys/options");
+  const options = await api("POST", "/resource/passkeys/options", { password });
   steps.options = options.status;
   const created = await navigator.credentials.create({
     publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.body.publicKey),

@@ -221,11 +221,21 @@ impl Browser {
         Answer::read(request.send().await.expect("rest call")).await
     }
 
-    /// Registers a passkey held by `key`; the stored passkey.
+    /// Registers a passkey held by `key`, proving it with the password; the stored passkey.
     pub async fn register(&self, server: &TestServer, key: &Authenticator, name: &str) -> Value {
-        let options = self
-            .call(server, "POST", "/passkeys/options", Value::Null)
-            .await;
+        let proof = json!({"password": PASSWORD});
+        self.register_with(server, key, name, proof).await
+    }
+
+    /// Registers a passkey held by `key`, proving it with `proof` (`password` or `otp_code`).
+    pub async fn register_with(
+        &self,
+        server: &TestServer,
+        key: &Authenticator,
+        name: &str,
+        proof: Value,
+    ) -> Value {
+        let options = self.call(server, "POST", "/passkeys/options", proof).await;
         let credential = key.create(options.status(201), json!({}));
         let created = self
             .call(

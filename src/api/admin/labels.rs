@@ -117,12 +117,12 @@ async fn write(
         }
         Err(other) => return Err(other.into()),
     };
-    finish(state, admin, &change);
+    finish(state, admin, &change).await;
     Ok(Json(json!(200)))
 }
 
-fn finish(state: &ApiState, admin: &Admin, change: &UserChange) {
-    crate::service::changes::publish_change(state, change);
+async fn finish(state: &ApiState, admin: &Admin, change: &UserChange) {
+    crate::service::changes::publish_change(state, change).await;
     admin.target(&change.user.uid);
 }
 
@@ -246,6 +246,6 @@ pub async fn destroy(
         )
         .await?
         .ok_or_else(label_not_found)?;
-    finish(&state, &admin, &change);
+    finish(&state, &admin, &change).await;
     Ok(Json(json!(200)))
 }

@@ -98,7 +98,7 @@ pub async fn update(
         .update_profile(submitted.id, &changes, &state.encryptor, &state.state_rules)
         .await?
         .ok_or_else(not_editable)?;
-    crate::service::changes::publish_change(&state, &change);
+    crate::service::changes::publish_change(&state, &change).await;
     admin.target(&target.uid);
     Ok(Json(entities::profile(&profile, false)))
 }
@@ -168,7 +168,7 @@ pub async fn create(
         }
         Err(other) => return Err(other.into()),
     };
-    crate::service::changes::publish_change(&state, &change);
+    crate::service::changes::publish_change(&state, &change).await;
     admin.target(&target.uid);
     let body = entities::profile(&profile, false);
     Ok((StatusCode::CREATED, Json(body)).into_response())

@@ -271,7 +271,7 @@ async fn change_user(
         Err(StoreError::Conflict(_)) => return Err(ApiError::from(Key::EmailTaken)),
         Err(other) => return Err(other.into()),
     };
-    crate::service::changes::publish_change(state, &change);
+    crate::service::changes::publish_change(state, &change).await;
     admin.target(&target.uid);
     Ok(())
 }

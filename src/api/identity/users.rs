@@ -499,9 +499,12 @@ pub async fn password_confirm_code(
     for id in revoked {
         state.invalidation.publish(Invalidation::Session(id));
     }
+    // Answered once this instance's caches dropped the sessions (`publish_applied` covers
+    // every earlier publication): a reset is often a reaction to a stolen session.
     state
         .invalidation
-        .publish(Invalidation::User(user.uid.clone()));
+        .publish_applied(Invalidation::User(user.uid.clone()))
+        .await;
     system_events::emit_with_domain(&state, "user.password.reset", &user, None).await;
     record_activity(
         &state,

@@ -173,7 +173,7 @@ pub async fn users_update(state: ApiState, params: Params) -> MgmtResult {
             .store
             .update_user(user.id, &crate::domain::UserUpdate::Role(role))
             .await?;
-        publish_change(&state, &change);
+        publish_change(&state, &change).await;
     }
     if let Some(data) = data {
         if !crate::domain::data_is_valid(&data) {
@@ -207,7 +207,7 @@ pub async fn users_import(state: ApiState, params: Params) -> MgmtResult {
         Outcome::Created(imported) => imported,
     };
     if let Some((profile, change)) = &imported.profile {
-        publish_profile(&state, profile, change);
+        publish_profile(&state, profile, change).await;
     }
     match imported.refused {
         Some(PartRefused::Phone(messages) | PartRefused::Profile(messages)) => {
@@ -301,7 +301,7 @@ pub async fn labels_create(state: ApiState, params: Params) -> MgmtResult {
         .await
     {
         Ok((created, change)) => {
-            publish_change(&state, &change);
+            publish_change(&state, &change).await;
             Ok((StatusCode::CREATED, label(&created)))
         }
         Err(StoreError::Conflict(_)) => {
@@ -330,7 +330,7 @@ pub async fn labels_put(state: ApiState, params: Params) -> MgmtResult {
         .update_label_value(user.id, &key, LabelScope::Private.as_str(), &value, rules)
         .await?
     {
-        publish_change(&state, &change);
+        publish_change(&state, &change).await;
         return Ok((StatusCode::OK, label(&updated)));
     }
     if !replace {
@@ -344,7 +344,7 @@ pub async fn labels_put(state: ApiState, params: Params) -> MgmtResult {
         .store
         .create_label(user.id, &key, &value, &scope, rules)
         .await?;
-    publish_change(&state, &change);
+    publish_change(&state, &change).await;
     Ok((StatusCode::OK, label(&created)))
 }
 
@@ -364,7 +364,7 @@ pub async fn labels_delete(state: ApiState, params: Params) -> MgmtResult {
         .await?
     {
         Some(change) => {
-            publish_change(&state, &change);
+            publish_change(&state, &change).await;
             Ok((StatusCode::NO_CONTENT, Value::Null))
         }
         None => Err(MgmtError::not_found()),

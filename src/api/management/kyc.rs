@@ -52,7 +52,7 @@ pub(super) async fn create_profile(
     )
     .await?
     .map_err(|keys| MgmtError::model(full_messages(&keys)))?;
-    publish_profile(state, &profile, &change);
+    publish_profile(state, &profile, &change).await;
     Ok(change.user)
 }
 
@@ -290,7 +290,7 @@ pub async fn documents_create(state: ApiState, params: Params) -> MgmtResult {
         .await
     {
         Ok((_, change)) => {
-            publish_change(&state, &change);
+            publish_change(&state, &change).await;
             Ok((StatusCode::CREATED, json!(201)))
         }
         Err(error) => {

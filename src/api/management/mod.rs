@@ -402,8 +402,8 @@ pub fn full_messages(keys: &[String]) -> Vec<String> {
 }
 
 /// Tells the caches about a created profile's change and sends a submitted one to KYC.
-pub(crate) fn publish_profile(state: &ApiState, profile: &Profile, change: &UserChange) {
-    publish_change(state, change);
+pub(crate) async fn publish_profile(state: &ApiState, profile: &Profile, change: &UserChange) {
+    publish_change(state, change).await;
     if profile.state == ProfileState::Submitted {
         queue_applicant(state, profile.id, change.user.email.clone());
     }

@@ -216,6 +216,7 @@ pub async fn delete(state: ApiState, params: Params) -> MgmtResult {
     }
     state
         .invalidation
-        .publish(Invalidation::User(account.uid.clone()));
+        .publish_applied(Invalidation::User(account.uid.clone()))
+        .await;
     Ok((StatusCode::OK, entity(&state, &account).await?))
 }

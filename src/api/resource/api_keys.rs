@@ -120,9 +120,11 @@ pub(crate) async fn create_key(
 /// Deletes a key; 204.
 pub(crate) async fn delete_key(state: &ApiState, key: &ApiKey) -> Result<Response, ApiError> {
     state.store.delete_api_key(key.id).await?;
+    // Answered once this instance's caches dropped the key: a deleted key never signs again here.
     state
         .invalidation
-        .publish(Invalidation::ApiKey(key.kid.clone()));
+        .publish_applied(Invalidation::ApiKey(key.kid.clone()))
+        .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -53,7 +53,7 @@ pub async fn create(
         .await
     {
         Ok((_, change)) => {
-            publish_change(&state, &change);
+            publish_change(&state, &change).await;
             Ok((StatusCode::CREATED, Json(json!(201))).into_response())
         }
         Err(StoreError::Conflict(_)) => Err(ApiError::unprocessable(vec!["title.taken".into()])),

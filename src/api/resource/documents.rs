@@ -306,7 +306,7 @@ async fn save(
         .await
     {
         Ok((_, change)) => {
-            publish_change(state, &change);
+            publish_change(state, &change).await;
             Ok((StatusCode::CREATED, Json(json!(201))).into_response())
         }
         Err(error) => refuse(state, stored, error.into()).await,

@@ -117,7 +117,7 @@ pub async fn create(
         }
         Err(other) => return Err(other.into()),
     };
-    publish_change(&state, &change);
+    publish_change(&state, &change).await;
     Ok((StatusCode::CREATED, Json(entities::label(&label))).into_response())
 }
 
@@ -155,7 +155,7 @@ pub async fn update(
         .await?
     {
         Some((label, change)) => {
-            publish_change(&state, &change);
+            publish_change(&state, &change).await;
             Ok(Json(entities::label(&label)))
         }
         None => Err(not_found()),
@@ -183,7 +183,7 @@ pub async fn destroy(
         .await?
     {
         Some(change) => {
-            publish_change(&state, &change);
+            publish_change(&state, &change).await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         None => Err(not_found()),

@@ -111,7 +111,7 @@ pub async fn enable(
         .store
         .set_user_otp(user.id, true, keep.as_deref(), &state.state_rules)
         .await?;
-    publish_change(&state, &change);
+    publish_change(&state, &change).await;
     record_activity(&state, user.id, &meta, "otp", action, "succeed", None).await;
     Ok((StatusCode::CREATED, Json(json!(200))).into_response())
 }
@@ -146,7 +146,7 @@ pub async fn disable(
         .store
         .set_user_otp(user.id, false, None, &state.state_rules)
         .await?;
-    publish_change(&state, &change);
+    publish_change(&state, &change).await;
     record_activity(&state, user.id, &meta, "otp", action, "succeed", None).await;
     Ok((StatusCode::OK, Json(json!(200))).into_response())
 }

@@ -12,9 +12,10 @@ use crate::api::auth::CurrentUser;
 use crate::api::entities::iso8601;
 use crate::api::error::ApiError;
 use crate::api::params::{Params, Validator};
-use crate::crypto::password_hash::{self, Verification};
+use crate::domain::User;
 use crate::domain::passkey::{Passkey, PasskeyDeletion, passkey_name};
 use crate::service::activity::{RequestMeta, record_activity};
+use crate::service::confirm::password_matches;
 use crate::service::error::Key;
 use crate::service::passkeys::{self, PasskeyError};
 use crate::service::totp::check_totp;
@@ -64,12 +65,26 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// `POST passkeys/options`: the options for `navigator.credentials.create`; 201.
+/// `POST passkeys/options`: the options for `navigator.credentials.create`; 201. Starting a
+/// registration needs `otp_code` (with TOTP on) or else `password`: a passkey is a way in and,
+/// for a TOTP user, a second factor, so a session alone (a stolen cookie) must not add one.
 pub async fn options(
     State(state): State<ApiState>,
     current: CurrentUser,
+    meta: RequestMeta,
+    params: Params,
 ) -> Result<Response, ApiError> {
+    let proof = Proof::read(&params)?;
     let settings = state.config.passkeys();
+    if settings.is_none() {
+        return Err(refused(PasskeyError::Disabled));
+    }
+    let user = &current.user;
+    // With TOTP on only the code proves the change: the password is the factor a phished
+    // user loses first.
+    if !confirm(&state, user, &meta, "register passkey", proof, user.otp).await? {
+        return Err(ApiError::from(Key::ResourcePasskeyConfirmationRequired));
+    }
     let options = passkeys::start_registration(
         state.store.as_ref(),
         settings.as_ref(),
@@ -190,34 +205,11 @@ pub async fn destroy(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let mut v = Validator::new("resource.passkey", &params);
-    let otp_code = v.optional_nonblank_string("otp_code");
-    let password = v.optional_nonblank_string("password");
-    v.finish()?;
+    let proof = Proof::read(&params)?;
     let id = passkey_id(&id)?;
     let user = current.user;
     let action = "delete passkey";
-    let confirmed = if let Some(code) = otp_code.filter(|_| user.otp) {
-        if !check_totp(&state, user.id, &code).await? {
-            let key = Key::ResourcePasskeyInvalidOtp;
-            return Err(refuse_deletion(&state, &user, &meta, "OTP code is invalid", key).await);
-        }
-        true
-    } else if let Some(password) = password {
-        let digest = user.password_digest.clone();
-        let verification = state
-            .observe
-            .hashing
-            .run(move || password_hash::verify_password(&password, &digest))
-            .await?;
-        if verification == Verification::Mismatch {
-            let key = Key::ResourcePasskeyInvalidPassword;
-            return Err(refuse_deletion(&state, &user, &meta, "Invalid password", key).await);
-        }
-        true
-    } else {
-        false
-    };
+    let confirmed = confirm(&state, &user, &meta, action, proof, false).await?;
     match state.store.passkey_delete(user.id, id, confirmed).await? {
         PasskeyDeletion::Deleted => {
             record_activity(&state, user.id, &meta, "otp", action, "succeed", None).await;
@@ -230,15 +222,50 @@ pub async fn destroy(
     }
 }
 
-/// A refused confirmation of a passkey's deletion: the failed `otp` activity, then the key.
-async fn refuse_deletion(
+/// What a user sends to prove a change to their passkeys is theirs, not a stolen session's.
+struct Proof {
+    otp_code: Option<String>,
+    password: Option<String>,
+}
+
+impl Proof {
+    fn read(params: &Params) -> Result<Self, ApiError> {
+        let mut v = Validator::new("resource.passkey", params);
+        let otp_code = v.optional_nonblank_string("otp_code");
+        let password = v.optional_nonblank_string("password");
+        v.finish()?;
+        Ok(Self { otp_code, password })
+    }
+}
+
+/// Checks the proof: the TOTP code when the user has TOTP on and sent one, else the password
+/// (unless `code_only`). Ok(false) when nothing usable was sent; a wrong one records a failed
+/// `otp` activity and answers the endpoint's key. Both checks count against their abuse limits
+/// (`totp::check_totp`, `confirm::password_matches`).
+async fn confirm(
     state: &ApiState,
-    user: &crate::domain::User,
+    user: &User,
     meta: &RequestMeta,
-    reason: &str,
-    key: Key,
-) -> ApiError {
-    let action = "delete passkey";
-    record_activity(state, user.id, meta, "otp", action, "failed", Some(reason)).await;
-    ApiError::from(key)
+    action: &str,
+    proof: Proof,
+    code_only: bool,
+) -> Result<bool, ApiError> {
+    let (right, reason, key) = match (proof.otp_code.filter(|_| user.otp), proof.password) {
+        (Some(code), _) => (
+            check_totp(state, user.id, &code).await?,
+            "OTP code is invalid",
+            Key::ResourcePasskeyInvalidOtp,
+        ),
+        (None, Some(password)) if !code_only => (
+            password_matches(state, user, password).await?,
+            "Invalid password",
+            Key::ResourcePasskeyInvalidPassword,
+        ),
+        _ => return Ok(false),
+    };
+    if !right {
+        record_activity(state, user.id, meta, "otp", action, "failed", Some(reason)).await;
+        return Err(ApiError::from(key));
+    }
+    Ok(true)
 }

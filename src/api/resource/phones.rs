@@ -199,7 +199,7 @@ pub async fn verify(
         Err(StoreError::Conflict(_)) => return Err(ApiError::from(Key::ResourcePhoneNumberExist)),
         Err(other) => return Err(other.into()),
     };
-    publish_change(&state, &change);
+    publish_change(&state, &change).await;
     let body = user_full_info(&state, &change.user, None).await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

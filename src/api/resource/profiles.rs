@@ -97,8 +97,13 @@ fn today() -> chrono::NaiveDate {
 }
 
 /// After a write: caches told, and a submitted profile handed to the KYC provider.
-fn after_write(state: &ApiState, current: &CurrentUser, profile: &Profile, change: &UserChange) {
-    publish_change(state, change);
+async fn after_write(
+    state: &ApiState,
+    current: &CurrentUser,
+    profile: &Profile,
+    change: &UserChange,
+) {
+    publish_change(state, change).await;
     if profile.state == ProfileState::Submitted {
         kyc::queue_applicant(state, profile.id, current.user.email.clone());
     }
@@ -154,7 +159,7 @@ pub async fn create(
         }
         Err(other) => return Err(other.into()),
     };
-    after_write(&state, &current, &profile, &change);
+    after_write(&state, &current, &profile, &change).await;
     let body = entities::profile(&profile, entities::masked(&state));
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -186,6 +191,6 @@ pub async fn update(
         .update_profile(drafted.id, &changes, &state.encryptor, &state.state_rules)
         .await?
         .ok_or_else(not_editable)?;
-    after_write(&state, &current, &profile, &change);
+    after_write(&state, &current, &profile, &change).await;
     Ok(Json(entities::profile(&profile, entities::masked(&state))))
 }

@@ -13,11 +13,12 @@ use crate::api::error::ApiError;
 use crate::api::pagination;
 use crate::api::params::{Params, Validator};
 use crate::api::system_events;
-use crate::crypto::password_hash::{self, Verification};
+use crate::crypto::password_hash;
 use crate::domain::{DATA_MAX, data_is_valid, session_key};
 use crate::invalidation::Invalidation;
 use crate::service::activity::{RequestMeta, record_activity};
 use crate::service::changes::publish_change;
+use crate::service::confirm::password_matches;
 use crate::service::error::Key;
 use crate::service::totp::check_totp;
 
@@ -56,19 +57,6 @@ pub async fn update_me(
     Ok(Json(user_full_info(&state, &user, None).await?))
 }
 
-async fn password_matches(
-    state: &ApiState,
-    password: String,
-    digest: String,
-) -> Result<bool, ApiError> {
-    let verification = state
-        .observe
-        .hashing
-        .run(move || password_hash::verify_password(&password, &digest))
-        .await?;
-    Ok(verification != Verification::Mismatch)
-}
-
 /// `DELETE users/me`: self-deletion after the password (and, with 2FA on, a code).
 pub async fn delete_me(
     State(state): State<ApiState>,
@@ -80,13 +68,7 @@ pub async fn delete_me(
     let otp_code = v.optional_nonblank_string("otp_code");
     v.finish()?;
     let user = current.user;
-    if !password_matches(
-        &state,
-        password.unwrap_or_default(),
-        user.password_digest.clone(),
-    )
-    .await?
-    {
+    if !password_matches(&state, &user, password.unwrap_or_default()).await? {
         return Err(ApiError::from(Key::ResourceUserInvalidPassword));
     }
     if user.otp {
@@ -101,7 +83,7 @@ pub async fn delete_me(
         .store
         .delete_own_account(user.id, &state.state_rules)
         .await?;
-    publish_change(&state, &change);
+    publish_change(&state, &change).await;
     system_events::emit(&state, "user.account.deleted", &change.user, &[]).await;
     Ok((StatusCode::OK, Json(json!(200))).into_response())
 }
@@ -141,7 +123,7 @@ pub async fn change_password(
         fail("New passwords don't match").await;
         return Err(ApiError::from(Key::ResourcePasswordDoesntMatch));
     }
-    if !password_matches(&state, old.clone(), user.password_digest.clone()).await? {
+    if !password_matches(&state, &user, old.clone()).await? {
         fail("Previous password is not correct").await;
         return Err(ApiError::from(Key::ResourcePasswordPrevPassNotCorrect));
     }
