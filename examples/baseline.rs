@@ -23,7 +23,7 @@ use bytes::Bytes;
 use clap::Parser;
 use http::{HeaderValue, Response, header};
 use http_body_util::Full;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -37,16 +37,21 @@ struct Args {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8090")]
     addr: SocketAddr,
+    /// Also arm hyper's HTTP/1 header-read timer (seconds), as barong's listeners do against
+    /// slow clients (`BARONG_HEADER_READ_TIMEOUT`): the load script's second baseline, which
+    /// prices that guard alone.
+    #[arg(long)]
+    header_read_timeout: Option<u64>,
 }
 
 fn main() {
     let args = Args::parse();
     // Same as `cli::main`: `Runtime::new()`, one worker per core.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(serve(args.addr));
+    runtime.block_on(serve(args.addr, args.header_read_timeout));
 }
 
-async fn serve(addr: SocketAddr) {
+async fn serve(addr: SocketAddr, header_read_timeout: Option<u64>) {
     let bearer = fixed_bearer();
     let listener = TcpListener::bind(addr).await.expect("bind");
     println!(
@@ -54,7 +59,13 @@ async fn serve(addr: SocketAddr) {
         listener.local_addr().expect("addr")
     );
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if let Some(seconds) = header_read_timeout {
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(seconds));
+    }
     let stop = async {
         #[cfg(unix)]
         {
