@@ -14,7 +14,8 @@
 #  3. drives, with the same wrk threads, connections and duration, in --rounds interleaved rounds
 #     (baseline, cookie, apikey, deny, then again; both servers stay up; the median is reported):
 #       baseline   bare hyper on the authz listener's runtime settings, 200 + fixed Bearer
-#       timed      the same with hyper's header-read timer armed (barong's slowloris guard)
+#       timed      the same with hyper's header-read timer armed (a slow-client guard)
+#       guarded    the same with barong's own head deadline (server/deadline.rs), barong's guard
 #       cookie     cached cookie session -> 200 + JWT (JWT reuse on, the default)
 #       apikey     cached API key, fixed nonce -> 200 + JWT (BARONG_APIKEY_NONCE_LIFETIME is
 #                  set to 24 h for the run; verification costs the same whatever the nonce age)
@@ -138,7 +139,7 @@ cleanup() {
   if [ -n "${FLOOR_PID:-}" ]; then kill "$FLOOR_PID" 2>/dev/null; fi
   if [ -n "${HFLOOR_PID:-}" ]; then kill "$HFLOOR_PID" 2>/dev/null; fi
   if [ -n "${UPSTREAM_PID:-}" ]; then kill "$UPSTREAM_PID" 2>/dev/null; fi
-  for pid in "${BASELINE_PID:-}" "${TIMED_PID:-}" "${BARONG_PID:-}"; do
+  for pid in "${BASELINE_PID:-}" "${TIMED_PID:-}" "${GUARDED_PID:-}" "${BARONG_PID:-}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
   done
   stop_server
@@ -389,13 +390,19 @@ SERVER_PID=$!
 BASELINE_PID=$SERVER_PID
 wait_http "http://$BASELINE_ADDR/" 200 baseline
 SERVER_PID=
-# The same bare server with hyper's header-read timer armed, as barong's listeners arm it
-# (BARONG_HEADER_READ_TIMEOUT): what the slowloris guard alone costs per request.
+# The same bare server guarding its connections against slow clients (BARONG_HEADER_READ_TIMEOUT)
+# two ways: with hyper's header-read timer (a timer armed per request; what barong used) and with
+# barong's own head deadline (server/deadline.rs; what barong uses): what each guard costs.
 TIMED_ADDR=127.0.0.1:$((PORT_BASE + 94))
 "$BASELINE" --addr "$TIMED_ADDR" --header-read-timeout 10 >"$WORK/baseline-timed.log" 2>&1 &
 SERVER_PID=$!
 TIMED_PID=$SERVER_PID
-wait_http "http://$TIMED_ADDR/" 200 "baseline (timer)"
+wait_http "http://$TIMED_ADDR/" 200 "baseline (hyper's timer)"
+GUARDED_ADDR=127.0.0.1:$((PORT_BASE + 95))
+"$BASELINE" --addr "$GUARDED_ADDR" --head-deadline 10 >"$WORK/baseline-guarded.log" 2>&1 &
+SERVER_PID=$!
+GUARDED_PID=$SERVER_PID
+wait_http "http://$GUARDED_ADDR/" 200 "baseline (head deadline)"
 SERVER_PID=
 start_barong BARONG_APIKEY_NONCE_LIFETIME=86400000
 BARONG_PID=$SERVER_PID
@@ -408,11 +415,12 @@ log "the API-key scenario reuses one nonce: BARONG_APIKEY_NONCE_LIFETIME=8640000
 for round in $(seq 1 "$ROUNDS"); do
   MEASURED_PID=$BASELINE_PID scenario "baseline_$round" "$WORK/baseline.lua" "http://$BASELINE_ADDR$AUTH_PATH"
   MEASURED_PID=$TIMED_PID scenario "timed_$round" "$WORK/baseline.lua" "http://$TIMED_ADDR$AUTH_PATH"
+  MEASURED_PID=$GUARDED_PID scenario "guarded_$round" "$WORK/baseline.lua" "http://$GUARDED_ADDR$AUTH_PATH"
   MEASURED_PID=$BARONG_PID scenario "cookie_$round" "$WORK/cookie.lua" "$AUTHZ_URL"
   MEASURED_PID=$BARONG_PID scenario "apikey_$round" "$WORK/apikey.lua" "$AUTHZ_URL"
   MEASURED_PID=$BARONG_PID scenario "deny_$round" "$WORK/deny.lua" "$AUTHZ_URL"
 done
-for key in baseline timed cookie apikey deny; do median_round "$key" "$ROUNDS"; done
+for key in baseline timed guarded cookie apikey deny; do median_round "$key" "$ROUNDS"; done
 paced cookie_half cookie "$WORK/cookie-paced.lua" "$AUTHZ_URL" ""
 paced apikey_half apikey "$WORK/apikey-paced.lua" "$AUTHZ_URL" ""
 HWM[cached]=$(proc_kb VmHWM)
@@ -422,6 +430,9 @@ HWM[baseline]=$(proc_kb VmHWM)
 stop_server
 SERVER_PID=$TIMED_PID
 HWM[timed]=$(proc_kb VmHWM)
+stop_server
+SERVER_PID=$GUARDED_PID
+HWM[guarded]=$(proc_kb VmHWM)
 stop_server
 
 # ---- 3. barong, memory with cached sessions ------------------------------------------------------
@@ -659,13 +670,14 @@ row() { # key, label, server
   printf '| %-38s | %9s | %10s | %10s | %6s | %8s | %6s | %10s |\n' scenario "req/s" p50 p99 "ratio" "CPU/req" "eff." "peak RSS"
   echo "|----------------------------------------|-----------|------------|------------|--------|----------|--------|------------|"
   row baseline "baseline: bare hyper, fixed 200" baseline
-  row timed "bare hyper + header-read timer" timed
+  row timed "bare hyper + hyper's header timer" timed
+  row guarded "bare hyper + barong's head deadline" guarded
   row cookie "cookie allow (cached session)" cached
   row apikey "API-key allow (cached key, HS256)" cached
   row deny "deny, no session (401)" cached
   row cold "cold: new session/request (PG + sign)" cold
   echo
-  echo "rounds (req/s; CPU/req in us), interleaved: baseline ${ROUNDS_RPS[baseline]:-} (${ROUNDS_CPU[baseline]:-}); with timer ${ROUNDS_RPS[timed]:-} (${ROUNDS_CPU[timed]:-}); cookie ${ROUNDS_RPS[cookie]:-} (${ROUNDS_CPU[cookie]:-}); API key ${ROUNDS_RPS[apikey]:-} (${ROUNDS_CPU[apikey]:-}); deny ${ROUNDS_RPS[deny]:-} (${ROUNDS_CPU[deny]:-})"
+  echo "rounds (req/s; CPU/req in us), interleaved: baseline ${ROUNDS_RPS[baseline]:-} (${ROUNDS_CPU[baseline]:-}); hyper's timer ${ROUNDS_RPS[timed]:-} (${ROUNDS_CPU[timed]:-}); head deadline ${ROUNDS_RPS[guarded]:-} (${ROUNDS_CPU[guarded]:-}); cookie ${ROUNDS_RPS[cookie]:-} (${ROUNDS_CPU[cookie]:-}); API key ${ROUNDS_RPS[apikey]:-} (${ROUNDS_CPU[apikey]:-}); deny ${ROUNDS_RPS[deny]:-} (${ROUNDS_CPU[deny]:-})"
   fi
   if [ -n "${RPS[nginx_barong]:-}" ]; then
     echo

@@ -19,6 +19,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use barong::server::deadline::HeadDeadline;
 use bytes::Bytes;
 use clap::Parser;
 use http::{HeaderValue, Response, header};
@@ -42,16 +43,25 @@ struct Args {
     /// prices that guard alone.
     #[arg(long)]
     header_read_timeout: Option<u64>,
+    /// Guard every connection with barong's own request-head deadline instead (seconds;
+    /// `server::deadline`), as barong's listeners do.
+    #[arg(long)]
+    head_deadline: Option<u64>,
 }
 
 fn main() {
     let args = Args::parse();
     // Same as `cli::main`: `Runtime::new()`, one worker per core.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(serve(args.addr, args.header_read_timeout));
+    runtime.block_on(serve(args));
 }
 
-async fn serve(addr: SocketAddr, header_read_timeout: Option<u64>) {
+async fn serve(args: Args) {
+    let Args {
+        addr,
+        header_read_timeout,
+        head_deadline,
+    } = args;
     let bearer = fixed_bearer();
     let listener = TcpListener::bind(addr).await.expect("bind");
     println!(
@@ -100,10 +110,23 @@ async fn serve(addr: SocketAddr, header_read_timeout: Option<u64>) {
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let Some(seconds) = head_deadline else {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection.into_owned());
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            continue;
+        };
+        let deadline = HeadDeadline::start();
+        let connection =
+            builder.serve_connection_with_upgrades(TokioIo::new(stream), deadline.service(service));
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection => {}
+                () = deadline.expired(std::time::Duration::from_secs(seconds)) => {}
+            }
         });
     }
 }

@@ -28,6 +28,7 @@ use crate::invalidation::{self, InvalidationBus};
 use crate::seed::{DEFAULT_SEEDS, Seeds};
 use crate::store::{self, Store, StoreOptions};
 
+pub mod deadline;
 pub mod listen;
 pub mod tls;
 

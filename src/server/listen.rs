@@ -16,6 +16,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::deadline::{HeadDeadline, InFlight};
 use super::tls::TlsReloader;
 
 /// A client that has not finished its TLS handshake by then is dropped.
@@ -41,11 +42,8 @@ impl ConnLimits {
     /// The HTTP/1 and HTTP/2 connection builder with these limits.
     fn builder(self) -> auto::Builder<TokioExecutor> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout)
-            .max_buf_size(self.max_header_size);
+        // No hyper header-read timer: `deadline::HeadDeadline` keeps that promise for far less.
+        builder.http1().max_buf_size(self.max_header_size);
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -75,7 +73,7 @@ pub async fn serve_connections<F, S, B>(
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
-    TokioExecutor: HttpServerConnExec<S::Future, B>,
+    TokioExecutor: HttpServerConnExec<InFlight<S::Future>, B>,
 {
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(limits.builder());
@@ -111,12 +109,13 @@ pub async fn serve_connections<F, S, B>(
                             return;
                         }
                     }
-                    serve_io(name, builder, TokioIo::new(stream), service, watcher).await;
+                    serve_io(name, builder, TokioIo::new(stream), service, watcher, wait).await;
                 });
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();
                 let shutdown = shutdown.clone();
+                let wait = limits.header_read_timeout;
                 tokio::spawn(async move {
                     let handshake =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
@@ -134,7 +133,7 @@ pub async fn serve_connections<F, S, B>(
                         },
                         () = shutdown.cancelled() => return,
                     };
-                    serve_io(name, builder, TokioIo::new(stream), service, watcher).await;
+                    serve_io(name, builder, TokioIo::new(stream), service, watcher, wait).await;
                 });
             }
         }
@@ -158,6 +157,7 @@ async fn serve_io<I, S, B>(
     io: I,
     service: S,
     watcher: Watcher,
+    header_read_timeout: Duration,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
@@ -166,11 +166,20 @@ async fn serve_io<I, S, B>(
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
-    TokioExecutor: HttpServerConnExec<S::Future, B>,
+    TokioExecutor: HttpServerConnExec<InFlight<S::Future>, B>,
 {
-    let connection = builder.serve_connection_with_upgrades(io, service);
-    if let Err(error) = watcher.watch(connection.into_owned()).await {
-        tracing::debug!(listener = name, %error, "connection closed with an error");
+    let deadline = HeadDeadline::start();
+    let connection = builder.serve_connection_with_upgrades(io, deadline.service(service));
+    tokio::select! {
+        served = watcher.watch(connection.into_owned()) => {
+            if let Err(error) = served {
+                tracing::debug!(listener = name, %error, "connection closed with an error");
+            }
+        }
+        // Dropping the connection closes it.
+        () = deadline.expired(header_read_timeout) => {
+            tracing::debug!(listener = name, "no request head within the header timeout");
+        }
     }
 }
 

@@ -1,0 +1,206 @@
+//! The request-head deadline of an HTTP/1 connection (`BARONG_HEADER_READ_TIMEOUT`): a request
+//! head must arrive within the timeout of the connection opening or of the last answer, else
+//! the connection is closed (slow or silent clients, slowloris).
+//!
+//! hyper's own `header_read_timeout` arms a fresh timer for every request: a boxed sleep, a
+//! timer-wheel insert and a removal, about 0.9 us of server CPU per request, a tenth of what
+//! bare hyper spends on one (`benches/load.sh`, the "header-read timer" baseline). Here a
+//! request costs two uncontended atomic writes and one clock read, and the connection's one
+//! timer wakes at most once per timeout to see whether the connection went quiet.
+//!
+//! A connection is HTTP/2 once a request says so (ALPN alone is not believed: hyper serves what
+//! the bytes are); from then on hyper's HTTP/2 keep-alive looks after it, as before, since
+//! idle multiplexed connections are normal there (Envoy's gRPC `ext_authz`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Version};
+use hyper::service::Service;
+use tokio::time::Instant;
+
+/// What the connection's requests tell its timer.
+struct Shared {
+    opened: Instant,
+    /// Requests being answered; the deadline runs only while there are none.
+    in_flight: AtomicUsize,
+    /// Milliseconds from `opened` to the end of the last answer (0: none yet).
+    idle_since_ms: AtomicU64,
+    /// An HTTP/2 connection: no head deadline.
+    http2: AtomicBool,
+}
+
+/// The deadline of one connection; [`HeadDeadline::service`] wraps its service.
+#[derive(Clone)]
+pub struct HeadDeadline {
+    shared: Arc<Shared>,
+}
+
+impl HeadDeadline {
+    /// The deadline of a connection opened now.
+    pub fn start() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                opened: Instant::now(),
+                in_flight: AtomicUsize::new(0),
+                idle_since_ms: AtomicU64::new(0),
+                http2: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// `service`, telling this deadline when each request starts and ends.
+    pub fn service<S>(&self, service: S) -> Timed<S> {
+        Timed {
+            inner: service,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Resolves when the connection has waited `timeout` for a request head: no request in
+    /// flight since the last answer (or since it opened). Never, for HTTP/2.
+    pub async fn expired(&self, timeout: Duration) {
+        let shared = &self.shared;
+        loop {
+            if shared.http2.load(Ordering::Relaxed) {
+                return std::future::pending().await;
+            }
+            let now = Instant::now();
+            let wake = if shared.in_flight.load(Ordering::Acquire) > 0 {
+                // Busy: look again one timeout from now (it cannot expire before that).
+                now + timeout
+            } else {
+                let since = shared.idle_since_ms.load(Ordering::Acquire);
+                let deadline = shared.opened + Duration::from_millis(since) + timeout;
+                if deadline <= now {
+                    return;
+                }
+                deadline
+            };
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
+
+/// A service whose requests move the deadline.
+pub struct Timed<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S, B> Service<Request<B>> for Timed<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = InFlight<S::Future>;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        if request.version() == Version::HTTP_2 {
+            self.shared.http2.store(true, Ordering::Relaxed);
+        }
+        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight {
+            inner: self.inner.call(request),
+            done: Done(self.shared.clone()),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer being made; dropping it (answered or abandoned) restarts the
+    /// deadline once no other request is in flight.
+    pub struct InFlight<F> {
+        #[pin]
+        inner: F,
+        done: Done,
+    }
+}
+
+impl<F: Future> Future for InFlight<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+struct Done(Arc<Shared>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        let elapsed = Instant::now().saturating_duration_since(shared.opened);
+        // Written before the count drops, so the timer never sees "idle" with a stale start.
+        shared.idle_since_ms.store(
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Release,
+        );
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers at once.
+    struct Echo;
+
+    impl Service<Request<()>> for Echo {
+        type Response = ();
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<(), std::convert::Infallible>>;
+
+        fn call(&self, _request: Request<()>) -> Self::Future {
+            std::future::ready(Ok(()))
+        }
+    }
+
+    const TIMEOUT: Duration = Duration::from_millis(300);
+
+    #[tokio::test]
+    async fn a_quiet_connection_expires_and_answers_push_the_deadline() {
+        let deadline = HeadDeadline::start();
+        let timed = deadline.service(Echo);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        timed.call(Request::new(())).await.expect("answer");
+        let started = Instant::now();
+        deadline.expired(TIMEOUT).await;
+        let waited = started.elapsed();
+        // The timeout after the answer, not after the connection opened.
+        assert!(waited >= Duration::from_millis(280), "{waited:?}");
+        assert!(waited <= Duration::from_millis(600), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_holds_the_deadline() {
+        let deadline = HeadDeadline::start();
+        let timed = deadline.service(Echo);
+        let pending = timed.call(Request::new(()));
+        let expired =
+            tokio::time::timeout(Duration::from_millis(900), deadline.expired(TIMEOUT)).await;
+        assert!(expired.is_err(), "expired while a request was in flight");
+        drop(pending);
+        tokio::time::timeout(Duration::from_millis(600), deadline.expired(TIMEOUT))
+            .await
+            .expect("expires once the request is done");
+    }
+
+    #[tokio::test]
+    async fn http2_connections_have_no_head_deadline() {
+        let deadline = HeadDeadline::start();
+        let timed = deadline.service(Echo);
+        let mut request = Request::new(());
+        *request.version_mut() = Version::HTTP_2;
+        timed.call(request).await.expect("answer");
+        let expired =
+            tokio::time::timeout(Duration::from_millis(900), deadline.expired(TIMEOUT)).await;
+        assert!(expired.is_err());
+    }
+}
