@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 /// Rails' `TRUSTED_PROXIES`: loopback and the private ranges.
@@ -66,14 +66,14 @@ impl TrustedProxies {
             return peer;
         }
         if self.true_client_ip
-            && let Some(ip) = single(headers, "true-client-ip")
+            && let Some(ip) = single(headers, &TRUE_CLIENT_IP)
         {
             return ip;
         }
         // The hops, nearest first: what the peer appended last is the right-most entry.
-        let mut hops: Vec<&str> = list(headers, "x-forwarded-for");
+        let mut hops: Vec<&str> = list(headers, &X_FORWARDED_FOR);
         if self.client_ip_header {
-            let client = list(headers, "client-ip");
+            let client = list(headers, &CLIENT_IP);
             hops.splice(0..0, client);
         }
         let mut client = peer;
@@ -91,6 +91,12 @@ impl TrustedProxies {
     }
 }
 
+// Header names as constants: a `&str` name is parsed on every lookup, and this runs on every
+// decision from a trusted proxy.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const CLIENT_IP: HeaderName = HeaderName::from_static("client-ip");
+const TRUE_CLIENT_IP: HeaderName = HeaderName::from_static("true-client-ip");
+
 fn unmapped(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -100,7 +106,7 @@ fn unmapped(ip: IpAddr) -> IpAddr {
 
 /// Every comma-separated entry of every `name` header, in order; an unreadable header is one
 /// entry that never parses (so the chain stops there rather than skipping it).
-fn list<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+fn list<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Vec<&'a str> {
     headers
         .get_all(name)
         .iter()
@@ -110,7 +116,7 @@ fn list<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
 }
 
 /// One non-empty, parseable value of `name` (several values: none is believed).
-fn single(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
+fn single(headers: &HeaderMap, name: &HeaderName) -> Option<IpAddr> {
     let mut values = headers.get_all(name).iter();
     let value = values.next()?;
     if values.next().is_some() {
