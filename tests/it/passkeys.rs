@@ -24,18 +24,16 @@ async fn register_list_rename_delete(backend: Backend) {
     let alice = Browser::login(&server, "alice@barong.test").await;
     // A session alone does not start a registration: a stolen cookie must not add a way in.
     alice
-        .call(&server, "POST", "/passkeys/options", Value::Null)
+        .passkey_options(&server, Value::Null)
         .await
         .errors(422, "resource.passkey.confirmation_required");
     let wrong = json!({"password": "Wrong-Passw0rd"});
     alice
-        .call(&server, "POST", "/passkeys/options", wrong)
+        .passkey_options(&server, wrong)
         .await
         .errors(422, "resource.passkey.invalid_password");
     let proof = json!({"password": PASSWORD});
-    let options = alice
-        .call(&server, "POST", "/passkeys/options", proof.clone())
-        .await;
+    let options = alice.passkey_options(&server, proof.clone()).await;
     let public_key = &options.status(201)["publicKey"];
     assert_eq!(public_key["rp"]["id"], RP_ID);
     assert_eq!(
@@ -66,9 +64,7 @@ async fn register_list_rename_delete(backend: Backend) {
         json!({"origin": "https://exchange.test:8443"}),
         json!({"rp_id": "evil.test"}),
     ] {
-        let options = alice
-            .call(&server, "POST", "/passkeys/options", proof.clone())
-            .await;
+        let options = alice.passkey_options(&server, proof.clone()).await;
         let other = Authenticator::new(&db, "other");
         let credential = other.create(options.status(201), extra.clone());
         alice
@@ -268,7 +264,7 @@ async fn passwordless_off_then_on(backend: Backend) {
     let off = TestServer::start(db.dir.path(), &db.url, &[]);
     create_user(&db, "erin@barong.test");
     let erin = Browser::login(&off, "erin@barong.test").await;
-    erin.call(&off, "POST", "/passkeys/options", Value::Null)
+    erin.passkey_options(&off, Value::Null)
         .await
         .errors(422, "resource.passkey.disabled");
     identity(&off, "sessions/passkey/options", json!({}))
@@ -330,12 +326,7 @@ async fn expired_challenges_are_refused(backend: Backend) {
     let frank = Browser::login(&server, "frank@barong.test").await;
     let key = Authenticator::new(&db, "key");
     let options = frank
-        .call(
-            &server,
-            "POST",
-            "/passkeys/options",
-            json!({"password": PASSWORD}),
-        )
+        .passkey_options(&server, json!({"password": PASSWORD}))
         .await;
     let credential = key.create(options.status(201), json!({}));
     tokio::time::sleep(Duration::from_millis(4100)).await;
@@ -393,21 +384,11 @@ async fn totp_users_may_use_a_passkey_instead(backend: Backend) {
     let key = Authenticator::new(&db, "key");
     // With TOTP on, only a code starts a registration: the password is not enough.
     heidi
-        .call(
-            &server,
-            "POST",
-            "/passkeys/options",
-            json!({"password": PASSWORD}),
-        )
+        .passkey_options(&server, json!({"password": PASSWORD}))
         .await
         .errors(422, "resource.passkey.confirmation_required");
     heidi
-        .call(
-            &server,
-            "POST",
-            "/passkeys/options",
-            json!({"otp_code": "000000"}),
-        )
+        .passkey_options(&server, json!({"otp_code": "000000"}))
         .await
         .errors(422, "resource.passkey.invalid_otp");
     let proof = json!({"otp_code": codes[1]});
@@ -448,24 +429,14 @@ async fn password_confirmations_share_the_login_limit(backend: Backend) {
     let ivan = Browser::login(&server, "ivan@barong.test").await;
     // The right password gives its slot back: any number of these.
     for _ in 0..4 {
-        ivan.call(
-            &server,
-            "POST",
-            "/passkeys/options",
-            json!({"password": PASSWORD}),
-        )
-        .await
-        .status(201);
+        ivan.passkey_options(&server, json!({"password": PASSWORD}))
+            .await
+            .status(201);
     }
     let wrong = "Wrong-Passw0rd";
-    ivan.call(
-        &server,
-        "POST",
-        "/passkeys/options",
-        json!({"password": wrong}),
-    )
-    .await
-    .errors(422, "resource.passkey.invalid_password");
+    ivan.passkey_options(&server, json!({"password": wrong}))
+        .await
+        .errors(422, "resource.passkey.invalid_password");
     let change = json!({"old_password": wrong, "new_password": "N3w-Passw0rd!x", "confirm_password": "N3w-Passw0rd!x"});
     ivan.call(&server, "PUT", "/users/password", change)
         .await
@@ -474,14 +445,9 @@ async fn password_confirmations_share_the_login_limit(backend: Backend) {
         .await
         .errors(422, "resource.user.invalid_password");
     // Three wrong guesses: the right password is refused now, here and at the login page.
-    ivan.call(
-        &server,
-        "POST",
-        "/passkeys/options",
-        json!({"password": PASSWORD}),
-    )
-    .await
-    .errors(422, "resource.passkey.invalid_password");
+    ivan.passkey_options(&server, json!({"password": PASSWORD}))
+        .await
+        .errors(422, "resource.passkey.invalid_password");
     identity(
         &server,
         "sessions",
@@ -522,12 +488,7 @@ async fn challenges_work_across_instances() {
     let grace = Browser::login(&first, "grace@barong.test").await;
     let key = Authenticator::new(&db, "key");
     let options = grace
-        .call(
-            &first,
-            "POST",
-            "/passkeys/options",
-            json!({"password": PASSWORD}),
-        )
+        .passkey_options(&first, json!({"password": PASSWORD}))
         .await;
     let credential = key.create(options.status(201), json!({}));
     grace

@@ -221,6 +221,11 @@ impl Browser {
         Answer::read(request.send().await.expect("rest call")).await
     }
 
+    /// `POST resource/passkeys/options` with `proof` (`password`, `otp_code`, or `Value::Null`).
+    pub async fn passkey_options(&self, server: &TestServer, proof: Value) -> Answer {
+        self.call(server, "POST", "/passkeys/options", proof).await
+    }
+
     /// Registers a passkey held by `key`, proving it with the password; the stored passkey.
     pub async fn register(&self, server: &TestServer, key: &Authenticator, name: &str) -> Value {
         let proof = json!({"password": PASSWORD});
