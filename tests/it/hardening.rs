@@ -529,6 +529,48 @@ async fn slowloris_clients_are_dropped_on_both_listeners() {
     }
 }
 
+/// The deadline runs again after every answer (`src/server/deadline.rs`): a kept-alive
+/// connection that answered one request and then dribbles the next head is dropped as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_heads_after_an_answer_are_dropped_too() {
+    let (_db, server) = start_plain(&[("BARONG_HEADER_READ_TIMEOUT", "2")]).await;
+    for base in [server.api.clone(), server.authz.clone()] {
+        let addr = base.trim_start_matches("http://").to_owned();
+        let mut stream = TcpStream::connect(&addr).await.expect("connect");
+        let head = b"GET /api/v2/auth/api/v2/barong/public/ping HTTP/1.1\r\nHost: x\r\n\r\n";
+        stream.write_all(head).await.expect("first request");
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).await.expect("first answer");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{base}: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        let started = Instant::now();
+        let mut closed = false;
+        for byte in head.iter().take(40) {
+            if stream.write_all(&[*byte]).await.is_err() {
+                closed = true;
+                break;
+            }
+            match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => {
+                    closed = true;
+                    break;
+                }
+                Ok(Ok(_)) => panic!("{base}: answered a head that never ended"),
+                Err(_) => {}
+            }
+        }
+        let lasted = started.elapsed();
+        assert!(closed, "{base}: still open after {lasted:?}");
+        assert!(
+            lasted >= Duration::from_millis(1500) && lasted < Duration::from_secs(6),
+            "{base}: dropped after {lasted:?}"
+        );
+    }
+}
+
 // ---- secrets never in logs --------------------------------------------------------------------
 
 fn sign(secret: &str, nonce: &str, kid: &str) -> String {
