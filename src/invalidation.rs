@@ -140,6 +140,20 @@ impl InvalidationBus {
         }
     }
 
+    /// Publishes every invalidation of `all`, in order, and waits as [`Self::publish_applied`]
+    /// for the last: acknowledgements come in publication order, so that covers them all.
+    pub async fn publish_all_applied(&self, all: impl IntoIterator<Item = Invalidation>) {
+        let mut last = None;
+        for invalidation in all {
+            if let Some(previous) = last.replace(invalidation) {
+                self.publish(previous);
+            }
+        }
+        if let Some(last) = last {
+            self.publish_applied(last).await;
+        }
+    }
+
     /// Called by the caches once a local publication (and every one before it) is applied.
     pub fn acknowledge(&self, seq: u64) {
         self.done.send_if_modified(|done| {

@@ -9,19 +9,9 @@ use crate::store::UserChange;
 /// is never followed by a decision here on the old session (the race `675a1c5` closed for
 /// logout). Other instances apply it through the relay, within its bound.
 pub async fn publish_change(state: &ApiState, change: &UserChange) {
-    for id in &change.sessions {
-        state
-            .invalidation
-            .publish(Invalidation::Session(id.clone()));
-    }
-    for kid in &change.kids {
-        state
-            .invalidation
-            .publish(Invalidation::ApiKey(kid.clone()));
-    }
-    // Acknowledgements are in publication order: waiting for the last one waits for all.
-    state
-        .invalidation
-        .publish_applied(Invalidation::User(change.user.uid.clone()))
-        .await;
+    let sessions = change.sessions.iter().cloned().map(Invalidation::Session);
+    let kids = change.kids.iter().cloned().map(Invalidation::ApiKey);
+    let user = Invalidation::User(change.user.uid.clone());
+    let all = sessions.chain(kids).chain(std::iter::once(user));
+    state.invalidation.publish_all_applied(all).await;
 }

@@ -9,18 +9,10 @@ use crate::domain::{NewActivity, User};
 use crate::invalidation::Invalidation;
 
 /// Drops ended sessions from every authz cache: here before returning, elsewhere as the bus
-/// relays it. The publications are numbered in order, so waiting for the last covers all.
-pub async fn forget(state: &ApiState, mut ended: Vec<String>) {
-    let Some(last) = ended.pop() else {
-        return;
-    };
-    for id in ended {
-        state.invalidation.publish(Invalidation::Session(id));
-    }
-    state
-        .invalidation
-        .publish_applied(Invalidation::Session(last))
-        .await;
+/// relays it.
+pub async fn forget(state: &ApiState, ended: Vec<String>) {
+    let ended = ended.into_iter().map(Invalidation::Session);
+    state.invalidation.publish_all_applied(ended).await;
 }
 
 /// The `session` activity of the user whose sessions were ended (by themselves or an admin,

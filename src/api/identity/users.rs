@@ -496,14 +496,13 @@ pub async fn password_confirm_code(
     let Some(revoked) = state.store.reset_password(user.id, &claim, &digest).await? else {
         return Err(ApiError::from(Key::IdentityUserUtilizedToken));
     };
-    for id in revoked {
-        state.invalidation.publish(Invalidation::Session(id));
-    }
-    // Answered once this instance's caches dropped the sessions (`publish_applied` covers
-    // every earlier publication): a reset is often a reaction to a stolen session.
+    // Answered once this instance's caches dropped the sessions: a reset is often a reaction
+    // to a stolen session.
+    let sessions = revoked.into_iter().map(Invalidation::Session);
+    let user_changed = Invalidation::User(user.uid.clone());
     state
         .invalidation
-        .publish_applied(Invalidation::User(user.uid.clone()))
+        .publish_all_applied(sessions.chain(std::iter::once(user_changed)))
         .await;
     system_events::emit_with_domain(&state, "user.password.reset", &user, None).await;
     record_activity(

@@ -191,14 +191,7 @@ pub async fn update(state: ApiState, params: Params) -> MgmtResult {
         .reassign_service_account(account.id, owner.id, &owner.state, owner.level)
         .await?
         .ok_or_else(|| MgmtError::unprocessable("Service account doesnt exist"))?;
-    for kid in kids {
-        state.invalidation.publish(Invalidation::ApiKey(kid));
-    }
-    // The caches apply in order: once this one is applied, the keys' are too.
-    state
-        .invalidation
-        .publish_applied(Invalidation::User(account.uid.clone()))
-        .await;
+    forget_keys(&state, kids, &account.uid).await;
     Ok((StatusCode::CREATED, entity(&state, &account).await?))
 }
 
@@ -211,12 +204,16 @@ pub async fn delete(state: ApiState, params: Params) -> MgmtResult {
         .disable_service_account(account.id)
         .await?
         .ok_or_else(MgmtError::not_found)?;
-    for kid in kids {
-        state.invalidation.publish(Invalidation::ApiKey(kid));
-    }
+    forget_keys(&state, kids, &account.uid).await;
+    Ok((StatusCode::OK, entity(&state, &account).await?))
+}
+
+/// Drops the account's keys and the account from this instance's caches before answering.
+async fn forget_keys(state: &ApiState, kids: Vec<String>, uid: &str) {
+    let keys = kids.into_iter().map(Invalidation::ApiKey);
+    let account = Invalidation::User(uid.to_owned());
     state
         .invalidation
-        .publish_applied(Invalidation::User(account.uid.clone()))
+        .publish_all_applied(keys.chain(std::iter::once(account)))
         .await;
-    Ok((StatusCode::OK, entity(&state, &account).await?))
 }

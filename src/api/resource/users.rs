@@ -153,12 +153,7 @@ pub async fn change_password(
         .store
         .change_password(user.id, &digest, keep.as_deref())
         .await?;
-    for id in revoked {
-        state
-            .invalidation
-            .publish_applied(Invalidation::Session(id))
-            .await;
-    }
+    crate::service::sessions::forget(&state, revoked).await;
     system_events::emit_with_domain(&state, "user.password.change", &user, None).await;
     record_activity(
         &state,
