@@ -215,14 +215,14 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     });
     match given {
         Some(value) => value.clone(),
-        None => generate_id(),
+        None => new_request_id(),
     }
 }
 
 /// A new id: 16 random bytes drawn once per process, the second half advanced by a counter per
 /// request, in hex. Unique across processes and requests; an id is for correlation, not a
 /// secret, so the per-request cost is one atomic add rather than a draw from the system RNG.
-fn generate_id() -> HeaderValue {
+pub fn new_request_id() -> HeaderValue {
     static SEED: std::sync::OnceLock<[u64; 2]> = std::sync::OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let [high, low] = *SEED.get_or_init(|| {

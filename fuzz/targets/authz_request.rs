@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use aws_lc_rs::hmac;
 use barong::authz::apikey::{parse_nonce, signature_matches};
 use barong::authz::path::canonical;
-use barong::authz::request::{header, original_method, original_path, override_method};
+use barong::authz::request::{Present, header, original_method, original_path, override_method};
 use barong::domain::{SessionCookie, TrustedProxies, session_cookie, session_key};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
@@ -50,8 +50,29 @@ pub fn run(data: &[u8]) {
         }
     }
     check_canonical(path);
-    let _ = original_method(&Method::GET, &headers);
-    let _ = override_method(&headers, path.split_once('?').map(|(_, q)| q));
+    // The one-pass presence check must see every header a lookup by name would find: a miss
+    // would let an override or an API key go unjudged.
+    let present = Present::of(&headers);
+    let has = |names: &[&str]| names.iter().any(|name| headers.contains_key(*name));
+    assert_eq!(present.request_id(), has(&["x-request-id"]));
+    assert_eq!(
+        present.original_method(),
+        has(&["x-original-method", "x-forwarded-method"])
+    );
+    assert_eq!(
+        present.override_header(),
+        has(&[
+            "x-http-method-override",
+            "x-method-override",
+            "x-http-method"
+        ])
+    );
+    assert_eq!(
+        present.api_key(),
+        has(&["x-auth-apikey", "x-auth-nonce", "x-auth-signature"])
+    );
+    let _ = original_method(&Method::GET, &headers, present);
+    let _ = override_method(&headers, present, path.split_once('?').map(|(_, q)| q));
     if let SessionCookie::One(value) = session_cookie(&headers, "_barong_session") {
         assert!(!value.is_empty());
         let _ = session_key(value);

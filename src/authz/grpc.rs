@@ -103,6 +103,7 @@ pub async fn answer(authz: &Authz, peer: SocketAddr, request: &CheckRequest) -> 
         raw_path,
         query,
         headers: &headers,
+        present: super::request::Present::of(&headers),
         peer: peer.ip(),
     };
     response(authz.check(&input).await)

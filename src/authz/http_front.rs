@@ -26,11 +26,13 @@ pub async fn handle<B>(
     let (parts, _body) = request.into_parts();
     let uri_path = parts.uri.path();
     if let Some(raw_path) = request::original_path(uri_path, &parts.headers) {
+        let present = request::Present::of(&parts.headers);
         let input = Input {
-            method: request::original_method(&parts.method, &parts.headers),
+            method: request::original_method(&parts.method, &parts.headers, present),
             raw_path,
             query: parts.uri.query(),
             headers: &parts.headers,
+            present,
             peer: peer.ip(),
         };
         let verdict = authz.check(&input).await;

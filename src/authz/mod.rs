@@ -158,6 +158,8 @@ pub struct Input<'a> {
     /// The original query string, without `?`.
     pub query: Option<&'a str>,
     pub headers: &'a http::HeaderMap,
+    /// Which optional headers `headers` carries (`request::Present::of` of them).
+    pub present: request::Present,
     /// Who sent the check (the proxy): its forwarding headers are believed only if it is one
     /// of `BARONG_TRUSTED_PROXIES`.
     pub peer: IpAddr,
@@ -178,7 +180,11 @@ impl Authz {
     pub async fn check(&self, input: &Input<'_>) -> Verdict {
         use tracing::Instrument;
         let started = std::time::Instant::now();
-        let request_id = crate::observe::request_id(input.headers);
+        let request_id = if input.present.request_id() {
+            crate::observe::request_id(input.headers)
+        } else {
+            crate::observe::new_request_id()
+        };
         // Debug level: at the default `info` the span is never built, so the hot path does not
         // pay for it; `RUST_LOG=barong=debug` shows every decision's id.
         let span = tracing::debug_span!("authz", request_id = ?request_id);
@@ -214,6 +220,7 @@ impl Authz {
             Ok((path, override_method)) => {
                 let req = AuthzRequest {
                     method: input.method.clone(),
+                    api_key: input.present.api_key(),
                     override_method,
                     path: &path,
                     query: input.query,
@@ -261,8 +268,8 @@ impl Authz {
 /// Refused before anything else, so no rule, cache or audit row ever sees a raw spelling.
 fn judged<'r>(input: &Input<'r>) -> Result<(std::borrow::Cow<'r, str>, Option<Method>), Deny> {
     let path = path::canonical(input.raw_path).map_err(|_| Deny::InvalidPath)?;
-    let override_method =
-        request::override_method(input.headers, input.query).map_err(|_| Deny::InvalidMethod)?;
+    let override_method = request::override_method(input.headers, input.present, input.query)
+        .map_err(|_| Deny::InvalidMethod)?;
     Ok((path, override_method))
 }
 
@@ -277,7 +284,7 @@ impl Authz {
         if self.rules.is_public(req.path) {
             return Ok(Allow::Public);
         }
-        let authenticated = if has_api_key_headers(req) {
+        let authenticated = if req.api_key {
             self.authenticate_api_key(req).await?
         } else {
             self.authenticate_session(req).await?
@@ -554,12 +561,6 @@ impl Authz {
             data: Some(serde_json::Value::Object(params).to_string()),
         });
     }
-}
-
-fn has_api_key_headers(req: &AuthzRequest<'_>) -> bool {
-    [X_AUTH_APIKEY, X_AUTH_NONCE, X_AUTH_SIGNATURE]
-        .iter()
-        .any(|name| req.headers.contains_key(name))
 }
 
 /// The verbs that never need a CSRF token: every other one (PROPFIND, LOCK, any extension

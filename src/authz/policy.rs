@@ -10,10 +10,56 @@ use ipnet::IpNet;
 use super::path::starts_with_ignore_case;
 use crate::domain::{Permission, Restriction, default_restriction_code};
 
-/// Permissions grouped by role, in id order (Barong evaluates them as loaded).
+/// Permissions grouped by role, in id order (Barong evaluates them as loaded), compiled once
+/// per snapshot: verb and action are parsed here, not compared as strings on every decision.
 #[derive(Debug, Default)]
 pub struct Permissions {
-    by_role: HashMap<String, Vec<Permission>>,
+    by_role: HashMap<String, Vec<Compiled>>,
+}
+
+/// One permission row as the decision reads it.
+#[derive(Debug)]
+struct Compiled {
+    verb: Verb,
+    path: String,
+    action: Action,
+    topic: Option<String>,
+}
+
+#[derive(Debug)]
+enum Verb {
+    /// `ALL`.
+    Any,
+    One(Method),
+    /// Not a method name: no request's verb can equal it.
+    Never,
+}
+
+impl Verb {
+    /// Exactly as Barong compares (`verb == "ALL" || verb == method`): case counts.
+    fn parse(verb: &str) -> Self {
+        match verb {
+            "ALL" => Self::Any,
+            _ => Method::from_bytes(verb.as_bytes()).map_or(Self::Never, Self::One),
+        }
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        match self {
+            Self::Any => true,
+            Self::One(verb) => verb == method,
+            Self::Never => false,
+        }
+    }
+}
+
+/// The actions Barong knows; rows with any other action apply but decide nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Accept,
+    Drop,
+    Audit,
+    Other,
 }
 
 /// The RBAC outcome for one request.
@@ -27,38 +73,61 @@ pub enum PermissionDecision {
 
 impl Permissions {
     pub fn new(rows: Vec<Permission>) -> Self {
-        let mut by_role: HashMap<String, Vec<Permission>> = HashMap::new();
+        let mut by_role: HashMap<String, Vec<Compiled>> = HashMap::new();
         for row in rows {
-            by_role.entry(row.role.clone()).or_default().push(row);
+            let action = match row.action.as_str() {
+                "ACCEPT" => Action::Accept,
+                "DROP" => Action::Drop,
+                "AUDIT" => Action::Audit,
+                _ => Action::Other,
+            };
+            by_role.entry(row.role).or_default().push(Compiled {
+                verb: Verb::parse(&row.verb),
+                path: row.path,
+                action,
+                topic: row.topic,
+            });
         }
         Self { by_role }
     }
 
     /// Barong's rule: applicable = same role, verb equal or ALL, path a plain prefix.
-    /// Deny when none applies, any is DROP, or none is ACCEPT.
+    /// Deny when none applies, any is DROP, or none is ACCEPT. The topic of a deny is the first
+    /// applicable row's that has one; of an audit, the first AUDIT row's.
     pub fn evaluate(&self, role: &str, method: &Method, path: &str) -> PermissionDecision {
-        // Iterated, not collected: this runs on every authenticated decision.
+        // One pass over the role's rows: this runs on every authenticated decision.
         let rows = self
             .by_role
             .get(role)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let applicable = || {
-            rows.iter()
-                .filter(|p| p.verb == "ALL" || p.verb == method.as_str())
-                .filter(|p| starts_with_ignore_case(path, &p.path))
-        };
-        let has = |action: &str| applicable().any(|p| p.action == action);
-        if has("DROP") || !has("ACCEPT") {
-            let topic = applicable().find_map(|p| p.topic.clone());
+        let (mut drop, mut accept) = (false, false);
+        let mut topic: Option<&str> = None;
+        let mut audit: Option<Option<&str>> = None;
+        let applicable = rows
+            .iter()
+            .filter(|p| p.verb.allows(method) && starts_with_ignore_case(path, &p.path));
+        for row in applicable {
+            if topic.is_none() {
+                topic = row.topic.as_deref();
+            }
+            match row.action {
+                Action::Drop => drop = true,
+                Action::Accept => accept = true,
+                Action::Audit if audit.is_none() => audit = Some(row.topic.as_deref()),
+                Action::Audit | Action::Other => {}
+            }
+        }
+        let or_derived =
+            |topic: Option<&str>| topic.map_or_else(|| derived_topic(path), str::to_owned);
+        if drop || !accept {
             return PermissionDecision::Deny {
-                topic: topic.unwrap_or_else(|| derived_topic(path)),
+                topic: or_derived(topic),
             };
         }
-        let audit = applicable()
-            .find(|p| p.action == "AUDIT")
-            .map(|p| p.topic.clone().unwrap_or_else(|| derived_topic(path)));
-        PermissionDecision::Allow { audit }
+        PermissionDecision::Allow {
+            audit: audit.map(or_derived),
+        }
     }
 }
 
