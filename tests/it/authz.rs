@@ -1256,6 +1256,46 @@ async fn attacker_inputs_are_judged_as_the_upstream_sees_them(backend: Backend) 
         .await
         .assert_denied(401, "authz.invalid_permission");
     }
+    // Found wherever they sit among many other headers, and when repeated: the decision notes
+    // which of these headers a request carries in one pass over the names
+    // (`authz::request::Present`), and a header it misses would go unjudged.
+    let filler: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("x-filler-{i}"), i.to_string()))
+        .collect();
+    let buried = |last: &[(&'static str, &'static str)]| {
+        let mut headers: Vec<(&str, &str)> = filler
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        headers.extend_from_slice(last);
+        headers
+    };
+    f.with_cookie(
+        "GET",
+        "api/v2/peatio/admin/markets",
+        &cookie,
+        &buried(&[("x-http-method", "GET"), ("x-http-method", "DELETE")]),
+    )
+    .await
+    .assert_denied(400, "authz.invalid_method");
+    f.with_cookie(
+        "GET",
+        "api/v2/peatio/admin/markets",
+        &cookie,
+        &buried(&[("x-method-override", "DELETE")]),
+    )
+    .await
+    .assert_denied(401, "authz.missing_csrf_token");
+    // One API-key header beside a valid cookie: judged as an API-key request, never as the
+    // cookie's session.
+    f.with_cookie(
+        "GET",
+        "api/v2/peatio/admin/markets",
+        &cookie,
+        &buried(&[("x-auth-signature", "00")]),
+    )
+    .await
+    .assert_denied(422, "authz.invalid_api_key_headers");
     f.with_cookie(
         "GET",
         "api/v2/peatio/admin/markets?_method=DELETE",
