@@ -161,20 +161,11 @@ fn check_segments(path: Cow<'_, str>) -> Result<Cow<'_, str>, InvalidPath> {
     })
 }
 
-/// No segment of `body` (split at `/`) is empty, `.` or `..`. A byte loop: the segments of a
-/// decision's path are short, and `str::split` pays a searcher per segment.
+/// No segment of `body` (split at `/`) is empty, `.` or `..`. Split as bytes: the segments of
+/// a decision's path are short, and `str::split` pays a searcher per segment.
 fn segments_are_proper(body: &[u8]) -> bool {
-    let mut start = 0;
-    for end in (0..body.len()).chain(std::iter::once(body.len())) {
-        if end < body.len() && body[end] != b'/' {
-            continue;
-        }
-        if matches!(&body[start..end], b"" | b"." | b"..") {
-            return false;
-        }
-        start = end + 1;
-    }
-    true
+    body.split(|&b| b == b'/')
+        .all(|segment| !matches!(segment, b"" | b"." | b".."))
 }
 
 /// Rails' routes take a final `.ext` of the last segment as the format. Only a single dot with
