@@ -35,7 +35,8 @@ for tool in valgrind callgrind_control wrk curl psql; do
   command -v "$tool" >/dev/null || die "$tool is needed (Debian: valgrind, wrk, curl, postgresql-client)"
 done
 if [ "$BUILD" = 1 ]; then
-  log "cargo build --release (barong, examples baseline and loadprep)"
+  # The same set as benches/load.sh builds, so neither rebuilds the other's dependencies.
+  log "cargo build --release --bin barong --example baseline --example loadprep --example grpc_floor"
   cargo build --release --locked --bin barong --example baseline --example loadprep \
     --example grpc_floor >&2 || die "release build failed"
 fi

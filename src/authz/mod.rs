@@ -158,7 +158,8 @@ pub struct Input<'a> {
     /// The original query string, without `?`.
     pub query: Option<&'a str>,
     pub headers: &'a http::HeaderMap,
-    /// Which optional headers `headers` carries (`request::Present::of` of them).
+    /// Which optional headers `headers` carries: always `request::Present::of(headers)`, made
+    /// once by the front (the HTTP front needs it before the decision, for the original verb).
     pub present: request::Present,
     /// Who sent the check (the proxy): its forwarding headers are believed only if it is one
     /// of `BARONG_TRUSTED_PROXIES`.

@@ -18,8 +18,9 @@ pub const X_AUTH_SIGNATURE: HeaderName = HeaderName::from_static("x-auth-signatu
 /// Which of the optional headers the decision asks about a request carries, found in one pass
 /// over its header names. Most requests carry none of them, and a miss in a `HeaderMap` costs
 /// a hash and a probe per name: about a dozen per decision before this (callgrind, 2026-12-03,
-/// `docs/benchmarks.md`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// `docs/benchmarks.md`). Made only by [`Present::of`] (no `Default`): an empty set that never
+/// looked at the headers would let an override or an API key go unjudged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Present(u8);
 
 impl Present {
@@ -223,7 +224,26 @@ mod tests {
         let present = Present::of(&h);
         assert!(present.original_method() && present.override_header());
         assert!(!present.api_key() && !present.request_id());
-        assert_eq!(Present::of(&HeaderMap::new()), Present::default());
+        assert_eq!(Present::of(&HeaderMap::new()), Present(0));
+    }
+
+    #[test]
+    fn present_knows_every_name_the_lookups_use() {
+        let one = |name: &HeaderName| {
+            let mut map = HeaderMap::new();
+            map.insert(name.clone(), "x".parse().expect("value"));
+            Present::of(&map)
+        };
+        assert!(one(&crate::observe::REQUEST_ID).request_id());
+        for name in [&X_ORIGINAL_METHOD, &X_FORWARDED_METHOD] {
+            assert!(one(name).original_method(), "{name}");
+        }
+        for name in &OVERRIDE_HEADERS {
+            assert!(one(name).override_header(), "{name}");
+        }
+        for name in [&X_AUTH_APIKEY, &X_AUTH_NONCE, &X_AUTH_SIGNATURE] {
+            assert!(one(name).api_key(), "{name}");
+        }
     }
 
     #[test]
@@ -234,11 +254,19 @@ mod tests {
             Method::DELETE
         );
         assert_eq!(
-            original_method(&Method::POST, &HeaderMap::new(), Present::default()),
+            original_method(
+                &Method::POST,
+                &HeaderMap::new(),
+                Present::of(&HeaderMap::new())
+            ),
             Method::POST
         );
         assert_eq!(
-            override_method(&HeaderMap::new(), Present::default(), Some("a=1")),
+            override_method(
+                &HeaderMap::new(),
+                Present::of(&HeaderMap::new()),
+                Some("a=1")
+            ),
             Ok(None)
         );
         let h = headers(&[("x-http-method-override", "delete")]);
@@ -247,7 +275,11 @@ mod tests {
             Ok(Some(Method::DELETE))
         );
         assert_eq!(
-            override_method(&HeaderMap::new(), Present::default(), Some("_method=put")),
+            override_method(
+                &HeaderMap::new(),
+                Present::of(&HeaderMap::new()),
+                Some("_method=put")
+            ),
             Ok(Some(Method::PUT))
         );
         let h = headers(&[("x-method-override", "PATCH"), ("x-http-method", "PATCH")]);
@@ -263,7 +295,7 @@ mod tests {
         assert_eq!(
             override_method(
                 &HeaderMap::new(),
-                Present::default(),
+                Present::of(&HeaderMap::new()),
                 Some("%5Fm%65thod=delete")
             ),
             Ok(Some(Method::DELETE))
