@@ -461,7 +461,7 @@ fn decision(c: &mut Criterion) {
             black_box(
                 f.authz
                     .caches
-                    .session(&session_digest(&f.cookie))
+                    .session(&session_digest(&f.cookie), Instant::now())
                     .await
                     .expect("load"),
             )
@@ -477,7 +477,7 @@ fn decision(c: &mut Criterion) {
                 black_box(
                     f.authz
                         .caches
-                        .session(&session_digest(&f.cookie))
+                        .session(&session_digest(&f.cookie), Instant::now())
                         .await
                         .expect("load"),
                 );
@@ -629,12 +629,26 @@ fn token_reuse(c: &mut Criterion) {
         ));
         let reusing = TokenMinter::new(signer.clone(), 3600, 30);
         let minting = TokenMinter::new(signer, 3600, 0);
-        reusing.token(&principal).expect("first token");
+        reusing
+            .token(&principal, Instant::now())
+            .expect("first token");
         group.bench_function(BenchmarkId::new("reuse_hit", algorithm.name()), |b| {
-            b.iter(|| black_box(reusing.token(black_box(&principal)).expect("token")));
+            b.iter(|| {
+                black_box(
+                    reusing
+                        .token(black_box(&principal), Instant::now())
+                        .expect("token"),
+                )
+            });
         });
         group.bench_function(BenchmarkId::new("fresh_mint", algorithm.name()), |b| {
-            b.iter(|| black_box(minting.token(black_box(&principal)).expect("token")));
+            b.iter(|| {
+                black_box(
+                    minting
+                        .token(black_box(&principal), Instant::now())
+                        .expect("token"),
+                )
+            });
         });
     }
     group.finish();

@@ -4,22 +4,25 @@
 # cannot see is the kernel's share (the TCP path, about 60 % of the server's CPU under load), so
 # it complements benches/load.sh, it does not replace it.
 #
-#   benches/instructions.sh [--no-build] [--seconds N] [SCENARIO...]
+#   benches/instructions.sh [--no-build] [--seconds N] [--keep DIR] [SCENARIO...]
 #
 # Scenarios (default: all): guarded (examples/baseline.rs with barong's head deadline, the floor
 # of any answer on barong's listener settings), cookie (cached session -> 200 + JWT), apikey
 # (cached HS256 key), deny (no session -> 401). Each runs its server under callgrind with
 # instrumentation off, warms its caches, then counts while wrk (1 thread, 4 connections) sends
-# requests for N seconds (default 6). BARONG_BENCH_BIN compares another barong binary.
+# requests for N seconds (default 6). BARONG_BENCH_BIN compares another barong binary. --keep DIR
+# keeps each scenario's callgrind file as DIR/callgrind.SCENARIO, for `callgrind_annotate
+# --inclusive=yes DIR/callgrind.cookie` (where the instructions go, by function).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD=1 SECONDS_PER=6 SCENARIOS=()
+BUILD=1 SECONDS_PER=6 KEEP= SCENARIOS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --seconds) SECONDS_PER=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --keep) KEEP=$2; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     guarded|cookie|apikey|deny) SCENARIOS+=("$1") ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -107,6 +110,7 @@ for scenario in "${SCENARIOS[@]}"; do
   total=$(awk '/^summary:/ { print $2; exit }' "$out.1")
   [ -n "$total" ] && [ "${requests:-0}" -gt 0 ] || die "$scenario: no count (see $WORK/$scenario.log)"
   PER_REQUEST[$scenario]=$(( total / requests ))
+  if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && cp "$out.1" "$KEEP/callgrind.$scenario"; fi
   log "$scenario: $requests requests, ${PER_REQUEST[$scenario]} instructions per request"
 done
 

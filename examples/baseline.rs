@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use barong::server::deadline::HeadDeadline;
 use bytes::Bytes;
 use clap::Parser;
-use http::{HeaderValue, Response, header};
+use http::{Response, header};
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -103,10 +103,9 @@ async fn serve(args: Args) {
         let service = hyper::service::service_fn(move |_request| {
             let bearer = bearer.clone();
             async move {
+                // hyper writes `Content-Length: 0` itself for an empty body, as for barong's.
                 let mut response = Response::new(Full::new(Bytes::new()));
-                let headers = response.headers_mut();
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-                headers.insert(header::AUTHORIZATION, bearer);
+                response.headers_mut().insert(header::AUTHORIZATION, bearer);
                 Ok::<_, Infallible>(response)
             }
         });

@@ -247,7 +247,7 @@ pub fn new_request_id() -> HeaderValue {
     if hex::encode_to_slice(id.to_be_bytes(), &mut text).is_err() {
         return HeaderValue::from_static("-");
     }
-    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("-"))
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub fn run(data: &[u8]) {
         return;
     };
     if let Ok(rules) = Rules::parse(text) {
-        for path in rules.pass.iter().chain(rules.block.iter()) {
+        for path in rules.pass().chain(rules.block()) {
             let path = path.trim_start_matches('/');
             let _ = rules.is_blocked(path);
             let _ = rules.is_public(path);

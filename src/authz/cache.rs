@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use aws_lc_rs::hmac;
@@ -121,15 +121,17 @@ impl Caches {
     }
 
     /// The session whose cookie hashes to `digest` (its row id is the digest in hex).
+    /// (Every read takes the decision's clock, `now`: see `TimedCache::get_or_load`.)
     pub async fn session(
         &self,
         digest: &SessionDigest,
+        now: Instant,
     ) -> Result<Option<Arc<CachedSession>>, LoadError> {
         let load = async {
             let session = self.store.find_session(&hex::encode(digest)).await?;
             Ok::<_, StoreError>(session.map(|session| Arc::new(CachedSession::of(session))))
         };
-        Ok(self.sessions.get_or_load(digest, load).await?)
+        Ok(self.sessions.get_or_load(digest, now, load).await?)
     }
 
     /// Forgets the session with row id `id` (the hex of its digest).
@@ -139,25 +141,33 @@ impl Caches {
         }
     }
 
-    pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, LoadError> {
+    pub async fn user(&self, id: i64, now: Instant) -> Result<Option<Arc<User>>, LoadError> {
         let load =
             async { Ok::<_, StoreError>(self.store.find_user_by_id(id).await?.map(Arc::new)) };
-        Ok(self.users.get_or_load(&id, load).await?)
+        Ok(self.users.get_or_load(&id, now, load).await?)
     }
 
-    pub async fn service_account(&self, id: i64) -> Result<Option<Arc<ServiceAccount>>, LoadError> {
+    pub async fn service_account(
+        &self,
+        id: i64,
+        now: Instant,
+    ) -> Result<Option<Arc<ServiceAccount>>, LoadError> {
         let load = async {
             let account = self.store.find_service_account_by_id(id).await?;
             Ok::<_, StoreError>(account.map(Arc::new))
         };
-        Ok(self.service_accounts.get_or_load(&id, load).await?)
+        Ok(self.service_accounts.get_or_load(&id, now, load).await?)
     }
 
-    pub async fn api_key(&self, kid: &str) -> Result<Option<Arc<CachedKey>>, LoadError> {
+    pub async fn api_key(
+        &self,
+        kid: &str,
+        now: Instant,
+    ) -> Result<Option<Arc<CachedKey>>, LoadError> {
         let (store, encryptor) = (&self.store, &self.encryptor);
         Ok(self
             .api_keys
-            .get_or_load(kid, async move {
+            .get_or_load(kid, now, async move {
                 let Some(key) = store.find_api_key(kid).await? else {
                     return Ok::<_, StoreError>(None);
                 };

@@ -1,7 +1,7 @@
 //! Every way a decision can refuse: Barong's error key, its whole JSON body and its status,
 //! shared by the HTTP and gRPC fronts.
 
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 
 use super::cache::LoadError;
 
@@ -38,10 +38,16 @@ pub enum Deny {
     Unavailable,
 }
 
-/// Each deny key with its whole answer body, both `'static`: a deny answer copies nothing.
+/// Each deny key with its whole answer body, both `'static`, and the body as a header value
+/// checked at compile time (`HeaderValue::from_static` called at run time checks every byte):
+/// a deny answer copies and checks nothing.
 macro_rules! deny_texts {
     ($($name:ident = $key:literal;)*) => {
-        $(const $name: (&str, &str) = ($key, concat!(r#"{"errors":[""#, $key, r#""]}"#));)*
+        $(const $name: (&str, &str, HeaderValue) = (
+            $key,
+            concat!(r#"{"errors":[""#, $key, r#""]}"#),
+            HeaderValue::from_static(concat!(r#"{"errors":[""#, $key, r#""]}"#)),
+        );)*
     };
 }
 
@@ -80,7 +86,12 @@ impl Deny {
         self.texts().1
     }
 
-    fn texts(self) -> (&'static str, &'static str) {
+    /// [`Self::body`] as a header value (nginx's `X-Barong-Error`).
+    pub fn body_header(self) -> HeaderValue {
+        self.texts().2
+    }
+
+    fn texts(self) -> (&'static str, &'static str, HeaderValue) {
         match self {
             Self::Restricted { category, .. } => match category {
                 "maintenance" => RESTRICT_MAINTENANCE,

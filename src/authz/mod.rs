@@ -191,9 +191,9 @@ impl Authz {
         let span = tracing::debug_span!("authz", request_id = ?request_id);
         let outcome = if span.is_disabled() {
             // Not even the instrumenting wrapper: it would enter and leave a span per poll.
-            self.judge(input).await
+            self.judge(input, started).await
         } else {
-            self.judge(input).instrument(span).await
+            self.judge(input, started).instrument(span).await
         };
         self.count(&outcome, started.elapsed());
         let outcome = outcome.map(|allow| match allow {
@@ -216,7 +216,7 @@ impl Authz {
         }
     }
 
-    async fn judge(&self, input: &Input<'_>) -> Result<Allow, Deny> {
+    async fn judge(&self, input: &Input<'_>, now: std::time::Instant) -> Result<Allow, Deny> {
         let outcome = match judged(input) {
             Ok((path, override_method)) => {
                 let req = AuthzRequest {
@@ -230,6 +230,7 @@ impl Authz {
                         .settings
                         .trusted_proxies
                         .client_ip(input.headers, input.peer),
+                    now,
                 };
                 self.decide(&req).await
             }
@@ -293,7 +294,7 @@ impl Authz {
         self.check_permission(req, &authenticated)?;
         let authorization = self
             .tokens
-            .token(&authenticated.principal())
+            .token(&authenticated.principal(), req.now)
             .map_err(|error| {
                 tracing::error!(%error, "JWT signing failed");
                 Deny::Unavailable
@@ -335,7 +336,7 @@ impl Authz {
         let (digest, session) = match session_cookie(req.headers, &self.settings.session_name) {
             SessionCookie::One(value) => {
                 let digest = session_digest(value);
-                (digest, self.caches.session(&digest).await?)
+                (digest, self.caches.session(&digest, req.now).await?)
             }
             SessionCookie::Absent => ([0; 32], None),
             SessionCookie::Repeated => return Err(Deny::InvalidSession),
@@ -352,7 +353,7 @@ impl Authz {
         let cached = session.ok_or(Deny::InvalidSession)?;
         let user = self
             .caches
-            .user(cached.user_id)
+            .user(cached.user_id, req.now)
             .await?
             .ok_or(Deny::InvalidSession)?;
         let now = chrono::Utc::now().timestamp();
@@ -403,7 +404,7 @@ impl Authz {
         };
         let key = self
             .caches
-            .api_key(kid)
+            .api_key(kid, req.now)
             .await?
             .ok_or(Deny::UnexistentApiKey)?;
         let nonce_ms = apikey::parse_nonce(nonce);
@@ -441,7 +442,7 @@ impl Authz {
         if key.key.state != "active" {
             return Err(Deny::ApiKeyNotActive);
         }
-        let holder = self.key_holder(key.key.holder).await?;
+        let holder = self.key_holder(key.key.holder, req.now).await?;
         let now = now_ms / 1000;
         if let Some(at) = cache::key_used(&key, now, self.settings.session_write_behind) {
             self.expiry.push_key_use(&key.key.kid, at);
@@ -449,10 +450,18 @@ impl Authz {
         Ok(holder)
     }
 
-    async fn key_holder(&self, holder: KeyHolder) -> Result<Authenticated, Deny> {
+    async fn key_holder(
+        &self,
+        holder: KeyHolder,
+        now: std::time::Instant,
+    ) -> Result<Authenticated, Deny> {
         match holder {
             KeyHolder::User(id) => {
-                let user = self.caches.user(id).await?.ok_or(Deny::InvalidSession)?;
+                let user = self
+                    .caches
+                    .user(id, now)
+                    .await?
+                    .ok_or(Deny::InvalidSession)?;
                 if !user.state.allows_login() {
                     return Err(Deny::InvalidSession);
                 }
@@ -467,7 +476,7 @@ impl Authz {
             KeyHolder::ServiceAccount(id) => {
                 let account = self
                     .caches
-                    .service_account(id)
+                    .service_account(id, now)
                     .await?
                     .ok_or(Deny::InvalidSession)?;
                 if !account.state.allows_login() {

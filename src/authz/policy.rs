@@ -7,21 +7,23 @@ use std::net::IpAddr;
 use http::Method;
 use ipnet::IpNet;
 
-use super::path::starts_with_ignore_case;
+use super::path::Prefix;
 use crate::domain::{Permission, Restriction, default_restriction_code};
 
 /// Permissions grouped by role, in id order (Barong evaluates them as loaded), compiled once
 /// per snapshot: verb and action are parsed here, not compared as strings on every decision.
 #[derive(Debug, Default)]
 pub struct Permissions {
-    by_role: HashMap<String, Vec<Compiled>>,
+    /// foldhash, not SipHash: the role is looked up on every decision, and the roles come from
+    /// the operator's own table.
+    by_role: foldhash::HashMap<String, Vec<Compiled>>,
 }
 
 /// One permission row as the decision reads it.
 #[derive(Debug)]
 struct Compiled {
     verb: Verb,
-    path: String,
+    path: Prefix,
     action: Action,
     topic: Option<String>,
 }
@@ -73,7 +75,7 @@ pub enum PermissionDecision {
 
 impl Permissions {
     pub fn new(rows: Vec<Permission>) -> Self {
-        let mut by_role: HashMap<String, Vec<Compiled>> = HashMap::new();
+        let mut by_role = foldhash::HashMap::<String, Vec<Compiled>>::default();
         for row in rows {
             let action = match row.action.as_str() {
                 "ACCEPT" => Action::Accept,
@@ -83,7 +85,7 @@ impl Permissions {
             };
             by_role.entry(row.role).or_default().push(Compiled {
                 verb: Verb::parse(&row.verb),
-                path: row.path,
+                path: Prefix::new(&row.path),
                 action,
                 topic: row.topic,
             });
@@ -106,7 +108,7 @@ impl Permissions {
         let mut audit: Option<Option<&str>> = None;
         let applicable = rows
             .iter()
-            .filter(|p| p.verb.allows(method) && starts_with_ignore_case(path, &p.path));
+            .filter(|p| p.verb.allows(method) && p.path.matches(path));
         for row in applicable {
             if topic.is_none() {
                 topic = row.topic.as_deref();

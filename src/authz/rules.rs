@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::path::starts_with_ignore_case;
+use super::path::Prefix;
 
 /// Barong's default rules, used when `BARONG_AUTHZ_RULES_FILE` is unset.
 pub const DEFAULT_RULES: &str = include_str!("../../config/authz_rules.yml");
@@ -13,8 +13,8 @@ pub const DEFAULT_RULES: &str = include_str!("../../config/authz_rules.yml");
 /// ASCII case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rules {
-    pub pass: Vec<String>,
-    pub block: Vec<String>,
+    pass: Vec<Prefix>,
+    block: Vec<Prefix>,
 }
 
 #[derive(Deserialize)]
@@ -42,9 +42,15 @@ impl Rules {
     pub fn parse(text: &str) -> Result<Self, RulesError> {
         let file: RulesFile =
             serde_yaml_ng::from_str(text).map_err(|e| RulesError(e.to_string()))?;
+        let compile = |list: Option<Vec<String>>| {
+            list.unwrap_or_default()
+                .iter()
+                .map(|prefix| Prefix::new(prefix))
+                .collect()
+        };
         Ok(Self {
-            pass: file.rules.pass.unwrap_or_default(),
-            block: file.rules.block.unwrap_or_default(),
+            pass: compile(file.rules.pass),
+            block: compile(file.rules.block),
         })
     }
 
@@ -62,16 +68,22 @@ impl Rules {
 
     /// True when the canonical `path` starts with a block prefix (ASCII case ignored).
     pub fn is_blocked(&self, path: &str) -> bool {
-        self.block
-            .iter()
-            .any(|prefix| starts_with_ignore_case(path, prefix))
+        self.block.iter().any(|prefix| prefix.matches(path))
     }
 
     /// True when the canonical `path` starts with a pass prefix (ASCII case ignored).
     pub fn is_public(&self, path: &str) -> bool {
-        self.pass
-            .iter()
-            .any(|prefix| starts_with_ignore_case(path, prefix))
+        self.pass.iter().any(|prefix| prefix.matches(path))
+    }
+
+    /// The pass prefixes, as written.
+    pub fn pass(&self) -> impl Iterator<Item = &str> {
+        self.pass.iter().map(Prefix::as_str)
+    }
+
+    /// The block prefixes, as written.
+    pub fn block(&self) -> impl Iterator<Item = &str> {
+        self.block.iter().map(Prefix::as_str)
     }
 }
 
@@ -92,7 +104,7 @@ mod tests {
     #[test]
     fn empty_lists_and_bad_files() {
         let rules = Rules::parse("rules:\n  pass:\n").expect("empty pass");
-        assert!(rules.pass.is_empty() && rules.block.is_empty());
+        assert!(rules.pass().next().is_none() && rules.block().next().is_none());
         assert!(Rules::parse("nope: 1").is_err());
     }
 }

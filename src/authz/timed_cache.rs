@@ -73,11 +73,14 @@ where
             .map(|timed| timed.value)
     }
 
-    /// The live value of `key`, loading it with `load` on a miss (one load per key at a time;
-    /// the others wait for it). A failed load caches nothing. Counted in [`Self::lookups`].
+    /// The value of `key` live at `now`, loading it with `load` on a miss (one load per key at
+    /// a time; the others wait for it). A failed load caches nothing. Counted in
+    /// [`Self::lookups`]. `now` is the caller's clock (a decision reads it once for all its
+    /// cache reads), not read here.
     pub async fn get_or_load<Q, E>(
         &self,
         key: &Q,
+        now: Instant,
         load: impl Future<Output = Result<V, E>>,
     ) -> Result<V, E>
     where
@@ -86,7 +89,7 @@ where
         self.lookups.fetch_add(1, Ordering::Relaxed);
         loop {
             match self.entries.get_value_or_guard_async(key).await {
-                Ok(timed) if timed.until > Instant::now() => return Ok(timed.value),
+                Ok(timed) if timed.until > now => return Ok(timed.value),
                 // Expired: drop it (unless it was replaced meanwhile) and ask again.
                 Ok(timed) => {
                     self.entries
@@ -150,17 +153,28 @@ mod tests {
     #[tokio::test]
     async fn entries_expire_and_failed_loads_cache_nothing() {
         let cache = cache(Duration::from_millis(40));
-        let one = cache.get_or_load("a", async { Ok::<_, ()>(Some(1)) }).await;
+        let one = cache
+            .get_or_load("a", Instant::now(), async { Ok::<_, ()>(Some(1)) })
+            .await;
         assert_eq!(one, Ok(Some(1)));
         assert_eq!(cache.get("a"), Some(Some(1)));
         // A hit does not call the loader.
-        let hit = cache.get_or_load("a", async { Err(()) }).await;
+        let hit = cache
+            .get_or_load("a", Instant::now(), async { Err(()) })
+            .await;
         assert_eq!(hit, Ok(Some(1)));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(cache.get("a"), None);
-        assert_eq!(cache.get_or_load("a", async { Err(()) }).await, Err(()));
+        assert_eq!(
+            cache
+                .get_or_load("a", Instant::now(), async { Err(()) })
+                .await,
+            Err(())
+        );
         assert_eq!(cache.get("a"), None);
-        let two = cache.get_or_load("a", async { Ok::<_, ()>(Some(2)) }).await;
+        let two = cache
+            .get_or_load("a", Instant::now(), async { Ok::<_, ()>(Some(2)) })
+            .await;
         assert_eq!(two, Ok(Some(2)));
         cache.invalidate("a");
         assert_eq!(cache.get("a"), None);
@@ -175,7 +189,7 @@ mod tests {
                 let (cache, loads) = (cache.clone(), loads.clone());
                 tokio::spawn(async move {
                     cache
-                        .get_or_load("k", async {
+                        .get_or_load("k", Instant::now(), async {
                             loads.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             Ok::<_, ()>(Some(7))
@@ -199,7 +213,7 @@ mod tests {
             let cache = cache.clone();
             tokio::spawn(async move {
                 cache
-                    .get_or_load("s", async move {
+                    .get_or_load("s", Instant::now(), async move {
                         let _ = started_tx.send(());
                         let _ = go_rx.await;
                         Ok::<_, ()>(Some(1))

@@ -125,15 +125,15 @@ impl TokenMinter {
     }
 
     /// The `Authorization: Bearer <jwt>` value for `principal`, fresh or reused within the
-    /// reuse window.
-    pub fn token(&self, principal: &Principal<'_>) -> Result<HeaderValue, KeyError> {
+    /// reuse window as of `now` (the decision's clock).
+    pub fn token(&self, principal: &Principal<'_>, now: Instant) -> Result<HeaderValue, KeyError> {
         let ring = self.keys.load();
         let key = ring.current();
         let hash = self.hasher.hash_one(principal);
         if !self.reuse.is_zero()
             && let Some(entry) = self.minted.get(&hash)
             && entry.owner.is(principal)
-            && entry.at.elapsed() < self.reuse
+            && now.saturating_duration_since(entry.at) < self.reuse
             && *entry.kid == *key.kid()
         {
             return Ok(entry.value.clone());
@@ -143,7 +143,7 @@ impl TokenMinter {
         if !self.reuse.is_zero() {
             let minted = Minted {
                 value: token.clone(),
-                at: Instant::now(),
+                at: now,
                 kid: key.kid().into(),
                 owner: Owner::of(principal),
             };
@@ -213,19 +213,26 @@ mod tests {
                 referral_id: None,
             }),
         };
-        let first = minter.token(&member).expect("token");
-        assert_eq!(minter.token(&member).expect("reused"), first);
+        let first = minter.token(&member, Instant::now()).expect("token");
+        assert_eq!(
+            minter.token(&member, Instant::now()).expect("reused"),
+            first
+        );
         let admin = Principal {
             role: "admin",
             ..member
         };
-        assert_ne!(minter.token(&admin).expect("token"), first, "another role");
+        assert_ne!(
+            minter.token(&admin, Instant::now()).expect("token"),
+            first,
+            "another role"
+        );
         let account = Principal {
             user_extras: None,
             ..member
         };
         assert_ne!(
-            minter.token(&account).expect("token"),
+            minter.token(&account, Instant::now()).expect("token"),
             first,
             "no user claims"
         );
@@ -244,15 +251,18 @@ mod tests {
             state: "active",
             user_extras: None,
         };
-        let first = minter.token(&principal).expect("token");
-        assert_eq!(minter.token(&principal).expect("reused"), first);
+        let first = minter.token(&principal, Instant::now()).expect("token");
+        assert_eq!(
+            minter.token(&principal, Instant::now()).expect("reused"),
+            first
+        );
         let retires_at = chrono::Utc::now().timestamp() + 3600;
         let spec = KeySpec {
             key: old,
             retires_at: Some(retires_at),
         };
         keys.replace(KeyRing::new(&key(), &[spec]).expect("rotated"));
-        let after = minter.token(&principal).expect("token");
+        let after = minter.token(&principal, Instant::now()).expect("token");
         assert_ne!(after, first);
         assert_eq!(kid_of(&after), keys.load().current().kid());
         assert_ne!(kid_of(&after), kid_of(&first));
