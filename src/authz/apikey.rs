@@ -4,11 +4,9 @@ use aws_lc_rs::hmac;
 
 /// `X-Auth-Nonce` as Barong reads it: the leading digits as an integer (non-numeric → 0).
 pub fn parse_nonce(text: &str) -> i64 {
-    let digits: String = text
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    // A slice, not a collected `String`: this runs on every API-key request.
+    let text = text.trim_start();
+    let digits = &text[..text.bytes().take_while(u8::is_ascii_digit).count()];
     digits
         .parse()
         .unwrap_or(if digits.is_empty() { 0 } else { i64::MAX })
@@ -29,9 +27,15 @@ pub fn signature_matches(key: &hmac::Key, nonce: &str, kid: &str, signature: &st
     let mut context = hmac::Context::with_key(key);
     context.update(nonce.as_bytes());
     context.update(kid.as_bytes());
-    let expected = hex::encode(context.sign().as_ref());
-    aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), signature.as_bytes())
-        .is_ok()
+    let tag = context.sign();
+    // Hex on the stack (the longest tag, SHA-512, is 128 digits): `hex::encode` builds its
+    // `String` one `char` at a time, which cost more than the HMAC itself.
+    let mut expected = [0u8; 2 * aws_lc_rs::digest::MAX_OUTPUT_LEN];
+    let Some(expected) = expected.get_mut(..2 * tag.as_ref().len()) else {
+        return false;
+    };
+    hex::encode_to_slice(tag.as_ref(), expected).is_ok()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(expected, signature.as_bytes()).is_ok()
 }
 
 #[cfg(test)]
@@ -45,6 +49,9 @@ mod tests {
         assert_eq!(parse_nonce("abc"), 0);
         assert_eq!(parse_nonce("-5"), 0);
         assert_eq!(parse_nonce(""), 0);
+        assert_eq!(parse_nonce(" \t42 7"), 42);
+        assert_eq!(parse_nonce("4\u{663}"), 4, "only ASCII digits");
+        assert_eq!(parse_nonce("99999999999999999999"), i64::MAX);
     }
 
     #[test]
