@@ -1418,8 +1418,86 @@ async fn forwarded_addresses_only_from_trusted_proxies(backend: Backend) {
     );
 }
 
+/// Every case spelling of a path a rule names, the case changed wherever it falls in the
+/// prefix's eight-byte words (`authz::path::Prefix` compares a word at a time), and spellings
+/// a byte away from it: the block rule and the DROP rows still apply to the first, and only to
+/// them (support may GET `api/v2/peatio/admin`, but not its DROP rows).
+async fn rule_prefixes_match_every_case_spelling_and_nothing_else(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let support = create_user(f.store.as_ref(), "support", "active", false).await;
+    let (cookie, _) = open_session(f.store.as_ref(), &support, "127.0.0.1", 600).await;
+    let session = format!("_barong_session={cookie}");
+    let headers = [("cookie", session.as_str()), ("user-agent", AGENT)];
+    // Each letter's case changed alone, then 16 mixed spellings from a fixed seed.
+    let spellings = |path: &str| {
+        let mut out = Vec::new();
+        for (at, b) in path.bytes().enumerate() {
+            if b.is_ascii_alphabetic() {
+                let mut flipped = path.as_bytes().to_vec();
+                flipped[at] ^= 0x20;
+                out.push(String::from_utf8(flipped).expect("ascii"));
+            }
+        }
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..16 {
+            let mixed = path.chars().map(|c| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if state & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            });
+            out.push(mixed.collect::<String>());
+        }
+        out
+    };
+    // A byte away: each byte of the last segment replaced by `@` (beside `A`) or `-`.
+    let near_misses = |path: &str| {
+        let start = path.rfind('/').map_or(0, |i| i + 1);
+        let mut out = Vec::new();
+        for at in start..path.len() {
+            let mut bytes = path.as_bytes().to_vec();
+            bytes[at] = if bytes[at] == b'_' { b'-' } else { b'@' };
+            out.push(String::from_utf8(bytes).expect("ascii"));
+        }
+        out
+    };
+
+    // The block rule (24 bytes: three whole words).
+    for spelling in spellings("api/v2/barong/management/users/get") {
+        f.ask_raw("GET", &spelling, &headers)
+            .await
+            .assert_denied(401, "authz.permission_denied");
+    }
+    for spelling in near_misses("api/v2/barong/management") {
+        // Not blocked: judged by the permissions, where support has no row for it.
+        f.ask_raw("GET", &spelling, &headers)
+            .await
+            .assert_denied(401, "authz.invalid_permission");
+    }
+    // DROP rows whose last segment crosses a word boundary into the tail, one with a `_`.
+    for drop in [
+        "api/v2/peatio/admin/adjustments",
+        "api/v2/peatio/admin/withdraw_limits",
+    ] {
+        for spelling in spellings(drop) {
+            f.ask_raw("GET", &spelling, &headers)
+                .await
+                .assert_denied(401, "authz.invalid_permission");
+        }
+        for spelling in near_misses(drop) {
+            let answer = f.ask_raw("GET", &spelling, &headers).await;
+            assert_eq!(answer.status, StatusCode::OK, "{spelling}: {}", answer.body);
+        }
+    }
+}
+
 both_backends!(
     attacker_inputs_are_judged_as_the_upstream_sees_them,
+    rule_prefixes_match_every_case_spelling_and_nothing_else,
     restriction_codes_always_deny,
     forwarded_addresses_only_from_trusted_proxies,
     session_allows_with_a_token_verified_by_jwks,
