@@ -73,6 +73,14 @@ async fn pool_client(pool: &Pool) -> StoreResult<deadpool_postgres::Client> {
     })
 }
 
+/// `sql` prepared once per pooled connection (see `conn::PgConn::run`).
+async fn prepared(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+) -> StoreResult<tokio_postgres::Statement> {
+    client.prepare_cached(sql).await.map_err(map_error)
+}
+
 /// The `rate_limits` table, on the store's pool.
 struct PgCounters {
     pool: Pool,
@@ -93,9 +101,9 @@ impl SharedCounters for PgCounters {
         // One statement: the conflicting row is locked and re-read before the `WHERE`, so two
         // instances racing for the last slot are serialised and only one gets it. An ended
         // window is reopened in place.
-        let row = client
-            .query_opt(
-                "INSERT INTO rate_limits AS r (bucket, key, used, ends_at)
+        let statement = prepared(
+            &client,
+            "INSERT INTO rate_limits AS r (bucket, key, used, ends_at)
                  VALUES ($1, $2, 1, now() + make_interval(secs => $4))
                  ON CONFLICT (bucket, key) DO UPDATE SET
                      used = CASE WHEN r.ends_at <= now() THEN 1 ELSE r.used + 1 END,
@@ -103,8 +111,10 @@ impl SharedCounters for PgCounters {
                                     ELSE r.ends_at END
                  WHERE r.ends_at <= now() OR r.used < $3
                  RETURNING used",
-                &[&bucket, &key, &limit, &window],
-            )
+        )
+        .await?;
+        let row = client
+            .query_opt(&statement, &[&bucket, &key, &limit, &window])
             .await
             .map_err(map_error)?;
         Ok(row.is_some())
@@ -113,12 +123,14 @@ impl SharedCounters for PgCounters {
     async fn slots_used_up(&self, bucket: &str, key: &str, limit: u32) -> StoreResult<bool> {
         let client = pool_client(&self.pool).await?;
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let statement = prepared(
+            &client,
+            "SELECT 1 FROM rate_limits
+             WHERE bucket = $1 AND key = $2 AND ends_at > now() AND used >= $3",
+        )
+        .await?;
         let row = client
-            .query_opt(
-                "SELECT 1 FROM rate_limits
-                 WHERE bucket = $1 AND key = $2 AND ends_at > now() AND used >= $3",
-                &[&bucket, &key, &limit],
-            )
+            .query_opt(&statement, &[&bucket, &key, &limit])
             .await
             .map_err(map_error)?;
         Ok(row.is_some())
@@ -126,12 +138,14 @@ impl SharedCounters for PgCounters {
 
     async fn give_back(&self, bucket: &str, key: &str) -> StoreResult<()> {
         let client = pool_client(&self.pool).await?;
+        let statement = prepared(
+            &client,
+            "UPDATE rate_limits SET used = used - 1
+             WHERE bucket = $1 AND key = $2 AND used > 0 AND ends_at > now()",
+        )
+        .await?;
         client
-            .execute(
-                "UPDATE rate_limits SET used = used - 1
-                 WHERE bucket = $1 AND key = $2 AND used > 0 AND ends_at > now()",
-                &[&bucket, &key],
-            )
+            .execute(&statement, &[&bucket, &key])
             .await
             .map_err(map_error)?;
         Ok(())
@@ -139,11 +153,13 @@ impl SharedCounters for PgCounters {
 
     async fn forget(&self, bucket: &str, key: &str) -> StoreResult<()> {
         let client = pool_client(&self.pool).await?;
+        let statement = prepared(
+            &client,
+            "DELETE FROM rate_limits WHERE bucket = $1 AND key = $2",
+        )
+        .await?;
         client
-            .execute(
-                "DELETE FROM rate_limits WHERE bucket = $1 AND key = $2",
-                &[&bucket, &key],
-            )
+            .execute(&statement, &[&bucket, &key])
             .await
             .map_err(map_error)?;
         Ok(())
@@ -227,7 +243,7 @@ impl Database for PostgresStore {
     const DIALECT: Dialect = Dialect::Postgres;
 
     async fn conn(&self) -> StoreResult<conn::PgConn> {
-        Ok(conn::PgConn(self.client().await?))
+        Ok(conn::PgConn::new(self.client().await?))
     }
 
     fn event_switch(&self) -> &arc_swap::ArcSwapOption<String> {

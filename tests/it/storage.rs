@@ -1224,3 +1224,90 @@ async fn shared_counters_never_give_more_than_the_limit() {
     assert!(a.purge_ended().await.expect("purge") >= 1);
     assert!(a.take_slot("short", "k", 1, 1).await.expect("a new window"));
 }
+
+/// Statements are prepared once per pooled PostgreSQL connection (`store/postgres/conn.rs`).
+/// Another instance adding a column under a prepared `SELECT *` makes the server refuse the
+/// old statement: a read outside a transaction prepares again and answers; a transaction the
+/// refusal aborted is the store's retryable `Unavailable`, and nothing of it is written; the
+/// next attempt works.
+#[tokio::test]
+async fn prepared_statements_outlive_columns_added_by_another_instance() {
+    let db = TestDb::new(Backend::Postgres).await;
+    // One connection, so the statements the change meets are the ones prepared before it.
+    let store = barong::store::open(&barong::store::StoreOptions {
+        url: db.url.clone(),
+        pool_size: 1,
+        connect_timeout: std::time::Duration::from_secs(5),
+    })
+    .await
+    .expect("open");
+    store.migrate().await.expect("migrate");
+    let alice = store
+        .create_user(&new_user("ID00000000A1", "a@x.io", None))
+        .await
+        .expect("alice");
+    store
+        .create_session(&NewSession {
+            id: session_key("one"),
+            user_id: alice.id,
+            uid: alice.uid.clone(),
+            user_ip: "10.1.2.3".into(),
+            user_agent: None,
+            csrf_token: "0123456789abcdef0123".into(),
+            expire_at: 1_000,
+            authenticated_with: "password".into(),
+            user_ip_country: None,
+        })
+        .await
+        .expect("session");
+    for _ in 0..3 {
+        let found = store.find_session(&session_key("one")).await;
+        assert!(found.expect("find").is_some());
+    }
+
+    let (other, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let task = tokio::spawn(connection);
+    // A transaction meets the change first.
+    let rules = barong::domain::StateRules::default();
+    store
+        .create_label(alice.id, "document", "pending", "private", &rules)
+        .await
+        .expect("a label, prepared");
+    other
+        .batch_execute("ALTER TABLE labels ADD COLUMN note text")
+        .await
+        .expect("another instance's migration");
+    match store
+        .create_label(alice.id, "phone", "verified", "private", &rules)
+        .await
+    {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("the aborted transaction is retryable: {other:?}"),
+    }
+    let labels = store.list_user_labels(alice.id).await.expect("labels");
+    assert!(
+        labels.iter().all(|label| label.key != "phone"),
+        "nothing of it was written"
+    );
+    let (label, _) = store
+        .create_label(alice.id, "phone", "verified", "private", &rules)
+        .await
+        .expect("the retry");
+    assert_eq!(label.key, "phone");
+
+    // A read outside a transaction meets it: answered at once.
+    other
+        .batch_execute("ALTER TABLE sessions ADD COLUMN note text")
+        .await
+        .expect("another instance's migration");
+    let found = store
+        .find_session(&session_key("one"))
+        .await
+        .expect("read after the change")
+        .expect("one");
+    assert_eq!(found.user_id, alice.id);
+    drop(other);
+    let _ = task.await;
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use tokio_postgres::Statement;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
@@ -93,25 +94,119 @@ fn params(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
+/// Statements a connection keeps prepared. The store's SQL is a fixed set plus the admin
+/// listings' filter combinations (and a few with `LIMIT`/`OFFSET` written in), so a connection
+/// that has this many runs the rest unprepared rather than growing without end, here and in
+/// its server process.
+const PREPARED_PER_CONNECTION: usize = 256;
+
 /// A pooled PostgreSQL connection.
-pub struct PgConn(pub(super) deadpool_postgres::Object);
+pub struct PgConn {
+    client: deadpool_postgres::Object,
+    /// Between `BEGIN` and `COMMIT`/`ROLLBACK`: a failed statement has aborted the transaction,
+    /// so it cannot be retried in it.
+    in_transaction: bool,
+}
+
+impl PgConn {
+    pub(super) fn new(client: deadpool_postgres::Object) -> Self {
+        Self {
+            client,
+            in_transaction: false,
+        }
+    }
+
+    /// Runs `sql` as a statement prepared once per connection (the connection's cache): one
+    /// round trip and no parse or plan in the server, where running the text makes two (an
+    /// unnamed prepare, then the execution) and plans it every time. This is the authz path's
+    /// miss (the session, the user, the API key) as much as the REST API's.
+    async fn run(&mut self, sql: &str, args: &[Value], want: Want) -> StoreResult<Ran> {
+        let params = params(args);
+        let client = &self.client;
+        let cache = &client.statement_cache;
+        if cache.size() >= PREPARED_PER_CONNECTION {
+            let statement = client.prepare(sql).await.map_err(map_error)?;
+            return want
+                .run(client, &statement, &params)
+                .await
+                .map_err(map_error);
+        }
+        let statement = client.prepare_cached(sql).await.map_err(map_error)?;
+        match want.run(client, &statement, &params).await {
+            // A table's columns changed under a prepared `SELECT *` (another instance migrated
+            // it): the server refuses the old statement. Every pooled connection forgets its
+            // statements, and this one prepares again, unless the refusal aborted its
+            // transaction: that caller gets the store's "unavailable" (a 503, try again).
+            Err(error) if plan_changed(&error) => {
+                match deadpool_postgres::Object::pool(client) {
+                    Some(pool) => pool.manager().statement_caches.clear(),
+                    None => cache.clear(),
+                }
+                if self.in_transaction {
+                    return Err(StoreError::Unavailable(describe(&error)));
+                }
+                let statement = client.prepare_cached(sql).await.map_err(map_error)?;
+                want.run(client, &statement, &params)
+                    .await
+                    .map_err(map_error)
+            }
+            ran => ran.map_err(map_error),
+        }
+    }
+}
+
+/// What a statement is run for: its rows, or the count of rows it changed.
+#[derive(Clone, Copy)]
+enum Want {
+    Rows,
+    Count,
+}
+
+enum Ran {
+    Rows(Vec<tokio_postgres::Row>),
+    Count(u64),
+}
+
+impl Want {
+    async fn run(
+        self,
+        client: &tokio_postgres::Client,
+        statement: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Ran, tokio_postgres::Error> {
+        Ok(match self {
+            Want::Rows => Ran::Rows(client.query(statement, params).await?),
+            Want::Count => Ran::Count(client.execute(statement, params).await?),
+        })
+    }
+}
+
+/// "cached plan must not change result type": a prepared statement's result columns changed.
+/// (A failed statement outside a transaction changed nothing, so running it again is safe.)
+fn plan_changed(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|db| {
+        db.code() == &SqlState::FEATURE_NOT_SUPPORTED && db.message().starts_with("cached plan")
+    })
+}
 
 #[async_trait]
 impl Exec for PgConn {
     async fn query(&mut self, sql: &str, args: &[Value]) -> StoreResult<Vec<Row>> {
-        let found = self.0.query(sql, &params(args)).await.map_err(map_error)?;
-        rows(&found)
+        match self.run(sql, args, Want::Rows).await? {
+            Ran::Rows(found) => rows(&found),
+            Ran::Count(_) => Ok(Vec::new()),
+        }
     }
 
     async fn execute(&mut self, sql: &str, args: &[Value]) -> StoreResult<u64> {
-        self.0.execute(sql, &params(args)).await.map_err(map_error)
+        match self.run(sql, args, Want::Count).await? {
+            Ran::Count(n) => Ok(n),
+            Ran::Rows(found) => Ok(found.len() as u64),
+        }
     }
 
     async fn lock(&mut self, sql: &str, args: &[Value]) -> StoreResult<()> {
-        self.0
-            .execute(sql, &params(args))
-            .await
-            .map_err(map_error)?;
+        self.execute(sql, args).await?;
         Ok(())
     }
 }
@@ -121,11 +216,17 @@ impl Conn for PgConn {
     const BEGIN: &'static str = "BEGIN";
 
     async fn batch(&mut self, sql: &str) -> StoreResult<()> {
-        self.0.batch_execute(sql).await.map_err(map_error)
+        let result = self.client.batch_execute(sql).await.map_err(map_error);
+        match sql {
+            Self::BEGIN => self.in_transaction = result.is_ok(),
+            "COMMIT" | "ROLLBACK" => self.in_transaction = false,
+            _ => {}
+        }
+        result
     }
 
     fn detach(self) {
-        drop(deadpool_postgres::Object::take(self.0));
+        drop(deadpool_postgres::Object::take(self.client));
     }
 }
 
