@@ -274,7 +274,7 @@ EOF
 { cat "$WORK/cold.lua"; echo "function delay() return $DELAY_MS end"; } >"$WORK/cold-paced.lua"
 
 # ---- running wrk ------------------------------------------------------------------------------
-declare -A RPS P50 P99 NON2XX ERRS REQS CPU_US
+declare -A RPS P50 P99 NON2XX ERRS REQS CPU_US CHAIN_US
 CLK_TCK=$(getconf CLK_TCK)
 # utime + stime of the server under test, in clock ticks: server CPU per answered request is far
 # steadier than requests/s when wrk shares the cores.
@@ -284,14 +284,31 @@ cpu_ticks() {
   [ -n "$pid" ] || { echo 0; return; }
   awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0
 }
+# The same summed over CHAIN_PIDS and their children (nginx's workers): the whole chain's CPU
+# (proxy, authz server, upstream) per request, the proxied runs' steadier measure. Requests/s
+# there depends on how the scheduler splits two cores with wrk; the chain's CPU does not.
+chain_ticks() {
+  [ -n "${CHAIN_PIDS:-}" ] || { echo 0; return; }
+  local pid children sum=0 t
+  for pid in $CHAIN_PIDS; do
+    children=$(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ')
+    for p in $pid $children; do
+      t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+      sum=$((sum + ${t:-0}))
+    done
+  done
+  echo "$sum"
+}
 run_wrk() { # key, script, url, duration, connections, script args...
   local key=$1 script=$2 url=$3 duration=$4 connections=$5 threads=$THREADS
   shift 5
   [ "$connections" -lt "$threads" ] && threads=$connections
-  local out ticks_before ticks_after
+  local out ticks_before ticks_after chain_before chain_after
   ticks_before=$(cpu_ticks)
+  chain_before=$(chain_ticks)
   out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --timeout 5s -s "$script" "$url" -- "$@" 2>&1)
   ticks_after=$(cpu_ticks)
+  chain_after=$(chain_ticks)
   local line
   line=$(grep '^RESULT' <<<"$out")
   if [ -z "$line" ]; then
@@ -308,13 +325,16 @@ run_wrk() { # key, script, url, duration, connections, script args...
   REQS[$key]=$requests
   CPU_US[$key]=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$CLK_TCK" -v r="$requests" \
     'BEGIN { printf "%.1f", (r > 0 ? t * 1e6 / hz / r : 0) }')
+  [ -z "${CHAIN_PIDS:-}" ] || CHAIN_US[$key]=$(awk -v t=$((chain_after - chain_before)) -v hz="$CLK_TCK" \
+    -v r="$requests" 'BEGIN { printf "%.1f", (r > 0 ? t * 1e6 / hz / r : 0) }')
   RPS[$key]=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
   P50[$key]=$p50
   P99[$key]=$p99
   NON2XX[$key]=$non2xx
   ERRS[$key]=$errors
-  log "$(printf '%-16s %8s req/s  p50 %6s us  p99 %6s us  server CPU %6s us/req  non-2xx %s  socket errors %s' \
-    "$key" "${RPS[$key]}" "$p50" "$p99" "${CPU_US[$key]}" "$non2xx" "$errors")"
+  log "$(printf '%-16s %8s req/s  p50 %6s us  p99 %6s us  server CPU %6s us/req  non-2xx %s  socket errors %s%s' \
+    "$key" "${RPS[$key]}" "$p50" "$p99" "${CPU_US[$key]}" "$non2xx" "$errors" \
+    "${CHAIN_US[$key]:+  chain CPU ${CHAIN_US[$key]} us/req}")"
 }
 
 scenario() { # key, script, url (warm-up then measured run)
@@ -328,10 +348,10 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (
 # KEY's figures as the median of KEY_1 .. KEY_N (each figure on its own); the rounds' requests/s
 # are kept in ROUNDS_RPS for the report, socket errors and non-2xx answers are summed.
 median_round() { # key, rounds
-  local key=$1 n=$2 r rps= p50= p99= cpu= non2xx=0 errs=0 reqs=0
+  local key=$1 n=$2 r rps= p50= p99= cpu= chain= non2xx=0 errs=0 reqs=0
   for r in $(seq 1 "$n"); do
     rps="$rps ${RPS[${key}_$r]:-}"; p50="$p50 ${P50[${key}_$r]:-}"; p99="$p99 ${P99[${key}_$r]:-}"
-    cpu="$cpu ${CPU_US[${key}_$r]:-}"
+    cpu="$cpu ${CPU_US[${key}_$r]:-}"; chain="$chain ${CHAIN_US[${key}_$r]:-}"
     non2xx=$((non2xx + ${NON2XX[${key}_$r]:-0})); errs=$((errs + ${ERRS[${key}_$r]:-0}))
     reqs=$((reqs + ${REQS[${key}_$r]:-0}))
   done
@@ -339,8 +359,10 @@ median_round() { # key, rounds
   CPU_US[$key]=$(median <<<"$cpu"); NON2XX[$key]=$non2xx; ERRS[$key]=$errs; REQS[$key]=$reqs
   ROUNDS_RPS[$key]=${rps# }
   ROUNDS_CPU[$key]=${cpu# }
+  CHAIN_US[$key]=$(median <<<"$chain")
+  ROUNDS_CHAIN[$key]=${chain# }
 }
-declare -A ROUNDS_RPS ROUNDS_CPU
+declare -A ROUNDS_RPS ROUNDS_CPU ROUNDS_CHAIN
 
 # Half the measured peak, paced: each connection sends, waits DELAY_MS, sends again.
 paced() { # key, peak key, script, url, calibration script args (one word list), script args...
@@ -558,7 +580,9 @@ CONF
         floor) measured=$FLOOR_PID ;;
         plain) measured=$UPSTREAM_PID ;;
       esac
-      MEASURED_PID=$measured scenario "nginx_${variant}_$round" "$WORK/cookie.lua" "$PROXY_URL"
+      chain="$NGINX_PID $UPSTREAM_PID"
+      [ "$variant" = plain ] || chain="$chain $measured"
+      CHAIN_PIDS=$chain MEASURED_PID=$measured scenario "nginx_${variant}_$round" "$WORK/cookie.lua" "$PROXY_URL"
       stop_nginx
     done
   done
@@ -634,18 +658,23 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
       check_status "cookie through envoy ($variant)" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$ENVOY_URL"
       [ "$variant" = plain ] || check_status "deny through envoy ($variant)" \
         "$(case $variant in *floor) echo 200 ;; *) echo 401 ;; esac)" -A "$AGENT" "$ENVOY_URL"
-      scenario "envoy_${variant}_$round" "$WORK/cookie.lua" "$ENVOY_URL"
+      # The check's server (CPU/req) and the whole chain (Envoy, that server, the upstream).
+      case $variant in
+        plain) measured=$UPSTREAM_PID ;;
+        hfloor) measured=$HFLOOR_PID ;;
+        floor) measured=$FLOOR_PID ;;
+        *) measured=$SERVER_PID ;;
+      esac
+      chain="$ENVOY_PID $UPSTREAM_PID"
+      [ "$variant" = plain ] || chain="$chain $measured"
+      CHAIN_PIDS=$chain MEASURED_PID=$measured scenario "envoy_${variant}_$round" "$WORK/cookie.lua" "$ENVOY_URL"
       stop_envoy
     done
   done
   for variant in $ENVOY_VARIANTS; do
-    rps= p99=
-    for round in $(seq 1 "$ENVOY_ROUNDS"); do
-      rps="$rps ${RPS[envoy_${variant}_$round]:-}"
-      p99="$p99 ${P99[envoy_${variant}_$round]:-}"
-    done
-    ENVOY_RPS[$variant]=$(median <<<"$rps")
-    ENVOY_P99[$variant]=$(median <<<"$p99")
+    median_round "envoy_$variant" "$ENVOY_ROUNDS"
+    ENVOY_RPS[$variant]=${RPS[envoy_$variant]}
+    ENVOY_P99[$variant]=${P99[envoy_$variant]}
   done
   stop_server
   kill "$UPSTREAM_PID" "$FLOOR_PID" "$HFLOOR_PID" 2>/dev/null
@@ -658,6 +687,10 @@ fi
 # ---- report -----------------------------------------------------------------------------------
 ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
 ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[baseline]:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }'; }
+# Proxied runs against their floor: by requests/s (KEY's over FLOOR's), and by the whole chain's
+# CPU per request (FLOOR's over KEY's, so both read "1.00x = costs what the floor costs").
+rps_ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[$2]:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }'; }
+chain_ratio() { awk -v a="${CHAIN_US[$1]:-0}" -v b="${CHAIN_US[$2]:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", b / a; else printf "-" }'; }
 # Efficiency: the baseline's server CPU per request over this scenario's (1.00 = costs what bare
 # hyper costs to answer).
 # The second argument names another baseline (the API-key allow's: the same request).
@@ -688,10 +721,10 @@ row() { # key, label, server[, baseline key of the efficiency]
   fi
   if [ -n "${RPS[nginx_barong]:-}" ]; then
     echo
-    echo "through nginx (one worker; shipped nginx/barong.conf, cookie session, upstream = the bare hyper server; median of $ROUNDS interleaved rounds). The floor is the same nginx config with a bare hyper server answering 200 + the fixed Bearer in barong's place; CPU/req is the authz server's (for no auth, the upstream's):"
+    echo "through nginx (one worker; shipped nginx/barong.conf, cookie session, upstream = the bare hyper server; median of $ROUNDS interleaved rounds). The floor is the same nginx config with a bare hyper server answering 200 + the fixed Bearer in barong's place; CPU/req is the authz server's (for no auth, the upstream's), chain CPU/req nginx's, the authz server's and the upstream's together:"
     echo
-    printf '| %-38s | %9s | %10s | %10s | %8s | %8s | %s |\n' scenario "req/s" p50 p99 "vs floor" "CPU/req" "rounds (req/s)"
-    echo "|----------------------------------------|-----------|------------|------------|----------|----------|----------------|"
+    printf '| %-38s | %9s | %10s | %10s | %8s | %8s | %9s | %8s | %s |\n' scenario "req/s" p50 p99 "vs floor" "CPU/req" "chain CPU" "vs floor" "rounds (req/s; chain CPU/req)"
+    echo "|----------------------------------------|-----------|------------|------------|----------|----------|-----------|----------|----------------|"
     for variant in $NGINX_VARIANTS; do
       key=nginx_$variant
       case $variant in
@@ -699,18 +732,21 @@ row() { # key, label, server[, baseline key of the efficiency]
         floor) label="nginx -> bare authz (floor) -> upstream" ;;
         barong) label="nginx -> barong authz -> upstream" ;;
       esac
-      printf '| %-38s | %9s | %10s | %10s | %8s | %8s | %s |\n' "$label" "${RPS[$key]}" "$(ms "${P50[$key]}")" \
-        "$(ms "${P99[$key]}")" "$(awk -v a="${RPS[$key]}" -v b="${RPS[nginx_floor]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b }')" \
-        "${CPU_US[$key]}" "${ROUNDS_RPS[$key]}"
+      printf '| %-38s | %9s | %10s | %10s | %8s | %8s | %9s | %8s | %s; %s |\n' "$label" "${RPS[$key]}" "$(ms "${P50[$key]}")" \
+        "$(ms "${P99[$key]}")" "$(rps_ratio "$key" nginx_floor)" "${CPU_US[$key]}" "${CHAIN_US[$key]:--}" \
+        "$(chain_ratio "$key" nginx_floor)" "${ROUNDS_RPS[$key]}" "${ROUNDS_CHAIN[$key]:-}"
     done
+    echo
+    echo "barong vs its floor: $(rps_ratio nginx_barong nginx_floor) by requests/s, $(chain_ratio nginx_barong nginx_floor) by the chain's CPU per request (the floor's over barong's)"
   fi
   if [ -n "${ENVOY_RPS[plain]:-}" ]; then
     echo
-    echo "through Envoy (one worker; shipped envoy/envoy.yaml and envoy/envoy-grpc.yaml, cookie session, upstream = the bare hyper server; median of $ENVOY_ROUNDS interleaved rounds):"
+    echo "through Envoy (one worker; shipped envoy/envoy.yaml and envoy/envoy-grpc.yaml, cookie session, upstream = the bare hyper server; median of $ENVOY_ROUNDS interleaved rounds); CPU/req is the check server's (for no auth, the upstream's), chain CPU/req Envoy's, the check server's and the upstream's together:"
     echo
-    printf '| %-38s | %9s | %10s | %6s | %s |\n' scenario "req/s" p99 "ratio" "rounds (req/s)"
-    echo "|----------------------------------------|-----------|------------|--------|----------------|"
+    printf '| %-38s | %9s | %10s | %6s | %8s | %9s | %s |\n' scenario "req/s" p99 "ratio" "CPU/req" "chain CPU" "rounds (req/s; chain CPU/req)"
+    echo "|----------------------------------------|-----------|------------|--------|----------|-----------|----------------|"
     for variant in $ENVOY_VARIANTS; do
+      key=envoy_$variant
       case $variant in
         plain) label="Envoy -> upstream, no auth" ;;
         hfloor) label="Envoy -> HTTP ext_authz (bare 200)" ;;
@@ -718,16 +754,12 @@ row() { # key, label, server[, baseline key of the efficiency]
         grpc) label="Envoy -> gRPC ext_authz (barong)" ;;
         floor) label="Envoy -> gRPC ext_authz (bare OK)" ;;
       esac
-      rounds=
-      for round in $(seq 1 "$ENVOY_ROUNDS"); do rounds="$rounds ${RPS[envoy_${variant}_$round]:--}"; done
-      printf '| %-38s | %9s | %10s | %6s | %s |\n' "$label" "${ENVOY_RPS[$variant]}" \
-        "$(ms "${ENVOY_P99[$variant]}")" \
-        "$(awk -v a="${ENVOY_RPS[$variant]}" -v b="${ENVOY_RPS[plain]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b }')" "${rounds# }"
+      printf '| %-38s | %9s | %10s | %6s | %8s | %9s | %s; %s |\n' "$label" "${RPS[$key]}" \
+        "$(ms "${P99[$key]}")" "$(rps_ratio "$key" envoy_plain)" "${CPU_US[$key]:--}" "${CHAIN_US[$key]:--}" \
+        "${ROUNDS_RPS[$key]}" "${ROUNDS_CHAIN[$key]:-}"
     done
     echo
-    echo "barong vs its floor (req/s): HTTP $(awk -v a="${ENVOY_RPS[http]}" -v b="${ENVOY_RPS[hfloor]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b }'), gRPC $(awk -v a="${ENVOY_RPS[grpc]}" -v b="${ENVOY_RPS[floor]}" 'BEGIN { if (b > 0) printf "%.2fx", a / b }')"
-    echo
-    echo "server CPU per request (barong, us): HTTP $(for r in $(seq 1 "$ENVOY_ROUNDS"); do printf '%s ' "${CPU_US[envoy_http_$r]:--}"; done); gRPC $(for r in $(seq 1 "$ENVOY_ROUNDS"); do printf '%s ' "${CPU_US[envoy_grpc_$r]:--}"; done)"
+    echo "barong vs its floor: HTTP $(rps_ratio envoy_http envoy_hfloor) by requests/s, $(chain_ratio envoy_http envoy_hfloor) by the chain's CPU per request; gRPC $(rps_ratio envoy_grpc envoy_floor) by requests/s, $(chain_ratio envoy_grpc envoy_floor) by the chain's CPU per request"
   fi
   echo
   echo "CPU/req is the server process's utime+stime over the measured run divided by the requests it answered (us); eff. is the baseline's CPU/req over the scenario's, the baseline answering the same request (the API-key allow's is the bare server asked the API-key request)."
