@@ -98,19 +98,17 @@ pub async fn serve_connections<F, S, B>(
         match &tls {
             None => {
                 let wait = limits.header_read_timeout;
-                tokio::spawn(async move {
-                    // The version sniffing of the auto builder reads without a timer: a client
-                    // that connects and sends nothing is dropped here instead.
-                    let mut first = [0u8; 1];
-                    match tokio::time::timeout(wait, stream.peek(&mut first)).await {
-                        Ok(Ok(n)) if n > 0 => {}
-                        _ => {
-                            tracing::debug!(listener = name, %peer, "no request before the header timeout");
-                            return;
-                        }
-                    }
-                    serve_io(name, builder, TokioIo::new(stream), service, watcher, wait).await;
-                });
+                // A client that connects and sends nothing (the auto builder's version sniffing
+                // reads without a timer) meets the head deadline, which runs from the
+                // connection's opening: no timer or peek of its own.
+                tokio::spawn(serve_io(
+                    name,
+                    builder,
+                    TokioIo::new(stream),
+                    service,
+                    watcher,
+                    wait,
+                ));
             }
             Some(tls) => {
                 let acceptor = tls.acceptor();
