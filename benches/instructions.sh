@@ -9,7 +9,9 @@
 # Scenarios (default: all): guarded (examples/baseline.rs with barong's head deadline, the floor
 # of any answer on barong's listener settings), keyfloor (the same asked the API-key request, whose
 # three custom headers cost hyper more to parse: the API-key allow's floor), cookie (cached
-# session -> 200 + JWT), apikey (cached HS256 key), deny (no session -> 401). Each runs its server under callgrind with
+# session -> 200 + JWT), apikey (cached HS256 key), deny (no session -> 401), envoy (the cookie
+# check as Envoy's HTTP ext_authz sends it: its request id, X-Forwarded-For and own headers) and
+# envoyfloor (the bare server asked that request: envoy's floor). Each runs its server under callgrind with
 # instrumentation off, warms its caches, then counts while wrk (1 thread, 4 connections) sends
 # requests for N seconds (default 6). BARONG_BENCH_BIN compares another barong binary. --keep DIR
 # keeps each scenario's callgrind file as DIR/callgrind.SCENARIO, for `callgrind_annotate
@@ -23,8 +25,8 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0 ;;
     --seconds) SECONDS_PER=$2; shift ;;
     --keep) KEEP=$2; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    guarded|keyfloor|cookie|apikey|deny) SCENARIOS+=("$1") ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    guarded|keyfloor|cookie|apikey|deny|envoy|envoyfloor) SCENARIOS+=("$1") ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -80,13 +82,18 @@ done <"$WORK/seed.env"
 declare -A PER_REQUEST
 for scenario in "${SCENARIOS[@]}"; do
   case $scenario in
-    guarded|keyfloor) cmd=("$BASELINE" --addr "$ADDR" --head-deadline 10) ;;
+    guarded|keyfloor|envoyfloor) cmd=("$BASELINE" --addr "$ADDR" --head-deadline 10) ;;
     *) cmd=("$BARONG" serve --no-migrate) ;;
   esac
   case $scenario in
     guarded|cookie) headers=(-H "User-Agent: $AGENT" -H "Cookie: _barong_session=$COOKIE0") ;;
     keyfloor|apikey) headers=(-H "X-Auth-Apikey: $KID" -H "X-Auth-Nonce: $NONCE" -H "X-Auth-Signature: $SIGNATURE") ;;
     deny) headers=(-H "User-Agent: $AGENT") ;;
+    # What Envoy 1.40 sends barong for the cookie request (envoy/envoy.yaml), header for header.
+    envoy|envoyfloor) headers=(-H "Content-Length: 0" -H "User-Agent: $AGENT"
+      -H "X-Request-Id: 3d72e417-60aa-47cc-b232-bde2254ede99"
+      -H "Cookie: _barong_session=$COOKIE0" -H "X-Forwarded-For: 127.0.0.1"
+      -H "X-Envoy-Internal: true" -H "X-Envoy-Expected-Rq-Timeout-Ms: 2000") ;;
   esac
   out=$WORK/callgrind.$scenario
   mkdir -p "$WORK/data-$scenario"
@@ -115,11 +122,12 @@ for scenario in "${SCENARIOS[@]}"; do
   log "$scenario: $requests requests, ${PER_REQUEST[$scenario]} instructions per request"
 done
 
-echo "| scenario | instructions per request | vs floor (apikey: keyfloor; others: guarded) |"
+echo "| scenario | instructions per request | vs floor (apikey: keyfloor; envoy: envoyfloor; others: guarded) |"
 echo "|---|---|---|"
 for scenario in "${SCENARIOS[@]}"; do
   floor=guarded
   [ "$scenario" = apikey ] && floor=keyfloor
+  [ "$scenario" = envoy ] && floor=envoyfloor
   ratio=-
   if [ -n "${PER_REQUEST[$floor]:-}" ]; then
     ratio=$(awk -v b="${PER_REQUEST[$floor]}" -v s="${PER_REQUEST[$scenario]}" 'BEGIN { printf "%.2fx", s / b }')
