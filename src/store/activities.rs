@@ -112,10 +112,19 @@ impl<S: Database> ActivityStore for S {
         let total = c
             .scalar(&format!("SELECT COUNT(*) FROM {from}"), &args)
             .await?;
+        // The page as arguments, not text: one statement to prepare whatever the page.
+        let (at_limit, at_offset) = (args.len() + 1, args.len() + 2);
+        let page: Vec<Value> = args
+            .iter()
+            .cloned()
+            .chain([limit.into(), offset.into()])
+            .collect();
         let rows = c
             .query(
-                &format!("SELECT a.* FROM {from} ORDER BY a.id DESC LIMIT {limit} OFFSET {offset}"),
-                &args,
+                &format!(
+                    "SELECT a.* FROM {from} ORDER BY a.id DESC LIMIT ${at_limit} OFFSET ${at_offset}"
+                ),
+                &page,
             )
             .await?;
         Ok((all(rows, activity_from_row)?, total))
