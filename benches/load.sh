@@ -344,6 +344,14 @@ scenario() { # key, script, url (warm-up then measured run)
   run_wrk "$1" "$2" "$3" "$DURATION" "$CONNECTIONS"
 }
 
+# The cookie request through a proxy: CPU/req of MEASURED (the check server, or the upstream when
+# there is none), chain CPU of the proxy, the upstream and the check server.
+proxied() { # key, url, proxy pid, measured pid
+  local chain="$3 $UPSTREAM_PID"
+  [ "$4" = "$UPSTREAM_PID" ] || chain="$chain $4"
+  CHAIN_PIDS=$chain MEASURED_PID=$4 scenario "$1" "$WORK/cookie.lua" "$2"
+}
+
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 # KEY's figures as the median of KEY_1 .. KEY_N (each figure on its own); the rounds' requests/s
 # are kept in ROUNDS_RPS for the report, socket errors and non-2xx answers are summed.
@@ -580,9 +588,7 @@ CONF
         floor) measured=$FLOOR_PID ;;
         plain) measured=$UPSTREAM_PID ;;
       esac
-      chain="$NGINX_PID $UPSTREAM_PID"
-      [ "$variant" = plain ] || chain="$chain $measured"
-      CHAIN_PIDS=$chain MEASURED_PID=$measured scenario "nginx_${variant}_$round" "$WORK/cookie.lua" "$PROXY_URL"
+      proxied "nginx_${variant}_$round" "$PROXY_URL" "$NGINX_PID" "$measured"
       stop_nginx
     done
   done
@@ -665,9 +671,7 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
         floor) measured=$FLOOR_PID ;;
         *) measured=$SERVER_PID ;;
       esac
-      chain="$ENVOY_PID $UPSTREAM_PID"
-      [ "$variant" = plain ] || chain="$chain $measured"
-      CHAIN_PIDS=$chain MEASURED_PID=$measured scenario "envoy_${variant}_$round" "$WORK/cookie.lua" "$ENVOY_URL"
+      proxied "envoy_${variant}_$round" "$ENVOY_URL" "$ENVOY_PID" "$measured"
       stop_envoy
     done
   done

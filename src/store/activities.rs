@@ -112,19 +112,11 @@ impl<S: Database> ActivityStore for S {
         let total = c
             .scalar(&format!("SELECT COUNT(*) FROM {from}"), &args)
             .await?;
-        // The page as arguments, not text: one statement to prepare whatever the page.
-        let (at_limit, at_offset) = (args.len() + 1, args.len() + 2);
-        let page: Vec<Value> = args
-            .iter()
-            .cloned()
-            .chain([limit.into(), offset.into()])
-            .collect();
+        let (page, page_args) = admin_sql::page(&args, limit, offset);
         let rows = c
             .query(
-                &format!(
-                    "SELECT a.* FROM {from} ORDER BY a.id DESC LIMIT ${at_limit} OFFSET ${at_offset}"
-                ),
-                &page,
+                &format!("SELECT a.* FROM {from} ORDER BY a.id DESC {page}"),
+                &page_args,
             )
             .await?;
         Ok((all(rows, activity_from_row)?, total))

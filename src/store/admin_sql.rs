@@ -21,6 +21,23 @@ pub(super) fn numbered(n: usize, _: &Arg) -> String {
     format!("${n}")
 }
 
+/// A listing's page after its filter's `args`: the `LIMIT $n OFFSET $m` clause and the
+/// arguments with the page appended. The page is an argument, not text, so one prepared
+/// statement serves every page of a filter.
+pub(super) fn page(
+    args: &[super::sql::Value],
+    limit: i64,
+    offset: i64,
+) -> (String, Vec<super::sql::Value>) {
+    let clause = format!("LIMIT ${} OFFSET ${}", args.len() + 1, args.len() + 2);
+    let args = args
+        .iter()
+        .cloned()
+        .chain([limit.into(), offset.into()])
+        .collect();
+    (clause, args)
+}
+
 impl From<Arg> for super::sql::Value {
     fn from(arg: Arg) -> Self {
         match arg {

@@ -168,20 +168,14 @@ async fn users_page(
     let total = c
         .scalar(&format!("SELECT COUNT(*) FROM {from_where}"), args)
         .await?;
-    // The page as arguments, not text: one statement to prepare whatever the page.
-    let (at_limit, at_offset) = (args.len() + 1, args.len() + 2);
-    let page: Vec<Value> = args
-        .iter()
-        .cloned()
-        .chain([limit.into(), offset.into()])
-        .collect();
+    let (page, page_args) = admin_sql::page(args, limit, offset);
     let rows = c
         .query(
             &format!(
-                "SELECT {} FROM {from_where} ORDER BY {order} LIMIT ${at_limit} OFFSET ${at_offset}",
+                "SELECT {} FROM {from_where} ORDER BY {order} {page}",
                 qualified_columns()
             ),
-            &page,
+            &page_args,
         )
         .await?;
     Ok((all(rows, user_from_row)?, total))
