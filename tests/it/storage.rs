@@ -261,6 +261,21 @@ async fn rows_are_deduplicated_as_barong_seeds_them(backend: Backend) {
     );
 }
 
+/// A password login's session for `user`, keyed by `cookie`.
+fn new_session(user: &barong::domain::User, cookie: &str, expire_at: i64) -> NewSession {
+    NewSession {
+        id: session_key(cookie),
+        user_id: user.id,
+        uid: user.uid.clone(),
+        user_ip: "10.1.2.3".into(),
+        user_agent: Some("Mozilla/5.0".into()),
+        csrf_token: "0123456789abcdef0123".into(),
+        expire_at,
+        authenticated_with: "password".into(),
+        user_ip_country: None,
+    }
+}
+
 async fn sessions_open_find_extend_and_revoke(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = migrated(&db).await;
@@ -268,17 +283,7 @@ async fn sessions_open_find_extend_and_revoke(backend: Backend) {
         .create_user(&new_user("ID00000000A1", "a@x.io", None))
         .await
         .expect("a");
-    let session = |cookie: &str, expire_at: i64| NewSession {
-        id: session_key(cookie),
-        user_id: alice.id,
-        uid: alice.uid.clone(),
-        user_ip: "10.1.2.3".into(),
-        user_agent: Some("Mozilla/5.0".into()),
-        csrf_token: "0123456789abcdef0123".into(),
-        expire_at,
-        authenticated_with: "password".into(),
-        user_ip_country: None,
-    };
+    let session = |cookie: &str, expire_at: i64| new_session(&alice, cookie, expire_at);
     for cookie in ["one", "two", "three"] {
         store
             .create_session(&session(cookie, 1_000))
@@ -1247,17 +1252,7 @@ async fn prepared_statements_outlive_columns_added_by_another_instance() {
         .await
         .expect("alice");
     store
-        .create_session(&NewSession {
-            id: session_key("one"),
-            user_id: alice.id,
-            uid: alice.uid.clone(),
-            user_ip: "10.1.2.3".into(),
-            user_agent: None,
-            csrf_token: "0123456789abcdef0123".into(),
-            expire_at: 1_000,
-            authenticated_with: "password".into(),
-            user_ip_country: None,
-        })
+        .create_session(&new_session(&alice, "one", 1_000))
         .await
         .expect("session");
     for _ in 0..3 {
