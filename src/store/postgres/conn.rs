@@ -95,9 +95,9 @@ fn params(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 /// Statements a connection keeps prepared. The store's SQL is a fixed set plus the admin
-/// listings' filter combinations (and a few with `LIMIT`/`OFFSET` written in), so a connection
-/// that has this many runs the rest unprepared rather than growing without end, here and in
-/// its server process.
+/// listings' filter and ordering combinations (pages are arguments: `admin_sql::page`); should
+/// a connection reach this many anyway, it runs the rest unprepared rather than growing
+/// without end, here and in its server process.
 const PREPARED_PER_CONNECTION: usize = 256;
 
 /// A pooled PostgreSQL connection.
