@@ -13,7 +13,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
-use super::sql::{Database, Dialect};
+use super::sql::{Database, Dialect, Exec, args};
 use super::{Backend, SharedCounters, Store, StoreError, StoreOptions, StoreResult};
 
 /// The PostgreSQL implementation of [`Store`].
@@ -73,17 +73,16 @@ async fn pool_client(pool: &Pool) -> StoreResult<deadpool_postgres::Client> {
     })
 }
 
-/// `sql` prepared once per pooled connection (see `conn::PgConn::run`).
-async fn prepared(
-    client: &deadpool_postgres::Client,
-    sql: &str,
-) -> StoreResult<tokio_postgres::Statement> {
-    client.prepare_cached(sql).await.map_err(map_error)
-}
-
-/// The `rate_limits` table, on the store's pool.
+/// The `rate_limits` table, on the store's pool. Its statements go through the same pooled
+/// connection type as the rest of the store (`conn::PgConn`: prepared once per connection).
 struct PgCounters {
     pool: Pool,
+}
+
+impl PgCounters {
+    async fn conn(&self) -> StoreResult<conn::PgConn> {
+        Ok(conn::PgConn::new(pool_client(&self.pool).await?))
+    }
 }
 
 #[async_trait]
@@ -95,15 +94,15 @@ impl SharedCounters for PgCounters {
         limit: u32,
         window_secs: u64,
     ) -> StoreResult<bool> {
-        let client = pool_client(&self.pool).await?;
-        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         let window = window_secs as f64;
         // One statement: the conflicting row is locked and re-read before the `WHERE`, so two
         // instances racing for the last slot are serialised and only one gets it. An ended
         // window is reopened in place.
-        let statement = prepared(
-            &client,
-            "INSERT INTO rate_limits AS r (bucket, key, used, ends_at)
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                "INSERT INTO rate_limits AS r (bucket, key, used, ends_at)
                  VALUES ($1, $2, 1, now() + make_interval(secs => $4))
                  ON CONFLICT (bucket, key) DO UPDATE SET
                      used = CASE WHEN r.ends_at <= now() THEN 1 ELSE r.used + 1 END,
@@ -111,67 +110,59 @@ impl SharedCounters for PgCounters {
                                     ELSE r.ends_at END
                  WHERE r.ends_at <= now() OR r.used < $3
                  RETURNING used",
-        )
-        .await?;
-        let row = client
-            .query_opt(&statement, &[&bucket, &key, &limit, &window])
-            .await
-            .map_err(map_error)?;
+                args![bucket, key, clamp(limit), window],
+            )
+            .await?;
         Ok(row.is_some())
     }
 
     async fn slots_used_up(&self, bucket: &str, key: &str, limit: u32) -> StoreResult<bool> {
-        let client = pool_client(&self.pool).await?;
-        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
-        let statement = prepared(
-            &client,
-            "SELECT 1 FROM rate_limits
-             WHERE bucket = $1 AND key = $2 AND ends_at > now() AND used >= $3",
-        )
-        .await?;
-        let row = client
-            .query_opt(&statement, &[&bucket, &key, &limit])
-            .await
-            .map_err(map_error)?;
+        let row = self
+            .conn()
+            .await?
+            .query_opt(
+                "SELECT 1 FROM rate_limits
+                 WHERE bucket = $1 AND key = $2 AND ends_at > now() AND used >= $3",
+                args![bucket, key, clamp(limit)],
+            )
+            .await?;
         Ok(row.is_some())
     }
 
     async fn give_back(&self, bucket: &str, key: &str) -> StoreResult<()> {
-        let client = pool_client(&self.pool).await?;
-        let statement = prepared(
-            &client,
-            "UPDATE rate_limits SET used = used - 1
-             WHERE bucket = $1 AND key = $2 AND used > 0 AND ends_at > now()",
-        )
-        .await?;
-        client
-            .execute(&statement, &[&bucket, &key])
-            .await
-            .map_err(map_error)?;
+        self.conn()
+            .await?
+            .execute(
+                "UPDATE rate_limits SET used = used - 1
+                 WHERE bucket = $1 AND key = $2 AND used > 0 AND ends_at > now()",
+                args![bucket, key],
+            )
+            .await?;
         Ok(())
     }
 
     async fn forget(&self, bucket: &str, key: &str) -> StoreResult<()> {
-        let client = pool_client(&self.pool).await?;
-        let statement = prepared(
-            &client,
-            "DELETE FROM rate_limits WHERE bucket = $1 AND key = $2",
-        )
-        .await?;
-        client
-            .execute(&statement, &[&bucket, &key])
-            .await
-            .map_err(map_error)?;
+        self.conn()
+            .await?
+            .execute(
+                "DELETE FROM rate_limits WHERE bucket = $1 AND key = $2",
+                args![bucket, key],
+            )
+            .await?;
         Ok(())
     }
 
     async fn purge_ended(&self) -> StoreResult<u64> {
-        let client = pool_client(&self.pool).await?;
-        client
-            .execute("DELETE FROM rate_limits WHERE ends_at <= now()", &[])
+        self.conn()
+            .await?
+            .execute("DELETE FROM rate_limits WHERE ends_at <= now()", args![])
             .await
-            .map_err(map_error)
     }
+}
+
+/// A limit as the `used` column's `INTEGER`.
+fn clamp(limit: u32) -> i32 {
+    i32::try_from(limit).unwrap_or(i32::MAX)
 }
 
 fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
