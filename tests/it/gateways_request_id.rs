@@ -42,22 +42,12 @@ pub(crate) async fn the_upstream_gets_the_id_barong_decided_under(proxy: Proxy) 
     assert_ne!(ids[0], ids[1], "one id per request");
 
     // barong decided each request under the id the upstream got.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let logs = server.log_text();
-        let logged = |id: &str| {
-            logs.lines()
-                .any(|line| line.contains("authz decision") && line.contains(id))
-        };
-        if ids.iter().all(|id| logged(id)) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ids {ids:?} not in barong's decision logs:\n{logs}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    decisions_logged(
+        &server,
+        &ids,
+        "the upstream got ids barong did not decide under",
+    )
+    .await;
 
     // Barong's own REST answers carry the id they were sent with.
     let ping = http
@@ -72,12 +62,34 @@ pub(crate) async fn the_upstream_gets_the_id_barong_decided_under(proxy: Proxy) 
         .and_then(|v| v.to_str().ok())
         .expect("x-request-id on the REST answer")
         .to_owned();
-    let logs = server.log_text();
-    assert!(
-        logs.lines()
-            .any(|line| line.contains("authz decision") && line.contains(&echoed)),
-        "the REST listener got the id the check had: {echoed}"
-    );
+    decisions_logged(
+        &server,
+        &[echoed],
+        "the REST listener did not get the id the check had",
+    )
+    .await;
+}
+
+/// Waits (5 s at most) until barong's log has an "authz decision" line for every one of `ids`:
+/// the harness reads the server's output on a thread of its own, so a line barong wrote before
+/// it answered may reach `log_text` a moment after the answer reaches the test.
+async fn decisions_logged(server: &TestServer, ids: &[String], failure: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let logs = server.log_text();
+        let logged = |id: &str| {
+            logs.lines()
+                .any(|line| line.contains("authz decision") && line.contains(id))
+        };
+        if ids.iter().all(|id| logged(id)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{failure}: ids {ids:?} not in barong's decision logs:\n{logs}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 both_proxies!(the_upstream_gets_the_id_barong_decided_under);
