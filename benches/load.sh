@@ -68,6 +68,9 @@ ROUNDS=3
 ENVOY_ROUNDS=
 ENVOY_ONLY=0
 SPIN_US=
+# barong's request-head deadline (BARONG_HEADER_READ_TIMEOUT's default, seconds): the floors on
+# barong's listener settings (guarded, and the HTTP floors behind nginx and Envoy) run under it.
+HEAD_DEADLINE=10
 
 usage() {
   sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -443,7 +446,7 @@ SERVER_PID=$!
 TIMED_PID=$SERVER_PID
 wait_http "http://$TIMED_ADDR/" 200 "baseline (hyper's timer)"
 GUARDED_ADDR=127.0.0.1:$((PORT_BASE + 95))
-"$BASELINE" --addr "$GUARDED_ADDR" --head-deadline 10 >"$WORK/baseline-guarded.log" 2>&1 &
+"$BASELINE" --addr "$GUARDED_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/baseline-guarded.log" 2>&1 &
 SERVER_PID=$!
 GUARDED_PID=$SERVER_PID
 wait_http "http://$GUARDED_ADDR/" 200 "baseline (head deadline)"
@@ -556,9 +559,9 @@ if [ -x "$NGINX" ]; then
   UPSTREAM_PID=$!
   # The floor: a second bare hyper server in barong's place, answering every check with 200
   # and the fixed Bearer, so nginx does exactly the work it does for barong. It keeps barong's
-  # guard against slow clients (the head deadline, BARONG_HEADER_READ_TIMEOUT's 10 s), as the
-  # Envoy HTTP floors below do: a floor on barong's listener settings, like `guarded`.
-  "$BASELINE" --addr "$FLOOR_AUTHZ_ADDR" --head-deadline 10 >"$WORK/floor-authz.log" 2>&1 &
+  # guard against slow clients (HEAD_DEADLINE), as the Envoy HTTP floors below do: a floor on
+  # barong's listener settings, like `guarded`.
+  "$BASELINE" --addr "$FLOOR_AUTHZ_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/floor-authz.log" 2>&1 &
   FLOOR_PID=$!
   # wait_http watches SERVER_PID: point it at each bare server while it comes up.
   SERVER_PID=$UPSTREAM_PID
@@ -649,11 +652,11 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
   UPSTREAM_PID=$!
   # The HTTP floor: a second bare hyper server as the HTTP ext_authz, answering 200 + Bearer,
   # with barong's head deadline (as the nginx floor).
-  "$BASELINE" --addr "$HFLOOR_ADDR" --head-deadline 10 >"$WORK/hfloor.log" 2>&1 &
+  "$BASELINE" --addr "$HFLOOR_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/hfloor.log" 2>&1 &
   HFLOOR_PID=$!
   if [ -n "$SPIN_US" ]; then
     SFLOOR_ADDR=127.0.0.1:$((PORT_BASE + 94))
-    "$BASELINE" --addr "$SFLOOR_ADDR" --head-deadline 10 --work-us "$SPIN_US" >"$WORK/sfloor.log" 2>&1 &
+    "$BASELINE" --addr "$SFLOOR_ADDR" --head-deadline "$HEAD_DEADLINE" --work-us "$SPIN_US" >"$WORK/sfloor.log" 2>&1 &
     SFLOOR_PID=$!
   fi
   "$GRPC_FLOOR" --addr "$FLOOR_ADDR" >"$WORK/floor.log" 2>&1 &
