@@ -7,6 +7,8 @@
 //!   session, a cached API key (HS256), a deny (no session, 401), a session cache miss (the
 //!   session is evicted before each call: SQLite lookup, JWT reused) and the same miss with
 //!   `BARONG_JWT_REUSE_TIME=0` (lookup + RS256 signing).
+//! - `decision_two_threads/*`: the cached decisions above, two at once on two threads (the
+//!   slower thread's time): what the sharing between two cores adds to a decision.
 //! - `replay/*`: a cached API key with a fresh nonce per request, without replay protection and
 //!   with it on per store (in process; Redis at `BARONG_BENCH_REDIS_URL`, skipped if down).
 //! - `hmac/*`: `authz::apikey::signature_matches` (what every API-key request verifies).
@@ -362,6 +364,50 @@ async fn timed_decisions(
     total
 }
 
+/// Times `iters` decisions on each of two threads at once, and gives the slower thread's
+/// time: what a decision costs while another core runs one too, as under load. Whatever both
+/// write (a counter, a shared entry's reference count, a cache shard's lock word) moves
+/// between the two cores' caches on every decision, which one thread alone never pays. The
+/// requests are built in chunks outside the timed part; both threads start each chunk
+/// together.
+fn timed_in_pairs(
+    f: &Fixture,
+    authz: &Arc<Authz>,
+    iters: u64,
+    make: &(dyn Fn() -> Request<()> + Sync),
+) -> Duration {
+    let start_together = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut total = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        let n = left.min(1024);
+                        let requests: Vec<Request<()>> = (0..n).map(|_| make()).collect();
+                        start_together.wait();
+                        let start = Instant::now();
+                        f.rt.block_on(async {
+                            for request in requests {
+                                black_box(decide(authz, request).await);
+                            }
+                        });
+                        total += start.elapsed();
+                        left -= n;
+                    }
+                    total
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().expect("bench thread"))
+            .max()
+            .unwrap_or_default()
+    })
+}
+
 /// Times decisions that each start with the session evicted (the eviction is not timed).
 async fn timed_misses(authz: &Arc<Authz>, iters: u64, cookie: &str, session_id: &str) -> Duration {
     let mut total = Duration::ZERO;
@@ -453,6 +499,25 @@ fn decision(c: &mut Criterion) {
         b.to_async(&f.rt)
             .iter_custom(|iters| timed_misses(&f.authz_signing, iters, &f.cookie, &f.session_id));
     });
+    group.finish();
+
+    // The same decisions, two at a time on two threads (`timed_in_pairs`): against the group
+    // above, what the cores' sharing costs. The fixture has one session, one user and one key,
+    // so both threads read the same entries: the worst case, a client hammering one key.
+    let mut group = c.benchmark_group("decision_two_threads");
+    let cookie = || cookie_request(&f.cookie);
+    let api_key = || api_key_request(&f);
+    type Make<'a> = &'a (dyn Fn() -> Request<()> + Sync);
+    let cases: [(&str, Make); 3] = [
+        ("cookie_allow_cached", &cookie),
+        ("api_key_allow_cached", &api_key),
+        ("deny_no_session_401", &anonymous_request),
+    ];
+    for (name, make) in cases {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| timed_in_pairs(&f, &f.authz, iters, make));
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("cache");

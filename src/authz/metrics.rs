@@ -1,11 +1,12 @@
 //! Decision counters for `/metrics` (Prometheus text format): allows by kind, denies by key.
-//! Plain atomics; no locks on the hot path.
+//! Plain atomics striped per thread (`observe::striped`); no locks on the hot path.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Deny;
 use super::cache::Caches;
+use crate::observe::striped::Striped;
 
 /// What one decision was.
 pub enum Outcome {
@@ -42,6 +43,12 @@ const DENY_KEYS: [&str; 19] = [
 /// Counters since start.
 #[derive(Default)]
 pub struct Metrics {
+    counts: Striped<Counts>,
+}
+
+/// One stripe's counters.
+#[derive(Default)]
+struct Counts {
     public: AtomicU64,
     session: AtomicU64,
     api_key: AtomicU64,
@@ -50,14 +57,15 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn record(&self, outcome: Outcome) {
+        let counts = self.counts.local();
         let counter = match outcome {
-            Outcome::Public => &self.public,
-            Outcome::Session => &self.session,
-            Outcome::ApiKey => &self.api_key,
+            Outcome::Public => &counts.public,
+            Outcome::Session => &counts.session,
+            Outcome::ApiKey => &counts.api_key,
             Outcome::Deny(deny) => {
                 let key = deny.key();
                 match DENY_KEYS.iter().position(|k| *k == key) {
-                    Some(index) => &self.denies[index],
+                    Some(index) => &counts.denies[index],
                     None => return,
                 }
             }
@@ -69,19 +77,28 @@ impl Metrics {
     pub fn render(&self, caches: &Caches, audit_dropped: u64) -> String {
         let mut out = String::new();
         out.push_str("# TYPE barong_authz_decisions_total counter\n");
-        for (kind, counter) in [
-            ("public", &self.public),
-            ("session", &self.session),
-            ("api_key", &self.api_key),
+        let sum = |counter: fn(&Counts) -> &AtomicU64| -> u64 {
+            self.counts
+                .all()
+                .map(|counts| counter(counts).load(Ordering::Relaxed))
+                .sum()
+        };
+        for (kind, n) in [
+            ("public", sum(|c| &c.public)),
+            ("session", sum(|c| &c.session)),
+            ("api_key", sum(|c| &c.api_key)),
         ] {
-            let n = counter.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
                 "barong_authz_decisions_total{{result=\"allow\",reason=\"{kind}\"}} {n}"
             );
         }
-        for (key, counter) in DENY_KEYS.iter().zip(&self.denies) {
-            let n = counter.load(Ordering::Relaxed);
+        for (index, key) in DENY_KEYS.iter().enumerate() {
+            let n: u64 = self
+                .counts
+                .all()
+                .map(|counts| counts.denies[index].load(Ordering::Relaxed))
+                .sum();
             if n > 0 {
                 let _ = writeln!(
                     out,

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Weighter};
 
+use crate::observe::striped::Striped;
+
 /// A cached value and when it stops being served.
 #[derive(Clone)]
 struct Timed<V> {
@@ -39,8 +41,9 @@ impl<K, V> Weighter<K, Timed<V>> for Weigh<K, V> {
 pub struct TimedCache<K, V> {
     entries: Cache<K, Timed<V>, Weigh<K, V>>,
     ttl: Duration,
-    /// Calls of `get_or_load`, and the loads they ran: the hit ratio in `/metrics`.
-    lookups: AtomicU64,
+    /// Calls of `get_or_load`, and the loads they ran: the hit ratio in `/metrics`. Lookups
+    /// are striped per thread (every decision counts two); loads are rare.
+    lookups: Striped<AtomicU64>,
     loads: AtomicU64,
 }
 
@@ -56,7 +59,7 @@ where
         Self {
             entries: Cache::with_weighter(items.max(16), bytes, Weigh(weigh)),
             ttl,
-            lookups: AtomicU64::new(0),
+            lookups: Striped::default(),
             loads: AtomicU64::new(0),
         }
     }
@@ -86,7 +89,7 @@ where
     where
         Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
     {
-        self.lookups.fetch_add(1, Ordering::Relaxed);
+        self.lookups.increment();
         loop {
             match self.entries.get_value_or_guard_async(key).await {
                 Ok(timed) if timed.until > now => return Ok(timed.value),
@@ -128,10 +131,7 @@ where
 
     /// (lookups, misses) through `get_or_load` since start.
     pub fn lookups(&self) -> (u64, u64) {
-        (
-            self.lookups.load(Ordering::Relaxed),
-            self.loads.load(Ordering::Relaxed),
-        )
+        (self.lookups.sum(), self.loads.load(Ordering::Relaxed))
     }
 
     /// Entries held (expired ones not yet dropped included).
