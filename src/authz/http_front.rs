@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -16,8 +15,12 @@ use super::{Authz, Deny, Input, request};
 /// query (nginx's in `X-Original-Method` and `X-Original-URI`) and the headers, and is made by
 /// [`Authz::check`]. Every answer repeats the request id so the proxy can pass it on to the
 /// upstream.
+///
+/// Borrows the `Authz`: the listener gives each connection a handle of its own to clone per
+/// request (`server::serve`), since a clone of the one `Arc<Authz>` all connections share is a
+/// reference count every core writes on every request.
 pub async fn handle<B>(
-    authz: Arc<Authz>,
+    authz: &Authz,
     peer: SocketAddr,
     request: Request<B>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -114,18 +117,34 @@ fn deny_response(deny: Deny) -> Response<Full<Bytes>> {
     response
 }
 
-/// `X-Barong-Status` for a deny status (always 400-599), made once per code: a clone is a
-/// reference-count bump.
+/// `X-Barong-Status` for a deny status (always 400-599), on static bytes: a clone of a value
+/// made from a number bumps a reference count that every core writes, one of a static copies
+/// a pointer.
 pub fn status_value(status: StatusCode) -> HeaderValue {
-    static VALUES: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
-    let values = VALUES.get_or_init(|| (400u16..600).map(HeaderValue::from).collect());
-    status
-        .as_u16()
+    let code = usize::from(status.as_u16());
+    let text = code
         .checked_sub(400)
-        .and_then(|i| values.get(usize::from(i)))
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from(status.as_u16()))
+        .and_then(|i| STATUS_TEXT.get(3 * i..3 * i + 3))
+        .and_then(|digits| std::str::from_utf8(digits).ok());
+    match text {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(status.as_u16()),
+    }
 }
+
+/// "400401402...599": the three digits of every deny status, made at compile time.
+static STATUS_TEXT: [u8; 600] = {
+    let mut text = [0u8; 600];
+    let mut i = 0;
+    while i < 200 {
+        let code = 400 + i;
+        text[3 * i] = b'0' + (code / 100) as u8;
+        text[3 * i + 1] = b'0' + (code / 10 % 10) as u8;
+        text[3 * i + 2] = b'0' + (code % 10) as u8;
+        i += 1;
+    }
+    text
+};
 
 fn body_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body));
@@ -141,6 +160,14 @@ mod tests {
     #[test]
     fn envoy_removes_exactly_the_api_key_headers() {
         assert_eq!(API_KEY_HEADER_LIST, API_KEY_HEADERS.join(",").as_str());
+    }
+
+    #[test]
+    fn every_deny_status_has_its_digits() {
+        for code in [400u16, 401, 403, 471, 503, 599] {
+            let status = StatusCode::from_u16(code).expect("status");
+            assert_eq!(status_value(status), code.to_string().as_str());
+        }
     }
 
     #[test]
