@@ -337,7 +337,7 @@ fn anonymous_request() -> Request<()> {
 }
 
 async fn decide(authz: &Arc<Authz>, request: Request<()>) -> u16 {
-    let response = authz::handle(authz, peer(), request)
+    let response = authz::handle(authz.clone(), peer(), request)
         .await
         .expect("infallible");
     response.status().as_u16()

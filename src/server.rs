@@ -290,12 +290,8 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
         authz_listener,
         https.authz,
         move |peer| {
-            // The connection's own handle (see `authz::handle`): its requests clone this one.
-            let state = Arc::new(authz_state.clone());
-            hyper::service::service_fn(move |request| {
-                let state = state.clone();
-                async move { authz::handle(&state, peer, request).await }
-            })
+            let state = authz::ConnectionHandle::new(&authz_state);
+            hyper::service::service_fn(move |request| authz::handle(state.clone(), peer, request))
         },
         shutdown.clone(),
         limits,
@@ -339,7 +335,7 @@ fn with_authz_routes(router: axum::Router, authz: Arc<Authz>) -> axum::Router {
                        request: axum::extract::Request| {
         let authz = authz.clone();
         async move {
-            match authz::handle(&authz, peer, request).await {
+            match authz::handle(authz, peer, request).await {
                 Ok(response) => response.into_response(),
                 Err(never) => match never {},
             }

@@ -298,7 +298,12 @@ pub fn key_used(key: &CachedKey, now: i64, write_every: i64) -> Option<i64> {
 
 /// Moves a session's sliding expiry; returns the expiry to persist when it is due.
 pub fn slide(session: &CachedSession, new_expiry: i64, write_every: i64) -> Option<i64> {
-    session.expire_at.fetch_max(new_expiry, Ordering::Relaxed);
+    // Read first: the expiry moves once a second at most, and a `fetch_max` takes the cache
+    // line for writing even when it changes nothing (two cores using one session would pass
+    // it back and forth on every request).
+    if session.expire_at.load(Ordering::Relaxed) < new_expiry {
+        session.expire_at.fetch_max(new_expiry, Ordering::Relaxed);
+    }
     let persisted = session.persisted.load(Ordering::Relaxed);
     if new_expiry - persisted >= write_every
         && session

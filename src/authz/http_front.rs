@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -14,16 +15,16 @@ use super::{Authz, Deny, Input, request};
 /// Answers one request of the authz listener: a decision reads the original method, path and
 /// query (nginx's in `X-Original-Method` and `X-Original-URI`) and the headers, and is made by
 /// [`Authz::check`]. Every answer repeats the request id so the proxy can pass it on to the
-/// upstream.
-///
-/// Borrows the `Authz`: the listener gives each connection a handle of its own to clone per
-/// request (`server::serve`), since a clone of the one `Arc<Authz>` all connections share is a
-/// reference count every core writes on every request.
-pub async fn handle<B>(
-    authz: &Authz,
+/// upstream. `authz` is anything that leads to the `Authz`: an `Arc<Authz>`, or the listener's
+/// per-connection [`ConnectionHandle`].
+pub async fn handle<A, B>(
+    authz: A,
     peer: SocketAddr,
     request: Request<B>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    A: std::ops::Deref<Target = Authz>,
+{
     // Only the head is read (the body is never forwarded for a decision); `Parts` is `Sync`,
     // which keeps this future `Send` whatever the body type is.
     let (parts, _body) = request.into_parts();
@@ -78,6 +79,30 @@ pub async fn handle<B>(
     Ok(response)
 }
 
+/// A connection's own handle on the one `Authz`, cloned for each of its requests: a clone of
+/// the `Arc<Authz>` every connection shares is a reference count both cores write on every
+/// request, a clone of this one is a count only the connection's task touches.
+#[derive(Clone)]
+#[allow(
+    clippy::redundant_allocation,
+    reason = "the outer Arc is the point: a reference count of the connection's own"
+)]
+pub struct ConnectionHandle(Arc<Arc<Authz>>);
+
+impl ConnectionHandle {
+    pub fn new(authz: &Arc<Authz>) -> Self {
+        Self(Arc::new(authz.clone()))
+    }
+}
+
+impl std::ops::Deref for ConnectionHandle {
+    type Target = Authz;
+
+    fn deref(&self) -> &Authz {
+        &self.0
+    }
+}
+
 /// The request headers an allow has Envoy strip before the upstream, on every allow (a public
 /// path too): a signed request must never reach an upstream to be replayed.
 pub const API_KEY_HEADERS: [&str; 3] = ["x-auth-apikey", "x-auth-nonce", "x-auth-signature"];
@@ -117,19 +142,27 @@ fn deny_response(deny: Deny) -> Response<Full<Bytes>> {
     response
 }
 
-/// `X-Barong-Status` for a deny status (always 400-599), on static bytes: a clone of a value
-/// made from a number bumps a reference count that every core writes, one of a static copies
-/// a pointer.
+/// `X-Barong-Status` for a deny status (always 400-599), made once per code on static bytes:
+/// a clone copies a pointer, where one of a value made from a number bumps a reference count
+/// every core writes.
 pub fn status_value(status: StatusCode) -> HeaderValue {
-    let code = usize::from(status.as_u16());
-    let text = code
+    static VALUES: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let values = VALUES.get_or_init(|| {
+        STATUS_TEXT
+            .chunks(3)
+            .map(|digits| {
+                std::str::from_utf8(digits).map_or_else(
+                    |_| HeaderValue::from_static("500"),
+                    HeaderValue::from_static,
+                )
+            })
+            .collect()
+    });
+    usize::from(status.as_u16())
         .checked_sub(400)
-        .and_then(|i| STATUS_TEXT.get(3 * i..3 * i + 3))
-        .and_then(|digits| std::str::from_utf8(digits).ok());
-    match text {
-        Some(text) => HeaderValue::from_static(text),
-        None => HeaderValue::from(status.as_u16()),
-    }
+        .and_then(|i| values.get(i))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(status.as_u16()))
 }
 
 /// "400401402...599": the three digits of every deny status, made at compile time.

@@ -47,7 +47,7 @@ use crate::invalidation::{Invalidation, InvalidationBus};
 use crate::store::Store;
 
 pub use deny::Deny;
-pub use http_front::handle;
+pub use http_front::{ConnectionHandle, handle};
 pub use rules::Rules;
 
 /// The settings the decision reads, copied out of the configuration once.

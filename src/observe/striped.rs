@@ -63,13 +63,21 @@ fn stripe_count() -> usize {
     })
 }
 
-/// This thread's number, dealt in turn on its first count.
+/// This thread's number, dealt in turn on its first count. A constant-initialised slot with
+/// a sentinel, not a lazily initialised one: every count reads it, and this read is one load.
 fn thread_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        static INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
     }
-    INDEX.with(|index| *index)
+    INDEX.with(|slot| {
+        let mut index = slot.get();
+        if index == usize::MAX {
+            index = NEXT.fetch_add(1, Ordering::Relaxed);
+            slot.set(index);
+        }
+        index
+    })
 }
 
 #[cfg(test)]
