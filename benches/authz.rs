@@ -369,7 +369,7 @@ async fn timed_decisions(
 /// write (a counter, a shared entry's reference count, a cache shard's lock word) moves
 /// between the two cores' caches on every decision, which one thread alone never pays. The
 /// requests are built in chunks outside the timed part; both threads start each chunk
-/// together.
+/// together. Each thread has its own `ConnectionHandle`, as each connection of the listener.
 fn timed_in_pairs(
     f: &Fixture,
     authz: &Arc<Authz>,
@@ -381,6 +381,8 @@ fn timed_in_pairs(
         let threads: Vec<_> = (0..2)
             .map(|_| {
                 scope.spawn(|| {
+                    // A handle per thread, as the listener gives each connection its own.
+                    let handle = authz::ConnectionHandle::new(authz);
                     let mut total = Duration::ZERO;
                     let mut left = iters;
                     while left > 0 {
@@ -390,7 +392,10 @@ fn timed_in_pairs(
                         let start = Instant::now();
                         f.rt.block_on(async {
                             for request in requests {
-                                black_box(decide(authz, request).await);
+                                let response = authz::handle(handle.clone(), peer(), request)
+                                    .await
+                                    .expect("infallible");
+                                black_box(response.status());
                             }
                         });
                         total += start.elapsed();
