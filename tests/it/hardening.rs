@@ -981,9 +981,72 @@ async fn metrics_cover_both_listeners(backend: Backend) {
     );
 }
 
+/// A burst released together over many connections: both cores count at once into their own
+/// stripes (`observe/striped.rs`), and `/metrics` must still add up to exactly the decisions
+/// made. Every answer gets a request id of its own, whichever thread made it.
+async fn a_burst_is_counted_exactly_and_each_answer_has_its_own_id(backend: Backend) {
+    const EACH: usize = 200;
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(db.dir.path(), &db.url, &[]);
+    let signed_up = identity(
+        &server,
+        "/users",
+        json!({"email": "burst@barong.test", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    let (cookie, _, _) = session_from(signed_up).await;
+    let allows = "barong_authz_decisions_total{result=\"allow\",reason=\"session\"}";
+    let denies = "barong_authz_decisions_total{result=\"deny\",reason=\"authz.invalid_session\"}";
+    let allow_latency = "barong_authz_decision_duration_seconds_count{result=\"allow\"}";
+    let deny_latency = "barong_authz_decision_duration_seconds_count{result=\"deny\"}";
+    let before = metrics(&server).await;
+    let client = http();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(2 * EACH));
+    let requests = (0..2 * EACH).map(|i| {
+        let (client, start) = (client.clone(), start.clone());
+        let url = format!(
+            "{}/api/v2/auth/api/v2/barong/resource/users/me",
+            server.authz
+        );
+        let cookie = format!("_barong_session={cookie}");
+        async move {
+            let mut request = client.get(url).header("user-agent", AGENT);
+            if i % 2 == 0 {
+                request = request.header("cookie", cookie);
+            }
+            start.wait().await;
+            let response = request.send().await.expect("authz");
+            let id = response.headers()["x-request-id"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            (response.status(), id)
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let allowed = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let denied = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!((allowed, denied), (EACH, EACH));
+    let ids: std::collections::HashSet<&str> = answers.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(ids.len(), 2 * EACH, "a request id was given twice");
+    let after = metrics(&server).await;
+    for series in [allows, denies, allow_latency, deny_latency] {
+        assert_eq!(
+            metric(&after, series) - metric(&before, series),
+            EACH as f64,
+            "{series}:\n{after}"
+        );
+    }
+}
+
 both_backends!(
     failed_logins_lock_the_account_then_the_address,
     mail_and_sign_ups_are_limited,
     secrets_never_reach_the_logs,
     metrics_cover_both_listeners,
+    a_burst_is_counted_exactly_and_each_answer_has_its_own_id,
 );
