@@ -150,11 +150,10 @@ pub fn status_value(status: StatusCode) -> HeaderValue {
     let values = VALUES.get_or_init(|| {
         STATUS_TEXT
             .chunks(3)
-            .map(|digits| {
-                std::str::from_utf8(digits).map_or_else(
-                    |_| HeaderValue::from_static("500"),
-                    HeaderValue::from_static,
-                )
+            .zip(400u16..)
+            .map(|(digits, code)| {
+                std::str::from_utf8(digits)
+                    .map_or_else(|_| HeaderValue::from(code), HeaderValue::from_static)
             })
             .collect()
     });

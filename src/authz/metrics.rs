@@ -77,16 +77,10 @@ impl Metrics {
     pub fn render(&self, caches: &Caches, audit_dropped: u64) -> String {
         let mut out = String::new();
         out.push_str("# TYPE barong_authz_decisions_total counter\n");
-        let sum = |counter: fn(&Counts) -> &AtomicU64| -> u64 {
-            self.counts
-                .all()
-                .map(|counts| counter(counts).load(Ordering::Relaxed))
-                .sum()
-        };
         for (kind, n) in [
-            ("public", sum(|c| &c.public)),
-            ("session", sum(|c| &c.session)),
-            ("api_key", sum(|c| &c.api_key)),
+            ("public", self.counts.sum_by(|c| &c.public)),
+            ("session", self.counts.sum_by(|c| &c.session)),
+            ("api_key", self.counts.sum_by(|c| &c.api_key)),
         ] {
             let _ = writeln!(
                 out,
@@ -94,11 +88,7 @@ impl Metrics {
             );
         }
         for (index, key) in DENY_KEYS.iter().enumerate() {
-            let n: u64 = self
-                .counts
-                .all()
-                .map(|counts| counts.denies[index].load(Ordering::Relaxed))
-                .sum();
+            let n = self.counts.sum_by(|c| &c.denies[index]);
             if n > 0 {
                 let _ = writeln!(
                     out,

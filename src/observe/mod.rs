@@ -52,23 +52,14 @@ impl Histogram {
     pub fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for index in 0..=BOUNDS_US.len() {
-            cumulative += self
-                .stripes
-                .all()
-                .map(|cells| cells.buckets[index].load(Ordering::Relaxed))
-                .sum::<u64>();
+            cumulative += self.stripes.sum_by(|cells| &cells.buckets[index]);
             let le = BOUNDS_US
                 .get(index)
                 .map(|us| format!("{}", *us as f64 / 1e6))
                 .unwrap_or_else(|| "+Inf".into());
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
         }
-        let sum_us: u64 = self
-            .stripes
-            .all()
-            .map(|cells| cells.sum_us.load(Ordering::Relaxed))
-            .sum();
-        let sum = sum_us as f64 / 1e6;
+        let sum = self.stripes.sum_by(|cells| &cells.sum_us) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
     }
@@ -92,11 +83,7 @@ impl ListenerStats {
 
     fn render(&self, out: &mut String, listener: &str) {
         for index in 0..5 {
-            let count: u64 = self
-                .classes
-                .all()
-                .map(|classes| classes[index].load(Ordering::Relaxed))
-                .sum();
+            let count = self.classes.sum_by(|classes| &classes[index]);
             let _ = writeln!(
                 out,
                 "barong_http_requests_total{{listener=\"{listener}\",status=\"{}xx\"}} {count}",

@@ -35,9 +35,12 @@ impl<T> Striped<T> {
         &self.stripes[thread_index() & (self.stripes.len() - 1)]
     }
 
-    /// Every stripe, to be summed.
-    pub fn all(&self) -> impl Iterator<Item = &T> {
-        self.stripes.iter().map(|stripe| &**stripe)
+    /// The sum of one counter over all stripes: `counter` picks it out of a stripe.
+    pub fn sum_by(&self, counter: impl Fn(&T) -> &AtomicU64) -> u64 {
+        self.stripes
+            .iter()
+            .map(|stripe| counter(stripe).load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -49,7 +52,7 @@ impl Striped<AtomicU64> {
 
     /// The sum over all stripes.
     pub fn sum(&self) -> u64 {
-        self.all().map(|n| n.load(Ordering::Relaxed)).sum()
+        self.sum_by(|n| n)
     }
 }
 
