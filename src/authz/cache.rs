@@ -22,7 +22,10 @@ use crate::store::{Store, StoreError};
 
 /// A cached session: only what the decision reads (the row has more), so 100,000 cached
 /// sessions stay small; its sliding expiry is kept in memory.
-#[derive(Debug)]
+///
+/// A thread may hold a copy of its own of a hot session (`thread_front`): the fields are
+/// copied, the sliding expiry is shared by every copy.
+#[derive(Debug, Clone)]
 pub struct CachedSession {
     pub user_id: i64,
     /// The address the session was opened from, parsed once; `None` if the stored text does
@@ -30,12 +33,18 @@ pub struct CachedSession {
     pub user_ip: Option<std::net::IpAddr>,
     pub user_agent: Option<Box<str>>,
     pub csrf_token: Box<str>,
+    pub expiry: Arc<SlidingExpiry>,
+    /// The session's policy, chosen from its agent on first use (the agent never changes).
+    pub policy: std::sync::OnceLock<crate::domain::SessionPolicy>,
+}
+
+/// A session's expiry as it slides, shared by every thread's copy of the session.
+#[derive(Debug)]
+pub struct SlidingExpiry {
     /// The current expiry (moves on every use).
     pub expire_at: AtomicI64,
     /// The expiry last queued for the database.
     pub persisted: AtomicI64,
-    /// The session's policy, chosen from its agent on first use (the agent never changes).
-    pub policy: std::sync::OnceLock<crate::domain::SessionPolicy>,
 }
 
 impl CachedSession {
@@ -45,19 +54,23 @@ impl CachedSession {
             user_ip: session.user_ip.parse().ok(),
             user_agent: session.user_agent.map(String::into_boxed_str),
             csrf_token: session.csrf_token.into_boxed_str(),
-            expire_at: AtomicI64::new(session.expire_at),
-            persisted: AtomicI64::new(session.expire_at),
+            expiry: Arc::new(SlidingExpiry {
+                expire_at: AtomicI64::new(session.expire_at),
+                persisted: AtomicI64::new(session.expire_at),
+            }),
             policy: std::sync::OnceLock::new(),
         }
     }
 }
 
 /// A cached API key with its HMAC key ready (the secret is decrypted once, on load).
+/// Like a session, a thread may hold a copy of its own; the last use is shared.
+#[derive(Clone)]
 pub struct CachedKey {
     pub key: ApiKey,
     pub hmac: Option<hmac::Key>,
     /// The last use queued for the database (epoch seconds).
-    pub used: AtomicI64,
+    pub used: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for CachedKey {
@@ -111,10 +124,16 @@ impl Caches {
             encryptor,
             // Approximate bytes: the entry (about 110 beside key and value), the digest, the
             // `CachedSession` and its agent and CSRF token.
-            sessions: TimedCache::new(ttl, SESSIONS_BYTES, 350, |_, _| 350),
-            users: TimedCache::new(ttl, USERS_BYTES, 500, |_, _| 500),
-            service_accounts: TimedCache::new(ttl, USERS_BYTES, 400, |_, _| 400),
-            api_keys: TimedCache::new(ttl, KEYS_BYTES, 700, |k: &String, _| 700 + k.len() as u64),
+            sessions: TimedCache::new(ttl, SESSIONS_BYTES, 350, |_, _| 350, own_copy),
+            users: TimedCache::new(ttl, USERS_BYTES, 500, |_, _| 500, own_copy),
+            service_accounts: TimedCache::new(ttl, USERS_BYTES, 400, |_, _| 400, own_copy),
+            api_keys: TimedCache::new(
+                ttl,
+                KEYS_BYTES,
+                700,
+                |k: &String, _| 700 + k.len() as u64,
+                own_copy,
+            ),
             permissions: ArcSwap::from_pointee(permissions),
             restrictions: ArcSwap::from_pointee(restrictions),
         }))
@@ -180,7 +199,7 @@ impl Caches {
                         }
                     }
                 });
-                let used = AtomicI64::new(key.last_used_at.unwrap_or(0));
+                let used = Arc::new(AtomicI64::new(key.last_used_at.unwrap_or(0)));
                 Ok(Some(Arc::new(CachedKey { key, hmac, used })))
             })
             .await?)
@@ -284,6 +303,12 @@ impl Caches {
     }
 }
 
+/// A thread's own copy of a cached entry (`thread_front`): a new allocation with the same
+/// fields, so its reference count is written by this thread only.
+fn own_copy<T: Clone>(entry: &Option<Arc<T>>) -> Option<Arc<T>> {
+    entry.as_deref().map(|value| Arc::new(value.clone()))
+}
+
 /// Notes a use of a key at `now`; returns it when it is due for the database (at most once
 /// per key per `write_every` seconds).
 pub fn key_used(key: &CachedKey, now: i64, write_every: i64) -> Option<i64> {
@@ -301,12 +326,13 @@ pub fn slide(session: &CachedSession, new_expiry: i64, write_every: i64) -> Opti
     // Read first: the expiry moves once a second at most, and a `fetch_max` takes the cache
     // line for writing even when it changes nothing (two cores using one session would pass
     // it back and forth on every request).
-    if session.expire_at.load(Ordering::Relaxed) < new_expiry {
-        session.expire_at.fetch_max(new_expiry, Ordering::Relaxed);
+    let expiry = &*session.expiry;
+    if expiry.expire_at.load(Ordering::Relaxed) < new_expiry {
+        expiry.expire_at.fetch_max(new_expiry, Ordering::Relaxed);
     }
-    let persisted = session.persisted.load(Ordering::Relaxed);
+    let persisted = expiry.persisted.load(Ordering::Relaxed);
     if new_expiry - persisted >= write_every
-        && session
+        && expiry
             .persisted
             .compare_exchange(persisted, new_expiry, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()

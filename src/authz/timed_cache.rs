@@ -11,14 +11,21 @@
 //! invalidation that lands while a load is in flight removes its placeholder, so the loaded
 //! value is handed to the callers that were waiting but never cached: a logout racing a miss
 //! cannot leave the old session cached.
+//!
+//! In front of the shared cache sits a per-thread one (`thread_front`), so the hottest entries
+//! are served without writing a cache line another core reads. An epoch, bumped after every
+//! invalidation, keeps it exact (see that module).
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Weighter};
 
+use super::thread_front::ThreadFront;
 use crate::observe::striped::Striped;
 
 /// A cached value and when it stops being served.
@@ -38,29 +45,42 @@ impl<K, V> Weighter<K, Timed<V>> for Weigh<K, V> {
     }
 }
 
-pub struct TimedCache<K, V> {
+pub struct TimedCache<K: Send, V: Send> {
     entries: Cache<K, Timed<V>, Weigh<K, V>>,
     ttl: Duration,
     /// Calls of `get_or_load`, and the loads they ran: the hit ratio in `/metrics`. Lookups
     /// are striped per thread (every decision counts two); loads are rare.
     lookups: Striped<AtomicU64>,
     loads: AtomicU64,
+    /// Bumped after every invalidation; a thread's front serves only what it took from the
+    /// shared cache under the current epoch. Padded: read by every lookup, written rarely.
+    epoch: CachePadded<AtomicU64>,
+    front: ThreadFront<K, V>,
 }
 
 impl<K, V> TimedCache<K, V>
 where
-    K: Eq + Hash + Clone,
-    V: Clone,
+    K: Eq + Hash + Clone + Send,
+    V: Clone + Send,
 {
     /// Entries live `ttl`; the cache holds about `bytes` by `weigh`, `typical` bytes an entry
-    /// (what its table is sized for).
-    pub fn new(ttl: Duration, bytes: u64, typical: u64, weigh: fn(&K, &V) -> u64) -> Self {
+    /// (what its table is sized for). `own` makes a thread's own copy of a hot value for its
+    /// front (anything the copies must share, such as a sliding expiry, stays behind an `Arc`).
+    pub fn new(
+        ttl: Duration,
+        bytes: u64,
+        typical: u64,
+        weigh: fn(&K, &V) -> u64,
+        own: fn(&V) -> V,
+    ) -> Self {
         let items = usize::try_from(bytes / typical.max(1)).unwrap_or(usize::MAX);
         Self {
             entries: Cache::with_weighter(items.max(16), bytes, Weigh(weigh)),
             ttl,
             lookups: Striped::default(),
             loads: AtomicU64::new(0),
+            epoch: CachePadded::new(AtomicU64::new(0)),
+            front: ThreadFront::new(own),
         }
     }
 
@@ -90,9 +110,22 @@ where
         Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
     {
         self.lookups.increment();
+        // Read before the shared lookup: an invalidation landing after this read bumps the
+        // epoch past it, so whatever the shared cache gives out below is never served again
+        // from the front.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let hash = self.front.hash(key);
+        if let Some(value) = self.front.get(hash, key, now, epoch) {
+            return Ok(value);
+        }
         loop {
             match self.entries.get_value_or_guard_async(key).await {
-                Ok(timed) if timed.until > now => return Ok(timed.value),
+                Ok(timed) if timed.until > now => {
+                    let value = timed.value.clone();
+                    self.front
+                        .put(hash, key.to_owned(), timed.value, timed.until, epoch);
+                    return Ok(value);
+                }
                 // Expired: drop it (unless it was replaced meanwhile) and ask again.
                 Ok(timed) => {
                     self.entries
@@ -117,16 +150,25 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         self.entries.remove(key);
+        self.forget_fronts();
     }
 
     pub fn invalidate_all(&self) {
         self.entries.clear();
+        self.forget_fronts();
     }
 
     /// Forgets every entry `matches` picks (a walk over the whole cache: for rare changes).
     pub fn invalidate_where(&self, matches: impl Fn(&K, &V) -> bool) {
         self.entries
             .retain(|key, timed| !matches(key, &timed.value));
+        self.forget_fronts();
+    }
+
+    /// After the shared cache let go of an entry, and whether or not it held it (a front may
+    /// hold what the shared cache already evicted): every thread's front drops everything.
+    fn forget_fronts(&self) {
+        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// (lookups, misses) through `get_or_load` since start.
@@ -147,7 +189,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn cache(ttl: Duration) -> TimedCache<String, Option<u32>> {
-        TimedCache::new(ttl, 1 << 20, 100, |_, _| 100)
+        TimedCache::new(ttl, 1 << 20, 100, |_, _| 100, |v| *v)
     }
 
     #[tokio::test]

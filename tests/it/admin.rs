@@ -1759,8 +1759,95 @@ async fn admin_changes_take_effect_before_the_answer(backend: Backend) {
     assert!(again.decide("GET", path).await.is_ok());
 }
 
+/// `width` claims of `session` asked at once, each over a connection of its own (`http()`
+/// builds a client per call), so every worker thread of the server takes a share.
+async fn claims_at_once(session: &Session<'_>, width: usize) -> Vec<Result<Value, (u16, String)>> {
+    futures_util::future::join_all((0..width).map(|_| session.claims())).await
+}
+
+/// Like `claims_at_once`, the decision on `path`.
+async fn decide_at_once(
+    session: &Session<'_>,
+    path: &str,
+    width: usize,
+) -> Vec<Result<String, (u16, String)>> {
+    futures_util::future::join_all((0..width).map(|_| session.decide("GET", path))).await
+}
+
+/// The same changes with the member's entries hot on every worker thread (each thread's front,
+/// `src/authz/thread_front.rs`, holds a copy of its own after a few hits): the very next
+/// decisions, many at once over as many connections, all see the change. Nothing is polled.
+async fn hot_entries_follow_changes_on_every_thread(backend: Backend) {
+    let env = Env::new(backend).await;
+    let root = env.user("root@example.com", "superadmin").await;
+    let member = env.user("member@example.com", "member").await;
+    let path = "/resource/users/me";
+    for _ in 0..4 {
+        for answer in claims_at_once(&member, 48).await {
+            assert_eq!(answer.expect("allowed")["role"], "member");
+        }
+    }
+    root.call(
+        "POST",
+        "/admin/users/role",
+        json!({"uid": member.uid, "role": "trader"}),
+    )
+    .await
+    .assert(200, json!(200));
+    for answer in claims_at_once(&member, 64).await {
+        assert_eq!(answer.expect("allowed")["role"], "trader", "a stale role");
+    }
+
+    // Hot again under the new role, then banned: refused at once everywhere.
+    for _ in 0..4 {
+        assert!(claims_at_once(&member, 48).await.iter().all(Result::is_ok));
+    }
+    root.call(
+        "PUT",
+        "/admin/users",
+        json!({"uid": member.uid, "state": "banned"}),
+    )
+    .await
+    .assert(200, json!(200));
+    for answer in claims_at_once(&member, 64).await {
+        assert_eq!(
+            answer.err(),
+            Some((401, "authz.user_not_active".to_owned())),
+            "a banned user allowed"
+        );
+    }
+
+    // A hot session logged out: refused at once everywhere.
+    let other = env.user("other@example.com", "member").await;
+    for _ in 0..4 {
+        assert!(
+            decide_at_once(&other, path, 48)
+                .await
+                .iter()
+                .all(Result::is_ok)
+        );
+    }
+    let logout = http()
+        .delete(env.server.url("/api/v2/barong/identity/sessions"))
+        .header("cookie", format!("_barong_session={}", other.cookie))
+        .header("x-csrf-token", &other.csrf)
+        .header("user-agent", AGENT)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::OK);
+    for answer in decide_at_once(&other, path, 64).await {
+        assert_eq!(
+            answer.err(),
+            Some((401, "authz.invalid_session".to_owned())),
+            "a logged-out session allowed"
+        );
+    }
+}
+
 both_backends!(
     admin_changes_take_effect_before_the_answer,
+    hot_entries_follow_changes_on_every_thread,
     profiles,
     users_list_show_and_updates,
     labels_comments_and_storage,
