@@ -22,10 +22,7 @@ use crate::store::{Store, StoreError};
 
 /// A cached session: only what the decision reads (the row has more), so 100,000 cached
 /// sessions stay small; its sliding expiry is kept in memory.
-///
-/// A thread may hold a copy of its own of a hot session (`thread_front`): the fields are
-/// copied, the sliding expiry is shared by every copy.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CachedSession {
     pub user_id: i64,
     /// The address the session was opened from, parsed once; `None` if the stored text does
@@ -33,12 +30,18 @@ pub struct CachedSession {
     pub user_ip: Option<std::net::IpAddr>,
     pub user_agent: Option<Box<str>>,
     pub csrf_token: Box<str>,
-    pub expiry: Arc<SlidingExpiry>,
+    /// Read through [`Self::expiry`]: a thread's copy slides its origin's.
+    sliding: SlidingExpiry,
+    /// `Some` in a thread's own copy of a hot session (`thread_front`): the shared entry it
+    /// copies. Every copy slides that one expiry. A pointer here rather than the expiry behind
+    /// an `Arc` of its own: that would cost every cached session an allocation, 4 MiB for
+    /// 100,000 (`benches/load.sh`), for the few that ever get copied.
+    origin: Option<Arc<CachedSession>>,
     /// The session's policy, chosen from its agent on first use (the agent never changes).
     pub policy: std::sync::OnceLock<crate::domain::SessionPolicy>,
 }
 
-/// A session's expiry as it slides, shared by every thread's copy of the session.
+/// A session's expiry as it slides.
 #[derive(Debug)]
 pub struct SlidingExpiry {
     /// The current expiry (moves on every use).
@@ -54,12 +57,39 @@ impl CachedSession {
             user_ip: session.user_ip.parse().ok(),
             user_agent: session.user_agent.map(String::into_boxed_str),
             csrf_token: session.csrf_token.into_boxed_str(),
-            expiry: Arc::new(SlidingExpiry {
+            sliding: SlidingExpiry {
                 expire_at: AtomicI64::new(session.expire_at),
                 persisted: AtomicI64::new(session.expire_at),
-            }),
+            },
+            origin: None,
             policy: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The expiry this session slides, shared by every thread's copy.
+    pub fn expiry(&self) -> &SlidingExpiry {
+        self.origin
+            .as_deref()
+            .map_or(&self.sliding, |origin| &origin.sliding)
+    }
+
+    /// A thread's own copy (see `origin`).
+    fn own_copy(entry: &Option<Arc<CachedSession>>) -> Option<Arc<CachedSession>> {
+        let shared = entry.as_ref()?;
+        let origin = shared.origin.clone().unwrap_or_else(|| shared.clone());
+        Some(Arc::new(CachedSession {
+            user_id: shared.user_id,
+            user_ip: shared.user_ip,
+            user_agent: shared.user_agent.clone(),
+            csrf_token: shared.csrf_token.clone(),
+            // Never read: `expiry` goes to the origin's.
+            sliding: SlidingExpiry {
+                expire_at: AtomicI64::new(0),
+                persisted: AtomicI64::new(0),
+            },
+            origin: Some(origin),
+            policy: shared.policy.clone(),
+        }))
     }
 }
 
@@ -124,7 +154,13 @@ impl Caches {
             encryptor,
             // Approximate bytes: the entry (about 110 beside key and value), the digest, the
             // `CachedSession` and its agent and CSRF token.
-            sessions: TimedCache::new(ttl, SESSIONS_BYTES, 350, |_, _| 350, own_copy),
+            sessions: TimedCache::new(
+                ttl,
+                SESSIONS_BYTES,
+                350,
+                |_, _| 350,
+                CachedSession::own_copy,
+            ),
             users: TimedCache::new(ttl, USERS_BYTES, 500, |_, _| 500, own_copy),
             service_accounts: TimedCache::new(ttl, USERS_BYTES, 400, |_, _| 400, own_copy),
             api_keys: TimedCache::new(
@@ -326,7 +362,7 @@ pub fn slide(session: &CachedSession, new_expiry: i64, write_every: i64) -> Opti
     // Read first: the expiry moves once a second at most, and a `fetch_max` takes the cache
     // line for writing even when it changes nothing (two cores using one session would pass
     // it back and forth on every request).
-    let expiry = &*session.expiry;
+    let expiry = session.expiry();
     if expiry.expire_at.load(Ordering::Relaxed) < new_expiry {
         expiry.expire_at.fetch_max(new_expiry, Ordering::Relaxed);
     }
@@ -340,4 +376,38 @@ pub fn slide(session: &CachedSession, new_expiry: i64, write_every: i64) -> Opti
         return Some(new_expiry);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_threads_copy_slides_the_shared_expiry() {
+        let now = chrono::Utc::now();
+        let shared = Arc::new(CachedSession::of(Session {
+            id: "00".into(),
+            user_id: 7,
+            uid: "ID7".into(),
+            user_ip: "10.0.0.1".into(),
+            user_agent: Some("agent".into()),
+            csrf_token: "csrf".into(),
+            expire_at: 1_000,
+            created_at: now,
+            updated_at: now,
+            public_id: "p".into(),
+            authenticated_with: "password".into(),
+            user_ip_country: None,
+        }));
+        let copy = CachedSession::own_copy(&Some(shared.clone())).expect("a copy");
+        let copy_of_copy = CachedSession::own_copy(&Some(copy.clone())).expect("a copy");
+        assert!(!Arc::ptr_eq(&copy, &shared));
+        assert_eq!(copy.csrf_token, shared.csrf_token);
+        assert_eq!(slide(&copy, 2_000, 30), Some(2_000), "due for the database");
+        assert_eq!(shared.expiry().expire_at.load(Ordering::Relaxed), 2_000);
+        // The origin's write-behind mark moved too: no second write from another copy.
+        assert_eq!(slide(&copy_of_copy, 2_010, 30), None);
+        assert_eq!(copy.expiry().expire_at.load(Ordering::Relaxed), 2_010);
+        assert_eq!(CachedSession::own_copy(&None).map(|_| ()), None);
+    }
 }
