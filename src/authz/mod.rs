@@ -606,7 +606,10 @@ fn session_matches(
     now: i64,
 ) -> bool {
     let agent = header_text(req.headers, http::header::USER_AGENT);
-    let expire_at = (cached.expiry().expire_at).load(std::sync::atomic::Ordering::Relaxed);
+    let expire_at = cached
+        .expiry()
+        .expire_at
+        .load(std::sync::atomic::Ordering::Relaxed);
     agent == cached.user_agent.as_deref()
         && now < expire_at
         && policy.binding.allows_ip(cached.user_ip, req.client_ip)
