@@ -18,10 +18,9 @@
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crossbeam_utils::CachePadded;
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Weighter};
 
@@ -65,7 +64,8 @@ where
 {
     /// Entries live `ttl`; the cache holds about `bytes` by `weigh`, `typical` bytes an entry
     /// (what its table is sized for). `own` makes a thread's own copy of a hot value for its
-    /// front (anything the copies must share, such as a sliding expiry, stays behind an `Arc`).
+    /// front; what the copies must share stays shared (a session's copy slides its origin's
+    /// expiry, an API key's copies share one last-use mark: `cache.rs`).
     pub fn new(
         ttl: Duration,
         bytes: u64,
