@@ -6,7 +6,9 @@
 //!   `barong serve` runs) over a temp SQLite database with the default seeds: a cached cookie
 //!   session, a cached API key (HS256), a deny (no session, 401), a session cache miss (the
 //!   session is evicted before each call: SQLite lookup, JWT reused) and the same miss with
-//!   `BARONG_JWT_REUSE_TIME=0` (lookup + RS256 signing).
+//!   `BARONG_JWT_REUSE_TIME=0` (lookup + RS256 signing); `grpc_cookie_allow_cached` is the
+//!   cached cookie allow through the gRPC front (`authz::grpc::answer` on a `CheckRequest` as
+//!   Envoy sends it, decoded; the `CheckResponse` built, not encoded).
 //! - `decision_two_threads/*`: the cached decisions above, two at once on two threads (the
 //!   slower thread's time): what the sharing between two cores adds to a decision.
 //! - `replay/*`: a cached API key with a fresh nonce per request, without replay protection and
@@ -36,6 +38,12 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::hmac;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use envoy_types::ext_authz::v3::pb::{Address, CheckRequest};
+use envoy_types::pb::envoy::config::core::v3::{
+    Address as EnvoyAddress, HeaderMap as EnvoyHeaders, HeaderValue as EnvoyHeader, SocketAddress,
+};
+use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer};
 use http::Request;
 
 use barong::authz::token::{Principal, TokenMinter, UserExtras};
@@ -336,6 +344,65 @@ fn anonymous_request() -> Request<()> {
         .expect("request")
 }
 
+/// What the HTTP checks ask, as the upstream routes it (gRPC checks carry no `/api/v2/auth`).
+const GRPC_PATH: &str = "/api/v2/barong/resource/users/me";
+
+/// The cookie check as Envoy's gRPC `ext_authz` sends it (`envoy/envoy-grpc.yaml`,
+/// `encode_raw_headers: true`): the raw header list, Envoy's pseudo-headers and own headers
+/// included, and the client's address. Decoding it is tonic's work, the same for any server.
+fn grpc_cookie_check(cookie: &str) -> CheckRequest {
+    let cookie = format!("_barong_session={cookie}");
+    let headers = [
+        (":authority", "127.0.0.1:8080"),
+        (":path", GRPC_PATH),
+        (":method", "GET"),
+        (":scheme", "http"),
+        ("user-agent", AGENT),
+        ("accept", "*/*"),
+        ("cookie", cookie.as_str()),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "3d72e417-60aa-47cc-b232-bde2254ede99"),
+    ]
+    .iter()
+    .map(|(key, value)| EnvoyHeader {
+        key: (*key).to_owned(),
+        raw_value: value.as_bytes().to_vec(),
+        ..Default::default()
+    })
+    .collect();
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(Peer {
+                address: Some(EnvoyAddress {
+                    address: Some(Address::SocketAddress(SocketAddress {
+                        address: "127.0.0.1".into(),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            }),
+            request: Some(
+                envoy_types::pb::envoy::service::auth::v3::attribute_context::Request {
+                    http: Some(HttpRequest {
+                        method: "GET".into(),
+                        path: GRPC_PATH.into(),
+                        header_map: Some(EnvoyHeaders { headers }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The gRPC front's answer's gRPC code (0: allow).
+async fn grpc_decide(authz: &Authz, request: &CheckRequest) -> i32 {
+    let response = authz::grpc::answer(authz, peer(), request).await;
+    response.status.map(|s| s.code).unwrap_or(-1)
+}
+
 async fn decide(authz: &Arc<Authz>, request: Request<()>) -> u16 {
     let response = authz::handle(authz.clone(), peer(), request)
         .await
@@ -357,6 +424,27 @@ async fn timed_decisions(
         let start = Instant::now();
         for request in requests {
             black_box(decide(authz, request).await);
+        }
+        total += start.elapsed();
+        left -= n;
+    }
+    total
+}
+
+/// As [`timed_decisions`], through the gRPC front (`authz::grpc::answer`).
+async fn timed_grpc_decisions(
+    authz: &Authz,
+    iters: u64,
+    make: impl Fn() -> CheckRequest,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(1024);
+        let requests: Vec<CheckRequest> = (0..n).map(|_| make()).collect();
+        let start = Instant::now();
+        for request in &requests {
+            black_box(grpc_decide(authz, request).await);
         }
         total += start.elapsed();
         left -= n;
@@ -432,6 +520,10 @@ fn check_fixture(f: &Fixture) {
         assert_eq!(decide(&f.authz, api_key_request(f)).await, 200);
         assert_eq!(decide(&f.authz, anonymous_request()).await, 401);
         assert_eq!(
+            grpc_decide(&f.authz, &grpc_cookie_check(&f.cookie)).await,
+            0
+        );
+        assert_eq!(
             decide(&f.authz_signing, cookie_request(&f.cookie)).await,
             200
         );
@@ -475,6 +567,27 @@ fn print_allocations(f: &Fixture) {
             "allocations per decision, {name}: {count:.1} ({bytes:.0} bytes; the response included, the request not)"
         );
     }
+    let n = 2000;
+    let (count, bytes) = f.rt.block_on(async {
+        let requests: Vec<CheckRequest> = (0..n).map(|_| grpc_cookie_check(&f.cookie)).collect();
+        for request in &requests[..16] {
+            grpc_decide(&f.authz, request).await;
+        }
+        ALLOCS.store(0, Ordering::Relaxed);
+        ALLOC_BYTES.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        for request in &requests {
+            black_box(grpc_decide(&f.authz, request).await);
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        (
+            ALLOCS.load(Ordering::Relaxed) as f64 / n as f64,
+            ALLOC_BYTES.load(Ordering::Relaxed) as f64 / n as f64,
+        )
+    });
+    println!(
+        "allocations per decision, cookie allow through gRPC (cached): {count:.1} ({bytes:.0} bytes; the CheckResponse included, the decoded CheckRequest not)"
+    );
 }
 
 // ---- benchmarks ----------------------------------------------------------------------------
@@ -495,6 +608,11 @@ fn decision(c: &mut Criterion) {
     group.bench_function("deny_no_session_401", |b| {
         b.to_async(&f.rt)
             .iter_custom(|iters| timed_decisions(&f.authz, iters, anonymous_request));
+    });
+    group.bench_function("grpc_cookie_allow_cached", |b| {
+        b.to_async(&f.rt).iter_custom(|iters| {
+            timed_grpc_decisions(&f.authz, iters, || grpc_cookie_check(&f.cookie))
+        });
     });
     group.bench_function("cookie_session_miss_sqlite", |b| {
         b.to_async(&f.rt)

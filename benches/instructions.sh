@@ -4,7 +4,7 @@
 # cannot see is the kernel's share (the TCP path, about 60 % of the server's CPU under load), so
 # it complements benches/load.sh, it does not replace it.
 #
-#   benches/instructions.sh [--no-build] [--seconds N] [--keep DIR] [SCENARIO...]
+#   benches/instructions.sh [--no-build] [--seconds N] [--keep DIR] [--cache-sim] [SCENARIO...]
 #
 # Scenarios (default: all): guarded (examples/baseline.rs with barong's head deadline, the floor
 # of any answer on barong's listener settings), keyfloor (the same asked the API-key request, whose
@@ -15,17 +15,20 @@
 # instrumentation off, warms its caches, then counts while wrk (1 thread, 4 connections) sends
 # requests for N seconds (default 6). BARONG_BENCH_BIN compares another barong binary. --keep DIR
 # keeps each scenario's callgrind file as DIR/callgrind.SCENARIO, for `callgrind_annotate
-# --inclusive=yes DIR/callgrind.cookie` (where the instructions go, by function).
+# --inclusive=yes DIR/callgrind.cookie` (where the instructions go, by function). --cache-sim
+# also simulates a 32 KiB L1 (instructions and data) and a 1 MiB last level and reports the L1
+# misses per request beside the instructions (`callgrind_annotate --show=D1mr` says whose).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BUILD=1 SECONDS_PER=6 KEEP= SCENARIOS=()
+BUILD=1 SECONDS_PER=6 KEEP= CACHE_SIM=() SCENARIOS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --seconds) SECONDS_PER=$2; shift ;;
     --keep) KEEP=$2; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --cache-sim) CACHE_SIM=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,16,64) ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     guarded|keyfloor|cookie|apikey|deny|envoy|envoyfloor) SCENARIOS+=("$1") ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -79,7 +82,7 @@ while IFS='=' read -r key value; do
 done <"$WORK/seed.env"
 [ -n "$KID" ] || die "loadprep printed no API key"
 
-declare -A PER_REQUEST
+declare -A PER_REQUEST I1_MISSES D1_MISSES
 for scenario in "${SCENARIOS[@]}"; do
   case $scenario in
     guarded|keyfloor|envoyfloor) cmd=("$BASELINE" --addr "$ADDR" --head-deadline 10) ;;
@@ -100,7 +103,7 @@ for scenario in "${SCENARIOS[@]}"; do
   BARONG_DATABASE_URL=$DB_URL BARONG_DATA_DIR=$WORK/data-$scenario \
     BARONG_ENCRYPTION_KEY=$ENCRYPTION_KEY BARONG_JWT_ALGORITHM=RS256 BARONG_AUTHZ_ADDR=$ADDR \
     BARONG_API_ADDR=127.0.0.1:0 BARONG_APIKEY_NONCE_LIFETIME=86400000 RUST_LOG=warn \
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "${cmd[@]}" \
+    valgrind --tool=callgrind --instr-atstart=no "${CACHE_SIM[@]}" --callgrind-out-file="$out" "${cmd[@]}" \
     >"$WORK/$scenario.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 600); do
@@ -118,12 +121,23 @@ for scenario in "${SCENARIOS[@]}"; do
   total=$(awk '/^summary:/ { print $2; exit }' "$out.1")
   [ -n "$total" ] && [ "${requests:-0}" -gt 0 ] || die "$scenario: no count (see $WORK/$scenario.log)"
   PER_REQUEST[$scenario]=$(( total / requests ))
+  if [ ${#CACHE_SIM[@]} -gt 0 ]; then
+    # The summary's columns are named by the `events:` line (Ir I1mr ILmr Dr D1mr ...).
+    read -r I1_MISSES[$scenario] D1_MISSES[$scenario] < <(awk -v n="$requests" '
+      /^events:/ { for (i = 2; i <= NF; i++) col[$i] = i - 1 }
+      /^summary:/ { split($0, v, " "); printf "%d %d\n", v[col["I1mr"] + 1] / n, v[col["D1mr"] + 1] / n; exit }' "$out.1")
+  fi
   if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && cp "$out.1" "$KEEP/callgrind.$scenario"; fi
-  log "$scenario: $requests requests, ${PER_REQUEST[$scenario]} instructions per request"
+  log "$scenario: $requests requests, ${PER_REQUEST[$scenario]} instructions per request${I1_MISSES[$scenario]:+, L1 misses: ${I1_MISSES[$scenario]} instruction, ${D1_MISSES[$scenario]} data read}"
 done
 
-echo "| scenario | instructions per request | vs floor (apikey: keyfloor; envoy: envoyfloor; others: guarded) |"
-echo "|---|---|---|"
+if [ ${#CACHE_SIM[@]} -gt 0 ]; then
+  echo "| scenario | instructions per request | vs floor (apikey: keyfloor; envoy: envoyfloor; others: guarded) | L1 instruction misses | L1 data read misses |"
+  echo "|---|---|---|---|---|"
+else
+  echo "| scenario | instructions per request | vs floor (apikey: keyfloor; envoy: envoyfloor; others: guarded) |"
+  echo "|---|---|---|"
+fi
 for scenario in "${SCENARIOS[@]}"; do
   floor=guarded
   [ "$scenario" = apikey ] && floor=keyfloor
@@ -132,5 +146,5 @@ for scenario in "${SCENARIOS[@]}"; do
   if [ -n "${PER_REQUEST[$floor]:-}" ]; then
     ratio=$(awk -v b="${PER_REQUEST[$floor]}" -v s="${PER_REQUEST[$scenario]}" 'BEGIN { printf "%.2fx", s / b }')
   fi
-  echo "| $scenario | ${PER_REQUEST[$scenario]} | $ratio |"
+  echo "| $scenario | ${PER_REQUEST[$scenario]} | $ratio |${I1_MISSES[$scenario]:+ ${I1_MISSES[$scenario]} | ${D1_MISSES[$scenario]} |}"
 done
