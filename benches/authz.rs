@@ -398,8 +398,8 @@ fn grpc_cookie_check(cookie: &str) -> CheckRequest {
 }
 
 /// The gRPC front's answer's gRPC code (0: allow).
-async fn grpc_decide(authz: &Authz, request: &CheckRequest) -> i32 {
-    let response = authz::grpc::answer(authz, peer(), request).await;
+async fn grpc_decide(authz: &Authz, request: CheckRequest) -> i32 {
+    let response = authz::grpc::answer(authz, peer(), &request).await;
     response.status.map(|s| s.code).unwrap_or(-1)
 }
 
@@ -416,35 +416,23 @@ async fn timed_decisions(
     iters: u64,
     make: impl Fn() -> Request<()>,
 ) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(1024);
-        let requests: Vec<Request<()>> = (0..n).map(|_| make()).collect();
-        let start = Instant::now();
-        for request in requests {
-            black_box(decide(authz, request).await);
-        }
-        total += start.elapsed();
-        left -= n;
-    }
-    total
+    timed(iters, make, |request| decide(authz, request)).await
 }
 
-/// As [`timed_decisions`], through the gRPC front (`authz::grpc::answer`).
-async fn timed_grpc_decisions(
-    authz: &Authz,
+/// `iters` calls of `decide`, on requests `make` built beforehand (outside the timed part).
+async fn timed<R, F: Future>(
     iters: u64,
-    make: impl Fn() -> CheckRequest,
+    make: impl Fn() -> R,
+    decide: impl Fn(R) -> F,
 ) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
         let n = left.min(1024);
-        let requests: Vec<CheckRequest> = (0..n).map(|_| make()).collect();
+        let requests: Vec<R> = (0..n).map(|_| make()).collect();
         let start = Instant::now();
-        for request in &requests {
-            black_box(grpc_decide(authz, request).await);
+        for request in requests {
+            black_box(decide(request).await);
         }
         total += start.elapsed();
         left -= n;
@@ -519,10 +507,7 @@ fn check_fixture(f: &Fixture) {
         assert_eq!(decide(&f.authz, cookie_request(&f.cookie)).await, 200);
         assert_eq!(decide(&f.authz, api_key_request(f)).await, 200);
         assert_eq!(decide(&f.authz, anonymous_request()).await, 401);
-        assert_eq!(
-            grpc_decide(&f.authz, &grpc_cookie_check(&f.cookie)).await,
-            0
-        );
+        assert_eq!(grpc_decide(&f.authz, grpc_cookie_check(&f.cookie)).await, 0);
         assert_eq!(
             decide(&f.authz_signing, cookie_request(&f.cookie)).await,
             200
@@ -531,17 +516,22 @@ fn check_fixture(f: &Fixture) {
 }
 
 /// Heap allocations (count, bytes) per decision, averaged over `n` warm calls.
-fn allocations(f: &Fixture, n: u64, make: impl Fn() -> Request<()>) -> (f64, f64) {
+fn allocations<R, F: Future>(
+    f: &Fixture,
+    n: u64,
+    make: impl Fn() -> R,
+    decide: impl Fn(R) -> F,
+) -> (f64, f64) {
     f.rt.block_on(async {
         for _ in 0..16 {
-            decide(&f.authz, make()).await;
+            decide(make()).await;
         }
-        let requests: Vec<Request<()>> = (0..n).map(|_| make()).collect();
+        let requests: Vec<R> = (0..n).map(|_| make()).collect();
         ALLOCS.store(0, Ordering::Relaxed);
         ALLOC_BYTES.store(0, Ordering::Relaxed);
         COUNTING.store(true, Ordering::Relaxed);
         for request in requests {
-            black_box(decide(&f.authz, request).await);
+            black_box(decide(request).await);
         }
         COUNTING.store(false, Ordering::Relaxed);
     });
@@ -562,29 +552,17 @@ fn print_allocations(f: &Fixture) {
         ("deny (no session)", Box::new(anonymous_request)),
     ];
     for (name, make) in cases {
-        let (count, bytes) = allocations(f, 2000, make);
+        let (count, bytes) = allocations(f, 2000, make, |request| decide(&f.authz, request));
         println!(
             "allocations per decision, {name}: {count:.1} ({bytes:.0} bytes; the response included, the request not)"
         );
     }
-    let n = 2000;
-    let (count, bytes) = f.rt.block_on(async {
-        let requests: Vec<CheckRequest> = (0..n).map(|_| grpc_cookie_check(&f.cookie)).collect();
-        for request in &requests[..16] {
-            grpc_decide(&f.authz, request).await;
-        }
-        ALLOCS.store(0, Ordering::Relaxed);
-        ALLOC_BYTES.store(0, Ordering::Relaxed);
-        COUNTING.store(true, Ordering::Relaxed);
-        for request in &requests {
-            black_box(grpc_decide(&f.authz, request).await);
-        }
-        COUNTING.store(false, Ordering::Relaxed);
-        (
-            ALLOCS.load(Ordering::Relaxed) as f64 / n as f64,
-            ALLOC_BYTES.load(Ordering::Relaxed) as f64 / n as f64,
-        )
-    });
+    let (count, bytes) = allocations(
+        f,
+        2000,
+        || grpc_cookie_check(&f.cookie),
+        |request| grpc_decide(&f.authz, request),
+    );
     println!(
         "allocations per decision, cookie allow through gRPC (cached): {count:.1} ({bytes:.0} bytes; the CheckResponse included, the decoded CheckRequest not)"
     );
@@ -611,7 +589,11 @@ fn decision(c: &mut Criterion) {
     });
     group.bench_function("grpc_cookie_allow_cached", |b| {
         b.to_async(&f.rt).iter_custom(|iters| {
-            timed_grpc_decisions(&f.authz, iters, || grpc_cookie_check(&f.cookie))
+            timed(
+                iters,
+                || grpc_cookie_check(&f.cookie),
+                |request| grpc_decide(&f.authz, request),
+            )
         });
     });
     group.bench_function("cookie_session_miss_sqlite", |b| {
