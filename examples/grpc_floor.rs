@@ -1,9 +1,10 @@
 //! The floor of Envoy's gRPC `ext_authz` in `benches/load.sh`: a bare
-//! `envoy.service.auth.v3.Authorization/Check` server on the runtime settings of barong's gRPC
-//! listener (default multi-thread Tokio runtime, hyper-util's auto builder, `TCP_NODELAY`, the
-//! tonic service per connection), answering every check with what an allow looks like: `OK`,
-//! `Authorization: Bearer` set to a real RS256 token signed once at start, the API-key headers
-//! removed. No decision, no cache, no signing per request.
+//! `envoy.service.auth.v3.Authorization/Check` server, the one tonic generates from Envoy's
+//! protos (`envoy-types`), served by barong's own listener (`server::listen::serve_connections`
+//! with barong's default limits: HTTP/2 keep-alive pings, the request-head deadline, graceful
+//! shutdown) on the default multi-thread Tokio runtime. It answers every check with what an
+//! allow looks like: `OK`, `Authorization: Bearer` set to a real RS256 token signed once at
+//! start, the API-key headers removed. No decision, no cache, no signing per request.
 //!
 //! ```sh
 //! cargo run --release --example grpc_floor -- --addr 127.0.0.1:8091
@@ -17,6 +18,9 @@
 )]
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use barong::server::listen::{ConnLimits, serve_connections};
 
 use clap::Parser;
 use envoy_types::ext_authz::v3::pb::{
@@ -24,10 +28,9 @@ use envoy_types::ext_authz::v3::pb::{
     HeaderValue as EnvoyHeader, HeaderValueOption, HttpResponse, OkHttpResponse,
 };
 use envoy_types::pb::google::rpc;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 #[path = "support/bearer.rs"]
 mod bearer;
@@ -91,22 +94,24 @@ async fn serve(addr: SocketAddr) {
         "grpc floor listening on {}",
         listener.local_addr().expect("addr")
     );
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(_) => continue,
-            },
-            _ = tokio::signal::ctrl_c() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(service.clone());
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    // barong's defaults (`BARONG_HEADER_READ_TIMEOUT`, `BARONG_MAX_HEADER_SIZE`).
+    let limits = ConnLimits {
+        header_read_timeout: Duration::from_secs(10),
+        max_header_size: 65536,
+    };
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+    });
+    serve_connections(
+        "grpc-floor",
+        listener,
+        None,
+        move |_peer| TowerToHyperService::new(service.clone()),
+        shutdown,
+        limits,
+    )
+    .await;
 }

@@ -276,10 +276,7 @@ pub async fn serve(config: Config, migrate: bool) -> Result<(), ServeError> {
             listener,
             https.authz.clone(),
             move |peer| {
-                hyper_util::service::TowerToHyperService::new(authz::grpc::service(
-                    state.clone(),
-                    peer,
-                ))
+                hyper_util::service::TowerToHyperService::new(authz::grpc::service(&state, peer))
             },
             shutdown.clone(),
             limits,

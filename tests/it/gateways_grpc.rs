@@ -352,3 +352,72 @@ async fn the_source_address_is_believed_only_from_a_trusted_peer() {
     let response = ask(&mut grpc, check("GET", public, &claims, "203.0.113.9")).await;
     allowed(&response);
 }
+
+/// What an `envoy-types` client cannot send, in the front's own wire types: protobuf `string`s
+/// that are not UTF-8 are judged, not failed (decoding them as `String`s made the whole check a
+/// gRPC error, which `failure_mode_allow: true` lets through), and a method the service does
+/// not have is `UNIMPLEMENTED`, as from a generated server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_that_are_not_utf8_are_judged_and_other_methods_unimplemented() {
+    use barong::authz::grpc::wire;
+    use bytes::Bytes;
+    use http::uri::PathAndQuery;
+
+    let (_db, server) = barong(&[]).await;
+    let channel = tonic::transport::Channel::from_shared(server.grpc.clone().expect("gRPC"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let check = |path: &'static [u8], agent: &'static [u8]| wire::CheckRequest {
+        attributes: Some(wire::AttributeContext {
+            source: None,
+            request: Some(wire::Request {
+                http: Some(wire::HttpRequest {
+                    method: Bytes::from_static(b"GET"),
+                    headers: vec![wire::HeaderEntry {
+                        key: Bytes::from_static(b"user-agent"),
+                        value: Bytes::from_static(agent),
+                    }],
+                    path: Bytes::from_static(path),
+                    header_map: None,
+                }),
+            }),
+        }),
+    };
+    let codec = tonic_prost::ProstCodec::<wire::CheckRequest, CheckResponse>::default;
+    let mut ask = async |method: &'static str, request: wire::CheckRequest| {
+        grpc.ready().await.expect("ready");
+        grpc.unary(
+            tonic::Request::new(request),
+            PathAndQuery::from_static(method),
+            codec(),
+        )
+        .await
+        .map(tonic::Response::into_inner)
+    };
+    let public: &[u8] = b"/api/v2/peatio/public/markets";
+    const CHECK: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+    let response = ask(CHECK, check(b"/api/v2/peatio/public/\xff", b"ua")).await;
+    let response = response.expect("a CheckResponse");
+    let (status, text, _) = denied(&response);
+    assert_eq!(
+        (status, text),
+        (400, r#"{"errors":["authz.invalid_path"]}"#)
+    );
+    // Not UTF-8 but a header value HTTP allows (obs-text): judged like any other.
+    let response = ask(CHECK, check(public, b"caf\xe9")).await;
+    allowed(&response.expect("a CheckResponse"));
+
+    let other = ask(
+        "/envoy.service.auth.v3.Authorization/Other",
+        check(public, b"ua"),
+    )
+    .await;
+    assert_eq!(
+        other.expect_err("no such method").code(),
+        tonic::Code::Unimplemented
+    );
+}
