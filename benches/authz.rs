@@ -9,7 +9,8 @@
 //!   `BARONG_JWT_REUSE_TIME=0` (lookup + RS256 signing); `grpc_cookie_allow_cached` is the
 //!   cached cookie allow through the gRPC front (a `CheckRequest` as Envoy encodes it, decoded
 //!   into the front's wire types and answered by `authz::grpc::answer`; the `CheckResponse`
-//!   built, not encoded).
+//!   built, not encoded); `grpc_decode_wire` and `grpc_decode_envoy_types` time the decoding
+//!   alone, into those wire types and into `envoy-types`' (what a generated server pays).
 //! - `decision_two_threads/*`: the cached decisions above, two at once on two threads (the
 //!   slower thread's time): what the sharing between two cores adds to a decision.
 //! - `replay/*`: a cached API key with a fresh nonce per request, without replay protection and
@@ -606,6 +607,26 @@ fn decision(c: &mut Criterion) {
                 iters,
                 || grpc_cookie_frame(&f.cookie),
                 |frame| grpc_decide(&f.authz, frame),
+            )
+        });
+    });
+    // Decoding alone (and dropping), into the front's wire types and into envoy-types' (what a
+    // generated server pays, the gRPC floor among them): the protobuf share of the check above.
+    group.bench_function("grpc_decode_wire", |b| {
+        b.to_async(&f.rt).iter_custom(|iters| {
+            timed(
+                iters,
+                || grpc_cookie_frame(&f.cookie),
+                |frame| async move { authz::grpc::wire::CheckRequest::decode(frame).is_ok() },
+            )
+        });
+    });
+    group.bench_function("grpc_decode_envoy_types", |b| {
+        b.to_async(&f.rt).iter_custom(|iters| {
+            timed(
+                iters,
+                || grpc_cookie_frame(&f.cookie),
+                |frame| async move { CheckRequest::decode(frame).is_ok() },
             )
         });
     });

@@ -440,16 +440,32 @@ paced() { # key, peak key, script, url, calibration script args (one word list),
 }
 declare -A TARGET CONNS HWM
 
-# What starts a server: the pinned section prefixes it with taskset.
-LAUNCH=()
-start_barong() { # extra env assignments
+# A server starts behind a launch prefix: "" or a pinning ("taskset -c 0"), split into words.
+start_barong() { # launch prefix, extra env assignments
+  local -a launch
+  read -ra launch <<<"$1"
+  shift
   log "barong serve on $AUTHZ_ADDR ($*)"
-  "${LAUNCH[@]}" env BARONG_DATABASE_URL="$DB_URL" BARONG_DATA_DIR="$WORK/data" \
+  "${launch[@]}" env BARONG_DATABASE_URL="$DB_URL" BARONG_DATA_DIR="$WORK/data" \
     BARONG_ENCRYPTION_KEY="$ENCRYPTION_KEY" BARONG_JWT_ALGORITHM="$ALGORITHM" \
     BARONG_AUTHZ_ADDR="$AUTHZ_ADDR" BARONG_API_ADDR="$API_ADDR" RUST_LOG=warn "$@" \
     "$BARONG" serve --no-migrate >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   wait_http "http://$AUTHZ_ADDR/.well-known/jwks.json" 200 "barong"
+}
+# A bare server (examples/baseline) on ADDR with ARGS; waits until it answers and stores its PID
+# in the variable named VAR.
+start_bare() { # var, launch prefix, addr, log file, what, baseline args...
+  local var=$1 addr=$3 out=$4 what=$5
+  local -a launch
+  read -ra launch <<<"$2"
+  shift 5
+  "${launch[@]}" "$BASELINE" --addr "$addr" "$@" >"$out" 2>&1 &
+  printf -v "$var" '%s' "$!"
+  # wait_http watches SERVER_PID: it gives up if that process dies.
+  SERVER_PID=${!var}
+  wait_http "http://$addr/" 200 "$what"
+  SERVER_PID=
 }
 check_status() { # what, expected, curl args...
   local what=$1 expected=$2; shift 2
@@ -468,26 +484,17 @@ if [ "$PINNED_ONLY" = 0 ]; then
 # Both servers stay up (an idle one costs nothing) and take turns, round after round, so load
 # from elsewhere falls on all of them alike; the median round is reported.
 log "baseline: bare hyper on $BASELINE_ADDR"
-"$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/baseline.log" 2>&1 &
-SERVER_PID=$!
-BASELINE_PID=$SERVER_PID
-wait_http "http://$BASELINE_ADDR/" 200 baseline
-SERVER_PID=
+start_bare BASELINE_PID "" "$BASELINE_ADDR" "$WORK/baseline.log" baseline
 # The same bare server guarding its connections against slow clients (BARONG_HEADER_READ_TIMEOUT)
 # two ways: with hyper's header-read timer (a timer armed per request; what barong used) and with
 # barong's own head deadline (server/deadline.rs; what barong uses): what each guard costs.
 TIMED_ADDR=127.0.0.1:$((PORT_BASE + 94))
-"$BASELINE" --addr "$TIMED_ADDR" --header-read-timeout 10 >"$WORK/baseline-timed.log" 2>&1 &
-SERVER_PID=$!
-TIMED_PID=$SERVER_PID
-wait_http "http://$TIMED_ADDR/" 200 "baseline (hyper's timer)"
+start_bare TIMED_PID "" "$TIMED_ADDR" "$WORK/baseline-timed.log" "baseline (hyper's timer)" \
+  --header-read-timeout 10
 GUARDED_ADDR=127.0.0.1:$((PORT_BASE + 95))
-"$BASELINE" --addr "$GUARDED_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/baseline-guarded.log" 2>&1 &
-SERVER_PID=$!
-GUARDED_PID=$SERVER_PID
-wait_http "http://$GUARDED_ADDR/" 200 "baseline (head deadline)"
-SERVER_PID=
-start_barong BARONG_APIKEY_NONCE_LIFETIME=86400000
+start_bare GUARDED_PID "" "$GUARDED_ADDR" "$WORK/baseline-guarded.log" "baseline (head deadline)" \
+  --head-deadline "$HEAD_DEADLINE"
+start_barong "" BARONG_APIKEY_NONCE_LIFETIME=86400000
 BARONG_PID=$SERVER_PID
 check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
 check_status "API-key allow" 200 -H "X-Auth-Apikey: $KID" -H "X-Auth-Nonce: $NONCE" \
@@ -528,14 +535,9 @@ fi # PINNED_ONLY
 if [ "$PINNED_ROUNDS" -gt 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   log "pinned: servers on core 0 (one worker), wrk on core 1 (one thread), $PINNED_ROUNDS rounds"
   PIN_BASELINE_ADDR=127.0.0.1:$((PORT_BASE + 96))
-  taskset -c 0 "$BASELINE" --addr "$PIN_BASELINE_ADDR" >"$WORK/baseline-pinned.log" 2>&1 &
-  SERVER_PID=$!
-  PIN_BASELINE_PID=$SERVER_PID
-  wait_http "http://$PIN_BASELINE_ADDR/" 200 "baseline (pinned)"
-  SERVER_PID=
-  LAUNCH=(taskset -c 0)
-  start_barong BARONG_APIKEY_NONCE_LIFETIME=86400000
-  LAUNCH=()
+  start_bare PIN_BASELINE_PID "taskset -c 0" "$PIN_BASELINE_ADDR" "$WORK/baseline-pinned.log" \
+    "baseline (pinned)"
+  start_barong "taskset -c 0" BARONG_APIKEY_NONCE_LIFETIME=86400000
   PIN_BARONG_PID=$SERVER_PID
   check_status "cookie allow (pinned)" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
   SAVED_THREADS=$THREADS
@@ -564,7 +566,7 @@ fi
 
 if [ "$PINNED_ONLY" = 0 ]; then
 # ---- 3. barong, memory with cached sessions ------------------------------------------------------
-start_barong BARONG_AUTHZ_CACHE_TTL=3600
+start_barong "" BARONG_AUTHZ_CACHE_TTL=3600
 check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
 IDLE_RSS=$(proc_kb VmRSS)
 log "caching sessions 0..$CACHE_SESSIONS (one request each; BARONG_AUTHZ_CACHE_TTL=3600 so none expires)"
@@ -582,7 +584,7 @@ HWM[memory]=$(proc_kb VmHWM)
 stop_server
 
 # ---- 4. barong, cold path ---------------------------------------------------------------------
-start_barong BARONG_JWT_REUSE_TIME=0
+start_barong "" BARONG_JWT_REUSE_TIME=0
 check_status "cookie allow" 200 -A "$AGENT" -b "_barong_session=$COOKIE0" "$AUTHZ_URL"
 # Fresh sessions: the peak run takes the first half, the paced calibration the next sixth, the
 # paced run the last third.
@@ -635,23 +637,14 @@ stop_nginx() {
 if [ -x "$NGINX" ]; then
   PROXY_ADDR=127.0.0.1:$((PORT_BASE + 8))
   FLOOR_AUTHZ_ADDR=127.0.0.1:$((PORT_BASE + 92))
-  "${CHAIN_RUN[@]}" "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
-  UPSTREAM_PID=$!
+  start_bare UPSTREAM_PID "${CHAIN_RUN[*]}" "$BASELINE_ADDR" "$WORK/upstream.log" upstream
   # The floor: a second bare hyper server in barong's place, answering every check with 200
   # and the fixed Bearer, so nginx does exactly the work it does for barong. It keeps barong's
   # guard against slow clients (HEAD_DEADLINE), as the Envoy HTTP floors below do: a floor on
   # barong's listener settings, like `guarded`.
-  "${CHAIN_RUN[@]}" "$BASELINE" --addr "$FLOOR_AUTHZ_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/floor-authz.log" 2>&1 &
-  FLOOR_PID=$!
-  # wait_http watches SERVER_PID: point it at each bare server while it comes up.
-  SERVER_PID=$UPSTREAM_PID
-  wait_http "http://$BASELINE_ADDR/" 200 "upstream"
-  SERVER_PID=$FLOOR_PID
-  wait_http "http://$FLOOR_AUTHZ_ADDR/" 200 "floor authz"
-  SERVER_PID=
-  LAUNCH=("${CHAIN_RUN[@]}")
-  start_barong
-  LAUNCH=()
+  start_bare FLOOR_PID "${CHAIN_RUN[*]}" "$FLOOR_AUTHZ_ADDR" "$WORK/floor-authz.log" "floor authz" \
+    --head-deadline "$HEAD_DEADLINE"
+  start_barong "${CHAIN_RUN[*]}"
   render_nginx() { # authz addr, output
     # shellcheck disable=SC2016 # envsubst takes the variable names literally
     PROXY_HOST=127.0.0.1 PROXY_PORT=$((PORT_BASE + 8)) AUTHZ_HOST=${1%:*} AUTHZ_PORT=${1##*:} \
@@ -731,22 +724,19 @@ if [ "$ENVOY_ROUNDS" -gt 0 ] && [ -n "$ENVOY" ]; then
   GRPC_ADDR=127.0.0.1:$((PORT_BASE + 3))
   FLOOR_ADDR=127.0.0.1:$((PORT_BASE + 91))
   HFLOOR_ADDR=127.0.0.1:$((PORT_BASE + 93))
-  "${CHAIN_RUN[@]}" "$BASELINE" --addr "$BASELINE_ADDR" >"$WORK/upstream.log" 2>&1 &
-  UPSTREAM_PID=$!
+  start_bare UPSTREAM_PID "${CHAIN_RUN[*]}" "$BASELINE_ADDR" "$WORK/upstream.log" upstream
   # The HTTP floor: a second bare hyper server as the HTTP ext_authz, answering 200 + Bearer,
   # with barong's head deadline (as the nginx floor).
-  "${CHAIN_RUN[@]}" "$BASELINE" --addr "$HFLOOR_ADDR" --head-deadline "$HEAD_DEADLINE" >"$WORK/hfloor.log" 2>&1 &
-  HFLOOR_PID=$!
+  start_bare HFLOOR_PID "${CHAIN_RUN[*]}" "$HFLOOR_ADDR" "$WORK/hfloor.log" "HTTP floor" \
+    --head-deadline "$HEAD_DEADLINE"
   if [ -n "$SPIN_US" ]; then
     SFLOOR_ADDR=127.0.0.1:$((PORT_BASE + 94))
-    "${CHAIN_RUN[@]}" "$BASELINE" --addr "$SFLOOR_ADDR" --head-deadline "$HEAD_DEADLINE" --work-us "$SPIN_US" >"$WORK/sfloor.log" 2>&1 &
-    SFLOOR_PID=$!
+    start_bare SFLOOR_PID "${CHAIN_RUN[*]}" "$SFLOOR_ADDR" "$WORK/sfloor.log" "spinning floor" \
+      --head-deadline "$HEAD_DEADLINE" --work-us "$SPIN_US"
   fi
   "${CHAIN_RUN[@]}" "$GRPC_FLOOR" --addr "$FLOOR_ADDR" >"$WORK/floor.log" 2>&1 &
   FLOOR_PID=$!
-  LAUNCH=("${CHAIN_RUN[@]}")
-  start_barong BARONG_AUTHZ_GRPC_ADDR="$GRPC_ADDR"
-  LAUNCH=()
+  start_barong "${CHAIN_RUN[*]}" BARONG_AUTHZ_GRPC_ADDR="$GRPC_ADDR"
   render_envoy() { # template, authz addr, output
     # shellcheck disable=SC2016 # envsubst takes the variable names literally
     PROXY_HOST=${ENVOY_PROXY%:*} PROXY_PORT=${ENVOY_PROXY##*:} AUTHZ_HOST=${2%:*} AUTHZ_PORT=${2##*:} \
