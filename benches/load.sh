@@ -796,13 +796,21 @@ chain_ratio() { awk -v a="${CHAIN_US[$1]:-0}" -v b="${CHAIN_US[$2]:-0}" 'BEGIN {
 # The same comparisons round by round: the median of each round's own ratio. Rounds run
 # back to back, so a slow spell of the machine falls on both sides of a round's pair; the ratio
 # of the medians above can pair one side's fast round with the other's slow one.
-paired() { # measure (rps: KEY's over FLOOR's; chain, cpu: FLOOR's over KEY's), key, floor key, rounds
+# own: the floor chain's CPU over the same plus what KEY's server spends beyond the floor server:
+# the ratio barong's own cost accounts for. The proxy's CPU per request moves by 5 to 10 % from
+# one run to the next; this leaves that out.
+paired() { # measure (rps: KEY's over FLOOR's; chain, cpu, own: FLOOR's over KEY's), key, floor key, rounds
   local measure=$1 key=$2 floor=$3 n=$4 r a b ratios=
   for r in $(seq 1 "$n"); do
     case $measure in
       rps) a=${RPS[${key}_$r]:-0} b=${RPS[${floor}_$r]:-0} ;;
       chain) a=${CHAIN_US[${floor}_$r]:-0} b=${CHAIN_US[${key}_$r]:-0} ;;
       cpu) a=${CPU_US[${floor}_$r]:-0} b=${CPU_US[${key}_$r]:-0} ;;
+      own)
+        a=${CHAIN_US[${floor}_$r]:-0}
+        b=$(awk -v c="$a" -v k="${CPU_US[${key}_$r]:-0}" -v f="${CPU_US[${floor}_$r]:-0}" \
+          'BEGIN { if (k > 0 && f > 0) printf "%.4f", c + k - f; else print 0 }')
+        ;;
     esac
     ratios="$ratios $(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0 && b > 0) printf "%.4f", a / b }')"
   done
@@ -879,6 +887,7 @@ row() { # key, label, server[, baseline key of the efficiency]
     done
     echo
     echo "barong vs its floor: $(rps_ratio nginx_barong nginx_floor) by requests/s, $(chain_ratio nginx_barong nginx_floor) by the chain's CPU per request (the floor's over barong's); round by round $(paired rps nginx_barong nginx_floor "$ROUNDS")x and $(paired chain nginx_barong nginx_floor "$ROUNDS")x"
+    echo "barong's own share: the floor's chain CPU plus barong's CPU beyond the floor server's, $(paired own nginx_barong nginx_floor "$ROUNDS")x round by round (nginx's own run-to-run spread left out)"
   fi
   if [ -n "${ENVOY_RPS[plain]:-}" ]; then
     echo
@@ -902,6 +911,7 @@ row() { # key, label, server[, baseline key of the efficiency]
     done
     echo
     echo "barong vs its floor: HTTP $(rps_ratio envoy_http envoy_hfloor) by requests/s, $(chain_ratio envoy_http envoy_hfloor) by the chain's CPU per request; gRPC $(rps_ratio envoy_grpc envoy_floor) by requests/s, $(chain_ratio envoy_grpc envoy_floor) by the chain's CPU per request; round by round HTTP $(paired rps envoy_http envoy_hfloor "$ENVOY_ROUNDS")x and $(paired chain envoy_http envoy_hfloor "$ENVOY_ROUNDS")x, gRPC $(paired rps envoy_grpc envoy_floor "$ENVOY_ROUNDS")x and $(paired chain envoy_grpc envoy_floor "$ENVOY_ROUNDS")x"
+    echo "barong's own share: the floor's chain CPU plus barong's CPU beyond the floor server's, round by round HTTP $(paired own envoy_http envoy_hfloor "$ENVOY_ROUNDS")x, gRPC $(paired own envoy_grpc envoy_floor "$ENVOY_ROUNDS")x (Envoy's own run-to-run spread left out)"
     [ -z "$SPIN_US" ] || echo "the control: the HTTP floor spending $SPIN_US us a check is $(rps_ratio envoy_sfloor envoy_hfloor) of the floor by requests/s, $(chain_ratio envoy_sfloor envoy_hfloor) by chain CPU; barong is $(rps_ratio envoy_http envoy_sfloor) and $(chain_ratio envoy_http envoy_sfloor) of that control (round by round $(paired rps envoy_http envoy_sfloor "$ENVOY_ROUNDS")x and $(paired chain envoy_http envoy_sfloor "$ENVOY_ROUNDS")x)"
   fi
   echo
