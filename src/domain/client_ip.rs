@@ -93,7 +93,7 @@ impl TrustedProxies {
 
 // Header names as constants: a `&str` name is parsed on every lookup, and this runs on every
 // decision from a trusted proxy.
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const CLIENT_IP: HeaderName = HeaderName::from_static("client-ip");
 const TRUE_CLIENT_IP: HeaderName = HeaderName::from_static("true-client-ip");
 

@@ -32,6 +32,8 @@ use tonic_prost::ProstCodec;
 
 use super::http_front::{API_KEY_HEADERS, status_value};
 use super::{Authz, ConnectionHandle, Deny, Input};
+use crate::domain::client_ip::X_FORWARDED_FOR;
+use crate::observe::REQUEST_ID;
 use wire::{CheckRequest, CheckResponse};
 
 /// Largest `CheckRequest` accepted: above anything Envoy can send (its request heads are capped
@@ -166,13 +168,11 @@ pub async fn answer(authz: &Authz, peer: SocketAddr, request: CheckRequest) -> C
     response(authz.check(&input).await)
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
 /// The names Envoy puts on every check that `http` has no standard constant for. Found here,
 /// a name costs no copy; `HeaderName::from_bytes` copies every name it does not know.
 const ENVOY_NAMES: [HeaderName; 5] = [
     HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-request-id"),
+    REQUEST_ID,
     X_FORWARDED_FOR,
     HeaderName::from_static("x-envoy-internal"),
     HeaderName::from_static("x-envoy-expected-rq-timeout-ms"),
