@@ -227,10 +227,13 @@ impl Authz {
                     path: &path,
                     query: input.query,
                     headers: input.headers,
-                    client_ip: self
-                        .settings
-                        .trusted_proxies
-                        .client_ip(input.headers, input.peer),
+                    client_ip: if input.present.forwarding() {
+                        self.settings
+                            .trusted_proxies
+                            .client_ip(input.headers, input.peer)
+                    } else {
+                        crate::domain::client_ip::peer_address(input.peer)
+                    },
                     now,
                 };
                 self.decide(&req).await

@@ -28,6 +28,7 @@ impl Present {
     const ORIGINAL_METHOD: u8 = 1 << 1;
     const OVERRIDE: u8 = 1 << 2;
     const API_KEY: u8 = 1 << 3;
+    const FORWARDING: u8 = 1 << 4;
 
     /// Every name is compared in full: a header counts only under its exact (lower-case, as
     /// `HeaderName` keeps it) name, as `HeaderMap::get` would find it.
@@ -35,10 +36,10 @@ impl Present {
         let mut bits = 0;
         for name in headers.keys() {
             let name = name.as_str();
-            if !name.starts_with("x-") {
-                continue;
-            }
             bits |= match name {
+                // `domain::client_ip::FORWARDING_HEADERS` (a test holds the two together).
+                "x-forwarded-for" | "client-ip" | "true-client-ip" => Self::FORWARDING,
+                _ if !name.starts_with("x-") => 0,
                 "x-request-id" => Self::REQUEST_ID,
                 "x-original-method" | "x-forwarded-method" => Self::ORIGINAL_METHOD,
                 "x-http-method-override" | "x-method-override" | "x-http-method" => Self::OVERRIDE,
@@ -67,6 +68,12 @@ impl Present {
     /// One of the API-key headers is there: the request authenticates with a key.
     pub fn api_key(self) -> bool {
         self.0 & Self::API_KEY != 0
+    }
+
+    /// One of `domain::client_ip::FORWARDING_HEADERS` is there: the client may be someone
+    /// else than the peer.
+    pub fn forwarding(self) -> bool {
+        self.0 & Self::FORWARDING != 0
     }
 }
 
@@ -247,6 +254,33 @@ mod tests {
         }
         for name in [&X_AUTH_APIKEY, &X_AUTH_NONCE, &X_AUTH_SIGNATURE] {
             assert!(one(name).api_key(), "{name}");
+        }
+        for name in &crate::domain::client_ip::FORWARDING_HEADERS {
+            assert!(one(name).forwarding(), "{name}");
+        }
+        for name in ["x-forwarded-host", "forwarded", "x-client-ip", "client-ips"] {
+            let name = HeaderName::from_static(name);
+            assert_eq!(one(&name), Present(0), "{name}");
+        }
+    }
+
+    /// The shortcut the decision takes when `forwarding()` is false gives what the full
+    /// lookup gives, from any peer, trusted or not, with every setting.
+    #[test]
+    fn without_forwarding_headers_the_client_is_the_peer() {
+        use crate::domain::client_ip::{TrustedProxies, peer_address};
+        let h = headers(&[("x-real-ip", "1.2.3.4"), ("forwarded", "for=1.2.3.4")]);
+        assert!(!Present::of(&h).forwarding());
+        for (client_ip_header, true_client_ip) in [(false, false), (true, true)] {
+            let trusted = TrustedProxies {
+                client_ip_header,
+                true_client_ip,
+                ..TrustedProxies::default()
+            };
+            for peer in ["127.0.0.1", "10.1.2.3", "8.8.8.8", "::ffff:10.0.0.1", "::1"] {
+                let peer: std::net::IpAddr = peer.parse().expect("ip");
+                assert_eq!(trusted.client_ip(&h, peer), peer_address(peer), "{peer}");
+            }
         }
     }
 

@@ -94,8 +94,19 @@ impl TrustedProxies {
 // Header names as constants: a `&str` name is parsed on every lookup, and this runs on every
 // decision from a trusted proxy.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const CLIENT_IP: HeaderName = HeaderName::from_static("client-ip");
-const TRUE_CLIENT_IP: HeaderName = HeaderName::from_static("true-client-ip");
+pub const CLIENT_IP: HeaderName = HeaderName::from_static("client-ip");
+pub const TRUE_CLIENT_IP: HeaderName = HeaderName::from_static("true-client-ip");
+
+/// Every header [`TrustedProxies::client_ip`] reads: a request without any of them comes from
+/// its peer ([`peer_address`]), whoever the peer is.
+pub const FORWARDING_HEADERS: [HeaderName; 3] = [X_FORWARDED_FOR, CLIENT_IP, TRUE_CLIENT_IP];
+
+/// The client address of a request that carries none of [`FORWARDING_HEADERS`]: what
+/// [`TrustedProxies::client_ip`] gives for it, without looking the three names up (the authz
+/// decision knows from one pass over the names it makes anyway, `authz::request::Present`).
+pub fn peer_address(peer: IpAddr) -> IpAddr {
+    unmapped(peer)
+}
 
 fn unmapped(ip: IpAddr) -> IpAddr {
     match ip {
