@@ -76,6 +76,8 @@ async fn serve(args: Args) {
     );
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // As barong's listeners (`server::listen`): HTTP/1 half-close allowed.
+    builder.http1().half_close(true);
     if let Some(seconds) = header_read_timeout {
         builder
             .http1()

@@ -571,6 +571,37 @@ async fn slow_heads_after_an_answer_are_dropped_too() {
     }
 }
 
+/// Both listeners allow HTTP/1 half-close (`server::listen`): a client that sends its request
+/// and shuts its write side gets the whole answer, then the connection closes; the deadline
+/// still closes a half-closed connection that sent nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_client_gets_its_answer_then_the_connection_closes() {
+    let (_db, server) = start_plain(&[("BARONG_HEADER_READ_TIMEOUT", "2")]).await;
+    for base in [server.api.clone(), server.authz.clone()] {
+        let addr = base.trim_start_matches("http://").to_owned();
+        let mut stream = TcpStream::connect(&addr).await.expect("connect");
+        let head = b"GET /api/v2/auth/api/v2/barong/public/ping HTTP/1.1\r\nHost: x\r\n\r\n";
+        stream.write_all(head).await.expect("request");
+        stream.shutdown().await.expect("half-close");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("the server closed after answering")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{base}: {answer}");
+        assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{base}: {answer}");
+
+        let mut silent = TcpStream::connect(&addr).await.expect("connect");
+        silent.shutdown().await.expect("half-close");
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
+            .await
+            .expect("the server dropped the half-closed silent client");
+        assert!(matches!(read, Ok(0) | Err(_)), "{base}: {read:?}");
+    }
+}
+
 // ---- secrets never in logs --------------------------------------------------------------------
 
 fn sign(secret: &str, nonce: &str, kid: &str) -> String {
