@@ -66,58 +66,45 @@ pub enum SessionCookie<'a> {
 /// accepts) is skipped whole; each `;`-separated pair is split at its first `=`, and both sides
 /// are trimmed of spaces and tabs, the value of surrounding quotes too.
 ///
-/// Written on bytes: the same rule on `str` (`to_str`, `split`, `trim`) was about 650
-/// instructions of every cookie decision, the largest of the decision's own after the digest
-/// (`benches/instructions.sh`); this is about a fifth of that. The `str` form stays in the tests
-/// as the oracle.
+/// The same rule on `str` (`to_str`, `split`, `trim`) walked the header a character at a time,
+/// about 650 instructions of every cookie decision (`benches/instructions.sh`); here `memchr`
+/// finds the separators and the checks run a word at a time. The `str` form stays in the
+/// tests as the oracle.
 pub fn session_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCookie<'a> {
     let mut found = SessionCookie::Absent;
     let mut seen = false;
     for header in headers.get_all(http::header::COOKIE) {
-        let bytes = header.as_bytes();
-        if !visible_ascii(bytes) {
+        // A `HeaderValue` holds only tab, space to `~`, and bytes from 0x80 (`from_bytes` and
+        // hyper's parser refuse the rest), so `to_str` accepts it exactly when it is ASCII.
+        let Ok(text) = std::str::from_utf8(header.as_bytes()) else {
+            continue;
+        };
+        if !text.is_ascii() {
             continue;
         }
-        for pair in bytes.split(|&b| b == b';') {
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        while start <= bytes.len() {
+            let end = memchr::memchr(b';', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+            let pair = &text[start..end];
+            start = end + 1;
+            let Some(eq) = memchr::memchr(b'=', pair.as_bytes()) else {
                 continue;
             };
-            let (key, value) = (&pair[..eq], &pair[eq + 1..]);
-            if key.trim_ascii() != name.as_bytes() {
+            if pair[..eq].trim_ascii() != name {
                 continue;
             }
             if seen {
                 return SessionCookie::Repeated;
             }
             seen = true;
-            let value = trim_quotes(value.trim_ascii());
-            // Visible ASCII is UTF-8: this never fails.
-            if let Ok(value) = std::str::from_utf8(value)
-                && !value.is_empty()
-            {
+            let value = pair[eq + 1..].trim_ascii().trim_matches('"');
+            if !value.is_empty() {
                 found = SessionCookie::One(value);
             }
         }
     }
     found
-}
-
-/// `HeaderValue::to_str`'s rule (tab, or a byte from space to `~`), checked without stopping at
-/// the first bad byte so the loop has no branch and the compiler can run it wide.
-fn visible_ascii(bytes: &[u8]) -> bool {
-    bytes.iter().fold(true, |ok, &b| {
-        ok & ((b' '..=b'~').contains(&b) | (b == b'\t'))
-    })
-}
-
-fn trim_quotes(mut value: &[u8]) -> &[u8] {
-    while let [b'"', rest @ ..] = value {
-        value = rest;
-    }
-    while let [rest @ .., b'"'] = value {
-        value = rest;
-    }
-    value
 }
 
 /// The storage key of a cookie value: lowercase hex SHA-256.
