@@ -47,8 +47,8 @@ impl ConnLimits {
         // Half-close: without it, hyper looks for the client's EOF while a request is being
         // answered, and to look it first reserves read space. The request's header values
         // are slices of that buffer and live until the answer is made, so the reserve could
-        // never reuse it: every request allocated a fresh 8 KiB buffer and freed the last
-        // (about 700 instructions and two allocations of every answer, callgrind's
+        // never reuse it: every request allocated a fresh 8 KiB buffer and its shared header,
+        // and freed the last two (about 1,150 instructions of every answer, callgrind's
         // `BytesMut::reserve_inner`, docs/benchmarks.md, tenth pass). A client that half-closes
         // after its request now gets its answer, and the connection closes after it.
         builder
