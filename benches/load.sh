@@ -799,10 +799,15 @@ chain_ratio() { awk -v a="${CHAIN_US[$1]:-0}" -v b="${CHAIN_US[$2]:-0}" 'BEGIN {
 # own: the floor chain's CPU over the same plus what KEY's server spends beyond the floor server:
 # the ratio barong's own cost accounts for. The proxy's CPU per request moves by 5 to 10 % from
 # one run to the next; this leaves that out.
-paired() { # measure (rps: KEY's over FLOOR's; chain, cpu, own: FLOOR's over KEY's), key, floor key, rounds
+paired() { # measure (rps: KEY's over FLOOR's; chain, cpu, own: FLOOR's over KEY's; extra: KEY's CPU/req minus FLOOR's, us), key, floor key, rounds
   local measure=$1 key=$2 floor=$3 n=$4 r a b ratios=
   for r in $(seq 1 "$n"); do
     case $measure in
+      extra)
+        ratios="$ratios $(awk -v k="${CPU_US[${key}_$r]:-0}" -v f="${CPU_US[${floor}_$r]:-0}" \
+          'BEGIN { if (k > 0 && f > 0) printf "%.4f", k - f }')"
+        continue
+        ;;
       rps) a=${RPS[${key}_$r]:-0} b=${RPS[${floor}_$r]:-0} ;;
       chain) a=${CHAIN_US[${floor}_$r]:-0} b=${CHAIN_US[${key}_$r]:-0} ;;
       cpu) a=${CPU_US[${floor}_$r]:-0} b=${CPU_US[${key}_$r]:-0} ;;
@@ -867,6 +872,9 @@ row() { # key, label, server[, baseline key of the efficiency]
     done
     echo
     echo "pinned efficiency round by round: cookie $(paired cpu pcookie pbaseline "$PINNED_ROUNDS"), API key $(paired cpu papikey pkeyfloor "$PINNED_ROUNDS"), deny $(paired cpu pdeny pbaseline "$PINNED_ROUNDS")"
+    # The ratio moves with what the kernel's TCP path costs that hour (bare hyper 4 to 13 us a
+    # request on this machine); what barong adds over its floor moves far less.
+    echo "pinned CPU/req over the floor round by round, us: cookie $(paired extra pcookie pbaseline "$PINNED_ROUNDS"), API key $(paired extra papikey pkeyfloor "$PINNED_ROUNDS"), deny $(paired extra pdeny pbaseline "$PINNED_ROUNDS")"
   fi
   if [ -n "${RPS[nginx_barong]:-}" ]; then
     echo
