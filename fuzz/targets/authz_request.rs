@@ -15,16 +15,17 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 
-use aws_lc_rs::hmac;
-use barong::authz::apikey::{parse_nonce, signature_matches};
+use barong::authz::apikey::{KeyMac, parse_nonce, signature_matches};
 use barong::authz::path::canonical;
 use barong::authz::request::{Present, header, original_method, original_path, override_method};
 use barong::domain::{SessionCookie, TrustedProxies, session_cookie, session_key};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-fn key() -> &'static hmac::Key {
-    static KEY: OnceLock<hmac::Key> = OnceLock::new();
-    KEY.get_or_init(|| hmac::Key::new(hmac::HMAC_SHA256, b"0123456789abcdef0123456789abcdef"))
+fn key() -> &'static KeyMac {
+    static KEY: OnceLock<Option<KeyMac>> = OnceLock::new();
+    KEY.get_or_init(|| KeyMac::new("HS256", b"0123456789abcdef0123456789abcdef"))
+        .as_ref()
+        .expect("HS256 is known")
 }
 
 /// One input: must never panic.

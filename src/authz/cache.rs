@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use aws_lc_rs::hmac;
 use tokio::sync::broadcast;
 
+use super::apikey::KeyMac;
 use super::policy::{Permissions, Restrictions};
 use super::timed_cache::TimedCache;
 use crate::crypto::encryption::Encryptor;
@@ -98,7 +98,7 @@ impl CachedSession {
 #[derive(Clone)]
 pub struct CachedKey {
     pub key: ApiKey,
-    pub hmac: Option<hmac::Key>,
+    pub hmac: Option<KeyMac>,
     /// The last use queued for the database (epoch seconds).
     pub used: Arc<AtomicI64>,
 }
@@ -226,15 +226,13 @@ impl Caches {
                 let Some(key) = store.find_api_key(kid).await? else {
                     return Ok::<_, StoreError>(None);
                 };
-                let hmac = super::apikey::hmac_algorithm(&key.algorithm).and_then(|algorithm| {
-                    match encryptor.decrypt(&key.secret_encrypted) {
-                        Ok(secret) => Some(hmac::Key::new(algorithm, secret.as_bytes())),
-                        Err(error) => {
-                            tracing::error!(kid = %key.kid, %error, "API key secret unreadable");
-                            None
-                        }
+                let hmac = match encryptor.decrypt(&key.secret_encrypted) {
+                    Ok(secret) => KeyMac::new(&key.algorithm, secret.as_bytes()),
+                    Err(error) => {
+                        tracing::error!(kid = %key.kid, %error, "API key secret unreadable");
+                        None
                     }
-                });
+                };
                 let used = Arc::new(AtomicI64::new(key.last_used_at.unwrap_or(0)));
                 Ok(Some(Arc::new(CachedKey { key, hmac, used })))
             })

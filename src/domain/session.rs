@@ -116,12 +116,12 @@ pub fn session_key(cookie_value: &str) -> String {
 /// cache is keyed by (32 bytes inline, no string made per request).
 pub type SessionDigest = [u8; 32];
 
+/// Hashed on every cookie decision, with RustCrypto's `sha2` (the CPU's SHA instructions,
+/// the state on the stack) rather than aws-lc's digest context, which initialises and
+/// finalises more than one short message needs (`benches/authz.rs`, `cache/session_hit`).
 pub fn session_digest(cookie_value: &str) -> SessionDigest {
-    let mut digest = [0u8; 32];
-    digest.copy_from_slice(
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cookie_value.as_bytes()).as_ref(),
-    );
-    digest
+    use sha2::Digest;
+    sha2::Sha256::digest(cookie_value.as_bytes()).into()
 }
 
 /// The digest a storage key is the hex of; `None` for anything else.
@@ -515,5 +515,14 @@ mod tests {
             session_key("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        // Every length around the block and padding boundaries, against aws-lc's digest
+        // (what made the keys of sessions stored before).
+        for len in 0..=200 {
+            let value: String = (0..len)
+                .map(|i| char::from(b'!' + (i % 90) as u8))
+                .collect();
+            let reference = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+            assert_eq!(session_digest(&value), reference.as_ref(), "{len}");
+        }
     }
 }
