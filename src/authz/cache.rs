@@ -182,7 +182,7 @@ impl Caches {
         digest: &SessionDigest,
         now: Instant,
     ) -> Result<Option<Arc<CachedSession>>, LoadError> {
-        let load = async {
+        let load = || async {
             let session = self.store.find_session(&hex::encode(digest)).await?;
             Ok::<_, StoreError>(session.map(|session| Arc::new(CachedSession::of(session))))
         };
@@ -198,7 +198,7 @@ impl Caches {
 
     pub async fn user(&self, id: i64, now: Instant) -> Result<Option<Arc<User>>, LoadError> {
         let load =
-            async { Ok::<_, StoreError>(self.store.find_user_by_id(id).await?.map(Arc::new)) };
+            || async { Ok::<_, StoreError>(self.store.find_user_by_id(id).await?.map(Arc::new)) };
         Ok(self.users.get_or_load(&id, now, load).await?)
     }
 
@@ -207,7 +207,7 @@ impl Caches {
         id: i64,
         now: Instant,
     ) -> Result<Option<Arc<ServiceAccount>>, LoadError> {
-        let load = async {
+        let load = || async {
             let account = self.store.find_service_account_by_id(id).await?;
             Ok::<_, StoreError>(account.map(Arc::new))
         };
@@ -222,7 +222,7 @@ impl Caches {
         let (store, encryptor) = (&self.store, &self.encryptor);
         Ok(self
             .api_keys
-            .get_or_load(kid, now, async move {
+            .get_or_load(kid, now, || async move {
                 let Some(key) = store.find_api_key(kid).await? else {
                     return Ok::<_, StoreError>(None);
                 };

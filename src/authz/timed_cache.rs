@@ -96,18 +96,25 @@ where
             .map(|timed| timed.value)
     }
 
-    /// The value of `key` live at `now`, loading it with `load` on a miss (one load per key at
-    /// a time; the others wait for it). A failed load caches nothing. Counted in
+    /// The value of `key` live at `now`, loading it with `load()` on a miss (one load per key
+    /// at a time; the others wait for it). A failed load caches nothing. Counted in
     /// [`Self::lookups`]. `now` is the caller's clock (a decision reads it once for all its
     /// cache reads), not read here.
-    pub async fn get_or_load<Q, E>(
+    ///
+    /// A hit, in the thread's front or the shared cache, never awaits. Everything that may
+    /// (waiting for another loader, the load itself) is in [`Self::load`]'s future, boxed and
+    /// made only on a miss: the decision's future, which hyper moves into place for every
+    /// request, does not carry a load's state (`Caches::session`'s future went from 432 to
+    /// 128 bytes in a debug build; docs/benchmarks.md, eleventh pass).
+    pub async fn get_or_load<Q, E, F>(
         &self,
         key: &Q,
         now: Instant,
-        load: impl Future<Output = Result<V, E>>,
+        load: impl FnOnce() -> F,
     ) -> Result<V, E>
     where
         Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Result<V, E>>,
     {
         self.lookups.increment();
         // Read before the shared lookup: an invalidation landing after this read bumps the
@@ -118,6 +125,29 @@ where
         if let Some(value) = self.front.get(hash, key, now, epoch) {
             return Ok(value);
         }
+        if let Some(timed) = self.entries.get(key)
+            && timed.until > now
+        {
+            let value = timed.value.clone();
+            self.front
+                .put(hash, key.to_owned(), timed.value, timed.until, epoch);
+            return Ok(value);
+        }
+        Box::pin(self.load(key, now, hash, epoch, load())).await
+    }
+
+    /// [`Self::get_or_load`] past its hits: waits for another loader of `key` or loads.
+    async fn load<Q, E>(
+        &self,
+        key: &Q,
+        now: Instant,
+        hash: u64,
+        epoch: u64,
+        load: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E>
+    where
+        Q: Hash + Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+    {
         loop {
             match self.entries.get_value_or_guard_async(key).await {
                 Ok(timed) if timed.until > now => {
@@ -196,26 +226,26 @@ mod tests {
     async fn entries_expire_and_failed_loads_cache_nothing() {
         let cache = cache(Duration::from_millis(40));
         let one = cache
-            .get_or_load("a", Instant::now(), async { Ok::<_, ()>(Some(1)) })
+            .get_or_load("a", Instant::now(), || async { Ok::<_, ()>(Some(1)) })
             .await;
         assert_eq!(one, Ok(Some(1)));
         assert_eq!(cache.get("a"), Some(Some(1)));
         // A hit does not call the loader.
         let hit = cache
-            .get_or_load("a", Instant::now(), async { Err(()) })
+            .get_or_load("a", Instant::now(), || async { Err(()) })
             .await;
         assert_eq!(hit, Ok(Some(1)));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(cache.get("a"), None);
         assert_eq!(
             cache
-                .get_or_load("a", Instant::now(), async { Err(()) })
+                .get_or_load("a", Instant::now(), || async { Err(()) })
                 .await,
             Err(())
         );
         assert_eq!(cache.get("a"), None);
         let two = cache
-            .get_or_load("a", Instant::now(), async { Ok::<_, ()>(Some(2)) })
+            .get_or_load("a", Instant::now(), || async { Ok::<_, ()>(Some(2)) })
             .await;
         assert_eq!(two, Ok(Some(2)));
         cache.invalidate("a");
@@ -231,7 +261,7 @@ mod tests {
                 let (cache, loads) = (cache.clone(), loads.clone());
                 tokio::spawn(async move {
                     cache
-                        .get_or_load("k", Instant::now(), async {
+                        .get_or_load("k", Instant::now(), || async {
                             loads.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             Ok::<_, ()>(Some(7))
@@ -255,7 +285,7 @@ mod tests {
             let cache = cache.clone();
             tokio::spawn(async move {
                 cache
-                    .get_or_load("s", Instant::now(), async move {
+                    .get_or_load("s", Instant::now(), || async move {
                         let _ = started_tx.send(());
                         let _ = go_rx.await;
                         Ok::<_, ()>(Some(1))
