@@ -360,7 +360,8 @@ impl Authz {
             .user(cached.user_id, req.now)
             .await?
             .ok_or(Deny::InvalidSession)?;
-        let now = chrono::Utc::now().timestamp();
+        // Seconds: a coarse clock is enough (`crate::clock`).
+        let now = crate::clock::unix_millis() / 1000;
         let policy = *cached.policy.get_or_init(|| {
             *self
                 .settings
@@ -415,7 +416,8 @@ impl Authz {
         if nonce_ms <= 0 {
             return Err(Deny::NonceNotValidTimestamp);
         }
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        // A window of seconds: a coarse clock is enough (`crate::clock`).
+        let now_ms = crate::clock::unix_millis();
         let lifetime = self.settings.nonce_lifetime_ms;
         if (now_ms.saturating_sub(nonce_ms)).abs() >= lifetime
             || (self.settings.replay_protection

@@ -5,8 +5,9 @@
 //! hyper's own `header_read_timeout` arms a fresh timer for every request: a boxed sleep, a
 //! timer-wheel insert and a removal, about 0.9 us of server CPU per request, a tenth of what
 //! bare hyper spends on one (`benches/load.sh`, the "header-read timer" baseline). Here a
-//! request costs two uncontended atomic writes and one clock read, and the connection's one
-//! timer wakes at most once per timeout to see whether the connection went quiet.
+//! request costs two uncontended atomic writes and one coarse clock read (`crate::clock`: the
+//! deadline counts in seconds), and the connection's one timer wakes at most once per timeout
+//! to see whether the connection went quiet.
 //!
 //! A connection is HTTP/2 once a request says so (ALPN alone is not believed: hyper serves what
 //! the bytes are); from then on hyper's HTTP/2 keep-alive looks after it, as before, since
@@ -26,9 +27,11 @@ use tokio::time::Instant;
 /// What the connection's requests tell its timer.
 struct Shared {
     opened: Instant,
+    /// `opened` on the coarse clock (`crate::clock::monotonic_millis`), which answers read.
+    opened_ms: i64,
     /// Requests being answered; the deadline runs only while there are none.
     in_flight: AtomicUsize,
-    /// Milliseconds from `opened` to the end of the last answer (0: none yet).
+    /// Milliseconds from `opened` to the end of the last answer (0: none yet), to a timer tick.
     idle_since_ms: AtomicU64,
     /// An HTTP/2 connection: no head deadline.
     http2: AtomicBool,
@@ -46,6 +49,7 @@ impl HeadDeadline {
         Self {
             shared: Arc::new(Shared {
                 opened: Instant::now(),
+                opened_ms: crate::clock::monotonic_millis(),
                 in_flight: AtomicUsize::new(0),
                 idle_since_ms: AtomicU64::new(0),
                 http2: AtomicBool::new(false),
@@ -135,12 +139,11 @@ struct Done(Arc<Shared>);
 impl Drop for Done {
     fn drop(&mut self) {
         let shared = &self.0;
-        let elapsed = Instant::now().saturating_duration_since(shared.opened);
+        let elapsed = crate::clock::monotonic_millis().saturating_sub(shared.opened_ms);
         // Written before the count drops, so the timer never sees "idle" with a stale start.
-        shared.idle_since_ms.store(
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-            Ordering::Release,
-        );
+        shared
+            .idle_since_ms
+            .store(u64::try_from(elapsed).unwrap_or(0), Ordering::Release);
         shared.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
