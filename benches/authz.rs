@@ -18,7 +18,8 @@
 //! - `hmac/*`: `authz::apikey::signature_matches` (what every API-key request verifies).
 //! - `jwt_sign/*`: our `JwtSigner` (key pair parsed once) against `jsonwebtoken::encode` (which
 //!   re-parses the key on every call), per algorithm, on Barong's claims.
-//! - `token/*`: `TokenMinter::token` reuse hit against a fresh mint.
+//! - `token/*`: `TokenMinter::token` reuse hit in the shared cache (no source object, so no
+//!   per-thread front) against a fresh mint.
 //! - `cache/*`: the session cache, hit against miss (SQLite).
 //!
 //! Before the groups run, the number of heap allocations per decision is printed (a counting
@@ -848,13 +849,13 @@ fn token_reuse(c: &mut Criterion) {
         let reusing = TokenMinter::new(signer.clone(), 3600, 30);
         let minting = TokenMinter::new(signer, 3600, 0);
         reusing
-            .token(&principal, Instant::now())
+            .token(&principal, None, Instant::now())
             .expect("first token");
         group.bench_function(BenchmarkId::new("reuse_hit", algorithm.name()), |b| {
             b.iter(|| {
                 black_box(
                     reusing
-                        .token(black_box(&principal), Instant::now())
+                        .token(black_box(&principal), None, Instant::now())
                         .expect("token"),
                 )
             });
@@ -863,7 +864,7 @@ fn token_reuse(c: &mut Criterion) {
             b.iter(|| {
                 black_box(
                     minting
-                        .token(black_box(&principal), Instant::now())
+                        .token(black_box(&principal), None, Instant::now())
                         .expect("token"),
                 )
             });

@@ -138,6 +138,14 @@ impl Authenticated {
         }
     }
 
+    /// The cached object the principal is read from (the token's reuse is keyed by it).
+    fn source(&self) -> token::Source<'_> {
+        match &self.holder {
+            Holder::User(user) => token::Source::User(user),
+            Holder::ServiceAccount(account) => token::Source::ServiceAccount(account),
+        }
+    }
+
     /// The user whose audit rows this request writes; service accounts are never logged.
     fn user_id(&self) -> Option<i64> {
         match &self.holder {
@@ -298,7 +306,11 @@ impl Authz {
         self.check_permission(req, &authenticated)?;
         let authorization = self
             .tokens
-            .token(&authenticated.principal(), req.now)
+            .token(
+                &authenticated.principal(),
+                Some(authenticated.source()),
+                req.now,
+            )
             .map_err(|error| {
                 tracing::error!(%error, "JWT signing failed");
                 Deny::Unavailable

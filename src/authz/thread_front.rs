@@ -74,6 +74,22 @@ where
     where
         Q: Equivalent<K> + ?Sized,
     {
+        self.get_with(hash, key, now, epoch, |value| Some(value.clone()))
+    }
+
+    /// What `read` makes of this thread's value for `key` (as [`Self::get`] finds it),
+    /// without cloning the value.
+    pub fn get_with<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: Instant,
+        epoch: u64,
+        read: impl FnOnce(&V) -> Option<R>,
+    ) -> Option<R>
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
         let slots = self.slots.get()?;
         // Nothing borrows the slots across a call; a failed borrow would only be a miss.
         let mut slots = slots.try_borrow_mut().ok()?;
@@ -91,7 +107,7 @@ where
             slot.value = (self.own)(&slot.value);
             slot.hits = u8::MAX;
         }
-        Some(slot.value.clone())
+        read(&slot.value)
     }
 
     /// Remembers `value` (as the shared cache gave it out, live until `until`) for this

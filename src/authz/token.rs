@@ -2,6 +2,7 @@
 //! for the same principal and claims for a short while so signing is not paid per request.
 //! A reused token is only handed out while the key that signed it is still current.
 
+use std::any::Any;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use serde::Serialize;
 use super::thread_front::ThreadFront;
 use crate::crypto::keyring::{RingKey, SharedKeys};
 use crate::crypto::keys::KeyError;
+use crate::domain::{ServiceAccount, User};
 
 /// Who the token speaks for, with the claims Barong puts in it, borrowed from the cached user
 /// or service account: building one per decision copies nothing.
@@ -31,6 +33,48 @@ pub struct Principal<'a> {
 pub struct UserExtras<'a> {
     pub username: Option<&'a str>,
     pub referral_id: Option<i64>,
+}
+
+/// The cached object a principal's claims were read from. The caches never change one in
+/// place (a changed row is a new object), so while a thread's slot keeps the object alive, its
+/// address stands for exactly these claims: a hit there hashes and compares no claim.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    User(&'a Arc<User>),
+    ServiceAccount(&'a Arc<ServiceAccount>),
+}
+
+impl Source<'_> {
+    fn address(self) -> usize {
+        match self {
+            Self::User(user) => Arc::as_ptr(user) as usize,
+            Self::ServiceAccount(account) => Arc::as_ptr(account) as usize,
+        }
+    }
+
+    /// Keeps the object alive, so its address names no other object while a slot holds it.
+    fn pin(self) -> Arc<dyn Any + Send + Sync> {
+        match self {
+            Self::User(user) => user.clone(),
+            Self::ServiceAccount(account) => account.clone(),
+        }
+    }
+}
+
+/// A thread's reusable token for one source object.
+#[derive(Clone)]
+struct Reuse {
+    minted: Arc<Minted>,
+    _source: Arc<dyn Any + Send + Sync>,
+}
+
+impl Reuse {
+    fn own_copy(reuse: &Reuse) -> Reuse {
+        Reuse {
+            minted: Minted::own_copy(&reuse.minted),
+            _source: reuse._source.clone(),
+        }
+    }
 }
 
 /// The principal a reusable token was minted for, owned: a hit is only taken when it equals
@@ -100,9 +144,10 @@ pub struct TokenMinter {
     /// Entries past the reuse window are ignored and replaced; the cache only bounds their
     /// number (the same cache as the decision's, see `authz::timed_cache`).
     minted: quick_cache::sync::Cache<u64, Arc<Minted>>,
-    /// Each thread's hottest tokens, so two cores reusing one token write no line in common
-    /// (`super::thread_front`); every hit is checked exactly as a shared one is.
-    front: ThreadFront<u64, Arc<Minted>>,
+    /// Each thread's hottest tokens by their source object's address ([`Source`]), so two
+    /// cores reusing one token write no line in common (`super::thread_front`); a hit is
+    /// checked for its window and key as a shared one is.
+    front: ThreadFront<usize, Reuse>,
     /// A seeded fast hash: a collision costs only a fresh token (the owner is compared).
     hasher: foldhash::fast::RandomState,
 }
@@ -139,36 +184,50 @@ impl TokenMinter {
             lifetime: i64::try_from(lifetime_secs).unwrap_or(3600),
             reuse,
             minted: quick_cache::sync::Cache::new(100_000),
-            front: ThreadFront::new(Minted::own_copy),
+            front: ThreadFront::new(Reuse::own_copy),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
 
-    /// The `Authorization: Bearer <jwt>` value for `principal`, fresh or reused within the
-    /// reuse window as of `now` (the decision's clock).
-    pub fn token(&self, principal: &Principal<'_>, now: Instant) -> Result<HeaderValue, KeyError> {
+    /// The `Authorization: Bearer <jwt>` value for `principal`, read from `source` (when the
+    /// caller has it), fresh or reused within the reuse window as of `now` (the decision's
+    /// clock).
+    pub fn token(
+        &self,
+        principal: &Principal<'_>,
+        source: Option<Source<'_>>,
+        now: Instant,
+    ) -> Result<HeaderValue, KeyError> {
         let ring = self.keys.load();
         let key = ring.current();
-        let hash = self.hasher.hash_one(principal);
-        let reusable = |entry: &Minted| {
-            entry.owner.is(principal)
-                && now.saturating_duration_since(entry.at) < self.reuse
-                && *entry.kid == *key.kid()
+        let fresh = |entry: &Minted| {
+            now.saturating_duration_since(entry.at) < self.reuse && *entry.kid == *key.kid()
         };
         if !self.reuse.is_zero() {
-            // Tokens never change in place, so the front needs no epoch (always 0): a slot
-            // is checked like a shared entry, and one that fails falls through to it.
-            if let Some(entry) = self.front.get(hash, &hash, now, 0)
-                && reusable(&entry)
+            // Tokens never change in place, so the front needs no epoch (always 0).
+            let address = source.map(Source::address).unwrap_or_default();
+            let front_hash = self.front.hash(&address);
+            if source.is_some()
+                && let Some(value) = self.front.get_with(front_hash, &address, now, 0, |reuse| {
+                    fresh(&reuse.minted).then(|| reuse.minted.value.clone())
+                })
             {
-                return Ok(entry.value.clone());
+                return Ok(value);
             }
+            let hash = self.hasher.hash_one(principal);
             if let Some(entry) = self.minted.get(&hash)
-                && reusable(&entry)
+                && entry.owner.is(principal)
+                && fresh(&entry)
             {
                 let value = entry.value.clone();
-                let until = entry.at + self.reuse;
-                self.front.put(hash, hash, entry, until, 0);
+                if let Some(source) = source {
+                    let until = entry.at + self.reuse;
+                    let reuse = Reuse {
+                        minted: entry,
+                        _source: source.pin(),
+                    };
+                    self.front.put(front_hash, address, reuse, until, 0);
+                }
                 return Ok(value);
             }
         }
@@ -181,7 +240,8 @@ impl TokenMinter {
                 kid: key.kid().into(),
                 owner: Owner::of(principal),
             };
-            self.minted.insert(hash, Arc::new(minted));
+            self.minted
+                .insert(self.hasher.hash_one(principal), Arc::new(minted));
         }
         Ok(token)
     }
@@ -247,9 +307,9 @@ mod tests {
                 referral_id: None,
             }),
         };
-        let first = minter.token(&member, Instant::now()).expect("token");
+        let first = minter.token(&member, None, Instant::now()).expect("token");
         assert_eq!(
-            minter.token(&member, Instant::now()).expect("reused"),
+            minter.token(&member, None, Instant::now()).expect("reused"),
             first
         );
         let admin = Principal {
@@ -257,7 +317,7 @@ mod tests {
             ..member
         };
         assert_ne!(
-            minter.token(&admin, Instant::now()).expect("token"),
+            minter.token(&admin, None, Instant::now()).expect("token"),
             first,
             "another role"
         );
@@ -266,7 +326,7 @@ mod tests {
             ..member
         };
         assert_ne!(
-            minter.token(&account, Instant::now()).expect("token"),
+            minter.token(&account, None, Instant::now()).expect("token"),
             first,
             "no user claims"
         );
@@ -285,9 +345,13 @@ mod tests {
             state: "active",
             user_extras: None,
         };
-        let first = minter.token(&principal, Instant::now()).expect("token");
+        let first = minter
+            .token(&principal, None, Instant::now())
+            .expect("token");
         assert_eq!(
-            minter.token(&principal, Instant::now()).expect("reused"),
+            minter
+                .token(&principal, None, Instant::now())
+                .expect("reused"),
             first
         );
         let retires_at = chrono::Utc::now().timestamp() + 3600;
@@ -296,9 +360,83 @@ mod tests {
             retires_at: Some(retires_at),
         };
         keys.replace(KeyRing::new(&key(), &[spec]).expect("rotated"));
-        let after = minter.token(&principal, Instant::now()).expect("token");
+        let after = minter
+            .token(&principal, None, Instant::now())
+            .expect("token");
         assert_ne!(after, first);
         assert_eq!(kid_of(&after), keys.load().current().kid());
         assert_ne!(kid_of(&after), kid_of(&first));
+    }
+
+    fn user(role: &str) -> Arc<User> {
+        let now = chrono::Utc::now();
+        Arc::new(User {
+            id: 1,
+            uid: "ID1".into(),
+            username: None,
+            email: "a@b.io".into(),
+            password_digest: String::new(),
+            role: role.into(),
+            data: None,
+            level: 1,
+            otp: false,
+            state: crate::domain::UserState::Active,
+            referral_id: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    fn principal_of(user: &User) -> Principal<'_> {
+        Principal {
+            uid: &user.uid,
+            email: &user.email,
+            role: &user.role,
+            level: user.level,
+            state: user.state.as_str(),
+            user_extras: Some(UserExtras {
+                username: user.username.as_deref(),
+                referral_id: user.referral_id,
+            }),
+        }
+    }
+
+    /// The per-thread front is keyed by the source object: the same object gets its token
+    /// back, another object with other claims never does, even once the first is dropped
+    /// everywhere else (the slot keeps it alive, so its address is not reused), and a key
+    /// rotation ends the reuse there as in the shared cache.
+    #[test]
+    fn a_threads_reuse_is_the_same_source_objects() {
+        let keys = Arc::new(SharedKeys::new(KeyRing::single(&key()).expect("ring")));
+        let minter = TokenMinter::new(keys.clone(), 3600, 30);
+        let member = user("member");
+        let token = |user: &Arc<User>| {
+            minter
+                .token(
+                    &principal_of(user),
+                    Some(Source::User(user)),
+                    Instant::now(),
+                )
+                .expect("token")
+        };
+        let first = token(&member);
+        // The second fills the front from the shared cache; the rest are front hits.
+        for _ in 0..20 {
+            assert_eq!(token(&member), first);
+        }
+        let same_claims = user("member");
+        assert_eq!(token(&same_claims), first, "equal claims share the token");
+        drop(same_claims);
+        let admin = user("admin");
+        let admins = token(&admin);
+        assert_ne!(admins, first, "another role");
+        drop(member);
+        for _ in 0..20 {
+            let other = user("superadmin");
+            assert_ne!(token(&other), first);
+            assert_ne!(token(&other), admins);
+        }
+        keys.replace(KeyRing::single(&key()).expect("ring"));
+        assert_ne!(token(&admin), admins, "a new key ends the reuse");
     }
 }
