@@ -209,13 +209,16 @@ fn is_control(b: u8) -> bool {
 /// prefix's mask (`0x20` where the prefix has a letter, else `0`) equals the prefix's lower-case
 /// byte exactly when the two are equal ignoring ASCII case.
 ///
-/// Each eight bytes' lower-case word and mask word sit side by side in one allocation, the
-/// last pair zero-padded: a match reads one run of memory, where a lower-case copy and a mask
-/// of their own were two more cache lines per prefix, most of them cold by the next request
-/// (callgrind's cache simulation, docs/benchmarks.md, eleventh pass).
+/// Each eight bytes' lower-case word and mask word sit side by side in one allocation: a match
+/// reads one run of memory, where a lower-case copy and a mask of their own were two more cache
+/// lines per prefix, most of them cold by the next request (callgrind's cache simulation,
+/// docs/benchmarks.md, eleventh pass). A prefix whose length is not a multiple of eight ends
+/// with the pair of its last eight bytes, overlapping the one before: every comparison is one
+/// whole-word load of the path, none padded. A prefix shorter than eight bytes is one pair,
+/// zero-padded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prefix {
-    /// `[lower, mask]` per eight bytes of the prefix.
+    /// `[lower, mask]` of the eight bytes at `word_at(i)`.
     words: Box<[[u64; 2]]>,
     len: usize,
     text: Box<str>,
@@ -223,21 +226,25 @@ pub struct Prefix {
 
 impl Prefix {
     pub fn new(text: &str) -> Self {
-        let words = text
-            .as_bytes()
-            .chunks(8)
-            .map(|chunk| {
-                let (mut lower, mut mask) = ([0u8; 8], [0u8; 8]);
-                for (i, b) in chunk.iter().enumerate() {
-                    lower[i] = b.to_ascii_lowercase();
-                    mask[i] = if b.is_ascii_alphabetic() { 0x20 } else { 0 };
-                }
-                [u64::from_ne_bytes(lower), u64::from_ne_bytes(mask)]
-            })
-            .collect();
+        let bytes = text.as_bytes();
+        let pair = |chunk: &[u8]| {
+            let (mut lower, mut mask) = ([0u8; 8], [0u8; 8]);
+            for (i, b) in chunk.iter().take(8).enumerate() {
+                lower[i] = b.to_ascii_lowercase();
+                mask[i] = if b.is_ascii_alphabetic() { 0x20 } else { 0 };
+            }
+            [u64::from_ne_bytes(lower), u64::from_ne_bytes(mask)]
+        };
+        let words = if bytes.len() < 8 {
+            vec![pair(bytes)]
+        } else {
+            (0..bytes.len().div_ceil(8))
+                .map(|i| pair(&bytes[word_at(i, bytes.len())..]))
+                .collect()
+        };
         Self {
-            words,
-            len: text.len(),
+            words: words.into_boxed_slice(),
+            len: bytes.len(),
             text: text.into(),
         }
     }
@@ -252,22 +259,31 @@ impl Prefix {
         let Some(head) = path.as_bytes().get(..self.len) else {
             return false;
         };
-        // A partial last chunk is read zero-padded, as its pair was made: a padded byte is
-        // 0 | 0 == 0.
-        head.chunks(8)
-            .zip(self.words.iter())
-            .all(|(chunk, [lower, mask])| word(chunk) | mask == *lower)
+        if self.len < 8 {
+            // Zero-padded as its pair was made: a padded byte is 0 | 0 == 0.
+            let mut word = [0u8; 8];
+            word[..head.len()].copy_from_slice(head);
+            let [lower, mask] = self.words.first().copied().unwrap_or_default();
+            return u64::from_ne_bytes(word) | mask == lower;
+        }
+        self.words.iter().enumerate().all(|(i, [lower, mask])| {
+            let at = word_at(i, self.len);
+            head.get(at..at + 8)
+                .is_some_and(|bytes| word(bytes) | mask == *lower)
+        })
     }
 }
 
-/// Up to eight bytes as one word, zero-padded.
+/// Where the `i`th compared word of a prefix of `len >= 8` bytes starts: every eighth byte,
+/// the last word ending with the prefix.
+fn word_at(i: usize, len: usize) -> usize {
+    (i * 8).min(len - 8)
+}
+
+/// Eight bytes as one word (`bytes` is eight bytes long).
 fn word(bytes: &[u8]) -> u64 {
     let mut word = [0; 8];
-    if let Some(bytes) = bytes.get(..8) {
-        word.copy_from_slice(bytes);
-    } else {
-        word[..bytes.len()].copy_from_slice(bytes);
-    }
+    word.copy_from_slice(bytes);
     u64::from_ne_bytes(word)
 }
 
