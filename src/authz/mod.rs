@@ -39,7 +39,7 @@ use self::request::{
     AuthzRequest, X_AUTH_APIKEY, X_AUTH_NONCE, X_AUTH_SIGNATURE, X_CSRF_TOKEN,
     header as header_text,
 };
-use self::token::{Principal, TokenMinter, UserExtras};
+use self::token::{Principal, TokenMinter};
 use crate::crypto::constant_time_eq;
 use crate::domain::{
     KeyHolder, NewActivity, SessionCookie, TrustedProxies, User, session_cookie, session_digest,
@@ -116,25 +116,8 @@ enum Holder {
 impl Authenticated {
     fn principal(&self) -> Principal<'_> {
         match &self.holder {
-            Holder::User(user) => Principal {
-                uid: &user.uid,
-                email: &user.email,
-                role: &user.role,
-                level: user.level,
-                state: user.state.as_str(),
-                user_extras: Some(UserExtras {
-                    username: user.username.as_deref(),
-                    referral_id: user.referral_id,
-                }),
-            },
-            Holder::ServiceAccount(account) => Principal {
-                uid: &account.uid,
-                email: &account.email,
-                role: &account.role,
-                level: account.level,
-                state: account.state.as_str(),
-                user_extras: None,
-            },
+            Holder::User(user) => Principal::of_user(user),
+            Holder::ServiceAccount(account) => Principal::of_service_account(account),
         }
     }
 

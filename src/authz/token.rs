@@ -28,6 +28,35 @@ pub struct Principal<'a> {
     pub user_extras: Option<UserExtras<'a>>,
 }
 
+impl<'a> Principal<'a> {
+    /// A user's claims.
+    pub fn of_user(user: &'a User) -> Self {
+        Self {
+            uid: &user.uid,
+            email: &user.email,
+            role: &user.role,
+            level: user.level,
+            state: user.state.as_str(),
+            user_extras: Some(UserExtras {
+                username: user.username.as_deref(),
+                referral_id: user.referral_id,
+            }),
+        }
+    }
+
+    /// A service account's claims (no user claims).
+    pub fn of_service_account(account: &'a ServiceAccount) -> Self {
+        Self {
+            uid: &account.uid,
+            email: &account.email,
+            role: &account.role,
+            level: account.level,
+            state: account.state.as_str(),
+            user_extras: None,
+        }
+    }
+}
+
 /// Claims only users carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UserExtras<'a> {
@@ -387,20 +416,6 @@ mod tests {
         })
     }
 
-    fn principal_of(user: &User) -> Principal<'_> {
-        Principal {
-            uid: &user.uid,
-            email: &user.email,
-            role: &user.role,
-            level: user.level,
-            state: user.state.as_str(),
-            user_extras: Some(UserExtras {
-                username: user.username.as_deref(),
-                referral_id: user.referral_id,
-            }),
-        }
-    }
-
     /// The per-thread front is keyed by the source object: the same object gets its token
     /// back, another object with other claims never does, even once the first is dropped
     /// everywhere else (the slot keeps it alive, so its address is not reused), and a key
@@ -413,7 +428,7 @@ mod tests {
         let token = |user: &Arc<User>| {
             minter
                 .token(
-                    &principal_of(user),
+                    &Principal::of_user(user),
                     Some(Source::User(user)),
                     Instant::now(),
                 )
