@@ -51,7 +51,7 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, 
 use http::Request;
 use prost::Message;
 
-use barong::authz::token::{Principal, TokenMinter, UserExtras};
+use barong::authz::token::{Principal, Subject, TokenMinter, UserExtras};
 use barong::authz::{self, Authz};
 use barong::config::Config;
 use barong::crypto::encryption::Encryptor;
@@ -849,13 +849,13 @@ fn token_reuse(c: &mut Criterion) {
         let reusing = TokenMinter::new(signer.clone(), 3600, 30);
         let minting = TokenMinter::new(signer, 3600, 0);
         reusing
-            .token(&principal, None, Instant::now())
+            .token(Subject::Claims(principal), Instant::now())
             .expect("first token");
         group.bench_function(BenchmarkId::new("reuse_hit", algorithm.name()), |b| {
             b.iter(|| {
                 black_box(
                     reusing
-                        .token(black_box(&principal), None, Instant::now())
+                        .token(Subject::Claims(black_box(principal)), Instant::now())
                         .expect("token"),
                 )
             });
@@ -864,7 +864,7 @@ fn token_reuse(c: &mut Criterion) {
             b.iter(|| {
                 black_box(
                     minting
-                        .token(black_box(&principal), None, Instant::now())
+                        .token(Subject::Claims(black_box(principal)), Instant::now())
                         .expect("token"),
                 )
             });

@@ -115,10 +115,7 @@ enum Holder {
 
 impl Authenticated {
     fn principal(&self) -> Principal<'_> {
-        match &self.holder {
-            Holder::User(user) => Principal::of_user(user),
-            Holder::ServiceAccount(account) => Principal::of_service_account(account),
-        }
+        self.source().principal()
     }
 
     /// The cached object the principal is read from (the token's reuse is keyed by it).
@@ -289,11 +286,7 @@ impl Authz {
         self.check_permission(req, &authenticated)?;
         let authorization = self
             .tokens
-            .token(
-                &authenticated.principal(),
-                Some(authenticated.source()),
-                req.now,
-            )
+            .token(token::Subject::Cached(authenticated.source()), req.now)
             .map_err(|error| {
                 tracing::error!(%error, "JWT signing failed");
                 Deny::Unavailable

@@ -73,7 +73,27 @@ pub enum Source<'a> {
     ServiceAccount(&'a Arc<ServiceAccount>),
 }
 
-impl Source<'_> {
+/// Whom a token is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A cached user or service account: the claims are read from it, and a thread's reuse is
+    /// keyed by the object itself. The decision's only way in, so the claims and the object a
+    /// reuse is keyed by can never disagree.
+    Cached(Source<'a>),
+    /// Claims without the object they came from (benches, tests): reused through the shared
+    /// cache only.
+    Claims(Principal<'a>),
+}
+
+impl<'a> Source<'a> {
+    /// The claims of the object.
+    pub fn principal(self) -> Principal<'a> {
+        match self {
+            Self::User(user) => Principal::of_user(user),
+            Self::ServiceAccount(account) => Principal::of_service_account(account),
+        }
+    }
+
     fn address(self) -> usize {
         match self {
             Self::User(user) => Arc::as_ptr(user) as usize,
@@ -218,15 +238,14 @@ impl TokenMinter {
         }
     }
 
-    /// The `Authorization: Bearer <jwt>` value for `principal`, read from `source` (when the
-    /// caller has it), fresh or reused within the reuse window as of `now` (the decision's
-    /// clock).
-    pub fn token(
-        &self,
-        principal: &Principal<'_>,
-        source: Option<Source<'_>>,
-        now: Instant,
-    ) -> Result<HeaderValue, KeyError> {
+    /// The `Authorization: Bearer <jwt>` value for `subject`, fresh or reused within the reuse
+    /// window as of `now` (the decision's clock).
+    pub fn token(&self, subject: Subject<'_>, now: Instant) -> Result<HeaderValue, KeyError> {
+        let (principal, source) = match subject {
+            Subject::Cached(source) => (source.principal(), Some(source)),
+            Subject::Claims(principal) => (principal, None),
+        };
+        let principal = &principal;
         let ring = self.keys.load();
         let key = ring.current();
         let fresh = |entry: &Minted| {
@@ -336,9 +355,13 @@ mod tests {
                 referral_id: None,
             }),
         };
-        let first = minter.token(&member, None, Instant::now()).expect("token");
+        let first = minter
+            .token(Subject::Claims(member), Instant::now())
+            .expect("token");
         assert_eq!(
-            minter.token(&member, None, Instant::now()).expect("reused"),
+            minter
+                .token(Subject::Claims(member), Instant::now())
+                .expect("reused"),
             first
         );
         let admin = Principal {
@@ -346,7 +369,9 @@ mod tests {
             ..member
         };
         assert_ne!(
-            minter.token(&admin, None, Instant::now()).expect("token"),
+            minter
+                .token(Subject::Claims(admin), Instant::now())
+                .expect("token"),
             first,
             "another role"
         );
@@ -355,7 +380,9 @@ mod tests {
             ..member
         };
         assert_ne!(
-            minter.token(&account, None, Instant::now()).expect("token"),
+            minter
+                .token(Subject::Claims(account), Instant::now())
+                .expect("token"),
             first,
             "no user claims"
         );
@@ -375,11 +402,11 @@ mod tests {
             user_extras: None,
         };
         let first = minter
-            .token(&principal, None, Instant::now())
+            .token(Subject::Claims(principal), Instant::now())
             .expect("token");
         assert_eq!(
             minter
-                .token(&principal, None, Instant::now())
+                .token(Subject::Claims(principal), Instant::now())
                 .expect("reused"),
             first
         );
@@ -390,7 +417,7 @@ mod tests {
         };
         keys.replace(KeyRing::new(&key(), &[spec]).expect("rotated"));
         let after = minter
-            .token(&principal, None, Instant::now())
+            .token(Subject::Claims(principal), Instant::now())
             .expect("token");
         assert_ne!(after, first);
         assert_eq!(kid_of(&after), keys.load().current().kid());
@@ -427,11 +454,7 @@ mod tests {
         let member = user("member");
         let token = |user: &Arc<User>| {
             minter
-                .token(
-                    &Principal::of_user(user),
-                    Some(Source::User(user)),
-                    Instant::now(),
-                )
+                .token(Subject::Cached(Source::User(user)), Instant::now())
                 .expect("token")
         };
         let first = token(&member);
