@@ -128,10 +128,7 @@ where
         if let Some(timed) = self.entries.get(key)
             && timed.until > now
         {
-            let value = timed.value.clone();
-            self.front
-                .put(hash, key.to_owned(), timed.value, timed.until, epoch);
-            return Ok(value);
+            return Ok(self.serve_shared(hash, key, timed, epoch));
         }
         Box::pin(self.load(key, now, hash, epoch, load())).await
     }
@@ -151,10 +148,7 @@ where
         loop {
             match self.entries.get_value_or_guard_async(key).await {
                 Ok(timed) if timed.until > now => {
-                    let value = timed.value.clone();
-                    self.front
-                        .put(hash, key.to_owned(), timed.value, timed.until, epoch);
-                    return Ok(value);
+                    return Ok(self.serve_shared(hash, key, timed, epoch));
                 }
                 // Expired: drop it (unless it was replaced meanwhile) and ask again.
                 Ok(timed) => {
@@ -173,6 +167,18 @@ where
                 }
             }
         }
+    }
+
+    /// A live entry of the shared cache, remembered in this thread's front under the epoch
+    /// read before the lookup that found it.
+    fn serve_shared<Q>(&self, hash: u64, key: &Q, timed: Timed<V>, epoch: u64) -> V
+    where
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
+        let value = timed.value.clone();
+        self.front
+            .put(hash, key.to_owned(), timed.value, timed.until, epoch);
+        value
     }
 
     pub fn invalidate<Q>(&self, key: &Q)

@@ -251,11 +251,17 @@ impl TokenMinter {
         let fresh = |entry: &Minted| {
             now.saturating_duration_since(entry.at) < self.reuse && *entry.kid == *key.kid()
         };
-        if !self.reuse.is_zero() {
-            // Tokens never change in place, so the front needs no epoch (always 0).
-            let address = source.map(Source::address).unwrap_or_default();
-            let front_hash = self.front.hash(&address);
-            if source.is_some()
+        // `None` when tokens are never reused; else the claims' hash for the shared cache.
+        let hash = if self.reuse.is_zero() {
+            None
+        } else {
+            // Tokens never change in place, so the front needs no epoch (always 0). Only a
+            // cached object has a slot: its address is the key.
+            let slot = source.map(|source| {
+                let address = source.address();
+                (source, address, self.front.hash(&address))
+            });
+            if let Some((_, address, front_hash)) = slot
                 && let Some(value) = self.front.get_with(front_hash, &address, now, 0, |reuse| {
                     fresh(&reuse.minted).then(|| reuse.minted.value.clone())
                 })
@@ -268,7 +274,7 @@ impl TokenMinter {
                 && fresh(&entry)
             {
                 let value = entry.value.clone();
-                if let Some(source) = source {
+                if let Some((source, address, front_hash)) = slot {
                     let until = entry.at + self.reuse;
                     let reuse = Reuse {
                         minted: entry,
@@ -278,18 +284,18 @@ impl TokenMinter {
                 }
                 return Ok(value);
             }
-        }
+            Some(hash)
+        };
         let token = HeaderValue::try_from(format!("Bearer {}", self.mint(key, principal)?))
             .map_err(|_| KeyError::Generation)?;
-        if !self.reuse.is_zero() {
+        if let Some(hash) = hash {
             let minted = Minted {
                 value: token.clone(),
                 at: now,
                 kid: key.kid().into(),
                 owner: Owner::of(principal),
             };
-            self.minted
-                .insert(self.hasher.hash_one(principal), Arc::new(minted));
+            self.minted.insert(hash, Arc::new(minted));
         }
         Ok(token)
     }
