@@ -24,5 +24,6 @@ pub mod seed;
 pub mod server;
 pub mod service;
 pub mod sms;
+pub mod snapshot;
 pub mod store;
 pub mod uploads;

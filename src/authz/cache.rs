@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
 use super::apikey::KeyMac;
@@ -18,6 +17,7 @@ use super::timed_cache::TimedCache;
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{ApiKey, ServiceAccount, Session, SessionDigest, User, session_digest_of_key};
 use crate::invalidation::{Invalidation, InvalidationBus};
+use crate::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
 
 /// A cached session: only what the decision reads (the row has more), so 100,000 cached
@@ -130,8 +130,8 @@ pub struct Caches {
     users: TimedCache<i64, Option<Arc<User>>>,
     service_accounts: TimedCache<i64, Option<Arc<ServiceAccount>>>,
     api_keys: TimedCache<String, Option<Arc<CachedKey>>>,
-    pub permissions: ArcSwap<Permissions>,
-    pub restrictions: ArcSwap<Restrictions>,
+    pub permissions: Snapshot<Permissions>,
+    pub restrictions: Snapshot<Restrictions>,
 }
 
 /// Memory bounds (approximate bytes) per cache.
@@ -170,8 +170,8 @@ impl Caches {
                 |k: &String, _| 700 + k.len() as u64,
                 own_copy,
             ),
-            permissions: ArcSwap::from_pointee(permissions),
-            restrictions: ArcSwap::from_pointee(restrictions),
+            permissions: Snapshot::new(permissions),
+            restrictions: Snapshot::new(restrictions),
         }))
     }
 

@@ -40,14 +40,25 @@ pub enum Deny {
 
 /// Each deny key with its whole answer body, both `'static`, and the body as a header value
 /// checked at compile time (`HeaderValue::from_static` called at run time checks every byte):
-/// a deny answer copies and checks nothing.
+/// a deny answer copies and checks nothing. The table's index of a key is [`Deny::index`],
+/// which also picks its counter in `/metrics` (`authz::metrics`).
 macro_rules! deny_texts {
     ($($name:ident = $key:literal;)*) => {
-        $(const $name: (&str, &str, HeaderValue) = (
+        #[allow(
+            non_camel_case_types,
+            clippy::upper_case_acronyms,
+            reason = "each names its constant of old, as the key reads in upper case"
+        )]
+        #[derive(Clone, Copy)]
+        enum Text { $($name),* }
+
+        const COUNT: usize = [$(Text::$name),*].len();
+
+        static TEXTS: [(&str, &str, HeaderValue); COUNT] = [$((
             $key,
             concat!(r#"{"errors":[""#, $key, r#""]}"#),
             HeaderValue::from_static(concat!(r#"{"errors":[""#, $key, r#""]}"#)),
-        );)*
+        )),*];
     };
 }
 
@@ -77,6 +88,9 @@ deny_texts! {
 }
 
 impl Deny {
+    /// How many keys there are: [`Self::index`] is below it.
+    pub const KEYS: usize = COUNT;
+
     pub fn key(self) -> &'static str {
         self.texts().0
     }
@@ -88,10 +102,27 @@ impl Deny {
 
     /// [`Self::body`] as a header value (nginx's `X-Barong-Error`).
     pub fn body_header(self) -> HeaderValue {
-        self.texts().2
+        self.texts().2.clone()
     }
 
-    fn texts(self) -> (&'static str, &'static str, HeaderValue) {
+    /// The key's place among all keys (below [`Self::KEYS`]): one counter each in `/metrics`,
+    /// found without comparing a string.
+    pub fn index(self) -> usize {
+        self.text() as usize
+    }
+
+    /// The key at `index`, as [`Self::index`] numbers them.
+    pub fn key_at(index: usize) -> Option<&'static str> {
+        TEXTS.get(index).map(|texts| texts.0)
+    }
+
+    fn texts(self) -> &'static (&'static str, &'static str, HeaderValue) {
+        // Every `Text` names an entry of `TEXTS` (the macro makes both from one list).
+        &TEXTS[self.index()]
+    }
+
+    fn text(self) -> Text {
+        use Text::*;
         match self {
             Self::Restricted { category, .. } => match category {
                 "maintenance" => RESTRICT_MAINTENANCE,

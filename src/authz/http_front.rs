@@ -40,14 +40,10 @@ where
             peer: peer.ip(),
         };
         let verdict = authz.check(&input).await;
-        let mut response = match verdict.outcome {
-            Ok(authorization) => allow(authorization),
-            Err(deny) => deny_response(deny),
-        };
-        response
-            .headers_mut()
-            .insert(crate::observe::REQUEST_ID, verdict.request_id);
-        return Ok(response);
+        return Ok(match verdict.outcome {
+            Ok(authorization) => allow(authorization, verdict.request_id),
+            Err(deny) => deny_response(deny, verdict.request_id),
+        });
     }
     let started = std::time::Instant::now();
     let request_id = crate::observe::request_id(&parts.headers);
@@ -108,16 +104,88 @@ impl std::ops::Deref for ConnectionHandle {
 pub const API_KEY_HEADERS: [&str; 3] = ["x-auth-apikey", "x-auth-nonce", "x-auth-signature"];
 
 /// 200 with an empty body and `Content-Length: 0`, so nginx keeps the upstream connection
-/// alive (hyper writes that header itself for an empty body: one insert fewer per decision);
-/// Envoy strips [`API_KEY_HEADERS`] as `x-envoy-auth-headers-to-remove` asks.
-fn allow(authorization: Option<HeaderValue>) -> Response<Full<Bytes>> {
+/// alive (hyper writes that header itself for an empty body); Envoy strips [`API_KEY_HEADERS`]
+/// as `x-envoy-auth-headers-to-remove` asks.
+fn allow(authorization: Option<HeaderValue>, request_id: HeaderValue) -> Response<Full<Bytes>> {
+    let templates = templates();
+    let template = if authorization.is_some() {
+        &templates.token
+    } else {
+        &templates.public
+    };
     let mut response = Response::new(Full::new(Bytes::new()));
-    let headers = response.headers_mut();
-    if let Some(value) = authorization {
-        headers.insert(header::AUTHORIZATION, value);
-    }
-    headers.insert(ENVOY_HEADERS_TO_REMOVE, API_KEY_HEADER_LIST);
+    *response.headers_mut() = template.clone();
+    fill(
+        response.headers_mut(),
+        [
+            (&header::AUTHORIZATION, authorization),
+            (&crate::observe::REQUEST_ID, Some(request_id)),
+        ],
+    );
     response
+}
+
+/// The headers of each kind of decision answer, built once with placeholder values. A clone
+/// copies a template's table as it is; inserting the same headers one by one hashed each name
+/// and probed the table for it, about 850 instructions of an allow's three inserts
+/// (`benches/instructions.sh`; docs/benchmarks.md, twelfth pass). [`fill`] then puts the
+/// request's own values in place.
+struct Templates {
+    /// An allow with a token: `Authorization`, Envoy's headers to remove, the request id.
+    token: http::HeaderMap,
+    /// An allow by a pass rule: no token.
+    public: http::HeaderMap,
+    /// A deny: the JSON type, nginx's status and error copies, the request id.
+    deny: http::HeaderMap,
+}
+
+fn templates() -> &'static Templates {
+    static TEMPLATES: std::sync::OnceLock<Templates> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        const PLACEHOLDER: HeaderValue = HeaderValue::from_static("-");
+        let map = |entries: &[(header::HeaderName, HeaderValue)]| {
+            let mut map = http::HeaderMap::with_capacity(entries.len());
+            for (name, value) in entries {
+                map.insert(name.clone(), value.clone());
+            }
+            map
+        };
+        Templates {
+            token: map(&[
+                (header::AUTHORIZATION, PLACEHOLDER),
+                (ENVOY_HEADERS_TO_REMOVE, API_KEY_HEADER_LIST),
+                (crate::observe::REQUEST_ID, PLACEHOLDER),
+            ]),
+            public: map(&[
+                (ENVOY_HEADERS_TO_REMOVE, API_KEY_HEADER_LIST),
+                (crate::observe::REQUEST_ID, PLACEHOLDER),
+            ]),
+            deny: map(&[
+                (header::CONTENT_TYPE, JSON),
+                (BARONG_STATUS, PLACEHOLDER),
+                (BARONG_ERROR, PLACEHOLDER),
+                (crate::observe::REQUEST_ID, PLACEHOLDER),
+            ]),
+        }
+    })
+}
+
+/// Sets each named header of a template's copy to its value, found by comparing names (a
+/// standard name is one enum, a custom one a few bytes): no name is hashed. A `None` value
+/// drops nothing and sets nothing (the template is chosen so that it never has to).
+fn fill<const N: usize>(
+    headers: &mut http::HeaderMap,
+    mut values: [(&header::HeaderName, Option<HeaderValue>); N],
+) {
+    for (name, slot) in headers.iter_mut() {
+        if let Some(value) = values
+            .iter_mut()
+            .find(|(wanted, _)| *wanted == name)
+            .and_then(|(_, value)| value.take())
+        {
+            *slot = value;
+        }
+    }
 }
 
 // Header names and values as constants: a name given as `&str` is copied on every insert, and
@@ -133,12 +201,19 @@ pub const BARONG_ERROR: header::HeaderName = header::HeaderName::from_static("x-
 /// Barong's authz error body (exactly one key), repeated in two headers for nginx: its
 /// `auth_request` turns any status but 401/403 into a 500 and drops the body, so the shipped
 /// config restores both from `X-Barong-Status` and `X-Barong-Error`.
-fn deny_response(deny: Deny) -> Response<Full<Bytes>> {
+fn deny_response(deny: Deny, request_id: HeaderValue) -> Response<Full<Bytes>> {
     let status = deny.status();
-    let mut response = body_response(status, Bytes::from_static(deny.body().as_bytes()));
-    let headers = response.headers_mut();
-    headers.insert(BARONG_STATUS, status_value(status));
-    headers.insert(BARONG_ERROR, deny.body_header());
+    let mut response = Response::new(Full::new(Bytes::from_static(deny.body().as_bytes())));
+    *response.status_mut() = status;
+    *response.headers_mut() = templates().deny.clone();
+    fill(
+        response.headers_mut(),
+        [
+            (&BARONG_STATUS, Some(status_value(status))),
+            (&BARONG_ERROR, Some(deny.body_header())),
+            (&crate::observe::REQUEST_ID, Some(request_id)),
+        ],
+    );
     response
 }
 
@@ -215,12 +290,38 @@ mod tests {
             maintenance,
         ] {
             assert_eq!(deny.body(), format!(r#"{{"errors":["{}"]}}"#, deny.key()));
-            let response = deny_response(deny);
-            assert_eq!(response.headers()[&BARONG_ERROR], deny.body());
+            let response = deny_response(deny, HeaderValue::from_static("id-1"));
+            assert_eq!(response.status(), deny.status());
+            let headers = response.headers();
+            assert_eq!(headers.len(), 4, "{headers:?}");
+            assert_eq!(headers[&BARONG_ERROR], deny.body());
             assert_eq!(
-                response.headers()[&BARONG_STATUS],
+                headers[&BARONG_STATUS],
                 deny.status().as_u16().to_string().as_str()
             );
+            assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+            assert_eq!(headers[crate::observe::REQUEST_ID], "id-1");
         }
+    }
+
+    #[test]
+    fn allows_carry_their_token_and_request_id_and_no_placeholder() {
+        let token = HeaderValue::from_static("Bearer x.y.z");
+        let response = allow(Some(token.clone()), HeaderValue::from_static("id-2"));
+        let headers = response.headers();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(headers.len(), 3, "{headers:?}");
+        assert_eq!(headers[header::AUTHORIZATION], token);
+        assert_eq!(headers[crate::observe::REQUEST_ID], "id-2");
+        assert_eq!(headers[&ENVOY_HEADERS_TO_REMOVE], API_KEY_HEADER_LIST);
+
+        let response = allow(None, HeaderValue::from_static("id-3"));
+        let headers = response.headers();
+        assert_eq!(headers.len(), 2, "{headers:?}");
+        assert!(!headers.contains_key(header::AUTHORIZATION));
+        assert_eq!(headers[crate::observe::REQUEST_ID], "id-3");
+        assert_eq!(headers[&ENVOY_HEADERS_TO_REMOVE], API_KEY_HEADER_LIST);
+        // Each answer is a copy: filling one never changes the template.
+        assert_eq!(templates().token[header::AUTHORIZATION], "-");
     }
 }

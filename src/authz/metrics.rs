@@ -16,30 +16,6 @@ pub enum Outcome {
     Deny(Deny),
 }
 
-/// Every key a deny can carry, in a fixed order: one counter each, so a flood of denies
-/// contends on no lock.
-const DENY_KEYS: [&str; 19] = [
-    "authz.restrict.maintenance",
-    "authz.restrict.blacklist",
-    "authz.restrict.blocklogin",
-    "authz.permission_denied",
-    "authz.missing_csrf_token",
-    "authz.csrf_token_mismatch",
-    "authz.invalid_session",
-    "authz.client_session_mismatch",
-    "authz.user_not_active",
-    "authz.invalid_api_key_headers",
-    "authz.unexistent_apikey",
-    "authz.nonce_not_valid_timestamp",
-    "authz.nonce_expired",
-    "authz.nonce_replayed",
-    "authz.invalid_signature",
-    "authz.apikey_not_active",
-    "authz.disabled_2fa",
-    "authz.invalid_permission",
-    "authz.unavailable",
-];
-
 /// Counters since start.
 #[derive(Default)]
 pub struct Metrics {
@@ -52,7 +28,9 @@ struct Counts {
     public: AtomicU64,
     session: AtomicU64,
     api_key: AtomicU64,
-    denies: [AtomicU64; DENY_KEYS.len()],
+    /// One per deny key, at its [`Deny::index`]: a flood of denies contends on no lock and
+    /// compares no string.
+    denies: [AtomicU64; Deny::KEYS],
 }
 
 impl Metrics {
@@ -62,13 +40,10 @@ impl Metrics {
             Outcome::Public => &counts.public,
             Outcome::Session => &counts.session,
             Outcome::ApiKey => &counts.api_key,
-            Outcome::Deny(deny) => {
-                let key = deny.key();
-                match DENY_KEYS.iter().position(|k| *k == key) {
-                    Some(index) => &counts.denies[index],
-                    None => return,
-                }
-            }
+            Outcome::Deny(deny) => match counts.denies.get(deny.index()) {
+                Some(counter) => counter,
+                None => return,
+            },
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -87,9 +62,11 @@ impl Metrics {
                 "barong_authz_decisions_total{{result=\"allow\",reason=\"{kind}\"}} {n}"
             );
         }
-        for (index, key) in DENY_KEYS.iter().enumerate() {
+        for index in 0..Deny::KEYS {
             let n = self.counts.sum_by(|c| &c.denies[index]);
-            if n > 0 {
+            if let Some(key) = Deny::key_at(index)
+                && n > 0
+            {
                 let _ = writeln!(
                     out,
                     "barong_authz_decisions_total{{result=\"deny\",reason=\"{key}\"}} {n}"
@@ -149,6 +126,9 @@ mod tests {
                 category: "blocklogin",
                 code: 401,
             },
+            Deny::InvalidPath,
+            Deny::InvalidMethod,
+            Deny::InvalidRequest,
             Deny::PermissionDenied,
             Deny::MissingCsrfToken,
             Deny::CsrfTokenMismatch,
@@ -166,8 +146,19 @@ mod tests {
             Deny::InvalidPermission,
             Deny::Unavailable,
         ];
+        let mut seen = std::collections::HashSet::new();
         for deny in all {
-            assert!(DENY_KEYS.contains(&deny.key()), "{deny:?}");
+            assert_eq!(Deny::key_at(deny.index()), Some(deny.key()), "{deny:?}");
+            seen.insert(deny.index());
         }
+        assert_eq!(seen.len(), Deny::KEYS, "every key has its own counter");
+        let metrics = Metrics::default();
+        metrics.record(Outcome::Deny(Deny::InvalidPath));
+        assert_eq!(
+            metrics
+                .counts
+                .sum_by(|c| &c.denies[Deny::InvalidPath.index()]),
+            1
+        );
     }
 }

@@ -298,16 +298,18 @@ impl Authz {
     }
 
     fn check_restrictions(&self, req: &AuthzRequest<'_>) -> Result<(), Deny> {
-        let restrictions = self.caches.restrictions.load();
-        if restrictions.is_empty() {
-            return Ok(());
-        }
-        let location = if restrictions.needs_location() {
-            self.locate(req.client_ip)
-        } else {
-            Location::default()
-        };
-        match restrictions.evaluate(req.client_ip, &location, req.path) {
+        let decision = self.caches.restrictions.read(|restrictions| {
+            if restrictions.is_empty() {
+                return RestrictionDecision::Pass;
+            }
+            let location = if restrictions.needs_location() {
+                self.locate(req.client_ip)
+            } else {
+                Location::default()
+            };
+            restrictions.evaluate(req.client_ip, &location, req.path)
+        });
+        match decision {
             RestrictionDecision::Pass => Ok(()),
             RestrictionDecision::Deny { category, code } => {
                 Err(Deny::Restricted { category, code })
@@ -501,11 +503,10 @@ impl Authz {
         who: &Authenticated,
         method: &Method,
     ) -> Result<(), Deny> {
-        let decision =
-            self.caches
-                .permissions
-                .load()
-                .evaluate(who.principal().role, method, req.path);
+        let decision = self
+            .caches
+            .permissions
+            .read(|permissions| permissions.evaluate(who.principal().role, method, req.path));
         match decision {
             PermissionDecision::Allow { audit: None } => Ok(()),
             PermissionDecision::Allow { audit: Some(topic) } => {

@@ -241,13 +241,22 @@ impl TokenMinter {
     /// The `Authorization: Bearer <jwt>` value for `subject`, fresh or reused within the reuse
     /// window as of `now` (the decision's clock).
     pub fn token(&self, subject: Subject<'_>, now: Instant) -> Result<HeaderValue, KeyError> {
+        self.keys
+            .read(|ring| self.token_by(ring.current(), subject, now))
+    }
+
+    /// [`Self::token`] with the ring's current key.
+    fn token_by(
+        &self,
+        key: &RingKey,
+        subject: Subject<'_>,
+        now: Instant,
+    ) -> Result<HeaderValue, KeyError> {
         let (principal, source) = match subject {
             Subject::Cached(source) => (source.principal(), Some(source)),
             Subject::Claims(principal) => (principal, None),
         };
         let principal = &principal;
-        let ring = self.keys.load();
-        let key = ring.current();
         let fresh = |entry: &Minted| {
             now.saturating_duration_since(entry.at) < self.reuse && *entry.kid == *key.kid()
         };

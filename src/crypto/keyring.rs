@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
@@ -253,19 +252,25 @@ fn decode_segment(segment: &str) -> Option<Value> {
 
 /// The ring every component reads; replaced as a whole when the keys change.
 pub struct SharedKeys {
-    ring: ArcSwap<KeyRing>,
+    ring: crate::snapshot::Snapshot<KeyRing>,
 }
 
 impl SharedKeys {
     pub fn new(ring: KeyRing) -> Self {
         Self {
-            ring: ArcSwap::from_pointee(ring),
+            ring: crate::snapshot::Snapshot::new(ring),
         }
     }
 
     /// The ring as of now.
     pub fn load(&self) -> Arc<KeyRing> {
         self.ring.load_full()
+    }
+
+    /// What `read` makes of the ring as of now, without taking a reference to it: the
+    /// decision's way (every allowed decision reads the current key).
+    pub fn read<R>(&self, read: impl FnOnce(&KeyRing) -> R) -> R {
+        self.ring.read(read)
     }
 
     /// Makes `ring` the one everyone uses from now on.
