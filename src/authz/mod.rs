@@ -35,10 +35,7 @@ use self::expiry::ExpiryQueue;
 use self::geo::GeoIp;
 use self::metrics::{Metrics, Outcome};
 use self::policy::{Location, PermissionDecision, RestrictionDecision};
-use self::request::{
-    AuthzRequest, X_AUTH_APIKEY, X_AUTH_NONCE, X_AUTH_SIGNATURE, X_CSRF_TOKEN,
-    header as header_text,
-};
+use self::request::{AuthzRequest, X_CSRF_TOKEN, header as header_text};
 use self::token::{Principal, TokenMinter};
 use crate::crypto::constant_time_eq;
 use crate::domain::{
@@ -389,12 +386,12 @@ impl Authz {
 
     /// Barong's API-key flow, in its order: key, nonce, window, signature, key state, holder.
     async fn authenticate_api_key(&self, req: &AuthzRequest<'_>) -> Result<Authenticated, Deny> {
-        let nonblank = |name| header_text(req.headers, name).filter(|v| !v.trim().is_empty());
-        let (Some(kid), Some(nonce), Some(signature)) = (
-            nonblank(X_AUTH_APIKEY),
-            nonblank(X_AUTH_NONCE),
-            nonblank(X_AUTH_SIGNATURE),
-        ) else {
+        let [kid, nonce, signature] = request::api_key_headers(req.headers).map(|value| {
+            value
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.trim().is_empty())
+        });
+        let (Some(kid), Some(nonce), Some(signature)) = (kid, nonce, signature) else {
             return Err(Deny::InvalidApiKeyHeaders);
         };
         let key = self
