@@ -389,7 +389,8 @@ impl Authz {
         let [kid, nonce, signature] = request::api_key_headers(req.headers).map(|value| {
             value
                 .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.trim().is_empty())
+                // Visible ASCII (`to_str`): ASCII trimming is all trimming.
+                .filter(|v| !v.trim_ascii().is_empty())
         });
         let (Some(kid), Some(nonce), Some(signature)) = (kid, nonce, signature) else {
             return Err(Deny::InvalidApiKeyHeaders);
