@@ -1495,7 +1495,109 @@ async fn rule_prefixes_match_every_case_spelling_and_nothing_else(backend: Backe
     }
 }
 
+/// What an attacker can do to the API-key headers and the deny counters: repeat a header (the
+/// first value is the one judged, whichever is valid), pad a value with tabs, send a nonce too
+/// long for a number, and send spellings refused before any rule; every refusal is counted under
+/// its own key in `/metrics`, the path and method refusals included.
+async fn api_key_headers_and_deny_counters_under_attack(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let user = create_user(f.store.as_ref(), "member", "active", true).await;
+    let (kid, secret) = create_key(
+        f.store.as_ref(),
+        KeyHolder::User(user.id),
+        "HS256",
+        "active",
+    )
+    .await;
+    let nonce = now_ms().to_string();
+    let signature = sign("HS256", &secret, &nonce, &kid);
+
+    // Repeated headers, over a raw socket so both copies go out as written.
+    let (nonce, signature) = (nonce.as_str(), signature.as_str());
+    let valid_first = [
+        ("X-Auth-Apikey", kid.as_str()),
+        ("x-auth-apikey", "unknownkid"),
+        ("x-auth-nonce", nonce),
+        ("x-auth-signature", signature),
+    ];
+    let answer = f.ask_raw("GET", PRIVATE, &valid_first).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let unknown_first = [
+        ("X-Auth-Apikey", "unknownkid"),
+        ("x-auth-apikey", kid.as_str()),
+        ("x-auth-nonce", nonce),
+        ("x-auth-signature", signature),
+    ];
+    f.ask_raw("GET", PRIVATE, &unknown_first)
+        .await
+        .assert_denied(401, "authz.unexistent_apikey");
+    // A repeated signature: the first is judged.
+    let headers = [
+        ("x-auth-apikey", kid.as_str()),
+        ("x-auth-nonce", nonce),
+        ("x-auth-signature", "deadbeef"),
+        ("x-auth-signature", signature),
+    ];
+    f.ask_raw("GET", PRIVATE, &headers)
+        .await
+        .assert_denied(401, "authz.invalid_signature");
+    // Blank by tabs and spaces only.
+    f.ask_raw(
+        "GET",
+        PRIVATE,
+        &[
+            ("x-auth-apikey", kid.as_str()),
+            ("x-auth-nonce", "\t \t1"),
+            ("x-auth-signature", "\t \t"),
+        ],
+    )
+    .await
+    .assert_denied(422, "authz.invalid_api_key_headers");
+    // Too many digits for a number: read as the largest one, far outside the window.
+    let huge = "9".repeat(40);
+    f.with_key(PRIVATE, &kid, &huge, &sign("HS256", &secret, &huge, &kid))
+        .await
+        .assert_denied(401, "authz.nonce_expired");
+
+    // Refused spellings and verbs, then each key's counter.
+    f.ask_raw("GET", "api/v2/barong/%2e%2e/admin/users", &[])
+        .await
+        .assert_denied(400, "authz.invalid_path");
+    f.ask_raw(
+        "POST",
+        PRIVATE,
+        &[
+            ("x-http-method-override", "GET"),
+            ("x-http-method", "DELETE"),
+        ],
+    )
+    .await
+    .assert_denied(400, "authz.invalid_method");
+    let metrics = f
+        .http
+        .get(format!("{}/metrics", f.server.authz))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for (key, count) in [
+        ("authz.invalid_path", 1),
+        ("authz.invalid_method", 1),
+        ("authz.unexistent_apikey", 1),
+        ("authz.invalid_signature", 1),
+        ("authz.invalid_api_key_headers", 1),
+        ("authz.nonce_expired", 1),
+    ] {
+        let line =
+            format!("barong_authz_decisions_total{{result=\"deny\",reason=\"{key}\"}} {count}");
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+}
+
 both_backends!(
+    api_key_headers_and_deny_counters_under_attack,
     attacker_inputs_are_judged_as_the_upstream_sees_them,
     rule_prefixes_match_every_case_spelling_and_nothing_else,
     restriction_codes_always_deny,
