@@ -150,6 +150,14 @@ async fn create_key(
     (kid, secret)
 }
 
+/// An active member with 2FA and an active HS256 key of theirs: the holder most API-key tests
+/// start from. Returns the user, the key id and the secret.
+async fn member_with_key(store: &dyn Store) -> (User, String, String) {
+    let user = create_user(store, "member", "active", true).await;
+    let (kid, secret) = create_key(store, KeyHolder::User(user.id), "HS256", "active").await;
+    (user, kid, secret)
+}
+
 fn sign(algorithm: &str, secret: &str, nonce: &str, kid: &str) -> String {
     let alg = match algorithm {
         "HS384" => hmac::HMAC_SHA384,
@@ -614,14 +622,7 @@ async fn api_keys_for_each_hmac_algorithm(backend: Backend) {
 
 async fn api_key_errors_in_barongs_order(backend: Backend) {
     let f = fixture(backend, &[], &[]).await;
-    let user = create_user(f.store.as_ref(), "member", "active", true).await;
-    let (kid, secret) = create_key(
-        f.store.as_ref(),
-        KeyHolder::User(user.id),
-        "HS256",
-        "active",
-    )
-    .await;
+    let (user, kid, secret) = member_with_key(f.store.as_ref()).await;
     let signed = |nonce: &str| sign("HS256", &secret, nonce, &kid);
 
     // Headers: all three must be present and non-blank.
@@ -757,14 +758,7 @@ async fn service_account_keys_carry_no_user_claims(backend: Backend) {
 
 async fn replay_protection_when_enabled(backend: Backend) {
     let f = fixture(backend, &[("BARONG_APIKEY_REPLAY_PROTECTION", "true")], &[]).await;
-    let user = create_user(f.store.as_ref(), "member", "active", true).await;
-    let (kid, secret) = create_key(
-        f.store.as_ref(),
-        KeyHolder::User(user.id),
-        "HS256",
-        "active",
-    )
-    .await;
+    let (_, kid, secret) = member_with_key(f.store.as_ref()).await;
     let nonce = now_ms().to_string();
     let sig = sign("HS256", &secret, &nonce, &kid);
     assert_eq!(
@@ -893,14 +887,7 @@ async fn country_and_continent_restrictions_use_geoip_names(backend: Backend) {
 
 async fn deactivated_key_is_refused_within_the_bound(backend: Backend) {
     let f = fixture(backend, &[("BARONG_AUTHZ_CACHE_TTL", "2")], &[]).await;
-    let user = create_user(f.store.as_ref(), "member", "active", true).await;
-    let (kid, secret) = create_key(
-        f.store.as_ref(),
-        KeyHolder::User(user.id),
-        "HS256",
-        "active",
-    )
-    .await;
+    let (_, kid, secret) = member_with_key(f.store.as_ref()).await;
     let ask = || async {
         let nonce = now_ms().to_string();
         f.with_key(PRIVATE, &kid, &nonce, &sign("HS256", &secret, &nonce, &kid))
@@ -1501,14 +1488,7 @@ async fn rule_prefixes_match_every_case_spelling_and_nothing_else(backend: Backe
 /// its own key in `/metrics`, the path and method refusals included.
 async fn api_key_headers_and_deny_counters_under_attack(backend: Backend) {
     let f = fixture(backend, &[], &[]).await;
-    let user = create_user(f.store.as_ref(), "member", "active", true).await;
-    let (kid, secret) = create_key(
-        f.store.as_ref(),
-        KeyHolder::User(user.id),
-        "HS256",
-        "active",
-    )
-    .await;
+    let (_, kid, secret) = member_with_key(f.store.as_ref()).await;
     let nonce = now_ms().to_string();
     let signature = sign("HS256", &secret, &nonce, &kid);
 
