@@ -111,9 +111,9 @@ impl Deny {
         self.text() as usize
     }
 
-    /// The key at `index`, as [`Self::index`] numbers them.
-    pub fn key_at(index: usize) -> Option<&'static str> {
-        TEXTS.get(index).map(|texts| texts.0)
+    /// Every key, in the order [`Self::index`] numbers them.
+    pub fn keys() -> impl Iterator<Item = &'static str> {
+        TEXTS.iter().map(|texts| texts.0)
     }
 
     fn texts(self) -> &'static (&'static str, &'static str, HeaderValue) {

@@ -62,11 +62,9 @@ impl Metrics {
                 "barong_authz_decisions_total{{result=\"allow\",reason=\"{kind}\"}} {n}"
             );
         }
-        for index in 0..Deny::KEYS {
+        for (index, key) in Deny::keys().enumerate() {
             let n = self.counts.sum_by(|c| &c.denies[index]);
-            if let Some(key) = Deny::key_at(index)
-                && n > 0
-            {
+            if n > 0 {
                 let _ = writeln!(
                     out,
                     "barong_authz_decisions_total{{result=\"deny\",reason=\"{key}\"}} {n}"
@@ -148,7 +146,7 @@ mod tests {
         ];
         let mut seen = std::collections::HashSet::new();
         for deny in all {
-            assert_eq!(Deny::key_at(deny.index()), Some(deny.key()), "{deny:?}");
+            assert_eq!(Deny::keys().nth(deny.index()), Some(deny.key()), "{deny:?}");
             seen.insert(deny.index());
         }
         assert_eq!(seen.len(), Deny::KEYS, "every key has its own counter");
