@@ -75,6 +75,7 @@ PINNED_ONLY=0
 SPIN_US=
 PINNED_ROUNDS=3
 PIN_CHAIN=0
+PERF_DIR=
 # barong's request-head deadline (BARONG_HEADER_READ_TIMEOUT's default, seconds): the floors on
 # barong's listener settings (guarded, and the HTTP floors behind nginx and Envoy) run under it.
 HEAD_DEADLINE=10
@@ -105,6 +106,9 @@ Flags (defaults in brackets):
                           0 to skip it [$PINNED_ROUNDS]
   --pin-chain             through nginx and Envoy, the whole chain (proxy, check server,
                           upstream) on core 0 and wrk (one thread) on core 1
+  --perf DIR              record each pinned run's server with \`perf record -e cpu-clock -g\`
+                          into DIR/KEY.data (\`perf report -i DIR/pcookie_1.data\`); perf's own
+                          sampling costs the server a little, so compare such runs with each other
   PostgreSQL admin URL: \$BARONG_BENCH_POSTGRES_URL [$PG_ADMIN]
   Another barong binary to measure (an older build, say): \$BARONG_BENCH_BIN
 EOF
@@ -132,6 +136,7 @@ while [ $# -gt 0 ]; do
     --spin-floor) SPIN_US=$2; shift ;;
     --pinned-rounds) PINNED_ROUNDS=$2; shift ;;
     --pin-chain) PIN_CHAIN=1 ;;
+    --perf) PERF_DIR=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -334,11 +339,19 @@ run_wrk() { # key, script, url, duration, connections, script args...
   shift 5
   [ "$connections" -lt "$threads" ] && threads=$connections
   local out ticks_before ticks_after chain_before chain_after
+  # --perf: the pinned section sets RECORD for its runs.
+  local perf_pid=
+  if [ -n "${RECORD:-}" ]; then
+    perf record -q -e cpu-clock -g -p "${MEASURED_PID:-$SERVER_PID}" -o "$PERF_DIR/$key.data" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   ticks_before=$(cpu_ticks)
   chain_before=$(chain_ticks)
   out=$("${WRK[@]}" -t"$threads" -c"$connections" -d"${duration}s" --timeout 5s -s "$script" "$url" -- "$@" 2>&1)
   ticks_after=$(cpu_ticks)
   chain_after=$(chain_ticks)
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null; fi
   local line
   line=$(grep '^RESULT' <<<"$out")
   if [ -z "$line" ]; then
@@ -543,6 +556,10 @@ if [ "$PINNED_ROUNDS" -gt 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/de
   SAVED_THREADS=$THREADS
   THREADS=1
   WRK=(taskset -c 1 wrk)
+  if [ -n "$PERF_DIR" ]; then
+    mkdir -p "$PERF_DIR" && command -v perf >/dev/null || die "--perf needs perf and $PERF_DIR"
+    RECORD=1
+  fi
   for round in $(seq 1 "$PINNED_ROUNDS"); do
     MEASURED_PID=$PIN_BASELINE_PID scenario "pbaseline_$round" "$WORK/baseline.lua" "http://$PIN_BASELINE_ADDR$AUTH_PATH"
     MEASURED_PID=$PIN_BASELINE_PID scenario "pkeyfloor_$round" "$WORK/keyfloor.lua" "http://$PIN_BASELINE_ADDR$AUTH_PATH"
@@ -551,6 +568,7 @@ if [ "$PINNED_ROUNDS" -gt 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/de
     MEASURED_PID=$PIN_BARONG_PID scenario "pdeny_$round" "$WORK/deny.lua" "$AUTHZ_URL"
   done
   WRK=(wrk)
+  RECORD=
   THREADS=$SAVED_THREADS
   for key in pbaseline pkeyfloor pcookie papikey pdeny; do
     median_round "$key" "$PINNED_ROUNDS"

@@ -1,7 +1,9 @@
 //! Barong's API-key checks that need no database: nonce parsing and window, and the HMAC.
 
 use hmac::{Hmac, KeyInit, Mac};
+use sha2::block_api::compress256;
 use sha2::{Sha256, Sha384, Sha512};
+use zeroize::{Zeroize, Zeroizing};
 
 /// `X-Auth-Nonce` as Barong reads it: the leading digits as an integer (non-numeric → 0).
 /// Too many digits for an `i64` read as `i64::MAX` (so the window refuses it).
@@ -26,11 +28,16 @@ pub fn parse_nonce(text: &str) -> i64 {
 /// RustCrypto's rather than aws-lc's, which the rest of the crate uses: aws-lc-rs copies a
 /// whole `HMAC_CTX` (about 1 KiB, zeroed first) per signature, about a third of this check's
 /// time (`benches/authz.rs`, `hmac/*`; docs/benchmarks.md). Both use the CPU's SHA
-/// instructions. The keyed states are wiped on drop (the `zeroize` feature), as aws-lc wipes
-/// its contexts.
+/// instructions. The keyed states are wiped on drop (the `zeroize` feature, and
+/// [`Sha256Pads`]' own `Drop`), as aws-lc wipes its contexts.
 #[derive(Clone)]
 pub enum KeyMac {
-    Sha256(Hmac<Sha256>),
+    /// HS256, nearly every key: most messages are signed through `pads`, the rest (a message
+    /// longer than one block) through `mac`.
+    Sha256 {
+        pads: Sha256Pads,
+        mac: Hmac<Sha256>,
+    },
     Sha384(Hmac<Sha384>),
     Sha512(Hmac<Sha512>),
 }
@@ -41,7 +48,10 @@ impl KeyMac {
     pub fn new(algorithm: &str, secret: &[u8]) -> Option<Self> {
         // HMAC takes a key of any length: `new_from_slice` cannot fail for these.
         match algorithm {
-            "HS256" => Hmac::new_from_slice(secret).ok().map(Self::Sha256),
+            "HS256" => Some(Self::Sha256 {
+                pads: Sha256Pads::new(secret),
+                mac: Hmac::new_from_slice(secret).ok()?,
+            }),
             "HS384" => Hmac::new_from_slice(secret).ok().map(Self::Sha384),
             "HS512" => Hmac::new_from_slice(secret).ok().map(Self::Sha512),
             _ => None,
@@ -52,7 +62,7 @@ impl KeyMac {
 impl std::fmt::Debug for KeyMac {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Sha256(_) => "KeyMac(HS256)",
+            Self::Sha256 { .. } => "KeyMac(HS256)",
             Self::Sha384(_) => "KeyMac(HS384)",
             Self::Sha512(_) => "KeyMac(HS512)",
         })
@@ -62,7 +72,10 @@ impl std::fmt::Debug for KeyMac {
 /// True when `signature` is the lowercase hex HMAC of `nonce + kid`, compared in constant time.
 pub fn signature_matches(key: &KeyMac, nonce: &str, kid: &str, signature: &str) -> bool {
     match key {
-        KeyMac::Sha256(mac) => hex_matches(&tag(mac, nonce, kid), signature),
+        KeyMac::Sha256 { pads, mac } => match pads.tag(nonce.as_bytes(), kid.as_bytes()) {
+            Some(tag) => hex_matches(&tag, signature),
+            None => hex_matches(&tag(mac, nonce, kid), signature),
+        },
         KeyMac::Sha384(mac) => hex_matches(&tag(mac, nonce, kid), signature),
         KeyMac::Sha512(mac) => hex_matches(&tag(mac, nonce, kid), signature),
     }
@@ -73,6 +86,96 @@ fn tag<M: Mac + Clone>(mac: &M, nonce: &str, kid: &str) -> hmac::digest::Output<
     mac.update(nonce.as_bytes());
     mac.update(kid.as_bytes());
     mac.finalize().into_bytes()
+}
+
+/// HMAC-SHA256 (RFC 2104) as two SHA-256 states keyed once: the compression of the key XOR
+/// ipad and of the key XOR opad. A message that fits in one block with its padding (55 bytes:
+/// a 13-digit nonce and a kid of up to 42 characters; Barong's kids are 16) is then signed by
+/// exactly two compressions of blocks built on the stack. `Hmac::clone` + `finalize` did the
+/// same two compressions through its block buffers: 141 ns against 96 ns here, a third of what
+/// an API-key allow spends beside its floor's (docs/benchmarks.md, thirteenth pass). The
+/// compression is sha2's own (`block_api::compress256`, the CPU's SHA instructions); the tests
+/// hold the tags to aws-lc's HMAC for keys and messages around every block boundary.
+#[derive(Clone)]
+pub struct Sha256Pads {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+/// SHA-256's initial state (FIPS 180-4, 5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+impl Sha256Pads {
+    fn new(secret: &[u8]) -> Self {
+        use sha2::Digest;
+        // A key longer than the block is hashed first; a shorter one is zero-padded.
+        let mut key = Zeroizing::new([0u8; 64]);
+        if secret.len() > 64 {
+            key[..32].copy_from_slice(&Sha256::digest(secret));
+        } else {
+            key[..secret.len()].copy_from_slice(secret);
+        }
+        let keyed = |pad: u8| {
+            let mut block = Zeroizing::new([0u8; 64]);
+            for (byte, key) in block.iter_mut().zip(key.iter()) {
+                *byte = key ^ pad;
+            }
+            let mut state = SHA256_IV;
+            compress256(&mut state, std::slice::from_ref(&*block));
+            state
+        };
+        Self {
+            inner: keyed(0x36),
+            outer: keyed(0x5c),
+        }
+    }
+
+    /// The HMAC of `first` then `second`; `None` when they do not fit in one block.
+    fn tag(&self, first: &[u8], second: &[u8]) -> Option<[u8; 32]> {
+        let len = first.len() + second.len();
+        if len > 55 {
+            return None;
+        }
+        // The inner hash: the keyed ipad block, then the message, 0x80 and the bit length of
+        // both blocks (RFC 6234's padding).
+        let mut block = [0u8; 64];
+        block[..first.len()].copy_from_slice(first);
+        block[first.len()..len].copy_from_slice(second);
+        block[len] = 0x80;
+        block[56..].copy_from_slice(&((64 + len as u64) * 8).to_be_bytes());
+        let mut inner = self.inner;
+        compress256(&mut inner, &[block]);
+        // The outer hash: the keyed opad block, then the inner digest, padded the same way.
+        let mut block = [0u8; 64];
+        for (bytes, word) in block.chunks_exact_mut(4).zip(inner) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        block[32] = 0x80;
+        block[56..].copy_from_slice(&((64 + 32u64) * 8).to_be_bytes());
+        let mut outer = self.outer;
+        compress256(&mut outer, &[block]);
+        let mut tag = [0u8; 32];
+        for (bytes, word) in tag.chunks_exact_mut(4).zip(outer) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        Some(tag)
+    }
+}
+
+impl Drop for Sha256Pads {
+    fn drop(&mut self) {
+        self.inner.zeroize();
+        self.outer.zeroize();
+    }
 }
 
 fn hex_matches(tag: &[u8], signature: &str) -> bool {
@@ -138,7 +241,19 @@ mod tests {
                 let secret: Vec<u8> = (0..secret_len).map(|i| (i * 7 + 1) as u8).collect();
                 let key = KeyMac::new(name, &secret).expect("a known algorithm");
                 let reference = hmac::Key::new(algorithm, &secret);
-                for kid_len in [0, 16, block - 14, block - 13, block - 5, block + 3] {
+                // 41 to 43 with the 13-digit nonce: around the largest message HS256 signs
+                // through its precomputed pads (55 bytes).
+                for kid_len in [
+                    0,
+                    16,
+                    41,
+                    42,
+                    43,
+                    block - 14,
+                    block - 13,
+                    block - 5,
+                    block + 3,
+                ] {
                     let kid: String = (0..kid_len)
                         .map(|i| (b'a' + (i % 26) as u8) as char)
                         .collect();
@@ -165,5 +280,32 @@ mod tests {
         }
         assert!(KeyMac::new("RS256", b"secret").is_none());
         assert!(KeyMac::new("hs256", b"secret").is_none());
+    }
+
+    /// The pads sign every message that fits one block as RustCrypto's HMAC does, and give way
+    /// to it above: every split of every length up to two blocks, for short, block-sized and
+    /// long secrets.
+    #[test]
+    fn sha256_pads_agree_with_hmac_up_to_one_block_and_give_way_above() {
+        for secret_len in [0, 20, 64, 65, 100] {
+            let secret: Vec<u8> = (0..secret_len).map(|i| (i * 13 + 5) as u8).collect();
+            let pads = Sha256Pads::new(&secret);
+            let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret).expect("any length");
+            let message: Vec<u8> = (0..128u8).map(|i| b'0' + i % 75).collect();
+            for len in 0..=128 {
+                for split in [0, len / 3, len] {
+                    let (first, second) = message[..len].split_at(split);
+                    let tag = pads.tag(first, second);
+                    if len > 55 {
+                        assert!(tag.is_none(), "{len} bytes do not fit one block");
+                        continue;
+                    }
+                    let mut reference = mac.clone();
+                    reference.update(&message[..len]);
+                    let expected: [u8; 32] = reference.finalize().into_bytes().into();
+                    assert_eq!(tag, Some(expected), "secret {secret_len}, message {len}");
+                }
+            }
+        }
     }
 }

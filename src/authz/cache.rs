@@ -99,6 +99,8 @@ impl CachedSession {
 pub struct CachedKey {
     pub key: ApiKey,
     pub hmac: Option<KeyMac>,
+    /// `key.state == "active"`, read on every request (one byte here, not the string's).
+    pub active: bool,
     /// The last use queued for the database (epoch seconds).
     pub used: Arc<AtomicI64>,
 }
@@ -234,7 +236,13 @@ impl Caches {
                     }
                 };
                 let used = Arc::new(AtomicI64::new(key.last_used_at.unwrap_or(0)));
-                Ok(Some(Arc::new(CachedKey { key, hmac, used })))
+                let active = key.state == "active";
+                Ok(Some(Arc::new(CachedKey {
+                    key,
+                    hmac,
+                    active,
+                    used,
+                })))
             })
             .await?)
     }

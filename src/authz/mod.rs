@@ -433,7 +433,7 @@ impl Authz {
                 return Err(Deny::NonceReplayed);
             }
         }
-        if key.key.state != "active" {
+        if !key.active {
             return Err(Deny::ApiKeyNotActive);
         }
         let holder = self.key_holder(key.key.holder, req.now).await?;
