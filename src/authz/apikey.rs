@@ -22,8 +22,9 @@ pub fn parse_nonce(text: &str) -> i64 {
         })
 }
 
-/// A key's HMAC, keyed once when the key is cached: every request clones the keyed state (two
-/// hash states and a block, a few hundred bytes) and hashes only its own message.
+/// A key's HMAC, keyed once when the key is cached, so a request hashes only its own message:
+/// HS256 through [`Sha256Pads`] (two keyed states of 32 bytes), HS384 and HS512 by cloning
+/// `Hmac`'s keyed state (two hash states and a block, a few hundred bytes).
 ///
 /// RustCrypto's rather than aws-lc's, which the rest of the crate uses: aws-lc-rs copies a
 /// whole `HMAC_CTX` (about 1 KiB, zeroed first) per signature, about a third of this check's
@@ -92,9 +93,8 @@ fn tag<M: Mac + Clone>(mac: &M, nonce: &str, kid: &str) -> hmac::digest::Output<
 /// ipad and of the key XOR opad. A message that fits in one block with its padding (55 bytes:
 /// a 13-digit nonce and a kid of up to 42 characters; Barong's kids are 16) is then signed by
 /// exactly two compressions of blocks built on the stack. `Hmac::clone` + `finalize` did the
-/// same two compressions through its block buffers: 141 ns against 96 ns here, a third of what
-/// an API-key allow spends beside its floor's (docs/benchmarks.md, thirteenth pass). The
-/// compression is sha2's own (`block_api::compress256`, the CPU's SHA instructions); the tests
+/// same two compressions through its block buffers: 141 ns a signature against 96 ns here
+/// (docs/benchmarks.md, thirteenth pass). The compression is sha2's own (`block_api::compress256`, the CPU's SHA instructions); the tests
 /// hold the tags to aws-lc's HMAC for keys and messages around every block boundary.
 #[derive(Clone)]
 pub struct Sha256Pads {
