@@ -409,6 +409,7 @@ proxied() { # key, url, proxy pid, measured pid
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+least() { tr ' ' '\n' | grep -v '^$' | sort -n | head -1; }
 # KEY's figures as the median of KEY_1 .. KEY_N (each figure on its own); the rounds' requests/s
 # are kept in ROUNDS_RPS for the report, socket errors and non-2xx answers are summed.
 median_round() { # key, rounds
@@ -844,8 +845,8 @@ paired() { # measure (rps: KEY's over FLOOR's; chain, cpu, own: FLOOR's over KEY
 # The floor's least CPU/req over the rounds over KEY's least (ROUNDS_CPU: the rounds' figures).
 quietest() { # key, floor key
   local k f
-  k=$(tr ' ' '\n' <<<"${ROUNDS_CPU[$1]:-}" | grep -v '^$' | sort -n | head -1)
-  f=$(tr ' ' '\n' <<<"${ROUNDS_CPU[$2]:-}" | grep -v '^$' | sort -n | head -1)
+  k=$(least <<<"${ROUNDS_CPU[$1]:-}")
+  f=$(least <<<"${ROUNDS_CPU[$2]:-}")
   awk -v k="${k:-0}" -v f="${f:-0}" 'BEGIN { if (k > 0 && f > 0) printf "%.2f", f / k; else printf "-" }'
 }
 # Efficiency: the baseline's server CPU per request over this scenario's (1.00 = costs what bare
