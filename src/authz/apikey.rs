@@ -156,19 +156,22 @@ impl Sha256Pads {
         compress256(&mut inner, &[block]);
         // The outer hash: the keyed opad block, then the inner digest, padded the same way.
         let mut block = [0u8; 64];
-        for (bytes, word) in block.chunks_exact_mut(4).zip(inner) {
-            bytes.copy_from_slice(&word.to_be_bytes());
-        }
+        block[..32].copy_from_slice(&digest(inner));
         block[32] = 0x80;
         block[56..].copy_from_slice(&((64 + 32u64) * 8).to_be_bytes());
         let mut outer = self.outer;
         compress256(&mut outer, &[block]);
-        let mut tag = [0u8; 32];
-        for (bytes, word) in tag.chunks_exact_mut(4).zip(outer) {
-            bytes.copy_from_slice(&word.to_be_bytes());
-        }
-        Some(tag)
+        Some(digest(outer))
     }
+}
+
+/// A SHA-256 state as its digest: the eight words, big-endian.
+fn digest(state: [u32; 8]) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for (chunk, word) in bytes.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    bytes
 }
 
 impl Drop for Sha256Pads {

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::jws::JwtSigner;
 use super::keys::{KeyAlgorithm, KeyError, SigningKey};
+use crate::snapshot::Snapshot;
 
 /// The `typ` every compact token of ours carries in its header.
 pub const TOKEN_TYPE: &str = "JWT";
@@ -252,13 +253,13 @@ fn decode_segment(segment: &str) -> Option<Value> {
 
 /// The ring every component reads; replaced as a whole when the keys change.
 pub struct SharedKeys {
-    ring: crate::snapshot::Snapshot<KeyRing>,
+    ring: Snapshot<KeyRing>,
 }
 
 impl SharedKeys {
     pub fn new(ring: KeyRing) -> Self {
         Self {
-            ring: crate::snapshot::Snapshot::new(ring),
+            ring: Snapshot::new(ring),
         }
     }
 
