@@ -188,7 +188,7 @@ fn hex_matches(tag: &[u8], signature: &str) -> bool {
     let Some(expected) = expected.get_mut(..2 * tag.len()) else {
         return false;
     };
-    hex::encode_to_slice(tag, expected).is_ok()
+    crate::crypto::hex::encode_to_slice(tag, expected)
         && aws_lc_rs::constant_time::verify_slices_are_equal(expected, signature.as_bytes()).is_ok()
 }
 

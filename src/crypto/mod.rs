@@ -3,6 +3,7 @@
 
 pub mod bearer;
 pub mod encryption;
+pub mod hex;
 pub mod jws;
 pub mod keyring;
 pub mod keys;
