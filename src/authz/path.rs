@@ -294,6 +294,85 @@ impl Prefix {
     }
 }
 
+impl Prefix {
+    /// This prefix's [`PrefixKey`].
+    pub fn key(&self) -> PrefixKey {
+        // The last pair: `word_at` of the last word is `len - 8` once there are eight bytes.
+        let [lower, mask] = match self.len.div_ceil(8) {
+            0 | 1 => self.head[0],
+            2 => self.head[1],
+            _ => self.tail.last().copied().unwrap_or(self.head[1]),
+        };
+        PrefixKey {
+            lower,
+            mask,
+            len: self.len,
+        }
+    }
+}
+
+/// A prefix's last eight bytes (the whole prefix, zero-padded, below eight) and its length:
+/// enough to refuse nearly every path the prefix does not start. Every rule begins `api/v2/`,
+/// so a prefix's end is where it parts from most paths. Kept in an array of their own
+/// ([`Prefixes`], a role's permission rows), the keys of a table are a few cache lines read
+/// on every decision, and a prefix is read only when its key admits the path. Read whole, every
+/// prefix compared cost the decision about one missed cache line, most of the misses of its own
+/// (callgrind's cache simulation; docs/benchmarks.md, fourteenth pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixKey {
+    lower: u64,
+    mask: u64,
+    len: usize,
+}
+
+impl PrefixKey {
+    /// False when `path` cannot start with the prefix; true when it may, which
+    /// [`Prefix::matches`] decides.
+    pub fn admits(&self, path: &str) -> bool {
+        let bytes = path.as_bytes();
+        if self.len < 8 {
+            let Some(head) = bytes.get(..self.len) else {
+                return false;
+            };
+            let mut word = [0u8; 8];
+            word[..head.len()].copy_from_slice(head);
+            return u64::from_ne_bytes(word) | self.mask == self.lower;
+        }
+        bytes
+            .get(self.len - 8..self.len)
+            .is_some_and(|end| word(end) | self.mask == self.lower)
+    }
+}
+
+/// Prefixes asked whether any of them starts a path (the pass rules, the block rules): each
+/// key first, its prefix only when the key admits the path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prefixes {
+    keys: Box<[PrefixKey]>,
+    prefixes: Box<[Prefix]>,
+}
+
+impl Prefixes {
+    pub fn new<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
+        let prefixes: Box<[Prefix]> = texts.into_iter().map(Prefix::new).collect();
+        Self {
+            keys: prefixes.iter().map(Prefix::key).collect(),
+            prefixes,
+        }
+    }
+
+    /// `path` starts with one of the prefixes, ignoring ASCII case.
+    pub fn any_matches(&self, path: &str) -> bool {
+        (self.keys.iter().zip(self.prefixes.iter()))
+            .any(|(key, prefix)| key.admits(path) && prefix.matches(path))
+    }
+
+    /// The prefixes as written.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.prefixes.iter().map(Prefix::as_str)
+    }
+}
+
 /// Where the `i`th compared word of a prefix of `len >= 8` bytes starts: every eighth byte,
 /// the last word ending with the prefix.
 fn word_at(i: usize, len: usize) -> usize {
@@ -461,6 +540,21 @@ mod tests {
     }
 
     #[test]
+    fn a_list_matches_when_any_prefix_does() {
+        let list = Prefixes::new(["api/v2/barong/public", "api/v2/peatio/public", "api"]);
+        assert!(list.any_matches("API/v2/x"));
+        let list = Prefixes::new(["api/v2/barong/public", "api/v2/peatio/public"]);
+        assert!(list.any_matches("api/v2/Peatio/PUBLIC/markets"));
+        assert!(!list.any_matches("api/v2/peatio/publi"));
+        assert!(!list.any_matches("api/v2/barong/resource/users/me"));
+        assert!(!Prefixes::default().any_matches(""));
+        assert_eq!(
+            list.iter().collect::<Vec<_>>(),
+            ["api/v2/barong/public", "api/v2/peatio/public"]
+        );
+    }
+
+    #[test]
     fn prefixes_ignore_case() {
         let admin = Prefix::new("api/v2/peatio/admin");
         assert!(admin.matches("api/v2/Peatio/ADMIN/x"));
@@ -497,28 +591,33 @@ mod tests {
         let paths = all(&alphabet, 3);
         for prefix in all(&alphabet, 3) {
             let compiled = Prefix::new(std::str::from_utf8(&prefix).expect("ascii"));
+            let key = compiled.key();
             for path in &paths {
                 let text = std::str::from_utf8(path).expect("ascii");
-                assert_eq!(
-                    compiled.matches(text),
-                    oracle(path, &prefix),
-                    "{text:?} {prefix:?}"
-                );
+                let expected = oracle(path, &prefix);
+                assert_eq!(compiled.matches(text), expected, "{text:?} {prefix:?}");
+                // Below eight bytes the key is the whole prefix.
+                assert_eq!(key.admits(text), expected, "key {text:?} {prefix:?}");
             }
         }
         let long = "api/v2/barong/resource/users/me";
         for len in 0..=long.len() {
             let prefix = Prefix::new(&long[..len]);
+            let key = prefix.key();
             assert!(prefix.matches(&long.to_ascii_uppercase()));
+            assert!(key.admits(&long.to_ascii_uppercase()));
             for (at, flip) in (0..len).flat_map(|at| [(at, 0x20), (at, 0x40)]) {
                 let mut path = long.as_bytes().to_vec();
                 path[at] ^= flip;
                 let path = String::from_utf8(path).expect("ascii");
-                assert_eq!(
-                    prefix.matches(&path),
-                    oracle(path.as_bytes(), &long.as_bytes()[..len]),
-                    "{path:?}"
-                );
+                let expected = oracle(path.as_bytes(), &long.as_bytes()[..len]);
+                assert_eq!(prefix.matches(&path), expected, "{path:?}");
+                // A key never refuses a path its prefix matches; it refuses a change in its
+                // own eight bytes.
+                assert!(!expected || key.admits(&path), "key {path:?}");
+                if at + 8 >= len.max(8) && at < len {
+                    assert_eq!(key.admits(&path), expected, "key {path:?} at {at}");
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use http::Method;
 use ipnet::IpNet;
 
-use super::path::Prefix;
+use super::path::{Prefix, PrefixKey};
 use crate::domain::{Permission, Restriction, default_restriction_code};
 
 /// Permissions grouped by role, in id order (Barong evaluates them as loaded), compiled once
@@ -16,7 +16,27 @@ use crate::domain::{Permission, Restriction, default_restriction_code};
 pub struct Permissions {
     /// foldhash, not SipHash: the role is looked up on every decision, and the roles come from
     /// the operator's own table.
-    by_role: foldhash::HashMap<String, Vec<Compiled>>,
+    by_role: foldhash::HashMap<String, RoleRows>,
+}
+
+/// A role's rows, with what refuses most of them for a request kept apart: the verbs each
+/// row may allow and its path's key, arrays of a few cache lines that every decision reads.
+/// A row itself is read only when both admit the request (`path::PrefixKey`).
+#[derive(Debug)]
+struct RoleRows {
+    verbs: Box<[VerbSet]>,
+    keys: Box<[PrefixKey]>,
+    rows: Box<[Compiled]>,
+}
+
+impl RoleRows {
+    fn new(rows: Vec<Compiled>) -> Self {
+        Self {
+            verbs: rows.iter().map(|row| VerbSet::of_row(&row.verb)).collect(),
+            keys: rows.iter().map(|row| row.path.key()).collect(),
+            rows: rows.into(),
+        }
+    }
 }
 
 /// One permission row as the decision reads it.
@@ -55,6 +75,47 @@ impl Verb {
     }
 }
 
+/// The verbs a row may allow, one bit per standard method and one for all the others: a row
+/// whose set misses the request's verb does not apply. Never narrower than [`Verb::allows`]
+/// (a test holds the two together); a row it admits is still judged by its own `Verb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VerbSet(u16);
+
+impl VerbSet {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::PATCH,
+        Method::TRACE,
+    ];
+    /// Any method not in [`Self::STANDARD`].
+    const EXTENSION: u16 = 1 << 9;
+
+    fn of_method(method: &Method) -> Self {
+        Self::STANDARD
+            .iter()
+            .position(|standard| standard == method)
+            .map_or(Self(Self::EXTENSION), |i| Self(1 << i))
+    }
+
+    fn of_row(verb: &Verb) -> Self {
+        match verb {
+            Verb::Any => Self(u16::MAX),
+            Verb::One(method) => Self::of_method(method),
+            Verb::Never => Self(0),
+        }
+    }
+
+    fn meets(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
 /// The actions Barong knows; rows with any other action apply but decide nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -90,7 +151,11 @@ impl Permissions {
                 topic: row.topic,
             });
         }
-        Self { by_role }
+        Self {
+            by_role: (by_role.into_iter())
+                .map(|(role, rows)| (role, RoleRows::new(rows)))
+                .collect(),
+        }
     }
 
     /// Barong's rule: applicable = same role, verb equal or ALL, path a plain prefix.
@@ -98,17 +163,20 @@ impl Permissions {
     /// applicable row's that has one; of an audit, the first AUDIT row's.
     pub fn evaluate(&self, role: &str, method: &Method, path: &str) -> PermissionDecision {
         // One pass over the role's rows: this runs on every authenticated decision.
-        let rows = self
-            .by_role
-            .get(role)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let Some(rows) = self.by_role.get(role) else {
+            return PermissionDecision::Deny {
+                topic: derived_topic(path),
+            };
+        };
+        let verb = VerbSet::of_method(method);
         let (mut drop, mut accept) = (false, false);
         let mut topic: Option<&str> = None;
         let mut audit: Option<Option<&str>> = None;
-        let applicable = rows
-            .iter()
-            .filter(|p| p.verb.allows(method) && p.path.matches(path));
+        let keys = rows.verbs.iter().zip(rows.keys.iter());
+        let applicable = (keys.zip(rows.rows.iter()))
+            .filter(|((verbs, key), _)| verbs.meets(verb) && key.admits(path))
+            .map(|(_, row)| row)
+            .filter(|row| row.verb.allows(method) && row.path.matches(path));
         for row in applicable {
             if topic.is_none() {
                 topic = row.topic.as_deref();
@@ -277,6 +345,35 @@ fn first_match<'a>(
 mod tests {
     use super::*;
     use chrono::Utc;
+
+    #[test]
+    fn a_rows_verb_set_admits_every_verb_the_row_allows() {
+        let verbs = [
+            "ALL", "GET", "get", "POST", "PATCH", "TRACE", "PURGE", "", "all",
+        ];
+        let mut methods: Vec<Method> = VerbSet::STANDARD.to_vec();
+        for extension in [
+            "PURGE",
+            "get",
+            "ALL",
+            "MKCOL",
+            "A-VERY-LONG-EXTENSION-METHOD",
+        ] {
+            methods.push(Method::from_bytes(extension.as_bytes()).expect("method"));
+        }
+        for verb in verbs {
+            let parsed = Verb::parse(verb);
+            let set = VerbSet::of_row(&parsed);
+            for method in &methods {
+                if parsed.allows(method) {
+                    assert!(set.meets(VerbSet::of_method(method)), "{verb} {method}");
+                }
+            }
+        }
+        // Standard verbs are told apart without reading the row.
+        let get = VerbSet::of_row(&Verb::parse("GET"));
+        assert!(!get.meets(VerbSet::of_method(&Method::POST)));
+    }
 
     fn permission(role: &str, verb: &str, path: &str, action: &str) -> Permission {
         Permission {

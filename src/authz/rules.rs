@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::path::Prefix;
+use super::path::Prefixes;
 
 /// Barong's default rules, used when `BARONG_AUTHZ_RULES_FILE` is unset.
 pub const DEFAULT_RULES: &str = include_str!("../../config/authz_rules.yml");
@@ -13,8 +13,8 @@ pub const DEFAULT_RULES: &str = include_str!("../../config/authz_rules.yml");
 /// ASCII case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rules {
-    pass: Vec<Prefix>,
-    block: Vec<Prefix>,
+    pass: Prefixes,
+    block: Prefixes,
 }
 
 #[derive(Deserialize)]
@@ -43,10 +43,7 @@ impl Rules {
         let file: RulesFile =
             serde_yaml_ng::from_str(text).map_err(|e| RulesError(e.to_string()))?;
         let compile = |list: Option<Vec<String>>| {
-            list.unwrap_or_default()
-                .iter()
-                .map(|prefix| Prefix::new(prefix))
-                .collect()
+            Prefixes::new(list.unwrap_or_default().iter().map(|p| &**p))
         };
         Ok(Self {
             pass: compile(file.rules.pass),
@@ -68,22 +65,22 @@ impl Rules {
 
     /// True when the canonical `path` starts with a block prefix (ASCII case ignored).
     pub fn is_blocked(&self, path: &str) -> bool {
-        self.block.iter().any(|prefix| prefix.matches(path))
+        self.block.any_matches(path)
     }
 
     /// True when the canonical `path` starts with a pass prefix (ASCII case ignored).
     pub fn is_public(&self, path: &str) -> bool {
-        self.pass.iter().any(|prefix| prefix.matches(path))
+        self.pass.any_matches(path)
     }
 
     /// The pass prefixes, as written.
     pub fn pass(&self) -> impl Iterator<Item = &str> {
-        self.pass.iter().map(Prefix::as_str)
+        self.pass.iter()
     }
 
     /// The block prefixes, as written.
     pub fn block(&self) -> impl Iterator<Item = &str> {
-        self.block.iter().map(Prefix::as_str)
+        self.block.iter()
     }
 }
 
