@@ -297,7 +297,8 @@ impl Prefix {
 impl Prefix {
     /// This prefix's [`PrefixKey`].
     pub fn key(&self) -> PrefixKey {
-        // The last pair: `word_at` of the last word is `len - 8` once there are eight bytes.
+        // The last pair: `word_at` of the last word is `len - 8` once there are eight bytes
+        // (below eight, `admits` reads no pair).
         let [lower, mask] = match self.len.div_ceil(8) {
             0 | 1 => self.head[0],
             2 => self.head[1],
@@ -311,13 +312,12 @@ impl Prefix {
     }
 }
 
-/// A prefix's last eight bytes (the whole prefix, zero-padded, below eight) and its length:
-/// enough to refuse nearly every path the prefix does not start. Every rule begins `api/v2/`,
-/// so a prefix's end is where it parts from most paths. Kept in an array of their own
-/// ([`Prefixes`], a role's permission rows), the keys of a table are a few cache lines read
-/// on every decision, and a prefix is read only when its key admits the path. Read whole, every
-/// prefix compared cost the decision about one missed cache line, most of the misses of its own
-/// (callgrind's cache simulation; docs/benchmarks.md, fourteenth pass).
+/// A prefix's last eight bytes and its length: enough to refuse nearly every path the prefix
+/// does not start, since every rule begins `api/v2/` and a prefix's end is where it parts from
+/// most paths. Kept in arrays of their own ([`Prefixes`], a role's permission rows), a table's
+/// keys are a few cache lines every decision reads, and a prefix is read only when its key
+/// admits the path (read whole, each prefix compared was about a missed cache line in
+/// callgrind's simulation; docs/benchmarks.md, fourteenth pass).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrefixKey {
     lower: u64,
@@ -327,20 +327,15 @@ pub struct PrefixKey {
 
 impl PrefixKey {
     /// False when `path` cannot start with the prefix; true when it may, which
-    /// [`Prefix::matches`] decides.
+    /// [`Prefix::matches`] decides. A prefix shorter than eight bytes admits every path as long.
     pub fn admits(&self, path: &str) -> bool {
-        let bytes = path.as_bytes();
-        if self.len < 8 {
-            let Some(head) = bytes.get(..self.len) else {
-                return false;
-            };
-            let mut word = [0u8; 8];
-            word[..head.len()].copy_from_slice(head);
-            return u64::from_ne_bytes(word) | self.mask == self.lower;
+        if self.len > path.len() {
+            return false;
         }
-        bytes
-            .get(self.len - 8..self.len)
-            .is_some_and(|end| word(end) | self.mask == self.lower)
+        // `None` only below eight bytes: the start wrapped past the end.
+        path.as_bytes()
+            .get(self.len.wrapping_sub(8)..self.len)
+            .is_none_or(|end| word(end) | self.mask == self.lower)
     }
 }
 
@@ -361,7 +356,9 @@ impl Prefixes {
         }
     }
 
-    /// `path` starts with one of the prefixes, ignoring ASCII case.
+    /// `path` starts with one of the prefixes, ignoring ASCII case. Inline: the decision calls
+    /// it twice (block, then pass rules), a call's overhead for a handful of keys each.
+    #[inline]
     pub fn any_matches(&self, path: &str) -> bool {
         (self.keys.iter().zip(self.prefixes.iter()))
             .any(|(key, prefix)| key.admits(path) && prefix.matches(path))
@@ -596,8 +593,8 @@ mod tests {
                 let text = std::str::from_utf8(path).expect("ascii");
                 let expected = oracle(path, &prefix);
                 assert_eq!(compiled.matches(text), expected, "{text:?} {prefix:?}");
-                // Below eight bytes the key is the whole prefix.
-                assert_eq!(key.admits(text), expected, "key {text:?} {prefix:?}");
+                // Below eight bytes the key admits every path as long as the prefix.
+                assert_eq!(key.admits(text), path.len() >= prefix.len(), "key {text:?}");
             }
         }
         let long = "api/v2/barong/resource/users/me";
@@ -615,7 +612,7 @@ mod tests {
                 // A key never refuses a path its prefix matches; it refuses a change in its
                 // own eight bytes.
                 assert!(!expected || key.admits(&path), "key {path:?}");
-                if at + 8 >= len.max(8) && at < len {
+                if len >= 8 && at + 8 >= len {
                     assert_eq!(key.admits(&path), expected, "key {path:?} at {at}");
                 }
             }
