@@ -238,20 +238,21 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// cost about 150 instructions a request (docs/benchmarks.md, fourteenth pass).
 pub fn new_request_id() -> HeaderValue {
     thread_local! {
-        static NEXT: std::cell::Cell<Option<[u8; 32]>> = const { std::cell::Cell::new(None) };
+        // All zeros until the thread's first id: hex text never holds a zero byte.
+        static NEXT: std::cell::RefCell<[u8; 32]> = const { std::cell::RefCell::new([0; 32]) };
     }
-    let text = NEXT.with(|next| {
-        let text = next.get().unwrap_or_else(|| {
-            let mut text = [b'0'; 32];
-            crate::crypto::hex::encode_to_slice(&random_u128().to_be_bytes(), &mut text);
-            text
-        });
-        let mut following = text;
-        increment_hex(&mut following);
-        next.set(Some(following));
-        text
-    });
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    NEXT.with(|next| {
+        // Nothing borrows it across a call; a failed borrow would only cost the id.
+        let Ok(mut text) = next.try_borrow_mut() else {
+            return HeaderValue::from_static("-");
+        };
+        if text[0] == 0 {
+            crate::crypto::hex::encode_to_slice(&random_u128().to_be_bytes(), &mut *text);
+        }
+        let id = HeaderValue::from_bytes(&*text).unwrap_or_else(|_| HeaderValue::from_static("-"));
+        increment_hex(&mut *text);
+        id
+    })
 }
 
 /// Adds one to a lowercase hex number written in `digits`, wrapping to zeros past the largest.
