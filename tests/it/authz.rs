@@ -10,7 +10,8 @@ use aws_lc_rs::hmac;
 use barong::crypto::encryption::Encryptor;
 use barong::crypto::keys::EncryptionKey;
 use barong::domain::{
-    KeyHolder, NewApiKey, NewRestriction, NewServiceAccount, NewSession, NewUser, User, session_key,
+    KeyHolder, NewApiKey, NewPermission, NewRestriction, NewServiceAccount, NewSession, NewUser,
+    User, session_key,
 };
 use barong::seed::{DEFAULT_SEEDS, Seeds};
 use barong::store::Store;
@@ -585,6 +586,97 @@ async fn permissions_accept_drop_and_audit(backend: Backend) {
             })
     })
     .await;
+}
+
+/// Permission rows are judged as Barong compares them, whatever the compact keys that refuse
+/// most rows first (`authz::path::PrefixKey`, `authz::policy::VerbSet`) say: a verb exactly
+/// (case counts, extension verbs too), a path by its whole prefix ignoring ASCII case, a prefix
+/// shorter than eight bytes, and paths that end like a DROP row's prefix (the key's eight bytes)
+/// but part from it earlier.
+async fn permission_rows_judge_verbs_and_whole_prefixes(backend: Backend) {
+    // Rows written after the start reach the decision by the snapshot's refresh.
+    let f = fixture(backend, &[("BARONG_AUTHZ_CACHE_TTL", "1")], &[]).await;
+    let role = "verbtester";
+    for (verb, path, action) in [
+        ("ALL", "api/v2/verbs/all", "ACCEPT"),
+        ("PURGE", "api/v2/verbs/purge", "ACCEPT"),
+        ("GET", "api/v2/verbs/get", "ACCEPT"),
+        ("get", "api/v2/verbs/lower", "ACCEPT"),
+        ("GET", "api/v3", "ACCEPT"),
+        ("GET", "api/v2/verbs/get/secret_thing", "DROP"),
+    ] {
+        f.store
+            .create_permission(&NewPermission {
+                role: role.into(),
+                verb: verb.into(),
+                path: path.into(),
+                action: action.into(),
+                topic: None,
+            })
+            .await
+            .expect("permission");
+    }
+    let user = create_user(f.store.as_ref(), role, "active", false).await;
+    let (cookie, csrf) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    let csrf = [("x-csrf-token", csrf.as_str())];
+    eventually(Duration::from_secs(10), || async {
+        f.with_cookie("GET", "api/v2/verbs/get", &cookie, &[])
+            .await
+            .status
+            == StatusCode::OK
+    })
+    .await;
+
+    let cases: &[(&str, &str, bool)] = &[
+        ("GET", "api/v2/verbs/all/x", true),
+        ("PURGE", "api/v2/verbs/all/x", true),
+        ("MKCOL", "api/v2/verbs/all", true),
+        ("PURGE", "API/V2/VERBS/PURGE/x", true),
+        ("GET", "api/v2/verbs/purge", false),
+        ("MKCOL", "api/v2/verbs/purge", false),
+        ("purge", "api/v2/verbs/purge", false),
+        ("GET", "api/v2/verbs/get/x", true),
+        ("POST", "api/v2/verbs/get", false),
+        ("DELETE", "api/v2/verbs/get", false),
+        ("get", "api/v2/verbs/lower", true),
+        ("GET", "api/v2/verbs/lower", false),
+        ("get", "api/v2/verbs/get", false),
+        // A prefix under eight bytes.
+        ("GET", "API/v3/anything", true),
+        ("GET", "api/v4/anything", false),
+        ("GET", "api/v", false),
+        // The DROP row: every case spelling, and bytes changed before its last eight.
+        ("GET", "api/v2/verbs/get/secret_thing", false),
+        ("GET", "api/v2/verbs/get/SECRET_THING/more", false),
+        ("GET", "api/v2/verbs/get/s@cret_thing", true),
+        ("GET", "api/v2/verbs/get/secrEt_thing", false),
+        ("GET", "api/v2/verbs/get/secre@_thing", true),
+        ("GET", "api/v2/verbs/got/secret_thing", false),
+        ("GET", "api/v2/verbs/get/secret_thin", true),
+    ];
+    for &(method, path, allowed) in cases {
+        let answer = f.with_cookie(method, path, &cookie, &csrf).await;
+        if allowed {
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "{method} {path}: {}",
+                answer.body
+            );
+        } else {
+            answer.assert_denied(401, "authz.invalid_permission");
+        }
+        // nginx's way: the verb in X-Original-Method on a GET subrequest.
+        let mut headers = csrf.to_vec();
+        headers.push(("x-original-method", method));
+        let answer = f.with_cookie("GET", path, &cookie, &headers).await;
+        assert_eq!(
+            answer.status == StatusCode::OK,
+            allowed,
+            "X-Original-Method {method} {path}: {}",
+            answer.body
+        );
+    }
 }
 
 async fn api_keys_for_each_hmac_algorithm(backend: Backend) {
@@ -1588,6 +1680,7 @@ both_backends!(
     sessions_are_bound_to_agent_network_and_expiry,
     sliding_expiry_is_written_behind,
     permissions_accept_drop_and_audit,
+    permission_rows_judge_verbs_and_whole_prefixes,
     api_keys_for_each_hmac_algorithm,
     api_key_errors_in_barongs_order,
     service_account_keys_carry_no_user_claims,
