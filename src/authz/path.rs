@@ -262,6 +262,22 @@ impl Prefix {
         }
     }
 
+    /// This prefix's [`PrefixKey`].
+    pub fn key(&self) -> PrefixKey {
+        // The last pair: `word_at` of the last word is `len - 8` once there are eight bytes
+        // (below eight, `admits` reads no pair).
+        let [lower, mask] = match self.len.div_ceil(8) {
+            0 | 1 => self.head[0],
+            2 => self.head[1],
+            _ => self.tail.last().copied().unwrap_or(self.head[1]),
+        };
+        PrefixKey {
+            lower,
+            mask,
+            len: self.len,
+        }
+    }
+
     /// The prefix as written.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -291,24 +307,6 @@ impl Prefix {
             && (self.tail.iter())
                 .enumerate()
                 .all(|(i, pair)| pair_matches(i + 2, *pair))
-    }
-}
-
-impl Prefix {
-    /// This prefix's [`PrefixKey`].
-    pub fn key(&self) -> PrefixKey {
-        // The last pair: `word_at` of the last word is `len - 8` once there are eight bytes
-        // (below eight, `admits` reads no pair).
-        let [lower, mask] = match self.len.div_ceil(8) {
-            0 | 1 => self.head[0],
-            2 => self.head[1],
-            _ => self.tail.last().copied().unwrap_or(self.head[1]),
-        };
-        PrefixKey {
-            lower,
-            mask,
-            len: self.len,
-        }
     }
 }
 

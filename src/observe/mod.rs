@@ -234,8 +234,8 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// a few billion of each other out of 2^128); an id is for correlation, not a secret, so a
 /// request pays an increment, not a draw from the system RNG. Per thread, not one process-wide
 /// counter: that one was a cache line both cores wrote on every decision. The thread keeps its
-/// next id as text and adds one to the text, a digit and a rare carry, where encoding a number
-/// cost about 150 instructions a request (docs/benchmarks.md, fourteenth pass).
+/// next id as text and adds one to the text, a digit and a rare carry: 119 instructions a new
+/// id, where encoding a number cost 197 (docs/benchmarks.md, fourteenth pass).
 pub fn new_request_id() -> HeaderValue {
     thread_local! {
         // All zeros until the thread's first id: hex text never holds a zero byte.
