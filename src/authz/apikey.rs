@@ -94,8 +94,9 @@ fn tag<M: Mac + Clone>(mac: &M, nonce: &str, kid: &str) -> hmac::digest::Output<
 /// a 13-digit nonce and a kid of up to 42 characters; Barong's kids are 16) is then signed by
 /// exactly two compressions of blocks built on the stack. `Hmac::clone` + `finalize` did the
 /// same two compressions through its block buffers: 141 ns a signature against 96 ns here
-/// (docs/benchmarks.md, thirteenth pass). The compression is sha2's own (`block_api::compress256`, the CPU's SHA instructions); the tests
-/// hold the tags to aws-lc's HMAC for keys and messages around every block boundary.
+/// (docs/benchmarks.md, thirteenth pass). The compression is sha2's own
+/// (`block_api::compress256`, the CPU's SHA instructions); the tests hold the tags to aws-lc's
+/// HMAC for keys and messages around every block boundary.
 #[derive(Clone)]
 pub struct Sha256Pads {
     inner: [u32; 8],
