@@ -2,11 +2,10 @@
 //! Plain atomics striped per thread (`observe::striped`); no locks on the hot path.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Deny;
 use super::cache::Caches;
-use crate::observe::striped::Striped;
+use crate::observe::striped::{Counter, Striped};
 
 /// What one decision was.
 pub enum Outcome {
@@ -25,12 +24,12 @@ pub struct Metrics {
 /// One stripe's counters.
 #[derive(Default)]
 struct Counts {
-    public: AtomicU64,
-    session: AtomicU64,
-    api_key: AtomicU64,
+    public: Counter,
+    session: Counter,
+    api_key: Counter,
     /// One per deny key, at its [`Deny::index`]: a flood of denies contends on no lock and
     /// compares no string.
-    denies: [AtomicU64; Deny::KEYS],
+    denies: [Counter; Deny::KEYS],
 }
 
 impl Metrics {
@@ -45,7 +44,7 @@ impl Metrics {
                 None => return,
             },
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.add(1);
     }
 
     /// The Prometheus exposition text.

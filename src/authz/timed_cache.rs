@@ -25,7 +25,7 @@ use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Weighter};
 
 use super::thread_front::ThreadFront;
-use crate::observe::striped::Striped;
+use crate::observe::striped::{Counter, Striped};
 
 /// A cached value and when it stops being served.
 #[derive(Clone)]
@@ -49,7 +49,7 @@ pub struct TimedCache<K: Send, V: Send> {
     ttl: Duration,
     /// Calls of `get_or_load`, and the loads they ran: the hit ratio in `/metrics`. Lookups
     /// are striped per thread (every decision counts two); loads are rare.
-    lookups: Striped<AtomicU64>,
+    lookups: Striped<Counter>,
     loads: AtomicU64,
     /// Bumped after every invalidation; a thread's front serves only what it took from the
     /// shared cache under the current epoch. Padded: read by every lookup, written rarely.

@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue};
 use crate::limits::Limits;
 use crate::limits::hashing::HashPool;
 use crate::store::{SharedCounters, Store};
-use striped::Striped;
+use striped::{Counter, Striped};
 
 /// Upper bounds of the latency buckets, microseconds (Prometheus `le` in seconds).
 const BOUNDS_US: [u64; 12] = [
@@ -31,8 +31,8 @@ pub struct Histogram {
 #[derive(Default)]
 struct HistogramCells {
     /// Per bucket (not cumulative; summed when rendered); the last one is `+Inf`.
-    buckets: [AtomicU64; BOUNDS_US.len() + 1],
-    sum_us: AtomicU64,
+    buckets: [Counter; BOUNDS_US.len() + 1],
+    sum_us: Counter,
 }
 
 impl Histogram {
@@ -44,8 +44,10 @@ impl Histogram {
             .position(|bound| us <= *bound)
             .unwrap_or(BOUNDS_US.len());
         let cells = self.stripes.local();
-        cells.buckets[index].fetch_add(1, Ordering::Relaxed);
-        cells.sum_us.fetch_add(us, Ordering::Relaxed);
+        if let Some(bucket) = cells.buckets.get(index) {
+            bucket.add(1);
+        }
+        cells.sum_us.add(us);
     }
 
     /// Appends the `_bucket`, `_sum` and `_count` lines of `name{labels}`.
@@ -69,7 +71,7 @@ impl Histogram {
 #[derive(Default)]
 pub struct ListenerStats {
     /// 1xx..5xx, per stripe.
-    classes: Striped<[AtomicU64; 5]>,
+    classes: Striped<[Counter; 5]>,
     pub latency: Histogram,
 }
 
@@ -77,7 +79,9 @@ impl ListenerStats {
     /// Records one answered request.
     pub fn record(&self, status: u16, elapsed: Duration) {
         let class = usize::from((status / 100).clamp(1, 5)) - 1;
-        self.classes.local()[class].fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = self.classes.local().get(class) {
+            counter.add(1);
+        }
         self.latency.observe(elapsed);
     }
 
