@@ -10,7 +10,7 @@
 //! A copy belongs to its thread alone (`thread_local::ThreadLocal`: a thread that exits leaves
 //! its copy, counts and all, to the next thread given its id), so a [`Counter`] adds with a
 //! plain load and store. `fetch_add` would be a lock-prefixed instruction: on the Intel cores
-//! of docs/benchmarks.md (sixteenth pass) each drains the store buffer and costs 15 to 20 ns
+//! of docs/benchmarks.md (fifteenth pass) each drains the store buffer and costs 15 to 20 ns
 //! where it stands in a decision, and a decision made eight of them.
 
 use std::sync::atomic::{AtomicU64, Ordering};

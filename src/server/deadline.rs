@@ -5,9 +5,14 @@
 //! hyper's own `header_read_timeout` arms a fresh timer for every request: a boxed sleep, a
 //! timer-wheel insert and a removal, about 0.9 us of server CPU per request, a tenth of what
 //! bare hyper spends on one (`benches/load.sh`, the "header-read timer" baseline). Here a
-//! request costs two uncontended atomic writes and one coarse clock read (`crate::clock`: the
-//! deadline counts in seconds), and the connection's one timer wakes at most once per timeout
-//! to see whether the connection went quiet.
+//! request costs a reference count taken and given back, a store and one coarse clock read
+//! (`crate::clock`: the deadline counts in seconds), and the connection's one timer wakes at
+//! most once per timeout to see whether the connection went quiet.
+//!
+//! The requests in flight are the references their answers hold: the shared state's count
+//! less the two standing holders, the deadline and the service. A separate in-flight count
+//! cost two more lock-prefixed instructions a request, 15 to 20 ns each on Intel cores
+//! (docs/benchmarks.md, fifteenth pass).
 //!
 //! A connection is HTTP/2 once a request says so (ALPN alone is not believed: hyper serves what
 //! the bytes are); from then on hyper's HTTP/2 keep-alive looks after it, as before, since
@@ -16,7 +21,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,16 +34,18 @@ struct Shared {
     opened: Instant,
     /// `opened` on the coarse clock (`crate::clock::monotonic_millis`), which answers read.
     opened_ms: i64,
-    /// Requests being answered; the deadline runs only while there are none.
-    in_flight: AtomicUsize,
     /// Milliseconds from `opened` to the end of the last answer (0: none yet), to a timer tick.
     idle_since_ms: AtomicU64,
     /// An HTTP/2 connection: no head deadline.
     http2: AtomicBool,
 }
 
-/// The deadline of one connection; [`HeadDeadline::service`] wraps its service.
-#[derive(Clone)]
+/// References to a connection's [`Shared`] held while no request is in flight: its
+/// [`HeadDeadline`] and the service [`HeadDeadline::service`] made. Neither is `Clone`, so every
+/// other reference is a request's [`Done`].
+const STANDING_HOLDERS: usize = 2;
+
+/// The deadline of one connection; [`HeadDeadline::service`] wraps its service (once).
 pub struct HeadDeadline {
     shared: Arc<Shared>,
 }
@@ -50,14 +57,14 @@ impl HeadDeadline {
             shared: Arc::new(Shared {
                 opened: Instant::now(),
                 opened_ms: crate::clock::monotonic_millis(),
-                in_flight: AtomicUsize::new(0),
                 idle_since_ms: AtomicU64::new(0),
                 http2: AtomicBool::new(false),
             }),
         }
     }
 
-    /// `service`, telling this deadline when each request starts and ends.
+    /// `service`, telling this deadline when each request starts and ends. Called once per
+    /// connection: a second service would count as a request in flight forever.
     pub fn service<S>(&self, service: S) -> Timed<S> {
         Timed {
             inner: service,
@@ -74,7 +81,11 @@ impl HeadDeadline {
                 return std::future::pending().await;
             }
             let now = Instant::now();
-            let wake = if shared.in_flight.load(Ordering::Acquire) > 0 {
+            let in_flight = Arc::strong_count(&self.shared) > STANDING_HOLDERS;
+            // Pairs with the release of a `Done`'s reference (`Arc`'s drop releases): a count
+            // read without it sees that answer's `idle_since_ms`.
+            fence(Ordering::Acquire);
+            let wake = if in_flight {
                 // Busy: look again one timeout from now (it cannot expire before that).
                 now + timeout
             } else {
@@ -108,7 +119,6 @@ where
         if request.version() == Version::HTTP_2 {
             self.shared.http2.store(true, Ordering::Relaxed);
         }
-        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight {
             inner: self.inner.call(request),
             done: Done(self.shared.clone()),
@@ -140,11 +150,11 @@ impl Drop for Done {
     fn drop(&mut self) {
         let shared = &self.0;
         let elapsed = crate::clock::monotonic_millis().saturating_sub(shared.opened_ms);
-        // Written before the count drops, so the timer never sees "idle" with a stale start.
+        // Written before the reference is given back (after this `drop`), so the timer never
+        // sees "idle" with a stale start.
         shared
             .idle_since_ms
-            .store(u64::try_from(elapsed).unwrap_or(0), Ordering::Release);
-        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            .store(u64::try_from(elapsed).unwrap_or(0), Ordering::Relaxed);
     }
 }
 
@@ -193,6 +203,23 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(600), deadline.expired(TIMEOUT))
             .await
             .expect("expires once the request is done");
+    }
+
+    /// Two answers in flight, one finished: the other still holds the deadline.
+    #[tokio::test]
+    async fn every_request_in_flight_holds_the_deadline() {
+        let deadline = HeadDeadline::start();
+        let timed = deadline.service(Echo);
+        let first = timed.call(Request::new(()));
+        let second = timed.call(Request::new(()));
+        drop(first);
+        let expired =
+            tokio::time::timeout(Duration::from_millis(900), deadline.expired(TIMEOUT)).await;
+        assert!(expired.is_err(), "expired while a request was in flight");
+        drop(second);
+        tokio::time::timeout(Duration::from_millis(600), deadline.expired(TIMEOUT))
+            .await
+            .expect("expires once both are done");
     }
 
     #[tokio::test]
