@@ -53,6 +53,7 @@ use prost::Message;
 
 use barong::authz::token::{Principal, Subject, TokenMinter, UserExtras};
 use barong::authz::{self, Authz};
+use barong::clock::Tick;
 use barong::config::Config;
 use barong::crypto::encryption::Encryptor;
 use barong::crypto::jws::JwtSigner;
@@ -677,7 +678,7 @@ fn decision(c: &mut Criterion) {
             black_box(
                 f.authz
                     .caches
-                    .session(&session_digest(&f.cookie), Instant::now())
+                    .session(&session_digest(&f.cookie), Tick::now())
                     .await
                     .expect("load"),
             )
@@ -693,7 +694,7 @@ fn decision(c: &mut Criterion) {
                 black_box(
                     f.authz
                         .caches
-                        .session(&session_digest(&f.cookie), Instant::now())
+                        .session(&session_digest(&f.cookie), Tick::now())
                         .await
                         .expect("load"),
                 );
@@ -849,13 +850,13 @@ fn token_reuse(c: &mut Criterion) {
         let reusing = TokenMinter::new(signer.clone(), 3600, 30);
         let minting = TokenMinter::new(signer, 3600, 0);
         reusing
-            .token(Subject::Claims(principal), Instant::now())
+            .token(Subject::Claims(principal), Tick::now())
             .expect("first token");
         group.bench_function(BenchmarkId::new("reuse_hit", algorithm.name()), |b| {
             b.iter(|| {
                 black_box(
                     reusing
-                        .token(Subject::Claims(black_box(principal)), Instant::now())
+                        .token(Subject::Claims(black_box(principal)), Tick::now())
                         .expect("token"),
                 )
             });
@@ -864,7 +865,7 @@ fn token_reuse(c: &mut Criterion) {
             b.iter(|| {
                 black_box(
                     minting
-                        .token(Subject::Claims(black_box(principal)), Instant::now())
+                        .token(Subject::Claims(black_box(principal)), Tick::now())
                         .expect("token"),
                 )
             });

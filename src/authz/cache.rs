@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
 use super::apikey::KeyMac;
 use super::policy::{Permissions, Restrictions};
 use super::timed_cache::TimedCache;
+use crate::clock::Tick;
 use crate::crypto::encryption::Encryptor;
 use crate::domain::{ApiKey, ServiceAccount, Session, SessionDigest, User, session_digest_of_key};
 use crate::invalidation::{Invalidation, InvalidationBus};
@@ -182,7 +183,7 @@ impl Caches {
     pub async fn session(
         &self,
         digest: &SessionDigest,
-        now: Instant,
+        now: Tick,
     ) -> Result<Option<Arc<CachedSession>>, LoadError> {
         let load = || async {
             let session = self.store.find_session(&hex::encode(digest)).await?;
@@ -198,7 +199,7 @@ impl Caches {
         }
     }
 
-    pub async fn user(&self, id: i64, now: Instant) -> Result<Option<Arc<User>>, LoadError> {
+    pub async fn user(&self, id: i64, now: Tick) -> Result<Option<Arc<User>>, LoadError> {
         let load =
             || async { Ok::<_, StoreError>(self.store.find_user_by_id(id).await?.map(Arc::new)) };
         Ok(self.users.get_or_load(&id, now, load).await?)
@@ -207,7 +208,7 @@ impl Caches {
     pub async fn service_account(
         &self,
         id: i64,
-        now: Instant,
+        now: Tick,
     ) -> Result<Option<Arc<ServiceAccount>>, LoadError> {
         let load = || async {
             let account = self.store.find_service_account_by_id(id).await?;
@@ -216,11 +217,7 @@ impl Caches {
         Ok(self.service_accounts.get_or_load(&id, now, load).await?)
     }
 
-    pub async fn api_key(
-        &self,
-        kid: &str,
-        now: Instant,
-    ) -> Result<Option<Arc<CachedKey>>, LoadError> {
+    pub async fn api_key(&self, kid: &str, now: Tick) -> Result<Option<Arc<CachedKey>>, LoadError> {
         let (store, encryptor) = (&self.store, &self.encryptor);
         Ok(self
             .api_keys

@@ -45,7 +45,7 @@ where
             Err(deny) => deny_response(deny, verdict.request_id),
         });
     }
-    let started = std::time::Instant::now();
+    let started = crate::clock::Stopwatch::start();
     let request_id = crate::observe::request_id(&parts.headers);
     let mut response = if uri_path == "/.well-known/jwks.json" {
         body_response(StatusCode::OK, authz.keys.load().jwks())

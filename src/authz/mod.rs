@@ -166,7 +166,9 @@ impl Authz {
     /// outcome and its latency.
     pub async fn check(&self, input: &Input<'_>) -> Verdict {
         use tracing::Instrument;
-        let started = std::time::Instant::now();
+        let started = crate::clock::Stopwatch::start();
+        // The caches' and the token's clock, read once (`crate::clock`).
+        let now = crate::clock::Tick::now();
         let request_id = if input.present.request_id() {
             crate::observe::request_id(input.headers)
         } else {
@@ -177,9 +179,9 @@ impl Authz {
         let span = tracing::debug_span!("authz", request_id = ?request_id);
         let outcome = if span.is_disabled() {
             // Not even the instrumenting wrapper: it would enter and leave a span per poll.
-            self.judge(input, started).await
+            self.judge(input, now).await
         } else {
-            self.judge(input, started).instrument(span).await
+            self.judge(input, now).instrument(span).await
         };
         self.count(&outcome, started.elapsed());
         let outcome = outcome.map(|allow| match allow {
@@ -202,7 +204,7 @@ impl Authz {
         }
     }
 
-    async fn judge(&self, input: &Input<'_>, now: std::time::Instant) -> Result<Allow, Deny> {
+    async fn judge(&self, input: &Input<'_>, now: crate::clock::Tick) -> Result<Allow, Deny> {
         let outcome = match judged(input) {
             Ok((path, override_method)) => {
                 let req = AuthzRequest {
@@ -447,7 +449,7 @@ impl Authz {
     async fn key_holder(
         &self,
         holder: KeyHolder,
-        now: std::time::Instant,
+        now: crate::clock::Tick,
     ) -> Result<Authenticated, Deny> {
         match holder {
             KeyHolder::User(id) => {

@@ -96,10 +96,10 @@ pub struct AuthzRequest<'a> {
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub client_ip: IpAddr,
-    /// The decision's clock, read once when it starts: every cache read and the token reuse
-    /// of this decision judge expiry against it (a clock read is about 25 ns here; a decision
-    /// used to make six).
-    pub now: std::time::Instant,
+    /// The decision's clock (coarse, `crate::clock::Tick`), read once when it starts: every
+    /// cache read and the token reuse of this decision judge expiry against it (a decision
+    /// used to make six clock reads).
+    pub now: crate::clock::Tick,
 }
 
 /// The original path as sent, still to be canonicalised (`path::canonical`): after

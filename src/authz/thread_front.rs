@@ -17,10 +17,11 @@
 
 use std::cell::RefCell;
 use std::hash::{BuildHasher, Hash};
-use std::time::Instant;
 
 use quick_cache::Equivalent;
 use thread_local::ThreadLocal;
+
+use crate::clock::Tick;
 
 /// Slots per thread and cache: a handful of hot principals per core, a few KiB each.
 const SLOTS: usize = 64;
@@ -33,7 +34,7 @@ struct Slot<K, V> {
     hash: u64,
     key: K,
     value: V,
-    until: Instant,
+    until: Tick,
     epoch: u64,
     /// Hits so far while `value` is still the shared one; `u8::MAX` once it is this thread's
     /// own copy.
@@ -70,7 +71,7 @@ where
     }
 
     /// This thread's value for `key`, if it was filled under `epoch` and is live at `now`.
-    pub fn get<Q>(&self, hash: u64, key: &Q, now: Instant, epoch: u64) -> Option<V>
+    pub fn get<Q>(&self, hash: u64, key: &Q, now: Tick, epoch: u64) -> Option<V>
     where
         Q: Equivalent<K> + ?Sized,
     {
@@ -83,7 +84,7 @@ where
         &self,
         hash: u64,
         key: &Q,
-        now: Instant,
+        now: Tick,
         epoch: u64,
         read: impl FnOnce(&V) -> Option<R>,
     ) -> Option<R>
@@ -112,7 +113,7 @@ where
 
     /// Remembers `value` (as the shared cache gave it out, live until `until`) for this
     /// thread, under the epoch read before the shared lookup.
-    pub fn put(&self, hash: u64, key: K, value: V, until: Instant, epoch: u64) {
+    pub fn put(&self, hash: u64, key: K, value: V, until: Tick, epoch: u64) {
         let slots = self
             .slots
             .get_or(|| RefCell::new((0..SLOTS).map(|_| None).collect()));
@@ -151,7 +152,7 @@ mod tests {
     #[test]
     fn a_slot_serves_only_its_key_epoch_and_deadline() {
         let front = front();
-        let now = Instant::now();
+        let now = Tick::now();
         let until = now + Duration::from_secs(60);
         let hash = front.hash("a");
         assert_eq!(front.get(hash, "a", now, 0), None, "empty");
@@ -172,7 +173,7 @@ mod tests {
     #[test]
     fn a_hot_value_becomes_this_threads_own_copy() {
         let front = front();
-        let now = Instant::now();
+        let now = Tick::now();
         let shared = Arc::new(String::from("hot"));
         let hash = front.hash("k");
         front.put(

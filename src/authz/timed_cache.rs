@@ -18,19 +18,20 @@
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 use quick_cache::sync::Cache;
 use quick_cache::{Equivalent, Weighter};
 
 use super::thread_front::ThreadFront;
+use crate::clock::Tick;
 use crate::observe::striped::{Counter, Striped};
 
 /// A cached value and when it stops being served.
 #[derive(Clone)]
 struct Timed<V> {
-    until: Instant,
+    until: Tick,
     value: V,
 }
 
@@ -92,7 +93,7 @@ where
     {
         self.entries
             .get(key)
-            .filter(|timed| timed.until > Instant::now())
+            .filter(|timed| timed.until > Tick::now())
             .map(|timed| timed.value)
     }
 
@@ -109,7 +110,7 @@ where
     pub async fn get_or_load<Q, E, F>(
         &self,
         key: &Q,
-        now: Instant,
+        now: Tick,
         load: impl FnOnce() -> F,
     ) -> Result<V, E>
     where
@@ -137,7 +138,7 @@ where
     async fn load<Q, E>(
         &self,
         key: &Q,
-        now: Instant,
+        now: Tick,
         hash: u64,
         epoch: u64,
         load: impl Future<Output = Result<V, E>>,
@@ -160,7 +161,7 @@ where
                     let value = load.await?;
                     // Err: the key was invalidated during the load; the value is not cached.
                     let _ = guard.insert(Timed {
-                        until: Instant::now() + self.ttl,
+                        until: Tick::now() + self.ttl,
                         value: value.clone(),
                     });
                     return Ok(value);
@@ -232,26 +233,26 @@ mod tests {
     async fn entries_expire_and_failed_loads_cache_nothing() {
         let cache = cache(Duration::from_millis(40));
         let one = cache
-            .get_or_load("a", Instant::now(), || async { Ok::<_, ()>(Some(1)) })
+            .get_or_load("a", Tick::now(), || async { Ok::<_, ()>(Some(1)) })
             .await;
         assert_eq!(one, Ok(Some(1)));
         assert_eq!(cache.get("a"), Some(Some(1)));
         // A hit does not call the loader.
         let hit = cache
-            .get_or_load("a", Instant::now(), || async { Err(()) })
+            .get_or_load("a", Tick::now(), || async { Err(()) })
             .await;
         assert_eq!(hit, Ok(Some(1)));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(cache.get("a"), None);
         assert_eq!(
             cache
-                .get_or_load("a", Instant::now(), || async { Err(()) })
+                .get_or_load("a", Tick::now(), || async { Err(()) })
                 .await,
             Err(())
         );
         assert_eq!(cache.get("a"), None);
         let two = cache
-            .get_or_load("a", Instant::now(), || async { Ok::<_, ()>(Some(2)) })
+            .get_or_load("a", Tick::now(), || async { Ok::<_, ()>(Some(2)) })
             .await;
         assert_eq!(two, Ok(Some(2)));
         cache.invalidate("a");
@@ -267,7 +268,7 @@ mod tests {
                 let (cache, loads) = (cache.clone(), loads.clone());
                 tokio::spawn(async move {
                     cache
-                        .get_or_load("k", Instant::now(), || async {
+                        .get_or_load("k", Tick::now(), || async {
                             loads.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             Ok::<_, ()>(Some(7))
@@ -291,7 +292,7 @@ mod tests {
             let cache = cache.clone();
             tokio::spawn(async move {
                 cache
-                    .get_or_load("s", Instant::now(), || async move {
+                    .get_or_load("s", Tick::now(), || async move {
                         let _ = started_tx.send(());
                         let _ = go_rx.await;
                         Ok::<_, ()>(Some(1))

@@ -5,12 +5,13 @@
 use std::any::Any;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::HeaderValue;
 use serde::Serialize;
 
 use super::thread_front::ThreadFront;
+use crate::clock::Tick;
 use crate::crypto::keyring::{RingKey, SharedKeys};
 use crate::crypto::keys::KeyError;
 use crate::domain::{ServiceAccount, User};
@@ -203,7 +204,7 @@ pub struct TokenMinter {
 
 struct Minted {
     value: HeaderValue,
-    at: Instant,
+    at: Tick,
     kid: Box<str>,
     owner: Owner,
 }
@@ -240,7 +241,7 @@ impl TokenMinter {
 
     /// The `Authorization: Bearer <jwt>` value for `subject`, fresh or reused within the reuse
     /// window as of `now` (the decision's clock).
-    pub fn token(&self, subject: Subject<'_>, now: Instant) -> Result<HeaderValue, KeyError> {
+    pub fn token(&self, subject: Subject<'_>, now: Tick) -> Result<HeaderValue, KeyError> {
         self.keys
             .read(|ring| self.token_by(ring.current(), subject, now))
     }
@@ -250,7 +251,7 @@ impl TokenMinter {
         &self,
         key: &RingKey,
         subject: Subject<'_>,
-        now: Instant,
+        now: Tick,
     ) -> Result<HeaderValue, KeyError> {
         let (principal, source) = match subject {
             Subject::Cached(source) => (source.principal(), Some(source)),
@@ -371,11 +372,11 @@ mod tests {
             }),
         };
         let first = minter
-            .token(Subject::Claims(member), Instant::now())
+            .token(Subject::Claims(member), Tick::now())
             .expect("token");
         assert_eq!(
             minter
-                .token(Subject::Claims(member), Instant::now())
+                .token(Subject::Claims(member), Tick::now())
                 .expect("reused"),
             first
         );
@@ -385,7 +386,7 @@ mod tests {
         };
         assert_ne!(
             minter
-                .token(Subject::Claims(admin), Instant::now())
+                .token(Subject::Claims(admin), Tick::now())
                 .expect("token"),
             first,
             "another role"
@@ -396,7 +397,7 @@ mod tests {
         };
         assert_ne!(
             minter
-                .token(Subject::Claims(account), Instant::now())
+                .token(Subject::Claims(account), Tick::now())
                 .expect("token"),
             first,
             "no user claims"
@@ -417,11 +418,11 @@ mod tests {
             user_extras: None,
         };
         let first = minter
-            .token(Subject::Claims(principal), Instant::now())
+            .token(Subject::Claims(principal), Tick::now())
             .expect("token");
         assert_eq!(
             minter
-                .token(Subject::Claims(principal), Instant::now())
+                .token(Subject::Claims(principal), Tick::now())
                 .expect("reused"),
             first
         );
@@ -432,7 +433,7 @@ mod tests {
         };
         keys.replace(KeyRing::new(&key(), &[spec]).expect("rotated"));
         let after = minter
-            .token(Subject::Claims(principal), Instant::now())
+            .token(Subject::Claims(principal), Tick::now())
             .expect("token");
         assert_ne!(after, first);
         assert_eq!(kid_of(&after), keys.load().current().kid());
@@ -469,7 +470,7 @@ mod tests {
         let member = user("member");
         let token = |user: &Arc<User>| {
             minter
-                .token(Subject::Cached(Source::User(user)), Instant::now())
+                .token(Subject::Cached(Source::User(user)), Tick::now())
                 .expect("token")
         };
         let first = token(&member);
