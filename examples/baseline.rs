@@ -137,10 +137,9 @@ async fn serve(args: Args) {
             builder.serve_connection_with_upgrades(TokioIo::new(stream), deadline.service(service));
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
-            tokio::select! {
-                _ = connection => {}
-                () = deadline.expired(std::time::Duration::from_secs(seconds)) => {}
-            }
+            let _ = deadline
+                .guard(connection, std::time::Duration::from_secs(seconds))
+                .await;
         });
     }
 }

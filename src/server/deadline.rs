@@ -20,9 +20,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use http::{Request, Version};
@@ -72,6 +72,25 @@ impl HeadDeadline {
         }
     }
 
+    /// Serves `connection` until it ends (`Some` of its output) or the deadline passes
+    /// (`None`: the connection is dropped, which closes it).
+    ///
+    /// Not `tokio::select!`: it polls every branch on every wake of the task, so each request
+    /// polled the deadline's sleep as well, which re-registers the task's waker with the timer
+    /// (two lock-prefixed instructions and about 150 others; callgrind, docs/benchmarks.md,
+    /// sixteenth pass). Here the deadline is polled only when its own timer rang.
+    pub async fn guard<C: Future>(self, connection: C, timeout: Duration) -> Option<C::Output> {
+        let alarm = Arc::new(Alarm::default());
+        Guarded {
+            connection,
+            expired: self.expired(timeout),
+            alarm_waker: Waker::from(alarm.clone()),
+            alarm,
+            task: None,
+        }
+        .await
+    }
+
     /// Resolves when the connection has waited `timeout` for a request head: no request in
     /// flight since the last answer (or since it opened). Never, for HTTP/2.
     pub async fn expired(&self, timeout: Duration) {
@@ -98,6 +117,82 @@ impl HeadDeadline {
             };
             tokio::time::sleep_until(wake).await;
         }
+    }
+}
+
+/// The waker [`HeadDeadline::guard`] gives the deadline's timer: it notes that the timer rang,
+/// then wakes the connection's task.
+#[derive(Default)]
+struct Alarm {
+    rang: AtomicBool,
+    /// The task to wake (its waker as of the latest poll that saw a new one).
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for Alarm {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.rang.store(true, Ordering::Release);
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(task) = task.as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection and its deadline, the deadline polled only when its timer rang.
+    struct Guarded<C, E> {
+        #[pin]
+        connection: C,
+        #[pin]
+        expired: E,
+        alarm: Arc<Alarm>,
+        alarm_waker: Waker,
+        // The task's waker the alarm holds: compared on every poll, replaced when it changes.
+        task: Option<Waker>,
+    }
+}
+
+impl<C: Future, E: Future<Output = ()>> Future for Guarded<C, E> {
+    type Output = Option<C::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if !this
+            .task
+            .as_ref()
+            .is_some_and(|task| task.will_wake(cx.waker()))
+        {
+            *this.task = Some(cx.waker().clone());
+            *this
+                .alarm
+                .task
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cx.waker().clone());
+            // The first poll (or a new task): the deadline arms its timer.
+            this.alarm.rang.store(true, Ordering::Relaxed);
+        }
+        // A load, and a store only when it rang: a swap would be a locked instruction on
+        // every wake. Cleared before the poll, so a ring during the poll is seen on the next
+        // wake; one between the load and the store is seen by this poll of the timer itself.
+        if this.alarm.rang.load(Ordering::Acquire) {
+            this.alarm.rang.store(false, Ordering::Relaxed);
+            if this
+                .expired
+                .poll(&mut Context::from_waker(this.alarm_waker))
+                .is_ready()
+            {
+                return Poll::Ready(None);
+            }
+        }
+        this.connection.poll(cx).map(Some)
     }
 }
 
@@ -206,6 +301,64 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(600), deadline.expired(TIMEOUT))
             .await
             .expect("expires once the requests are done");
+    }
+
+    #[tokio::test]
+    async fn the_guard_closes_a_quiet_connection_and_passes_a_finished_one() {
+        let started = Instant::now();
+        let quiet = HeadDeadline::start().guard(std::future::pending::<()>(), TIMEOUT);
+        assert_eq!(quiet.await, None);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(280), "{waited:?}");
+        assert!(waited <= Duration::from_millis(600), "{waited:?}");
+        let finished = HeadDeadline::start().guard(std::future::ready(7), TIMEOUT);
+        assert_eq!(finished.await, Some(7));
+    }
+
+    /// Wakes its task `left` more times, then is ready.
+    struct Busy {
+        left: u32,
+    }
+
+    impl Future for Busy {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.left == 0 {
+                return Poll::Ready(());
+            }
+            self.left -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn the_guard_polls_the_deadline_only_when_its_timer_rings() {
+        let polls = std::cell::Cell::new(0);
+        let expired = std::future::poll_fn(|_| {
+            polls.set(polls.get() + 1);
+            Poll::<()>::Pending
+        });
+        let alarm = Arc::new(Alarm::default());
+        let guarded = Guarded {
+            connection: Busy { left: 1000 },
+            expired,
+            alarm_waker: Waker::from(alarm.clone()),
+            alarm: alarm.clone(),
+            task: None,
+        };
+        assert_eq!(guarded.await, Some(()));
+        assert_eq!(polls.get(), 1, "armed once, never rang");
+        let sleep = tokio::time::sleep(Duration::from_millis(20));
+        let guarded = Guarded {
+            connection: std::future::pending::<()>(),
+            expired: sleep,
+            alarm_waker: Waker::from(alarm.clone()),
+            alarm,
+            task: None,
+        };
+        assert_eq!(guarded.await, None, "the ring is heard");
     }
 
     #[tokio::test]

@@ -179,16 +179,13 @@ async fn serve_io<I, S, B>(
 {
     let deadline = HeadDeadline::start();
     let connection = builder.serve_connection_with_upgrades(io, deadline.service(service));
-    tokio::select! {
-        served = watcher.watch(connection.into_owned()) => {
-            if let Err(error) = served {
-                tracing::debug!(listener = name, %error, "connection closed with an error");
-            }
+    let connection = watcher.watch(connection.into_owned());
+    match deadline.guard(connection, header_read_timeout).await {
+        Some(Ok(())) => {}
+        Some(Err(error)) => {
+            tracing::debug!(listener = name, %error, "connection closed with an error");
         }
-        // Dropping the connection closes it.
-        () = deadline.expired(header_read_timeout) => {
-            tracing::debug!(listener = name, "no request head within the header timeout");
-        }
+        None => tracing::debug!(listener = name, "no request head within the header timeout"),
     }
 }
 
