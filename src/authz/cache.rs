@@ -192,6 +192,47 @@ impl Caches {
         Ok(self.sessions.get_or_load(digest, now, load).await?)
     }
 
+    /// What `read` makes of the session this thread's front holds for `digest` (and the
+    /// users, service accounts and keys below): lent, not cloned; `None` when the front does
+    /// not hold it or `read` gives up (`TimedCache::lend`).
+    pub fn lend_session<R>(
+        &self,
+        digest: &SessionDigest,
+        now: Tick,
+        read: impl FnOnce(Option<&Arc<CachedSession>>) -> Option<R>,
+    ) -> Option<R> {
+        self.sessions
+            .lend(digest, now, |session| read(session.as_ref()))
+    }
+
+    pub fn lend_user<R>(
+        &self,
+        id: i64,
+        now: Tick,
+        read: impl FnOnce(Option<&Arc<User>>) -> Option<R>,
+    ) -> Option<R> {
+        self.users.lend(&id, now, |user| read(user.as_ref()))
+    }
+
+    pub fn lend_service_account<R>(
+        &self,
+        id: i64,
+        now: Tick,
+        read: impl FnOnce(Option<&Arc<ServiceAccount>>) -> Option<R>,
+    ) -> Option<R> {
+        self.service_accounts
+            .lend(&id, now, |account| read(account.as_ref()))
+    }
+
+    pub fn lend_api_key<R>(
+        &self,
+        kid: &str,
+        now: Tick,
+        read: impl FnOnce(Option<&Arc<CachedKey>>) -> Option<R>,
+    ) -> Option<R> {
+        self.api_keys.lend(kid, now, |key| read(key.as_ref()))
+    }
+
     /// Forgets the session with row id `id` (the hex of its digest).
     pub async fn forget_session(&self, id: &str) {
         if let Some(digest) = session_digest_of_key(id) {

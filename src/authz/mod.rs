@@ -17,6 +17,7 @@ mod http_front;
 mod metrics;
 pub mod path;
 pub mod policy;
+mod principal;
 pub mod replay;
 pub mod request;
 pub mod rules;
@@ -35,12 +36,9 @@ use self::expiry::ExpiryQueue;
 use self::geo::GeoIp;
 use self::metrics::{Metrics, Outcome};
 use self::policy::{Location, PermissionDecision, RestrictionDecision};
-use self::request::{AuthzRequest, X_CSRF_TOKEN, header as header_text};
-use self::token::{Principal, TokenMinter};
-use crate::crypto::constant_time_eq;
-use crate::domain::{
-    KeyHolder, NewActivity, SessionCookie, TrustedProxies, User, session_cookie, session_digest,
-};
+use self::request::{AuthzRequest, header as header_text};
+use self::token::{Source, TokenMinter};
+use crate::domain::{NewActivity, TrustedProxies};
 use crate::invalidation::{Invalidation, InvalidationBus};
 use crate::store::Store;
 
@@ -96,40 +94,6 @@ enum Allow {
         authorization: HeaderValue,
         api_key: bool,
     },
-}
-
-/// The principal of a request, as the caches hold it (the token's claims are borrowed from
-/// it), and whether an API key authenticated it.
-struct Authenticated {
-    holder: Holder,
-    api_key: bool,
-}
-
-enum Holder {
-    User(Arc<User>),
-    ServiceAccount(Arc<crate::domain::ServiceAccount>),
-}
-
-impl Authenticated {
-    fn principal(&self) -> Principal<'_> {
-        self.source().principal()
-    }
-
-    /// The cached object the principal is read from (the token's reuse is keyed by it).
-    fn source(&self) -> token::Source<'_> {
-        match &self.holder {
-            Holder::User(user) => token::Source::User(user),
-            Holder::ServiceAccount(account) => token::Source::ServiceAccount(account),
-        }
-    }
-
-    /// The user whose audit rows this request writes; service accounts are never logged.
-    fn user_id(&self) -> Option<i64> {
-        match &self.holder {
-            Holder::User(user) => Some(user.id),
-            Holder::ServiceAccount(_) => None,
-        }
-    }
 }
 
 /// What a front (the HTTP listener, the gRPC listener) hands the decision: the original
@@ -277,22 +241,30 @@ impl Authz {
         if self.rules.is_public(req.path) {
             return Ok(Allow::Public);
         }
-        let authenticated = if req.api_key {
+        if let Some(outcome) = self.decide_lent(req) {
+            return outcome;
+        }
+        let holder = if req.api_key {
             self.authenticate_api_key(req).await?
         } else {
             self.authenticate_session(req).await?
         };
-        self.check_permission(req, &authenticated)?;
+        self.authorize(req, holder.source())
+    }
+
+    /// RBAC, then the token: how every allowed decision ends.
+    fn authorize(&self, req: &AuthzRequest<'_>, source: Source<'_>) -> Result<Allow, Deny> {
+        self.check_permission(req, source)?;
         let authorization = self
             .tokens
-            .token(token::Subject::Cached(authenticated.source()), req.now)
+            .token(token::Subject::Cached(source), req.now)
             .map_err(|error| {
                 tracing::error!(%error, "JWT signing failed");
                 Deny::Unavailable
             })?;
         Ok(Allow::Token {
             authorization,
-            api_key: authenticated.api_key,
+            api_key: req.api_key,
         })
     }
 
@@ -323,59 +295,6 @@ impl Authz {
             .unwrap_or_default()
     }
 
-    /// Barong's cookie flow: CSRF first (so a POST without session and token reports the
-    /// token), then the session, its binding to agent, network and expiry, then the user.
-    async fn authenticate_session(&self, req: &AuthzRequest<'_>) -> Result<Authenticated, Deny> {
-        let (digest, session) = match session_cookie(req.headers, &self.settings.session_name) {
-            SessionCookie::One(value) => {
-                let digest = session_digest(value);
-                (digest, self.caches.session(&digest, req.now).await?)
-            }
-            SessionCookie::Absent => ([0; 32], None),
-            SessionCookie::Repeated => return Err(Deny::InvalidSession),
-        };
-        let unsafe_method =
-            !is_safe(&req.method) || req.override_method.as_ref().is_some_and(|m| !is_safe(m));
-        if self.settings.csrf_protection && unsafe_method {
-            let token = header_text(req.headers, X_CSRF_TOKEN).ok_or(Deny::MissingCsrfToken)?;
-            let expected = session.as_ref().map(|s| &*s.csrf_token);
-            if !expected.is_some_and(|expected| constant_time_eq(expected, token)) {
-                return Err(Deny::CsrfTokenMismatch);
-            }
-        }
-        let cached = session.ok_or(Deny::InvalidSession)?;
-        let user = self
-            .caches
-            .user(cached.user_id, req.now)
-            .await?
-            .ok_or(Deny::InvalidSession)?;
-        // Seconds: a coarse clock is enough (`crate::clock`).
-        let now = crate::clock::unix_millis() / 1000;
-        let policy = *cached.policy.get_or_init(|| {
-            *self
-                .settings
-                .sessions
-                .for_agent(cached.user_agent.as_deref())
-        });
-        if !session_matches(&cached, &policy, req, now) {
-            self.destroy_session(&hex::encode(digest)).await;
-            return Err(Deny::ClientSessionMismatch);
-        }
-        let new_expiry = now + policy.expire_time;
-        if let Some(expire_at) =
-            cache::slide(&cached, new_expiry, self.settings.session_write_behind)
-        {
-            self.expiry.push(&hex::encode(digest), expire_at);
-        }
-        if !user.state.allows_login() {
-            return Err(Deny::UserNotActive);
-        }
-        Ok(Authenticated {
-            holder: Holder::User(user),
-            api_key: false,
-        })
-    }
-
     /// Barong destroys a session whose agent, network or expiry do not match. The row is
     /// deleted before the deny is answered, so a follow-up request cannot reload it.
     async fn destroy_session(&self, id: &str) {
@@ -386,110 +305,10 @@ impl Authz {
         self.bus.publish(Invalidation::Session(id.to_owned()));
     }
 
-    /// Barong's API-key flow, in its order: key, nonce, window, signature, key state, holder.
-    async fn authenticate_api_key(&self, req: &AuthzRequest<'_>) -> Result<Authenticated, Deny> {
-        let [kid, nonce, signature] = request::api_key_headers(req.headers).map(|value| {
-            value
-                .and_then(|v| v.to_str().ok())
-                // Visible ASCII (`to_str`): ASCII trimming is all trimming.
-                .filter(|v| !v.trim_ascii().is_empty())
-        });
-        let (Some(kid), Some(nonce), Some(signature)) = (kid, nonce, signature) else {
-            return Err(Deny::InvalidApiKeyHeaders);
-        };
-        let key = self
-            .caches
-            .api_key(kid, req.now)
-            .await?
-            .ok_or(Deny::UnexistentApiKey)?;
-        let nonce_ms = apikey::parse_nonce(nonce);
-        if nonce_ms <= 0 {
-            return Err(Deny::NonceNotValidTimestamp);
-        }
-        // A window of seconds: a coarse clock is enough (`crate::clock`).
-        let now_ms = crate::clock::unix_millis();
-        let lifetime = self.settings.nonce_lifetime_ms;
-        if (now_ms.saturating_sub(nonce_ms)).abs() >= lifetime
-            || (self.settings.replay_protection
-                && nonce_ms.saturating_sub(now_ms) > self.settings.future_skew_ms)
-        {
-            return Err(Deny::NonceExpired);
-        }
-        let signed = key
-            .hmac
-            .as_ref()
-            .is_some_and(|hmac| apikey::signature_matches(hmac, nonce, kid, signature));
-        if !signed {
-            return Err(Deny::InvalidSignature);
-        }
-        if let Some(seen) = &self.replay {
-            // One atomic insert-if-absent: of two identical requests, only one is fresh.
-            let fresh = seen
-                .first_sight(kid, nonce, signature)
-                .await
-                .map_err(|error| {
-                    tracing::warn!(%error, "API-key replay check unavailable");
-                    Deny::Unavailable
-                })?;
-            if !fresh {
-                return Err(Deny::NonceReplayed);
-            }
-        }
-        if !key.active {
-            return Err(Deny::ApiKeyNotActive);
-        }
-        let holder = self.key_holder(key.key.holder, req.now).await?;
-        let now = now_ms / 1000;
-        if let Some(at) = cache::key_used(&key, now, self.settings.session_write_behind) {
-            self.expiry.push_key_use(&key.key.kid, at);
-        }
-        Ok(holder)
-    }
-
-    async fn key_holder(
-        &self,
-        holder: KeyHolder,
-        now: crate::clock::Tick,
-    ) -> Result<Authenticated, Deny> {
-        match holder {
-            KeyHolder::User(id) => {
-                let user = self
-                    .caches
-                    .user(id, now)
-                    .await?
-                    .ok_or(Deny::InvalidSession)?;
-                if !user.state.allows_login() {
-                    return Err(Deny::InvalidSession);
-                }
-                if !user.otp {
-                    return Err(Deny::Disabled2fa);
-                }
-                Ok(Authenticated {
-                    holder: Holder::User(user),
-                    api_key: true,
-                })
-            }
-            KeyHolder::ServiceAccount(id) => {
-                let account = self
-                    .caches
-                    .service_account(id, now)
-                    .await?
-                    .ok_or(Deny::InvalidSession)?;
-                if !account.state.allows_login() {
-                    return Err(Deny::InvalidSession);
-                }
-                Ok(Authenticated {
-                    holder: Holder::ServiceAccount(account),
-                    api_key: true,
-                })
-            }
-        }
-    }
-
     /// RBAC, recording AUDIT and denied decisions of users in the background.
     /// RBAC for the verb and, when the request asks for one, the override verb: both must be
     /// allowed, since either may be the one the upstream runs.
-    fn check_permission(&self, req: &AuthzRequest<'_>, who: &Authenticated) -> Result<(), Deny> {
+    fn check_permission(&self, req: &AuthzRequest<'_>, who: Source<'_>) -> Result<(), Deny> {
         self.check_permission_for(req, who, &req.method)?;
         match &req.override_method {
             Some(method) if *method != req.method => self.check_permission_for(req, who, method),
@@ -500,7 +319,7 @@ impl Authz {
     fn check_permission_for(
         &self,
         req: &AuthzRequest<'_>,
-        who: &Authenticated,
+        who: Source<'_>,
         method: &Method,
     ) -> Result<(), Deny> {
         let decision = self
@@ -527,14 +346,15 @@ impl Authz {
     fn record_audit(
         &self,
         req: &AuthzRequest<'_>,
-        who: &Authenticated,
+        who: Source<'_>,
         method: &Method,
         topic: String,
         result: &str,
     ) {
-        let Some(user_id) = who.user_id() else {
+        let Source::User(user) = who else {
             return; // service accounts are never logged
         };
+        let user_id = user.id;
         let mut params: serde_json::Map<String, serde_json::Value> = req
             .query
             .map(|q| {
@@ -589,22 +409,4 @@ pub fn audit_action(method: &Method) -> &'static str {
         "DELETE" => "delete",
         _ => "system",
     }
-}
-
-/// Same agent (both absent counts as equal), not expired, and the address the policy's
-/// binding asks for (Barong's: the same /16 for IPv4, /96 for IPv6).
-fn session_matches(
-    cached: &cache::CachedSession,
-    policy: &crate::domain::SessionPolicy,
-    req: &AuthzRequest<'_>,
-    now: i64,
-) -> bool {
-    let agent = header_text(req.headers, http::header::USER_AGENT);
-    let expire_at = cached
-        .expiry()
-        .expire_at
-        .load(std::sync::atomic::Ordering::Relaxed);
-    agent == cached.user_agent.as_deref()
-        && now < expire_at
-        && policy.binding.allows_ip(cached.user_ip, req.client_ip)
 }

@@ -134,6 +134,22 @@ where
         Box::pin(self.load(key, now, hash, epoch, load())).await
     }
 
+    /// What `read` makes of `key`'s value when this thread's front holds it live at `now`,
+    /// lent rather than cloned (no reference count taken and given back); `None` when the
+    /// front does not hold it or `read` gives up. A lookup is counted only when `read`
+    /// answers, so a decision that gives up and asks [`Self::get_or_load`] counts once.
+    pub fn lend<Q, R>(&self, key: &Q, now: Tick, read: impl FnOnce(&V) -> Option<R>) -> Option<R>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        // As in `get_or_load`: the epoch the slot must have been filled under.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let hash = self.front.hash(key);
+        let answer = self.front.get_with(hash, key, now, epoch, read)?;
+        self.lookups.increment();
+        Some(answer)
+    }
+
     /// [`Self::get_or_load`] past its hits: waits for another loader of `key` or loads.
     async fn load<Q, E>(
         &self,
