@@ -1668,6 +1668,162 @@ async fn api_key_headers_and_deny_counters_under_attack(backend: Backend) {
     }
 }
 
+/// A method, a path and the headers to ask them with.
+type Ask<'a> = (&'a str, &'a str, Vec<(&'a str, String)>);
+
+/// Every decision is made two ways (`src/authz/principal.rs`): owned, through the shared caches,
+/// while this thread's cache fronts do not hold what it needs (a request's first two asks: the
+/// load, then the shared hit that fills the front), and lent from the fronts after that. With
+/// one worker thread every ask lands on the same fronts, so each request asked four times is
+/// judged both ways, and must be answered alike.
+async fn the_lent_and_owned_ways_answer_alike(backend: Backend) {
+    let f = fixture(backend, &[("TOKIO_WORKER_THREADS", "1")], &[]).await;
+    let store = f.store.as_ref();
+    let member = create_user(store, "member", "active", true).await;
+    let (cookie, csrf) = open_session(store, &member, "127.0.0.1", 600).await;
+    let banned = create_user(store, "member", "banned", true).await;
+    let (banned_cookie, _) = open_session(store, &banned, "127.0.0.1", 600).await;
+    let no_2fa = create_user(store, "member", "active", false).await;
+    let account = store
+        .create_service_account(&NewServiceAccount {
+            uid: "SI0000000002".into(),
+            owner_id: Some(member.id),
+            email: "bot2@barong.test".into(),
+            role: "member".into(),
+            level: 2,
+            state: "active".into(),
+        })
+        .await
+        .expect("service account");
+    let mut keys = Vec::new();
+    for (holder, state) in [
+        (KeyHolder::User(member.id), "active"),
+        (KeyHolder::User(member.id), "inactive"),
+        (KeyHolder::User(no_2fa.id), "active"),
+        (KeyHolder::User(banned.id), "active"),
+        (KeyHolder::ServiceAccount(account.id), "active"),
+    ] {
+        keys.push(create_key(store, holder, "HS256", state).await);
+    }
+    let nonce = now_ms().to_string();
+    let stale = (now_ms() - 60_000).to_string();
+    let session = |value: &str| format!("_barong_session={value}");
+    let repeated = format!("{}; {}", session(&cookie), session(&cookie));
+    let (kid, secret) = &keys[0];
+    let signed = sign("HS256", secret, &nonce, kid);
+    let stale_signed = sign("HS256", secret, &stale, kid);
+    let mut asks: Vec<Ask> = vec![
+        ("GET", PRIVATE, vec![("cookie", session(&cookie))]),
+        ("POST", PRIVATE, vec![("cookie", session(&cookie))]),
+        (
+            "POST",
+            PRIVATE,
+            vec![("cookie", session(&cookie)), ("x-csrf-token", "x".into())],
+        ),
+        (
+            "POST",
+            PRIVATE,
+            vec![("cookie", session(&cookie)), ("x-csrf-token", csrf.clone())],
+        ),
+        (
+            "GET",
+            "api/v2/barong/admin/users",
+            vec![("cookie", session(&cookie))],
+        ),
+        ("GET", PRIVATE, vec![("cookie", session(&banned_cookie))]),
+        ("GET", PRIVATE, vec![("cookie", repeated)]),
+        ("GET", PRIVATE, vec![]),
+        ("POST", PRIVATE, vec![]),
+        ("GET", PRIVATE, vec![("cookie", session("feedface"))]),
+        (
+            "GET",
+            PRIVATE,
+            vec![
+                ("x-auth-apikey", kid.clone()),
+                ("x-auth-nonce", stale.clone()),
+                ("x-auth-signature", stale_signed),
+            ],
+        ),
+        (
+            "GET",
+            PRIVATE,
+            vec![
+                ("x-auth-apikey", kid.clone()),
+                ("x-auth-nonce", nonce.clone()),
+                ("x-auth-signature", "deadbeef".into()),
+            ],
+        ),
+        (
+            "GET",
+            "api/v2/barong/admin/users",
+            vec![
+                ("x-auth-apikey", kid.clone()),
+                ("x-auth-nonce", nonce.clone()),
+                ("x-auth-signature", signed),
+            ],
+        ),
+    ];
+    for (kid, secret) in &keys {
+        asks.push((
+            "GET",
+            PRIVATE,
+            vec![
+                ("x-auth-apikey", kid.clone()),
+                ("x-auth-nonce", nonce.clone()),
+                ("x-auth-signature", sign("HS256", secret, &nonce, kid)),
+            ],
+        ));
+    }
+    let mut outcomes = Vec::new();
+    for (method, path, headers) in &asks {
+        let mut headers: Vec<(&str, &str)> =
+            headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        headers.push(("user-agent", AGENT));
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            let answer = f.ask(method, path, &headers).await;
+            let error = answer.headers.get("x-barong-error").cloned();
+            answers.push((
+                answer.status,
+                error,
+                answer.headers.contains_key("authorization"),
+            ));
+        }
+        assert!(
+            answers.iter().all(|a| *a == answers[0]),
+            "{method} {path} {headers:?}: {answers:?}"
+        );
+        outcomes.push(answers[0].0.as_u16());
+    }
+    // Each kind of answer was met: allows (cookie, CSRF, each key holder but the refused ones)
+    // and denies.
+    assert_eq!(
+        outcomes,
+        [
+            200, 401, 401, 200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 200, 401, 401, 401,
+            200
+        ]
+    );
+
+    // A session the fronts hold, asked from another agent: the lent way gives up and the owned
+    // way deletes it, as on its first ask.
+    let (bound, _) = open_session(store, &member, "127.0.0.1", 600).await;
+    for _ in 0..4 {
+        let ok = f.with_cookie("GET", PRIVATE, &bound, &[]).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    f.ask(
+        "GET",
+        PRIVATE,
+        &[("cookie", &session(&bound)), ("user-agent", "curl/8")],
+    )
+    .await
+    .assert_denied(401, "authz.client_session_mismatch");
+    f.with_cookie("GET", PRIVATE, &bound, &[])
+        .await
+        .assert_denied(401, "authz.invalid_session");
+}
+
 both_backends!(
     api_key_headers_and_deny_counters_under_attack,
     attacker_inputs_are_judged_as_the_upstream_sees_them,
@@ -1689,4 +1845,5 @@ both_backends!(
     country_and_continent_restrictions_use_geoip_names,
     deactivated_key_is_refused_within_the_bound,
     tokens_for_each_signing_algorithm,
+    the_lent_and_owned_ways_answer_alike,
 );
