@@ -27,7 +27,7 @@ where
 {
     // Only the head is read (the body is never forwarded for a decision); `Parts` is `Sync`,
     // which keeps this future `Send` whatever the body type is.
-    let (parts, _body) = request.into_parts();
+    let (mut parts, _body) = request.into_parts();
     let uri_path = parts.uri.path();
     if let Some(raw_path) = request::original_path(uri_path, &parts.headers) {
         let present = request::Present::of(&parts.headers);
@@ -40,9 +40,10 @@ where
             peer: peer.ip(),
         };
         let verdict = authz.check(&input).await;
+        let headers = answer_headers(&mut parts.headers);
         return Ok(match verdict.outcome {
-            Ok(authorization) => allow(authorization, verdict.request_id),
-            Err(deny) => deny_response(deny, verdict.request_id),
+            Ok(authorization) => allow(headers, authorization, verdict.request_id),
+            Err(deny) => deny_response(headers, deny, verdict.request_id),
         });
     }
     let started = crate::clock::Stopwatch::start();
@@ -103,79 +104,37 @@ impl std::ops::Deref for ConnectionHandle {
 /// path too): a signed request must never reach an upstream to be replayed.
 pub const API_KEY_HEADERS: [&str; 3] = ["x-auth-apikey", "x-auth-nonce", "x-auth-signature"];
 
+/// The map a decision's answer is written into: the request's own, emptied.
+///
+/// hyper keeps an answer's map, drained, and parses the connection's next request into it, so
+/// a map sized for this client's requests serves every request and answer after the first. A
+/// copy of a ready template (the twelfth pass) allocated a map of three entries a request,
+/// which the next request's parse outgrew and replaced: two allocations and two frees a request
+/// more than bare hyper's, none fewer now (`benches/instructions.sh`; docs/benchmarks.md,
+/// sixteenth pass). Inserting hashes each name, which the copy did not; the maps are empty, so
+/// `append` skips looking for an earlier value.
+fn answer_headers(request: &mut http::HeaderMap) -> http::HeaderMap {
+    let mut headers = std::mem::take(request);
+    headers.clear();
+    headers
+}
+
 /// 200 with an empty body and `Content-Length: 0`, so nginx keeps the upstream connection
 /// alive (hyper writes that header itself for an empty body); Envoy strips [`API_KEY_HEADERS`]
 /// as `x-envoy-auth-headers-to-remove` asks.
-fn allow(authorization: Option<HeaderValue>, request_id: HeaderValue) -> Response<Full<Bytes>> {
-    let templates = templates();
+fn allow(
+    mut headers: http::HeaderMap,
+    authorization: Option<HeaderValue>,
+    request_id: HeaderValue,
+) -> Response<Full<Bytes>> {
+    if let Some(token) = authorization {
+        headers.append(header::AUTHORIZATION, token);
+    }
+    headers.append(crate::observe::REQUEST_ID, request_id);
+    headers.append(ENVOY_HEADERS_TO_REMOVE, API_KEY_HEADER_LIST);
     let mut response = Response::new(Full::new(Bytes::new()));
-    let headers = response.headers_mut();
-    match authorization {
-        Some(token) => {
-            *headers = templates.token.clone();
-            fill(headers, [token, request_id]);
-        }
-        None => {
-            *headers = templates.public.clone();
-            fill(headers, [request_id]);
-        }
-    }
+    *response.headers_mut() = headers;
     response
-}
-
-/// The headers of each kind of decision answer, built once with placeholder values. A clone
-/// copies a template's table as it is; inserting the same headers one by one hashed each name
-/// and probed the table for it, about 850 instructions of an allow's three inserts
-/// (`benches/instructions.sh`; docs/benchmarks.md, twelfth pass). [`fill`] then puts the
-/// request's own values in the first slots, in the order given here.
-struct Templates {
-    /// An allow with a token: `Authorization`, the request id, Envoy's headers to remove.
-    token: http::HeaderMap,
-    /// An allow by a pass rule: the request id, Envoy's headers to remove.
-    public: http::HeaderMap,
-    /// A deny: nginx's status and error copies, the request id, the JSON type.
-    deny: http::HeaderMap,
-}
-
-fn templates() -> &'static Templates {
-    static TEMPLATES: std::sync::OnceLock<Templates> = std::sync::OnceLock::new();
-    TEMPLATES.get_or_init(|| {
-        const PLACEHOLDER: HeaderValue = HeaderValue::from_static("-");
-        let map = |entries: &[(header::HeaderName, HeaderValue)]| {
-            let mut map = http::HeaderMap::with_capacity(entries.len());
-            for (name, value) in entries {
-                map.insert(name.clone(), value.clone());
-            }
-            map
-        };
-        Templates {
-            token: map(&[
-                (header::AUTHORIZATION, PLACEHOLDER),
-                (crate::observe::REQUEST_ID, PLACEHOLDER),
-                (ENVOY_HEADERS_TO_REMOVE, API_KEY_HEADER_LIST),
-            ]),
-            public: map(&[
-                (crate::observe::REQUEST_ID, PLACEHOLDER),
-                (ENVOY_HEADERS_TO_REMOVE, API_KEY_HEADER_LIST),
-            ]),
-            deny: map(&[
-                (BARONG_STATUS, PLACEHOLDER),
-                (BARONG_ERROR, PLACEHOLDER),
-                (crate::observe::REQUEST_ID, PLACEHOLDER),
-                (header::CONTENT_TYPE, JSON),
-            ]),
-        }
-    })
-}
-
-/// Puts `values` in the first slots of a template's copy, in order. A map nothing was ever
-/// removed from iterates in insertion order, so the slots are the template's first entries;
-/// no name is hashed or compared (comparing custom names cost a deny about 200 instructions).
-/// The tests hold every answer to the names its values belong to.
-fn fill<const N: usize>(headers: &mut http::HeaderMap, values: [HeaderValue; N]) {
-    for (slot, value) in headers.values_mut().zip(values) {
-        *slot = value;
-    }
 }
 
 // Header names and values as constants: a name given as `&str` is copied on every insert, and
@@ -191,15 +150,19 @@ pub const BARONG_ERROR: header::HeaderName = header::HeaderName::from_static("x-
 /// Barong's authz error body (exactly one key), repeated in two headers for nginx: its
 /// `auth_request` turns any status but 401/403 into a 500 and drops the body, so the shipped
 /// config restores both from `X-Barong-Status` and `X-Barong-Error`.
-fn deny_response(deny: Deny, request_id: HeaderValue) -> Response<Full<Bytes>> {
+fn deny_response(
+    mut headers: http::HeaderMap,
+    deny: Deny,
+    request_id: HeaderValue,
+) -> Response<Full<Bytes>> {
     let status = deny.status();
+    headers.append(BARONG_STATUS, status_value(status));
+    headers.append(BARONG_ERROR, deny.body_header());
+    headers.append(crate::observe::REQUEST_ID, request_id);
+    headers.append(header::CONTENT_TYPE, JSON);
     let mut response = Response::new(Full::new(Bytes::from_static(deny.body().as_bytes())));
     *response.status_mut() = status;
-    *response.headers_mut() = templates().deny.clone();
-    fill(
-        response.headers_mut(),
-        [status_value(status), deny.body_header(), request_id],
-    );
+    *response.headers_mut() = headers;
     response
 }
 
@@ -276,7 +239,11 @@ mod tests {
             maintenance,
         ] {
             assert_eq!(deny.body(), format!(r#"{{"errors":["{}"]}}"#, deny.key()));
-            let response = deny_response(deny, HeaderValue::from_static("id-1"));
+            let response = deny_response(
+                http::HeaderMap::new(),
+                deny,
+                HeaderValue::from_static("id-1"),
+            );
             assert_eq!(response.status(), deny.status());
             let headers = response.headers();
             assert_eq!(headers.len(), 4, "{headers:?}");
@@ -291,9 +258,28 @@ mod tests {
     }
 
     #[test]
-    fn allows_carry_their_token_and_request_id_and_no_placeholder() {
+    fn allows_carry_their_token_and_request_id_and_nothing_of_the_request() {
         let token = HeaderValue::from_static("Bearer x.y.z");
-        let response = allow(Some(token.clone()), HeaderValue::from_static("id-2"));
+        let mut request = http::HeaderMap::new();
+        request.insert(
+            header::COOKIE,
+            HeaderValue::from_static("_barong_session=1"),
+        );
+        request.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic eA=="),
+        );
+        request.append(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic eQ=="),
+        );
+        let headers = answer_headers(&mut request);
+        assert!(headers.is_empty() && request.is_empty());
+        let response = allow(
+            headers,
+            Some(token.clone()),
+            HeaderValue::from_static("id-2"),
+        );
         let headers = response.headers();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(headers.len(), 3, "{headers:?}");
@@ -301,13 +287,15 @@ mod tests {
         assert_eq!(headers[crate::observe::REQUEST_ID], "id-2");
         assert_eq!(headers[&ENVOY_HEADERS_TO_REMOVE], API_KEY_HEADER_LIST);
 
-        let response = allow(None, HeaderValue::from_static("id-3"));
+        let response = allow(
+            http::HeaderMap::new(),
+            None,
+            HeaderValue::from_static("id-3"),
+        );
         let headers = response.headers();
         assert_eq!(headers.len(), 2, "{headers:?}");
         assert!(!headers.contains_key(header::AUTHORIZATION));
         assert_eq!(headers[crate::observe::REQUEST_ID], "id-3");
         assert_eq!(headers[&ENVOY_HEADERS_TO_REMOVE], API_KEY_HEADER_LIST);
-        // Each answer is a copy: filling one never changes the template.
-        assert_eq!(templates().token[header::AUTHORIZATION], "-");
     }
 }
