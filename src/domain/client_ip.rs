@@ -119,7 +119,7 @@ fn unmapped(ip: IpAddr) -> IpAddr {
 /// Every comma-separated entry of every `name` header, last first (the order the hops are
 /// judged in); an unreadable header is one entry that never parses (so the chain stops there
 /// rather than skipping it). Walked in place: collecting the entries cost every decision behind
-/// a trusted proxy an allocation and about 400 instructions (docs/benchmarks.md, sixteenth
+/// a trusted proxy an allocation and about 100 instructions more (docs/benchmarks.md, sixteenth
 /// pass). A readable value is visible ASCII, spaces and tabs (`HeaderValue::to_str`), where
 /// ASCII trimming is all trimming.
 fn entries_nearest_first<'a>(
