@@ -80,15 +80,7 @@ impl HeadDeadline {
     /// (two lock-prefixed instructions and about 150 others; callgrind, docs/benchmarks.md,
     /// sixteenth pass). Here the deadline is polled only when its own timer rang.
     pub async fn guard<C: Future>(self, connection: C, timeout: Duration) -> Option<C::Output> {
-        let alarm = Arc::new(Alarm::default());
-        Guarded {
-            connection,
-            expired: self.expired(timeout),
-            alarm_waker: Waker::from(alarm.clone()),
-            alarm,
-            task: None,
-        }
-        .await
+        Guarded::new(connection, self.expired(timeout)).await
     }
 
     /// Resolves when the connection has waited `timeout` for a request head: no request in
@@ -157,6 +149,19 @@ pin_project_lite::pin_project! {
         alarm_waker: Waker,
         // The task's waker the alarm holds: compared on every poll, replaced when it changes.
         task: Option<Waker>,
+    }
+}
+
+impl<C, E> Guarded<C, E> {
+    fn new(connection: C, expired: E) -> Self {
+        let alarm = Arc::new(Alarm::default());
+        Self {
+            connection,
+            expired,
+            alarm_waker: Waker::from(alarm.clone()),
+            alarm,
+            task: None,
+        }
     }
 }
 
@@ -340,24 +345,11 @@ mod tests {
             polls.set(polls.get() + 1);
             Poll::<()>::Pending
         });
-        let alarm = Arc::new(Alarm::default());
-        let guarded = Guarded {
-            connection: Busy { left: 1000 },
-            expired,
-            alarm_waker: Waker::from(alarm.clone()),
-            alarm: alarm.clone(),
-            task: None,
-        };
+        let guarded = Guarded::new(Busy { left: 1000 }, expired);
         assert_eq!(guarded.await, Some(()));
         assert_eq!(polls.get(), 1, "armed once, never rang");
         let sleep = tokio::time::sleep(Duration::from_millis(20));
-        let guarded = Guarded {
-            connection: std::future::pending::<()>(),
-            expired: sleep,
-            alarm_waker: Waker::from(alarm.clone()),
-            alarm,
-            task: None,
-        };
+        let guarded = Guarded::new(std::future::pending::<()>(), sleep);
         assert_eq!(guarded.await, None, "the ring is heard");
     }
 
