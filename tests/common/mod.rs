@@ -415,6 +415,29 @@ impl Rng {
     }
 }
 
+/// A TOTP code of a step after `last` (which it moves on), valid for a while yet: the server
+/// accepts one step either side of its own (`crypto::totp::verify`), so the step before the
+/// current one is taken only with 5 s of it left. Taken as its step ended, it was two steps old
+/// when the server read it and refused (422) once in CI. Waits for the next step when none is
+/// left.
+pub async fn fresh_totp_code(secret: &str, last: &mut u64) -> String {
+    use barong::crypto::totp;
+    loop {
+        let now = chrono::Utc::now().timestamp() as u64;
+        let current = now / totp::PERIOD;
+        let oldest = if now % totp::PERIOD < totp::PERIOD - 5 {
+            current - 1
+        } else {
+            current
+        };
+        if let Some(step) = (oldest..=current + 1).find(|s| *s > *last) {
+            *last = step;
+            return totp::code_at(secret, step * totp::PERIOD).expect("code");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// A client whose connections leave from loopback address `ip` (any of 127.0.0.0/8): the
 /// server, or the proxy in front of it, sees that peer, so address rules can be tested.
 pub fn client_from(ip: &str) -> reqwest::Client {

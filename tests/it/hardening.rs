@@ -6,7 +6,6 @@ use crate::{common, support};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::hmac;
-use barong::crypto::totp;
 use common::{Backend, TestDb, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -609,19 +608,6 @@ fn sign(secret: &str, nonce: &str, kid: &str) -> String {
     hex::encode(hmac::sign(&key, format!("{nonce}{kid}").as_bytes()).as_ref())
 }
 
-/// A fresh TOTP code of a step after `last` (waits for the next step when needed).
-async fn next_code(secret: &str, last: &mut u64) -> String {
-    loop {
-        let now = chrono::Utc::now().timestamp() as u64;
-        let current = now / totp::PERIOD;
-        if let Some(step) = (current.saturating_sub(1)..=current + 1).find(|s| *s > *last) {
-            *last = step;
-            return totp::code_at(secret, step * totp::PERIOD).expect("code");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// A browser-like session: cookie, CSRF token, and the bearer the authz listener mints.
 struct Browser<'a> {
     server: &'a TestServer,
@@ -776,7 +762,7 @@ async fn secrets_never_reach_the_logs(backend: Backend) {
         .to_owned();
     secrets.push(("TOTP secret", totp_secret.clone()));
     let mut last = 0;
-    let code = next_code(&totp_secret, &mut last).await;
+    let code = common::fresh_totp_code(&totp_secret, &mut last).await;
     let mut codes = vec![code.clone()];
     let (status, _, _) = browser
         .call(
@@ -788,7 +774,7 @@ async fn secrets_never_reach_the_logs(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED);
 
     // Login with 2FA.
-    let code = next_code(&totp_secret, &mut last).await;
+    let code = common::fresh_totp_code(&totp_secret, &mut last).await;
     codes.push(code.clone());
     let login = identity(
         &server,
@@ -807,7 +793,7 @@ async fn secrets_never_reach_the_logs(backend: Backend) {
     };
 
     // An API key and a signed call.
-    let code = next_code(&totp_secret, &mut last).await;
+    let code = common::fresh_totp_code(&totp_secret, &mut last).await;
     codes.push(code.clone());
     let (status, key, _) = browser
         .call(
@@ -864,7 +850,7 @@ async fn secrets_never_reach_the_logs(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // Login with the new password, then logout.
-    let code = next_code(&totp_secret, &mut last).await;
+    let code = common::fresh_totp_code(&totp_secret, &mut last).await;
     codes.push(code.clone());
     let login = identity(
         &server,

@@ -318,17 +318,7 @@ impl TwoFactorUser {
 
     /// A TOTP code of a step not used yet (waits for the next step when needed).
     async fn next_code(&mut self) -> String {
-        loop {
-            let now = chrono::Utc::now().timestamp() as u64;
-            let current = now / totp::PERIOD;
-            if let Some(step) =
-                (current.saturating_sub(1)..=current + 1).find(|s| *s > self.last_step)
-            {
-                self.last_step = step;
-                return totp::code_at(&self.secret, step * totp::PERIOD).expect("code");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        common::fresh_totp_code(&self.secret, &mut self.last_step).await
     }
 
     /// A code that is wrong now (a valid one, shifted by one digit).

@@ -3,7 +3,6 @@
 
 use crate::common::http;
 use crate::{common, support};
-use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use barong::crypto::totp;
@@ -126,19 +125,10 @@ impl<'a> Account<'a> {
         self.call("GET", path, None).await
     }
 
-    /// A valid TOTP code never used before: the earliest step in the accepted window after the
-    /// last one used, waiting for the next step when the window is used up.
+    /// A valid TOTP code never used before (`common::fresh_totp_code`).
     async fn code(&mut self) -> String {
         let secret = self.secret.clone().expect("2FA secret");
-        loop {
-            let now = chrono::Utc::now().timestamp() as u64;
-            let current = now / totp::PERIOD;
-            if let Some(step) = (current - 1..=current + 1).find(|s| *s > self.last_step) {
-                self.last_step = step;
-                return totp::code_at(&secret, step * totp::PERIOD).expect("code");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        common::fresh_totp_code(&secret, &mut self.last_step).await
     }
 
     /// A code that is not valid now.

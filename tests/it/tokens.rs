@@ -8,7 +8,6 @@ use crate::common::http;
 use crate::{common, mgmt_support, support};
 use std::time::Duration;
 
-use barong::crypto::totp;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Backend, TestDb, TestServer};
@@ -184,7 +183,7 @@ async fn enable_otp(server: &TestServer, user: &User) -> (String, u64) {
         .expect("secret")
         .to_owned();
     let mut last = 0;
-    let code = next_code(&secret, &mut last).await;
+    let code = common::fresh_totp_code(&secret, &mut last).await;
     // With the session cookie: enabling 2FA revokes the user's other sessions.
     let path = "/api/v2/barong/resource/otp/enable";
     let token = bearer(server, user, "POST", path).await;
@@ -199,19 +198,6 @@ async fn enable_otp(server: &TestServer, user: &User) -> (String, u64) {
         .expect("enable");
     assert_eq!(response.status(), StatusCode::CREATED);
     (secret, last)
-}
-
-/// A TOTP code of a time step after `last` (waits for the next step when needed).
-async fn next_code(secret: &str, last: &mut u64) -> String {
-    loop {
-        let now = chrono::Utc::now().timestamp() as u64;
-        let current = now / totp::PERIOD;
-        if let Some(step) = (current.saturating_sub(1)..=current + 1).find(|s| *s > *last) {
-            *last = step;
-            return totp::code_at(secret, step * totp::PERIOD).expect("code");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 fn b64(value: &Value) -> String {
@@ -304,7 +290,7 @@ async fn otp_sign_forgeries_fail(backend: Backend) {
 
     // A payload Peatio's management API would take is still signed (201) ...
     let withdraw = json!({"iat": now, "exp": now + 60, "jti": "w1", "data": {"tid": "T1"}});
-    let code = next_code(&secret, &mut last).await;
+    let code = common::fresh_totp_code(&secret, &mut last).await;
     let (status, signed) = call(api, Method::POST, "/otp/sign", &otp_sign(withdraw, code)).await;
     assert_eq!(status, 201, "{signed}");
     // ... and its compact form is no token here: not a superadmin bearer, not a reset token.
@@ -372,7 +358,7 @@ async fn separate_multisig_key(backend: Backend) {
     let server = &env.server;
     let admin = sign_up(server, "admin@barong.test").await;
     let (secret, mut last) = enable_otp(server, &admin).await;
-    let code = next_code(&secret, &mut last).await;
+    let code = common::fresh_totp_code(&secret, &mut last).await;
     let now = chrono::Utc::now().timestamp();
     let payload = json!({"iat": now, "exp": now + 60, "jti": "w1", "data": {}});
     let body = request(
@@ -447,7 +433,7 @@ async fn every_kind_is_refused_where_another_is_expected(backend: Backend) {
     let session = bearer(server, &admin, "GET", users).await;
     let now = chrono::Utc::now().timestamp();
     let payload = json!({"iat": now, "exp": now + 60, "jti": "w1", "data": {}});
-    let code = next_code(&secret, &mut last).await;
+    let code = common::fresh_totp_code(&secret, &mut last).await;
     let body = request(
         json!({
             "user_uid": admin.uid, "otp_code": code,
