@@ -678,7 +678,7 @@ fn decision(c: &mut Criterion) {
             black_box(
                 f.authz
                     .caches
-                    .session(&session_digest(&f.cookie), Tick::now())
+                    .session(&session_digest(f.cookie.as_bytes()), Tick::now())
                     .await
                     .expect("load"),
             )
@@ -694,7 +694,7 @@ fn decision(c: &mut Criterion) {
                 black_box(
                     f.authz
                         .caches
-                        .session(&session_digest(&f.cookie), Tick::now())
+                        .session(&session_digest(f.cookie.as_bytes()), Tick::now())
                         .await
                         .expect("load"),
                 );
@@ -754,9 +754,9 @@ fn hmac_verification(c: &mut Criterion) {
             b.iter(|| {
                 black_box(authz::apikey::signature_matches(
                     black_box(&key),
-                    black_box(nonce),
+                    black_box(nonce.as_bytes()),
                     black_box(kid),
-                    black_box(&signature),
+                    black_box(signature.as_bytes()),
                 ))
             });
         });

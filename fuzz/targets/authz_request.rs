@@ -72,11 +72,15 @@ pub fn run(data: &[u8]) {
         present.api_key(),
         has(&["x-auth-apikey", "x-auth-nonce", "x-auth-signature"])
     );
+    assert_eq!(present.cookie(), has(&["cookie"]));
     let _ = original_method(&Method::GET, &headers, present);
     let _ = override_method(&headers, present, path.split_once('?').map(|(_, q)| q));
     if let SessionCookie::One(value) = session_cookie(&headers, "_barong_session") {
         assert!(!value.is_empty());
-        let _ = session_key(value);
+        // ASCII, as `SessionCookie::One` promises.
+        assert!(value.is_ascii(), "{value:?}");
+        let text = std::str::from_utf8(value).expect("ASCII is UTF-8");
+        let _ = session_key(text);
     }
     let peer = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     let rails = TrustedProxies::default();
@@ -93,8 +97,8 @@ pub fn run(data: &[u8]) {
     let kid = header(&headers, "x-auth-apikey").unwrap_or("");
     let nonce = header(&headers, "x-auth-nonce").unwrap_or("");
     let signature = header(&headers, "x-auth-signature").unwrap_or("");
-    let _ = parse_nonce(nonce);
-    let _ = signature_matches(key(), nonce, kid, signature);
+    let _ = parse_nonce(nonce.as_bytes());
+    let _ = signature_matches(key(), nonce.as_bytes(), kid, signature.as_bytes());
 }
 
 /// The invariants of the canonical path.

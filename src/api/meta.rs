@@ -33,7 +33,7 @@ impl FromRequestParts<ApiState> for RequestMeta {
         // A repeated session cookie carries no session here, as it authorizes nothing at the
         // decision: what was judged is what gets used or logged out.
         let cookie = match session_cookie(&parts.headers, &state.config.session.session_name) {
-            SessionCookie::One(value) => Some(value.to_owned()),
+            SessionCookie::One(value) => std::str::from_utf8(value).ok().map(str::to_owned),
             SessionCookie::Absent | SessionCookie::Repeated => None,
         };
         Ok(Self {

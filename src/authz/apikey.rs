@@ -8,12 +8,13 @@ use zeroize::{Zeroize, Zeroizing};
 /// `X-Auth-Nonce` as Barong reads it: the leading digits as an integer (non-numeric → 0).
 /// Too many digits for an `i64` read as `i64::MAX` (so the window refuses it).
 ///
-/// The header is visible ASCII (`HeaderValue::to_str`), where ASCII trimming is all trimming.
+/// The header is ASCII (`principal::key_headers`), where ASCII trimming is all trimming.
 /// Accumulated in place, saturating: `str::parse` checked each digit through its general
 /// radix code, about 170 instructions of every API-key request (callgrind).
-pub fn parse_nonce(text: &str) -> i64 {
+pub fn parse_nonce(text: &[u8]) -> i64 {
     text.trim_ascii_start()
-        .bytes()
+        .iter()
+        .copied()
         .take_while(u8::is_ascii_digit)
         .fold(0i64, |value, digit| {
             value
@@ -71,9 +72,9 @@ impl std::fmt::Debug for KeyMac {
 }
 
 /// True when `signature` is the lowercase hex HMAC of `nonce + kid`, compared in constant time.
-pub fn signature_matches(key: &KeyMac, nonce: &str, kid: &str, signature: &str) -> bool {
+pub fn signature_matches(key: &KeyMac, nonce: &[u8], kid: &str, signature: &[u8]) -> bool {
     match key {
-        KeyMac::Sha256 { pads, mac } => match pads.tag(nonce.as_bytes(), kid.as_bytes()) {
+        KeyMac::Sha256 { pads, mac } => match pads.tag(nonce, kid.as_bytes()) {
             Some(tag) => hex_matches(&tag, signature),
             None => hex_matches(&tag(mac, nonce, kid), signature),
         },
@@ -82,9 +83,9 @@ pub fn signature_matches(key: &KeyMac, nonce: &str, kid: &str, signature: &str) 
     }
 }
 
-fn tag<M: Mac + Clone>(mac: &M, nonce: &str, kid: &str) -> hmac::digest::Output<M> {
+fn tag<M: Mac + Clone>(mac: &M, nonce: &[u8], kid: &str) -> hmac::digest::Output<M> {
     let mut mac = mac.clone();
-    mac.update(nonce.as_bytes());
+    mac.update(nonce);
     mac.update(kid.as_bytes());
     mac.finalize().into_bytes()
 }
@@ -182,7 +183,7 @@ impl Drop for Sha256Pads {
     }
 }
 
-fn hex_matches(tag: &[u8], signature: &str) -> bool {
+fn hex_matches(tag: &[u8], signature: &[u8]) -> bool {
     // Hex on the stack (the longest tag, SHA-512, is 128 digits): `hex::encode` builds its
     // `String` one `char` at a time, which cost more than the HMAC itself.
     let mut expected = [0u8; 128];
@@ -190,7 +191,7 @@ fn hex_matches(tag: &[u8], signature: &str) -> bool {
         return false;
     };
     crate::crypto::hex::encode_to_slice(tag, expected)
-        && aws_lc_rs::constant_time::verify_slices_are_equal(expected, signature.as_bytes()).is_ok()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(expected, signature).is_ok()
 }
 
 #[cfg(test)]
@@ -200,14 +201,14 @@ mod tests {
 
     #[test]
     fn nonces_parse_leading_digits() {
-        assert_eq!(parse_nonce("1700000000000"), 1_700_000_000_000);
-        assert_eq!(parse_nonce("123abc"), 123);
-        assert_eq!(parse_nonce("abc"), 0);
-        assert_eq!(parse_nonce("-5"), 0);
-        assert_eq!(parse_nonce(""), 0);
-        assert_eq!(parse_nonce(" \t42 7"), 42);
-        assert_eq!(parse_nonce("4\u{663}"), 4, "only ASCII digits");
-        assert_eq!(parse_nonce("99999999999999999999"), i64::MAX);
+        assert_eq!(parse_nonce("1700000000000".as_bytes()), 1_700_000_000_000);
+        assert_eq!(parse_nonce("123abc".as_bytes()), 123);
+        assert_eq!(parse_nonce("abc".as_bytes()), 0);
+        assert_eq!(parse_nonce("-5".as_bytes()), 0);
+        assert_eq!(parse_nonce("".as_bytes()), 0);
+        assert_eq!(parse_nonce(" \t42 7".as_bytes()), 42);
+        assert_eq!(parse_nonce("4\u{663}".as_bytes()), 4, "only ASCII digits");
+        assert_eq!(parse_nonce("99999999999999999999".as_bytes()), i64::MAX);
         // Against `str::parse`, the rule as first written, around the overflow.
         let oracle = |text: &str| {
             let text = text.trim_start();
@@ -227,7 +228,7 @@ mod tests {
             "007x".into(),
             "\t 12".into(),
         ] {
-            assert_eq!(parse_nonce(&text), oracle(&text), "{text:?}");
+            assert_eq!(parse_nonce(text.as_bytes()), oracle(&text), "{text:?}");
         }
     }
 
@@ -261,24 +262,25 @@ mod tests {
                     let kid: String = (0..kid_len)
                         .map(|i| (b'a' + (i % 26) as u8) as char)
                         .collect();
-                    let nonce = "1700000000000";
+                    let nonce = b"1700000000000";
                     let sig = hex::encode(
-                        hmac::sign(&reference, format!("{nonce}{kid}").as_bytes()).as_ref(),
+                        hmac::sign(&reference, format!("1700000000000{kid}").as_bytes()).as_ref(),
                     );
                     assert!(
-                        signature_matches(&key, nonce, &kid, &sig),
+                        signature_matches(&key, nonce, &kid, sig.as_bytes()),
                         "{name} {secret_len} {kid_len}"
                     );
                     if sig.bytes().any(|b| b.is_ascii_alphabetic()) {
                         let upper = sig.to_uppercase();
                         assert!(
-                            !signature_matches(&key, nonce, &kid, &upper),
+                            !signature_matches(&key, nonce, &kid, upper.as_bytes()),
                             "lowercase only"
                         );
                     }
-                    assert!(!signature_matches(&key, "1700000000001", &kid, &sig));
+                    let sig = sig.as_bytes();
+                    assert!(!signature_matches(&key, b"1700000000001", &kid, sig));
                     assert!(!signature_matches(&key, nonce, &kid, &sig[..sig.len() - 1]));
-                    assert!(!signature_matches(&key, nonce, &kid, ""));
+                    assert!(!signature_matches(&key, nonce, &kid, b""));
                 }
             }
         }

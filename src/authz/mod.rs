@@ -174,6 +174,7 @@ impl Authz {
                 let req = AuthzRequest {
                     method: input.method.clone(),
                     api_key: input.present.api_key(),
+                    cookie: input.present.cookie(),
                     override_method,
                     path: &path,
                     query: input.query,
@@ -208,16 +209,11 @@ impl Authz {
             Ok(Allow::Token { .. }) => Outcome::Session,
             Err(deny) => Outcome::Deny(*deny),
         });
-        let requests = &self.observe.requests;
         let status = match outcome {
             Ok(_) => 200,
             Err(deny) => deny.status().as_u16(),
         };
-        requests.authz.record(status, elapsed);
-        match outcome {
-            Ok(_) => requests.allow_latency.observe(elapsed),
-            Err(_) => requests.deny_latency.observe(elapsed),
-        }
+        self.observe.requests.decided(status, elapsed);
     }
 }
 

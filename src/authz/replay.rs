@@ -71,8 +71,8 @@ impl ReplayGuard {
     pub async fn first_sight(
         &self,
         kid: &str,
-        nonce: &str,
-        signature: &str,
+        nonce: &[u8],
+        signature: &[u8],
     ) -> Result<bool, Unavailable> {
         let digest = fingerprint(kid, nonce, signature);
         match self {
@@ -98,11 +98,11 @@ impl ReplayGuard {
 
 /// 128 bits of SHA-256 over the three headers (length-prefixed, so no two triples collide by
 /// moving a separator): a fixed-size key whatever the client sends.
-fn fingerprint(kid: &str, nonce: &str, signature: &str) -> u128 {
+fn fingerprint(kid: &str, nonce: &[u8], signature: &[u8]) -> u128 {
     let mut context = digest::Context::new(&digest::SHA256);
-    for part in [kid, nonce, signature] {
+    for part in [kid.as_bytes(), nonce, signature] {
         context.update(&(part.len() as u64).to_be_bytes());
-        context.update(part.as_bytes());
+        context.update(part);
     }
     let sum = context.finish();
     let mut first = [0u8; 16];
@@ -118,10 +118,30 @@ mod tests {
     #[tokio::test]
     async fn a_request_is_fresh_once() {
         let guard = ReplayGuard::memory(Duration::from_secs(10));
-        assert!(guard.first_sight("kid", "1", "sig").await.expect("memory"));
-        assert!(!guard.first_sight("kid", "1", "sig").await.expect("memory"));
-        assert!(guard.first_sight("kid", "2", "sig").await.expect("memory"));
-        assert!(guard.first_sight("ki", "d1", "sig").await.expect("memory"));
+        assert!(
+            guard
+                .first_sight("kid", b"1", b"sig")
+                .await
+                .expect("memory")
+        );
+        assert!(
+            !guard
+                .first_sight("kid", b"1", b"sig")
+                .await
+                .expect("memory")
+        );
+        assert!(
+            guard
+                .first_sight("kid", b"2", b"sig")
+                .await
+                .expect("memory")
+        );
+        assert!(
+            guard
+                .first_sight("ki", b"d1", b"sig")
+                .await
+                .expect("memory")
+        );
     }
 
     #[test]
@@ -138,7 +158,10 @@ mod tests {
                     let (guard, barrier) = (guard.clone(), barrier.clone());
                     tokio::spawn(async move {
                         barrier.wait().await;
-                        guard.first_sight("kid", "1", "sig").await.expect("memory")
+                        guard
+                            .first_sight("kid", b"1", b"sig")
+                            .await
+                            .expect("memory")
                     })
                 })
                 .collect();
@@ -161,7 +184,7 @@ mod tests {
             let nonce = n.to_string();
             assert!(
                 guard
-                    .first_sight("kid", &nonce, "sig")
+                    .first_sight("kid", nonce.as_bytes(), b"sig")
                     .await
                     .expect("memory")
             );

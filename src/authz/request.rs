@@ -29,6 +29,7 @@ impl Present {
     const OVERRIDE: u8 = 1 << 2;
     const API_KEY: u8 = 1 << 3;
     const FORWARDING: u8 = 1 << 4;
+    const COOKIE: u8 = 1 << 5;
 
     /// Every name is compared in full: a header counts only under its exact (lower-case, as
     /// `HeaderName` keeps it) name, as `HeaderMap::get` would find it.
@@ -39,6 +40,7 @@ impl Present {
             bits |= match name {
                 // `domain::client_ip::FORWARDING_HEADERS` (a test holds the two together).
                 "x-forwarded-for" | "client-ip" | "true-client-ip" => Self::FORWARDING,
+                "cookie" => Self::COOKIE,
                 _ if !name.starts_with("x-") => 0,
                 "x-request-id" => Self::REQUEST_ID,
                 "x-original-method" | "x-forwarded-method" => Self::ORIGINAL_METHOD,
@@ -75,6 +77,12 @@ impl Present {
     pub fn forwarding(self) -> bool {
         self.0 & Self::FORWARDING != 0
     }
+
+    /// A `Cookie` header is there: without one, no session cookie is looked for (a miss in
+    /// the map costs about 110 instructions of every deny without a session).
+    pub fn cookie(self) -> bool {
+        self.0 & Self::COOKIE != 0
+    }
 }
 
 /// The route prefix of decisions; what follows is the original path without its leading slash.
@@ -89,6 +97,8 @@ pub struct AuthzRequest<'a> {
     pub override_method: Option<Method>,
     /// The request carries an API-key header: it authenticates with the key, not the cookie.
     pub api_key: bool,
+    /// The request carries a `Cookie` header (`Present::cookie`).
+    pub cookie: bool,
     /// The canonical original path (`path::canonical`), without leading slash and query, e.g.
     /// `api/v2/barong/resource/users/me`.
     pub path: &'a str,
@@ -252,12 +262,12 @@ mod tests {
             ("cookie", "a=b"),
         ]);
         let present = Present::of(&h);
-        assert!(present.request_id() && present.api_key());
+        assert!(present.request_id() && present.api_key() && present.cookie());
         assert!(!present.override_header() && !present.original_method());
         let h = headers(&[("x-forwarded-method", "PUT"), ("x-http-method", "PUT")]);
         let present = Present::of(&h);
         assert!(present.original_method() && present.override_header());
-        assert!(!present.api_key() && !present.request_id());
+        assert!(!present.api_key() && !present.request_id() && !present.cookie());
         assert_eq!(Present::of(&HeaderMap::new()), Present(0));
     }
 
@@ -269,6 +279,7 @@ mod tests {
             Present::of(&map)
         };
         assert!(one(&crate::observe::REQUEST_ID).request_id());
+        assert!(one(&http::header::COOKIE).cookie());
         for name in [&X_ORIGINAL_METHOD, &X_FORWARDED_METHOD] {
             assert!(one(name).original_method(), "{name}");
         }
@@ -281,7 +292,13 @@ mod tests {
         for name in &crate::domain::client_ip::FORWARDING_HEADERS {
             assert!(one(name).forwarding(), "{name}");
         }
-        for name in ["x-forwarded-host", "forwarded", "x-client-ip", "client-ips"] {
+        for name in [
+            "x-forwarded-host",
+            "forwarded",
+            "x-client-ip",
+            "client-ips",
+            "cookies",
+        ] {
             let name = HeaderName::from_static(name);
             assert_eq!(one(&name), Present(0), "{name}");
         }

@@ -53,7 +53,9 @@ pub struct NewSession {
 pub enum SessionCookie<'a> {
     /// No cookie of that name, or an empty one.
     Absent,
-    One(&'a str),
+    /// Its value: visible ASCII (a `Cookie` header that is not is skipped whole), so
+    /// `std::str::from_utf8` of it never fails.
+    One(&'a [u8]),
     /// The name more than once (in one `Cookie` header or several). Servers disagree on which
     /// copy wins (Rack keeps the first, others the last), so a request that has two is refused
     /// by the decision and carries no session on the REST listener: the session that was judged
@@ -68,37 +70,35 @@ pub enum SessionCookie<'a> {
 ///
 /// The same rule on `str` (`to_str`, `split`, `trim`) walked the header a character at a time,
 /// about 650 instructions of every cookie decision (`benches/instructions.sh`); here `memchr`
-/// finds the separators and the checks run a word at a time. The `str` form stays in the
-/// tests as the oracle.
+/// finds the separators and the checks run a word at a time, on bytes: a `str` of the header
+/// would validate it as UTF-8 once more after the ASCII check, 144 instructions (eighteenth
+/// pass). The `str` form stays in the tests as the oracle.
 pub fn session_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCookie<'a> {
     let mut found = SessionCookie::Absent;
     let mut seen = false;
     for header in headers.get_all(http::header::COOKIE) {
         // A `HeaderValue` holds only tab, space to `~`, and bytes from 0x80 (`from_bytes` and
         // hyper's parser refuse the rest), so `to_str` accepts it exactly when it is ASCII.
-        let Ok(text) = std::str::from_utf8(header.as_bytes()) else {
-            continue;
-        };
-        if !text.is_ascii() {
+        let bytes = header.as_bytes();
+        if !bytes.is_ascii() {
             continue;
         }
-        let bytes = text.as_bytes();
         let mut start = 0;
         while start <= bytes.len() {
             let end = memchr::memchr(b';', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-            let pair = &text[start..end];
+            let pair = &bytes[start..end];
             start = end + 1;
-            let Some(eq) = memchr::memchr(b'=', pair.as_bytes()) else {
+            let Some(eq) = memchr::memchr(b'=', pair) else {
                 continue;
             };
-            if pair[..eq].trim_ascii() != name {
+            if pair[..eq].trim_ascii() != name.as_bytes() {
                 continue;
             }
             if seen {
                 return SessionCookie::Repeated;
             }
             seen = true;
-            let value = pair[eq + 1..].trim_ascii().trim_matches('"');
+            let value = trim_quotes(pair[eq + 1..].trim_ascii());
             if !value.is_empty() {
                 found = SessionCookie::One(value);
             }
@@ -107,9 +107,20 @@ pub fn session_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCo
     found
 }
 
+/// `str::trim_matches('"')` on bytes: every leading and trailing `"`.
+fn trim_quotes(mut value: &[u8]) -> &[u8] {
+    while let [b'"', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b'"'] = value {
+        value = rest;
+    }
+    value
+}
+
 /// The storage key of a cookie value: lowercase hex SHA-256.
 pub fn session_key(cookie_value: &str) -> String {
-    hex::encode(session_digest(cookie_value))
+    hex::encode(session_digest(cookie_value.as_bytes()))
 }
 
 /// The raw SHA-256 of a cookie value, of which the storage key is the hex: what the authz
@@ -119,9 +130,9 @@ pub type SessionDigest = [u8; 32];
 /// Hashed on every cookie decision, with RustCrypto's `sha2` (the CPU's SHA instructions,
 /// the state on the stack) rather than aws-lc's digest context, which initialises and
 /// finalises more than one short message needs (`benches/authz.rs`, `cache/session_hit`).
-pub fn session_digest(cookie_value: &str) -> SessionDigest {
+pub fn session_digest(cookie_value: &[u8]) -> SessionDigest {
     use sha2::Digest;
-    sha2::Sha256::digest(cookie_value.as_bytes()).into()
+    sha2::Sha256::digest(cookie_value).into()
 }
 
 /// The digest a storage key is the hex of; `None` for anything else.
@@ -400,9 +411,9 @@ mod tests {
     fn one_session_cookie_or_none() {
         let name = "_barong_session";
         let one = cookies(&["a=1; _barong_session=abc; b=2"]);
-        assert_eq!(session_cookie(&one, name), SessionCookie::One("abc"));
+        assert_eq!(session_cookie(&one, name), SessionCookie::One(b"abc"));
         let quoted = cookies(&["_barong_session=\"abc\""]);
-        assert_eq!(session_cookie(&quoted, name), SessionCookie::One("abc"));
+        assert_eq!(session_cookie(&quoted, name), SessionCookie::One(b"abc"));
         for absent in [
             &[][..],
             &["a=1"],
@@ -449,7 +460,7 @@ mod tests {
             seen = true;
             let value = value.trim().trim_matches('"');
             if !value.is_empty() {
-                found = SessionCookie::One(value);
+                found = SessionCookie::One(value.as_bytes());
             }
         }
         found
@@ -504,7 +515,7 @@ mod tests {
     #[test]
     fn session_digest_is_the_key_unhexed() {
         let key = session_key("abc");
-        assert_eq!(session_digest_of_key(&key), Some(session_digest("abc")));
+        assert_eq!(session_digest_of_key(&key), Some(session_digest(b"abc")));
         assert_eq!(session_digest_of_key("ab"), None);
         assert_eq!(session_digest_of_key(&"zz".repeat(32)), None);
     }
@@ -522,7 +533,11 @@ mod tests {
                 .map(|i| char::from(b'!' + (i % 90) as u8))
                 .collect();
             let reference = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
-            assert_eq!(session_digest(&value), reference.as_ref(), "{len}");
+            assert_eq!(
+                session_digest(value.as_bytes()),
+                reference.as_ref(),
+                "{len}"
+            );
         }
     }
 }

@@ -52,16 +52,28 @@ impl Histogram {
 
     /// Appends the `_bucket`, `_sum` and `_count` lines of `name{labels}`.
     pub fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
+        Self::render_sum(&[self], out, name, labels);
+    }
+
+    /// The same lines for the sum of several histograms, as if each duration had been
+    /// recorded in one: what lets a duration be recorded once where two series count it.
+    fn render_sum(parts: &[&Self], out: &mut String, name: &str, labels: &str) {
+        let total = |cell: &dyn Fn(&HistogramCells) -> &Counter| -> u64 {
+            parts
+                .iter()
+                .map(|part| part.stripes.sum_by(cell))
+                .fold(0, u64::wrapping_add)
+        };
+        let mut cumulative = 0u64;
         for index in 0..=BOUNDS_US.len() {
-            cumulative += self.stripes.sum_by(|cells| &cells.buckets[index]);
+            cumulative = cumulative.wrapping_add(total(&|cells| &cells.buckets[index]));
             let le = BOUNDS_US
                 .get(index)
                 .map(|us| format!("{}", *us as f64 / 1e6))
                 .unwrap_or_else(|| "+Inf".into());
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
         }
-        let sum = self.stripes.sum_by(|cells| &cells.sum_us) as f64 / 1e6;
+        let sum = total(&|cells| &cells.sum_us) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
     }
@@ -78,11 +90,17 @@ pub struct ListenerStats {
 impl ListenerStats {
     /// Records one answered request.
     pub fn record(&self, status: u16, elapsed: Duration) {
+        self.count(status);
+        self.latency.observe(elapsed);
+    }
+
+    /// Counts one answered request whose duration another histogram records (an authz
+    /// decision's: [`RequestMetrics::decided`]).
+    fn count(&self, status: u16) {
         let class = usize::from((status / 100).clamp(1, 5)) - 1;
         if let Some(counter) = self.classes.local().get(class) {
             counter.add(1);
         }
-        self.latency.observe(elapsed);
     }
 
     fn render(&self, out: &mut String, listener: &str) {
@@ -100,15 +118,29 @@ impl ListenerStats {
 /// Request metrics of both listeners.
 #[derive(Default)]
 pub struct RequestMetrics {
+    /// The authz listener's answers; its latency histogram holds only the answers that are
+    /// not decisions (the JWKS, `/metrics`, unknown routes), and is rendered summed with the
+    /// two below, so a decision's duration is recorded once.
     pub authz: ListenerStats,
     pub rest: ListenerStats,
     /// Latency of authz decisions that allowed.
-    pub allow_latency: Histogram,
+    allow_latency: Histogram,
     /// Latency of authz decisions that denied.
-    pub deny_latency: Histogram,
+    deny_latency: Histogram,
 }
 
 impl RequestMetrics {
+    /// Records one authz decision: its status and, once, its duration (in the allow or deny
+    /// histogram, which the listener's series includes).
+    pub fn decided(&self, status: u16, elapsed: Duration) {
+        self.authz.count(status);
+        if status == 200 {
+            self.allow_latency.observe(elapsed);
+        } else {
+            self.deny_latency.observe(elapsed);
+        }
+    }
+
     /// The Prometheus text of these metrics.
     pub fn render(&self, out: &mut String) {
         out.push_str("# TYPE barong_http_requests_total counter\n");
@@ -116,7 +148,8 @@ impl RequestMetrics {
         self.rest.render(out, "rest");
         out.push_str("# TYPE barong_http_request_duration_seconds histogram\n");
         let name = "barong_http_request_duration_seconds";
-        self.authz.latency.render(out, name, "listener=\"authz\"");
+        let authz = [&self.authz.latency, &self.allow_latency, &self.deny_latency];
+        Histogram::render_sum(&authz, out, name, "listener=\"authz\"");
         self.rest.latency.render(out, name, "listener=\"rest\"");
         out.push_str("# TYPE barong_authz_decision_duration_seconds histogram\n");
         let name = "barong_authz_decision_duration_seconds";
