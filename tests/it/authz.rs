@@ -264,6 +264,13 @@ impl Fixture {
         self.ask(method, path, &headers).await
     }
 
+    /// `GET` of the private path with these `Cookie` lines, byte for byte (`ask_raw`).
+    async fn with_cookie_lines(&self, lines: &[&str]) -> Answer {
+        let mut headers: Vec<(&str, &str)> = lines.iter().map(|line| ("cookie", *line)).collect();
+        headers.push(("user-agent", AGENT));
+        self.ask_raw("GET", PRIVATE, &headers).await
+    }
+
     async fn with_key(&self, path: &str, kid: &str, nonce: &str, signature: &str) -> Answer {
         self.ask(
             "GET",
@@ -359,6 +366,29 @@ async fn session_allows_with_a_token_verified_by_jwks(backend: Backend) {
     f.with_cookie("GET", PRIVATE, &cookie, &[])
         .await
         .assert_denied(401, "authz.user_not_active");
+}
+
+/// A `Cookie` line holding a byte outside ASCII is skipped whole, as `to_str` skipped it: the
+/// session in another line still counts, one inside it never does (nor as a repeat).
+async fn cookie_lines_outside_ascii_are_skipped_whole(backend: Backend) {
+    let f = fixture(backend, &[], &[]).await;
+    let user = create_user(f.store.as_ref(), "member", "active", false).await;
+    let (cookie, _) = open_session(f.store.as_ref(), &user, "127.0.0.1", 600).await;
+    let session = format!("_barong_session={cookie}");
+    let odd = format!("lang=\u{e9}; {session}");
+    let answer = f.with_cookie_lines(&[&session]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let answer = f.with_cookie_lines(&[&odd, &session]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    f.with_cookie_lines(&[&odd])
+        .await
+        .assert_denied(401, "authz.invalid_session");
+    // The same value quoted is the same session; quotes alone are no session.
+    let quoted = format!("_barong_session=\"{cookie}\"");
+    assert_eq!(f.with_cookie_lines(&[&quoted]).await.status, StatusCode::OK);
+    f.with_cookie_lines(&["_barong_session=\"\""])
+        .await
+        .assert_denied(401, "authz.invalid_session");
 }
 
 async fn missing_and_unknown_sessions(backend: Backend) {
@@ -1625,6 +1655,29 @@ async fn api_key_headers_and_deny_counters_under_attack(backend: Backend) {
     )
     .await
     .assert_denied(422, "authz.invalid_api_key_headers");
+    // A byte outside ASCII (obs-text, which a header value may carry) in any one of the three
+    // refuses the headers, as `to_str` would: never a nonce read up to it, nor a signature or
+    // kid compared without it. The same three in ASCII pass, so only that byte is judged.
+    let valid = [
+        ("x-auth-apikey", kid.as_str()),
+        ("x-auth-nonce", nonce),
+        ("x-auth-signature", signature),
+    ];
+    let answer = f.ask_raw("GET", PRIVATE, &valid).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    for (index, spelling) in [
+        (0, "{}\u{e9}"),
+        (1, "{}\u{e9}"),
+        (1, "\u{e9}{}"),
+        (2, "{}\u{e9}"),
+    ] {
+        let mut headers = valid;
+        let odd = spelling.replace("{}", headers[index].1);
+        headers[index].1 = &odd;
+        f.ask_raw("GET", PRIVATE, &headers)
+            .await
+            .assert_denied(422, "authz.invalid_api_key_headers");
+    }
     // Too many digits for a number: read as the largest one, far outside the window.
     let huge = "9".repeat(40);
     f.with_key(PRIVATE, &kid, &huge, &sign("HS256", &secret, &huge, &kid))
@@ -1659,7 +1712,8 @@ async fn api_key_headers_and_deny_counters_under_attack(backend: Backend) {
         ("authz.invalid_method", 1),
         ("authz.unexistent_apikey", 1),
         ("authz.invalid_signature", 1),
-        ("authz.invalid_api_key_headers", 1),
+        // The blank ones and the four outside ASCII.
+        ("authz.invalid_api_key_headers", 5),
         ("authz.nonce_expired", 1),
     ] {
         let line =
@@ -1832,6 +1886,7 @@ both_backends!(
     forwarded_addresses_only_from_trusted_proxies,
     session_allows_with_a_token_verified_by_jwks,
     missing_and_unknown_sessions,
+    cookie_lines_outside_ascii_are_skipped_whole,
     csrf_is_checked_on_state_changing_verbs,
     sessions_are_bound_to_agent_network_and_expiry,
     sliding_expiry_is_written_behind,
