@@ -173,8 +173,7 @@ impl Authz {
             Ok((path, override_method)) => {
                 let req = AuthzRequest {
                     method: input.method.clone(),
-                    api_key: input.present.api_key(),
-                    cookie: input.present.cookie(),
+                    present: input.present,
                     override_method,
                     path: &path,
                     query: input.query,
@@ -240,7 +239,7 @@ impl Authz {
         if let Some(outcome) = self.decide_lent(req) {
             return outcome;
         }
-        let holder = if req.api_key {
+        let holder = if req.present.api_key() {
             self.authenticate_api_key(req).await?
         } else {
             self.authenticate_session(req).await?
@@ -260,7 +259,7 @@ impl Authz {
             })?;
         Ok(Allow::Token {
             authorization,
-            api_key: req.api_key,
+            api_key: req.present.api_key(),
         })
     }
 

@@ -57,7 +57,7 @@ impl Authz {
     /// The decision on a request that is neither blocked nor public, from this thread's fronts
     /// alone; `None` when something it needs is not there or needs I/O.
     pub(super) fn decide_lent(&self, req: &AuthzRequest<'_>) -> Option<Result<Allow, Deny>> {
-        if req.api_key {
+        if req.present.api_key() {
             self.api_key_lent(req)
         } else {
             self.session_lent(req)
@@ -125,7 +125,7 @@ impl Authz {
     /// The digest of the request's one session cookie, `None` without one; a repeated cookie
     /// is refused (two servers could read different ones).
     fn session_digest(&self, req: &AuthzRequest<'_>) -> Result<Option<SessionDigest>, Deny> {
-        if !req.cookie {
+        if !req.present.cookie() {
             return Ok(None);
         }
         match session_cookie(req.headers, &self.settings.session_name) {
@@ -301,9 +301,9 @@ impl Authz {
 /// The three headers as `HeaderValue::to_str` accepts them, not blank. A `HeaderValue` holds
 /// only tab, space to `~` and bytes from 0x80, so `to_str` accepts exactly the ASCII ones; the
 /// nonce and the signature (77 bytes) are checked so, a word at a time, where `to_str` checks
-/// a byte at a time (about 250 instructions, eighteenth pass). The kid, short, goes through
-/// `to_str` for its `str`: `std::str::from_utf8` of 16 bytes costs more (117 instructions).
-/// ASCII trimming is then all trimming.
+/// a byte at a time (112 instructions fewer a key's decision, eighteenth pass). The kid,
+/// short, goes through `to_str` for its `str`: `std::str::from_utf8` of 16 bytes costs more
+/// (117 instructions). ASCII trimming is then all trimming.
 fn key_headers<'r>(req: &AuthzRequest<'r>) -> Result<KeyHeaders<'r>, Deny> {
     let [kid, nonce, signature] = request::api_key_headers(req.headers);
     let kid = kid.and_then(|v| v.to_str().ok());

@@ -95,10 +95,10 @@ pub struct AuthzRequest<'a> {
     pub method: Method,
     /// The verb a method-override header or `_method` asks the upstream to run instead.
     pub override_method: Option<Method>,
-    /// The request carries an API-key header: it authenticates with the key, not the cookie.
-    pub api_key: bool,
-    /// The request carries a `Cookie` header (`Present::cookie`).
-    pub cookie: bool,
+    /// Which optional headers the request carries (`Present::of`, made once by the front):
+    /// with an API-key header it authenticates with the key, not the cookie; without a
+    /// `Cookie` header no session cookie is looked for.
+    pub present: Present,
     /// The canonical original path (`path::canonical`), without leading slash and query, e.g.
     /// `api/v2/barong/resource/users/me`.
     pub path: &'a str,

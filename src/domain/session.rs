@@ -53,7 +53,7 @@ pub struct NewSession {
 pub enum SessionCookie<'a> {
     /// No cookie of that name, or an empty one.
     Absent,
-    /// Its value: visible ASCII (a `Cookie` header that is not is skipped whole), so
+    /// Its value: ASCII (a `Cookie` header that is not is skipped whole), so
     /// `std::str::from_utf8` of it never fails.
     One(&'a [u8]),
     /// The name more than once (in one `Cookie` header or several). Servers disagree on which
