@@ -53,8 +53,8 @@ pub struct NewSession {
 pub enum SessionCookie<'a> {
     /// No cookie of that name, or an empty one.
     Absent,
-    /// Its value: ASCII (a `Cookie` header that is not is skipped whole), so
-    /// `std::str::from_utf8` of it never fails.
+    /// Its value's bytes as sent. A session id is hex, so a value outside ASCII names no
+    /// session: it is looked up and missed like any other unknown one.
     One(&'a [u8]),
     /// The name more than once (in one `Cookie` header or several). Servers disagree on which
     /// copy wins (Rack keeps the first, others the last), so a request that has two is refused
@@ -64,9 +64,15 @@ pub enum SessionCookie<'a> {
 }
 
 /// The session cookie `name` among every `Cookie` header of a request: the one rule both
-/// listeners follow. A header whose value is not visible ASCII (what `HeaderValue::to_str`
-/// accepts) is skipped whole; each `;`-separated pair is split at its first `=`, and both sides
-/// are trimmed of spaces and tabs, the value of surrounding quotes too.
+/// listeners follow. Each `;`-separated pair is split at its first `=`, and both sides are
+/// trimmed of spaces and tabs, the value of surrounding quotes too.
+///
+/// Every header is read, whatever bytes it holds. A browser sends all of a site's cookies in
+/// one line, so a value outside ASCII in any of them (a language or a name a page's script set)
+/// once hid the session beside it, which Barong (Rack reads the line as it is) never did; and a
+/// skipped line could carry a second session that a server reading it would use. `;` and `=`
+/// are ASCII, and no byte from 0x80 equals them, so the pairs split alike whatever else a line
+/// holds.
 ///
 /// The same rule on `str` (`to_str`, `split`, `trim`) walked the header a character at a time,
 /// about 650 instructions of every cookie decision (`benches/instructions.sh`); here `memchr`
@@ -77,12 +83,7 @@ pub fn session_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCo
     let mut found = SessionCookie::Absent;
     let mut seen = false;
     for header in headers.get_all(http::header::COOKIE) {
-        // A `HeaderValue` holds only tab, space to `~`, and bytes from 0x80 (`from_bytes` and
-        // hyper's parser refuse the rest), so `to_str` accepts it exactly when it is ASCII.
         let bytes = header.as_bytes();
-        if !bytes.is_ascii() {
-            continue;
-        }
         let mut start = 0;
         while start <= bytes.len() {
             let end = memchr::memchr(b';', &bytes[start..]).map_or(bytes.len(), |i| start + i);
@@ -414,6 +415,24 @@ mod tests {
         assert_eq!(session_cookie(&one, name), SessionCookie::One(b"abc"));
         let quoted = cookies(&["_barong_session=\"abc\""]);
         assert_eq!(session_cookie(&quoted, name), SessionCookie::One(b"abc"));
+        // A line with bytes outside ASCII is read like any other: the session beside such a
+        // value counts, and so does one in it when another line has one too.
+        let lines = |lines: &[&[u8]]| {
+            let mut map = http::HeaderMap::new();
+            for line in lines {
+                map.append(
+                    http::header::COOKIE,
+                    http::HeaderValue::from_bytes(line).expect("value"),
+                );
+            }
+            map
+        };
+        let beside = lines(&["lang=fran\u{e7}ais; _barong_session=abc".as_bytes()]);
+        assert_eq!(session_cookie(&beside, name), SessionCookie::One(b"abc"));
+        let twice = lines(&[b"x=\xff; _barong_session=a", b"_barong_session=b"]);
+        assert_eq!(session_cookie(&twice, name), SessionCookie::Repeated);
+        let odd = lines(&[b"_barong_session=ab\xffc"]);
+        assert_eq!(session_cookie(&odd, name), SessionCookie::One(b"ab\xffc"));
         for absent in [
             &[][..],
             &["a=1"],
@@ -440,36 +459,45 @@ mod tests {
         }
     }
 
-    /// The rule as first written, on `str`: what `session_cookie` is held to.
+    /// The rule in the plainest words, with the slice methods: what `session_cookie` is held
+    /// to (it was first written on `str`, which skipped a line outside ASCII).
     fn session_cookie_oracle<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCookie<'a> {
         let mut found = SessionCookie::Absent;
         let mut seen = false;
         let pairs = headers
             .get_all(http::header::COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.split_once('='));
+            .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+            .filter_map(|pair| {
+                let eq = pair.iter().position(|b| *b == b'=')?;
+                Some((&pair[..eq], &pair[eq + 1..]))
+            });
         for (key, value) in pairs {
-            if key.trim() != name {
+            if key.trim_ascii() != name.as_bytes() {
                 continue;
             }
             if seen {
                 return SessionCookie::Repeated;
             }
             seen = true;
-            let value = value.trim().trim_matches('"');
+            let mut value = value.trim_ascii();
+            while let Some(rest) = value.strip_prefix(b"\"") {
+                value = rest;
+            }
+            while let Some(rest) = value.strip_suffix(b"\"") {
+                value = rest;
+            }
             if !value.is_empty() {
-                found = SessionCookie::One(value.as_bytes());
+                found = SessionCookie::One(value);
             }
         }
         found
     }
 
     #[test]
-    fn session_cookie_agrees_with_the_str_rule_on_every_short_spelling() {
+    fn session_cookie_agrees_with_the_plain_rule_on_every_short_spelling() {
         // Every header of up to 5 units over these, alone and beside a session cookie, with the
-        // name `n`: separators, blanks, quotes, a byte `to_str` refuses.
+        // name `n`: separators, blanks, quotes, a byte outside ASCII.
         const UNITS: [&[u8]; 10] = [
             b"n", b"=", b";", b" ", b"\t", b"\"", b"v", b"\xff", b"n=", b"nn",
         ];
