@@ -796,6 +796,24 @@ pub(crate) async fn signed_in_users_reach_the_upstream_with_a_jwt(proxy: Proxy) 
     assert_eq!(claims["role"], "member");
     assert_eq!(header_of(&seen, "cookie"), Some(cookie.as_str()));
 
+    // A browser sends all of a site's cookies in one line: a value outside ASCII beside the
+    // session (a language a page's script set) crosses the proxy and leaves the session whole.
+    let line = format!("lang=fran\u{e7}ais; {cookie}");
+    let (status, _, seen) = answer(
+        http.get(gateway.url("/api/v2/peatio/account/balances"))
+            .header(
+                "cookie",
+                reqwest::header::HeaderValue::from_bytes(line.as_bytes()).expect("value"),
+            )
+            .header("user-agent", AGENT)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert!(header_of(&seen, "authorization").is_some_and(|v| v.starts_with("Bearer ")));
+
     // Writes need the CSRF token, which the proxy passes to barong.
     let order = r#"{"market":"btcusd","side":"buy","volume":"1"}"#;
     let (status, _, body) = answer(
