@@ -70,20 +70,28 @@ pub enum SessionCookie<'a> {
 /// Every header is read, whatever bytes it holds. A browser sends all of a site's cookies in
 /// one line, so a value outside ASCII in any of them (a language or a name a page's script set)
 /// once hid the session beside it, which Barong (Rack reads the line as it is) never did; and a
-/// skipped line could carry a second session that a server reading it would use. `;` and `=`
-/// are ASCII, and no byte from 0x80 equals them, so the pairs split alike whatever else a line
-/// holds.
+/// skipped line could carry a second session that a server reading it would use. `;`, `,` and
+/// `=` are ASCII, and no byte from 0x80 equals them, so the pairs split alike whatever else a
+/// line holds.
 ///
-/// The same rule on `str` (`to_str`, `split`, `trim`) walked the header a character at a time,
-/// about 650 instructions of every cookie decision (`benches/instructions.sh`); here `memchr`
-/// finds the separators and the checks run a word at a time, on bytes: a `str` of the header
-/// would validate it as UTF-8 once more after the ASCII check, 144 instructions (eighteenth
-/// pass). The `str` form stays in the tests as the oracle.
+/// Rack before 3.0, Barong's own parser, splits at `,` as well as `;` and keeps the first of a
+/// repeated name: in `x=1,_barong_session=B; _barong_session=A` (a cookie value a sibling
+/// domain could set) it reads B where this rule reads A. A session name after a `,` therefore
+/// counts as one more session cookie, and the request carries a repeated one: refused by the
+/// decision, no session on the REST listener.
+///
+/// The rule was first written on `str` (`to_str`, `split`, `trim`), which walked the header a
+/// character at a time, about 650 instructions of every cookie decision
+/// (`benches/instructions.sh`); here `memchr` finds the separators. The tests hold it to the
+/// rule in the plainest words.
 pub fn session_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCookie<'a> {
     let mut found = SessionCookie::Absent;
     let mut seen = false;
     for header in headers.get_all(http::header::COOKIE) {
         let bytes = header.as_bytes();
+        if memchr::memchr(b',', bytes).is_some() && named_after_a_comma(bytes, name) {
+            return SessionCookie::Repeated;
+        }
         let mut start = 0;
         while start <= bytes.len() {
             let end = memchr::memchr(b';', &bytes[start..]).map_or(bytes.len(), |i| start + i);
@@ -106,6 +114,22 @@ pub fn session_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCo
         }
     }
     found
+}
+
+/// Whether a piece of `line` that starts after a `,` (up to the next `,` or `;`) is a pair
+/// named `name`: a session cookie to Rack 2 that the `;` pairs do not show as one.
+fn named_after_a_comma(line: &[u8], name: &str) -> bool {
+    let mut rest = line;
+    while let Some(comma) = memchr::memchr(b',', rest) {
+        rest = &rest[comma + 1..];
+        let piece = &rest[..memchr::memchr2(b',', b';', rest).unwrap_or(rest.len())];
+        if let Some(eq) = memchr::memchr(b'=', piece)
+            && piece[..eq].trim_ascii() == name.as_bytes()
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// `str::trim_matches('"')` on bytes: every leading and trailing `"`.
@@ -415,6 +439,12 @@ mod tests {
         assert_eq!(session_cookie(&one, name), SessionCookie::One(b"abc"));
         let quoted = cookies(&["_barong_session=\"abc\""]);
         assert_eq!(session_cookie(&quoted, name), SessionCookie::One(b"abc"));
+        // A `,` that no session name follows changes nothing.
+        let listed = cookies(&["lang=en,fr; _barong_session=abc,x=1"]);
+        assert_eq!(
+            session_cookie(&listed, name),
+            SessionCookie::One(b"abc,x=1")
+        );
         // A line with bytes outside ASCII is read like any other: the session beside such a
         // value counts, and so does one in it when another line has one too.
         let lines = |lines: &[&[u8]]| {
@@ -450,6 +480,10 @@ mod tests {
             &["_barong_session=A; _barong_session=A"],
             &["_barong_session=; _barong_session=B"],
             &["_barong_session=A;_barong_session =B"],
+            // Rack 2 splits at `,` too, and would read B in each.
+            &["x=1,_barong_session=B; _barong_session=A"],
+            &["_barong_session=A", "x=1, _barong_session=B"],
+            &["a,_barong_session=B"],
         ] {
             assert_eq!(
                 session_cookie(&cookies(repeated), name),
@@ -462,10 +496,28 @@ mod tests {
     /// The rule in the plainest words, with the slice methods: what `session_cookie` is held
     /// to (it was first written on `str`, which skipped a line outside ASCII).
     fn session_cookie_oracle<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCookie<'a> {
+        // Rack 2's reading: how many pieces split at `;` and `,` are named `name`, against
+        // how many pairs split at `;` alone are.
+        let named = |line: &[u8], separators: &[u8]| {
+            line.split(|b| separators.contains(b))
+                .filter(|piece| {
+                    piece
+                        .iter()
+                        .position(|b| *b == b'=')
+                        .is_some_and(|eq| piece[..eq].trim_ascii() == name.as_bytes())
+                })
+                .count()
+        };
+        let lines = headers.get_all(http::header::COOKIE);
+        if lines
+            .iter()
+            .any(|line| named(line.as_bytes(), b";,") > named(line.as_bytes(), b";"))
+        {
+            return SessionCookie::Repeated;
+        }
         let mut found = SessionCookie::Absent;
         let mut seen = false;
-        let pairs = headers
-            .get_all(http::header::COOKIE)
+        let pairs = lines
             .iter()
             .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
             .filter_map(|pair| {
@@ -497,9 +549,9 @@ mod tests {
     #[test]
     fn session_cookie_agrees_with_the_plain_rule_on_every_short_spelling() {
         // Every header of up to 5 units over these, alone and beside a session cookie, with the
-        // name `n`: separators, blanks, quotes, a byte outside ASCII.
+        // name `n`: separators (Rack's `,` too), blanks, quotes, a byte outside ASCII.
         const UNITS: [&[u8]; 10] = [
-            b"n", b"=", b";", b" ", b"\t", b"\"", b"v", b"\xff", b"n=", b"nn",
+            b"n", b"=", b";", b",", b" ", b"\t", b"\"", b"v", b"\xff", b"n=",
         ];
         let mut spellings: Vec<Vec<u8>> = vec![Vec::new()];
         let mut frontier = spellings.clone();

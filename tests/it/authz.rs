@@ -370,7 +370,8 @@ async fn session_allows_with_a_token_verified_by_jwks(backend: Backend) {
 
 /// A `Cookie` line holding a byte outside ASCII is read like any other: a browser sends all of
 /// a site's cookies in one line, so the session beside a value such as `lang=fran\u{e7}ais`
-/// counts (as in Barong), and a second session in such a line is a repeat, refused.
+/// counts (as in Barong), and a second session in such a line is a repeat, refused; so is one
+/// that Rack would find after a `,`.
 async fn cookie_lines_outside_ascii_are_read_like_any_other(backend: Backend) {
     let f = fixture(backend, &[], &[]).await;
     let user = create_user(f.store.as_ref(), "member", "active", false).await;
@@ -386,6 +387,14 @@ async fn cookie_lines_outside_ascii_are_read_like_any_other(backend: Backend) {
     f.with_cookie_lines(&[&other, session])
         .await
         .assert_denied(401, "authz.invalid_session");
+    // Rack 2 (Barong's parser) splits at `,` as well: a session name after one is a second
+    // session cookie, refused; a `,` in a value that no name follows changes nothing.
+    let tossed = format!("x=1,_barong_session={}; {session}", "ab".repeat(16));
+    f.with_cookie_lines(&[&tossed])
+        .await
+        .assert_denied(401, "authz.invalid_session");
+    let listed = format!("lang=en,fr; {session}");
+    assert_eq!(f.with_cookie_lines(&[&listed]).await.status, StatusCode::OK);
     // A value outside ASCII names no session.
     f.with_cookie_lines(&[&format!("{session}\u{e9}")])
         .await
