@@ -74,11 +74,12 @@ pub enum SessionCookie<'a> {
 /// `=` are ASCII, and no byte from 0x80 equals them, so the pairs split alike whatever else a
 /// line holds.
 ///
-/// Rack before 3.0, Barong's own parser, splits at `,` as well as `;` and keeps the first of a
-/// repeated name: in `x=1,_barong_session=B; _barong_session=A` (a cookie value a sibling
-/// domain could set) it reads B where this rule reads A. A session name after a `,` therefore
-/// counts as one more session cookie, and the request carries a repeated one: refused by the
-/// decision, no session on the REST listener.
+/// Rack before 2.1.4 and 2.2.3 (the fix of CVE-2020-8184, which a Barong of its time may run;
+/// older Node parsers too) splits at `,` as well as `;` and keeps the first of a repeated
+/// name: in `x=1,_barong_session=B; _barong_session=A` (a cookie value a sibling domain could
+/// set) it reads B where this rule reads A. A session name after a `,` therefore counts as one
+/// more session cookie, and the request carries a repeated one: refused by the decision, no
+/// session on the REST listener.
 ///
 /// The rule was first written on `str` (`to_str`, `split`, `trim`), which walked the header a
 /// character at a time, about 650 instructions of every cookie decision
@@ -117,7 +118,8 @@ pub fn session_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCo
 }
 
 /// Whether a piece of `line` that starts after a `,` (up to the next `,` or `;`) is a pair
-/// named `name`: a session cookie to Rack 2 that the `;` pairs do not show as one.
+/// named `name`: a session cookie to a parser that splits at `,` too (an older Rack), which
+/// the `;` pairs do not show as one.
 fn named_after_a_comma(line: &[u8], name: &str) -> bool {
     let mut rest = line;
     while let Some(comma) = memchr::memchr(b',', rest) {
@@ -480,7 +482,7 @@ mod tests {
             &["_barong_session=A; _barong_session=A"],
             &["_barong_session=; _barong_session=B"],
             &["_barong_session=A;_barong_session =B"],
-            // Rack 2 splits at `,` too, and would read B in each.
+            // An older Rack splits at `,` too, and would read B in each.
             &["x=1,_barong_session=B; _barong_session=A"],
             &["_barong_session=A", "x=1, _barong_session=B"],
             &["a,_barong_session=B"],
@@ -496,7 +498,7 @@ mod tests {
     /// The rule in the plainest words, with the slice methods: what `session_cookie` is held
     /// to (it was first written on `str`, which skipped a line outside ASCII).
     fn session_cookie_oracle<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCookie<'a> {
-        // Rack 2's reading: how many pieces split at `;` and `,` are named `name`, against
+        // An older Rack's reading: how many pieces split at `;` and `,` are named `name`, against
         // how many pairs split at `;` alone are.
         let named = |line: &[u8], separators: &[u8]| {
             line.split(|b| separators.contains(b))

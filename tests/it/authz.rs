@@ -387,7 +387,7 @@ async fn cookie_lines_outside_ascii_are_read_like_any_other(backend: Backend) {
     f.with_cookie_lines(&[&other, session])
         .await
         .assert_denied(401, "authz.invalid_session");
-    // Rack 2 (Barong's parser) splits at `,` as well: a session name after one is a second
+    // An older Rack (CVE-2020-8184) splits at `,` as well: a session name after one is a second
     // session cookie, refused; a `,` in a value that no name follows changes nothing.
     let tossed = format!("x=1,_barong_session={}; {session}", "ab".repeat(16));
     f.with_cookie_lines(&[&tossed])

@@ -257,7 +257,7 @@ async fn user_lifecycle(backend: Backend) {
         errors(&["identity.user.active_or_doesnt_exist"]),
     );
 
-    // A session name after a `,` (Rack 2, Barong's parser, would read that one) is a second
+    // A session name after a `,` (an older Rack would read that one) is a second
     // session cookie: the request carries none, and the session stays.
     expect(
         &api.logout(Some(&format!("{session},_barong_session={signup_cookie}")))
