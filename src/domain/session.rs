@@ -90,7 +90,7 @@ pub fn session_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> SessionCo
     let mut seen = false;
     for header in headers.get_all(http::header::COOKIE) {
         let bytes = header.as_bytes();
-        if memchr::memchr(b',', bytes).is_some() && named_after_a_comma(bytes, name) {
+        if named_after_a_comma(bytes, name) {
             return SessionCookie::Repeated;
         }
         let mut start = 0;
