@@ -262,10 +262,11 @@ mod tests {
                     let kid: String = (0..kid_len)
                         .map(|i| (b'a' + (i % 26) as u8) as char)
                         .collect();
-                    let nonce = b"1700000000000";
+                    let nonce = "1700000000000";
                     let sig = hex::encode(
-                        hmac::sign(&reference, format!("1700000000000{kid}").as_bytes()).as_ref(),
+                        hmac::sign(&reference, format!("{nonce}{kid}").as_bytes()).as_ref(),
                     );
+                    let nonce = nonce.as_bytes();
                     assert!(
                         signature_matches(&key, nonce, &kid, sig.as_bytes()),
                         "{name} {secret_len} {kid_len}"

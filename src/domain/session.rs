@@ -56,10 +56,11 @@ pub enum SessionCookie<'a> {
     /// Its value's bytes as sent. A session id is hex, so a value outside ASCII names no
     /// session: it is looked up and missed like any other unknown one.
     One(&'a [u8]),
-    /// The name more than once (in one `Cookie` header or several). Servers disagree on which
-    /// copy wins (Rack keeps the first, others the last), so a request that has two is refused
-    /// by the decision and carries no session on the REST listener: the session that was judged
-    /// is always the one that is used, logged out or refreshed.
+    /// The name more than once (in one `Cookie` header or several, or once after a `,`: see
+    /// [`session_cookie`]). Servers disagree on which copy wins (Rack keeps the first, others
+    /// the last), so a request that has two is refused by the decision and carries no session
+    /// on the REST listener: the session that was judged is always the one that is used,
+    /// logged out or refreshed.
     Repeated,
 }
 
